@@ -1,0 +1,133 @@
+"""One small filesystem interface over local paths, ``file://`` and ``hdfs://`` URIs.
+
+``get_filesystem(uri)`` returns the filesystem that serves ``uri``; every method takes the full
+URI (or local path) again, so callers can pass URIs around as plain strings. Writes are atomic:
+the bytes go to a temporary sibling name that is then renamed into place.
+"""
+
+import abc
+import logging
+import os
+import posixpath
+import uuid
+from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
+
+SCHEMES = ("", "file", "hdfs")
+
+
+def split_scheme(uri):
+    """Return the scheme of ``uri``: ``""`` for a local path, else ``"file"`` or ``"hdfs"``.
+
+    Raises
+    ------
+    ValueError
+        If the scheme is not one of ``SCHEMES``.
+    """
+    uri = os.fspath(uri)
+    if "://" not in uri:
+        return ""
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme not in SCHEMES:
+        raise ValueError(
+            f"{uri}: unsupported URI scheme {scheme!r}; expected a local path, file:// or hdfs://"
+        )
+    return scheme
+
+
+def join(uri, *names):
+    """Join ``names`` onto the directory ``uri`` (local path or URI) with ``/``."""
+    uri = os.fspath(uri)
+    if split_scheme(uri) == "":
+        return os.path.join(uri, *names)
+    return posixpath.join(uri, *names)
+
+
+def parent(uri):
+    """Return the parent directory of ``uri`` (local path or URI)."""
+    uri = os.fspath(uri).rstrip("/")
+    if split_scheme(uri) == "":
+        return os.path.dirname(uri) or "."
+    return posixpath.dirname(uri)
+
+
+def basename(uri):
+    """Return the last component of ``uri`` (local path or URI)."""
+    return posixpath.basename(os.fspath(uri).rstrip("/"))
+
+
+def temp_sibling(uri):
+    """Return a hidden, unique name next to ``uri`` for writing before an atomic rename."""
+    return join(parent(uri), f".{basename(uri)}.tmp-{uuid.uuid4().hex[:12]}")
+
+
+class FileSystem(abc.ABC):
+    """Operations on one kind of storage; every method takes a full URI or local path."""
+
+    @abc.abstractmethod
+    def read_bytes(self, uri):
+        """Return the whole content of the file ``uri``; FileNotFoundError if it is missing."""
+
+    @abc.abstractmethod
+    def write_bytes(self, uri, data):
+        """Write ``data`` to ``uri`` atomically (temporary sibling, then rename).
+
+        Parent directories are created; an existing file at ``uri`` is replaced.
+        """
+
+    @abc.abstractmethod
+    def exists(self, uri):
+        """Return True if a file or directory exists at ``uri``."""
+
+    @abc.abstractmethod
+    def isdir(self, uri):
+        """Return True if ``uri`` is an existing directory."""
+
+    @abc.abstractmethod
+    def listdir(self, uri):
+        """Return the sorted names in directory ``uri``; FileNotFoundError if it is missing."""
+
+    @abc.abstractmethod
+    def makedirs(self, uri):
+        """Create directory ``uri`` and its parents; no error if it exists."""
+
+    @abc.abstractmethod
+    def delete(self, uri, recursive=False):
+        """Delete the file or directory ``uri``; a non-empty directory needs ``recursive``.
+
+        FileNotFoundError if nothing exists at ``uri``.
+        """
+
+    @abc.abstractmethod
+    def rename(self, src, dst):
+        """Rename ``src`` to ``dst``; FileExistsError if ``dst`` exists.
+
+        The rename is atomic where the filesystem offers it (local POSIX and HDFS).
+        """
+
+    @abc.abstractmethod
+    def size(self, uri):
+        """Return the size in bytes of the file ``uri``; FileNotFoundError if it is missing."""
+
+
+def get_filesystem(uri):
+    """Return the :class:`FileSystem` serving ``uri``.
+
+    Parameters
+    ----------
+    uri : str or os.PathLike
+        A local path, a ``file://`` URI or an ``hdfs://host:port/path`` URI.
+
+    Returns
+    -------
+    FileSystem
+    """
+    scheme = split_scheme(uri)
+    if scheme == "hdfs":
+        from storage.hdfs_fs import hdfs_filesystem
+
+        return hdfs_filesystem(uri)
+    from storage.local_fs import LOCAL
+
+    return LOCAL

@@ -1,0 +1,91 @@
+"""The local filesystem behind plain paths and ``file://`` URIs."""
+
+import errno
+import logging
+import os
+import shutil
+from urllib.parse import unquote, urlsplit
+
+from storage.filesystem import FileSystem, temp_sibling
+
+logger = logging.getLogger(__name__)
+
+
+def local_path(uri):
+    """Return the local path of a plain path or ``file://`` URI."""
+    uri = os.fspath(uri)
+    if uri.startswith("file://"):
+        parts = urlsplit(uri)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(
+                f"{uri}: file:// URIs must name a local path (file:///path); "
+                f"found host {parts.netloc!r}"
+            )
+        return unquote(parts.path)
+    if "://" in uri:
+        raise ValueError(f"{uri}: not a local path or file:// URI")
+    return uri
+
+
+class LocalFileSystem(FileSystem):
+    """Local disk; atomic writes by ``os.replace`` of a fsync'ed temporary sibling."""
+
+    def read_bytes(self, uri):
+        with open(local_path(uri), "rb") as f:
+            return f.read()
+
+    def write_bytes(self, uri, data):
+        path = local_path(uri)
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        tmp = temp_sibling(path)
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def exists(self, uri):
+        return os.path.exists(local_path(uri))
+
+    def isdir(self, uri):
+        return os.path.isdir(local_path(uri))
+
+    def listdir(self, uri):
+        return sorted(os.listdir(local_path(uri)))
+
+    def makedirs(self, uri):
+        os.makedirs(local_path(uri), exist_ok=True)
+
+    def delete(self, uri, recursive=False):
+        path = local_path(uri)
+        if os.path.isdir(path) and not os.path.islink(path):
+            if recursive:
+                shutil.rmtree(path)
+            else:
+                os.rmdir(path)
+        else:
+            os.unlink(path)
+
+    def rename(self, src, dst):
+        src_path, dst_path = local_path(src), local_path(dst)
+        if not os.path.lexists(src_path):
+            raise FileNotFoundError(errno.ENOENT, "rename source does not exist", src_path)
+        if os.path.lexists(dst_path):
+            raise FileExistsError(errno.EEXIST, "rename destination already exists", dst_path)
+        os.rename(src_path, dst_path)
+
+    def size(self, uri):
+        path = local_path(uri)
+        if os.path.isdir(path):
+            raise IsADirectoryError(errno.EISDIR, "size() needs a file", path)
+        return os.path.getsize(path)
+
+
+LOCAL = LocalFileSystem()
