@@ -1,0 +1,425 @@
+"""Generalised linear models: parameter layout, label encoding and mergeable partial sums.
+
+The objective the driver minimises is
+
+    f(theta) = (1 / sum_i s_i) * sum_i s_i * l(y_i, eta_i) + (l2 / 2) * ||w||^2
+
+with ``eta_i = x_i @ w + b``. This module computes the data part as *sums* over a block of rows
+(:class:`PartialSums`); the driver divides by the total weight and adds the regulariser, using
+:meth:`Model.penalty_mask` to leave intercepts unpenalised.
+
+Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logistic`` and
+``poisson``, ``theta = [w_1, ..., w_d, b]`` (or ``[w_1, ..., w_d]`` without intercept); for
+``softmax`` with ``K`` classes, ``theta`` is the row-major ravel of a ``(K, d + 1)`` (or
+``(K, d)``) matrix whose row ``k`` is ``[w_k, b_k]``.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.losses import (
+    LogisticLoss,
+    MultinomialLoss,
+    PoissonLoss,
+    SquaredLoss,
+    log_softmax,
+    sigmoid,
+)
+
+MODELS = ("linear", "logistic", "softmax", "poisson")
+
+
+@dataclass
+class PartialSums:
+    """Weighted sums of loss, gradient and Hessian over a block of rows, at ``m`` points.
+
+    Attributes
+    ----------
+    weight : float
+        ``sum_i s_i`` over the block.
+    loss : ndarray of shape (m,)
+        ``sum_i s_i * l_i`` at each parameter point.
+    grad : ndarray of shape (m, p)
+        ``sum_i s_i * grad_theta l_i`` at each parameter point.
+    hess : ndarray of shape (m, p, p) or None
+        ``sum_i s_i * hess_theta l_i`` at each parameter point, or None if not requested.
+    """
+
+    weight: float
+    loss: np.ndarray
+    grad: np.ndarray
+    hess: np.ndarray | None = None
+
+    def to_vector(self):
+        """Flatten to ``[weight, loss..., grad..., hess...]``.
+
+        Returns
+        -------
+        ndarray of shape (1 + m + m*p [+ m*p*p],), float64
+            Adding two such vectors elementwise gives the vector of the union of the blocks.
+        """
+        parts = [np.array([self.weight]), self.loss.ravel(), self.grad.ravel()]
+        if self.hess is not None:
+            parts.append(self.hess.ravel())
+        return np.concatenate(parts).astype(np.float64, copy=False)
+
+    @classmethod
+    def from_vector(cls, v, m, p, hessian):
+        """Rebuild partial sums from :meth:`to_vector` output (or a sum of such vectors).
+
+        Parameters
+        ----------
+        v : array_like of shape (1 + m + m*p [+ m*p*p],)
+            Flat vector.
+        m : int
+            Number of parameter points.
+        p : int
+            Number of parameters.
+        hessian : bool
+            Whether `v` carries Hessians.
+
+        Returns
+        -------
+        PartialSums
+        """
+        v = np.asarray(v, dtype=np.float64)
+        expected = _vector_length(m, p, hessian)
+        if v.ndim != 1 or v.size != expected:
+            raise ValueError(
+                f"PartialSums vector for m={m}, p={p}, hessian={hessian} must be 1-D of length "
+                f"{expected}. Got shape {v.shape} instead."
+            )
+        grad_end = 1 + m + m * p
+        hess = v[grad_end:].reshape(m, p, p) if hessian else None
+        return cls(float(v[0]), v[1 : 1 + m].copy(), v[1 + m : grad_end].reshape(m, p), hess)
+
+    @classmethod
+    def zeros(cls, m, p, hessian):
+        """Partial sums of an empty block: all zeros, Hessian of shape (m, p, p) if requested."""
+        hess = np.zeros((m, p, p)) if hessian else None
+        return cls(0.0, np.zeros(m), np.zeros((m, p)), hess)
+
+
+def _vector_length(m, p, hessian):
+    return 1 + m + m * p + (m * p * p if hessian else 0)
+
+
+class Model:
+    """A linear predictor ``eta = X @ W.T + b`` combined with a pointwise loss.
+
+    Build it with :func:`make_model`. The model stores settings only, never data.
+
+    Attributes
+    ----------
+    kind : str
+        One of :data:`MODELS`.
+    n_features : int
+        Number of features ``d``.
+    classes : list of float or None
+        Sorted distinct class labels for ``logistic`` and ``softmax``, None otherwise.
+    n_classes : int or None
+        ``len(classes)`` or None.
+    fit_intercept : bool
+        Whether each output has an intercept.
+    n_outputs : int
+        Margins per row: ``K`` for ``softmax``, 1 otherwise.
+    n_params : int
+        Length ``p`` of the parameter vector: ``n_outputs * (d + fit_intercept)``.
+    loss : object
+        The pointwise loss from :mod:`engine.losses`.
+    """
+
+    def __init__(self, kind, n_features, loss, classes, fit_intercept):
+        self.kind = kind
+        self.n_features = n_features
+        self.loss = loss
+        self.classes = classes
+        self.n_classes = None if classes is None else len(classes)
+        self.fit_intercept = fit_intercept
+        self.n_outputs = loss.n_outputs
+        self.n_params = self.n_outputs * (n_features + int(fit_intercept))
+
+    def __repr__(self):
+        return (
+            f"Model(kind={self.kind!r}, n_features={self.n_features}, classes={self.classes}, "
+            f"fit_intercept={self.fit_intercept})"
+        )
+
+    def encode_labels(self, y_raw):
+        """Convert raw float labels to what the loss expects.
+
+        Parameters
+        ----------
+        y_raw : array_like of shape (n,)
+            Raw labels.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            ``linear``: the labels as float64; ``poisson``: the labels as float64, all >= 0;
+            ``logistic``: 1.0 where the label is ``classes[1]``, 0.0 where it is ``classes[0]``;
+            ``softmax``: int64 index into ``classes``.
+
+        Raises
+        ------
+        ValueError
+            If a label is not finite, negative for ``poisson``, or not one of ``classes``.
+        """
+        y = np.asarray(y_raw, dtype=np.float64)
+        if y.ndim != 1:
+            raise ValueError(f"Labels must be 1-D of shape (n,). Got shape {y.shape} instead.")
+        bad = ~np.isfinite(y)
+        if self.kind == "poisson":
+            bad |= y < 0
+        if self.classes is not None:
+            allowed = np.asarray(self.classes)
+            index = np.minimum(np.searchsorted(allowed, y), len(allowed) - 1)
+            bad |= allowed[index] != y
+        if np.any(bad):
+            raise ValueError(
+                f"Label {float(y[np.argmax(bad)])!r} is not valid for model {self.kind!r}: "
+                f"{self._allowed_labels()}."
+            )
+        if self.kind == "logistic":
+            return index.astype(np.float64)
+        if self.kind == "softmax":
+            return index.astype(np.int64)
+        return y
+
+    def _allowed_labels(self):
+        if self.classes is not None:
+            return f"labels must be one of the classes {self.classes}"
+        if self.kind == "poisson":
+            return "labels must be finite and >= 0"
+        return "labels must be finite"
+
+    def partial_sums(self, X, y, w, thetas, *, hessian=False):
+        """Weighted sums of loss, gradient and (optionally) Hessian over a block, at m points.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d), float64 or float32
+            Features; computations are in float64.
+        y : ndarray of shape (n,)
+            Labels encoded by :meth:`encode_labels`.
+        w : ndarray of shape (n,) or None
+            Non-negative sample weights; None means all ones.
+        thetas : ndarray of shape (m, p)
+            Parameter points, e.g. the trial points of a line search, evaluated in one pass.
+        hessian : bool, default False
+            Also return Hessian sums (p x p per point; meant for small p).
+
+        Returns
+        -------
+        PartialSums
+            With ``loss`` (m,), ``grad`` (m, p) and ``hess`` (m, p, p) or None.
+        """
+        Xa = self._augmented(X)
+        n = Xa.shape[0]
+        thetas = self._check_thetas(thetas)
+        s = self._check_weights(w, n)
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"Labels must have shape ({n},) to match X. Got {y.shape} instead.")
+        m = thetas.shape[0]
+        if n == 0:
+            return PartialSums.zeros(m, self.n_params, hessian)
+        eta = self._margins(Xa, thetas)
+        loss = self.loss.value(y, eta) @ s
+        g = self.loss.gradient(y, eta)
+        if self.n_outputs == 1:
+            grad = (g * s) @ Xa
+        else:
+            gs = (g * s[:, None]).transpose(1, 0, 2).reshape(n, m * self.n_outputs)
+            grad = (gs.T @ Xa).reshape(m, self.n_params)
+        hess = None
+        if hessian:
+            h = self.loss.hessian(y, eta)
+            hess = np.stack([self._hessian_sum(Xa, s, h_j) for h_j in h])
+        return PartialSums(float(s.sum()), loss, grad, hess)
+
+    def decision_function(self, X, theta):
+        """Margins ``eta`` at one parameter point.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Features.
+        theta : ndarray of shape (p,)
+            Parameters.
+
+        Returns
+        -------
+        ndarray of shape (n,), or (n, K) for ``softmax``
+        """
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape != (self.n_params,):
+            raise ValueError(
+                f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
+            )
+        return self._margins(self._augmented(X), theta[None, :])[0]
+
+    def predict(self, X, theta):
+        """Predictions at one parameter point.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d)
+            Features.
+        theta : ndarray of shape (p,)
+            Parameters.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``"prediction"`` (n,) always: the mean for ``linear`` and ``poisson`` (``exp(eta)``),
+            the predicted class label (float, from ``classes``) for classifiers; ``logistic``
+            adds ``"probability"`` (n,) of ``classes[1]``, ``softmax`` adds
+            ``"probabilities"`` (n, K).
+        """
+        eta = self.decision_function(X, theta)
+        if self.kind == "linear":
+            return {"prediction": eta}
+        if self.kind == "poisson":
+            with np.errstate(over="ignore"):
+                return {"prediction": np.exp(eta)}
+        classes = np.asarray(self.classes, dtype=np.float64)
+        if self.kind == "logistic":
+            return {"prediction": classes[(eta > 0).astype(np.intp)], "probability": sigmoid(eta)}
+        return {
+            "prediction": classes[np.argmax(eta, axis=1)],
+            "probabilities": np.exp(log_softmax(eta)),
+        }
+
+    def penalty_mask(self):
+        """Which parameters the l2 term penalises.
+
+        Returns
+        -------
+        ndarray of shape (p,), float64
+            1.0 for coefficients, 0.0 for intercepts.
+        """
+        mask = np.ones((self.n_outputs, self.n_features + int(self.fit_intercept)))
+        if self.fit_intercept:
+            mask[:, -1] = 0.0
+        return mask.ravel()
+
+    def _augmented(self, X):
+        """Features as float64 (n, d + fit_intercept), with a trailing column of ones."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(
+                f"X must have shape (n, {self.n_features}) for {self!r}. Got {X.shape} instead."
+            )
+        if not self.fit_intercept:
+            return X.astype(np.float64, copy=False)
+        Xa = np.empty((X.shape[0], self.n_features + 1))
+        Xa[:, :-1] = X
+        Xa[:, -1] = 1.0
+        return Xa
+
+    def _check_thetas(self, thetas):
+        thetas = np.asarray(thetas, dtype=np.float64)
+        if thetas.ndim != 2 or thetas.shape[1] != self.n_params:
+            raise ValueError(
+                f"thetas must have shape (m, {self.n_params}) for {self!r}. "
+                f"Got {thetas.shape} instead."
+            )
+        return thetas
+
+    @staticmethod
+    def _check_weights(w, n):
+        if w is None:
+            return np.ones(n)
+        s = np.asarray(w, dtype=np.float64)
+        if s.shape != (n,) or not np.all(np.isfinite(s) & (s >= 0)):
+            raise ValueError(
+                f"Sample weights must be finite, >= 0 and of shape ({n},). "
+                f"Got shape {s.shape} with min {s.min() if s.size else None} instead."
+            )
+        return s
+
+    def _margins(self, Xa, thetas):
+        """Margins at m points: (m, n), or (m, n, K) for multi-output models."""
+        m = thetas.shape[0]
+        coef = thetas.reshape(m * self.n_outputs, Xa.shape[1])
+        eta = Xa @ coef.T
+        if self.n_outputs == 1:
+            return eta.T
+        return eta.reshape(Xa.shape[0], m, self.n_outputs).transpose(1, 0, 2)
+
+    def _hessian_sum(self, Xa, s, h):
+        """Sum of weighted Hessians at one point, (p, p).
+
+        For one output, ``h`` (n,) is ``d2l/deta2`` and the sum is ``Xa.T @ diag(s h) @ Xa``.
+        For ``K`` outputs, ``h`` (n, K) holds the probabilities ``P`` and the Hessian is the sum
+        over rows of ``(diag(p_i) - p_i p_i^T) kron (x_i x_i^T)``.
+        """
+        if self.n_outputs == 1:
+            return Xa.T @ (Xa * (s * h)[:, None])
+        n, q = Xa.shape
+        k = self.n_outputs
+        B = (h[:, :, None] * Xa[:, None, :]).reshape(n, k * q)
+        Bs = B * s[:, None]
+        hess = -(B.T @ Bs)
+        diag_blocks = (Xa.T @ Bs).reshape(q, k, q)
+        for c in range(k):
+            hess[c * q : (c + 1) * q, c * q : (c + 1) * q] += diag_blocks[:, c, :]
+        return 0.5 * (hess + hess.T)
+
+
+def make_model(kind, n_features, *, classes=None, fit_intercept=True):
+    """Build a :class:`Model`.
+
+    Parameters
+    ----------
+    kind : {"linear", "logistic", "softmax", "poisson"}
+        Model family: squared loss, binary logistic, multinomial logistic, Poisson with log link.
+    n_features : int
+        Number of features ``d`` (>= 1).
+    classes : list of float or None
+        Class labels; required for ``logistic`` (exactly 2) and ``softmax`` (at least 2), must
+        be None for ``linear`` and ``poisson``. Stored sorted, like scikit-learn's ``classes_``.
+    fit_intercept : bool, default True
+        Whether to fit an intercept per output.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    ValueError
+        For an unknown kind, a bad feature count, or classes that do not fit the kind.
+    """
+    if kind not in MODELS:
+        raise ValueError(f"The 'kind' parameter must be one of {MODELS}. Got {kind!r} instead.")
+    if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or (
+        n_features < 1
+    ):
+        raise ValueError(f"The 'n_features' parameter must be an int >= 1. Got {n_features!r}.")
+    if kind in ("linear", "poisson"):
+        if classes is not None:
+            raise ValueError(
+                f"Model {kind!r} takes no classes (classes=None). Got classes={classes!r}."
+            )
+        loss = SquaredLoss() if kind == "linear" else PoissonLoss()
+        return Model(kind, int(n_features), loss, None, bool(fit_intercept))
+    found = _check_classes(kind, classes)
+    loss = LogisticLoss() if kind == "logistic" else MultinomialLoss(len(found))
+    return Model(kind, int(n_features), loss, found, bool(fit_intercept))
+
+
+def _check_classes(kind, classes):
+    """Sorted distinct finite classes with the count `kind` needs, else ValueError."""
+    found = [] if classes is None else [float(c) for c in classes]
+    count_ok = len(found) == 2 if kind == "logistic" else len(found) >= 2
+    if not count_ok:
+        allowed = "exactly 2" if kind == "logistic" else "at least 2"
+        raise ValueError(
+            f"Model {kind!r} needs {allowed} classes. Got {len(found)} classes: {classes!r}."
+        )
+    if len(set(found)) != len(found) or not np.all(np.isfinite(found)):
+        raise ValueError(f"Classes of model {kind!r} must be distinct and finite. Got {classes!r}.")
+    return sorted(found)
