@@ -218,7 +218,7 @@ class Model:
         Xa = self._augmented(X)
         n = Xa.shape[0]
         thetas = self._check_thetas(thetas)
-        s = self._check_weights(w, n)
+        s = sample_weights(w, n)
         y = np.asarray(y)
         if y.shape != (n,):
             raise ValueError(f"Labels must have shape ({n},) to match X. Got {y.shape} instead.")
@@ -328,18 +328,6 @@ class Model:
             )
         return thetas
 
-    @staticmethod
-    def _check_weights(w, n):
-        if w is None:
-            return np.ones(n)
-        s = np.asarray(w, dtype=np.float64)
-        if s.shape != (n,) or not np.all(np.isfinite(s) & (s >= 0)):
-            raise ValueError(
-                f"Sample weights must be finite, >= 0 and of shape ({n},). "
-                f"Got shape {s.shape} with min {s.min() if s.size else None} instead."
-            )
-        return s
-
     def _margins(self, Xa, thetas):
         """Margins at m points: (m, n), or (m, n, K) for multi-output models."""
         m = thetas.shape[0]
@@ -367,6 +355,37 @@ class Model:
         for c in range(k):
             hess[c * q : (c + 1) * q, c * q : (c + 1) * q] += diag_blocks[:, c, :]
         return 0.5 * (hess + hess.T)
+
+
+def sample_weights(w, n):
+    """Validate sample weights.
+
+    Parameters
+    ----------
+    w : array_like of shape (n,) or None
+        Sample weights; None means all ones.
+    n : int
+        Number of rows.
+
+    Returns
+    -------
+    ndarray of shape (n,), float64
+        The weights, all finite and >= 0.
+
+    Raises
+    ------
+    ValueError
+        If the shape is not (n,) or a weight is negative or not finite.
+    """
+    if w is None:
+        return np.ones(n)
+    s = np.asarray(w, dtype=np.float64)
+    if s.shape != (n,) or not np.all(np.isfinite(s) & (s >= 0)):
+        raise ValueError(
+            f"Sample weights must be finite, >= 0 and of shape ({n},). "
+            f"Got shape {s.shape} with min {s.min() if s.size else None} instead."
+        )
+    return s
 
 
 def make_model(kind, n_features, *, classes=None, fit_intercept=True):
