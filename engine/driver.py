@@ -1,0 +1,144 @@
+"""The driver loop: one data pass per iteration, an optimizer step, a checkpoint, a convergence check.
+
+:func:`optimize` knows nothing of MapReduce or storage: it calls ``evaluate(points, hessian)`` for a data
+pass and ``on_iteration(status)`` after each update (the trainer checkpoints there). Everything the loop
+decides depends only on the :class:`LoopStatus` it checkpoints, so a run resumed from a checkpoint takes
+exactly the same steps as one that was never interrupted.
+"""
+
+import logging
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Consecutive passes in which no trial point decreased the objective before the loop gives up.
+MAX_REJECTED_PASSES = 4
+
+
+class LoopStatus(NamedTuple):
+    """Everything the loop needs to continue: checkpointed after every pass.
+
+    Attributes
+    ----------
+    state : NamedTuple
+        The optimizer's state.
+    iteration : int
+        Optimizer iterations done (the first pass, which only evaluates the starting point, is 0).
+    passes : int
+        Data passes (MapReduce jobs) done.
+    history : tuple of float
+        Objective after each accepted iteration, starting point first.
+    rejected : int
+        Consecutive passes whose trial points were all rejected.
+    """
+
+    state: tuple
+    iteration: int
+    passes: int
+    history: tuple
+    rejected: int
+
+
+class Progress(NamedTuple):
+    """One line of progress, handed to the callback after every pass."""
+
+    iteration: int
+    objective: float
+    grad_norm: float
+    step: float
+    seconds: float
+    passes: int
+    accepted: bool
+
+
+def grad_norm(status):
+    """Max-norm of the objective's gradient at the current point."""
+    return float(np.max(np.abs(status.state.grad), initial=0.0))
+
+
+def stop_reason(status, *, max_iter, tol, gtol):
+    """Why the loop should stop now, or None to go on.
+
+    Returns
+    -------
+    tuple (str, bool) or None
+        The reason and whether it counts as converged.
+    """
+    if not status.state.evaluated:
+        return None
+    if grad_norm(status) <= gtol:
+        return "gradient norm <= gtol", True
+    history = status.history
+    if status.iteration > 0 and status.rejected == 0 and len(history) >= 2:
+        change = abs(history[-2] - history[-1]) / max(abs(history[-2]), abs(history[-1]), 1.0)
+        if change <= tol:
+            return "relative objective change <= tol", True
+    if status.rejected >= MAX_REJECTED_PASSES:
+        return "line search found no decrease", False
+    if status.iteration >= max_iter:
+        return "max_iter reached", False
+    return None
+
+
+def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=None, callback=None):
+    """Run ``optimizer`` from ``status`` until :func:`stop_reason` says stop.
+
+    Parameters
+    ----------
+    optimizer : object with ``trial_points``, ``update``, ``needs_hessian``
+    evaluate : callable ``(points: ndarray (m, p), hessian: bool) -> list[Evaluation]``
+        One data pass.
+    status : LoopStatus
+        Where to start: :func:`initial_status` or a resumed checkpoint.
+    max_iter : int
+    tol : float
+        Relative objective change that counts as converged.
+    gtol : float
+        Gradient max-norm that counts as converged.
+    on_iteration : callable ``(LoopStatus) -> None``, optional
+        Called after every pass (checkpointing).
+    callback : callable ``(Progress) -> None``, optional
+        Called after every pass (progress display).
+
+    Returns
+    -------
+    status : LoopStatus
+    reason : str
+    converged : bool
+    """
+    while True:
+        verdict = stop_reason(status, max_iter=max_iter, tol=tol, gtol=gtol)
+        if verdict is not None:
+            return (status, *verdict)
+        started = time.perf_counter()
+        first_pass = not status.state.evaluated
+        points = optimizer.trial_points(status.state)
+        evaluations = evaluate(points, optimizer.needs_hessian)
+        state, step = optimizer.update(status.state, evaluations)
+        status = LoopStatus(
+            state=state,
+            iteration=status.iteration + (0 if first_pass else 1),
+            passes=status.passes + 1,
+            history=status.history + ((state.value,) if step.accepted else ()),
+            rejected=0 if step.accepted else status.rejected + 1,
+        )
+        if on_iteration is not None:
+            on_iteration(status)
+        progress = Progress(
+            status.iteration, state.value, grad_norm(status), step.size,
+            time.perf_counter() - started, status.passes, step.accepted,
+        )
+        log.info(
+            "iteration %d  objective %.12g  |grad| %.3e  step %.3e  %.2fs",
+            progress.iteration, progress.objective, progress.grad_norm, progress.step, progress.seconds,
+        )
+        if callback is not None:
+            callback(progress)
+
+
+def initial_status(optimizer, x0):
+    """The loop status before any pass: ``x0`` not yet evaluated."""
+    return LoopStatus(optimizer.init(x0), 0, 0, (), 0)

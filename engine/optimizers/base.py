@@ -1,0 +1,91 @@
+"""What every optimizer shares: evaluations, the one-pass line search, and state serialization.
+
+An optimizer is an ``(init, trial_points, update)`` triple over an immutable ``NamedTuple`` state (the
+optax shape, with the line search made explicit because every data pass is a MapReduce job):
+
+1. ``state = opt.init(x0)`` — nothing evaluated yet;
+2. ``points = opt.trial_points(state)`` — shape (m, p): the points whose objective the next data pass
+   computes, all in the same pass (the current point first, then the line-search trial points);
+3. ``state, step = opt.update(state, evaluations)`` — one :class:`Evaluation` per point.
+
+The state holds only arrays, floats and ints, so it goes into a checkpoint and comes back bit for bit.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+#: Sufficient-decrease constant of the Armijo condition.
+ARMIJO_C1 = 1e-4
+
+
+class Evaluation(NamedTuple):
+    """The full objective (mean loss + penalty) at one point.
+
+    Attributes
+    ----------
+    value : float
+    grad : ndarray, shape (p,)
+    hess : ndarray, shape (p, p), or None when the pass computed no Hessian
+    """
+
+    value: float
+    grad: np.ndarray
+    hess: np.ndarray | None = None
+
+
+class Step(NamedTuple):
+    """What one update did: ``accepted`` is False when no trial point decreased the objective enough."""
+
+    accepted: bool
+    size: float
+
+
+def first_armijo(f0, slope, steps, evaluations):
+    """Index of the first trial point that satisfies the Armijo condition, or None.
+
+    Parameters
+    ----------
+    f0 : float
+        Objective at the current point.
+    slope : float
+        Directional derivative ``g·d`` at the current point (negative for a descent direction).
+    steps : sequence of float, length m
+        Step sizes of the trial points ``x + steps[j] * d``.
+    evaluations : sequence of Evaluation, length m
+    """
+    for j, (alpha, evaluation) in enumerate(zip(steps, evaluations, strict=True)):
+        if np.isfinite(evaluation.value) and evaluation.value <= f0 + ARMIJO_C1 * alpha * slope:
+            return j
+    return None
+
+
+def state_to_record(state):
+    """Split a state into checkpoint arrays (floats and arrays, exact) and JSON scalars (ints).
+
+    Returns
+    -------
+    arrays : dict[str, ndarray]
+    scalars : dict[str, int]
+    """
+    arrays, scalars = {}, {}
+    for name, value in state._asdict().items():
+        if isinstance(value, int | np.integer) and not isinstance(value, bool):
+            scalars[name] = int(value)
+        else:
+            arrays[name] = np.asarray(value, dtype=np.float64)
+    return arrays, scalars
+
+
+def state_from_record(state_class, arrays, scalars):
+    """Inverse of :func:`state_to_record`: 0-d arrays come back as Python floats."""
+    fields = {}
+    for name in state_class._fields:
+        if name in scalars:
+            fields[name] = int(scalars[name])
+        elif name in arrays:
+            value = np.asarray(arrays[name], dtype=np.float64)
+            fields[name] = float(value) if value.ndim == 0 else value
+        else:
+            raise ValueError(f"The checkpoint's optimizer state has no field {name!r}.")
+    return state_class(**fields)

@@ -1,0 +1,113 @@
+"""L-BFGS with its line search evaluated in the same data pass.
+
+The direction comes from the classic two-loop recursion over the last ``memory`` pairs
+``(s, y) = (x_{k+1} - x_k, g_{k+1} - g_k)``, scaled by ``γ = s·y / y·y`` of the newest pair (the first
+direction is the normalised negative gradient). Each pass evaluates ``x + α d`` for ``α = scale·(1, 1/2,
+1/4, 1/10)`` and takes the first point that satisfies the Armijo condition, so a well-scaled quasi-Newton
+step costs exactly one pass. If none qualifies the point stays and ``scale`` shrinks twentyfold; a pair
+with too little curvature (``s·y ≤ 1e-10 ‖s‖‖y‖``) is not stored.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from engine.optimizers.base import Step, first_armijo
+
+STEP_FACTORS = (1.0, 0.5, 0.25, 0.1)
+
+
+class LBFGSState(NamedTuple):
+    x: np.ndarray
+    value: float
+    grad: np.ndarray
+    s: np.ndarray  # (k, p) newest last
+    y: np.ndarray  # (k, p)
+    scale: float
+    evaluated: int
+
+
+def two_loop_direction(grad, s, y):
+    """``-H grad`` for the L-BFGS inverse-Hessian approximation given by the pairs ``(s, y)``.
+
+    Parameters
+    ----------
+    grad : ndarray, shape (p,)
+    s, y : ndarray, shape (k, p), oldest first
+
+    Returns
+    -------
+    ndarray, shape (p,)
+    """
+    if len(s) == 0:
+        norm = float(np.linalg.norm(grad))
+        return -grad / norm if norm > 0 else -grad
+    q = grad.copy()
+    rho = 1.0 / np.einsum("ij,ij->i", s, y)
+    alphas = np.empty(len(s))
+    for i in range(len(s) - 1, -1, -1):
+        alphas[i] = rho[i] * (s[i] @ q)
+        q -= alphas[i] * y[i]
+    q *= (s[-1] @ y[-1]) / (y[-1] @ y[-1])
+    for i in range(len(s)):
+        beta = rho[i] * (y[i] @ q)
+        q += (alphas[i] - beta) * s[i]
+    return -q
+
+
+class LBFGS:
+    """Limited-memory BFGS, one data pass per iteration.
+
+    Parameters
+    ----------
+    memory : int
+        Number of ``(s, y)`` pairs kept. Default: 10.
+    """
+
+    name = "lbfgs"
+    needs_hessian = False
+    State = LBFGSState
+
+    def __init__(self, memory=10):
+        if memory < 1:
+            raise ValueError(f"The 'memory' parameter of LBFGS must be an int >= 1. Got {memory!r} instead.")
+        self.memory = memory
+
+    def init(self, x0):
+        x0 = np.asarray(x0, dtype=np.float64)
+        empty = np.zeros((0, x0.size))
+        return LBFGSState(x0, float("nan"), np.zeros_like(x0), empty, empty.copy(), 1.0, 0)
+
+    def _direction(self, state):
+        direction = two_loop_direction(state.grad, state.s, state.y)
+        if not direction @ state.grad < 0:
+            direction = two_loop_direction(state.grad, state.s[:0], state.y[:0])
+        return direction
+
+    def _steps(self, state):
+        return [state.scale * factor for factor in STEP_FACTORS]
+
+    def trial_points(self, state):
+        if not state.evaluated:
+            return state.x[None, :]
+        direction = self._direction(state)
+        return np.stack([state.x + alpha * direction for alpha in self._steps(state)])
+
+    def update(self, state, evaluations):
+        if not state.evaluated:
+            (first,) = evaluations
+            return state._replace(value=first.value, grad=first.grad, evaluated=1), Step(True, 0.0)
+        direction = self._direction(state)
+        steps = self._steps(state)
+        best = first_armijo(state.value, float(state.grad @ direction), steps, evaluations)
+        if best is None:
+            return state._replace(scale=state.scale / 20.0), Step(False, 0.0)
+        x_new = state.x + steps[best] * direction
+        s_new = x_new - state.x
+        y_new = evaluations[best].grad - state.grad
+        s, y = state.s, state.y
+        if s_new @ y_new > 1e-10 * np.linalg.norm(s_new) * np.linalg.norm(y_new):
+            s = np.vstack([s, s_new])[-self.memory :]
+            y = np.vstack([y, y_new])[-self.memory :]
+        new = LBFGSState(x_new, evaluations[best].value, evaluations[best].grad, s, y, 1.0, 1)
+        return new, Step(True, steps[best] * float(np.linalg.norm(direction)))

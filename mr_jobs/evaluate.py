@@ -1,0 +1,20 @@
+"""Evaluate job: mergeable metric sums (accuracy, log-loss, confusion matrix, AUC histogram, errors).
+
+Each mapper reads one Parquet partition and computes :func:`engine.metrics.metric_partials` at the shipped
+parameters (``--params`` holds one point); the reducer adds the partitions' sums in partition order; the
+driver turns the total into metrics with :func:`engine.metrics.finalize_metrics`.
+"""
+
+from engine.metrics import metric_partials
+from mr_jobs.partition_job import PartitionSumJob
+
+
+class MREvaluate(PartitionSumJob):
+    """Sum of metric statistics over all partitions at one parameter point."""
+
+    def partial_vector(self, X, y, w):
+        return metric_partials(self.model, X, y, w, self.thetas[0])
+
+
+if __name__ == "__main__":
+    MREvaluate.run()

@@ -1,0 +1,158 @@
+"""Shared shape of mrtrain's jobs: one mapper per dataset partition, sums added in partition order.
+
+The job input is a *partition list* written by the driver: one line per partition,
+``PARTITION_ID<TAB>URI<TAB>SHA256``. Each mapper reads the partitions named on its lines itself, through
+:mod:`storage` (local disk or ``hdfs://`` over WebHDFS), so the same job runs on the inline, local and
+hadoop runners. On Hadoop, ``NLineInputFormat`` gives every line its own map task; Hadoop streaming then
+prefixes the line with its byte offset, which :func:`parse_partition_line` ignores.
+
+Subclasses define :meth:`PartitionSumJob.partial_vector`, the 1-D float64 vector of sums one partition
+contributes. The reducer adds the vectors of all partitions **in partition-id order**, whatever order the
+shuffle delivered them in, so the total is bitwise the same on every runner.
+"""
+
+import json
+import logging
+import os
+
+import numpy as np
+from mrjob.job import MRJob
+from mrjob.protocol import RawValueProtocol
+from mrjob.step import MRStep
+
+from engine.models import make_model
+from mr_jobs.protocols import TaggedVectorProtocol
+from storage.dataset import read_partition
+
+log = logging.getLogger(__name__)
+
+#: Environment variable naming a partition id whose first map attempt fails on purpose (fault tests).
+FAULT_PARTITION_ENV = "MRTRAIN_FAULT_FAIL_PARTITION"
+
+
+def parse_partition_line(line):
+    """Split one partition-list line into ``(partition_id, uri, sha256)``.
+
+    Leading fields (Hadoop's byte offset under ``NLineInputFormat``) are ignored.
+    """
+    fields = line.rstrip("\r\n").split("\t")
+    if len(fields) < 3:
+        raise ValueError(f"A partition-list line needs ID<TAB>URI<TAB>SHA256. Got {line!r}.")
+    partition_id, uri, sha256 = fields[-3:]
+    return int(partition_id), uri, sha256
+
+
+def format_partition_line(partition_id, uri, sha256):
+    """Inverse of :func:`parse_partition_line`."""
+    for name, value in (("uri", uri), ("sha256", sha256)):
+        if "\t" in value or "\n" in value:
+            raise ValueError(f"A partition {name} may not contain tabs or newlines. Got {value!r}.")
+    return f"{int(partition_id)}\t{uri}\t{sha256}"
+
+
+def split_shards(vector, n_shards):
+    """Cut ``vector`` into ``n_shards`` contiguous pieces (the last ones may be one shorter)."""
+    return np.array_split(vector, n_shards)
+
+
+def _attempt_number():
+    attempt_id = os.environ.get("mapreduce_task_attempt_id", "")
+    tail = attempt_id.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class PartitionJob(MRJob):
+    """Base job: the input is a partition list; each mapper reads the partitions on its lines."""
+
+    INPUT_PROTOCOL = RawValueProtocol
+    HADOOP_INPUT_FORMAT = "org.apache.hadoop.mapred.lib.NLineInputFormat"
+    JOBCONF = {"mapreduce.input.lineinputformat.linespermap": 1}
+
+    def configure_args(self):
+        super().configure_args()
+        self.add_file_arg(
+            "--task", help="JSON file describing the model and the job's settings (written by the driver)"
+        )
+        self.add_file_arg("--params", help=".npy file of parameter points, shape (m, p)")
+
+    def mapper_init_load_task(self):
+        with open(self.options.task, encoding="utf-8") as handle:
+            self.task = json.load(handle)
+        spec = self.task["model"]
+        self.model = make_model(
+            spec["kind"],
+            spec["n_features"],
+            classes=spec["classes"],
+            fit_intercept=spec["fit_intercept"],
+        )
+        self.thetas = np.load(self.options.params, allow_pickle=False)
+
+    def read_partition_line(self, line):
+        """Read the partition named on one input line.
+
+        Returns
+        -------
+        partition_id : int
+        uri : str
+        X : ndarray, shape (n, d)
+        y_raw : ndarray, shape (n,), labels as stored
+        w : ndarray, shape (n,), or None
+        """
+        partition_id, uri, sha256 = parse_partition_line(line)
+        self.increment_counter("mrtrain", "partitions read")
+        if os.environ.get(FAULT_PARTITION_ENV) == str(partition_id) and _attempt_number() == 0:
+            raise RuntimeError(f"{uri}: failing the first attempt on purpose ({FAULT_PARTITION_ENV})")
+        X, y_raw, w = read_partition(uri, expected_sha256=sha256, n_features=self.model.n_features)
+        self.increment_counter("mrtrain", "rows read", len(y_raw))
+        return partition_id, uri, X, y_raw, w
+
+
+class PartitionSumJob(PartitionJob):
+    """Map each partition to a vector of sums; add the vectors in partition order."""
+
+    INTERNAL_PROTOCOL = TaggedVectorProtocol
+    OUTPUT_PROTOCOL = TaggedVectorProtocol
+
+    def steps(self):
+        return [
+            MRStep(
+                mapper_init=self.mapper_init_load_task,
+                mapper=self.mapper_partition_sums,
+                reducer=self.reducer_sum_in_partition_order,
+            )
+        ]
+
+    def mapper_partition_sums(self, _, line):
+        partition_id, uri, X, y_raw, w = self.read_partition_line(line)
+        try:
+            y = self.model.encode_labels(y_raw)
+        except ValueError as error:
+            raise ValueError(f"{uri}: {error}") from None
+        vector = self.partial_vector(X, y, w)
+        for shard, piece in enumerate(split_shards(vector, self.task.get("shards", 1))):
+            yield str(shard), (partition_id, piece)
+
+    def partial_vector(self, X, y, w):
+        """The vector of sums one partition contributes. Override in subclasses.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n, d)
+        y : ndarray, shape (n,), encoded labels
+        w : ndarray, shape (n,), or None
+
+        Returns
+        -------
+        ndarray, shape (k,), float64
+        """
+        raise NotImplementedError
+
+    def reducer_sum_in_partition_order(self, shard, tagged_vectors):
+        ordered = sorted(tagged_vectors, key=lambda tagged: tagged[0])
+        ids = [partition_id for partition_id, _ in ordered]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"Shard {shard} received a partition twice: ids {ids}.")
+        total = ordered[0][1].copy()
+        for _, vector in ordered[1:]:
+            total += vector
+        yield shard, (len(ordered), total)

@@ -1,0 +1,54 @@
+"""Predict job: score every partition and write one Parquet output partition per input partition.
+
+Map-only. Each mapper reads one partition, computes the model's predictions (and class probabilities), and
+writes ``part-NNNNN.parquet`` into the shipped output directory itself (atomically, through
+:mod:`storage`), so predictions never travel through the driver. The mapper emits
+``(partition id, rows written)`` for the driver's manifest of the output.
+"""
+
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from mrjob.protocol import JSONProtocol
+from mrjob.step import MRStep
+
+from mr_jobs.partition_job import PartitionJob
+from storage.filesystem import get_filesystem, join
+
+
+def predictions_table(model, X, y_raw, theta):
+    """Arrow table of predictions for one block: ``label`` plus the model's prediction columns.
+
+    Matrices (softmax ``probabilities``, shape (n, K)) become ``fixed_size_list<float64>[K]`` columns.
+    """
+    columns = {"label": pa.array(y_raw, type=pa.float64())}
+    for name, values in model.predict(X, theta).items():
+        if values.ndim == 2:
+            flat = pa.array(values.astype("float64").ravel(), type=pa.float64())
+            columns[name] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+        else:
+            columns[name] = pa.array(values.astype("float64"), type=pa.float64())
+    return pa.table(columns)
+
+
+class MRPredict(PartitionJob):
+    """Write predictions for every partition; output ``(partition id, rows)``."""
+
+    OUTPUT_PROTOCOL = JSONProtocol
+
+    def steps(self):
+        return [MRStep(mapper_init=self.mapper_init_load_task, mapper=self.mapper_write_predictions)]
+
+    def mapper_write_predictions(self, _, line):
+        partition_id, _uri, X, y_raw, _w = self.read_partition_line(line)
+        table = predictions_table(self.model, X, y_raw, self.thetas[0])
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        destination = join(self.task["output"], f"part-{partition_id:05d}.parquet")
+        get_filesystem(destination).write_bytes(destination, buffer.getvalue())
+        yield partition_id, table.num_rows
+
+
+if __name__ == "__main__":
+    MRPredict.run()
