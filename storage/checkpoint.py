@@ -1,0 +1,306 @@
+"""Checkpoints: one self-describing Parquet file per iteration, ``ckpt-000012.parquet``.
+
+Storage knows nothing of models: a checkpoint is an iteration number, named float64 arrays of
+any shape (exact bits round-trip) and a JSON-able ``meta`` dict. The table has one row per
+array with columns ``name: string``, ``shape: list<int64>``, ``values: list<float64>``; the
+Parquet file's key-value metadata holds a format tag, the iteration, the meta JSON and a sha256 over
+the canonical bytes of all of it. Loading never unpickles: only Parquet, JSON and raw floats.
+"""
+
+import hashlib
+import io
+import json
+import logging
+import re
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from storage.errors import CheckpointError
+from storage.filesystem import get_filesystem, join
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "mrtrain-checkpoint"
+VERSION = 1
+NAME_PATTERN = re.compile(r"^ckpt-(\d{6,})\.parquet$")
+_KEY_FORMAT = b"mrtrain.format"
+_KEY_VERSION = b"mrtrain.version"
+_KEY_ITERATION = b"mrtrain.iteration"
+_KEY_META = b"mrtrain.meta"
+_KEY_SHA256 = b"mrtrain.sha256"
+SCHEMA = pa.schema([
+    ("name", pa.string()),
+    ("shape", pa.list_(pa.int64())),
+    ("values", pa.list_(pa.float64())),
+])
+
+__all__ = [
+    "Checkpoint", "CheckpointError", "checkpoint_name", "latest_checkpoint", "list_checkpoints",
+    "load_checkpoint", "save_checkpoint",
+]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint.
+
+    Attributes
+    ----------
+    iteration : int
+    arrays : dict of str to ndarray (float64, any shape)
+    meta : dict
+    uri : str
+    """
+
+    iteration: int
+    arrays: dict
+    meta: dict
+    uri: str
+
+
+def checkpoint_name(iteration):
+    """Return the file name of iteration ``iteration``, e.g. ``ckpt-000012.parquet``."""
+    return f"ckpt-{iteration:06d}.parquet"
+
+
+def _meta_json(meta):
+    return json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
+
+
+def content_checksum(iteration, arrays, meta_json):
+    """Return the sha256 hex digest of the canonical bytes of a checkpoint's content.
+
+    Parameters
+    ----------
+    iteration : int
+    arrays : dict of str to ndarray (float64)
+        Hashed in sorted name order: name, shape, then the raw little-endian float64 bytes.
+    meta_json : bytes
+        The canonical meta JSON.
+    """
+    digest = hashlib.sha256()
+    digest.update(FORMAT.encode() + struct.pack("<q", iteration))
+    for name in sorted(arrays):
+        value = arrays[name]
+        encoded = name.encode()
+        digest.update(struct.pack("<Q", len(encoded)) + encoded)
+        digest.update(struct.pack(f"<Q{value.ndim}q", value.ndim, *value.shape))
+        digest.update(value.astype("<f8", copy=False).tobytes())
+    digest.update(struct.pack("<Q", len(meta_json)) + meta_json)
+    return digest.hexdigest()
+
+
+def _validate_inputs(iteration, arrays, meta, keep):
+    if isinstance(iteration, bool) or not isinstance(iteration, int | np.integer) or iteration < 0:
+        raise ValueError(f"The 'iteration' parameter must be an int >= 0. Got {iteration!r} instead.")
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
+        raise ValueError(f"The 'keep' parameter must be an int >= 1 or None. Got {keep!r} instead.")
+    if not isinstance(meta, dict):
+        raise ValueError(f"The 'meta' parameter must be a dict. Got {type(meta).__name__} instead.")
+    out = {}
+    for name, value in arrays.items():
+        if not isinstance(name, str):
+            raise ValueError(f"Checkpoint array names must be str. Got {name!r} instead.")
+        value = np.asarray(value)
+        if value.dtype.kind not in "fiu":
+            raise ValueError(f"Checkpoint array {name!r} must be real numeric (stored as float64). "
+                             f"Got dtype {value.dtype} instead.")
+        out[name] = np.array(value, dtype=np.float64, order="C")
+    try:
+        meta_json = _meta_json(meta)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"The 'meta' parameter must be JSON-serializable: {exc}") from exc
+    return int(iteration), out, meta_json
+
+
+def encode_checkpoint(iteration, arrays, meta_json):
+    """Return the Parquet bytes of a checkpoint (validated inputs; see ``save_checkpoint``)."""
+    names = sorted(arrays)
+    table = pa.table({
+        "name": pa.array(names, pa.string()),
+        "shape": pa.array([list(arrays[n].shape) for n in names], pa.list_(pa.int64())),
+        "values": pa.array([arrays[n].reshape(-1) for n in names], pa.list_(pa.float64())),
+    })
+    table = table.replace_schema_metadata({
+        _KEY_FORMAT: FORMAT.encode(),
+        _KEY_VERSION: str(VERSION).encode(),
+        _KEY_ITERATION: str(iteration).encode(),
+        _KEY_META: meta_json,
+        _KEY_SHA256: content_checksum(iteration, arrays, meta_json).encode(),
+    })
+    sink = io.BytesIO()
+    pq.write_table(table, sink, use_dictionary=False, write_statistics=False, write_page_checksum=True)
+    return sink.getvalue()
+
+
+def save_checkpoint(directory, iteration, arrays, meta, *, keep=None):
+    """Write ``ckpt-<iteration>.parquet`` into ``directory`` atomically.
+
+    Parameters
+    ----------
+    directory : str
+        Checkpoint directory (local or ``hdfs://``); created if missing.
+    iteration : int
+        Iteration number >= 0; an existing checkpoint of the same iteration is replaced.
+    arrays : dict of str to array_like
+        Real numeric arrays of any shape, stored as float64 bit-exactly.
+    meta : dict
+        JSON-serializable; floats round-trip exactly.
+    keep : int, optional
+        After a successful write, delete all but the newest ``keep`` checkpoints.
+
+    Returns
+    -------
+    str
+        The URI of the written file.
+    """
+    iteration, arrays, meta_json = _validate_inputs(iteration, arrays, meta, keep)
+    uri = join(str(directory), checkpoint_name(iteration))
+    fs = get_filesystem(uri)
+    fs.write_bytes(uri, encode_checkpoint(iteration, arrays, meta_json))
+    logger.debug("wrote checkpoint %s", uri)
+    if keep is not None:
+        for old_iteration, old_uri in list_checkpoints(directory)[:-keep]:
+            fs.delete(old_uri)
+            logger.debug("deleted old checkpoint %s (iteration %d)", old_uri, old_iteration)
+    return uri
+
+
+def _metadata_value(metadata, key, uri):
+    if key not in metadata:
+        raise CheckpointError(uri, f"missing metadata key {key.decode()!r}; not an mrtrain "
+                                   "checkpoint")
+    try:
+        return metadata[key].decode()
+    except UnicodeDecodeError as exc:
+        raise CheckpointError(uri, f"metadata {key.decode()!r} is not UTF-8") from exc
+
+
+def _decode_header(metadata, uri):
+    metadata = metadata or {}
+    fmt = _metadata_value(metadata, _KEY_FORMAT, uri)
+    if fmt != FORMAT:
+        raise CheckpointError(uri, f"wrong format tag: expected {FORMAT!r}, found {fmt!r}")
+    version = _metadata_value(metadata, _KEY_VERSION, uri)
+    if version != str(VERSION):
+        raise CheckpointError(uri, f"unsupported version: expected {VERSION}, found {version!r}")
+    iteration_text = _metadata_value(metadata, _KEY_ITERATION, uri)
+    if not iteration_text.isdigit():
+        raise CheckpointError(uri, f"iteration: expected an int >= 0, found {iteration_text!r}")
+    meta_text = _metadata_value(metadata, _KEY_META, uri)
+    try:
+        meta = json.loads(meta_text)
+    except ValueError as exc:
+        raise CheckpointError(uri, f"meta is not valid JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(uri, f"meta: expected a JSON object, found {type(meta).__name__}")
+    return int(iteration_text), meta, _metadata_value(metadata, _KEY_SHA256, uri)
+
+
+def _decode_arrays(table, uri):
+    for field in SCHEMA:
+        if field.name not in table.column_names:
+            raise CheckpointError(uri, f"missing column {field.name!r}; found {table.column_names}")
+        found = table.schema.field(field.name).type
+        same_list = (pa.types.is_list(found) and pa.types.is_list(field.type)
+                     and found.value_type == field.type.value_type)
+        if found != field.type and not same_list:
+            raise CheckpointError(uri, f"column {field.name!r}: expected {field.type}, "
+                                       f"found {found}")
+    if table.num_columns != len(SCHEMA):
+        raise CheckpointError(uri, f"expected columns {SCHEMA.names}, found {table.column_names}")
+    columns = {f.name: table.column(f.name).combine_chunks() for f in SCHEMA}
+    for name, column in columns.items():
+        nulls = column.null_count + (column.values.null_count if name != "name" else 0)
+        if nulls:
+            raise CheckpointError(uri, f"column {name!r} has {nulls} null values")
+    names = columns["name"].to_pylist()
+    if len(set(names)) != len(names):
+        raise CheckpointError(uri, f"duplicate array names in {names}")
+    arrays = {}
+    for i, name in enumerate(names):
+        shape = tuple(columns["shape"][i].values.to_numpy())
+        values = columns["values"][i].values.to_numpy(zero_copy_only=False)
+        if any(s < 0 for s in shape) or int(np.prod(shape)) != len(values):
+            raise CheckpointError(uri, f"array {name!r}: shape {list(shape)} does not match "
+                                       f"{len(values)} values")
+        arrays[name] = np.array(values, dtype=np.float64).reshape(shape)
+    return arrays
+
+
+def decode_checkpoint(data, uri):
+    """Decode and verify checkpoint bytes; see :func:`load_checkpoint`."""
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
+        metadata = parquet.metadata.metadata
+        table = parquet.read()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(uri, f"not a readable Parquet file (truncated or corrupt?): "
+                                   f"{reason}") from exc
+    iteration, meta, expected = _decode_header(metadata, uri)
+    arrays = _decode_arrays(table, uri)
+    found = content_checksum(iteration, arrays, _meta_json(meta))
+    if found != expected:
+        raise CheckpointError(uri, f"content checksum mismatch: expected {expected}, "
+                                   f"found {found}")
+    return Checkpoint(iteration, arrays, meta, uri)
+
+
+def load_checkpoint(uri):
+    """Load and verify one checkpoint file.
+
+    Parameters
+    ----------
+    uri : str
+        A ``ckpt-*.parquet`` file (local or ``hdfs://``).
+
+    Returns
+    -------
+    Checkpoint
+
+    Raises
+    ------
+    CheckpointError
+        Unreadable, truncated, wrong format, wrong schema or content checksum mismatch.
+    FileNotFoundError
+        If the file does not exist.
+    """
+    uri = str(uri)
+    return decode_checkpoint(get_filesystem(uri).read_bytes(uri), uri)
+
+
+def list_checkpoints(directory):
+    """Return ``[(iteration, uri), ...]`` of the checkpoint files in ``directory``, sorted.
+
+    A missing directory has no checkpoints.
+    """
+    directory = str(directory)
+    fs = get_filesystem(directory)
+    if not fs.isdir(directory):
+        return []
+    found = []
+    for name in fs.listdir(directory):
+        match = NAME_PATTERN.match(name)
+        if match:
+            found.append((int(match.group(1)), join(directory, name)))
+    return sorted(found)
+
+
+def latest_checkpoint(directory):
+    """Return the newest valid checkpoint in ``directory``, or None if there is none.
+
+    An invalid newer checkpoint is skipped with one warning naming the file and the reason.
+    """
+    for _, uri in reversed(list_checkpoints(directory)):
+        try:
+            return load_checkpoint(uri)
+        except CheckpointError as exc:
+            logger.warning("skipping invalid checkpoint %s: %s", exc.uri, exc.reason)
+        except FileNotFoundError:
+            logger.warning("skipping checkpoint %s: deleted while reading", uri)
+    return None
