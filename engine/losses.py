@@ -87,19 +87,21 @@ class LogisticLoss:
     """Binary cross-entropy ``l(y, eta) = log(1 + exp(eta)) - y * eta`` for ``y`` in {0, 1}.
 
     ``eta`` is the log-odds of ``y = 1``. ``dl/deta = sigmoid(eta) - y`` and
-    ``d2l/deta2 = sigmoid(eta) * sigmoid(-eta)``. ``log(1 + exp(eta))`` is evaluated as
-    ``max(eta, 0) + log1p(exp(-|eta|))`` so the loss is finite and exact for any finite margin.
+    ``d2l/deta2 = sigmoid(eta) * sigmoid(-eta)``. The loss is evaluated as
+    ``max(eta, 0) - y * eta + log1p(exp(-|eta|))`` and the gradient as
+    ``(1 - y) * sigmoid(eta) - y * sigmoid(-eta)``, so both are finite for any finite margin and
+    keep full relative precision in the tails (no ``1 - p`` cancellation) for ``y`` in {0, 1}.
     """
 
     n_outputs = 1
 
     def value(self, y, eta):
         """Pointwise loss, shape of `eta` (``(m, n)`` or ``(n,)``)."""
-        return log1pexp(eta) - y * eta
+        return np.maximum(eta, 0.0) - y * eta + np.log1p(np.exp(-np.abs(eta)))
 
     def gradient(self, y, eta):
         """First derivative with respect to `eta`, shape of `eta`."""
-        return sigmoid(eta) - y
+        return (1.0 - y) * sigmoid(eta) - y * sigmoid(-eta)
 
     def hessian(self, y, eta):
         """Second derivative with respect to `eta`, shape of `eta`."""
