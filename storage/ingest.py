@@ -1,0 +1,339 @@
+"""Ingest: CSV, libsvm, wide Parquet or ``.npz`` sources into a dataset directory.
+
+Every error names the source file, the 1-based line (text formats) or row, the column or field,
+what was expected and what was found. Sources are read through the filesystem interface, so
+they may be local or on HDFS.
+"""
+
+import csv
+import io
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from storage.dataset import first_nonfinite, write_dataset
+from storage.errors import DataError
+from storage.filesystem import get_filesystem
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("csv", "libsvm", "parquet", "npz")
+EXTENSIONS = {".csv": "csv", ".libsvm": "libsvm", ".svm": "libsvm", ".parquet": "parquet",
+              ".npz": "npz"}
+NPZ_KEYS = ("X", "y", "w")
+
+
+@dataclass
+class Source:
+    """Parsed source columns before validation.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, d), float64
+    y : ndarray, shape (n,), float64
+    w : ndarray, shape (n,), float64, or None
+    feature_names : list of str, length d, or None for default names
+    label_name : str
+    weight_name : str or None
+    locate : callable
+        Maps a 0-based row index to a location for messages, e.g. ``"line 17"``.
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    w: np.ndarray | None
+    feature_names: list | None
+    label_name: str
+    weight_name: str | None
+    locate: object
+
+
+def _row_locator(i):
+    return f"row {i + 1}"
+
+
+def infer_format(src, format=None):
+    """Return the source format: ``format`` if given, else inferred from the extension."""
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"The 'format' parameter must be one of {FORMATS}. "
+                             f"Got {format!r} instead.")
+        return format
+    ext = os.path.splitext(str(src).rstrip("/"))[1].lower()
+    if ext not in EXTENSIONS:
+        raise DataError(f"{src}: cannot infer the format from extension {ext!r}; expected one of "
+                        f"{sorted(EXTENSIONS)} or pass format= one of {FORMATS}")
+    return EXTENSIONS[ext]
+
+
+def _decode_text(data, src):
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{src}: line {line}: expected UTF-8 text, found byte "
+                        f"0x{data[exc.start]:02x}") from exc
+
+
+def _split_columns(columns, label, weight, src):
+    if len(set(columns)) != len(columns):
+        duplicates = sorted({c for c in columns if columns.count(c) > 1})
+        raise DataError(f"{src}: duplicate column names {duplicates}")
+    for role, name in (("label", label), ("weight", weight)):
+        if name is not None and name not in columns:
+            raise DataError(f"{src}: {role} column {name!r} not found; available columns: "
+                            f"{columns}")
+    features = [c for c in columns if c not in (label, weight)]
+    if not features:
+        raise DataError(f"{src}: no feature columns: expected at least one column besides "
+                        f"label {label!r}" + (f" and weight {weight!r}" if weight else ""))
+    return features
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return "_" not in text
+
+
+def _csv_rows(text):
+    """Yield ``(line_number, row)`` for every non-blank data row after the header."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader, None)
+    for row in reader:
+        if row:
+            yield reader.line_num, row
+
+
+def _csv_first_error(text, header, src):
+    """Return a DataError for the first malformed row of a CSV text, or None if none is found."""
+    for line, row in _csv_rows(text):
+        if len(row) != len(header):
+            return DataError(f"{src}: line {line}: expected {len(header)} columns, "
+                             f"found {len(row)}")
+        for name, value in zip(header, row, strict=True):
+            if not _is_number(value):
+                return DataError(f"{src}: line {line}: column {name!r}: expected a number, "
+                                 f"found {value!r}")
+    return None
+
+
+def read_csv(data, src, *, label, weight):
+    """Parse CSV bytes with a header row into a :class:`Source`; all columns must be numeric."""
+    text = _decode_text(data, src)
+    header = next(csv.reader(io.StringIO(text, newline="")), None)
+    if not header:
+        raise DataError(f"{src}: no rows: expected a header row and at least one data row, "
+                        "found an empty file")
+    features = _split_columns(header, label, weight, src)
+    convert = pacsv.ConvertOptions(column_types={c: pa.float64() for c in header},
+                                   null_values=[], strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False)
+    try:
+        table = pacsv.read_csv(pa.BufferReader(text.encode()), convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        error = _csv_first_error(text, header, src)
+        if error is None:
+            raise DataError(f"{src}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
+        raise error from exc
+    X = np.column_stack([table.column(c).to_numpy() for c in features]) if len(table) else (
+        np.empty((0, len(features))))
+
+    def locate(i):
+        for k, (line, _) in enumerate(_csv_rows(text)):
+            if k == i:
+                return f"line {line}"
+        return f"row {i + 1}"
+
+    return Source(X, table.column(label).to_numpy(),
+                  table.column(weight).to_numpy() if weight else None,
+                  features, label, weight, locate)
+
+
+def _libsvm_error(src, line, what, found):
+    return DataError(f"{src}: line {line}: expected {what}, found {found!r}")
+
+
+def read_libsvm(data, src, *, label, n_features=None):
+    """Parse libsvm bytes (``label idx:val ...``, 1-based increasing indices) into a Source.
+
+    Text after ``#`` is a comment; blank lines are skipped. Features are densified to
+    ``d = n_features`` or the largest index seen.
+    """
+    if n_features is not None and (isinstance(n_features, bool) or not isinstance(n_features, int)
+                                   or n_features < 1):
+        raise ValueError(f"The 'n_features' parameter must be an int >= 1 or None. "
+                         f"Got {n_features!r} instead.")
+    labels, lines, rows, cols, vals = [], [], [], [], []
+    for line_number, line in enumerate(_decode_text(data, src).splitlines(), 1):
+        tokens = line.split("#", 1)[0].split()
+        if not tokens:
+            continue
+        if not _is_number(tokens[0]):
+            raise _libsvm_error(src, line_number, "a numeric label first", tokens[0])
+        row = len(labels)
+        labels.append(float(tokens[0]))
+        lines.append(line_number)
+        previous = 0
+        for token in tokens[1:]:
+            index_text, sep, value_text = token.partition(":")
+            if not (sep and index_text.lstrip("+-").isdigit() and _is_number(value_text)):
+                raise _libsvm_error(src, line_number, "index:value", token)
+            index = int(index_text)
+            if index <= 0:
+                raise _libsvm_error(src, line_number, "a 1-based index >= 1", token)
+            if index <= previous:
+                raise _libsvm_error(src, line_number,
+                                    f"strictly increasing indices (previous {previous})", token)
+            if n_features is not None and index > n_features:
+                raise _libsvm_error(src, line_number, f"an index <= n_features={n_features}",
+                                    token)
+            previous = index
+            rows.append(row)
+            cols.append(index - 1)
+            vals.append(float(value_text))
+    d = n_features if n_features is not None else (max(cols) + 1 if cols else 0)
+    if labels and d == 0:
+        raise DataError(f"{src}: no features: expected at least one index:value pair, found none")
+    X = np.zeros((len(labels), d))
+    X[np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)] = vals
+    return Source(X, np.asarray(labels, dtype=np.float64), None, None, label, None,
+                  lambda i: f"line {lines[i]}")
+
+
+def _numeric_column(table, name, src):
+    column = table.column(name)
+    if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
+            or pa.types.is_boolean(column.type)):
+        raise DataError(f"{src}: column {name!r}: expected a numeric type, found {column.type}")
+    if column.null_count:
+        row = int(np.flatnonzero(column.is_null().to_numpy())[0]) + 1
+        raise DataError(f"{src}: row {row}: column {name!r}: expected a number, found null")
+    return column.cast(pa.float64()).to_numpy()
+
+
+def read_parquet(data, src, *, label, weight):
+    """Parse a wide Parquet file (one numeric column per feature, a label column) into a Source."""
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise DataError(f"{src}: not a readable Parquet file: {exc}") from exc
+    features = _split_columns(table.column_names, label, weight, src)
+    columns = {c: _numeric_column(table, c, src) for c in table.column_names}
+    X = np.column_stack([columns[c] for c in features]) if len(table) else (
+        np.empty((0, len(features))))
+    return Source(X, columns[label], columns[weight] if weight else None, features, label, weight,
+                  _row_locator)
+
+
+def read_npz(data, src, *, label, weight):
+    """Load a ``.npz`` with arrays ``X`` (n, d), ``y`` (n,) and optional ``w`` (n,); no pickle."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{src}: not a loadable .npz without pickle: {exc}") from exc
+    if set(arrays) - set(NPZ_KEYS) or not {"X", "y"} <= set(arrays):
+        raise DataError(f"{src}: expected arrays X, y and optionally w, found {sorted(arrays)}")
+    for name, value in arrays.items():
+        if value.dtype.kind not in "fiub":
+            raise DataError(f"{src}: array {name!r}: expected a numeric dtype, found {value.dtype}")
+    X, y, w = arrays["X"], arrays["y"], arrays.get("w")
+    if X.ndim != 2:
+        raise DataError(f"{src}: array 'X': expected 2 dimensions (n, d), found shape {X.shape}")
+    for name, value in (("y", y), ("w", w)):
+        if value is not None and value.shape != (X.shape[0],):
+            raise DataError(f"{src}: array {name!r}: expected shape ({X.shape[0]},), "
+                            f"found {value.shape}")
+    if weight is not None and w is None:
+        raise DataError(f"{src}: weight {weight!r} requested but the .npz has no array 'w'")
+    weight_name = (weight or "weight") if w is not None else None
+    return Source(np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64),
+                  None if w is None else np.asarray(w, dtype=np.float64), None, label,
+                  weight_name, _row_locator)
+
+
+def _check_values(source, src):
+    if source.X.shape[0] == 0:
+        raise DataError(f"{src}: no rows: expected at least one data row, found 0")
+    if source.X.shape[1] == 0:
+        raise DataError(f"{src}: no features: expected at least one feature, found 0")
+    names = source.feature_names or [f"feature {j}" for j in range(source.X.shape[1])]
+    checks = [(source.X, lambda j: names[j]), (source.y[:, None], lambda _: source.label_name)]
+    if source.w is not None:
+        checks.append((source.w[:, None], lambda _: source.weight_name))
+    for values, name_of in checks:
+        bad = first_nonfinite(values)
+        if bad is not None:
+            raise DataError(f"{src}: {source.locate(bad[0])}: column {name_of(bad[1])!r}: expected "
+                            f"a finite number, found {values[bad]!r}")
+    if source.w is not None and np.any(source.w < 0):
+        row = int(np.flatnonzero(source.w < 0)[0])
+        raise DataError(f"{src}: {source.locate(row)}: column {source.weight_name!r}: expected a "
+                        f"weight >= 0, found {source.w[row]!r}")
+
+
+def ingest(src, dest, *, format=None, label="label", weight=None, partitions=None,
+           partition_size_mb=64, n_features=None, dtype="float64"):
+    """Convert a source file into a dataset directory.
+
+    Parameters
+    ----------
+    src : str
+        Source file, local or ``hdfs://``.
+    dest : str
+        Dataset directory to create; must not exist.
+    format : {"csv", "libsvm", "parquet", "npz"}, optional
+        Default: inferred from the extension (``.csv``, ``.libsvm``/``.svm``, ``.parquet``,
+        ``.npz``).
+    label : str
+        Label column (CSV, Parquet); for libsvm and npz the name recorded in the manifest.
+    weight : str, optional
+        Sample-weight column (CSV, Parquet); for npz the name recorded for array ``w``.
+    partitions : int, optional
+        Number of partitions; default from ``partition_size_mb``.
+    partition_size_mb : float
+        Target uncompressed partition size in MiB.
+    n_features : int, optional
+        Number of features d: libsvm densifies to it; other formats must match it.
+    dtype : {"float64", "float32"}
+        Element type of the stored features.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DataError
+        Malformed source (naming file, line or row, column, expected and found) or no rows.
+    FileExistsError
+        If ``dest`` exists.
+    """
+    src, dest = str(src), str(dest)
+    fmt = infer_format(src, format)
+    if get_filesystem(dest).exists(dest):
+        raise FileExistsError(f"{dest}: destination already exists; choose a new path or "
+                              "delete it")
+    data = get_filesystem(src).read_bytes(src)
+    if fmt == "libsvm":
+        source = read_libsvm(data, src, label=label, n_features=n_features)
+    else:
+        reader = {"csv": read_csv, "parquet": read_parquet, "npz": read_npz}[fmt]
+        source = reader(data, src, label=label, weight=weight)
+        if n_features is not None and source.X.shape[1] != n_features:
+            raise DataError(f"{src}: expected n_features={n_features} feature columns, found "
+                            f"{source.X.shape[1]}")
+    _check_values(source, src)
+    logger.info("ingesting %s (%s): %d rows, %d features", src, fmt, *source.X.shape)
+    return write_dataset(dest, source.X, source.y, source.w, feature_names=source.feature_names,
+                         label_name=source.label_name, weight_name=source.weight_name,
+                         partitions=partitions, partition_size_mb=partition_size_mb, dtype=dtype)
