@@ -68,6 +68,10 @@ class PartitionJob(MRJob):
     HADOOP_INPUT_FORMAT = "org.apache.hadoop.mapred.lib.NLineInputFormat"
     JOBCONF = {"mapreduce.input.lineinputformat.linespermap": 1}
 
+    def hadoop_input_format(self):
+        """``NLineInputFormat`` on Hadoop only (the other runners split the input list themselves)."""
+        return self.HADOOP_INPUT_FORMAT if self.options.runner == "hadoop" else None
+
     def configure_args(self):
         super().configure_args()
         self.add_file_arg(

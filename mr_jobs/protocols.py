@@ -61,5 +61,5 @@ class TaggedVectorProtocol:
         return f"{key}\t{int(tag)}\t{encode_vector(vector)}".encode("ascii")
 
     def read(self, line):
-        key, tag, text = line.decode("ascii").split("\t")
+        key, tag, text = line.decode("ascii").rstrip("\r\n").split("\t")
         return key, (int(tag), decode_vector(text))

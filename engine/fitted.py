@@ -1,0 +1,195 @@
+"""A trained model: coefficients, in-memory prediction, and MapReduce evaluate / predict over datasets."""
+
+import json
+import logging
+
+import numpy as np
+
+from engine.mapreduce import JobLauncher
+from engine.metrics import finalize_metrics
+from engine.models import make_model
+from engine.objective import Objective
+from mr_jobs.evaluate import MREvaluate
+from mr_jobs.predict import MRPredict
+from storage.checkpoint import latest_checkpoint
+from storage.dataset import Dataset
+from storage.errors import DataError
+from storage.filesystem import get_filesystem, join, temp_sibling
+
+log = logging.getLogger(__name__)
+
+#: Name of the small manifest written next to prediction partitions.
+PREDICTIONS_MANIFEST = "_predictions.json"
+
+
+class FittedModel:
+    """A fitted linear model, as produced by :class:`engine.trainer.Trainer` or loaded from checkpoints.
+
+    Attributes
+    ----------
+    model : engine.models.Model
+    theta_ : ndarray, shape (p,)
+        All parameters, intercept last (per class row for softmax).
+    coef_ : ndarray, shape (d,) or (K, d)
+    intercept_ : float or ndarray of shape (K,)
+    classes_ : list of float or None
+    l2 : float
+    n_iter_ : int
+        Optimizer iterations.
+    n_passes_ : int
+        Data passes (MapReduce jobs) used by training.
+    objective_ : float
+    history_ : list of float
+        Objective after each accepted iteration.
+    converged_ : bool
+    stop_reason_ : str
+    settings : dict
+        The training settings recorded in the checkpoints.
+    """
+
+    def __init__(self, model, theta, *, l2, iterations, passes, history, converged, stop_reason, settings):
+        self.model = model
+        self.theta_ = np.asarray(theta, dtype=np.float64)
+        self.l2 = float(l2)
+        self.classes_ = model.classes
+        self.n_iter_ = int(iterations)
+        self.n_passes_ = int(passes)
+        self.history_ = [float(value) for value in history]
+        self.objective_ = self.history_[-1] if self.history_ else float("nan")
+        self.converged_ = bool(converged)
+        self.stop_reason_ = stop_reason
+        self.settings = dict(settings)
+        width = model.n_features + int(model.fit_intercept)
+        rows = self.theta_.reshape(model.n_outputs, width)
+        coef = rows[:, : model.n_features]
+        intercept = rows[:, -1] if model.fit_intercept else np.zeros(model.n_outputs)
+        if model.kind == "softmax":
+            self.coef_, self.intercept_ = coef.copy(), intercept.copy()
+        else:
+            self.coef_, self.intercept_ = coef[0].copy(), float(intercept[0])
+
+    @classmethod
+    def load(cls, checkpoint_dir):
+        """The model in the newest valid checkpoint of ``checkpoint_dir``.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the directory holds no valid checkpoint.
+        """
+        checkpoint = latest_checkpoint(checkpoint_dir)
+        if checkpoint is None:
+            raise FileNotFoundError(f"{checkpoint_dir}: no valid checkpoint found")
+        meta = checkpoint.meta
+        settings = meta["settings"]
+        model = make_model(
+            settings["model"], settings["n_features"], classes=settings["classes"],
+            fit_intercept=settings["fit_intercept"],
+        )
+        return cls(
+            model, checkpoint.arrays["state.x"], l2=settings["l2"], iterations=meta["iteration"],
+            passes=meta["passes"], history=meta["history"], converged=meta["converged"],
+            stop_reason=meta["stop_reason"], settings=settings,
+        )
+
+    def predict(self, X):
+        """Predicted values (linear, poisson) or class labels (logistic, softmax), shape (n,)."""
+        return self.model.predict(np.asarray(X, dtype=np.float64), self.theta_)["prediction"]
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n, K) (K = 2 for logistic, columns in ``classes_`` order)."""
+        out = self.model.predict(np.asarray(X, dtype=np.float64), self.theta_)
+        if "probabilities" in out:
+            return out["probabilities"]
+        if "probability" in out:
+            return np.column_stack([1.0 - out["probability"], out["probability"]])
+        raise ValueError(f"predict_proba needs a classifier; this model is {self.model.kind!r}.")
+
+    def to_dict(self):
+        """JSON-able summary with the keys of ``mrtrain train --json`` (``metrics`` added by callers)."""
+        return {
+            "model": self.model.kind,
+            "coefficients": self.coef_.tolist(),
+            "intercept": self.intercept_.tolist() if isinstance(self.intercept_, np.ndarray)
+            else self.intercept_,
+            "classes": self.classes_,
+            "iterations": self.n_iter_,
+            "passes": self.n_passes_,
+            "objective": self.objective_,
+            "converged": self.converged_,
+            "stop_reason": self.stop_reason_,
+            "settings": self.settings,
+        }
+
+    def _model_spec(self):
+        return {
+            "kind": self.model.kind, "n_features": self.model.n_features, "classes": self.model.classes,
+            "fit_intercept": self.model.fit_intercept,
+        }
+
+    def _open_matching(self, data):
+        dataset = Dataset.open(data)
+        if dataset.n_features != self.model.n_features:
+            raise DataError(
+                f"{dataset.uri}: expected {self.model.n_features} features (as in training), "
+                f"found {dataset.n_features}"
+            )
+        return dataset
+
+    def evaluate(self, data, *, runner="inline", conf_path=None):
+        """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.
+
+        Returns
+        -------
+        dict
+            :func:`engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + l2 penalty).
+        """
+        dataset = self._open_matching(data)
+        with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path) as launcher:
+            vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
+        metrics = finalize_metrics(self.model, vector)
+        if metrics.get("loss") is not None:
+            metrics["objective"] = metrics["loss"] + Objective(self.model, self.l2).penalty(self.theta_)
+        return metrics
+
+    def predict_dataset(self, data, output, *, runner="inline", conf_path=None):
+        """Write predictions for dataset ``data`` to the directory ``output``, by a MapReduce job.
+
+        One Parquet file per input partition (``part-NNNNN.parquet``: ``label``, ``prediction`` and, for
+        classifiers, ``probability`` / ``probabilities``) plus ``_predictions.json``. The tasks write into
+        a temporary sibling directory that is renamed to ``output`` only when every partition is done, so
+        a failed run leaves no partial output.
+
+        Returns
+        -------
+        dict
+            The written ``_predictions.json`` content.
+        """
+        dataset = self._open_matching(data)
+        fs = get_filesystem(output)
+        if fs.exists(output):
+            raise FileExistsError(f"{output}: output already exists; choose a new path")
+        staging = temp_sibling(output)
+        fs.makedirs(staging)
+        try:
+            with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path) as launcher:
+                records = launcher.run(MRPredict, self.theta_[None, :], {"output": staging})
+            rows = dict(records)
+            expected = [part.index for part in dataset.partitions]
+            if sorted(rows) != expected:
+                raise RuntimeError(f"Predictions written for partitions {sorted(rows)}; expected {expected}.")
+            manifest = {
+                "format": "mrtrain-predictions", "version": 1, "source": dataset.uri,
+                "source_checksum": dataset.checksum, "model": self.model.kind,
+                "partitions": [
+                    {"file": f"part-{index:05d}.parquet", "rows": rows[index]} for index in expected
+                ],
+                "n_rows": sum(rows.values()),
+            }
+            fs.write_bytes(join(staging, PREDICTIONS_MANIFEST), json.dumps(manifest, indent=1).encode())
+            fs.rename(staging, output)
+        except BaseException:
+            fs.delete(staging, recursive=True)
+            raise
+        log.info("wrote predictions for %d rows to %s", manifest["n_rows"], output)
+        return manifest
