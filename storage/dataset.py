@@ -218,7 +218,8 @@ def _column(table, name, where):
 
 def _float64_column(table, name, where):
     array = _column(table, name, where)
-    _expect(array.type == pa.float64(), f"{where}: column {name!r}", "type double", str(array.type))
+    if array.type != pa.float64():
+        raise DataError(f"{where}: column {name!r}: expected type double, found {array.type}")
     if array.null_count:
         row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0]) + 1
         raise DataError(f"{where}: row {row}: column {name!r} is null; expected a number")
@@ -355,7 +356,7 @@ def _validate_arrays(X, y, w, dtype, where):
         raise DataError(f"{where}: X: expected a 2-d array with >= 1 column, found shape {X.shape}")
     if X.shape[0] == 0:
         raise DataError(f"{where}: no rows: expected at least one row, found 0")
-    X = np.ascontiguousarray(X, dtype=dtype)
+    X = np.ascontiguousarray(X)
     y = np.ascontiguousarray(y, dtype=np.float64)
     if y.shape != (X.shape[0],):
         raise DataError(f"{where}: y: expected shape ({X.shape[0]},), found {y.shape}")
@@ -374,7 +375,13 @@ def _validate_arrays(X, y, w, dtype, where):
     if w is not None and np.any(w < 0):
         row = int(np.flatnonzero(w < 0)[0])
         raise DataError(f"{where}: row {row + 1}: weight: expected >= 0, found {w[row]!r}")
-    return X, y, w
+    with np.errstate(over="ignore"):
+        stored = np.ascontiguousarray(X, dtype=dtype)
+    bad = first_nonfinite(stored)
+    if bad is not None:
+        raise DataError(f"{where}: row {bad[0] + 1}: feature {bad[1]}: expected a value that "
+                        f"fits {dtype}, found {X[bad]!r}")
+    return stored, y, w
 
 
 def partition_bounds(n_rows, bytes_per_row, partitions=None, partition_size_mb=64):
