@@ -223,7 +223,7 @@ def _decode_arrays(table, uri):
         raise CheckpointError(uri, f"duplicate array names in {names}")
     arrays = {}
     for i, name in enumerate(names):
-        shape = tuple(columns["shape"][i].values.to_numpy())
+        shape = tuple(int(s) for s in columns["shape"][i].values.to_numpy())
         values = columns["values"][i].values.to_numpy(zero_copy_only=False)
         if any(s < 0 for s in shape) or int(np.prod(shape)) != len(values):
             raise CheckpointError(uri, f"array {name!r}: shape {list(shape)} does not match "
