@@ -5,7 +5,7 @@ import logging
 
 import numpy as np
 
-from engine.mapreduce import JobLauncher
+from engine.mapreduce import JobLauncher, task_uri
 from engine.metrics import finalize_metrics
 from engine.models import make_model
 from engine.objective import Objective
@@ -173,7 +173,7 @@ class FittedModel:
         fs.makedirs(staging)
         try:
             with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path) as launcher:
-                records = launcher.run(MRPredict, self.theta_[None, :], {"output": staging})
+                records = launcher.run(MRPredict, self.theta_[None, :], {"output": task_uri(staging)})
             rows = dict(records)
             expected = [part.index for part in dataset.partitions]
             if sorted(rows) != expected:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from mr_jobs.partition_job import format_partition_line
+from storage.filesystem import split_scheme
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,12 @@ RUNNERS = ("inline", "local", "hadoop")
 TASK_ENVIRONMENT = ("MRTRAIN_WEBHDFS_URL", "MRTRAIN_HDFS_USER", "HADOOP_USER_NAME", "HADOOP_CONF_DIR")
 
 _PACKAGES = ("engine", "mr_jobs", "storage")
+
+
+def task_uri(uri):
+    """``uri`` as a task sees it: tasks run in their own working directories, so relative local paths
+    become absolute; ``file://`` and ``hdfs://`` URIs are unchanged."""
+    return uri if split_scheme(uri) else os.path.abspath(uri)
 
 
 def package_zip(path):
@@ -78,7 +85,7 @@ class JobLauncher:
         self.partition_list = os.path.join(self.workdir, "partitions.txt")
         with open(self.partition_list, "w", encoding="utf-8") as handle:
             for part in dataset.partitions:
-                handle.write(format_partition_line(part.index, part.uri, part.sha256) + "\n")
+                handle.write(format_partition_line(part.index, task_uri(part.uri), part.sha256) + "\n")
         self.code_zip = os.path.join(self.workdir, "mrtrain-code.zip")
         package_zip(self.code_zip)
         self.jobs_run = 0

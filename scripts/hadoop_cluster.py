@@ -300,13 +300,16 @@ def http_json(url):
 
 
 def serving():
-    """True when WebHDFS answers and the ResourceManager has a live NodeManager."""
+    """True when WebHDFS answers and the ResourceManager accepts connections.
+
+    The mini cluster's RM REST API answers 404 (its web apps share one JVM), so the RM is probed
+    on its RPC port; the mini cluster itself waits for the NodeManager before it reports up.
+    """
     try:
         http_json(f"{WEBHDFS_URL}/webhdfs/v1/?op=GETFILESTATUS&user.name={getpass.getuser()}")
-        metrics = http_json(f"{RM_WEB_URL}/ws/v1/cluster/metrics")["clusterMetrics"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
         return False
-    return metrics.get("activeNodes", 0) >= 1
+    return port_in_use(PORTS["resourcemanager"])
 
 
 def cluster_pid():
