@@ -181,8 +181,15 @@ class HdfsFileSystem(FileSystem):
                 self._call("delete", uri, self.client.delete, hdfs_path(uri))
             self._call("rename", uri, self.client.rename, hdfs_path(tmp), hdfs_path(uri))
         except BaseException:
-            self._call("delete", tmp, self.client.delete, hdfs_path(tmp))
+            self._discard(tmp)
             raise
+
+    def _discard(self, uri):
+        """Best-effort removal of a temporary file after a failed write."""
+        try:
+            self._call("delete", uri, self.client.delete, hdfs_path(uri))
+        except OSError as exc:
+            logger.warning("%s: could not remove temporary file: %s", uri, exc)
 
     def exists(self, uri):
         return self._status(uri) is not None
