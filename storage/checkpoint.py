@@ -106,7 +106,7 @@ def _validate_inputs(iteration, arrays, meta, keep):
         if not isinstance(name, str):
             raise ValueError(f"Checkpoint array names must be str. Got {name!r} instead.")
         value = np.asarray(value)
-        if value.dtype.kind not in "fiu":
+        if value.dtype.kind not in "fiub":
             raise ValueError(f"Checkpoint array {name!r} must be real numeric (stored as float64). "
                              f"Got dtype {value.dtype} instead.")
         out[name] = np.array(value, dtype=np.float64, order="C")
