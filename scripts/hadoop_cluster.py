@@ -300,16 +300,16 @@ def http_json(url):
 
 
 def serving():
-    """True when WebHDFS answers and the ResourceManager accepts connections.
+    """True when WebHDFS answers and the ResourceManager has a live NodeManager.
 
-    The mini cluster's RM REST API answers 404 (its web apps share one JVM), so the RM is probed
-    on its RPC port; the mini cluster itself waits for the NodeManager before it reports up.
+    The mini cluster's REST APIs answer 404 (its web apps share one JVM); its JMX servlet works.
     """
     try:
         http_json(f"{WEBHDFS_URL}/webhdfs/v1/?op=GETFILESTATUS&user.name={getpass.getuser()}")
-    except (OSError, ValueError):
+        beans = http_json(f"{RM_WEB_URL}/jmx?qry=Hadoop:service=*,name=ClusterMetrics")["beans"]
+    except (OSError, ValueError, KeyError):
         return False
-    return port_in_use(PORTS["resourcemanager"])
+    return any(bean.get("NumActiveNMs", 0) >= 1 for bean in beans)
 
 
 def cluster_pid():
