@@ -237,7 +237,7 @@ def decode_checkpoint(data, uri):
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
         metadata = parquet.metadata.metadata
-        table = parquet.read()
+        table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(uri, f"not a readable Parquet file (truncated or corrupt?): "

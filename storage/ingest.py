@@ -223,7 +223,7 @@ def _numeric_column(table, name, src):
 def read_parquet(data, src, *, label, weight):
     """Parse a wide Parquet file (one numeric column per feature, a label column) into a Source."""
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = pq.read_table(pa.BufferReader(data), use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{src}: not a readable Parquet file: {exc}") from exc
     features = _split_columns(table.column_names, label, weight, src)
