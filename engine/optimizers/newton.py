@@ -1,10 +1,11 @@
 """Damped Newton (IRLS for the GLM losses), for models with few parameters.
 
 Each pass computes value, gradient and Hessian at ``x + α d`` for ``α = scale·(1, 1/2, 1/4)`` where
-``d`` solves ``H d = -g`` at the current point (Cholesky; a least-squares solve when ``H`` is singular,
-e.g. softmax's unpenalized intercepts, whose min-norm solution leaves the redundant direction alone). The
-first point meeting the Armijo condition is taken, so near the optimum the full step costs one pass and
-convergence is quadratic.
+``d = -H⁺ g`` at the current point, with ``H⁺`` the pseudo-inverse from a symmetric eigendecomposition.
+``H`` is singular when a direction leaves the objective unchanged — softmax's unpenalized intercepts can
+all shift by one constant — and the pseudo-inverse never steps along such a direction, where a Cholesky
+solve with a tiny pivot could step arbitrarily far. The first trial point meeting the Armijo condition is
+taken, so near the optimum the full step costs one pass and convergence is quadratic.
 """
 
 from typing import NamedTuple
@@ -26,7 +27,9 @@ class NewtonState(NamedTuple):
 
 
 def newton_direction(grad, hess):
-    """Solve ``hess @ d = -grad``.
+    """The minimum-norm solution of ``hess @ d = -grad``.
+
+    Eigenvalues below ``p · eps · max eigenvalue`` count as zero.
 
     Parameters
     ----------
@@ -37,11 +40,10 @@ def newton_direction(grad, hess):
     -------
     ndarray, shape (p,)
     """
-    try:
-        factor = np.linalg.cholesky(hess)
-    except np.linalg.LinAlgError:
-        return np.linalg.lstsq(hess, -grad, rcond=None)[0]
-    return -np.linalg.solve(factor.T, np.linalg.solve(factor, grad))
+    eigenvalues, vectors = np.linalg.eigh(hess)
+    cutoff = len(grad) * np.finfo(np.float64).eps * max(float(eigenvalues[-1]), 0.0)
+    inverse = np.divide(1.0, eigenvalues, out=np.zeros_like(eigenvalues), where=eigenvalues > cutoff)
+    return -(vectors @ (inverse * (vectors.T @ grad)))
 
 
 class Newton:
