@@ -123,7 +123,13 @@ def _print_result(result, as_json):
         print(json.dumps(_clean(result), sort_keys=True))
         return
     for key, value in result.items():
-        if key != "settings":
+        if key == "settings":
+            continue
+        if isinstance(value, dict):
+            print(f"{key}:")
+            for name, item in value.items():
+                print(f"{name:>20}: {item}")
+        else:
             print(f"{key:>16}: {value}")
 
 
