@@ -307,16 +307,16 @@ def http_json(url):
 
 
 def serving():
-    """True when WebHDFS answers and the ResourceManager has a live NodeManager.
+    """True when WebHDFS answers and the ResourceManager accepts connections.
 
-    The mini cluster's REST APIs answer 404 (its web apps share one JVM); its JMX servlet works.
+    The mini cluster writes its configuration only after the NodeManager registered, so start
+    also waits for that file. (Its REST APIs answer 404, and its JMX values lag up to 10 s.)
     """
     try:
         http_json(f"{WEBHDFS_URL}/webhdfs/v1/?op=GETFILESTATUS&user.name={getpass.getuser()}")
-        beans = http_json(f"{RM_WEB_URL}/jmx?qry=Hadoop:service=*,name=ClusterMetrics")["beans"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError):
         return False
-    return any(bean.get("NumActiveNMs", 0) >= 1 for bean in beans)
+    return port_in_use(PORTS["resourcemanager"])
 
 
 def cluster_pid():

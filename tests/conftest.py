@@ -67,5 +67,4 @@ def hadoop_cluster():
             **env,
             "launcher": str(launcher),
             "conf_path": env["MRJOB_CONF"],
-            "rm_jmx_url": "http://127.0.0.1:8088/jmx",
         }
