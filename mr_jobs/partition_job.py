@@ -9,8 +9,13 @@ prefixes the line with its byte offset, which :func:`parse_partition_line` ignor
 Subclasses define :meth:`PartitionSumJob.partial_vector`, the 1-D float64 vector of sums one partition
 contributes. The reducer adds the vectors of all partitions **in partition-id order**, whatever order the
 shuffle delivered them in, so the total is bitwise the same on every runner.
+
+A mapper that fails raises :class:`PartitionDataError` (bad data: a :class:`storage.errors.DataError`) or
+:class:`PartitionError` (anything else) whose one-line message starts with ``partition N`` and names the
+partition's URI; the driver finds that line again in the task's traceback (see ``scripts/cli.py``).
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -23,11 +28,45 @@ from mrjob.step import MRStep
 from engine.models import make_model
 from mr_jobs.protocols import TaggedVectorProtocol
 from storage.dataset import read_partition
+from storage.errors import DataError
 
 log = logging.getLogger(__name__)
 
 #: Environment variable naming a partition id whose first map attempt fails on purpose (fault tests).
 FAULT_PARTITION_ENV = "MRTRAIN_FAULT_FAIL_PARTITION"
+
+
+class PartitionError(RuntimeError):
+    """A map task failed on one partition; the message is ``partition N (URI): Type: message``."""
+
+
+class PartitionDataError(DataError):
+    """A partition holds bad data; the message is ``partition N: URI: row/field: expected ..., found ...``."""
+
+
+@contextlib.contextmanager
+def failures_named(partition_id, uri):
+    """Re-raise any exception of the block as a one-line error naming the partition."""
+    try:
+        yield
+    except (PartitionDataError, PartitionError):
+        raise
+    except DataError as error:
+        text = str(error) if str(error).startswith(uri) else f"{uri}: {error}"
+        raise PartitionDataError(f"partition {partition_id}: {text}") from error
+    except Exception as error:
+        text = " ".join(str(error).split()) or "(no message)"
+        raise PartitionError(f"partition {partition_id} ({uri}): {type(error).__name__}: {text}") from error
+
+
+def first_invalid_row(model, y_raw):
+    """0-based index of the first label ``model.encode_labels`` refuses, or None."""
+    for row in range(len(y_raw)):
+        try:
+            model.encode_labels(y_raw[row:row + 1])
+        except ValueError:
+            return row
+    return None
 
 
 def parse_partition_line(line):
@@ -104,9 +143,10 @@ class PartitionJob(MRJob):
         """
         partition_id, uri, sha256 = parse_partition_line(line)
         self.increment_counter("mrtrain", "partitions read")
-        if os.environ.get(FAULT_PARTITION_ENV) == str(partition_id) and _attempt_number() == 0:
-            raise RuntimeError(f"{uri}: failing the first attempt on purpose ({FAULT_PARTITION_ENV})")
-        X, y_raw, w = read_partition(uri, expected_sha256=sha256, n_features=self.model.n_features)
+        with failures_named(partition_id, uri):
+            if os.environ.get(FAULT_PARTITION_ENV) == str(partition_id) and _attempt_number() == 0:
+                raise RuntimeError(f"failing the first attempt on purpose ({FAULT_PARTITION_ENV})")
+            X, y_raw, w = read_partition(uri, expected_sha256=sha256, n_features=self.model.n_features)
         self.increment_counter("mrtrain", "rows read", len(y_raw))
         return partition_id, uri, X, y_raw, w
 
@@ -128,11 +168,14 @@ class PartitionSumJob(PartitionJob):
 
     def mapper_partition_sums(self, _, line):
         partition_id, uri, X, y_raw, w = self.read_partition_line(line)
-        try:
-            y = self.model.encode_labels(y_raw)
-        except ValueError as error:
-            raise ValueError(f"{uri}: {error}") from None
-        vector = self.partial_vector(X, y, w)
+        with failures_named(partition_id, uri):
+            try:
+                y = self.model.encode_labels(y_raw)
+            except ValueError as error:
+                row = first_invalid_row(self.model, y_raw)
+                where = f"row {row + 1}: " if row is not None else ""
+                raise DataError(f"{uri}: {where}column 'label': {error}") from None
+            vector = self.partial_vector(X, y, w)
         for shard, piece in enumerate(split_shards(vector, self.task.get("shards", 1))):
             yield str(shard), (partition_id, piece)
 
