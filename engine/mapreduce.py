@@ -18,15 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from mr_jobs.partition_job import format_partition_line
+from mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line
 from storage.filesystem import split_scheme
 
 log = logging.getLogger(__name__)
 
 RUNNERS = ("inline", "local", "hadoop")
 
-#: Environment variables the tasks need to reach HDFS; forwarded with mrjob's ``--cmdenv``.
-TASK_ENVIRONMENT = ("MRTRAIN_WEBHDFS_URL", "MRTRAIN_HDFS_USER", "HADOOP_USER_NAME", "HADOOP_CONF_DIR")
+#: Environment variables forwarded to the tasks with mrjob's ``--cmdenv``: how to reach HDFS, and the
+#: fault switch of the retry tests.
+TASK_ENVIRONMENT = (
+    "MRTRAIN_WEBHDFS_URL", "MRTRAIN_HDFS_USER", "HADOOP_USER_NAME", "HADOOP_CONF_DIR", FAULT_PARTITION_ENV,
+)
 
 _PACKAGES = ("engine", "mr_jobs", "storage")
 
@@ -89,6 +92,7 @@ class JobLauncher:
         self.code_zip = os.path.join(self.workdir, "mrtrain-code.zip")
         package_zip(self.code_zip)
         self.jobs_run = 0
+        self.last_counters = []
 
     def close(self):
         """Remove the launcher's temporary files."""
@@ -133,11 +137,13 @@ class JobLauncher:
         Returns
         -------
         list of (key, value)
+            The job's output; its Hadoop counters (one dict per step) are kept in ``last_counters``.
         """
         job = job_class(args=self._args(task, thetas))
         self.jobs_run += 1
         with job.make_runner() as runner:
             runner.run()
+            self.last_counters = runner.counters()
             return list(job.parse_output(runner.cat_output()))
 
     def sum_vector(self, job_class, thetas, task):

@@ -1,0 +1,106 @@
+"""Training, evaluation and prediction on the real single-machine Hadoop (HDFS + YARN).
+
+Datasets and checkpoints live on ``hdfs://``; the tasks run in YARN containers and read their partitions
+over WebHDFS. Every model must be bitwise the one the local runner gives on the same data.
+"""
+
+import uuid
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from engine.fitted import FittedModel
+from engine.mapreduce import JobLauncher
+from engine.trainer import Trainer
+from mr_jobs.gradient import MRGradient
+from mr_jobs.partition_job import FAULT_PARTITION_ENV
+from storage.dataset import Dataset
+from storage.filesystem import get_filesystem, join
+from storage.ingest import ingest
+from tests.conftest import ROOT
+from tests.datasets import reference_data, write
+
+pytestmark = pytest.mark.hadoop
+
+
+@pytest.fixture(scope="module")
+def hdfs_base(hadoop_cluster):
+    base = f"{hadoop_cluster['MRTRAIN_HDFS_URL']}/user/{hadoop_cluster['MRTRAIN_HDFS_USER']}/" \
+           f"mrtrain-tests/{uuid.uuid4().hex[:8]}"
+    yield base
+    get_filesystem(base).delete(base, recursive=True)
+
+
+@pytest.fixture(scope="module")
+def iris_pair(hdfs_base, tmp_path_factory):
+    """The shipped Iris, ingested once to HDFS and once to local disk (3 partitions each)."""
+    source = str(ROOT / "data" / "iris.libsvm")
+    local = str(tmp_path_factory.mktemp("iris") / "iris")
+    ingest(source, local, partitions=3)
+    remote = join(hdfs_base, "iris")
+    ingest(source, remote, partitions=3)
+    return remote, local
+
+
+def test_ingest_to_hdfs_gives_the_same_dataset(iris_pair):
+    remote, local = (Dataset.open(uri) for uri in iris_pair)
+    assert remote.checksum == local.checksum
+    assert [p.sha256 for p in remote.partitions] == [p.sha256 for p in local.partitions]
+    X_remote, y_remote, _ = remote.read_all()
+    X_local, y_local, _ = local.read_all()
+    assert X_remote.tobytes() == X_local.tobytes() and y_remote.tobytes() == y_local.tobytes()
+
+
+def test_softmax_on_yarn_equals_local_runner_bitwise(iris_pair, hdfs_base, tmp_path):
+    remote, local = iris_pair
+    settings = {"optimizer": "newton", "l2": 0.01, "max_iter": 2}
+    checkpoints = join(hdfs_base, "softmax-ck")
+    on_yarn = Trainer("softmax", runner="hadoop", checkpoint_dir=checkpoints, **settings).fit(remote)
+    on_local = Trainer("softmax", runner="local", **settings).fit(local)
+    assert on_yarn.theta_.tobytes() == on_local.theta_.tobytes()
+    assert on_yarn.history_ == on_local.history_
+    loaded = FittedModel.load(checkpoints)
+    assert loaded.theta_.tobytes() == on_yarn.theta_.tobytes()
+
+    metrics_yarn = loaded.evaluate(remote, runner="hadoop")
+    metrics_local = loaded.evaluate(local, runner="local")
+    assert metrics_yarn == metrics_local
+
+    output = join(hdfs_base, "softmax-predictions")
+    manifest = loaded.predict_dataset(remote, output, runner="hadoop")
+    assert manifest["n_rows"] == 150
+    fs = get_filesystem(output)
+    assert fs.listdir(output) == ["_predictions.json"] + [f"part-{i:05d}.parquet" for i in range(3)]
+    local_output = str(tmp_path / "predictions")
+    loaded.predict_dataset(local, local_output, runner="local")
+    for name in ("part-00000.parquet", "part-00001.parquet", "part-00002.parquet"):
+        tmp = tmp_path / f"yarn-{name}"
+        tmp.write_bytes(fs.read_bytes(join(output, name)))
+        assert pq.read_table(tmp).equals(pq.read_table(tmp_path / "predictions" / name))
+
+
+def test_logistic_on_yarn_equals_local_runner_bitwise(hdfs_base, tmp_path):
+    X, y = reference_data("breast_cancer")
+    remote = write(join(hdfs_base, "breast-cancer"), X, y, partitions=3)
+    local = write(tmp_path / "breast-cancer", X, y, partitions=3)
+    settings = {"optimizer": "lbfgs", "l2": 0.01, "max_iter": 2}
+    on_yarn = Trainer("logistic", runner="hadoop", **settings).fit(remote)
+    on_local = Trainer("logistic", runner="local", **settings).fit(local)
+    assert on_yarn.theta_.tobytes() == on_local.theta_.tobytes()
+    assert on_yarn.n_passes_ == 3
+
+
+def test_a_failed_map_attempt_is_retried_and_changes_nothing(iris_pair, monkeypatch):
+    remote, _ = iris_pair
+    dataset = Dataset.open(remote)
+    spec = {"kind": "softmax", "n_features": 4, "classes": dataset.classes, "fit_intercept": True}
+    thetas = np.random.default_rng(0).normal(size=(2, 15))
+    with JobLauncher(dataset, spec, runner="hadoop") as launcher:
+        clean = launcher.sum_vector(MRGradient, thetas, {"hessian": True})
+        monkeypatch.setenv(FAULT_PARTITION_ENV, "1")
+        retried = launcher.sum_vector(MRGradient, thetas, {"hessian": True})
+        counters = launcher.last_counters
+    assert retried.tobytes() == clean.tobytes()
+    failed = sum(group.get("Failed map tasks", 0) for step in counters for group in step.values())
+    assert failed == 1, counters
