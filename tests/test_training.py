@@ -154,3 +154,12 @@ def test_fitted_model_predicts_like_the_predict_job(tmp_path):
     assert_allclose(metrics["objective"], fitted.objective_, rtol=1e-12)
     with pytest.raises(FileExistsError, match="output already exists"):
         fitted.predict_dataset(data, str(tmp_path / "pred"))
+
+
+def test_class_labels_need_not_be_zero_based(tmp_path):
+    X, y = reference_data("breast_cancer")
+    zero_one = Trainer("logistic", l2=0.01, **TIGHT).fit(write(tmp_path / "a", X, y))
+    signed = Trainer("logistic", l2=0.01, **TIGHT).fit(write(tmp_path / "b", X, 2 * y - 1))
+    assert signed.classes_ == [-1.0, 1.0]
+    assert signed.theta_.tobytes() == zero_one.theta_.tobytes()
+    assert set(signed.predict(X)) == {-1.0, 1.0}
