@@ -82,15 +82,21 @@ class SquaredLoss:
         """Second derivative with respect to `eta`, shape of `eta` (all ones)."""
         return np.ones_like(eta)
 
+    def derivatives(self, y, eta, hessian=False):
+        """Loss, first and (if `hessian`) second derivative; see :meth:`LogisticLoss.derivatives`."""
+        residual = eta - y
+        return 0.5 * residual * residual, residual, np.ones_like(eta) if hessian else None
+
 
 class LogisticLoss:
     """Binary cross-entropy ``l(y, eta) = log(1 + exp(eta)) - y * eta`` for ``y`` in {0, 1}.
 
     ``eta`` is the log-odds of ``y = 1``. ``dl/deta = sigmoid(eta) - y`` and
-    ``d2l/deta2 = sigmoid(eta) * sigmoid(-eta)``. The loss is evaluated as
-    ``max(eta, 0) - y * eta + log1p(exp(-|eta|))`` and the gradient as
-    ``(1 - y) * sigmoid(eta) - y * sigmoid(-eta)``, so both are finite for any finite margin and
-    keep full relative precision in the tails (no ``1 - p`` cancellation) for ``y`` in {0, 1}.
+    ``d2l/deta2 = sigmoid(eta) * sigmoid(-eta)``. Everything is computed from ``e = exp(-|eta|)``
+    (in (0, 1], never overflows): the loss as ``max(eta, 0) - y * eta + log1p(e)``, the two sigmoids as
+    ``1 / (1 + e)`` and ``e / (1 + e)``, and the gradient as ``(1 - y) * sigmoid(eta) - y * sigmoid(-eta)``,
+    so all are finite for any finite margin and keep full relative precision in the tails (no ``1 - p``
+    cancellation) for ``y`` in {0, 1}.
     """
 
     n_outputs = 1
@@ -101,11 +107,41 @@ class LogisticLoss:
 
     def gradient(self, y, eta):
         """First derivative with respect to `eta`, shape of `eta`."""
-        return (1.0 - y) * sigmoid(eta) - y * sigmoid(-eta)
+        return self.derivatives(y, eta)[1]
 
     def hessian(self, y, eta):
         """Second derivative with respect to `eta`, shape of `eta`."""
-        return np.exp(-log1pexp(eta) - log1pexp(-eta))
+        return self.derivatives(y, eta, hessian=True)[2]
+
+    def derivatives(self, y, eta, hessian=False):
+        """Loss, first and (if `hessian`) second derivative, sharing one ``exp`` per margin.
+
+        Parameters
+        ----------
+        y : ndarray of shape (n,)
+            Encoded labels.
+        eta : ndarray of shape (m, n) or (n,)
+            Margins.
+        hessian : bool, default False
+            Also return the second derivative.
+
+        Returns
+        -------
+        value, gradient : ndarray of the shape of `eta`
+        hessian : ndarray of the shape of `eta`, or None
+        """
+        e = np.exp(-np.abs(eta))
+        value = np.maximum(eta, 0.0)
+        value -= y * eta
+        value += np.log1p(e)
+        small = 1.0 / (1.0 + e)  # sigmoid(|eta|)
+        large = e * small  # sigmoid(-|eta|)
+        positive = eta >= 0.0
+        sig = np.where(positive, small, large)
+        sig_neg = np.where(positive, large, small)
+        gradient = (1.0 - y) * sig
+        gradient -= y * sig_neg
+        return value, gradient, (large * small if hessian else None)
 
 
 class PoissonLoss:
@@ -135,6 +171,12 @@ class PoissonLoss:
         with np.errstate(over="ignore"):
             return np.exp(eta)
 
+    def derivatives(self, y, eta, hessian=False):
+        """Loss, first and (if `hessian`) second derivative; see :meth:`LogisticLoss.derivatives`."""
+        with np.errstate(over="ignore"):
+            mean = np.exp(eta)
+        return mean - y * eta, mean - y, mean if hessian else None
+
 
 class MultinomialLoss:
     """Multinomial cross-entropy ``l(y, eta) = logsumexp(eta) - eta[y]`` over ``K`` classes.
@@ -161,3 +203,12 @@ class MultinomialLoss:
     def hessian(self, y, eta):
         """Probabilities ``p = softmax(eta)``, (..., n, K); the Hessian is ``diag(p) - p p^T``."""
         return np.exp(log_softmax(eta))
+
+    def derivatives(self, y, eta, hessian=False):
+        """Loss (..., n), gradient (..., n, K) and (if `hessian`) probabilities, from one softmax."""
+        log_p = log_softmax(eta)
+        rows = np.arange(len(y))
+        probabilities = np.exp(log_p)
+        gradient = probabilities.copy() if hessian else probabilities
+        gradient[..., rows, y] -= 1.0
+        return -log_p[..., rows, y], gradient, probabilities if hessian else None

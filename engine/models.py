@@ -29,6 +29,10 @@ from engine.losses import (
 
 MODELS = ("linear", "logistic", "softmax", "poisson")
 
+#: Rows per block when summing Hessians: bounds the temporary copy of a block of ``X`` (here 8 MiB at
+#: d = 16) while keeping each ``block.T @ weighted`` a large BLAS call.
+HESSIAN_BLOCK_ROWS = 65536
+
 
 @dataclass
 class PartialSums:
@@ -215,8 +219,8 @@ class Model:
         PartialSums
             With ``loss`` (m,), ``grad`` (m, p) and ``hess`` (m, p, p) or None.
         """
-        Xa = self._augmented(X)
-        n = Xa.shape[0]
+        X = self._features(X)
+        n = X.shape[0]
         thetas = self._check_thetas(thetas)
         s = sample_weights(w, n)
         y = np.asarray(y)
@@ -225,18 +229,15 @@ class Model:
         m = thetas.shape[0]
         if n == 0:
             return PartialSums.zeros(m, self.n_params, hessian)
-        eta = self._margins(Xa, thetas)
-        loss = self.loss.value(y, eta) @ s
-        g = self.loss.gradient(y, eta)
-        if self.n_outputs == 1:
-            grad = (g * s) @ Xa
-        else:
-            gs = (g * s[:, None]).transpose(1, 0, 2).reshape(n, m * self.n_outputs)
-            grad = (gs.T @ Xa).reshape(m, self.n_params)
+        value, g, h = self.loss.derivatives(y, self._margins(X, thetas), hessian)
+        loss = value @ s
+        k = self.n_outputs
+        # Rows (m * k, n) of weighted first derivatives: one per point and output.
+        gs = (g * s).reshape(m * k, n) if k == 1 else (g * s[:, None]).transpose(0, 2, 1).reshape(m * k, n)
+        grad = self._stack(gs @ X, gs.sum(axis=1)).reshape(m, self.n_params)
         hess = None
         if hessian:
-            h = self.loss.hessian(y, eta)
-            hess = np.stack([self._hessian_sum(Xa, s, h_j) for h_j in h])
+            hess = np.stack([self._hessian_sum(X, s, h_j) for h_j in h])
         return PartialSums(float(s.sum()), loss, grad, hess)
 
     def decision_function(self, X, theta):
@@ -258,7 +259,7 @@ class Model:
             raise ValueError(
                 f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
             )
-        return self._margins(self._augmented(X), theta[None, :])[0]
+        return self._margins(self._features(X), theta[None, :])[0]
 
     def predict(self, X, theta):
         """Predictions at one parameter point.
@@ -305,19 +306,20 @@ class Model:
             mask[:, -1] = 0.0
         return mask.ravel()
 
-    def _augmented(self, X):
-        """Features as float64 (n, d + fit_intercept), with a trailing column of ones."""
+    def _features(self, X):
+        """Features as float64 (n, d): a view when they already are, else one converted copy."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(
                 f"X must have shape (n, {self.n_features}) for {self!r}. Got {X.shape} instead."
             )
+        return X.astype(np.float64, copy=False)
+
+    def _stack(self, coef, intercept):
+        """Rows ``[coef | intercept]`` (or ``coef`` alone without intercept): (r, d + fit_intercept)."""
         if not self.fit_intercept:
-            return X.astype(np.float64, copy=False)
-        Xa = np.empty((X.shape[0], self.n_features + 1))
-        Xa[:, :-1] = X
-        Xa[:, -1] = 1.0
-        return Xa
+            return coef
+        return np.concatenate([coef, intercept[:, None]], axis=1)
 
     def _check_thetas(self, thetas):
         thetas = np.asarray(thetas, dtype=np.float64)
@@ -328,24 +330,47 @@ class Model:
             )
         return thetas
 
-    def _margins(self, Xa, thetas):
-        """Margins at m points: (m, n), or (m, n, K) for multi-output models."""
-        m = thetas.shape[0]
-        coef = thetas.reshape(m * self.n_outputs, Xa.shape[1])
-        eta = Xa @ coef.T
-        if self.n_outputs == 1:
-            return eta.T
-        return eta.reshape(Xa.shape[0], m, self.n_outputs).transpose(1, 0, 2)
+    def _margins(self, X, thetas):
+        """Margins at m points: (m, n), or (m, n, K) for multi-output models.
 
-    def _hessian_sum(self, Xa, s, h):
+        The intercept is added to ``X @ coef.T`` rather than carried as a column of ones, so ``X`` is
+        never copied.
+        """
+        m, k, d = thetas.shape[0], self.n_outputs, self.n_features
+        rows = thetas.reshape(m * k, d + int(self.fit_intercept))
+        eta = X @ rows[:, :d].T
+        if self.fit_intercept:
+            eta += rows[:, d]
+        if k == 1:
+            return eta.T
+        return eta.reshape(X.shape[0], m, k).transpose(1, 0, 2)
+
+    def _hessian_sum(self, X, s, h):
         """Sum of weighted Hessians at one point, (p, p).
 
-        For one output, ``h`` (n,) is ``d2l/deta2`` and the sum is ``Xa.T @ diag(s h) @ Xa``.
-        For ``K`` outputs, ``h`` (n, K) holds the probabilities ``P`` and the Hessian is the sum
-        over rows of ``(diag(p_i) - p_i p_i^T) kron (x_i x_i^T)``.
+        For one output, ``h`` (n,) is ``d2l/deta2`` and the sum is ``Xa.T @ diag(s h) @ Xa`` with
+        ``Xa = [X | 1]``, assembled from ``X.T @ diag(s h) @ X``, ``X.T @ (s h)`` and ``sum(s h)`` over
+        blocks of :data:`HESSIAN_BLOCK_ROWS` rows (the temporary is one block, not a copy of ``X``).
+        For ``K`` outputs, ``h`` (n, K) holds the probabilities ``P`` and the Hessian is the sum over
+        rows of ``(diag(p_i) - p_i p_i^T) kron (xa_i xa_i^T)``.
         """
         if self.n_outputs == 1:
-            return Xa.T @ (Xa * (s * h)[:, None])
+            sh = s * h
+            d = self.n_features
+            q = d + int(self.fit_intercept)
+            hess = np.zeros((q, q))
+            for start in range(0, X.shape[0], HESSIAN_BLOCK_ROWS):
+                block = X[start : start + HESSIAN_BLOCK_ROWS]
+                weights = sh[start : start + HESSIAN_BLOCK_ROWS]
+                weighted = block * weights[:, None]
+                hess[:d, :d] += block.T @ weighted
+                if self.fit_intercept:
+                    column = weights @ block
+                    hess[:d, d] += column
+                    hess[d, :d] += column
+                    hess[d, d] += weights.sum()
+            return hess
+        Xa = self._stack(X, np.ones(X.shape[0]))
         n, q = Xa.shape
         k = self.n_outputs
         B = (h[:, :, None] * Xa[:, None, :]).reshape(n, k * q)
