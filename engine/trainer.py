@@ -1,12 +1,19 @@
 """Training from Python: ``Trainer(...).fit(dataset_uri)`` runs the iterative MapReduce loop.
 
-The trainer opens the dataset, builds the model, the objective and the optimizer, resumes from the newest
-valid checkpoint when ``checkpoint_dir`` holds one made with the same data and settings, and runs
-:func:`engine.driver.optimize` with one gradient MapReduce job per iteration, writing a checkpoint after
-every pass.
+The trainer opens the dataset, builds the model, the objective and the optimizer, locks ``checkpoint_dir``
+(:mod:`storage.lock`), removes what interrupted checkpoint writes left there, resumes from the newest valid
+checkpoint when it was made with the same data and settings (or, with ``warm_start``, starts from its
+parameters with a fresh optimizer), and runs :func:`engine.driver.optimize` with one gradient MapReduce
+job per iteration, writing a checkpoint after every pass.
+
+Checkpoint files are numbered ``base + iteration``: ``base`` is 0 for a fresh run and one past the source
+checkpoint for a warm start, so a warm-started run's checkpoints are always newer than the ones it started
+from and a rerun of the same command resumes the warm-started run, not the old one.
 """
 
+import contextlib
 import logging
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,14 +26,17 @@ from engine.optimizers import OPTIMIZERS, make_optimizer
 from engine.optimizers.base import state_from_record, state_to_record
 from engine.params import check_choice, check_int, check_number
 from mr_jobs.gradient import MRGradient
-from storage.checkpoint import latest_checkpoint, save_checkpoint
+from storage.checkpoint import latest_checkpoint, remove_temporaries, save_checkpoint
 from storage.dataset import Dataset
 from storage.errors import DataError
+from storage.lock import DirectoryLock
 
 log = logging.getLogger(__name__)
 
 #: Settings that must match for a checkpoint to be resumed.
 RESUME_KEYS = ("model", "optimizer", "l2", "fit_intercept", "n_features", "classes", "data_checksum")
+#: Settings that fix the parameter vector's layout: they must match even for a warm start.
+LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes")
 
 
 class SettingsMismatchError(ValueError):
@@ -59,13 +69,20 @@ class Trainer:
         Directory (local or ``hdfs://``) for one checkpoint per pass; a rerun resumes from it.
     keep_checkpoints : int, optional
         Keep only the newest N checkpoints.
+    warm_start : bool
+        If the newest checkpoint was made with other data, optimizer or ``l2`` (same model, features,
+        classes and intercept), start from its parameters with a fresh optimizer state and this run's
+        settings instead of refusing. Needs a valid checkpoint in ``checkpoint_dir``. Default: False.
+    break_lock : bool
+        Take the checkpoint directory's lock even if another run seems to hold it (see
+        :mod:`storage.lock`). Default: False.
     callback : callable, optional
         Called with an :class:`engine.driver.Progress` after every pass.
     """
 
     def __init__(self, model, *, optimizer="lbfgs", l2=0.0, fit_intercept=True, max_iter=100, tol=1e-8,
                  gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None, keep_checkpoints=None,
-                 callback=None):
+                 warm_start=False, break_lock=False, callback=None):
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
@@ -77,6 +94,8 @@ class Trainer:
         self.conf_path = conf_path
         self.checkpoint_dir = checkpoint_dir
         self.keep_checkpoints = keep_checkpoints
+        self.warm_start = warm_start
+        self.break_lock = break_lock
         self.callback = callback
 
     def _validate(self):
@@ -89,6 +108,13 @@ class Trainer:
         check_number("gtol", self.gtol, minimum=0)
         if self.keep_checkpoints is not None:
             check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        for name in ("warm_start", "break_lock"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"The {name!r} parameter must be a bool. Got {value!r} instead.")
+        if self.warm_start and not self.checkpoint_dir:
+            raise ValueError("The 'warm_start' parameter needs a 'checkpoint_dir' to start from. Got "
+                             "checkpoint_dir=None.")
 
     def fit(self, data):
         """Train on the dataset at ``data`` (a directory made by ``mrtrain ingest``).
@@ -115,12 +141,14 @@ class Trainer:
         }
         optimizer = make_optimizer(self.optimizer)
         objective = Objective(model, self.l2)
-        status = self._resume(optimizer, settings) or initial_status(optimizer, np.zeros(model.n_params))
         spec = {"kind": model.kind, "n_features": model.n_features, "classes": classes,
                 "fit_intercept": model.fit_intercept}
         limits = {"max_iter": self.max_iter, "tol": self.tol, "gtol": self.gtol}
+        lock = (DirectoryLock(self.checkpoint_dir, break_lock=self.break_lock) if self.checkpoint_dir
+                else contextlib.nullcontext())
 
-        with JobLauncher(dataset, spec, runner=self.runner, conf_path=self.conf_path) as launcher:
+        with lock, JobLauncher(dataset, spec, runner=self.runner, conf_path=self.conf_path) as launcher:
+            start = self._start(optimizer, settings, model.n_params)
 
             def evaluate(points, hessian):
                 vector = launcher.sum_vector(MRGradient, points, {"hessian": hessian})
@@ -128,10 +156,10 @@ class Trainer:
                 return objective.evaluations(sums, points)
 
             def save(status):
-                self._save(status, settings, stop_reason(status, **limits))
+                self._save(status, settings, stop_reason(status, **limits), start)
 
             status, reason, converged = optimize(
-                optimizer, evaluate, status, on_iteration=save if self.checkpoint_dir else None,
+                optimizer, evaluate, start.status, on_iteration=save if self.checkpoint_dir else None,
                 callback=self.callback, **limits,
             )
         if not converged:
@@ -144,37 +172,87 @@ class Trainer:
             history=status.history, converged=converged, stop_reason=reason, settings=settings,
         )
 
-    def _save(self, status, settings, verdict):
+    def _save(self, status, settings, verdict, start):
         arrays, scalars = state_to_record(status.state)
         meta = {
             "settings": settings, "iteration": status.iteration, "passes": status.passes,
             "history": list(status.history), "rejected": status.rejected, "state_scalars": scalars,
             "stop_reason": verdict[0] if verdict else None, "converged": bool(verdict and verdict[1]),
+            "checkpoint_base": start.base, "warm_start": start.origin,
         }
         save_checkpoint(
-            self.checkpoint_dir, status.iteration, {f"state.{k}": v for k, v in arrays.items()}, meta,
-            keep=self.keep_checkpoints,
+            self.checkpoint_dir, start.base + status.iteration,
+            {f"state.{k}": v for k, v in arrays.items()}, meta, keep=self.keep_checkpoints,
         )
 
-    def _resume(self, optimizer, settings):
+    def _start(self, optimizer, settings, n_params):
+        """Where the loop starts: a fresh run, a resumed one, or a warm start (checkpoint dir locked)."""
+        fresh = Start(initial_status(optimizer, np.zeros(n_params)), 0, None)
         if not self.checkpoint_dir:
-            return None
+            return fresh
+        remove_temporaries(self.checkpoint_dir)
         checkpoint = latest_checkpoint(self.checkpoint_dir)
         if checkpoint is None:
-            return None
+            if self.warm_start:
+                raise FileNotFoundError(
+                    f"{self.checkpoint_dir}: warm start needs a valid checkpoint to start from; found none"
+                )
+            return fresh
         meta = checkpoint.meta
-        previous = meta["settings"]
-        differences = [
-            f"{key}: checkpoint has {previous.get(key)!r}, this run has {settings[key]!r}"
-            for key in RESUME_KEYS
-            if previous.get(key) != settings[key]
-        ]
-        if differences:
+        differences = settings_differences(meta["settings"], settings, RESUME_KEYS)
+        if not differences:
+            arrays = {
+                k.removeprefix("state."): v for k, v in checkpoint.arrays.items() if k.startswith("state.")
+            }
+            state = state_from_record(optimizer.State, arrays, meta["state_scalars"])
+            log.info("resuming from %s (iteration %d)", checkpoint.uri, meta["iteration"])
+            status = LoopStatus(
+                state, meta["iteration"], meta["passes"], tuple(meta["history"]), meta["rejected"]
+            )
+            return Start(status, meta.get("checkpoint_base", 0), meta.get("warm_start"))
+        if not self.warm_start:
             raise SettingsMismatchError(
                 f"{checkpoint.uri}: cannot resume, the checkpoint was made with other settings ("
-                + "; ".join(differences) + "); use another --checkpoint-dir"
+                + "; ".join(differences) + "); use another --checkpoint-dir, or pass --warm-start to start "
+                "from its parameters with this run's settings"
             )
-        arrays = {k.removeprefix("state."): v for k, v in checkpoint.arrays.items() if k.startswith("state.")}
-        state = state_from_record(optimizer.State, arrays, meta["state_scalars"])
-        log.info("resuming from %s (iteration %d)", checkpoint.uri, meta["iteration"])
-        return LoopStatus(state, meta["iteration"], meta["passes"], tuple(meta["history"]), meta["rejected"])
+        layout = settings_differences(meta["settings"], settings, LAYOUT_KEYS)
+        if layout:
+            raise SettingsMismatchError(
+                f"{checkpoint.uri}: cannot warm-start, the parameters have another layout ("
+                + "; ".join(layout) + "); use another --checkpoint-dir"
+            )
+        log.warning("warm start from %s (iteration %d): %s", checkpoint.uri, meta["iteration"],
+                    "; ".join(differences))
+        origin = {
+            "checkpoint": checkpoint.uri, "iteration": checkpoint.iteration, "settings": meta["settings"]
+        }
+        status = initial_status(optimizer, checkpoint.arrays["state.x"])
+        return Start(status, checkpoint.iteration + 1, origin)
+
+
+class Start(NamedTuple):
+    """Where a training loop starts.
+
+    Attributes
+    ----------
+    status : LoopStatus
+    base : int
+        Checkpoint file number of iteration 0.
+    origin : dict or None
+        For a warm-started run: the checkpoint it started from (``checkpoint``, ``iteration``,
+        ``settings``).
+    """
+
+    status: LoopStatus
+    base: int
+    origin: dict | None
+
+
+def settings_differences(previous, current, keys):
+    """One ``"key: checkpoint has X, this run has Y"`` string per key in ``keys`` whose values differ."""
+    return [
+        f"{key}: checkpoint has {previous.get(key)!r}, this run has {current[key]!r}"
+        for key in keys
+        if previous.get(key) != current[key]
+    ]

@@ -1,14 +1,16 @@
 """The ``mrtrain`` command line: ingest, train, evaluate, predict, inspect.
 
 A thin layer over :mod:`engine` and :mod:`storage`. Progress goes to stderr, results to stdout (``--json``:
-one JSON object). Bad input exits with status 2 and one line ``mrtrain: error: ...``; a failed MapReduce
-job exits with status 1.
+one JSON object). Bad input (also found by a map task) exits with status 2 and one line
+``mrtrain: error: ...``; a failed MapReduce job exits with status 1 and one line naming the failed
+partition when a task's traceback names one (mrjob's own error log is shown with ``-vv``).
 """
 
 import argparse
 import json
 import logging
 import math
+import re
 import sys
 
 from mrjob.step import StepFailedException
@@ -19,10 +21,36 @@ from engine.mapreduce import RUNNERS
 from engine.models import MODELS
 from engine.optimizers import OPTIMIZERS
 from engine.trainer import Trainer
+from mr_jobs.partition_job import PartitionError
 from storage.checkpoint import list_checkpoints
 from storage.ingest import ingest
 
 log = logging.getLogger("mrtrain")
+
+#: The last line of a failed task's traceback, as mrjob logs it ("Probable cause of failure").
+TASK_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(PartitionDataError|PartitionError): (.+)$", re.M)
+
+
+class TaskErrorLog(logging.Handler):
+    """Keeps the messages mrjob logs at ERROR, to find the failed partition's one-line error in them."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    def partition_error(self):
+        """``(is_data_error, message)`` of the last partition error logged, or None."""
+        found = [match for text in self.messages for match in TASK_ERROR_LINE.finditer(text)]
+        if not found:
+            return None
+        kind, message = found[-1].groups()
+        return kind == "PartitionDataError", message.strip()
+
+
+TASK_ERRORS = TaskErrorLog()
 
 
 def _runner_args(parser):
@@ -70,6 +98,11 @@ def build_parser():
                    help="gradient max-norm to stop at. Default: %(default)s")
     p.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
     p.add_argument("--keep-checkpoints", type=int, help="keep only the newest N checkpoints")
+    p.add_argument("--warm-start", action="store_true",
+                   help="if the newest checkpoint was made with other data, optimizer or l2, start from its "
+                        "parameters with a fresh optimizer and this run's settings instead of refusing")
+    p.add_argument("--break-lock", action="store_true",
+                   help="take the checkpoint directory's lock even if another run seems to hold it")
     p.add_argument("--no-metrics", action="store_true", help="skip the evaluation pass after training")
     _runner_args(p)
 
@@ -95,7 +128,12 @@ def _configure_logging(verbose, quiet):
     ours = logging.DEBUG if verbose else logging.WARNING
     for name in ("engine", "mr_jobs", "storage", "mrtrain"):
         logging.getLogger(name).setLevel(ours)
-    logging.getLogger("mrjob").setLevel(logging.INFO if verbose >= 2 else logging.ERROR)
+    mrjob_log = logging.getLogger("mrjob")
+    mrjob_log.setLevel(logging.INFO if verbose >= 2 else logging.ERROR)
+    mrjob_log.propagate = verbose >= 2
+    TASK_ERRORS.messages.clear()
+    if TASK_ERRORS not in mrjob_log.handlers:
+        mrjob_log.addHandler(TASK_ERRORS)
 
 
 def _print_progress(progress: Progress):
@@ -151,7 +189,8 @@ def cmd_train(args):
         args.model, optimizer=args.optimizer, l2=args.l2, fit_intercept=not args.no_intercept,
         max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
         conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
-        keep_checkpoints=args.keep_checkpoints, callback=None if args.quiet else _print_progress,
+        keep_checkpoints=args.keep_checkpoints, warm_start=args.warm_start, break_lock=args.break_lock,
+        callback=None if args.quiet else _print_progress,
     )
     fitted = trainer.fit(args.data)
     result = fitted.to_dict()
@@ -186,6 +225,15 @@ COMMANDS = {"ingest": cmd_ingest, "train": cmd_train, "evaluate": cmd_evaluate, 
             "inspect": cmd_inspect}
 
 
+def _one_line(text):
+    return " ".join(str(text).split())
+
+
+def _fail(message, status):
+    print(f"mrtrain: error: {_one_line(message)}", file=sys.stderr)
+    return status
+
+
 def main(argv=None):
     """Entry point of the ``mrtrain`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -193,11 +241,15 @@ def main(argv=None):
     try:
         COMMANDS[args.command](args)
     except StepFailedException as error:
-        print(f"mrtrain: error: a MapReduce job failed: {error}", file=sys.stderr)
-        return 1
+        cause = TASK_ERRORS.partition_error()
+        if cause is None:
+            return _fail(f"a MapReduce job failed: {error} (rerun with -vv for mrjob's log)", 1)
+        is_data_error, message = cause
+        return _fail(message, 2) if is_data_error else _fail(f"a MapReduce job failed: {message}", 1)
+    except PartitionError as error:
+        return _fail(f"a MapReduce job failed: {error}", 1)
     except (ValueError, OSError) as error:
-        print(f"mrtrain: error: {error}", file=sys.stderr)
-        return 2
+        return _fail(error, 2)
     return 0
 
 

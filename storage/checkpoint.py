@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 FORMAT = "mrtrain-checkpoint"
 VERSION = 1
 NAME_PATTERN = re.compile(r"^ckpt-(\d{6,})\.parquet$")
+#: Temporary files of checkpoint writes (:func:`storage.filesystem.temp_sibling`), left by a crash.
+TEMPORARY_PATTERN = re.compile(r"^\.ckpt-\d{6,}\.parquet\.tmp-[0-9a-f]{12}$")
 _KEY_FORMAT = b"mrtrain.format"
 _KEY_VERSION = b"mrtrain.version"
 _KEY_ITERATION = b"mrtrain.iteration"
@@ -40,7 +42,7 @@ SCHEMA = pa.schema([
 
 __all__ = [
     "Checkpoint", "CheckpointError", "checkpoint_name", "latest_checkpoint", "list_checkpoints",
-    "load_checkpoint", "save_checkpoint",
+    "load_checkpoint", "remove_temporaries", "save_checkpoint",
 ]
 
 
@@ -289,6 +291,33 @@ def list_checkpoints(directory):
         if match:
             found.append((int(match.group(1)), join(directory, name)))
     return sorted(found)
+
+
+def remove_temporaries(directory):
+    """Delete the temporary files that interrupted checkpoint writes left in ``directory``.
+
+    Only safe while no other process writes checkpoints there (hold the directory's lock). Checkpoint
+    loading never looks at these files, so they are harmless until removed.
+
+    Returns
+    -------
+    list of str
+        The URIs removed.
+    """
+    directory = str(directory)
+    fs = get_filesystem(directory)
+    if not fs.isdir(directory):
+        return []
+    removed = []
+    for name in fs.listdir(directory):
+        if TEMPORARY_PATTERN.match(name):
+            uri = join(directory, name)
+            fs.delete(uri)
+            removed.append(uri)
+    if removed:
+        logger.info("removed %d temporary file(s) of interrupted checkpoint writes: %s", len(removed),
+                    ", ".join(removed))
+    return removed
 
 
 def latest_checkpoint(directory):

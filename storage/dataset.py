@@ -374,16 +374,16 @@ def _validate_arrays(X, y, w, dtype, where):
         if bad is not None:
             field = f"feature {bad[1]}" if name == "features" else name
             raise DataError(f"{where}: row {bad[0] + 1}: {field}: expected a finite number, "
-                            f"found {values[bad]!r}")
+                            f"found {float(values[bad])!r}")
     if w is not None and np.any(w < 0):
         row = int(np.flatnonzero(w < 0)[0])
-        raise DataError(f"{where}: row {row + 1}: weight: expected >= 0, found {w[row]!r}")
+        raise DataError(f"{where}: row {row + 1}: weight: expected >= 0, found {float(w[row])!r}")
     with np.errstate(over="ignore"):
         stored = np.ascontiguousarray(X, dtype=dtype)
     bad = first_nonfinite(stored)
     if bad is not None:
         raise DataError(f"{where}: row {bad[0] + 1}: feature {bad[1]}: expected a value that "
-                        f"fits {dtype}, found {X[bad]!r}")
+                        f"fits {dtype}, found {float(X[bad])!r}")
     return stored, y, w
 
 

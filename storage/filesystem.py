@@ -77,6 +77,14 @@ class FileSystem(abc.ABC):
         """
 
     @abc.abstractmethod
+    def create_exclusive(self, uri, data):
+        """Create the file ``uri`` holding ``data``; FileExistsError if anything exists at ``uri``.
+
+        Of several concurrent callers exactly one succeeds (a lock file's guarantee). Parent directories
+        must exist.
+        """
+
+    @abc.abstractmethod
     def exists(self, uri):
         """Return True if a file or directory exists at ``uri``."""
 

@@ -153,6 +153,8 @@ class HdfsFileSystem(FileSystem):
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if exc.exception == "FileNotFoundException":
                     raise FileNotFoundError(errno.ENOENT, f"{action}: {message}", uri) from exc
+                if exc.exception == "FileAlreadyExistsException":
+                    raise FileExistsError(errno.EEXIST, f"{action}: {message}", uri) from exc
                 raise OSError(f"{uri}: {action} failed: {message}") from exc
 
     def _status(self, uri):
@@ -183,6 +185,14 @@ class HdfsFileSystem(FileSystem):
         except BaseException:
             self._discard(tmp)
             raise
+
+    def create_exclusive(self, uri, data):
+        """WebHDFS ``CREATE`` with ``overwrite=false``: the NameNode refuses an existing path.
+
+        After a transient error the retry may find the file its own first attempt created; callers
+        that need to tell (lock files) compare the content.
+        """
+        self._call("create", uri, self.client.write, hdfs_path(uri), data=data, overwrite=False)
 
     def _discard(self, uri):
         """Best-effort removal of a temporary file after a failed write."""

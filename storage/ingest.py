@@ -274,11 +274,11 @@ def _check_values(source, src):
         bad = first_nonfinite(values)
         if bad is not None:
             raise DataError(f"{src}: {source.locate(bad[0])}: column {name_of(bad[1])!r}: expected "
-                            f"a finite number, found {values[bad]!r}")
+                            f"a finite number, found {float(values[bad])!r}")
     if source.w is not None and np.any(source.w < 0):
         row = int(np.flatnonzero(source.w < 0)[0])
         raise DataError(f"{src}: {source.locate(row)}: column {source.weight_name!r}: expected a "
-                        f"weight >= 0, found {source.w[row]!r}")
+                        f"weight >= 0, found {float(source.w[row])!r}")
 
 
 def ingest(src, dest, *, format=None, label="label", weight=None, partitions=None,

@@ -27,6 +27,20 @@ def local_path(uri):
     return uri
 
 
+def _fsync_directory(path):
+    """Make a rename or new name in directory ``path`` durable (POSIX; a no-op where unsupported)."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        logger.debug("%s: directory fsync not supported", path)
+    finally:
+        os.close(descriptor)
+
+
 class LocalFileSystem(FileSystem):
     """Local disk; atomic writes by ``os.replace`` of a fsync'ed temporary sibling."""
 
@@ -50,6 +64,26 @@ class LocalFileSystem(FileSystem):
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        _fsync_directory(directory or ".")
+
+    def create_exclusive(self, uri, data):
+        """Write a fsync'ed temporary sibling, then hard-link it to ``uri``.
+
+        ``link`` fails if ``uri`` exists, so the file appears exclusively and already complete: a crash
+        never leaves a half-written ``uri``, at worst a temporary sibling.
+        """
+        path = local_path(uri)
+        tmp = temp_sibling(path)
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.link(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        _fsync_directory(os.path.dirname(path) or ".")
 
     def exists(self, uri):
         return os.path.exists(local_path(uri))

@@ -1,0 +1,187 @@
+"""An exclusive lock on a checkpoint directory, so that two trainers never write into the same one.
+
+The lock is the file ``_mrtrain.lock`` in the directory, created with create-exclusive semantics (a hard
+link of a complete temporary file on local disk; WebHDFS ``CREATE`` with ``overwrite=false`` on HDFS). It
+holds one JSON object naming its holder: ``owner`` (user), ``host``, ``pid``, ``started`` (UTC, ISO 8601)
+and a random ``token``. The holder deletes it when it is done, also after an error.
+
+A lock left by a run that was killed is *stale*. When its host is this host and its process no longer
+exists, it is provably stale and the next run takes it over with one warning, so that rerunning a killed
+command just works. A lock held by a live process, held on another host (its process cannot be checked
+from here) or unreadable is refused with a :class:`CheckpointLockedError` naming the holder; if you are
+sure that run is gone, pass ``break_lock=True`` (``mrtrain train ... --break-lock``) or delete the file.
+"""
+
+import datetime
+import getpass
+import json
+import logging
+import os
+import socket
+import uuid
+
+from storage.filesystem import get_filesystem, join, temp_sibling
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAME = "_mrtrain.lock"
+FORMAT = "mrtrain-lock"
+BREAK_HINT = "rerun with --break-lock (Python: break_lock=True) or delete {uri}"
+
+
+class CheckpointLockedError(OSError):
+    """Another run holds (or may hold) the lock on a checkpoint directory."""
+
+
+def pid_alive(pid):
+    """Return True if a process with id ``pid`` exists on this host (or cannot be checked)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe(holder):
+    """One-line description of a lock holder, e.g. ``pid 42 of alice on host h since 2024-...``."""
+    return (f"pid {holder.get('pid')!r} of {holder.get('owner')!r} on host {holder.get('host')!r} "
+            f"since {holder.get('started')!r}")
+
+
+class DirectoryLock:
+    """Exclusive lock on ``directory``; use as a context manager around everything that writes there.
+
+    Parameters
+    ----------
+    directory : str
+        Local path or ``hdfs://`` URI; created if missing (and removed again on release if it was created
+        here and is still empty).
+    break_lock : bool
+        Take the lock even if another run seems to hold it. Default: False.
+    """
+
+    def __init__(self, directory, *, break_lock=False):
+        self.directory = str(directory)
+        self.uri = join(self.directory, LOCK_NAME)
+        self.break_lock = bool(break_lock)
+        self.fs = get_filesystem(self.uri)
+        self.token = uuid.uuid4().hex
+        self.created_directory = False
+        self.held = False
+
+    def _payload(self):
+        return json.dumps({
+            "format": FORMAT, "owner": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
+            "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "token": self.token,
+        }, sort_keys=True).encode()
+
+    def read_holder(self, uri=None):
+        """The holder recorded in the lock file: a dict, ``{}`` if unreadable, None if there is no lock."""
+        try:
+            data = self.fs.read_bytes(uri or self.uri)
+        except FileNotFoundError:
+            return None
+        try:
+            holder = json.loads(data)
+        except ValueError:
+            return {}
+        return holder if isinstance(holder, dict) and holder.get("format") == FORMAT else {}
+
+    def _try_create(self):
+        try:
+            self.fs.create_exclusive(self.uri, self._payload())
+        except FileExistsError:
+            holder = self.read_holder()
+            return holder is not None and holder.get("token") == self.token
+        return True
+
+    def acquire(self):
+        """Take the lock.
+
+        Raises
+        ------
+        CheckpointLockedError
+            If another run holds the lock (see the module docstring for what counts as stale).
+        """
+        if not self.fs.isdir(self.directory):
+            self.fs.makedirs(self.directory)
+            self.created_directory = True
+        if self._try_create():
+            self.held = True
+            return self
+        holder = self.read_holder()
+        if holder is None:
+            return self.acquire()
+        reason = self._refusal(holder)
+        if reason is not None and not self.break_lock:
+            self.release()
+            raise CheckpointLockedError(
+                f"{self.directory}: checkpoint directory is locked: {reason}; if that run is "
+                f"gone, " + BREAK_HINT.format(uri=self.uri)
+            )
+        what = "breaking the lock" if reason is not None else "taking over the stale lock"
+        logger.warning("%s: %s of %s", self.uri, what, describe(holder) if holder else "an unknown run")
+        self._remove_stale(holder)
+        if not self._try_create():
+            raise CheckpointLockedError(
+                f"{self.directory}: checkpoint directory is locked: another run took the lock "
+                f"at the same time: {describe(self.read_holder() or {})}"
+            )
+        self.held = True
+        return self
+
+    @staticmethod
+    def _refusal(holder):
+        """Why ``holder`` must be respected, or None if it is provably stale."""
+        if not holder:
+            return "the lock file is unreadable (no holder recorded)"
+        if holder.get("host") != socket.gethostname():
+            return f"held by {describe(holder)}; a process on another host cannot be checked from here"
+        if pid_alive(holder.get("pid")):
+            return f"held by {describe(holder)}, which is still running"
+        return None
+
+    def _remove_stale(self, holder):
+        """Move the stale lock aside (atomic: of two runs doing this, one fails) and delete it.
+
+        If what was moved is not the lock that was judged stale, someone took the lock meanwhile: put it
+        back and refuse.
+        """
+        aside = temp_sibling(self.uri)
+        try:
+            self.fs.rename(self.uri, aside)
+        except FileNotFoundError:
+            return
+        moved = self.read_holder(aside) or {}
+        if moved.get("token") != holder.get("token"):
+            self.fs.rename(aside, self.uri)
+            raise CheckpointLockedError(
+                f"{self.directory}: checkpoint directory is locked: another run took the lock "
+                f"at the same time: {describe(moved)}"
+            )
+        self.fs.delete(aside)
+
+    def release(self):
+        """Delete the lock if this object holds it; remove the directory if it was created here and is
+        empty. Never raises for a lock that was broken meanwhile (logs a warning)."""
+        if self.held:
+            self.held = False
+            holder = self.read_holder()
+            if holder is not None and holder.get("token") == self.token:
+                self.fs.delete(self.uri)
+            else:
+                logger.warning("%s: the lock was broken by another run while this one held it", self.uri)
+        if self.created_directory and self.fs.isdir(self.directory) and not self.fs.listdir(self.directory):
+            self.fs.delete(self.directory)
+            self.created_directory = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc_info):
+        self.release()
