@@ -56,7 +56,7 @@ def mrtrain_runs(problem, quick, tmp, cache_dir):
          data.ensure_dataset(problem, partitions=8, cache_dir=cache_dir), lbfgs),
         ("lever: local lbfgs, num_cores 1", dataset,
          {**lbfgs, "conf_path": _conf(tmp, "cores1", {"num_cores": 1})}),
-        ("lever: local lbfgs, 1 BLAS thread per task", dataset,
+        ("lever: local lbfgs, 1 BLAS thread per task (breaks local == inline bitwise)", dataset,
          {**lbfgs, "conf_path": _conf(tmp, "blas1", {"cmdenv": {"OPENBLAS_NUM_THREADS": "1"}})}),
     ]
 

@@ -40,7 +40,7 @@ _SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
 #: the driver does instead of from zips (a zip is unpacked and compiled by every task: no bytecode cache, plus
 #: a wrapper script and a lock per task), and take the standard library's distutils, which mrjob imports,
 #: instead of setuptools' shim (~0.12 s of imports per task). Measured on a 3-partition pass: 2.2 -> 1.05
-#: CPU-seconds (benchmarks/README.md).
+#: CPU-seconds (python3 -m benchmarks.run).
 _LOCAL_TASK_ARGS = ["--no-bootstrap-mrjob", "--cmdenv", f"PYTHONPATH={_SOURCE_ROOT}"] + (
     ["--cmdenv", "SETUPTOOLS_USE_DISTUTILS=stdlib"] if sys.version_info < (3, 12) else []
 )
