@@ -1,26 +1,36 @@
 """Running mrtrain's MapReduce jobs from the driver, on any mrjob runner.
 
-A :class:`JobLauncher` belongs to one dataset and one model. It writes the partition list (the job input:
-one ``ID<TAB>URI<TAB>SHA256`` line per partition) once, zips the ``engine``, ``mr_jobs`` and ``storage``
-packages once (shipped to the tasks with mrjob's ``py_files``, since cluster nodes do not have mrtrain
-installed), and then, per job, writes the task description and the parameter points into small files that
-mrjob ships to every task (``add_file_arg``: the distributed cache on Hadoop) — never on the command line.
+A :class:`JobLauncher` belongs to one dataset and one model. It owns a *staging directory* holding what the
+jobs read besides the data: the partition list (the job input: one ``ID<TAB>URI<TAB>SHA256`` line per
+partition) and a zip of the ``engine``, ``mr_jobs`` and ``storage`` packages (shipped to Hadoop tasks with
+mrjob's ``py_files``, since cluster nodes do not have mrtrain installed), written once, and per job the
+task description and the parameter points, small files mrjob ships to every task (``add_file_arg``: the
+distributed cache on Hadoop) — never on the command line.
+
+For the inline and local runners the staging directory is a local temporary directory. For the hadoop
+runner over an ``hdfs://`` dataset it is a scratch directory on that HDFS, written through WebHDFS: mrjob
+then references these files instead of uploading each with a ``hadoop fs -put`` (one JVM start each), uses
+the same directory for its own files, writes the job output there, and the launcher reads the output and
+cleans up through WebHDFS too. That takes 8 of the 12 ``hadoop`` commands mrjob runs per job off every
+iteration.
 """
 
 import io
 import json
 import logging
 import os
-import shutil
 import sys
 import tempfile
+import uuid
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line
-from storage.filesystem import split_scheme
+from storage.filesystem import get_filesystem, join, split_scheme
+from storage.hdfs_fs import hdfs_user
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +62,8 @@ def task_uri(uri):
     return uri if split_scheme(uri) else os.path.abspath(uri)
 
 
-def package_zip(path):
-    """Write a zip of mrtrain's importable packages (``.py`` files only) to ``path``.
+def package_zip():
+    """A zip of mrtrain's importable packages (``.py`` files only), as bytes.
 
     The archive is byte-for-byte reproducible: sorted entries with a fixed timestamp.
     """
@@ -65,7 +75,13 @@ def package_zip(path):
                 info = zipfile.ZipInfo(source.relative_to(root).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_DEFLATED
                 archive.writestr(info, source.read_bytes())
-    Path(path).write_bytes(buffer.getvalue())
+    return buffer.getvalue()
+
+
+def hdfs_staging_dir(dataset_uri):
+    """A new scratch directory on the HDFS holding ``dataset_uri``: ``/user/<user>/tmp/mrtrain/<id>``."""
+    parts = urlsplit(dataset_uri)
+    return f"{parts.scheme}://{parts.netloc}/user/{hdfs_user()}/tmp/mrtrain/{uuid.uuid4().hex[:16]}"
 
 
 class JobLauncher:
@@ -96,19 +112,22 @@ class JobLauncher:
         self.runner = runner
         self.conf_path = conf_path
         self.shards = shards
-        self.workdir = tempfile.mkdtemp(prefix="mrtrain-")
-        self.partition_list = os.path.join(self.workdir, "partitions.txt")
-        with open(self.partition_list, "w", encoding="utf-8") as handle:
-            for part in dataset.partitions:
-                handle.write(format_partition_line(part.index, task_uri(part.uri), part.sha256) + "\n")
-        self.code_zip = os.path.join(self.workdir, "mrtrain-code.zip")
-        package_zip(self.code_zip)
+        self.on_hdfs = runner == "hadoop" and split_scheme(dataset.uri) == "hdfs"
+        self.staging = hdfs_staging_dir(dataset.uri) if self.on_hdfs else tempfile.mkdtemp(prefix="mrtrain-")
+        self.fs = get_filesystem(self.staging)
+        self.partition_list = join(self.staging, "partitions.txt")
+        lines = [format_partition_line(p.index, task_uri(p.uri), p.sha256) + "\n" for p in dataset.partitions]
+        self.fs.write_bytes(self.partition_list, "".join(lines).encode("utf-8"))
+        self.code_zip = None
+        if runner == "hadoop":
+            self.code_zip = join(self.staging, "mrtrain-code.zip")
+            self.fs.write_bytes(self.code_zip, package_zip())
         self.jobs_run = 0
         self.last_counters = []
 
     def close(self):
-        """Remove the launcher's temporary files."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        """Remove the staging directory."""
+        self.fs.delete(self.staging, recursive=True)
 
     def __enter__(self):
         return self
@@ -116,14 +135,14 @@ class JobLauncher:
     def __exit__(self, *exc_info):
         self.close()
 
-    def _args(self, task, thetas):
-        job_dir = os.path.join(self.workdir, f"job-{self.jobs_run:06d}")
-        os.makedirs(job_dir)
-        task_path = os.path.join(job_dir, "task.json")
-        with open(task_path, "w", encoding="utf-8") as handle:
-            json.dump({"model": self.model_spec, "shards": self.shards, **task}, handle)
-        params_path = os.path.join(job_dir, "params.npy")
-        np.save(params_path, np.ascontiguousarray(thetas, dtype=np.float64), allow_pickle=False)
+    def _args(self, task, thetas, job_dir):
+        task_path = join(job_dir, "task.json")
+        spec = {"model": self.model_spec, "shards": self.shards, **task}
+        self.fs.write_bytes(task_path, json.dumps(spec).encode("utf-8"))
+        params_path = join(job_dir, "params.npy")
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(thetas, dtype=np.float64), allow_pickle=False)
+        self.fs.write_bytes(params_path, buffer.getvalue())
         args = ["-r", self.runner, "--task", task_path, "--params", params_path]
         if self.conf_path:
             args += ["--conf-path", self.conf_path]
@@ -131,6 +150,11 @@ class JobLauncher:
             args += _LOCAL_TASK_ARGS
         elif self.runner == "hadoop":
             args += ["--py-files", self.code_zip]
+        if self.on_hdfs:
+            args += [
+                "--hadoop-tmp-dir", join(self.staging, "mrjob"), "--output-dir", join(job_dir, "output"),
+                "--no-check-input-paths", "--cleanup", "LOCAL_TMP",
+            ]
         for name in TASK_ENVIRONMENT:
             if os.environ.get(name):
                 args += ["--cmdenv", f"{name}={os.environ[name]}"]
@@ -153,12 +177,20 @@ class JobLauncher:
         list of (key, value)
             The job's output; its Hadoop counters (one dict per step) are kept in ``last_counters``.
         """
-        job = job_class(args=self._args(task, thetas))
+        job_dir = join(self.staging, f"job-{self.jobs_run:06d}")
+        job = job_class(args=self._args(task, thetas, job_dir))
         self.jobs_run += 1
         with job.make_runner() as runner:
             runner.run()
             self.last_counters = runner.counters()
-            return list(job.parse_output(runner.cat_output()))
+            if not self.on_hdfs:
+                return list(job.parse_output(runner.cat_output()))
+        output = join(job_dir, "output")
+        names = [name for name in self.fs.listdir(output) if name.startswith("part-")]
+        records = list(job.parse_output(self.fs.read_bytes(join(output, name)) for name in names))
+        self.fs.delete(job_dir, recursive=True)
+        self.fs.delete(join(self.staging, "mrjob"), recursive=True)
+        return records
 
     def sum_vector(self, job_class, thetas, task):
         """Run a partition-sum job and return the total vector (shards concatenated in order).
