@@ -18,6 +18,7 @@ from mr_jobs.partition_job import FAULT_PARTITION_ENV
 from storage.dataset import Dataset
 from storage.filesystem import get_filesystem, join
 from storage.ingest import ingest
+from storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
 from tests.conftest import ROOT
 from tests.datasets import reference_data, write
 
@@ -104,3 +105,13 @@ def test_a_failed_map_attempt_is_retried_and_changes_nothing(iris_pair, monkeypa
     assert retried.tobytes() == clean.tobytes()
     failed = sum(group.get("Failed map tasks", 0) for step in counters for group in step.values())
     assert failed == 1, counters
+
+
+def test_checkpoint_directory_lock_on_hdfs(iris_pair, hdfs_base):
+    remote, _ = iris_pair
+    checkpoints = join(hdfs_base, "locked-ck")
+    with DirectoryLock(checkpoints):
+        with pytest.raises(CheckpointLockedError, match="checkpoint directory is locked: held by"):
+            Trainer("softmax", runner="hadoop", checkpoint_dir=checkpoints).fit(remote)
+        assert LOCK_NAME in get_filesystem(checkpoints).listdir(checkpoints)
+    assert not get_filesystem(checkpoints).exists(checkpoints)  # the lock made it and removed it empty
