@@ -76,13 +76,16 @@ class Trainer:
     break_lock : bool
         Take the checkpoint directory's lock even if another run seems to hold it (see
         :mod:`storage.lock`). Default: False.
+    reducers : int >= 1
+        Number of pieces (and reduce tasks) the summed vector is cut into, so that several reducers add
+        a large vector in parallel. The result is bitwise the same for any value. Default: 1.
     callback : callable, optional
         Called with an :class:`engine.driver.Progress` after every pass.
     """
 
     def __init__(self, model, *, optimizer="lbfgs", l2=0.0, fit_intercept=True, max_iter=100, tol=1e-8,
                  gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None, keep_checkpoints=None,
-                 warm_start=False, break_lock=False, callback=None):
+                 warm_start=False, break_lock=False, reducers=1, callback=None):
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
@@ -96,6 +99,7 @@ class Trainer:
         self.keep_checkpoints = keep_checkpoints
         self.warm_start = warm_start
         self.break_lock = break_lock
+        self.reducers = reducers
         self.callback = callback
 
     def _validate(self):
@@ -108,6 +112,7 @@ class Trainer:
         check_number("gtol", self.gtol, minimum=0)
         if self.keep_checkpoints is not None:
             check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        check_int("reducers", self.reducers, minimum=1)
         for name in ("warm_start", "break_lock"):
             value = getattr(self, name)
             if not isinstance(value, bool):
@@ -147,7 +152,9 @@ class Trainer:
         lock = (DirectoryLock(self.checkpoint_dir, break_lock=self.break_lock) if self.checkpoint_dir
                 else contextlib.nullcontext())
 
-        with lock, JobLauncher(dataset, spec, runner=self.runner, conf_path=self.conf_path) as launcher:
+        with lock, JobLauncher(
+            dataset, spec, runner=self.runner, conf_path=self.conf_path, shards=self.reducers
+        ) as launcher:
             start = self._start(optimizer, settings, model.n_params)
 
             def evaluate(points, hessian):

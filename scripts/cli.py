@@ -98,6 +98,8 @@ def build_parser():
                    help="gradient max-norm to stop at. Default: %(default)s")
     p.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
     p.add_argument("--keep-checkpoints", type=int, help="keep only the newest N checkpoints")
+    p.add_argument("--reducers", type=int, default=1,
+                   help="reduce tasks adding the summed vector in parallel pieces. Default: %(default)s")
     p.add_argument("--warm-start", action="store_true",
                    help="if the newest checkpoint was made with other data, optimizer or l2, start from its "
                         "parameters with a fresh optimizer and this run's settings instead of refusing")
@@ -189,7 +191,8 @@ def cmd_train(args):
         args.model, optimizer=args.optimizer, l2=args.l2, fit_intercept=not args.no_intercept,
         max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
         conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
-        keep_checkpoints=args.keep_checkpoints, warm_start=args.warm_start, break_lock=args.break_lock,
+        keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
+        break_lock=args.break_lock,
         callback=None if args.quiet else _print_progress,
     )
     fitted = trainer.fit(args.data)

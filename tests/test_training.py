@@ -163,3 +163,13 @@ def test_class_labels_need_not_be_zero_based(tmp_path):
     assert signed.classes_ == [-1.0, 1.0]
     assert signed.theta_.tobytes() == zero_one.theta_.tobytes()
     assert set(signed.predict(X)) == {-1.0, 1.0}
+
+
+def test_reducer_count_does_not_change_the_model(tmp_path):
+    X, y = reference_data("iris")
+    data = write(tmp_path / "d", X, y, partitions=3)
+    one = Trainer("softmax", l2=0.01, optimizer="newton", max_iter=4).fit(data)
+    four = Trainer("softmax", l2=0.01, optimizer="newton", max_iter=4, reducers=4).fit(data)
+    assert four.theta_.tobytes() == one.theta_.tobytes()
+    with pytest.raises(ValueError, match=r"'reducers' parameter must be an int >= 1. Got 0 instead"):
+        Trainer("softmax", reducers=0).fit(data)
