@@ -44,7 +44,7 @@ TASK_ENVIRONMENT = (
 
 _PACKAGES = ("engine", "mr_jobs", "storage")
 
-_SOURCE_ROOT = str(Path(__file__).resolve().parent.parent)
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
 #: The local runner's tasks run on this machine with this Python, so they import mrtrain and mrjob from where
 #: the driver does instead of from zips (a zip is unpacked and compiled by every task: no bytecode cache, plus
@@ -67,7 +67,7 @@ def package_zip():
 
     The archive is byte-for-byte reproducible: sorted entries with a fixed timestamp.
     """
-    root = Path(__file__).resolve().parent.parent
+    root = _SOURCE_ROOT
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for package in _PACKAGES:
