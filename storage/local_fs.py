@@ -41,6 +41,14 @@ def _fsync_directory(path):
         os.close(descriptor)
 
 
+def _write_synced(path, data):
+    """Create the new file ``path`` (it must not exist) holding ``data``, flushed to disk."""
+    with open(path, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 class LocalFileSystem(FileSystem):
     """Local disk; atomic writes by ``os.replace`` of a fsync'ed temporary sibling."""
 
@@ -55,10 +63,7 @@ class LocalFileSystem(FileSystem):
             os.makedirs(directory, exist_ok=True)
         tmp = temp_sibling(path)
         try:
-            with open(tmp, "xb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            _write_synced(tmp, data)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -75,10 +80,7 @@ class LocalFileSystem(FileSystem):
         path = local_path(uri)
         tmp = temp_sibling(path)
         try:
-            with open(tmp, "xb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
+            _write_synced(tmp, data)
             os.link(tmp, path)
         finally:
             if os.path.exists(tmp):
