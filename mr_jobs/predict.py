@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from mrjob.protocol import JSONProtocol
 from mrjob.step import MRStep
 
-from mr_jobs.partition_job import PartitionJob
+from mr_jobs.partition_job import PartitionJob, single_threaded_blas
 from storage.filesystem import get_filesystem, join
 
 
@@ -42,7 +42,8 @@ class MRPredict(PartitionJob):
 
     def mapper_write_predictions(self, _, line):
         partition_id, _uri, X, y_raw, _w = self.read_partition_line(line)
-        table = predictions_table(self.model, X, y_raw, self.thetas[0])
+        with single_threaded_blas():
+            table = predictions_table(self.model, X, y_raw, self.thetas[0])
         buffer = io.BytesIO()
         pq.write_table(table, buffer)
         destination = join(self.task["output"], f"part-{partition_id:05d}.parquet")
