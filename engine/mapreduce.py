@@ -11,8 +11,8 @@ For the inline and local runners the staging directory is a local temporary dire
 runner over an ``hdfs://`` dataset it is a scratch directory on that HDFS, written through WebHDFS: mrjob
 then references these files instead of uploading each with a ``hadoop fs -put`` (one JVM start each), uses
 the same directory for its own files, writes the job output there, and the launcher reads the output and
-cleans up through WebHDFS too. That takes 8 of the 12 ``hadoop`` commands mrjob runs per job off every
-iteration.
+cleans up through WebHDFS too. That leaves 6 ``hadoop`` commands per job besides ``hadoop jar`` (``version``,
+two ``mkdir``, uploads of mrjob's zip, its setup wrapper and the job script), where mrjob ran 12.
 """
 
 import io
