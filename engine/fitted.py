@@ -136,7 +136,7 @@ class FittedModel:
             )
         return dataset
 
-    def evaluate(self, data, *, runner="inline", conf_path=None):
+    def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True):
         """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.
 
         Returns
@@ -145,14 +145,15 @@ class FittedModel:
             :func:`engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + l2 penalty).
         """
         dataset = self._open_matching(data)
-        with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path) as launcher:
+        with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
+                         partition_cache=partition_cache) as launcher:
             vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
         metrics = finalize_metrics(self.model, vector)
         if metrics.get("loss") is not None:
             metrics["objective"] = metrics["loss"] + Objective(self.model, self.l2).penalty(self.theta_)
         return metrics
 
-    def predict_dataset(self, data, output, *, runner="inline", conf_path=None):
+    def predict_dataset(self, data, output, *, runner="inline", conf_path=None, partition_cache=True):
         """Write predictions for dataset ``data`` to the directory ``output``, by a MapReduce job.
 
         One Parquet file per input partition (``part-NNNNN.parquet``: ``label``, ``prediction`` and, for
@@ -172,7 +173,8 @@ class FittedModel:
         staging = temp_sibling(output)
         fs.makedirs(staging)
         try:
-            with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path) as launcher:
+            with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
+                             partition_cache=partition_cache) as launcher:
                 records = launcher.run(MRPredict, self.theta_[None, :], {"output": task_uri(staging)})
             rows = dict(records)
             expected = [part.index for part in dataset.partitions]

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line
+from storage import partition_cache
 from storage.filesystem import get_filesystem, join, split_scheme
 from storage.hdfs_fs import hdfs_user
 
@@ -36,10 +37,11 @@ log = logging.getLogger(__name__)
 
 RUNNERS = ("inline", "local", "hadoop")
 
-#: Environment variables forwarded to the tasks with mrjob's ``--cmdenv``: how to reach HDFS, and the
-#: fault switch of the retry tests.
+#: Environment variables forwarded to the tasks with mrjob's ``--cmdenv``: how to reach HDFS, where and how
+#: big the node-local partition cache is, and the fault switch of the retry tests.
 TASK_ENVIRONMENT = (
-    "MRTRAIN_WEBHDFS_URL", "MRTRAIN_HDFS_USER", "HADOOP_USER_NAME", "HADOOP_CONF_DIR", FAULT_PARTITION_ENV,
+    "MRTRAIN_WEBHDFS_URL", "MRTRAIN_HDFS_USER", "HADOOP_USER_NAME", "HADOOP_CONF_DIR",
+    partition_cache.ROOT_ENV, partition_cache.MAX_BYTES_ENV, FAULT_PARTITION_ENV,
 )
 
 _PACKAGES = ("engine", "mr_jobs", "storage")
@@ -54,6 +56,15 @@ _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 _LOCAL_TASK_ARGS = ["--no-bootstrap-mrjob", "--cmdenv", f"PYTHONPATH={_SOURCE_ROOT}"] + (
     ["--cmdenv", "SETUPTOOLS_USE_DISTUTILS=stdlib"] if sys.version_info < (3, 12) else []
 )
+
+#: Task processes of the local and hadoop runners run their math on one BLAS thread (see
+#: :func:`mr_jobs.partition_job.single_threaded_blas`); saying so before numpy loads also spares OpenBLAS
+#: starting a thread pool in every task (~12 ms of its import).
+_TASK_THREAD_ARGS = [
+    arg
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    for arg in ("--cmdenv", f"{name}=1")
+]
 
 
 def task_uri(uri):
@@ -98,9 +109,12 @@ class JobLauncher:
         mrjob config file; by default mrjob's own lookup (``$MRJOB_CONF``, ``~/.mrjob.conf``) applies.
     shards : int
         Number of pieces (and reducers) the summed vector is cut into.
+    partition_cache : bool
+        Whether map tasks use their node's :class:`storage.partition_cache.PartitionCache`.
     """
 
-    def __init__(self, dataset, model_spec, *, runner="inline", conf_path=None, shards=1):
+    def __init__(self, dataset, model_spec, *, runner="inline", conf_path=None, shards=1,
+                 partition_cache=True):
         if runner not in RUNNERS:
             raise ValueError(
                 f"The 'runner' parameter must be one of {list(RUNNERS)}. Got {runner!r} instead."
@@ -112,6 +126,7 @@ class JobLauncher:
         self.runner = runner
         self.conf_path = conf_path
         self.shards = shards
+        self.partition_cache = bool(partition_cache)
         self.on_hdfs = runner == "hadoop" and split_scheme(dataset.uri) == "hdfs"
         self.staging = hdfs_staging_dir(dataset.uri) if self.on_hdfs else tempfile.mkdtemp(prefix="mrtrain-")
         self.fs = get_filesystem(self.staging)
@@ -137,7 +152,8 @@ class JobLauncher:
 
     def _args(self, task, thetas, job_dir):
         task_path = join(job_dir, "task.json")
-        spec = {"model": self.model_spec, "shards": self.shards, **task}
+        spec = {"model": self.model_spec, "shards": self.shards, "partition_cache": self.partition_cache,
+                **task}
         self.fs.write_bytes(task_path, json.dumps(spec).encode("utf-8"))
         params_path = join(job_dir, "params.npy")
         buffer = io.BytesIO()
@@ -147,9 +163,9 @@ class JobLauncher:
         if self.conf_path:
             args += ["--conf-path", self.conf_path]
         if self.runner == "local":
-            args += _LOCAL_TASK_ARGS
+            args += _LOCAL_TASK_ARGS + _TASK_THREAD_ARGS
         elif self.runner == "hadoop":
-            args += ["--py-files", self.code_zip]
+            args += ["--py-files", self.code_zip] + _TASK_THREAD_ARGS
         if self.on_hdfs:
             args += [
                 "--hadoop-tmp-dir", join(self.staging, "mrjob"), "--output-dir", join(job_dir, "output"),

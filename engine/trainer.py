@@ -79,13 +79,17 @@ class Trainer:
     reducers : int >= 1
         Number of pieces (and reduce tasks) the summed vector is cut into, so that several reducers add
         a large vector in parallel. The result is bitwise the same for any value. Default: 1.
+    partition_cache : bool
+        Let map tasks keep decoded partitions in their node's cache
+        (:mod:`storage.partition_cache`), so that passes after the first skip reading, hashing and
+        decoding them. Default: True.
     callback : callable, optional
         Called with an :class:`engine.driver.Progress` after every pass.
     """
 
     def __init__(self, model, *, optimizer="lbfgs", l2=0.0, fit_intercept=True, max_iter=100, tol=1e-8,
                  gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None, keep_checkpoints=None,
-                 warm_start=False, break_lock=False, reducers=1, callback=None):
+                 warm_start=False, break_lock=False, reducers=1, partition_cache=True, callback=None):
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
@@ -100,6 +104,7 @@ class Trainer:
         self.warm_start = warm_start
         self.break_lock = break_lock
         self.reducers = reducers
+        self.partition_cache = partition_cache
         self.callback = callback
 
     def _validate(self):
@@ -113,7 +118,7 @@ class Trainer:
         if self.keep_checkpoints is not None:
             check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
         check_int("reducers", self.reducers, minimum=1)
-        for name in ("warm_start", "break_lock"):
+        for name in ("warm_start", "break_lock", "partition_cache"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ValueError(f"The {name!r} parameter must be a bool. Got {value!r} instead.")
@@ -153,7 +158,8 @@ class Trainer:
                 else contextlib.nullcontext())
 
         with lock, JobLauncher(
-            dataset, spec, runner=self.runner, conf_path=self.conf_path, shards=self.reducers
+            dataset, spec, runner=self.runner, conf_path=self.conf_path, shards=self.reducers,
+            partition_cache=self.partition_cache,
         ) as launcher:
             start = self._start(optimizer, settings, model.n_params)
 

@@ -57,6 +57,9 @@ def _runner_args(parser):
     parser.add_argument("--runner", choices=RUNNERS, default="local",
                         help="mrjob runner. Default: %(default)s")
     parser.add_argument("--conf-path", help="mrjob config file (default: mrjob's own lookup)")
+    parser.add_argument("--no-partition-cache", dest="partition_cache", action="store_false",
+                        help="map tasks read, hash and decode every partition on every pass instead of "
+                             "keeping decoded partitions in their node's cache")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -192,26 +195,28 @@ def cmd_train(args):
         max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
         conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
         keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
-        break_lock=args.break_lock,
+        break_lock=args.break_lock, partition_cache=args.partition_cache,
         callback=None if args.quiet else _print_progress,
     )
     fitted = trainer.fit(args.data)
     result = fitted.to_dict()
     result["metrics"] = None if args.no_metrics else fitted.evaluate(
-        args.data, runner=args.runner, conf_path=args.conf_path
+        args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache
     )
     _print_result(result, args.json)
 
 
 def cmd_evaluate(args):
     fitted = FittedModel.load(args.model_dir)
-    metrics = fitted.evaluate(args.data, runner=args.runner, conf_path=args.conf_path)
+    metrics = fitted.evaluate(args.data, runner=args.runner, conf_path=args.conf_path,
+                              partition_cache=args.partition_cache)
     _print_result({"model": fitted.model.kind, "metrics": metrics}, args.json)
 
 
 def cmd_predict(args):
     fitted = FittedModel.load(args.model_dir)
-    manifest = fitted.predict_dataset(args.data, args.output, runner=args.runner, conf_path=args.conf_path)
+    manifest = fitted.predict_dataset(args.data, args.output, runner=args.runner, conf_path=args.conf_path,
+                                      partition_cache=args.partition_cache)
     _print_result({"output": args.output, "rows": manifest["n_rows"],
                    "partitions": len(manifest["partitions"])}, args.json)
 

@@ -35,6 +35,18 @@ def reachable(url):
         return False
 
 
+@pytest.fixture(autouse=True)
+def partition_cache_dir(tmp_path_factory, monkeypatch):
+    """Every test gets its own, empty node-local partition cache (its tasks inherit the variable).
+
+    Tests write the same seeded data many times; a cache shared between tests would let a test that
+    corrupts a partition read the intact bytes another test cached.
+    """
+    path = tmp_path_factory.mktemp("partition-cache") / "cache"
+    monkeypatch.setenv("MRTRAIN_PARTITION_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def hadoop_cluster():
     """The running Hadoop cluster as a dict of env.sh values plus ``launcher`` and ``conf_path``.

@@ -236,7 +236,9 @@ def test_failed_predict_leaves_no_partial_output(tmp_path, capsys):
     path = Path(data) / "part-00002.parquet"
     path.write_bytes(path.read_bytes()[:-10])
     capsys.readouterr()
-    status, _, err = run(capsys, "predict", data, "--model-dir", model_dir,
+    # Without the partition cache: training cached the partition's verified bytes, and with it
+    # predict would read those instead of the damaged file.
+    status, _, err = run(capsys, "predict", data, "--model-dir", model_dir, "--no-partition-cache",
                          "--output", str(tmp_path / "pred"), "--runner", "inline")
     assert status == 2 and len(err) == 1 and "partition 2: " in err[0] and "part-00002.parquet" in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "model"]
