@@ -2,11 +2,11 @@
 
 A fresh Python process does what one gradient map task does with one partition: import the job module,
 ``read_partition`` (read the bytes, check the sha256, decode the Parquet), encode the labels and compute
-``Model.partial_sums`` at ``m`` points. It reports each phase's seconds, its peak resident memory, and
-the peak after the imports (the baseline: an idle task), so ``(peak - baseline) / partition bytes`` is what
-a partition costs. The reference is the textbook numpy computation of the same sums on the same rows
-already in memory (``eta = X @ W.T + b``, ``np.logaddexp``, ``1 / (1 + exp(-eta))``, ``G.T @ X``), timed in
-this process.
+``Model.partial_sums`` at ``m`` points, with Hessians at the first ``HESSIAN`` of them (a Newton pass asks
+for 1). It reports each phase's seconds, its peak resident memory, and the peak after the imports (the
+baseline: an idle task), so ``(peak - baseline) / partition bytes`` is what a partition costs. The
+reference is the textbook numpy computation of the same sums on the same rows already in memory
+(``eta = X @ W.T + b``, ``np.logaddexp``, ``1 / (1 + exp(-eta))``, ``G.T @ X``), timed in this process.
 
 Run as ``python3 -m benchmarks.mapper URI SHA256 KIND N_FEATURES CLASSES M HESSIAN`` it is that task.
 """
@@ -82,7 +82,7 @@ def map_task(partition, kind, n_features, classes, m, hessian):
 
 
 def raw_numpy_sums(X, y, thetas, kind, hessian):
-    """The same sums in plain numpy: loss (m,), gradient (m, d + 1) and Hessians (m, d + 1, d + 1)."""
+    """The same sums in plain numpy: loss (m,), gradient (m, d + 1), Hessians (hessian, d + 1, d + 1)."""
     eta = X @ thetas[:, :-1].T + thetas[:, -1]
     if kind == "logistic":
         loss = (np.logaddexp(0.0, eta) - y[:, None] * eta).sum(axis=0)
@@ -96,7 +96,7 @@ def raw_numpy_sums(X, y, thetas, kind, hessian):
     if hessian:
         h = p * (1.0 - p) if kind == "logistic" else np.ones_like(g)
         Xa = np.concatenate([X, np.ones((len(X), 1))], axis=1)
-        hess = np.stack([Xa.T @ (Xa * h[:, [j]]) for j in range(len(thetas))])
+        hess = np.stack([Xa.T @ (Xa * h[:, [j]]) for j in range(hessian)])
     return loss, grad, hess
 
 
@@ -113,11 +113,14 @@ def best_seconds(func, repeats=3):
 def measure(dataset, kind, m, hessian, label):
     """Mapper rows/s (read + decode + sums, fresh process, no interpreter start) vs raw numpy rows/s.
 
+    ``m`` points with Hessians at the first ``int(hessian)`` (``True`` is 1: a Newton pass).
+
     Returns
     -------
     dict
         One row of the mapper table.
     """
+    hessian = int(hessian)
     partition = dataset.partitions[0]
     task = min((map_task(partition, kind, dataset.n_features, dataset.classes, m, hessian) for _ in range(3)),
                key=lambda t: t["read_decode_s"] + t["sums_s"])
@@ -139,4 +142,4 @@ def measure(dataset, kind, m, hessian, label):
 if __name__ == "__main__":
     uri, sha, kind_arg, d_arg, classes_arg, m_arg, hessian_arg = sys.argv[1:]
     print(json.dumps(_task(uri, sha, kind_arg, int(d_arg), json.loads(classes_arg), int(m_arg),
-                           bool(int(hessian_arg)))))
+                           int(hessian_arg))))

@@ -88,9 +88,9 @@ def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=N
 
     Parameters
     ----------
-    optimizer : object with ``trial_points``, ``update``, ``needs_hessian``
-    evaluate : callable ``(points: ndarray (m, p), hessian: bool) -> list[Evaluation]``
-        One data pass.
+    optimizer : object with ``trial_points``, ``update``, ``hessian_points``
+    evaluate : callable ``(points: ndarray (m, p), hessian: int) -> list[Evaluation]``
+        One data pass, with Hessians at the first ``hessian`` points.
     status : LoopStatus
         Where to start: :func:`initial_status` or a resumed checkpoint.
     max_iter : int
@@ -116,7 +116,7 @@ def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=N
         started = time.perf_counter()
         first_pass = not status.state.evaluated
         points = optimizer.trial_points(status.state)
-        evaluations = evaluate(points, optimizer.needs_hessian)
+        evaluations = evaluate(points, optimizer.hessian_points)
         state, step = optimizer.update(status.state, evaluations)
         status = LoopStatus(
             state=state,

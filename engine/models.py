@@ -8,6 +8,10 @@ with ``eta_i = x_i @ w + b``. This module computes the data part as *sums* over 
 (:class:`PartialSums`); the driver divides by the total weight and adds the regulariser, using
 :meth:`Model.penalty_mask` to leave intercepts unpenalised.
 
+One block's sums cover ``m`` parameter points (an optimizer's trial points). Hessian sums (``p x p`` per
+point, the dominant cost for wide data) are computed only for the first ``k`` of them, ``0 <= k <= m``,
+where ``k`` is the ``hessian`` argument: Newton asks for ``k = 1``, the first-order optimizers for 0.
+
 Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logistic`` and
 ``poisson``, ``theta = [w_1, ..., w_d, b]`` (or ``[w_1, ..., w_d]`` without intercept); for
 ``softmax`` with ``K`` classes, ``theta`` is the row-major ravel of a ``(K, d + 1)`` (or
@@ -38,6 +42,8 @@ HESSIAN_BLOCK_ROWS = 65536
 class PartialSums:
     """Weighted sums of loss, gradient and Hessian over a block of rows, at ``m`` points.
 
+    The Hessian sums cover only the first ``k`` points (``0 <= k <= m``).
+
     Attributes
     ----------
     weight : float
@@ -46,8 +52,9 @@ class PartialSums:
         ``sum_i s_i * l_i`` at each parameter point.
     grad : ndarray of shape (m, p)
         ``sum_i s_i * grad_theta l_i`` at each parameter point.
-    hess : ndarray of shape (m, p, p) or None
-        ``sum_i s_i * hess_theta l_i`` at each parameter point, or None if not requested.
+    hess : ndarray of shape (k, p, p) or None
+        ``sum_i s_i * hess_theta l_i`` at each of the first ``k`` parameter points, or None when
+        ``k = 0``.
     """
 
     weight: float
@@ -60,7 +67,7 @@ class PartialSums:
 
         Returns
         -------
-        ndarray of shape (1 + m + m*p [+ m*p*p],), float64
+        ndarray of shape (1 + m + m*p + k*p*p,), float64
             Adding two such vectors elementwise gives the vector of the union of the blocks.
         """
         parts = [np.array([self.weight]), self.loss.ravel(), self.grad.ravel()]
@@ -74,39 +81,58 @@ class PartialSums:
 
         Parameters
         ----------
-        v : array_like of shape (1 + m + m*p [+ m*p*p],)
+        v : array_like of shape (1 + m + m*p + k*p*p,)
             Flat vector.
         m : int
             Number of parameter points.
         p : int
             Number of parameters.
-        hessian : bool
-            Whether `v` carries Hessians.
+        hessian : int
+            ``k``: the number of leading points whose Hessians `v` carries (0 for none).
 
         Returns
         -------
         PartialSums
         """
+        k = hessian_count(hessian, m)
         v = np.asarray(v, dtype=np.float64)
-        expected = _vector_length(m, p, hessian)
+        expected = _vector_length(m, p, k)
         if v.ndim != 1 or v.size != expected:
             raise ValueError(
                 f"PartialSums vector for m={m}, p={p}, hessian={hessian} must be 1-D of length "
                 f"{expected}. Got shape {v.shape} instead."
             )
         grad_end = 1 + m + m * p
-        hess = v[grad_end:].reshape(m, p, p) if hessian else None
+        hess = v[grad_end:].reshape(k, p, p) if k else None
         return cls(float(v[0]), v[1 : 1 + m].copy(), v[1 + m : grad_end].reshape(m, p), hess)
 
     @classmethod
     def zeros(cls, m, p, hessian):
-        """Partial sums of an empty block: all zeros, Hessian of shape (m, p, p) if requested."""
-        hess = np.zeros((m, p, p)) if hessian else None
+        """Partial sums of an empty block: all zeros, Hessian of shape (k, p, p) for ``hessian = k > 0``."""
+        k = hessian_count(hessian, m)
+        hess = np.zeros((k, p, p)) if k else None
         return cls(0.0, np.zeros(m), np.zeros((m, p)), hess)
 
 
-def _vector_length(m, p, hessian):
-    return 1 + m + m * p + (m * p * p if hessian else 0)
+def hessian_count(hessian, m):
+    """``hessian`` checked as the number of leading points, out of ``m``, that get a Hessian.
+
+    A bool is refused: ``True`` would count as 1 point, not as "every point".
+
+    Returns
+    -------
+    int, in ``[0, m]``
+    """
+    if isinstance(hessian, bool) or not isinstance(hessian, int | np.integer) or not 0 <= hessian <= m:
+        raise ValueError(
+            f"The 'hessian' parameter must be an int in [0, {m}] (the number of leading points that get "
+            f"a Hessian). Got {hessian!r} instead."
+        )
+    return int(hessian)
+
+
+def _vector_length(m, p, k):
+    return 1 + m + m * p + k * p * p
 
 
 class Model:
@@ -198,8 +224,8 @@ class Model:
             return "labels must be finite and >= 0"
         return "labels must be finite"
 
-    def partial_sums(self, X, y, w, thetas, *, hessian=False):
-        """Weighted sums of loss, gradient and (optionally) Hessian over a block, at m points.
+    def partial_sums(self, X, y, w, thetas, *, hessian=0):
+        """Weighted sums of loss and gradient at m points, and of the Hessian at the first k, over a block.
 
         Parameters
         ----------
@@ -211,13 +237,14 @@ class Model:
             Non-negative sample weights; None means all ones.
         thetas : ndarray of shape (m, p)
             Parameter points, e.g. the trial points of a line search, evaluated in one pass.
-        hessian : bool, default False
-            Also return Hessian sums (p x p per point; meant for small p).
+        hessian : int, default 0
+            ``k``: also return Hessian sums (p x p per point; meant for small p) at ``thetas[:k]``,
+            ``0 <= k <= m``. For given ``thetas``, ``k`` changes none of the other sums, bit for bit.
 
         Returns
         -------
         PartialSums
-            With ``loss`` (m,), ``grad`` (m, p) and ``hess`` (m, p, p) or None.
+            With ``loss`` (m,), ``grad`` (m, p) and ``hess`` (k, p, p), or None for ``k = 0``.
         """
         X = self._features(X)
         n = X.shape[0]
@@ -227,17 +254,25 @@ class Model:
         if y.shape != (n,):
             raise ValueError(f"Labels must have shape ({n},) to match X. Got {y.shape} instead.")
         m = thetas.shape[0]
+        n_hessians = hessian_count(hessian, m)
         if n == 0:
-            return PartialSums.zeros(m, self.n_params, hessian)
-        value, g, h = self.loss.derivatives(y, self._margins(X, thetas), hessian)
+            return PartialSums.zeros(m, self.n_params, n_hessians)
+        value, g, h = self.loss.derivatives(y, self._margins(X, thetas), n_hessians > 0)
         loss = value @ s
         k = self.n_outputs
         # Rows (m * k, n) of weighted first derivatives: one per point and output.
-        gs = (g * s).reshape(m * k, n) if k == 1 else (g * s[:, None]).transpose(0, 2, 1).reshape(m * k, n)
+        if k == 1:
+            gs = (g * s).reshape(m, n)
+        else:
+            # Always laid out row-major (n, m, k), whatever the layout of g (softmax's changes when
+            # Hessians are asked for), so that asking for Hessians leaves the gradient sums' bits alone.
+            rows = np.empty((n, m, k))
+            np.multiply(g.transpose(1, 0, 2), s[:, None, None], out=rows)
+            gs = rows.transpose(1, 2, 0).reshape(m * k, n)
         grad = self._stack(gs @ X, gs.sum(axis=1)).reshape(m, self.n_params)
         hess = None
-        if hessian:
-            hess = np.stack([self._hessian_sum(X, s, h_j) for h_j in h])
+        if n_hessians:
+            hess = np.stack([self._hessian_sum(X, s, h_j) for h_j in h[:n_hessians]])
         return PartialSums(float(s.sum()), loss, grad, hess)
 
     def decision_function(self, X, theta):

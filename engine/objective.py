@@ -36,21 +36,23 @@ class Objective:
         Parameters
         ----------
         sums : engine.models.PartialSums
-            Totals over the whole dataset at the ``m`` points.
+            Totals over the whole dataset at the ``m`` points (Hessians at the first ``k``).
         thetas : ndarray, shape (m, p)
 
         Returns
         -------
         list of Evaluation
+            The first ``k`` with a Hessian, the others with ``hess = None``.
         """
         if not sums.weight > 0:
             raise ValueError(f"The dataset's total sample weight must be > 0. Got {sums.weight!r}.")
         evaluations = []
+        n_hessians = 0 if sums.hess is None else len(sums.hess)
         for j, theta in enumerate(thetas):
             value = float(sums.loss[j]) / sums.weight + self.penalty(theta)
             grad = sums.grad[j] / sums.weight + self.l2 * self.mask * theta
             hess = None
-            if sums.hess is not None:
+            if j < n_hessians:
                 hess = sums.hess[j] / sums.weight + np.diag(self.l2 * self.mask)
             evaluations.append(Evaluation(value, grad, hess))
         return evaluations

@@ -1,8 +1,9 @@
-"""Gradient job: loss, gradient (and optionally Hessian) sums of a model at m parameter points.
+"""Gradient job: loss and gradient sums of a model at m parameter points, Hessian sums at the first k.
 
 Each mapper reads one Parquet partition and computes, in one vectorised pass, the sums
-``Σ sᵢ``, ``Σ sᵢ ℓ``, ``Σ sᵢ ∇ℓ`` (and ``Σ sᵢ ∇²ℓ`` when the task asks for it) at every parameter point in
-the shipped ``--params`` file (the optimizer's trial points). The reducer adds the partitions' sums in
+``Σ sᵢ``, ``Σ sᵢ ℓ`` and ``Σ sᵢ ∇ℓ`` at every parameter point in the shipped ``--params`` file (the
+optimizer's trial points), and ``Σ sᵢ ∇²ℓ`` at the first ``k`` of them, where the task's ``"hessian"``
+setting is the int ``k`` (0: no Hessian; Newton asks for 1). The reducer adds the partitions' sums in
 partition order. Output: one record per shard, the flattened :class:`engine.models.PartialSums`.
 """
 

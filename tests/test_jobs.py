@@ -32,15 +32,17 @@ def thetas_for(model, m, seed=0):
     return np.random.default_rng(seed).normal(size=(m, model.n_params)) * 0.3
 
 
+@pytest.mark.parametrize("hessian", [1, 3])
 @pytest.mark.parametrize("shards", [1, 4])
-def test_gradient_job_equals_in_memory_sums(tmp_path, shards):
+def test_gradient_job_equals_in_memory_sums(tmp_path, shards, hessian):
     dataset, X, y = iris_dataset(tmp_path)
     model = make_model(**{k: v for k, v in SPEC.items() if k != "kind"}, kind="softmax")
     thetas = thetas_for(model, 3)
     with JobLauncher(dataset, SPEC, runner="inline", shards=shards) as launcher:
-        vector = launcher.sum_vector(MRGradient, thetas, {"hessian": True})
-    got = PartialSums.from_vector(vector, 3, model.n_params, True)
-    want = model.partial_sums(X, model.encode_labels(y), None, thetas, hessian=True)
+        vector = launcher.sum_vector(MRGradient, thetas, {"hessian": hessian})
+    got = PartialSums.from_vector(vector, 3, model.n_params, hessian)
+    want = model.partial_sums(X, model.encode_labels(y), None, thetas, hessian=hessian)
+    assert got.hess.shape == (hessian, model.n_params, model.n_params)
     assert got.weight == 150.0
     assert_allclose(got.loss, want.loss, rtol=1e-12)
     assert_allclose(got.grad, want.grad, rtol=1e-12, atol=1e-12)
@@ -59,7 +61,7 @@ def test_gradient_total_is_partition_ordered_sum(tmp_path):
     for vector in partials[1:]:
         ordered += vector
     with JobLauncher(dataset, SPEC, runner="inline") as launcher:
-        vector = launcher.sum_vector(MRGradient, thetas, {"hessian": False})
+        vector = launcher.sum_vector(MRGradient, thetas, {"hessian": 0})
     assert vector.tobytes() == ordered.tobytes()
 
 
@@ -142,7 +144,7 @@ def run_inline(job_class, tmp_path, listing, thetas, task):
         return list(job.parse_output(runner.cat_output()))
 
 
-JOBS = [(MRGradient, {"hessian": True}), (MREvaluate, {}), (MRPredict, {})]
+JOBS = [(MRGradient, {"hessian": 1}), (MREvaluate, {}), (MRPredict, {})]
 
 
 @pytest.mark.parametrize(("job_class", "task"), JOBS)
@@ -188,7 +190,7 @@ def test_one_row_input(tmp_path, job_class, task):
     ((_, (count, vector)),) = records
     assert count == 1
     if job_class is MRGradient:
-        want = model.partial_sums(X[60:61], model.encode_labels(y[60:61]), None, theta, hessian=True)
+        want = model.partial_sums(X[60:61], model.encode_labels(y[60:61]), None, theta, hessian=1)
         assert vector.tobytes() == want.to_vector().tobytes()
     else:
         assert finalize_metrics(model, vector)["n"] == 1.0
@@ -199,4 +201,4 @@ def test_checksum_mismatch_names_the_partition(tmp_path):
     listing = write_partition_list(tmp_path, [(X[:5], y[:5])])
     (tmp_path / "part-00000.parquet").write_bytes(encode_partition(X[5:10], y[5:10]))
     with pytest.raises(ValueError, match=r"part-00000.parquet: sha256 mismatch"):
-        run_inline(MRGradient, tmp_path, listing, np.zeros((1, 15)), {"hessian": False})
+        run_inline(MRGradient, tmp_path, listing, np.zeros((1, 15)), {"hessian": 0})

@@ -76,7 +76,7 @@ def central_difference(func, theta, eps=1e-6):
 def test_gradient_and_hessian_match_finite_differences(kind, fit_intercept):
     model, X, y, w = make_block(kind, 60, 4, seed=3, fit_intercept=fit_intercept)
     thetas = random_thetas(model, 3, seed=4)
-    sums = model.partial_sums(X, y, w, thetas, hessian=True)
+    sums = model.partial_sums(X, y, w, thetas, hessian=3)
     assert sums.grad.shape == (3, model.n_params)
     assert sums.hess.shape == (3, model.n_params, model.n_params)
 
@@ -94,7 +94,7 @@ def test_gradient_and_hessian_match_finite_differences(kind, fit_intercept):
 @pytest.mark.parametrize("kind", MODELS)
 def test_hessian_is_symmetric_positive_semidefinite(kind):
     model, X, y, w = make_block(kind, 50, 3, seed=5)
-    hess = model.partial_sums(X, y, w, random_thetas(model, 2, seed=6), hessian=True).hess
+    hess = model.partial_sums(X, y, w, random_thetas(model, 2, seed=6), hessian=2).hess
     assert_allclose(hess, hess.transpose(0, 2, 1), rtol=0, atol=1e-12 * np.abs(hess).max())
     assert np.linalg.eigvalsh(hess).min() > -1e-10 * np.abs(hess).max()
 
@@ -104,12 +104,12 @@ def test_float32_features_are_computed_in_float64(kind):
     model, X, y, w = make_block(kind, 30, 3, seed=7)
     X32 = X.astype(np.float32)
     thetas = random_thetas(model, 2, seed=8)
-    got = model.partial_sums(X32, y, w, thetas, hessian=True).to_vector()
-    expected = model.partial_sums(X32.astype(np.float64), y, w, thetas, hessian=True).to_vector()
+    got = model.partial_sums(X32, y, w, thetas, hessian=2).to_vector()
+    expected = model.partial_sums(X32.astype(np.float64), y, w, thetas, hessian=2).to_vector()
     assert_allclose(got, expected, rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("hessian", [True, False])
+@pytest.mark.parametrize("hessian", [0, 1, 4])
 @pytest.mark.parametrize("kind", MODELS)
 def test_partial_sums_of_two_blocks_add_up_to_the_union(kind, hessian):
     model, X, y, w = make_block(kind, 70, 3, seed=9)
@@ -121,24 +121,62 @@ def test_partial_sums_of_two_blocks_add_up_to_the_union(kind, hessian):
     assert_allclose(merged.to_vector(), union.to_vector(), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("hessian", [True, False])
+@pytest.mark.parametrize("hessian", [0, 1, 3])
 def test_partial_sums_vector_round_trip(hessian):
     model, X, y, w = make_block("softmax", 20, 2, seed=11)
     sums = model.partial_sums(X, y, w, random_thetas(model, 3, seed=12), hessian=hessian)
     vector = sums.to_vector()
     assert vector.dtype == np.float64
-    assert vector.shape == (1 + 3 + 3 * 9 + (3 * 81 if hessian else 0),)
+    assert vector.shape == (1 + 3 + 3 * 9 + hessian * 81,)
     back = PartialSums.from_vector(vector, 3, model.n_params, hessian)
     assert back.weight == sums.weight
     assert_array_equal(back.loss, sums.loss)
     assert_array_equal(back.grad, sums.grad)
     if hessian:
+        assert back.hess.shape == (hessian, 9, 9)
         assert_array_equal(back.hess, sums.hess)
     else:
         assert back.hess is None
 
 
-@pytest.mark.parametrize("hessian", [True, False])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+@pytest.mark.parametrize("kind", MODELS)
+def test_hessian_at_the_first_point_only_changes_no_other_sum(kind, fit_intercept):
+    # 3 points, as in a Newton pass.
+    model, X, y, w = make_block(kind, 80, 4, seed=21, fit_intercept=fit_intercept)
+    thetas = random_thetas(model, 3, seed=22)
+    none = model.partial_sums(X, y, w, thetas, hessian=0)
+    first = model.partial_sums(X, y, w, thetas, hessian=1)
+    every = model.partial_sums(X, y, w, thetas, hessian=3)
+    p = model.n_params
+    assert first.hess.shape == (1, p, p)
+    for sums in (first, every):
+        assert sums.weight == none.weight
+        assert sums.loss.tobytes() == none.loss.tobytes()
+        assert sums.grad.tobytes() == none.grad.tobytes()
+    assert first.hess[0].tobytes() == every.hess[0].tobytes()
+    # The vector is the Hessian-free one with the first Hessian appended.
+    expected = np.concatenate([none.to_vector(), every.hess[0].ravel()])
+    assert first.to_vector().tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("hessian", [True, False, -1, 3, 1.0, None])
+def test_hessian_must_be_a_point_count(hessian):
+    model, X, y, w = make_block("logistic", 10, 2, seed=23)
+    with pytest.raises(ValueError, match=r"'hessian' parameter must be an int in \[0, 2\]"):
+        model.partial_sums(X, y, w, random_thetas(model, 2, seed=24), hessian=hessian)
+    with pytest.raises(ValueError, match=r"'hessian' parameter must be an int in \[0, 2\]"):
+        PartialSums.from_vector(np.zeros(1 + 2 + 2 * 3), 2, 3, hessian)
+
+
+def test_hessian_count_may_be_a_numpy_int():
+    model, X, y, w = make_block("poisson", 10, 2, seed=25)
+    thetas = random_thetas(model, 2, seed=26)
+    got = model.partial_sums(X, y, w, thetas, hessian=np.int64(1))
+    assert got.to_vector().tobytes() == model.partial_sums(X, y, w, thetas, hessian=1).to_vector().tobytes()
+
+
+@pytest.mark.parametrize("hessian", [0, 1, 2])
 @pytest.mark.parametrize("kind", MODELS)
 def test_empty_block_gives_zeros(kind, hessian):
     model = make_model(kind, 3, classes=CLASSES[kind])
@@ -150,8 +188,11 @@ def test_empty_block_gives_zeros(kind, hessian):
 
 
 def test_from_vector_rejects_wrong_length():
-    with pytest.raises(ValueError, match=r"m=2, p=3, hessian=False must be 1-D of length 9\. Got"):
-        PartialSums.from_vector(np.zeros(10), 2, 3, False)
+    with pytest.raises(ValueError, match=r"m=2, p=3, hessian=0 must be 1-D of length 9\. Got"):
+        PartialSums.from_vector(np.zeros(10), 2, 3, 0)
+    # A vector with Hessians at both points is not one with a Hessian at the first only.
+    with pytest.raises(ValueError, match=r"m=2, p=3, hessian=1 must be 1-D of length 18\. Got"):
+        PartialSums.from_vector(np.zeros(9 + 2 * 9), 2, 3, 1)
 
 
 @pytest.mark.parametrize(
@@ -325,7 +366,7 @@ def newton_fit(model, X, y, l2, n_iter=30):
     theta = np.zeros(model.n_params)
     mask = model.penalty_mask()
     for _ in range(n_iter):
-        sums = model.partial_sums(X, y, None, theta[None, :], hessian=True)
+        sums = model.partial_sums(X, y, None, theta[None, :], hessian=1)
         grad = sums.grad[0] / sums.weight + l2 * mask * theta
         hess = sums.hess[0] / sums.weight + l2 * np.diag(mask)
         theta = theta - np.linalg.lstsq(hess, grad, rcond=None)[0]

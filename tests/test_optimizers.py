@@ -8,8 +8,10 @@ from engine.driver import initial_status, optimize
 from engine.models import make_model
 from engine.objective import Objective
 from engine.optimizers import OPTIMIZERS, make_optimizer
-from engine.optimizers.base import state_from_record, state_to_record
+from engine.optimizers.base import Evaluation, state_from_record, state_to_record
 from engine.optimizers.lbfgs import two_loop_direction
+from engine.optimizers.newton import STEP_FACTORS, NewtonState
+from tests.datasets import poisson_data, reference_data
 
 
 def ridge_problem(seed=0, n=200, d=5):
@@ -104,3 +106,117 @@ def test_two_loop_with_one_pair_matches_bfgs_formula():
 def test_unknown_optimizer_is_named():
     with pytest.raises(ValueError, match=r"'optimizer' parameter must be one of .*Got 'adam'"):
         make_optimizer("adam")
+
+
+HESSIAN_POINTS = {"gd": 0, "lbfgs": 0, "newton": 1}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_each_pass_asks_for_hessians_at_the_leading_points_only(name):
+    X, y = ridge_problem(seed=4)
+    model = make_model("logistic", X.shape[1], classes=[0.0, 1.0])
+    labels = (y > np.median(y)).astype(float)
+    inner = in_memory_evaluate(model, Objective(model, 0.01), X, labels)
+    calls = []
+
+    def evaluate(points, hessian):
+        evaluations = inner(points, hessian)
+        calls.append((len(points), hessian, [ev.hess is not None for ev in evaluations]))
+        return evaluations
+
+    optimizer = make_optimizer(name)
+    assert optimizer.hessian_points == HESSIAN_POINTS[name]
+    optimize(optimizer, evaluate, initial_status(optimizer, np.zeros(model.n_params)), max_iter=5, tol=0.0,
+             gtol=0.0)
+    assert len(calls) == 6
+    for m, hessian, has_hessian in calls:
+        assert hessian == HESSIAN_POINTS[name]
+        assert has_hessian == [j < hessian for j in range(m)]
+
+
+def newton_state(hess):
+    return NewtonState(np.zeros(2), 1.0, np.array([1.0, 0.0]), hess, 1.0, 1)
+
+
+def test_newton_state_takes_the_hessian_of_the_first_trial_point():
+    # d = -H⁺ g = (-0.5, 0): slope g·d = -0.5; the Armijo bound at step α is 1 - 0.5e-4 α.
+    optimizer = make_optimizer("newton")
+    state = newton_state(2.0 * np.eye(2))
+    first_hess = np.array([[3.0, 1.0], [1.0, 4.0]])
+    np.testing.assert_array_equal(optimizer.trial_points(state)[:, 0], [-0.5 * f for f in STEP_FACTORS])
+
+    def evaluations(values):
+        return [Evaluation(v, np.full(2, j + 1.0), first_hess if j == 0 else None)
+                for j, v in enumerate(values)]
+
+    # The full step is taken: its Hessian is exact.
+    new, step = optimizer.update(state, evaluations([0.5, 0.4, 0.3]))
+    assert step.accepted and new.x.tolist() == [-0.5, 0.0] and new.grad.tolist() == [1.0, 1.0]
+    assert new.hess is first_hess
+    # A shorter step is taken: the state gets the Hessian further along the same line, not the old one.
+    new, step = optimizer.update(state, evaluations([2.0, 0.9, 0.3]))
+    assert step.accepted and new.x.tolist() == [-0.25, 0.0] and new.grad.tolist() == [2.0, 2.0]
+    assert new.hess is first_hess and new.scale == 1.0
+    # Nothing is taken: the state stays, with its own Hessian, and the next steps are shorter.
+    new, step = optimizer.update(state, evaluations([2.0, 1.5, 1.0]))
+    assert not step.accepted and new.x.tolist() == [0.0, 0.0] and new.scale == 1.0 / 8.0
+    assert new.hess is state.hess
+
+
+def newton_problem(kind):
+    """Model, objective, features and labels of a reference problem, and Newton's passes to gtol=1e-10
+    from zero when every trial point had a Hessian (before one per pass)."""
+    if kind == "logistic":
+        X, y = reference_data("breast_cancer")
+        model, l2, passes = make_model("logistic", X.shape[1], classes=[0.0, 1.0]), 0.01, 9
+    elif kind == "softmax":
+        X, y = reference_data("iris")
+        model, l2, passes = make_model("softmax", X.shape[1], classes=[0.0, 1.0, 2.0]), 0.01, 9
+    else:
+        X, y = poisson_data()
+        model, l2, passes = make_model("poisson", X.shape[1]), 0.01, 6
+    return model, Objective(model, l2), X, model.encode_labels(y), passes
+
+
+def newton_run(model, objective, X, y, x0):
+    """Newton to gtol=1e-10 from x0: the final status and the index of the trial point each step took."""
+    optimizer = make_optimizer("newton")
+    inner = in_memory_evaluate(model, objective, X, y)
+    passes = []
+
+    def evaluate(points, hessian):
+        passes.append(points)
+        return inner(points, hessian)
+
+    taken = []
+
+    def on_iteration(status):
+        if len(passes) > 1:
+            match = [j for j, point in enumerate(passes[-1]) if point.tobytes() == status.state.x.tobytes()]
+            taken.extend(match)
+
+    status, reason, converged = optimize(optimizer, evaluate, initial_status(optimizer, x0), max_iter=100,
+                                         tol=0.0, gtol=1e-10, on_iteration=on_iteration)
+    assert converged, reason
+    return status, taken
+
+
+@pytest.mark.parametrize("kind", ["logistic", "softmax", "poisson"])
+def test_newton_from_zero_takes_full_steps_in_no_more_passes_than_before(kind):
+    model, objective, X, y, passes_before = newton_problem(kind)
+    status, taken = newton_run(model, objective, X, y, np.zeros(model.n_params))
+    assert set(taken) == {0}
+    assert status.passes <= passes_before
+
+
+def test_newton_converges_when_shorter_steps_are_taken():
+    model, objective, X, y, _ = newton_problem("logistic")
+    optimum, _ = newton_run(model, objective, X, y, np.zeros(model.n_params))
+    far = 10.0 * np.random.default_rng(0).normal(size=model.n_params)
+    status, taken = newton_run(model, objective, X, y, far)
+    assert any(j > 0 for j in taken)
+    assert taken[-1] == 0
+    assert_allclose(status.state.x, optimum.state.x, rtol=1e-8, atol=1e-10)
+    # With a Hessian at every trial point, this took 16 passes; keeping the last exact Hessian whenever a
+    # shorter step is taken, 47.
+    assert status.passes <= 16

@@ -8,6 +8,10 @@ optax shape, with the line search made explicit because every data pass is a Map
    computes, all in the same pass (the current point first, then the line-search trial points);
 3. ``state, step = opt.update(state, evaluations)`` — one :class:`Evaluation` per point.
 
+``opt.hessian_points`` (an int) says how many leading trial points the pass computes a Hessian at: 0 for
+the first-order optimizers, 1 for Newton (a Hessian costs ``p x p`` sums per point). Every
+``trial_points`` result has at least that many rows; the other evaluations have ``hess = None``.
+
 The state holds only arrays, floats and ints, so it goes into a checkpoint and comes back bit for bit.
 """
 
@@ -26,7 +30,7 @@ class Evaluation(NamedTuple):
     ----------
     value : float
     grad : ndarray, shape (p,)
-    hess : ndarray, shape (p, p), or None when the pass computed no Hessian
+    hess : ndarray, shape (p, p), or None when the pass computed no Hessian at this point
     """
 
     value: float

@@ -33,7 +33,7 @@ class GradientDescent:
     """
 
     name = "gd"
-    needs_hessian = False
+    hessian_points = 0
     State = GradientDescentState
 
     def __init__(self, initial_step=1.0):

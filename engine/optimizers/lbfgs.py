@@ -65,7 +65,7 @@ class LBFGS:
     """
 
     name = "lbfgs"
-    needs_hessian = False
+    hessian_points = 0
     State = LBFGSState
 
     def __init__(self, memory=10):

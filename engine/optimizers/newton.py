@@ -1,11 +1,21 @@
 """Damped Newton (IRLS for the GLM losses), for models with few parameters.
 
-Each pass computes value, gradient and Hessian at ``x + α d`` for ``α = scale·(1, 1/2, 1/4)`` where
-``d = -H⁺ g`` at the current point, with ``H⁺`` the pseudo-inverse from a symmetric eigendecomposition.
-``H`` is singular when a direction leaves the objective unchanged — softmax's unpenalized intercepts can
-all shift by one constant — and the pseudo-inverse never steps along such a direction, where a Cholesky
-solve with a tiny pivot could step arbitrarily far. The first trial point meeting the Armijo condition is
-taken, so near the optimum the full step costs one pass and convergence is quadratic.
+Each pass computes value and gradient at ``x + α d`` for ``α = scale·(1, 1/2, 1/4)`` where ``d = -H⁺ g``
+at the current point, with ``H⁺`` the pseudo-inverse from a symmetric eigendecomposition. ``H`` is
+singular when a direction leaves the objective unchanged — softmax's unpenalized intercepts can all shift
+by one constant — and the pseudo-inverse never steps along such a direction, where a Cholesky solve with a
+tiny pivot could step arbitrarily far. The first trial point meeting the Armijo condition is taken, so
+near the optimum the full step costs one pass and convergence is quadratic.
+
+A pass computes the Hessian (``p x p`` sums per point, its dominant cost for wide data) only at its first
+trial point, ``α = scale`` (``hessian_points = 1``; the first pass evaluates the starting point alone, with
+its Hessian), and the state always takes that Hessian. When the first trial point is taken — always, near
+the optimum — it is the exact Hessian at the new point. When a shorter step is taken, it is the exact
+Hessian at a point further along the same line, ``(scale - α)‖d‖`` beyond the new one: positive
+semi-definite, so ``d = -H⁺ g`` at the new point is still a descent direction and the Armijo search still
+guards the step; and it is never older than one pass. (Keeping the previous point's Hessian instead would
+leave it frozen for as long as full steps keep failing, which from far-off starts cost several times the
+passes.)
 """
 
 from typing import NamedTuple
@@ -50,7 +60,7 @@ class Newton:
     """Newton's method with a one-pass backtracking line search."""
 
     name = "newton"
-    needs_hessian = True
+    hessian_points = 1
     State = NewtonState
 
     def init(self, x0):
@@ -77,5 +87,7 @@ class Newton:
         if best is None:
             return state._replace(scale=state.scale / 8.0), Step(False, 0.0)
         chosen = evaluations[best]
-        new = NewtonState(state.x + steps[best] * direction, chosen.value, chosen.grad, chosen.hess, 1.0, 1)
+        new = NewtonState(
+            state.x + steps[best] * direction, chosen.value, chosen.grad, evaluations[0].hess, 1.0, 1
+        )
         return new, Step(True, steps[best] * float(np.linalg.norm(direction)))
