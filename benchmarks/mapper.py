@@ -1,20 +1,23 @@
 """The map task's throughput and peak memory, against a plain in-memory numpy gradient on the same rows.
 
 A fresh Python process does what one gradient map task does with one partition: import the job module,
-``read_partition`` (read the bytes, check the sha256, decode the Parquet), encode the labels and compute
+``read_partition`` (read the bytes, check the sha256, decode the Parquet) — or, as on every pass after the
+first, memory-map the partition from the node's partition cache — encode the labels and compute
 ``Model.partial_sums`` at ``m`` points, with Hessians at the first ``HESSIAN`` of them (a Newton pass asks
 for 1). It reports each phase's seconds, its peak resident memory, and the peak after the imports (the
 baseline: an idle task), so ``(peak - baseline) / partition bytes`` is what a partition costs. The
 reference is the textbook numpy computation of the same sums on the same rows already in memory
 (``eta = X @ W.T + b``, ``np.logaddexp``, ``1 / (1 + exp(-eta))``, ``G.T @ X``), timed in this process.
 
-Run as ``python3 -m benchmarks.mapper URI SHA256 KIND N_FEATURES CLASSES M HESSIAN`` it is that task.
+Run as ``python3 -m benchmarks.mapper URI SHA256 KIND N_FEATURES CLASSES M HESSIAN [CACHE_ROOT]`` it is
+that task (reading from the partition cache at ``CACHE_ROOT`` if given).
 """
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -23,15 +26,21 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _task(uri, sha256, kind, n_features, classes, m, hessian):
+def _task(uri, sha256, kind, n_features, classes, m, hessian, cache_root=None):
     started = time.perf_counter()
     import mr_jobs.gradient  # noqa: F401  (what the task imports)
     from engine.models import make_model
-    from storage.dataset import read_partition
+    from storage.partition_cache import PartitionCache
+
+    if cache_root is None:
+        from storage.dataset import read_partition  # a cache hit never imports pyarrow
 
     imported = time.perf_counter()
     baseline = _peak_rss_bytes()
-    X, y_raw, w = read_partition(uri, expected_sha256=sha256, n_features=n_features)
+    if cache_root is None:
+        X, y_raw, w = read_partition(uri, expected_sha256=sha256, n_features=n_features)
+    else:
+        X, y_raw, w = PartitionCache(cache_root).get(sha256, n_features)
     read = time.perf_counter()
     model = make_model(kind, n_features, classes=classes)
     y = model.encode_labels(y_raw)
@@ -42,7 +51,7 @@ def _task(uri, sha256, kind, n_features, classes, m, hessian):
     peak = _peak_rss_bytes()
     return {"rows": len(y), "import_s": imported - started, "read_decode_s": read - imported,
             "labels_s": labels - read, "sums_s": done - labels, "baseline_rss_bytes": baseline,
-            "peak_rss_bytes": peak, **_read_breakdown(uri)}
+            "peak_rss_bytes": peak, **({} if cache_root else _read_breakdown(uri))}
 
 
 def _peak_rss_bytes():
@@ -72,10 +81,10 @@ def _read_breakdown(uri):
             "warm_parquet_decode_s": decoded - hashed}
 
 
-def map_task(partition, kind, n_features, classes, m, hessian):
+def map_task(partition, kind, n_features, classes, m, hessian, cache_root=None):
     """Run one map task's work on ``partition`` in a fresh process; its phase times and peak memory."""
     command = [sys.executable, "-m", "benchmarks.mapper", partition.uri, partition.sha256, kind,
-               str(n_features), json.dumps(classes), str(m), str(int(hessian))]
+               str(n_features), json.dumps(classes), str(m), str(int(hessian)), *filter(None, [cache_root])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")]))}
     output = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
     return json.loads(output)
@@ -110,10 +119,12 @@ def best_seconds(func, repeats=3):
     return min(times)
 
 
-def measure(dataset, kind, m, hessian, label):
+def measure(dataset, kind, m, hessian, label, cached=False):
     """Mapper rows/s (read + decode + sums, fresh process, no interpreter start) vs raw numpy rows/s.
 
-    ``m`` points with Hessians at the first ``int(hessian)`` (``True`` is 1: a Newton pass).
+    ``m`` points with Hessians at the first ``int(hessian)`` (``True`` is 1: a Newton pass). ``cached``:
+    the task finds the partition in its partition cache (put there beforehand), as on passes after the
+    first.
 
     Returns
     -------
@@ -122,8 +133,15 @@ def measure(dataset, kind, m, hessian, label):
     """
     hessian = int(hessian)
     partition = dataset.partitions[0]
-    task = min((map_task(partition, kind, dataset.n_features, dataset.classes, m, hessian) for _ in range(3)),
-               key=lambda t: t["read_decode_s"] + t["sums_s"])
+    with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache_root:
+        if cached:
+            from storage.dataset import read_partition
+            from storage.partition_cache import PartitionCache
+
+            PartitionCache(cache_root).put(partition.sha256, *read_partition(partition.uri))
+        tasks = [map_task(partition, kind, dataset.n_features, dataset.classes, m, hessian,
+                          cache_root if cached else None) for _ in range(3)]
+    task = min(tasks, key=lambda t: t["read_decode_s"] + t["sums_s"])
     X, y, _ = dataset.read_partition(0)
     X = np.array(X, dtype=np.float64)
     y = (y == max(dataset.classes)).astype(np.float64) if kind == "logistic" else np.array(y)
@@ -132,7 +150,8 @@ def measure(dataset, kind, m, hessian, label):
     mapper_s = task["read_decode_s"] + task["labels_s"] + task["sums_s"]
     rows = task["rows"]
     return {
-        "case": label, "rows": rows, "partition_bytes": partition.bytes, "points": m, "hessian": hessian,
+        "case": label, "source": "partition cache" if cached else "Parquet", "rows": rows,
+        "partition_bytes": partition.bytes, "points": m, "hessian": hessian,
         **task, "mapper_rows_per_s": rows / mapper_s, "raw_numpy_rows_per_s": rows / raw_s,
         "ratio": raw_s / mapper_s,
         "peak_over_partition": (task["peak_rss_bytes"] - task["baseline_rss_bytes"]) / partition.bytes,
@@ -140,6 +159,6 @@ def measure(dataset, kind, m, hessian, label):
 
 
 if __name__ == "__main__":
-    uri, sha, kind_arg, d_arg, classes_arg, m_arg, hessian_arg = sys.argv[1:]
+    uri, sha, kind_arg, d_arg, classes_arg, m_arg, hessian_arg, *cache_arg = sys.argv[1:]
     print(json.dumps(_task(uri, sha, kind_arg, int(d_arg), json.loads(classes_arg), int(m_arg),
-                           int(hessian_arg))))
+                           int(hessian_arg), *cache_arg)))

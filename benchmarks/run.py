@@ -39,25 +39,28 @@ def _conf(tmp, name, local_options):
 def mrtrain_runs(problem, quick, tmp, cache_dir):
     """``(label, dataset, keyword arguments)`` of the mrtrain runs for ``problem``."""
     dataset = data.ensure_dataset(problem, partitions=2, cache_dir=cache_dir)
+    map_only = {"runner": "local", "reducers": 0}
     if quick:
-        runs = [("mrtrain local newton", dataset, {"runner": "local", "optimizer": "newton"})]
+        runs = [("mrtrain local newton", dataset, {"runner": "local", "optimizer": "newton"}),
+                ("mrtrain local newton, map-only", dataset, {**map_only, "optimizer": "newton"})]
         return runs + [(f"mrtrain inline {opt}", dataset, {"runner": "inline", "optimizer": opt})
                        for opt in ("lbfgs", "newton")]
     runs = [(f"mrtrain {runner} {opt}", dataset, {"runner": runner, "optimizer": opt})
             for runner in ("local", "inline") for opt in ("lbfgs", "newton")]
+    runs += [(f"mrtrain local {opt}, map-only", dataset, {**map_only, "optimizer": opt})
+             for opt in ("lbfgs", "newton")]
     if problem.name != "higgs":
         return runs
     lbfgs = {"runner": "local", "optimizer": "lbfgs"}
     return runs + [
         ("mrtrain local gd", dataset, {"runner": "local", "optimizer": "gd", "max_iter": GD_MAX_ITER}),
+        ("lever: local lbfgs, no partition cache", dataset, {**lbfgs, "partition_cache": False}),
         ("lever: local lbfgs, float32 storage",
          data.ensure_dataset(problem, dtype="float32", partitions=2, cache_dir=cache_dir), lbfgs),
         ("lever: local lbfgs, 8 partitions",
          data.ensure_dataset(problem, partitions=8, cache_dir=cache_dir), lbfgs),
         ("lever: local lbfgs, num_cores 1", dataset,
          {**lbfgs, "conf_path": _conf(tmp, "cores1", {"num_cores": 1})}),
-        ("lever: local lbfgs, 1 BLAS thread per task (breaks local == inline bitwise)", dataset,
-         {**lbfgs, "conf_path": _conf(tmp, "blas1", {"cmdenv": {"OPENBLAS_NUM_THREADS": "1"}})}),
     ]
 
 
@@ -106,23 +109,27 @@ def add_spark_rows(runs, use_spark):
 
 
 def mapper_rows(quick, cache_dir):
-    """Mapper throughput for the L-BFGS pass (4 points) and the Newton pass (3 points with Hessians)."""
+    """Mapper throughput for the L-BFGS pass (4 points) and the Newton pass (3 points, a Hessian at the
+    first), reading Parquet (first pass) and from the partition cache (later passes)."""
     problems = data.QUICK if quick else data.FULL
     higgs, wide = problems[0], problems[1]
-    cases = [
-        ("higgs float64, 2 partitions", data.ensure_dataset(higgs, cache_dir=cache_dir), 4, False),
-        ("higgs float64, 2 partitions", data.ensure_dataset(higgs, cache_dir=cache_dir), 3, True),
-        ("wide float64, 2 partitions", data.ensure_dataset(wide, cache_dir=cache_dir), 4, False),
-    ]
+    higgs64 = data.ensure_dataset(higgs, cache_dir=cache_dir)
+    wide64 = data.ensure_dataset(wide, cache_dir=cache_dir)
+    cases = [("higgs float64, 2 partitions", higgs64, 4, 0, cached) for cached in (False, True)]
+    cases += [("higgs float64, 2 partitions", higgs64, 3, 1, True),
+              ("wide float64, 2 partitions", wide64, 4, 0, True)]
     if not quick:
         cases += [
+            ("higgs float64, 2 partitions", higgs64, 3, 1, False),
+            ("wide float64, 2 partitions", wide64, 4, 0, False),
+            ("wide float64, 2 partitions", wide64, 3, 1, True),
             ("higgs float32, 2 partitions",
-             data.ensure_dataset(higgs, dtype="float32", cache_dir=cache_dir), 4, False),
+             data.ensure_dataset(higgs, dtype="float32", cache_dir=cache_dir), 4, 0, True),
             ("higgs float64, 8 partitions",
-             data.ensure_dataset(higgs, partitions=8, cache_dir=cache_dir), 4, False),
-            ("wide float64, 2 partitions", data.ensure_dataset(wide, cache_dir=cache_dir), 3, True),
+             data.ensure_dataset(higgs, partitions=8, cache_dir=cache_dir), 4, 0, True),
         ]
-    return [mapper.measure(ds, "logistic", m, hessian, label) for label, ds, m, hessian in cases]
+    return [mapper.measure(ds, "logistic", m, hessian, label, cached=cached)
+            for label, ds, m, hessian, cached in cases]
 
 
 def summarize(problems, mapper_table):
@@ -153,7 +160,8 @@ def summarize(problems, mapper_table):
             summary[f"{name}: local == inline bitwise"] = all(a["theta"] == b["theta"] for a, b in pairs)
     for row in mapper_table:
         kind = "Newton pass" if row["hessian"] else "L-BFGS pass"
-        summary[f"mapper/raw numpy rows/s, {row['case']}, {kind}"] = f"{row['ratio']:.2f}"
+        key = f"mapper/raw numpy rows/s, {row['case']}, {kind}, from {row['source']}"
+        summary[key] = f"{row['ratio']:.2f}"
     return summary
 
 

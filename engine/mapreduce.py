@@ -11,8 +11,13 @@ For the inline and local runners the staging directory is a local temporary dire
 runner over an ``hdfs://`` dataset it is a scratch directory on that HDFS, written through WebHDFS: mrjob
 then references these files instead of uploading each with a ``hadoop fs -put`` (one JVM start each), uses
 the same directory for its own files, writes the job output there, and the launcher reads the output and
-cleans up through WebHDFS too. That leaves 6 ``hadoop`` commands per job besides ``hadoop jar`` (``version``,
-two ``mkdir``, uploads of mrjob's zip, its setup wrapper and the job script), where mrjob ran 12.
+cleans up through WebHDFS too. mrjob's own HDFS work (``mkdir``, uploading its zip, setup wrapper and job
+script) goes over WebHDFS as well (:mod:`engine.mrjob_fs`), so a job runs one ``hadoop`` command, ``hadoop
+jar``, plus one ``hadoop version`` per launcher, where mrjob alone ran 12 per job.
+
+With ``reducers=0`` a partition-sum job is map-only: its output is one ``(partition id, vector)`` record per
+partition, which :meth:`JobLauncher.sum_vector` adds in partition order with the reducer's own function.
+That saves the reduce task (a process on the local runner, a container on YARN) and is bitwise the same.
 """
 
 import io
@@ -28,7 +33,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line
+from engine.mrjob_fs import webhdfs_first
+from mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line, sum_in_partition_order
 from storage import partition_cache
 from storage.filesystem import get_filesystem, join, split_scheme
 from storage.hdfs_fs import hdfs_user
@@ -107,25 +113,28 @@ class JobLauncher:
         One of :data:`RUNNERS`.
     conf_path : str, optional
         mrjob config file; by default mrjob's own lookup (``$MRJOB_CONF``, ``~/.mrjob.conf``) applies.
-    shards : int
-        Number of pieces (and reducers) the summed vector is cut into.
+    reducers : int >= 0
+        Number of reduce tasks of a partition-sum job, each adding one contiguous piece of the summed
+        vector. 0: a map-only job whose mappers' vectors the driver adds (one process or container less
+        per pass). Every choice adds in partition order: the total is bitwise the same.
     partition_cache : bool
         Whether map tasks use their node's :class:`storage.partition_cache.PartitionCache`.
     """
 
-    def __init__(self, dataset, model_spec, *, runner="inline", conf_path=None, shards=1,
+    def __init__(self, dataset, model_spec, *, runner="inline", conf_path=None, reducers=1,
                  partition_cache=True):
         if runner not in RUNNERS:
             raise ValueError(
                 f"The 'runner' parameter must be one of {list(RUNNERS)}. Got {runner!r} instead."
             )
-        if not (isinstance(shards, int) and shards >= 1):
-            raise ValueError(f"The 'shards' parameter must be an int >= 1. Got {shards!r} instead.")
+        if not (isinstance(reducers, int) and reducers >= 0):
+            raise ValueError(f"The 'reducers' parameter must be an int >= 0. Got {reducers!r} instead.")
         self.dataset = dataset
         self.model_spec = model_spec
         self.runner = runner
         self.conf_path = conf_path
-        self.shards = shards
+        self.reducers = reducers
+        self.shards = max(reducers, 1)
         self.partition_cache = bool(partition_cache)
         self.on_hdfs = runner == "hadoop" and split_scheme(dataset.uri) == "hdfs"
         self.staging = hdfs_staging_dir(dataset.uri) if self.on_hdfs else tempfile.mkdtemp(prefix="mrtrain-")
@@ -139,6 +148,7 @@ class JobLauncher:
             self.fs.write_bytes(self.code_zip, package_zip())
         self.jobs_run = 0
         self.last_counters = []
+        self.hadoop_fs = None
 
     def close(self):
         """Remove the staging directory."""
@@ -174,10 +184,10 @@ class JobLauncher:
         for name in TASK_ENVIRONMENT:
             if os.environ.get(name):
                 args += ["--cmdenv", f"{name}={os.environ[name]}"]
-        args += ["--jobconf", f"mapreduce.job.reduces={self.shards}", self.partition_list]
+        args += ["--jobconf", f"mapreduce.job.reduces={self.reducers}", self.partition_list]
         return args
 
-    def run(self, job_class, thetas, task):
+    def run(self, job_class, thetas, task, job_args=()):
         """Run one job and return its parsed output records.
 
         Parameters
@@ -186,7 +196,9 @@ class JobLauncher:
         thetas : ndarray, shape (m, p)
             Parameter points shipped to every task.
         task : dict
-            Extra task settings (e.g. ``{"hessian": True}``).
+            Extra task settings (e.g. ``{"hessian": 1}``).
+        job_args : sequence of str
+            Extra command-line arguments of the job (e.g. ``--map-only``).
 
         Returns
         -------
@@ -194,9 +206,11 @@ class JobLauncher:
             The job's output; its Hadoop counters (one dict per step) are kept in ``last_counters``.
         """
         job_dir = join(self.staging, f"job-{self.jobs_run:06d}")
-        job = job_class(args=self._args(task, thetas, job_dir))
+        job = job_class(args=[*self._args(task, thetas, job_dir), *job_args])
         self.jobs_run += 1
         with job.make_runner() as runner:
+            if self.runner == "hadoop":
+                self._use_webhdfs(runner)
             runner.run()
             self.last_counters = runner.counters()
             if not self.on_hdfs:
@@ -208,15 +222,37 @@ class JobLauncher:
         self.fs.delete(join(self.staging, "mrjob"), recursive=True)
         return records
 
+    def _use_webhdfs(self, runner):
+        """Give a hadoop runner the filesystem of :func:`engine.mrjob_fs.webhdfs_first`.
+
+        mrjob builds a runner's filesystem lazily in its ``fs`` property from ``_fs``; setting ``_fs``
+        first is the only way in (mrjob 0.7.4). The ``hadoop`` command's filesystem of the first job is
+        kept for the later ones, with its cached ``hadoop version``.
+        """
+        if self.hadoop_fs is None:
+            self.hadoop_fs = runner.fs.hadoop
+        runner._fs = webhdfs_first(self.hadoop_fs)
+
     def sum_vector(self, job_class, thetas, task):
         """Run a partition-sum job and return the total vector (shards concatenated in order).
+
+        Without reducers the job outputs every partition's tagged vector and they are added here with the
+        reducer's own :func:`~mr_jobs.partition_job.sum_in_partition_order`.
 
         Raises
         ------
         RuntimeError
             If the job's output does not cover every partition exactly once.
         """
-        records = sorted(self.run(job_class, thetas, task), key=lambda record: int(record[0]))
+        if self.reducers:
+            records = self.run(job_class, thetas, task)
+        else:
+            tagged = self.run(job_class, thetas, task, ["--map-only"])
+            try:
+                records = [("0", sum_in_partition_order([value for _, value in tagged]))] if tagged else []
+            except ValueError as error:
+                raise RuntimeError(f"{job_class.__name__}: {error}") from None
+        records = sorted(records, key=lambda record: int(record[0]))
         expected = len(self.dataset.partitions)
         if [int(key) for key, _ in records] != list(range(self.shards)) or any(
             count != expected for _, (count, _) in records

@@ -76,9 +76,10 @@ class Trainer:
     break_lock : bool
         Take the checkpoint directory's lock even if another run seems to hold it (see
         :mod:`storage.lock`). Default: False.
-    reducers : int >= 1
+    reducers : int >= 0
         Number of pieces (and reduce tasks) the summed vector is cut into, so that several reducers add
-        a large vector in parallel. The result is bitwise the same for any value. Default: 1.
+        a large vector in parallel; 0 runs map-only jobs whose partition vectors the driver adds (no
+        reduce process or container per pass). The result is bitwise the same for any value. Default: 1.
     partition_cache : bool
         Let map tasks keep decoded partitions in their node's cache
         (:mod:`storage.partition_cache`), so that passes after the first skip reading, hashing and
@@ -117,7 +118,7 @@ class Trainer:
         check_number("gtol", self.gtol, minimum=0)
         if self.keep_checkpoints is not None:
             check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
-        check_int("reducers", self.reducers, minimum=1)
+        check_int("reducers", self.reducers, minimum=0)
         for name in ("warm_start", "break_lock", "partition_cache"):
             value = getattr(self, name)
             if not isinstance(value, bool):
@@ -158,7 +159,7 @@ class Trainer:
                 else contextlib.nullcontext())
 
         with lock, JobLauncher(
-            dataset, spec, runner=self.runner, conf_path=self.conf_path, shards=self.reducers,
+            dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=self.reducers,
             partition_cache=self.partition_cache,
         ) as launcher:
             start = self._start(optimizer, settings, model.n_params)

@@ -7,8 +7,10 @@ hadoop runners. On Hadoop, ``NLineInputFormat`` gives every line its own map tas
 prefixes the line with its byte offset, which :func:`parse_partition_line` ignores.
 
 Subclasses define :meth:`PartitionSumJob.partial_vector`, the 1-D float64 vector of sums one partition
-contributes. The reducer adds the vectors of all partitions **in partition-id order**, whatever order the
-shuffle delivered them in, so the total is bitwise the same on every runner.
+contributes. The reducer adds the vectors of all partitions **in partition-id order**
+(:func:`sum_in_partition_order`), whatever order the shuffle delivered them in, so the total is bitwise the
+same on every runner. With ``--map-only`` the job has no reduce phase: its output is the mappers' tagged
+vectors and the driver adds them with the same function, in the same order, to the same bits.
 
 A mapper that fails raises :class:`PartitionDataError` (bad data: a :class:`storage.errors.DataError`) or
 :class:`PartitionError` (anything else) whose one-line message starts with ``partition N`` and names the
@@ -106,6 +108,31 @@ def split_shards(vector, n_shards):
     return np.array_split(vector, n_shards)
 
 
+def sum_in_partition_order(tagged_vectors, shard="0"):
+    """Add ``(partition_id, vector)`` pairs in partition-id order.
+
+    Returns
+    -------
+    count : int
+        Number of partitions added.
+    total : ndarray
+        ``v[i0] + v[i1] + ...`` for increasing ids, added left to right.
+
+    Raises
+    ------
+    ValueError
+        If a partition id occurs twice.
+    """
+    ordered = sorted(tagged_vectors, key=lambda tagged: tagged[0])
+    ids = [partition_id for partition_id, _ in ordered]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"Shard {shard} received a partition twice: ids {ids}.")
+    total = ordered[0][1].copy()
+    for _, vector in ordered[1:]:
+        total += vector
+    return len(ordered), total
+
+
 def _attempt_number():
     attempt_id = os.environ.get("mapreduce_task_attempt_id", "")
     tail = attempt_id.rsplit("_", 1)[-1]
@@ -185,14 +212,16 @@ class PartitionSumJob(PartitionJob):
     INTERNAL_PROTOCOL = TaggedVectorProtocol
     OUTPUT_PROTOCOL = TaggedVectorProtocol
 
+    def configure_args(self):
+        super().configure_args()
+        self.add_passthru_arg(
+            "--map-only", action="store_true",
+            help="no reduce phase: output the mappers' (partition id, vector) records for the driver to add",
+        )
+
     def steps(self):
-        return [
-            MRStep(
-                mapper_init=self.mapper_init_load_task,
-                mapper=self.mapper_partition_sums,
-                reducer=self.reducer_sum_in_partition_order,
-            )
-        ]
+        reducer = {} if self.options.map_only else {"reducer": self.reducer_sum_in_partition_order}
+        return [MRStep(mapper_init=self.mapper_init_load_task, mapper=self.mapper_partition_sums, **reducer)]
 
     def mapper_partition_sums(self, _, line):
         partition_id, uri, X, y_raw, w = self.read_partition_line(line)
@@ -224,11 +253,4 @@ class PartitionSumJob(PartitionJob):
         raise NotImplementedError
 
     def reducer_sum_in_partition_order(self, shard, tagged_vectors):
-        ordered = sorted(tagged_vectors, key=lambda tagged: tagged[0])
-        ids = [partition_id for partition_id, _ in ordered]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"Shard {shard} received a partition twice: ids {ids}.")
-        total = ordered[0][1].copy()
-        for _, vector in ordered[1:]:
-            total += vector
-        yield shard, (len(ordered), total)
+        yield shard, sum_in_partition_order(tagged_vectors, shard)

@@ -102,7 +102,8 @@ def build_parser():
     p.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
     p.add_argument("--keep-checkpoints", type=int, help="keep only the newest N checkpoints")
     p.add_argument("--reducers", type=int, default=1,
-                   help="reduce tasks adding the summed vector in parallel pieces. Default: %(default)s")
+                   help="reduce tasks adding the summed vector in parallel pieces; 0: map-only jobs, the "
+                        "driver adds the partitions' vectors (same bits). Default: %(default)s")
     p.add_argument("--warm-start", action="store_true",
                    help="if the newest checkpoint was made with other data, optimizer or l2, start from its "
                         "parameters with a fresh optimizer and this run's settings instead of refusing")

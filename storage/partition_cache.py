@@ -144,10 +144,10 @@ class PartitionCache:
         if not os.path.isdir(path):
             return None
         try:
-            X = np.load(os.path.join(path, "X.npy"), mmap_mode="r")
-            y = np.load(os.path.join(path, "y.npy"), mmap_mode="r")
+            X = np.load(os.path.join(path, "X.npy"), mmap_mode="r", allow_pickle=False)
+            y = np.load(os.path.join(path, "y.npy"), mmap_mode="r", allow_pickle=False)
             w_path = os.path.join(path, "w.npy")
-            w = np.load(w_path, mmap_mode="r") if os.path.exists(w_path) else None
+            w = np.load(w_path, mmap_mode="r", allow_pickle=False) if os.path.exists(w_path) else None
             n = len(y)
             ok = (
                 X.ndim == 2 and X.dtype in (np.float64, np.float32) and X.shape[0] == n

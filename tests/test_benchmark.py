@@ -37,11 +37,14 @@ def test_every_system_that_ran_reached_the_target(quick_report):
         assert problem["target"] > problem["optimum"]
         ran = [row for row in problem["systems"] if not row.get("skipped")]
         systems = {row["system"] for row in ran}
-        assert {"mrtrain local newton", "mrtrain inline lbfgs", "mrtrain inline newton"} <= systems
+        assert {"mrtrain local newton", "mrtrain local newton, map-only", "mrtrain inline lbfgs",
+                "mrtrain inline newton"} <= systems
         for row in ran:
             assert row["reached"], row["system"]
             assert row["objective"] <= problem["target"]
             assert row["fit_s"] >= 0
+        by_name = {row["system"]: row for row in ran}
+        assert by_name["mrtrain local newton, map-only"]["theta"] == by_name["mrtrain local newton"]["theta"]
         for row in ran:
             if row["system"].startswith("mrtrain"):
                 assert row["passes"] >= row["iterations"] + 1
@@ -58,7 +61,8 @@ def test_spark_row_says_why_it_was_skipped(quick_report):
 def test_mapper_overhead_and_summary_sections(quick_report):
     _, table, report = quick_report
     assert {"nproc", "cpu", "ram_gib", "blas"} <= set(report["machine"])
-    assert len(report["mapper"]) == 3
+    assert len(report["mapper"]) == 4
+    assert {row["source"] for row in report["mapper"]} == {"Parquet", "partition cache"}
     for row in report["mapper"]:
         assert row["rows"] > 0 and row["mapper_rows_per_s"] > 0 and row["raw_numpy_rows_per_s"] > 0
         assert row["peak_rss_bytes"] >= row["baseline_rss_bytes"] > 0

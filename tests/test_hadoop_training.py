@@ -4,6 +4,7 @@ Datasets and checkpoints live on ``hdfs://``; the tasks run in YARN containers a
 over WebHDFS. Every model must be bitwise the one the local runner gives on the same data.
 """
 
+import json
 import uuid
 
 import numpy as np
@@ -98,9 +99,9 @@ def test_a_failed_map_attempt_is_retried_and_changes_nothing(iris_pair, monkeypa
     spec = {"kind": "softmax", "n_features": 4, "classes": dataset.classes, "fit_intercept": True}
     thetas = np.random.default_rng(0).normal(size=(2, 15))
     with JobLauncher(dataset, spec, runner="hadoop") as launcher:
-        clean = launcher.sum_vector(MRGradient, thetas, {"hessian": True})
+        clean = launcher.sum_vector(MRGradient, thetas, {"hessian": 2})
         monkeypatch.setenv(FAULT_PARTITION_ENV, "1")
-        retried = launcher.sum_vector(MRGradient, thetas, {"hessian": True})
+        retried = launcher.sum_vector(MRGradient, thetas, {"hessian": 2})
         counters = launcher.last_counters
     assert retried.tobytes() == clean.tobytes()
     failed = sum(group.get("Failed map tasks", 0) for step in counters for group in step.values())
@@ -115,3 +116,40 @@ def test_checkpoint_directory_lock_on_hdfs(iris_pair, hdfs_base):
             Trainer("softmax", runner="hadoop", checkpoint_dir=checkpoints).fit(remote)
         assert LOCK_NAME in get_filesystem(checkpoints).listdir(checkpoints)
     assert not get_filesystem(checkpoints).exists(checkpoints)  # the lock made it and removed it empty
+
+
+def _logging_hadoop_conf(hadoop_cluster, tmp_path):
+    """An mrjob config whose ``hadoop_bin`` logs each command line to a file, and that file."""
+    calls = tmp_path / "hadoop-calls.log"
+    wrapper = tmp_path / "hadoop"
+    wrapper.write_text(f'#!/bin/bash\necho "$*" >> {calls}\nexec {hadoop_cluster["launcher"]} "$@"\n')
+    wrapper.chmod(0o755)
+    conf = json.loads(open(hadoop_cluster["conf_path"]).read())
+    conf["runners"]["hadoop"]["hadoop_bin"] = str(wrapper)
+    conf_path = tmp_path / "mrjob.conf"
+    conf_path.write_text(json.dumps(conf))
+    return str(conf_path), calls
+
+
+def test_passes_on_yarn_use_the_partition_cache_map_only_and_no_hadoop_fs_commands(
+    iris_pair, hadoop_cluster, tmp_path
+):
+    remote, _ = iris_pair
+    dataset = Dataset.open(remote)
+    spec = {"kind": "softmax", "n_features": 4, "classes": dataset.classes, "fit_intercept": True}
+    thetas = np.random.default_rng(0).normal(size=(2, 15))
+    conf_path, calls = _logging_hadoop_conf(hadoop_cluster, tmp_path)
+    counters = []
+    with JobLauncher(dataset, spec, runner="hadoop", conf_path=conf_path) as launcher:
+        for _ in range(2):
+            reduced = launcher.sum_vector(MRGradient, thetas, {"hessian": 1})
+            counters.append(launcher.last_counters[0]["mrtrain"])
+    with JobLauncher(dataset, spec, runner="hadoop", conf_path=conf_path, reducers=0) as launcher:
+        map_only = launcher.sum_vector(MRGradient, thetas, {"hessian": 1})
+        counters.append(launcher.last_counters[0]["mrtrain"])
+    assert map_only.tobytes() == reduced.tobytes()
+    assert counters[0]["partitions cached"] == 3 and "partitions from cache" not in counters[0]
+    assert counters[1]["partitions from cache"] == 3 and counters[2]["partitions from cache"] == 3
+    commands = [line.split()[0] for line in calls.read_text().splitlines()]
+    # HDFS work goes over WebHDFS: per job only `hadoop jar`, and `hadoop version` once per launcher.
+    assert commands == ["version", "jar", "jar", "version", "jar"], calls.read_text()

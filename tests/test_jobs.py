@@ -33,12 +33,12 @@ def thetas_for(model, m, seed=0):
 
 
 @pytest.mark.parametrize("hessian", [1, 3])
-@pytest.mark.parametrize("shards", [1, 4])
-def test_gradient_job_equals_in_memory_sums(tmp_path, shards, hessian):
+@pytest.mark.parametrize("reducers", [0, 1, 4])
+def test_gradient_job_equals_in_memory_sums(tmp_path, reducers, hessian):
     dataset, X, y = iris_dataset(tmp_path)
     model = make_model(**{k: v for k, v in SPEC.items() if k != "kind"}, kind="softmax")
     thetas = thetas_for(model, 3)
-    with JobLauncher(dataset, SPEC, runner="inline", shards=shards) as launcher:
+    with JobLauncher(dataset, SPEC, runner="inline", reducers=reducers) as launcher:
         vector = launcher.sum_vector(MRGradient, thetas, {"hessian": hessian})
     got = PartialSums.from_vector(vector, 3, model.n_params, hessian)
     want = model.partial_sums(X, model.encode_labels(y), None, thetas, hessian=hessian)
@@ -60,9 +60,10 @@ def test_gradient_total_is_partition_ordered_sum(tmp_path):
     ordered = partials[0].copy()
     for vector in partials[1:]:
         ordered += vector
-    with JobLauncher(dataset, SPEC, runner="inline") as launcher:
-        vector = launcher.sum_vector(MRGradient, thetas, {"hessian": 0})
-    assert vector.tobytes() == ordered.tobytes()
+    for runner, reducers in (("inline", 1), ("inline", 0), ("local", 0), ("local", 2)):
+        with JobLauncher(dataset, SPEC, runner=runner, reducers=reducers) as launcher:
+            vector = launcher.sum_vector(MRGradient, thetas, {"hessian": 0})
+        assert vector.tobytes() == ordered.tobytes(), (runner, reducers)
 
 
 def test_reducer_sums_in_partition_order_whatever_the_delivery_order():
@@ -202,3 +203,9 @@ def test_checksum_mismatch_names_the_partition(tmp_path):
     (tmp_path / "part-00000.parquet").write_bytes(encode_partition(X[5:10], y[5:10]))
     with pytest.raises(ValueError, match=r"part-00000.parquet: sha256 mismatch"):
         run_inline(MRGradient, tmp_path, listing, np.zeros((1, 15)), {"hessian": 0})
+
+
+def test_map_only_job_has_no_reduce_phase():
+    with_reducer, = MRGradient(args=[]).steps()
+    map_only, = MRGradient(args=["--map-only"]).steps()
+    assert with_reducer.description(0)["reducer"] and "reducer" not in map_only.description(0)

@@ -170,6 +170,9 @@ def test_reducer_count_does_not_change_the_model(tmp_path):
     data = write(tmp_path / "d", X, y, partitions=3)
     one = Trainer("softmax", l2=0.01, optimizer="newton", max_iter=4).fit(data)
     four = Trainer("softmax", l2=0.01, optimizer="newton", max_iter=4, reducers=4).fit(data)
+    settings = {"l2": 0.01, "optimizer": "newton", "max_iter": 4}
+    map_only = Trainer("softmax", reducers=0, runner="local", **settings).fit(data)
     assert four.theta_.tobytes() == one.theta_.tobytes()
-    with pytest.raises(ValueError, match=r"'reducers' parameter must be an int >= 1. Got 0 instead"):
-        Trainer("softmax", reducers=0).fit(data)
+    assert map_only.theta_.tobytes() == one.theta_.tobytes()
+    with pytest.raises(ValueError, match=r"'reducers' parameter must be an int >= 0. Got -1 instead"):
+        Trainer("softmax", reducers=-1).fit(data)
