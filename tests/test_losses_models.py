@@ -99,6 +99,23 @@ def test_hessian_is_symmetric_positive_semidefinite(kind):
     assert np.linalg.eigvalsh(hess).min() > -1e-10 * np.abs(hess).max()
 
 
+@pytest.mark.parametrize("kind", ["linear", "logistic", "poisson"])
+def test_single_output_hessian_is_exactly_symmetric_and_matches_the_textbook_sum(kind):
+    """``B.T @ B`` with ``B = diag(sqrt(s h)) Xa`` (BLAS syrk) equals ``Xa.T diag(s h) Xa`` to rounding,
+    mirrored bit for bit; zero weights are allowed."""
+    model, X, y, w = make_block(kind, 300, 6, seed=7)
+    w = w.copy()
+    w[::5] = 0.0
+    theta = random_thetas(model, 1, seed=8)
+    (hess,) = model.partial_sums(X, y, w, theta, hessian=1).hess
+    assert_array_equal(hess, hess.T)
+    eta = X @ theta[0, :-1] + theta[0, -1]
+    _, _, h = model.loss.derivatives(y, eta, hessian=True)
+    Xa = np.hstack([X, np.ones((len(X), 1))])
+    textbook = Xa.T @ (Xa * (w * h)[:, None])
+    assert_allclose(hess, textbook, rtol=1e-13, atol=1e-13 * np.abs(textbook).max())
+
+
 @pytest.mark.parametrize("kind", MODELS)
 def test_float32_features_are_computed_in_float64(kind):
     model, X, y, w = make_block(kind, 30, 3, seed=7)
