@@ -8,6 +8,8 @@ for 1). It reports each phase's seconds, its peak resident memory, and the peak 
 baseline: an idle task), so ``(peak - baseline) / partition bytes`` is what a partition costs. The
 reference is the textbook numpy computation of the same sums on the same rows already in memory
 (``eta = X @ W.T + b``, ``np.logaddexp``, ``1 / (1 + exp(-eta))``, ``G.T @ X``), timed in this process.
+Both run BLAS on one thread: a map task's sums do (one task per core), and so the reference gets the
+same share of the machine.
 
 Run as ``python3 -m benchmarks.mapper URI SHA256 KIND N_FEATURES CLASSES M HESSIAN [CACHE_ROOT]`` it is
 that task (reading from the partition cache at ``CACHE_ROOT`` if given).
@@ -30,6 +32,7 @@ def _task(uri, sha256, kind, n_features, classes, m, hessian, cache_root=None):
     started = time.perf_counter()
     import mr_jobs.gradient  # noqa: F401  (what the task imports)
     from engine.models import make_model
+    from mr_jobs.partition_job import single_threaded_blas
     from storage.partition_cache import PartitionCache
 
     if cache_root is None:
@@ -46,7 +49,8 @@ def _task(uri, sha256, kind, n_features, classes, m, hessian, cache_root=None):
     y = model.encode_labels(y_raw)
     thetas = np.random.default_rng(0).normal(scale=0.1, size=(m, model.n_params))
     labels = time.perf_counter()
-    model.partial_sums(X, y, w, thetas, hessian=hessian).to_vector()
+    with single_threaded_blas():
+        model.partial_sums(X, y, w, thetas, hessian=hessian).to_vector()
     done = time.perf_counter()
     peak = _peak_rss_bytes()
     return {"rows": len(y), "import_s": imported - started, "read_decode_s": read - imported,
@@ -146,7 +150,10 @@ def measure(dataset, kind, m, hessian, label, cached=False):
     X = np.array(X, dtype=np.float64)
     y = (y == max(dataset.classes)).astype(np.float64) if kind == "logistic" else np.array(y)
     thetas = np.random.default_rng(0).normal(scale=0.1, size=(m, X.shape[1] + 1))
-    raw_s = best_seconds(lambda: raw_numpy_sums(X, y, thetas, kind, hessian))
+    from mr_jobs.partition_job import single_threaded_blas
+
+    with single_threaded_blas():
+        raw_s = best_seconds(lambda: raw_numpy_sums(X, y, thetas, kind, hessian))
     mapper_s = task["read_decode_s"] + task["labels_s"] + task["sums_s"]
     rows = task["rows"]
     return {
