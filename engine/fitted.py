@@ -136,8 +136,10 @@ class FittedModel:
             )
         return dataset
 
-    def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True):
+    def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True, reducers=1):
         """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.
+
+        ``partition_cache`` and ``reducers`` are those of :class:`engine.trainer.Trainer`.
 
         Returns
         -------
@@ -146,7 +148,7 @@ class FittedModel:
         """
         dataset = self._open_matching(data)
         with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
-                         partition_cache=partition_cache) as launcher:
+                         partition_cache=partition_cache, reducers=reducers) as launcher:
             vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
         metrics = finalize_metrics(self.model, vector)
         if metrics.get("loss") is not None:

@@ -209,7 +209,7 @@ class JobLauncher:
         job = job_class(args=[*self._args(task, thetas, job_dir), *job_args])
         self.jobs_run += 1
         with job.make_runner() as runner:
-            if self.runner == "hadoop":
+            if self.on_hdfs:
                 self._use_webhdfs(runner)
             runner.run()
             self.last_counters = runner.counters()

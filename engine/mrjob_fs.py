@@ -4,14 +4,16 @@ mrjob's hadoop runner does its HDFS work (``mkdir``, uploading its zip, setup wr
 listing and reading output, cleanup) through ``hadoop fs`` commands: one JVM start, about a second, each.
 :func:`webhdfs_first` builds the runner's filesystem so that ``hdfs://`` paths go to
 :class:`WebHdfsFilesystem` (HTTP requests through :mod:`storage.hdfs_fs`, with its retries) and only what
-WebHDFS cannot do falls through to the ``hadoop`` command; its ``hadoop version`` answer is kept for the
-life of the launcher, so it runs once per training instead of once per job.
+WebHDFS cannot do (other URI schemes) goes to the ``hadoop`` command; its ``hadoop version`` answer is
+kept for the life of the launcher, so it runs once per training instead of once per job. The launcher
+uses it for datasets on HDFS, whose WebHDFS address it already knows.
 """
 
 import fnmatch
 import posixpath
 from urllib.parse import urlsplit
 
+from mrjob.cat import decompress
 from mrjob.fs.base import Filesystem
 from mrjob.fs.composite import CompositeFilesystem
 from mrjob.fs.local import LocalFilesystem
@@ -45,18 +47,18 @@ class WebHdfsFilesystem(Filesystem):
         fs = self._fs(path_glob)
         if not any(char in path for char in _GLOB_CHARS):
             return [path_glob] if fs.exists(path_glob) else []
-        found = [root + "/"]
+        found = ["/"]
         for component in [c for c in path.split("/") if c]:
             step = []
             for parent in found:
-                base = parent.rstrip("/")
+                child = posixpath.join(parent, component)
                 if not any(char in component for char in _GLOB_CHARS):
-                    step += [f"{base}/{component}"] if fs.exists(f"{base}/{component}") else []
-                elif fs.isdir(parent):
-                    names = fs.listdir(parent)
-                    step += [f"{base}/{name}" for name in names if fnmatch.fnmatch(name, component)]
+                    step += [child] if fs.exists(root + child) else []
+                elif fs.isdir(root + parent):
+                    names = [name for name in fs.listdir(root + parent) if fnmatch.fnmatch(name, component)]
+                    step += [posixpath.join(parent, name) for name in names]
             found = step
-        return sorted(found)
+        return sorted(root + match for match in found)
 
     def _files_under(self, uri):
         fs = self._fs(uri)
@@ -74,7 +76,8 @@ class WebHdfsFilesystem(Filesystem):
         return sum(self._fs(uri).size(uri) for uri in self.ls(path_glob))
 
     def _cat_file(self, path):
-        yield self._fs(path).read_bytes(path)
+        # Decompressed by file name (.gz, .bz2), as mrjob's HadoopFilesystem does.
+        yield from decompress(iter([self._fs(path).read_bytes(path)]), path)
 
     def exists(self, path_glob):
         return bool(self._matches(path_glob))

@@ -202,7 +202,8 @@ def cmd_train(args):
     fitted = trainer.fit(args.data)
     result = fitted.to_dict()
     result["metrics"] = None if args.no_metrics else fitted.evaluate(
-        args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache
+        args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache,
+        reducers=args.reducers,
     )
     _print_result(result, args.json)
 

@@ -2,38 +2,44 @@
 
 An iterative job reads every partition once per data pass. The first map task that reads a partition on a
 node (from local disk or HDFS, checking its sha256 against the manifest and decoding the Parquet) also
-writes the decoded arrays to this cache as plain ``.npy`` files; later passes on that node memory-map them
-instead: no read over the network, no hashing, no Parquet decoding, and the pages are the kernel's page
-cache, shared by every task on the node. This is HaLoop's idea of caching loop-invariant data where the
-map tasks run.
+writes the decoded arrays to this cache; later passes on that node memory-map them instead: no read over
+the network, no hashing, no Parquet decoding, and the pages are the kernel's page cache, shared by every
+task on the node. This is HaLoop's idea of caching loop-invariant data where the map tasks run.
 
-Layout: ``<root>/v1-<boot id>/<sha256>/`` holding ``X.npy`` (``(n, d)``, float64 or float32 as stored),
-``y.npy`` and, for weighted datasets, ``w.npy`` (both float64). An entry is written in a temporary
-directory next to it and renamed into place, so a reader sees a whole entry or none. The files are not
-fsync'ed (that took longer than the pass it served, on a disk-backed temp directory); instead the layout is
-scoped by the kernel's boot id, so entries whose data might not have reached the disk before a crash are
-never read after the reboot, and are removed by the next eviction. Where there is no boot id (not Linux)
-every file is fsync'ed. The key is the
-hash of the partition's bytes, which the manifest records and every pass already knows; an entry is the
-deterministic decoding of exactly those bytes, so a hit gives bitwise the same arrays as a read. A
-partition file changed after training started has another sha256 and is read afresh (and, its hash not
-matching the manifest's, refused).
+Layout: ``<root>/mrtrain-cache-v1-<boot id>/<sha256>.part``, one file per partition: a 4096-byte JSON
+header (format, version, and dtype, shape and offset of ``X`` — ``(n, d)``, float64 or float32 as stored
+— ``y`` and, for weighted partitions, ``w``), then the arrays' raw bytes at 64-byte-aligned offsets. An
+entry is written to a temporary file and renamed into place, so a reader sees a whole entry or none, and
+once opened it stays whole even if another task evicts it. The files are not fsync'ed (that took longer
+than the pass it served, on a disk-backed temp directory); instead the layout is scoped by the kernel's
+boot id, so entries whose data might not have reached the disk before a crash are never read after the
+reboot, and are removed by the next eviction. Where there is no boot id (not Linux) every file is
+fsync'ed. The key is the hash of the partition's bytes, which the manifest records and every pass already
+knows; an entry is the deterministic decoding of exactly those bytes, so a hit gives bitwise the same
+arrays as a read. A partition file changed after training started has another sha256 and is read afresh
+(and, its hash not matching the manifest's, refused).
 
 What is not detected: a bit flipped later in an entry on the node's own disk (as with Spark's cached
 blocks). Disable the cache (``--no-partition-cache``) to hash every partition on every pass.
 
 Where: ``$MRTRAIN_PARTITION_CACHE_DIR`` if set (the driver forwards it to the tasks), otherwise
-``<system temp dir>/mrtrain-partition-cache-<uid>``. The root must belong to the task's user and not be
-writable by others (an entry planted by another user would change results); otherwise the cache is not
-used, with a warning. Size: at most ``$MRTRAIN_PARTITION_CACHE_MAX_BYTES`` bytes (default: a quarter of
-the file system holding it), evicting the least recently used entries, and never filling the file system
-past 90%. Any failure of the cache itself (full disk, a damaged entry) is logged and the task reads the
-partition from storage as if there were no cache: the cache can make a pass faster, never fail it.
+``<system temp dir>/mrtrain-partition-cache-<uid>``. The root must be a directory (not a symlink) that
+belongs to the task's user and is not writable by others (an entry planted by another user would change
+results); otherwise the cache is not used, with a warning. Only names starting with ``mrtrain-cache-`` in
+the root are ever written or removed. Size: at most ``$MRTRAIN_PARTITION_CACHE_MAX_BYTES`` bytes (default:
+a quarter of the file system holding it), never filling the file system past 80% (YARN marks a node's disk
+unhealthy at 90%). Eviction removes the least recently used entries, but never one used in the last
+:data:`PROTECT_SECONDS`: when a training's partitions do not all fit, the ones cached first stay cached
+rather than every pass evicting the partition the next task needs. Any failure of the cache itself (full
+disk, a damaged entry, a bad setting) is logged and the task reads the partition from storage as if there
+were no cache: the cache can make a pass faster, never fail it.
 """
 
+import json
 import logging
+import mmap
 import os
-import shutil
+import re
 import stat
 import tempfile
 import time
@@ -45,11 +51,19 @@ logger = logging.getLogger(__name__)
 
 ROOT_ENV = "MRTRAIN_PARTITION_CACHE_DIR"
 MAX_BYTES_ENV = "MRTRAIN_PARTITION_CACHE_MAX_BYTES"
-LAYOUT = "v1"
+FORMAT = "mrtrain-partition-cache"
+VERSION = 1
+LAYOUT_PREFIX = "mrtrain-cache-"
+_LAYOUT_NAME = re.compile(r"^mrtrain-cache-v\d+(-[0-9a-f-]+)?$")
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
+HEADER_BYTES = 4096
+_ALIGN = 64
+SUFFIX = ".part"
 #: An insert never leaves less than this share of the cache's file system free.
-MIN_FREE_SHARE = 0.10
-#: Temporary entries older than this are left over from killed tasks and are removed on eviction.
+MIN_FREE_SHARE = 0.20
+#: Entries used this recently are never evicted.
+PROTECT_SECONDS = 600
+#: Temporary files older than this are left over from killed tasks and are removed on eviction.
 STALE_TEMP_SECONDS = 3600
 _TEMP_PREFIX = ".tmp-"
 _ARRAYS = ("X", "y", "w")
@@ -71,19 +85,24 @@ def boot_id():
         return None
 
 
-def _fsync_path(path, flags=os.O_RDONLY):
-    descriptor = os.open(path, flags)
+def _fsync_directory(path):
+    descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
 
 
-def _entry_bytes(path):
-    try:
-        return sum(entry.stat().st_size for entry in os.scandir(path) if entry.is_file())
-    except OSError:
-        return 0
+def _layout(arrays):
+    """Header dict and total file size for ``{"X": ..., "y": ..., "w": ... or None}``."""
+    offset, entries = HEADER_BYTES, {}
+    for name in _ARRAYS:
+        array = arrays[name]
+        if array is None:
+            continue
+        entries[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset}
+        offset += -(-array.nbytes // _ALIGN) * _ALIGN
+    return {"format": FORMAT, "version": VERSION, "rows": len(arrays["y"]), "arrays": entries}, offset
 
 
 class PartitionCache:
@@ -101,36 +120,38 @@ class PartitionCache:
         self.root = root or default_root()
         boot = boot_id()
         self.sync = boot is None
-        self.entries = os.path.join(self.root, f"{LAYOUT}-{boot}" if boot else LAYOUT)
-        self.usable = self._prepare()
-        if max_bytes is None and os.environ.get(MAX_BYTES_ENV):
-            max_bytes = int(os.environ[MAX_BYTES_ENV])
-        if max_bytes is None and self.usable:
-            usage = shutil.disk_usage(self.entries)
-            max_bytes = usage.total // 4
+        self.entries = os.path.join(self.root, f"{LAYOUT_PREFIX}v{VERSION}" + (f"-{boot}" if boot else ""))
         self.max_bytes = max_bytes
+        try:
+            self.usable = self._prepare()
+            if self.usable and self.max_bytes is None:
+                setting = os.environ.get(MAX_BYTES_ENV)
+                usage = os.statvfs(self.entries)
+                self.max_bytes = int(setting) if setting else usage.f_blocks * usage.f_frsize // 4
+        except (OSError, ValueError) as error:
+            logger.warning("%s: partition cache not used: %s", self.root, error)
+            self.usable = False
 
     def _prepare(self):
-        try:
-            os.makedirs(self.root, mode=0o700, exist_ok=True)
-            info = os.stat(self.root)
-            if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                logger.warning(
-                    "%s: partition cache not used: the directory must belong to uid %d and not be "
-                    "writable by group or others (found uid %d, mode %o)",
-                    self.root, os.getuid(), info.st_uid, stat.S_IMODE(info.st_mode),
-                )
-                return False
-            os.makedirs(self.entries, mode=0o700, exist_ok=True)
-            return True
-        except OSError as error:
-            logger.warning("%s: partition cache not used: %s", self.root, error)
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        info = os.lstat(self.root)
+        if not stat.S_ISDIR(info.st_mode):
+            logger.warning("%s: partition cache not used: not a directory (a symlink?)", self.root)
             return False
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            logger.warning(
+                "%s: partition cache not used: the directory must belong to uid %d and not be "
+                "writable by group or others (found uid %d, mode %o)",
+                self.root, os.getuid(), info.st_uid, stat.S_IMODE(info.st_mode),
+            )
+            return False
+        os.makedirs(self.entries, mode=0o700, exist_ok=True)
+        return True
 
     def _entry(self, sha256):
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-f]{64}", sha256)):
             raise ValueError(f"A partition cache key is a sha256 hex digest. Got {sha256!r}.")
-        return os.path.join(self.entries, sha256)
+        return os.path.join(self.entries, sha256 + SUFFIX)
 
     def get(self, sha256, n_features=None):
         """The cached ``(X, y, w)`` of the partition with this sha256, memory-mapped read-only, or None.
@@ -140,111 +161,144 @@ class PartitionCache:
         """
         if not self.usable:
             return None
-        path = self._entry(sha256)
-        if not os.path.isdir(path):
+        try:
+            path = self._entry(sha256)
+            handle = open(path, "rb")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as error:
+            logger.warning("%s: partition cache entry not readable (%s)", sha256, error)
             return None
         try:
-            X = np.load(os.path.join(path, "X.npy"), mmap_mode="r", allow_pickle=False)
-            y = np.load(os.path.join(path, "y.npy"), mmap_mode="r", allow_pickle=False)
-            w_path = os.path.join(path, "w.npy")
-            w = np.load(w_path, mmap_mode="r", allow_pickle=False) if os.path.exists(w_path) else None
-            n = len(y)
-            ok = (
-                X.ndim == 2 and X.dtype in (np.float64, np.float32) and X.shape[0] == n
-                and (n_features is None or X.shape[1] == n_features)
-                and y.dtype == np.float64 and y.ndim == 1
-                and (w is None or (w.dtype == np.float64 and w.shape == (n,)))
-            )
-            if not ok:
-                raise ValueError(f"arrays of unexpected shapes or types: X {X.dtype}{X.shape}, "
-                                 f"y {y.dtype}{y.shape}, w {None if w is None else (w.dtype, w.shape)}")
-        except (OSError, ValueError) as error:
+            with handle:
+                arrays = self._map(handle, n_features)
+        except Exception as error:  # noqa: BLE001 - any damage is a miss, never a failed task
             logger.warning("%s: damaged partition cache entry removed (%s)", path, error)
-            shutil.rmtree(path, ignore_errors=True)
+            self._remove(path)
             return None
         try:
             os.utime(path)  # recency for the eviction order
         except OSError:
             pass
+        return arrays
+
+    def _map(self, handle, n_features):
+        header = json.loads(handle.read(HEADER_BYTES).decode("ascii"))
+        if header.get("format") != FORMAT or header.get("version") != VERSION:
+            raise ValueError(f"not a version-{VERSION} {FORMAT} file")
+        size = os.fstat(handle.fileno()).st_size
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+        n = header["rows"]
+        arrays = {}
+        for name, spec in header["arrays"].items():
+            if name not in _ARRAYS:
+                raise ValueError(f"unknown array {name!r}")
+            dtype, shape, offset = np.dtype(spec["dtype"]), tuple(spec["shape"]), spec["offset"]
+            if dtype.hasobject or offset % _ALIGN or offset < HEADER_BYTES:
+                raise ValueError(f"array {name!r}: bad dtype or offset")
+            count = int(np.prod(shape))
+            if offset + count * dtype.itemsize > size:
+                raise ValueError(f"array {name!r} runs past the end of the file ({size} bytes)")
+            arrays[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)
+        X, y, w = arrays.get("X"), arrays.get("y"), arrays.get("w")
+        ok = (
+            X is not None and y is not None and X.ndim == 2 and X.shape[0] == n
+            and X.dtype in (np.float64, np.float32) and (n_features is None or X.shape[1] == n_features)
+            and y.dtype == np.float64 and y.shape == (n,)
+            and (w is None or (w.dtype == np.float64 and w.shape == (n,)))
+        )
+        if not ok:
+            raise ValueError("arrays of unexpected shapes or types: " + json.dumps(header["arrays"]))
         return X, y, w
+
+    def _remove(self, path):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
 
     def put(self, sha256, X, y, w=None):
         """Store a verified, decoded partition; return True if it is now cached.
 
-        Empty partitions and partitions larger than the size limit are not cached. Never raises for a
-        failure of the cache itself: it is logged and False returned.
+        Empty partitions and partitions that do not fit are not cached. Never raises for a failure of the
+        cache itself: it is logged and False returned.
         """
         if not self.usable or len(y) == 0:
             return False
-        arrays = {"X": X, "y": y, "w": w}
-        size = sum(np.asarray(a).nbytes for a in arrays.values() if a is not None)
-        if size > self.max_bytes:
-            logger.info("%s: partition %s (%d bytes) exceeds the cache limit of %d bytes; not cached",
-                        self.root, sha256, size, self.max_bytes)
-            return False
-        path = self._entry(sha256)
-        if os.path.isdir(path):
-            return True
         temp = os.path.join(self.entries, f"{_TEMP_PREFIX}{uuid.uuid4().hex}")
         try:
+            path = self._entry(sha256)
+            if os.path.exists(path):
+                return True
+            arrays = {"X": np.ascontiguousarray(X), "y": np.ascontiguousarray(y, dtype=np.float64),
+                      "w": None if w is None else np.ascontiguousarray(w, dtype=np.float64)}
+            header, size = _layout(arrays)
             if not self._make_room(size):
                 return False
-            os.mkdir(temp, mode=0o700)
-            for name in _ARRAYS:
-                if arrays[name] is None:
-                    continue
-                with open(os.path.join(temp, f"{name}.npy"), "xb") as handle:
-                    np.save(handle, np.ascontiguousarray(arrays[name]), allow_pickle=False)
-                    if self.sync:
-                        handle.flush()
-                        os.fsync(handle.fileno())
+            encoded = json.dumps(header).encode("ascii")
+            with open(temp, "xb") as handle:
+                handle.write(encoded + b" " * (HEADER_BYTES - len(encoded) - 1) + b"\n")
+                for name, spec in header["arrays"].items():
+                    handle.seek(spec["offset"])
+                    handle.write(memoryview(arrays[name]).cast("B"))
+                handle.truncate(size)
+                if self.sync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.replace(temp, path)
             if self.sync:
-                _fsync_path(temp)
-            try:
-                os.rename(temp, path)
-            except OSError:
-                if not os.path.isdir(path):  # not just another task caching the same partition first
-                    raise
-            if self.sync:
-                _fsync_path(self.entries)
+                _fsync_directory(self.entries)
             return True
-        except OSError as error:
+        except (OSError, ValueError) as error:
             logger.warning("%s: could not cache partition %s: %s", self.root, sha256, error)
             return False
         finally:
-            shutil.rmtree(temp, ignore_errors=True)
+            self._remove(temp)
 
     def _make_room(self, size):
-        """Evict least recently used entries until ``size`` more bytes fit; False if they cannot.
+        """Evict least recently used entries until ``size`` more bytes fit; False (evicting nothing) if
+        they cannot fit without evicting entries used in the last :data:`PROTECT_SECONDS`.
 
-        Layouts of earlier boots (and other versions) are removed first.
+        Layouts of earlier boots and versions are removed first.
         """
         for layout in os.scandir(self.root):
-            if layout.is_dir() and layout.path != self.entries and layout.name.startswith("v"):
-                shutil.rmtree(layout.path, ignore_errors=True)
+            if _LAYOUT_NAME.match(layout.name) and layout.path != self.entries:
+                _remove_tree(layout.path)
         now = time.time()
         entries = []
         for entry in os.scandir(self.entries):
             try:
-                mtime = entry.stat().st_mtime
+                info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
             if entry.name.startswith(_TEMP_PREFIX):
-                if now - mtime > STALE_TEMP_SECONDS:
-                    shutil.rmtree(entry.path, ignore_errors=True)
-                continue
-            entries.append((mtime, entry.path, _entry_bytes(entry.path)))
+                if now - info.st_mtime > STALE_TEMP_SECONDS:
+                    self._remove(entry.path)
+            elif entry.name.endswith(SUFFIX):
+                entries.append((info.st_mtime, entry.path, info.st_size))
         entries.sort()
-        total = sum(nbytes for _, _, nbytes in entries)
-        usage = shutil.disk_usage(self.entries)
-        must_free = max(total + size - self.max_bytes, size - (usage.free - MIN_FREE_SHARE * usage.total))
-        for _, path, nbytes in entries:
-            if must_free <= 0:
-                break
-            shutil.rmtree(path, ignore_errors=True)
-            logger.info("%s: evicted partition cache entry %s (%d bytes)", self.root, path, nbytes)
-            must_free -= nbytes
-        if must_free > 0:
+        usage = os.statvfs(self.entries)
+        free, total = usage.f_bavail * usage.f_frsize, usage.f_blocks * usage.f_frsize
+        must_free = max(sum(nbytes for _, _, nbytes in entries) + size - self.max_bytes,
+                        size - (free - MIN_FREE_SHARE * total))
+        evictable = [(path, nbytes) for mtime, path, nbytes in entries if now - mtime > PROTECT_SECONDS]
+        if must_free > sum(nbytes for _, nbytes in evictable):
             logger.info("%s: no room for %d more bytes in the partition cache; not cached", self.root, size)
             return False
+        for path, nbytes in evictable:
+            if must_free <= 0:
+                break
+            self._remove(path)
+            logger.info("%s: evicted partition cache entry %s (%d bytes)", self.root, path, nbytes)
+            must_free -= nbytes
         return True
+
+
+def _remove_tree(path):
+    """Remove a cache layout directory of another boot or version (its entries are plain files)."""
+    try:
+        for entry in os.scandir(path):
+            os.remove(entry.path)
+        os.rmdir(path)
+    except OSError as error:
+        logger.info("%s: could not remove an old partition cache layout: %s", path, error)

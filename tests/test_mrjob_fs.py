@@ -62,3 +62,17 @@ def test_composite_sends_hdfs_to_webhdfs_and_local_paths_to_disk(base, tmp_path)
     assert composite.exists(f"{base}/d")
     (tmp_path / "f").write_text("x")
     assert composite.exists(str(tmp_path / "f"))
+
+
+def test_host_less_uris_and_compressed_files(base, tmp_path):
+    """``hdfs:///path`` (the default file system's host) globs to ``hdfs:///...`` URIs, and ``.gz``
+    output is decompressed, as with ``hadoop fs``."""
+    import gzip
+
+    fs = WebHdfsFilesystem()
+    host_less = "hdfs:///" + base.split("/", 3)[3]  # hdfs://host:port/user/... -> hdfs:///user/...
+    (tmp_path / "a.gz").write_bytes(gzip.compress(b"line 1\nline 2\n"))
+    fs.mkdir(f"{host_less}/out")
+    fs.put(str(tmp_path / "a.gz"), f"{host_less}/out/part-00000.gz")
+    assert list(fs.ls(f"{host_less}/ou*/part-*")) == [f"{host_less}/out/part-00000.gz"]
+    assert b"".join(fs.cat(f"{host_less}/out/part-*")) == b"line 1\nline 2\n"

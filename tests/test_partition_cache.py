@@ -62,25 +62,44 @@ def test_group_writable_root_is_not_used(tmp_path, caplog):
     assert cache.get(KEY_A) is None
 
 
-@pytest.mark.parametrize("damage", ["truncate", "wrong_rows", "missing_y"])
+def entry_path(cache, key):
+    return os.path.join(cache.entries, key + ".part")
+
+
+@pytest.mark.parametrize("damage", ["truncate", "header", "shape", "empty"])
 def test_damaged_entry_is_a_miss_and_removed(tmp_path, caplog, damage):
     cache = PartitionCache(str(tmp_path / "c"))
-    X, y, w = arrays()
+    X, y, w = arrays(weighted=True)
     cache.put(KEY_A, X, y, w)
-    entry = os.path.join(cache.entries, KEY_A)
-    if damage == "truncate":
-        with open(os.path.join(entry, "X.npy"), "r+b") as handle:
-            handle.truncate(1000)
-    elif damage == "wrong_rows":
-        np.save(os.path.join(entry, "y.npy"), y[:-1])
-    else:
-        os.remove(os.path.join(entry, "y.npy"))
+    path = entry_path(cache, KEY_A)
+    with open(path, "r+b") as handle:
+        if damage == "truncate":
+            handle.truncate(os.path.getsize(path) - 100)
+        elif damage == "header":
+            handle.write(b"{not json")
+        elif damage == "shape":
+            header = handle.read(4096).replace(b'"rows": 100', b'"rows": 101')
+            handle.seek(0)
+            handle.write(header)
+        else:
+            handle.truncate(0)
     with caplog.at_level(logging.WARNING, logger="storage.partition_cache"):
         assert cache.get(KEY_A) is None
     assert "damaged partition cache entry removed" in caplog.text
-    assert not os.path.exists(entry)
+    assert not os.path.exists(path)
     assert cache.put(KEY_A, X, y, w)
-    assert_array_equal(cache.get(KEY_A)[0], X)
+    assert_array_equal(cache.get(KEY_A)[2], w)
+
+
+def test_an_open_entry_survives_its_eviction(tmp_path):
+    cache = PartitionCache(str(tmp_path / "c"))
+    X, y, w = arrays(weighted=True)
+    cache.put(KEY_A, X, y, w)
+    X2, y2, w2 = cache.get(KEY_A)
+    os.remove(entry_path(cache, KEY_A))
+    assert_array_equal(X2, X)
+    assert_array_equal(y2, y)
+    assert_array_equal(w2, w)
 
 
 def test_wrong_feature_count_is_a_miss(tmp_path):
@@ -89,17 +108,29 @@ def test_wrong_feature_count_is_a_miss(tmp_path):
     assert cache.get(KEY_A, n_features=4) is None
 
 
+def _entry_bytes(X, y):
+    return 4096 + -(-X.nbytes // 64) * 64 + -(-y.nbytes // 64) * 64
+
+
 def test_least_recently_used_entry_is_evicted_at_the_size_limit(tmp_path):
     X, y, w = arrays(n=1000, d=3)
-    entry_bytes = X.nbytes + y.nbytes + 2 * 128  # two .npy headers
-    cache = PartitionCache(str(tmp_path / "c"), max_bytes=2 * entry_bytes + 10)
+    cache = PartitionCache(str(tmp_path / "c"), max_bytes=2 * _entry_bytes(X, y) + 10)
     assert cache.put(KEY_A, X, y) and cache.put(KEY_B, X, y)
-    os.utime(os.path.join(cache.entries, KEY_A), (1, 1))  # A is older...
-    os.utime(os.path.join(cache.entries, KEY_B), (2, 2))
+    os.utime(entry_path(cache, KEY_A), (1, 1))  # A is older...
+    os.utime(entry_path(cache, KEY_B), (2, 2))
     assert cache.get(KEY_A) is not None  # ...until it is used again
     assert cache.put(KEY_C, X, y)
     assert cache.get(KEY_B) is None
     assert cache.get(KEY_A) is not None and cache.get(KEY_C) is not None
+
+
+def test_recently_used_entries_are_not_evicted_for_a_new_one(tmp_path):
+    """A training whose partitions do not all fit keeps the ones cached first (no eviction thrash)."""
+    X, y, w = arrays(n=1000, d=3)
+    cache = PartitionCache(str(tmp_path / "c"), max_bytes=2 * _entry_bytes(X, y) + 10)
+    assert cache.put(KEY_A, X, y) and cache.put(KEY_B, X, y)
+    assert not cache.put(KEY_C, X, y)
+    assert cache.get(KEY_A) is not None and cache.get(KEY_B) is not None and cache.get(KEY_C) is None
 
 
 def test_entry_larger_than_the_limit_and_empty_partitions_are_not_cached(tmp_path):
@@ -110,25 +141,41 @@ def test_entry_larger_than_the_limit_and_empty_partitions_are_not_cached(tmp_pat
     assert os.listdir(cache.entries) == []
 
 
-def test_eviction_removes_earlier_boots_and_stale_temporaries(tmp_path):
-    cache = PartitionCache(str(tmp_path / "c"))
-    old_boot = tmp_path / "c" / "v1-an-earlier-boot" / KEY_A
-    old_boot.mkdir(parents=True)
+def test_eviction_removes_earlier_boots_and_stale_temporaries_and_nothing_else(tmp_path):
+    root = tmp_path / "c"
+    root.mkdir(mode=0o700)
+    theirs = [root / "v1-not-ours", root / "videos", root / "mrtrain-cache-notes"]
+    for path in theirs:
+        path.mkdir()
+        (path / "keep").write_text("x")
+    old_boot = root / "mrtrain-cache-v1-0123abcd-0000-0000-0000-000000000000"
+    old_boot.mkdir()
+    (old_boot / (KEY_A + ".part")).write_bytes(b"old")
+    cache = PartitionCache(str(root))
     stale = os.path.join(cache.entries, ".tmp-leftover")
-    os.mkdir(stale)
+    open(stale, "wb").close()
     os.utime(stale, (1, 1))
     fresh = os.path.join(cache.entries, ".tmp-being-written")
-    os.mkdir(fresh)
+    open(fresh, "wb").close()
     cache.put(KEY_B, *arrays())
-    assert not old_boot.parent.exists()
-    assert not os.path.exists(stale)
-    assert os.path.exists(fresh)
+    assert not old_boot.exists()
+    assert not os.path.exists(stale) and os.path.exists(fresh)
+    assert all((path / "keep").exists() for path in theirs)
 
 
 def test_cache_entries_are_scoped_by_boot_id(tmp_path):
     with open("/proc/sys/kernel/random/boot_id") as handle:
         boot = handle.read().strip()
-    assert PartitionCache(str(tmp_path / "c")).entries == str(tmp_path / "c" / f"v1-{boot}")
+    assert PartitionCache(str(tmp_path / "c")).entries == str(tmp_path / "c" / f"mrtrain-cache-v1-{boot}")
+
+
+def test_symlinked_root_and_bad_size_setting_disable_the_cache(tmp_path, monkeypatch):
+    (tmp_path / "real").mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert not PartitionCache(str(tmp_path / "link")).usable
+    monkeypatch.setenv("MRTRAIN_PARTITION_CACHE_MAX_BYTES", "lots")
+    cache = PartitionCache(str(tmp_path / "c"))
+    assert not cache.usable and cache.get(KEY_A) is None and not cache.put(KEY_A, *arrays())
 
 
 def _pass(dataset, runner, cache=True):
