@@ -140,7 +140,9 @@ class Spark:
 
         problem = scorer.problem
         started = time.perf_counter()
-        frame = self.session.read.parquet(dataset.uri)
+        # A local dataset as a file:// URI: with HADOOP_CONF_DIR set a bare path means the cluster's HDFS.
+        uri = dataset.uri if "://" in dataset.uri else "file://" + os.path.abspath(dataset.uri)
+        frame = self.session.read.parquet(uri)
         frame = frame.select(array_to_vector("features").alias("features"), "label").cache()
         frame.count()
         load_s = time.perf_counter() - started
