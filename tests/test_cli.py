@@ -48,6 +48,20 @@ def test_train_json_has_the_documented_keys(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["metrics"] == result["metrics"]
 
 
+def test_map_only_and_uncached_training_print_the_same_model(tmp_path, capsys):
+    """``--reducers 0`` and ``--no-partition-cache`` change how a pass runs, never the model or metrics."""
+    data = str(tmp_path / "iris")
+    assert main(["-q", "ingest", str(ROOT / "data" / "iris.libsvm"), data, "--partitions", "3"]) == 0
+    results = []
+    for extra in ([], ["--reducers", "0"], ["--no-partition-cache"]):
+        capsys.readouterr()
+        assert main(["-q", "train", data, "--model", "softmax", "--optimizer", "newton", "--l2", "0.01",
+                     "--runner", "local", "--json", *extra]) == 0
+        result = json.loads(capsys.readouterr().out)
+        results.append({key: result[key] for key in ("coefficients", "intercept", "objective", "metrics")})
+    assert results[1] == results[0] and results[2] == results[0]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
