@@ -24,9 +24,15 @@ from storage.dataset import Dataset, write_dataset
 from storage.filesystem import get_filesystem
 
 
-def _logging_conf(tmp):
-    """An mrjob config like ``$MRJOB_CONF`` whose ``hadoop_bin`` logs its calls; (config path, log path)."""
-    with open(os.environ["MRJOB_CONF"], encoding="utf-8") as handle:
+def logging_hadoop_conf(conf_path, tmp):
+    """A copy of the mrjob config ``conf_path`` whose ``hadoop_bin`` logs each command line.
+
+    Returns
+    -------
+    (str, str)
+        The new config's path and the log's path (one line per ``hadoop`` command, its arguments).
+    """
+    with open(conf_path, encoding="utf-8") as handle:
         conf = json.load(handle)
     hadoop_bin = conf["runners"]["hadoop"]["hadoop_bin"]
     calls = os.path.join(tmp, "hadoop-calls.log")
@@ -60,7 +66,7 @@ def measure(passes=3):
         spec = {"kind": "logistic", "n_features": 5, "classes": [0.0, 1.0], "fit_intercept": True}
         for reducers in (1, 0):
             with tempfile.TemporaryDirectory(prefix="mrtrain-bench-hadoop-") as tmp:
-                conf_path, calls = _logging_conf(tmp)
+                conf_path, calls = logging_hadoop_conf(os.environ["MRJOB_CONF"], tmp)
                 times = []
                 with JobLauncher(dataset, spec, runner="hadoop", conf_path=conf_path,
                                  reducers=reducers) as launcher:

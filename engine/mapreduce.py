@@ -134,7 +134,6 @@ class JobLauncher:
         self.runner = runner
         self.conf_path = conf_path
         self.reducers = reducers
-        self.shards = max(reducers, 1)
         self.partition_cache = bool(partition_cache)
         self.on_hdfs = runner == "hadoop" and split_scheme(dataset.uri) == "hdfs"
         self.staging = hdfs_staging_dir(dataset.uri) if self.on_hdfs else tempfile.mkdtemp(prefix="mrtrain-")
@@ -149,6 +148,11 @@ class JobLauncher:
         self.jobs_run = 0
         self.last_counters = []
         self.hadoop_fs = None
+
+    @property
+    def shards(self):
+        """Pieces the summed vector is cut into: one per reducer, one for a map-only job."""
+        return max(self.reducers, 1)
 
     def close(self):
         """Remove the staging directory."""

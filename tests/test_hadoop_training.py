@@ -4,13 +4,14 @@ Datasets and checkpoints live on ``hdfs://``; the tasks run in YARN containers a
 over WebHDFS. Every model must be bitwise the one the local runner gives on the same data.
 """
 
-import json
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from benchmarks.hadoop import logging_hadoop_conf
 from engine.fitted import FittedModel
 from engine.mapreduce import JobLauncher
 from engine.trainer import Trainer
@@ -118,19 +119,6 @@ def test_checkpoint_directory_lock_on_hdfs(iris_pair, hdfs_base):
     assert not get_filesystem(checkpoints).exists(checkpoints)  # the lock made it and removed it empty
 
 
-def _logging_hadoop_conf(hadoop_cluster, tmp_path):
-    """An mrjob config whose ``hadoop_bin`` logs each command line to a file, and that file."""
-    calls = tmp_path / "hadoop-calls.log"
-    wrapper = tmp_path / "hadoop"
-    wrapper.write_text(f'#!/bin/bash\necho "$*" >> {calls}\nexec {hadoop_cluster["launcher"]} "$@"\n')
-    wrapper.chmod(0o755)
-    conf = json.loads(open(hadoop_cluster["conf_path"]).read())
-    conf["runners"]["hadoop"]["hadoop_bin"] = str(wrapper)
-    conf_path = tmp_path / "mrjob.conf"
-    conf_path.write_text(json.dumps(conf))
-    return str(conf_path), calls
-
-
 def test_passes_on_yarn_use_the_partition_cache_map_only_and_no_hadoop_fs_commands(
     iris_pair, hadoop_cluster, tmp_path
 ):
@@ -138,7 +126,7 @@ def test_passes_on_yarn_use_the_partition_cache_map_only_and_no_hadoop_fs_comman
     dataset = Dataset.open(remote)
     spec = {"kind": "softmax", "n_features": 4, "classes": dataset.classes, "fit_intercept": True}
     thetas = np.random.default_rng(0).normal(size=(2, 15))
-    conf_path, calls = _logging_hadoop_conf(hadoop_cluster, tmp_path)
+    conf_path, calls = logging_hadoop_conf(hadoop_cluster["conf_path"], str(tmp_path))
     counters = []
     with JobLauncher(dataset, spec, runner="hadoop", conf_path=conf_path) as launcher:
         for _ in range(2):
@@ -150,6 +138,7 @@ def test_passes_on_yarn_use_the_partition_cache_map_only_and_no_hadoop_fs_comman
     assert map_only.tobytes() == reduced.tobytes()
     assert counters[0]["partitions cached"] == 3 and "partitions from cache" not in counters[0]
     assert counters[1]["partitions from cache"] == 3 and counters[2]["partitions from cache"] == 3
-    commands = [line.split()[0] for line in calls.read_text().splitlines()]
+    log = Path(calls).read_text()
+    commands = [line.split()[0] for line in log.splitlines()]
     # HDFS work goes over WebHDFS: per job only `hadoop jar`, and `hadoop version` once per launcher.
-    assert commands == ["version", "jar", "jar", "version", "jar"], calls.read_text()
+    assert commands == ["version", "jar", "jar", "version", "jar"], log
