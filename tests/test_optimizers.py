@@ -29,14 +29,26 @@ def in_memory_evaluate(model, objective, X, y):
 
 
 def ridge_closed_form(X, y, l2):
+    """The ridge optimum and the objective's Hessian ``Xaᵀ Xa / n + l2·diag(1, …, 1, 0)``."""
     n, d = X.shape
     Xa = np.hstack([X, np.ones((n, 1))])
-    penalty = n * l2 * np.diag([1.0] * d + [0.0])
-    return np.linalg.solve(Xa.T @ Xa + penalty, Xa.T @ y)
+    hessian = (Xa.T @ Xa) / n + l2 * np.diag([1.0] * d + [0.0])
+    return np.linalg.solve(hessian, Xa.T @ y / n), hessian
+
+
+#: A gradient max-norm every optimizer reaches before the objective stalls in float64 on any CPU: near the
+#: optimum a step lowers f by about ‖g‖²/(2 λ_max) ≈ 4e-15 at ‖g‖ = 1e-7, over a hundred times f's rounding
+#: (~1e-17 here), so the stop is the gradient rule, whatever kernel BLAS picked.
+REACHABLE_GTOL = 1e-7
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_optimizer_reaches_ridge_closed_form(name):
+    """The tolerance follows from the stopping rule and the conditioning, not from one CPU's bits.
+
+    On a quadratic ``x − x* = H⁻¹ g(x)``, so stopping at ``‖g‖∞ <= gtol`` guarantees
+    ``‖x − x*‖₂ <= √p · gtol / λ_min(H)``; the closed form's own rounding adds ``κ(H) · ε · ‖x*‖₂``.
+    """
     X, y = ridge_problem()
     l2 = 0.1
     model = make_model("linear", X.shape[1])
@@ -48,10 +60,15 @@ def test_optimizer_reaches_ridge_closed_form(name):
         initial_status(optimizer, np.zeros(model.n_params)),
         max_iter=2000,
         tol=0.0,
-        gtol=1e-10,
+        gtol=REACHABLE_GTOL,
     )
-    assert converged, reason
-    assert_allclose(status.state.x, ridge_closed_form(X, y, l2), rtol=1e-8, atol=1e-10)
+    assert (reason, converged) == ("gradient norm <= gtol", True)
+    optimum, hessian = ridge_closed_form(X, y, l2)
+    eigenvalues = np.linalg.eigvalsh(hessian)
+    p = model.n_params
+    bound = np.sqrt(p) * REACHABLE_GTOL / eigenvalues[0]
+    bound += eigenvalues[-1] / eigenvalues[0] * np.finfo(float).eps * np.linalg.norm(optimum)
+    assert np.linalg.norm(status.state.x - optimum) <= bound
 
 
 def test_newton_takes_one_full_step_on_a_quadratic():
