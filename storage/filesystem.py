@@ -10,6 +10,7 @@ import logging
 import os
 import posixpath
 import uuid
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,25 @@ def parent(uri):
 def basename(uri):
     """Return the last component of ``uri`` (local path or URI)."""
     return posixpath.basename(os.fspath(uri).rstrip("/"))
+
+
+class FileStat(NamedTuple):
+    """What a filesystem says of one regular file; any rewrite or replacement of the file changes it.
+
+    Attributes
+    ----------
+    size : int
+        Bytes.
+    mtime_ns : int
+        Last modification, in nanoseconds since the epoch (HDFS keeps milliseconds).
+    change_ns : int
+        Last change of the file or its metadata, which ``touch -d`` cannot set back (local ``st_ctime``);
+        on HDFS, which has none, the modification time again.
+    """
+
+    size: int
+    mtime_ns: int
+    change_ns: int
 
 
 def temp_sibling(uri):
@@ -115,8 +135,16 @@ class FileSystem(abc.ABC):
         """
 
     @abc.abstractmethod
+    def stat(self, uri):
+        """Return the :class:`FileStat` of the regular file ``uri``.
+
+        FileNotFoundError if it is missing, IsADirectoryError for a directory, OSError for anything else
+        that is not a regular file (a FIFO, a device).
+        """
+
     def size(self, uri):
-        """Return the size in bytes of the file ``uri``; FileNotFoundError if it is missing."""
+        """Return the size in bytes of the regular file ``uri`` (see :meth:`stat`)."""
+        return self.stat(uri).size
 
 
 def get_filesystem(uri):

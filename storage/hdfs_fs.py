@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 import hdfs
 import requests
 
-from storage.filesystem import FileSystem, temp_sibling
+from storage.filesystem import FileStat, FileSystem, temp_sibling
 
 logger = logging.getLogger(__name__)
 
@@ -231,10 +231,11 @@ class HdfsFileSystem(FileSystem):
             raise FileExistsError(errno.EEXIST, "rename destination already exists", dst)
         self._call("rename", src, self.client.rename, hdfs_path(src), hdfs_path(dst))
 
-    def size(self, uri):
+    def stat(self, uri):
         status = self._status(uri)
         if status is None:
-            raise FileNotFoundError(errno.ENOENT, "size: no such file", uri)
+            raise FileNotFoundError(errno.ENOENT, "stat: no such file", uri)
         if status["type"] != "FILE":
-            raise IsADirectoryError(errno.EISDIR, "size() needs a file", uri)
-        return int(status["length"])
+            raise IsADirectoryError(errno.EISDIR, "a file was expected, found a directory", uri)
+        modified_ns = int(status["modificationTime"]) * 1_000_000
+        return FileStat(int(status["length"]), modified_ns, modified_ns)

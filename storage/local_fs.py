@@ -4,9 +4,10 @@ import errno
 import logging
 import os
 import shutil
+import stat
 from urllib.parse import unquote, urlsplit
 
-from storage.filesystem import FileSystem, temp_sibling
+from storage.filesystem import FileStat, FileSystem, temp_sibling
 
 logger = logging.getLogger(__name__)
 
@@ -117,11 +118,14 @@ class LocalFileSystem(FileSystem):
             raise FileExistsError(errno.EEXIST, "rename destination already exists", dst_path)
         os.rename(src_path, dst_path)
 
-    def size(self, uri):
+    def stat(self, uri):
         path = local_path(uri)
-        if os.path.isdir(path):
-            raise IsADirectoryError(errno.EISDIR, "size() needs a file", path)
-        return os.path.getsize(path)
+        status = os.stat(path)
+        if stat.S_ISDIR(status.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "a file was expected, found a directory", path)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(errno.EINVAL, "a regular file was expected, found a special file", path)
+        return FileStat(status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
 
 LOCAL = LocalFileSystem()

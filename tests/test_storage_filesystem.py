@@ -212,7 +212,7 @@ class FlakyClient:
             raise self.error
         if self.calls <= self.failures:
             raise requests.exceptions.ConnectionError("connection refused")
-        return {"type": "FILE", "length": 7}
+        return {"type": "FILE", "length": 7, "modificationTime": 1700000000000}
 
 
 @pytest.fixture
@@ -270,3 +270,19 @@ def test_hdfs_round_trip(hadoop_cluster):
     finally:
         fs.delete(base, recursive=True)
     assert not fs.exists(base)
+
+
+def test_stat_changes_when_a_file_is_replaced_and_refuses_special_files(tmp_path):
+    fs = get_filesystem(str(tmp_path))
+    uri = str(tmp_path / "x.bin")
+    fs.write_bytes(uri, b"abc")
+    before = fs.stat(uri)
+    assert before.size == 3
+    fs.write_bytes(uri, b"xyz")
+    assert fs.stat(uri) != before
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="regular file was expected"):
+        fs.stat(str(fifo))
+    with pytest.raises(IsADirectoryError):
+        fs.stat(str(tmp_path))
