@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from engine.models import make_model
 from mr_jobs.protocols import TaggedVectorProtocol
 from storage.errors import DataError
+from storage.filesystem import get_filesystem
 from storage.partition_cache import PartitionCache
 
 log = logging.getLogger(__name__)
@@ -191,17 +192,23 @@ class PartitionJob(MRJob):
         return partition_id, uri, X, y_raw, w
 
     def _read_or_cached(self, uri, sha256):
-        """The partition from the node's :class:`PartitionCache`, else read, verified and then cached."""
+        """The partition from the node's :class:`PartitionCache`, else read, verified and then cached.
+
+        The file is stat'ed before anything else: a cache entry is used only if the file is still the one
+        it was decoded from, and a file changed while being read is never cached under the old stat.
+        """
         n_features = self.model.n_features
-        cached = self.cache.get(sha256, n_features) if self.cache else None
-        if cached is not None:
-            self.increment_counter("mrtrain", "partitions from cache")
-            return cached
+        if self.cache:
+            file_stat = get_filesystem(uri).stat(uri)
+            cached = self.cache.get(sha256, uri, file_stat, n_features)
+            if cached is not None:
+                self.increment_counter("mrtrain", "partitions from cache")
+                return cached
         # Imported here: pyarrow is ~30 ms of a task's start-up, which reducers and cache hits never need.
         from storage.dataset import read_partition
 
         X, y_raw, w = read_partition(uri, expected_sha256=sha256, n_features=n_features)
-        if self.cache and self.cache.put(sha256, X, y_raw, w):
+        if self.cache and self.cache.put(sha256, uri, file_stat, X, y_raw, w):
             self.increment_counter("mrtrain", "partitions cached")
         return X, y_raw, w
 

@@ -6,18 +6,23 @@ writes the decoded arrays to this cache; later passes on that node memory-map th
 the network, no hashing, no Parquet decoding, and the pages are the kernel's page cache, shared by every
 task on the node. This is HaLoop's idea of caching loop-invariant data where the map tasks run.
 
-Layout: ``<root>/mrtrain-cache-v1-<boot id>/<sha256>.part``, one file per partition: a 4096-byte JSON
-header (format, version, and dtype, shape and offset of ``X`` — ``(n, d)``, float64 or float32 as stored
-— ``y`` and, for weighted partitions, ``w``), then the arrays' raw bytes at 64-byte-aligned offsets. An
-entry is written to a temporary file and renamed into place, so a reader sees a whole entry or none, and
-once opened it stays whole even if another task evicts it. The files are not fsync'ed (that took longer
-than the pass it served, on a disk-backed temp directory); instead the layout is scoped by the kernel's
-boot id, so entries whose data might not have reached the disk before a crash are never read after the
-reboot, and are removed by the next eviction. Where there is no boot id (not Linux) every file is
-fsync'ed. The key is the hash of the partition's bytes, which the manifest records and every pass already
-knows; an entry is the deterministic decoding of exactly those bytes, so a hit gives bitwise the same
-arrays as a read. A partition file changed after training started has another sha256 and is read afresh
-(and, its hash not matching the manifest's, refused).
+Layout: ``<root>/mrtrain-cache-v2-<boot id>/<sha256>-<uri hash>.part``, one file per partition file: a
+4096-byte JSON header (format, version, the partition file's URI and :class:`storage.filesystem.FileStat` —
+size, modification and change time — taken before it was read, and dtype, shape and offset of ``X`` —
+``(n, d)``, float64 or float32 as stored — ``y`` and, for weighted partitions, ``w``), then the arrays' raw
+bytes at 64-byte-aligned offsets. An entry is written to a temporary file and renamed into place, so a
+reader sees a whole entry or none, and once opened it stays whole even if another task evicts it. The files
+are not fsync'ed (that took longer than the pass it served, on a disk-backed temp directory); instead the
+layout is scoped by the kernel's boot id, so entries whose data might not have reached the disk before a
+crash are never read after the reboot, and are removed by the next eviction. Where there is no boot id (not
+Linux) every file is fsync'ed.
+
+A hit must prove that the partition file is still the one that was cached: the task stats the file (one
+``stat`` locally, one WebHDFS ``GETFILESTATUS`` on HDFS) and the entry is used only if the URI, the
+manifest's sha256 and the stat all match what was recorded. A file emptied, rewritten or replaced since then
+is a miss, so it is read afresh and, its hash no longer matching the manifest's, refused exactly as without
+the cache. The entry is the deterministic decoding of exactly the bytes that had that hash, so a hit gives
+bitwise the same arrays as a read.
 
 What is not detected: a bit flipped later in an entry on the node's own disk (as with Spark's cached
 blocks). Disable the cache (``--no-partition-cache``) to hash every partition on every pass.
@@ -43,6 +48,7 @@ import re
 import stat
 import tempfile
 import time
+import hashlib
 import uuid
 
 import numpy as np
@@ -52,7 +58,7 @@ logger = logging.getLogger(__name__)
 ROOT_ENV = "MRTRAIN_PARTITION_CACHE_DIR"
 MAX_BYTES_ENV = "MRTRAIN_PARTITION_CACHE_MAX_BYTES"
 FORMAT = "mrtrain-partition-cache"
-VERSION = 1
+VERSION = 2
 LAYOUT_PREFIX = "mrtrain-cache-"
 _LAYOUT_NAME = re.compile(r"^mrtrain-cache-v\d+(-[0-9a-f-]+)?$")
 _BOOT_ID = "/proc/sys/kernel/random/boot_id"
@@ -93,8 +99,13 @@ def _fsync_directory(path):
         os.close(descriptor)
 
 
-def _layout(arrays):
-    """Header dict and total file size for ``{"X": ..., "y": ..., "w": ... or None}``."""
+def _source_record(uri, file_stat):
+    """The header's record of the partition file an entry was decoded from."""
+    return {"uri": str(uri), "stat": [int(value) for value in file_stat]}
+
+
+def _layout(arrays, source):
+    """Header dict and total file size for ``{"X": ..., "y": ..., "w": ... or None}`` read from ``source``."""
     offset, entries = HEADER_BYTES, {}
     for name in _ARRAYS:
         array = arrays[name]
@@ -102,7 +113,9 @@ def _layout(arrays):
             continue
         entries[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset}
         offset += -(-array.nbytes // _ALIGN) * _ALIGN
-    return {"format": FORMAT, "version": VERSION, "rows": len(arrays["y"]), "arrays": entries}, offset
+    header = {"format": FORMAT, "version": VERSION, "source": source, "rows": len(arrays["y"]),
+              "arrays": entries}
+    return header, offset
 
 
 class PartitionCache:
@@ -148,21 +161,33 @@ class PartitionCache:
         os.makedirs(self.entries, mode=0o700, exist_ok=True)
         return True
 
-    def _entry(self, sha256):
+    def _entry(self, sha256, uri):
         if not (isinstance(sha256, str) and re.fullmatch(r"[0-9a-f]{64}", sha256)):
             raise ValueError(f"A partition cache key is a sha256 hex digest. Got {sha256!r}.")
-        return os.path.join(self.entries, sha256 + SUFFIX)
+        uri_hash = hashlib.sha256(str(uri).encode("utf-8")).hexdigest()[:16]
+        return os.path.join(self.entries, f"{sha256}-{uri_hash}{SUFFIX}")
 
-    def get(self, sha256, n_features=None):
-        """The cached ``(X, y, w)`` of the partition with this sha256, memory-mapped read-only, or None.
+    def get(self, sha256, uri, file_stat, n_features=None):
+        """The cached ``(X, y, w)`` of a partition file, memory-mapped read-only, or None.
+
+        Parameters
+        ----------
+        sha256 : str
+            The partition's hash in the manifest.
+        uri : str
+            The partition file.
+        file_stat : storage.filesystem.FileStat
+            The file's stat now; an entry recorded with another stat (the file changed) is a miss.
+        n_features : int, optional
+            Expected width of ``X``.
 
         ``w`` is None for unweighted partitions. A damaged entry is removed with a warning and counts as
-        a miss.
+        a miss; so is an entry of a file that changed since it was cached.
         """
         if not self.usable:
             return None
         try:
-            path = self._entry(sha256)
+            path = self._entry(sha256, uri)
             handle = open(path, "rb")
         except FileNotFoundError:
             return None
@@ -171,7 +196,11 @@ class PartitionCache:
             return None
         try:
             with handle:
-                arrays = self._map(handle, n_features)
+                arrays = self._map(handle, n_features, _source_record(uri, file_stat))
+        except _SourceChanged as change:
+            logger.info("%s: partition file changed since it was cached (%s); reading it again", uri, change)
+            self._remove(path)
+            return None
         except Exception as error:  # noqa: BLE001 - any damage is a miss, never a failed task
             logger.warning("%s: damaged partition cache entry removed (%s)", path, error)
             self._remove(path)
@@ -182,10 +211,12 @@ class PartitionCache:
             pass
         return arrays
 
-    def _map(self, handle, n_features):
+    def _map(self, handle, n_features, source):
         header = json.loads(handle.read(HEADER_BYTES).decode("ascii"))
         if header.get("format") != FORMAT or header.get("version") != VERSION:
             raise ValueError(f"not a version-{VERSION} {FORMAT} file")
+        if header.get("source") != source:
+            raise _SourceChanged(f"cached from {header.get('source')}, now {source}")
         size = os.fstat(handle.fileno()).st_size
         mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
         n = header["rows"]
@@ -217,8 +248,11 @@ class PartitionCache:
         except OSError:
             pass
 
-    def put(self, sha256, X, y, w=None):
+    def put(self, sha256, uri, file_stat, X, y, w=None):
         """Store a verified, decoded partition; return True if it is now cached.
+
+        ``uri`` and ``file_stat`` name the partition file and its stat taken *before* it was read (see
+        :meth:`get`), so a file changed while it was being read is never served from the cache.
 
         Empty partitions and partitions that do not fit are not cached. Never raises for a failure of the
         cache itself: it is logged and False returned.
@@ -227,15 +261,15 @@ class PartitionCache:
             return False
         temp = os.path.join(self.entries, f"{_TEMP_PREFIX}{uuid.uuid4().hex}")
         try:
-            path = self._entry(sha256)
-            if os.path.exists(path):
-                return True
+            path = self._entry(sha256, uri)
             arrays = {"X": np.ascontiguousarray(X), "y": np.ascontiguousarray(y, dtype=np.float64),
                       "w": None if w is None else np.ascontiguousarray(w, dtype=np.float64)}
-            header, size = _layout(arrays)
+            header, size = _layout(arrays, _source_record(uri, file_stat))
             if not self._make_room(size):
                 return False
             encoded = json.dumps(header).encode("ascii")
+            if len(encoded) >= HEADER_BYTES:
+                raise ValueError(f"the entry's header needs {len(encoded)} bytes, more than {HEADER_BYTES}")
             with open(temp, "xb") as handle:
                 handle.write(encoded + b" " * (HEADER_BYTES - len(encoded) - 1) + b"\n")
                 for name, spec in header["arrays"].items():
@@ -292,6 +326,10 @@ class PartitionCache:
             logger.info("%s: evicted partition cache entry %s (%d bytes)", self.root, path, nbytes)
             must_free -= nbytes
         return True
+
+
+class _SourceChanged(Exception):
+    """The partition file is not the one an entry was decoded from."""
 
 
 def _remove_tree(path):
