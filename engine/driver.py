@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 MAX_REJECTED_PASSES = 4
 
 
+class NonFiniteObjectiveError(ValueError):
+    """The objective, its gradient or Hessian at the starting point is not finite: float64 overflowed.
+
+    Bad input rather than a bug: features or labels too large (or too many) for float64 sums. The message
+    says what overflowed; the trainer adds the partitions whose sums did.
+    """
+
+
 class LoopStatus(NamedTuple):
     """Everything the loop needs to continue: checkpointed after every pass.
 
@@ -115,9 +123,15 @@ def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=N
             return (status, *verdict)
         started = time.perf_counter()
         first_pass = not status.state.evaluated
-        points = optimizer.trial_points(status.state)
-        evaluations = evaluate(points, optimizer.hessian_points)
-        state, step = optimizer.update(status.state, evaluations)
+        # Overflow is detected explicitly (non-finite points and evaluations), not through numpy warnings.
+        with np.errstate(all="ignore"):
+            points = optimizer.trial_points(status.state)
+            if not np.isfinite(points).all():
+                return status, "numerical overflow: the next trial points are not finite", False
+            evaluations = evaluate(points, optimizer.hessian_points)
+            if first_pass and not evaluations[0].finite:
+                raise NonFiniteObjectiveError(describe_non_finite(evaluations[0]))
+            state, step = optimizer.update(status.state, evaluations)
         status = LoopStatus(
             state=state,
             iteration=status.iteration + (0 if first_pass else 1),
@@ -137,6 +151,19 @@ def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=N
         )
         if callback is not None:
             callback(progress)
+
+
+def describe_non_finite(evaluation):
+    """One line saying what overflowed in ``evaluation`` at the starting point."""
+    parts = [f"objective {evaluation.value!r}"]
+    with np.errstate(all="ignore"):
+        parts.append(f"gradient max-norm {float(np.max(np.abs(evaluation.grad), initial=0.0))!r}")
+        if evaluation.hess is not None:
+            parts.append(f"Hessian max-norm {float(np.max(np.abs(evaluation.hess), initial=0.0))!r}")
+    return (
+        "the objective at the starting point is not finite (" + ", ".join(parts) + "): float64 overflowed "
+        "summing the loss over the data; features or labels this large (beyond about 1e150) need rescaling"
+    )
 
 
 def initial_status(optimizer, x0):

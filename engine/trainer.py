@@ -13,12 +13,15 @@ from and a rerun of the same command resumes the warm-started run, not the old o
 
 import contextlib
 import logging
+import os
+import stat
 from typing import NamedTuple
 
 import numpy as np
+import yaml
 
-from engine.driver import LoopStatus, initial_status, optimize, stop_reason
-from engine.fitted import FittedModel
+from engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
+from engine.fitted import FittedModel, latest_training_checkpoint
 from engine.mapreduce import RUNNERS, JobLauncher
 from engine.models import MODELS, PartialSums, make_model
 from engine.objective import Objective
@@ -26,7 +29,8 @@ from engine.optimizers import OPTIMIZERS, make_optimizer
 from engine.optimizers.base import state_from_record, state_to_record
 from engine.params import check_choice, check_int, check_number
 from mr_jobs.gradient import MRGradient
-from storage.checkpoint import latest_checkpoint, remove_temporaries, save_checkpoint
+from mr_jobs.partition_job import NON_FINITE_COUNTERS
+from storage.checkpoint import remove_temporaries, save_checkpoint
 from storage.dataset import Dataset
 from storage.errors import DataError
 from storage.lock import DirectoryLock
@@ -37,6 +41,10 @@ log = logging.getLogger(__name__)
 RESUME_KEYS = ("model", "optimizer", "l2", "fit_intercept", "n_features", "classes", "data_checksum")
 #: Settings that fix the parameter vector's layout: they must match even for a warm start.
 LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes")
+#: An mrjob config file larger than this is refused unread.
+MAX_CONF_BYTES = 2**20
+#: Values (after YAML aliases are expanded) an mrjob config file may hold.
+MAX_CONF_VALUES = 100_000
 
 
 class SettingsMismatchError(ValueError):
@@ -119,6 +127,8 @@ class Trainer:
         if self.keep_checkpoints is not None:
             check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
         check_int("reducers", self.reducers, minimum=0)
+        if self.conf_path is not None:
+            check_mrjob_conf(self.conf_path)
         for name in ("warm_start", "break_lock", "partition_cache"):
             value = getattr(self, name)
             if not isinstance(value, bool):
@@ -145,6 +155,10 @@ class Trainer:
                 )
             classes = dataset.classes
         model = make_model(self.model, dataset.n_features, classes=classes, fit_intercept=self.fit_intercept)
+        # The smallest vector a pass sums: one parameter point, no Hessian.
+        reducers = effective_reducers(
+            self.reducers, PartialSums.zeros(1, model.n_params, 0).to_vector().size, "gradient"
+        )
         settings = {
             "model": self.model, "optimizer": self.optimizer, "l2": float(self.l2),
             "fit_intercept": bool(self.fit_intercept), "n_features": dataset.n_features,
@@ -159,7 +173,7 @@ class Trainer:
                 else contextlib.nullcontext())
 
         with lock, JobLauncher(
-            dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=self.reducers,
+            dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=reducers,
             partition_cache=self.partition_cache,
         ) as launcher:
             start = self._start(optimizer, settings, model.n_params)
@@ -172,15 +186,18 @@ class Trainer:
             def save(status):
                 self._save(status, settings, stop_reason(status, **limits), start)
 
-            status, reason, converged = optimize(
-                optimizer, evaluate, start.status, on_iteration=save if self.checkpoint_dir else None,
-                callback=self.callback, **limits,
-            )
+            try:
+                status, reason, converged = optimize(
+                    optimizer, evaluate, start.status, on_iteration=save if self.checkpoint_dir else None,
+                    callback=self.callback, **limits,
+                )
+            except NonFiniteObjectiveError as error:
+                raise NonFiniteObjectiveError(
+                    f"{dataset.uri}: {error}{non_finite_partitions(launcher, dataset)}"
+                ) from None
         if not converged:
-            log.warning(
-                "Training stopped before converging (%s) after %d iterations; raise max_iter or loosen "
-                "tol/gtol.", reason, status.iteration,
-            )
+            log.warning("Training stopped before converging (%s) after %d iterations; %s.", reason,
+                        status.iteration, STOP_ADVICE.get(reason, "raise max_iter or loosen tol/gtol"))
         return FittedModel(
             model, status.state.x, l2=self.l2, iterations=status.iteration, passes=status.passes,
             history=status.history, converged=converged, stop_reason=reason, settings=settings,
@@ -205,7 +222,7 @@ class Trainer:
         if not self.checkpoint_dir:
             return fresh
         remove_temporaries(self.checkpoint_dir)
-        checkpoint = latest_checkpoint(self.checkpoint_dir)
+        checkpoint = latest_training_checkpoint(self.checkpoint_dir)
         if checkpoint is None:
             if self.warm_start:
                 raise FileNotFoundError(
@@ -245,6 +262,29 @@ class Trainer:
         return Start(status, checkpoint.iteration + 1, origin)
 
 
+#: What to change when the loop stops for a reason other than max_iter.
+STOP_ADVICE = {
+    "line search found no decrease": (
+        "the objective could not be lowered along the search direction: check the scale of the features "
+        "(values beyond about 1e150 overflow float64) or try another optimizer"
+    ),
+    "numerical overflow: the next trial points are not finite": (
+        "rescale the features and labels (values beyond about 1e150 overflow float64)"
+    ),
+}
+
+
+def non_finite_partitions(launcher, dataset):
+    """``" (non-finite sums in partitions 0 (URI), ...)"`` from the last job's counters, or ``""``."""
+    ids = set()
+    for step in launcher.last_counters:
+        ids.update(int(name) for name in step.get(NON_FINITE_COUNTERS, {}))
+    if not ids:
+        return ""
+    names = [f"{part.index} ({part.uri})" for part in dataset.partitions if part.index in ids]
+    return " (non-finite sums in partition" + ("s " if len(names) > 1 else " ") + ", ".join(names) + ")"
+
+
 class Start(NamedTuple):
     """Where a training loop starts.
 
@@ -270,3 +310,156 @@ def settings_differences(previous, current, keys):
         for key in keys
         if previous.get(key) != current[key]
     ]
+
+
+def effective_reducers(reducers, vector_length, job):
+    """The reducers a partition-sum job runs with: ``reducers``, at most one per summed element.
+
+    Every reducer adds one contiguous piece of the summed vector, so more reducers than elements only
+    add empty reduce tasks (one process or container each per pass); ``reducers`` is capped at
+    ``vector_length`` with a warning.
+
+    Parameters
+    ----------
+    reducers : int >= 0
+        The reducers asked for (0: map-only jobs).
+    vector_length : int >= 1
+        Length of the smallest vector the job sums.
+    job : str
+        What the job computes, for the warning (e.g. ``"gradient"``).
+
+    Returns
+    -------
+    int
+    """
+    check_int("reducers", reducers, minimum=0)
+    if reducers <= vector_length:
+        return reducers
+    log.warning(
+        "--reducers %d: the %s job sums a vector of %d elements; using %d reducers (one element each at "
+        "least)", reducers, job, vector_length, vector_length,
+    )
+    return vector_length
+
+
+def check_mrjob_conf(conf_path):
+    """Check that ``conf_path`` is a readable mrjob config file, before mrjob reads it.
+
+    The file must be a regular file of at most :data:`MAX_CONF_BYTES` holding a YAML (or JSON) mapping
+    with a ``runners`` mapping (runner name to a mapping of options) and/or ``include`` (a path or list of
+    paths, relative to the file's real directory, checked in turn). ``~`` and ``$VARIABLES`` are expanded
+    as mrjob expands them.
+
+    Parameters
+    ----------
+    conf_path : str
+
+    Returns
+    -------
+    str
+        ``conf_path`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, what was expected and what was found.
+    """
+    if not isinstance(conf_path, str) or not conf_path.strip():
+        raise ValueError(f"The 'conf_path' parameter must be a path to an mrjob config file. Got "
+                         f"{conf_path!r} instead.")
+    _check_conf_file(os.path.expandvars(os.path.expanduser(conf_path)), [])
+    return conf_path
+
+
+def _check_conf_file(path, seen):
+    real = os.path.realpath(path)
+    if real in seen:
+        return
+    seen.append(real)
+    where = f"{path}: mrjob config"
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        raise ValueError(f"{where}: expected a readable file, found {error.strerror.lower()}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{where}: expected a regular file, found {_file_kind(info.st_mode)}")
+    if info.st_size > MAX_CONF_BYTES:
+        raise ValueError(f"{where}: expected at most {MAX_CONF_BYTES} bytes, found {info.st_size}")
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read(MAX_CONF_BYTES + 1)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{where}: expected UTF-8 text, found byte {error.object[error.start]:#04x} at "
+                         f"offset {error.start}") from None
+    except OSError as error:
+        raise ValueError(f"{where}: expected a readable file, found {error.strerror.lower()}") from None
+    conf = _parse_conf(text, where)
+    if conf is None:
+        raise ValueError(f"{where}: expected a mapping with a 'runners' mapping, found an empty file")
+    if not isinstance(conf, dict):
+        raise ValueError(f"{where}: expected a mapping with a 'runners' mapping, found a "
+                         f"{type(conf).__name__}")
+    if "runners" not in conf and "include" not in conf:
+        raise ValueError(f"{where}: expected a mapping with a 'runners' mapping, found keys "
+                         f"{sorted(map(str, conf))}")
+    runners = conf.get("runners") or {}
+    if not isinstance(runners, dict):
+        raise ValueError(f"{where}: 'runners': expected a mapping of runner names to options, found a "
+                         f"{type(runners).__name__}")
+    for name, options in runners.items():
+        if options is not None and not isinstance(options, dict):
+            raise ValueError(f"{where}: 'runners': {name!r}: expected a mapping of options, found a "
+                             f"{type(options).__name__}")
+    includes = conf.get("include") or []
+    includes = [includes] if isinstance(includes, str) else includes
+    if not (isinstance(includes, list) and all(isinstance(item, str) for item in includes)):
+        raise ValueError(f"{where}: 'include': expected a path or a list of paths, found "
+                         f"{conf['include']!r:.80}")
+    for include in includes:
+        _check_conf_file(
+            os.path.join(os.path.dirname(real), os.path.expandvars(os.path.expanduser(include))), seen
+        )
+
+
+def _parse_conf(text, where):
+    """The YAML document (JSON is YAML) of an mrjob config file, bounded in values after aliases."""
+    try:
+        document = yaml.load(text, Loader=_ConfLoader)
+    except RecursionError:
+        raise ValueError(f"{where}: expected YAML or JSON, found values nested too deeply to parse") from None
+    except (ValueError, yaml.YAMLError) as error:
+        raise ValueError(f"{where}: expected YAML or JSON, found {' '.join(str(error).split())}") from None
+    pending, count = [document], 0
+    while pending:
+        value = pending.pop()
+        count += 1
+        if count > MAX_CONF_VALUES:
+            raise ValueError(f"{where}: expected at most {MAX_CONF_VALUES} values (YAML aliases expanded), "
+                             "found more")
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return document
+
+
+class _ConfLoader(yaml.SafeLoader):
+    """YAML's safe loader plus mrjob's ``!clear`` tag (the tagged value is kept as it is)."""
+
+
+def _construct_cleared(loader, node):
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return yaml.safe_load(node.value)
+
+
+_ConfLoader.add_constructor("!clear", _construct_cleared)
+
+
+def _file_kind(mode):
+    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a named pipe", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    return next((kind for test, kind in kinds.items() if test(mode)), "a special file")

@@ -5,15 +5,22 @@ parameters (``--params`` holds one point); the reducer adds the partitions' sums
 driver turns the total into metrics with :func:`engine.metrics.finalize_metrics`.
 """
 
+import numpy as np
+
 from engine.metrics import metric_partials
 from mr_jobs.partition_job import PartitionSumJob
+from storage.errors import DataError
 
 
 class MREvaluate(PartitionSumJob):
     """Sum of metric statistics over all partitions at one parameter point."""
 
     def partial_vector(self, X, y, w):
-        return metric_partials(self.model, X, y, w, self.thetas[0])
+        sums = metric_partials(self.model, X, y, w, self.thetas[0])
+        if not np.isfinite(sums).all():
+            raise DataError("the metric sums at the model's parameters are not finite: float64 overflowed "
+                            "(features this large need rescaling)")
+        return sums
 
 
 if __name__ == "__main__":

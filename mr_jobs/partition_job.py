@@ -21,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 
 import numpy as np
 from mrjob.job import MRJob
@@ -36,6 +37,8 @@ from storage.partition_cache import PartitionCache
 
 log = logging.getLogger(__name__)
 
+#: Counter group in which a map task counts, under its partition id, sums that were not finite.
+NON_FINITE_COUNTERS = "mrtrain non-finite sums"
 #: Environment variable naming a partition id whose first map attempt fails on purpose (fault tests).
 FAULT_PARTITION_ENV = "MRTRAIN_FAULT_FAIL_PARTITION"
 
@@ -73,15 +76,25 @@ def first_invalid_row(model, y_raw):
     return None
 
 
+@contextlib.contextmanager
 def single_threaded_blas():
-    """Context in which the model math of a task runs: BLAS on one thread.
+    """Context in which the model math of a task runs: BLAS on one thread, overflow checked explicitly.
 
     One task per core is the parallelism; a multi-threaded BLAS in every task oversubscribes the cores
     (measured: 27% slower passes on 2 cores), and a thread count that follows the machine would let the
     last bits of the sums depend on where a task ran. With one thread they are the same on every runner
     and node.
+
+    Floating-point warnings are off: overflow shows as non-finite sums, which the jobs and the driver check
+    for. Any other warning is logged rather than printed, because mrjob's inline runner replaces
+    ``sys.stderr`` with a bytes stream that a printed warning would turn into an unrelated TypeError.
     """
-    return threadpool_limits(limits=1, user_api="blas")
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        log.warning("%s: %s", warning.category.__name__, warning.message)
 
 
 def parse_partition_line(line):
@@ -169,6 +182,12 @@ class PartitionJob(MRJob):
             fit_intercept=spec["fit_intercept"],
         )
         self.thetas = np.load(self.options.params, allow_pickle=False)
+        p = self.model.n_params
+        if self.thetas.ndim != 2 or self.thetas.shape[1] != p or not np.isfinite(self.thetas).all():
+            raise ValueError(
+                f"{self.options.params}: expected finite parameter points of shape (m, {p}), found shape "
+                f"{self.thetas.shape}" + ("" if np.isfinite(self.thetas).all() else " with non-finite values")
+            )
         self.cache = PartitionCache() if self.task.get("partition_cache", True) else None
 
     def read_partition_line(self, line):
@@ -241,6 +260,10 @@ class PartitionSumJob(PartitionJob):
                 raise DataError(f"{uri}: {where}column 'label': {error}") from None
             with single_threaded_blas():
                 vector = self.partial_vector(X, y, w)
+        if not np.isfinite(vector).all():
+            # Trial points may overflow (the line search rejects them); the driver names these partitions
+            # when the point it cannot do without does.
+            self.increment_counter(NON_FINITE_COUNTERS, str(partition_id))
         for shard, piece in enumerate(split_shards(vector, self.task.get("shards", 1))):
             yield str(shard), (partition_id, piece)
 

@@ -8,12 +8,14 @@ writes ``part-NNNNN.parquet`` into the shipped output directory itself (atomical
 
 import io
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from mrjob.protocol import JSONProtocol
 from mrjob.step import MRStep
 
-from mr_jobs.partition_job import PartitionJob, single_threaded_blas
+from mr_jobs.partition_job import PartitionJob, failures_named, single_threaded_blas
+from storage.errors import DataError
 from storage.filesystem import get_filesystem, join
 
 
@@ -21,9 +23,19 @@ def predictions_table(model, X, y_raw, theta):
     """Arrow table of predictions for one block: ``label`` plus the model's prediction columns.
 
     Matrices (softmax ``probabilities``, shape (n, K)) become ``fixed_size_list<float64>[K]`` columns.
+
+    Raises
+    ------
+    DataError
+        If a prediction is not finite (float64 overflowed), naming the first such row and column.
     """
     columns = {"label": pa.array(y_raw, type=pa.float64())}
     for name, values in model.predict(X, theta).items():
+        finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
+        if not finite.all():
+            row = int(np.argmin(finite))
+            raise DataError(f"row {row + 1}: column {name!r}: expected a finite prediction, found "
+                            f"{values[row]!r} (float64 overflowed: features this large need rescaling)")
         if values.ndim == 2:
             flat = pa.array(values.astype("float64").ravel(), type=pa.float64())
             columns[name] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
@@ -41,8 +53,8 @@ class MRPredict(PartitionJob):
         return [MRStep(mapper_init=self.mapper_init_load_task, mapper=self.mapper_write_predictions)]
 
     def mapper_write_predictions(self, _, line):
-        partition_id, _uri, X, y_raw, _w = self.read_partition_line(line)
-        with single_threaded_blas():
+        partition_id, uri, X, y_raw, _w = self.read_partition_line(line)
+        with failures_named(partition_id, uri), single_threaded_blas():
             table = predictions_table(self.model, X, y_raw, self.thetas[0])
         buffer = io.BytesIO()
         pq.write_table(table, buffer)

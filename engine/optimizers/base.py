@@ -37,6 +37,14 @@ class Evaluation(NamedTuple):
     grad: np.ndarray
     hess: np.ndarray | None = None
 
+    @property
+    def finite(self):
+        """True if the value, the gradient and the Hessian (if any) are all finite (nothing overflowed)."""
+        return bool(
+            np.isfinite(self.value) and np.isfinite(self.grad).all()
+            and (self.hess is None or np.isfinite(self.hess).all())
+        )
+
 
 class Step(NamedTuple):
     """What one update did: ``accepted`` is False when no trial point decreased the objective enough."""
@@ -48,6 +56,9 @@ class Step(NamedTuple):
 def first_armijo(f0, slope, steps, evaluations):
     """Index of the first trial point that satisfies the Armijo condition, or None.
 
+    Only finite evaluations qualify, and only along a direction of finite, negative slope: a direction
+    that overflowed or does not descend moves nowhere, so it is never an accepted step.
+
     Parameters
     ----------
     f0 : float
@@ -58,8 +69,10 @@ def first_armijo(f0, slope, steps, evaluations):
         Step sizes of the trial points ``x + steps[j] * d``.
     evaluations : sequence of Evaluation, length m
     """
+    if not (np.isfinite(slope) and slope < 0):
+        return None
     for j, (alpha, evaluation) in enumerate(zip(steps, evaluations, strict=True)):
-        if np.isfinite(evaluation.value) and evaluation.value <= f0 + ARMIJO_C1 * alpha * slope:
+        if evaluation.finite and evaluation.value <= f0 + ARMIJO_C1 * alpha * slope:
             return j
     return None
 

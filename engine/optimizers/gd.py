@@ -57,11 +57,13 @@ class GradientDescent:
             return state._replace(value=first.value, grad=first.grad, evaluated=1), Step(True, 0.0)
         steps = self._steps(state)
         slope = -float(state.grad @ state.grad)
-        qualifying = [
-            j
-            for j, (alpha, ev) in enumerate(zip(steps, evaluations, strict=True))
-            if np.isfinite(ev.value) and ev.value <= state.value + ARMIJO_C1 * alpha * slope
-        ]
+        qualifying = []
+        if np.isfinite(slope) and slope < 0:
+            qualifying = [
+                j
+                for j, (alpha, ev) in enumerate(zip(steps, evaluations, strict=True))
+                if ev.finite and ev.value <= state.value + ARMIJO_C1 * alpha * slope
+            ]
         if not qualifying:
             return state._replace(step=state.step / 8.0), Step(False, 0.0)
         best = min(qualifying, key=lambda j: evaluations[j].value)

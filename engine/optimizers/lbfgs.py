@@ -40,8 +40,11 @@ def two_loop_direction(grad, s, y):
     ndarray, shape (p,)
     """
     if len(s) == 0:
-        norm = float(np.linalg.norm(grad))
-        return -grad / norm if norm > 0 else -grad
+        scale = float(np.max(np.abs(grad), initial=0.0))
+        if not 0 < scale < np.inf:
+            return -grad
+        unit = grad / scale  # the norm of a gradient near the float64 limit would overflow
+        return -unit / float(np.linalg.norm(unit))
     q = grad.copy()
     rho = 1.0 / np.einsum("ij,ij->i", s, y)
     alphas = np.empty(len(s))

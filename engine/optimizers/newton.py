@@ -84,7 +84,8 @@ class Newton:
         direction = newton_direction(state.grad, state.hess)
         steps = self._steps(state)
         best = first_armijo(state.value, float(state.grad @ direction), steps, evaluations)
-        if best is None:
+        if best is None or not evaluations[0].finite:
+            # The next direction needs the Hessian computed at the first trial point: it must be finite.
             return state._replace(scale=state.scale / 8.0), Step(False, 0.0)
         chosen = evaluations[best]
         new = NewtonState(
