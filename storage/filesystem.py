@@ -2,7 +2,9 @@
 
 ``get_filesystem(uri)`` returns the filesystem that serves ``uri``; every method takes the full
 URI (or local path) again, so callers can pass URIs around as plain strings. Writes are atomic:
-the bytes go to a temporary sibling name that is then renamed into place.
+the bytes go to a temporary sibling name that is then renamed into place. Reads take only regular
+files (never a FIFO or a device, which could block or never end) and can be capped in size
+(``read_bytes(uri, max_bytes=...)``), so a hostile path cannot make a reader hang or fill memory.
 """
 
 import abc
@@ -12,6 +14,8 @@ import posixpath
 import uuid
 from typing import NamedTuple
 from urllib.parse import urlsplit
+
+from storage.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +81,26 @@ class FileStat(NamedTuple):
     change_ns: int
 
 
+class FileTooLargeError(DataError, OSError):
+    """A file larger than the ``max_bytes`` its reader allows; both a :class:`DataError` and an OSError.
+
+    The message is one line naming the file, the allowed and the found size.
+    """
+
+
+def check_max_bytes(max_bytes):
+    """Validate the ``max_bytes`` argument of :meth:`FileSystem.read_bytes` (None or an int >= 0)."""
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
+                                  or max_bytes < 0):
+        raise ValueError("The 'max_bytes' parameter of read_bytes must be an int >= 0 or None. "
+                         f"Got {max_bytes!r} instead.")
+
+
+def too_large(uri, max_bytes, found):
+    """Return the :class:`FileTooLargeError` for ``uri`` holding ``found`` bytes (an int or a phrase)."""
+    return FileTooLargeError(f"{uri}: expected a file of at most {max_bytes} bytes, found {found} bytes")
+
+
 def temp_sibling(uri):
     """Return a hidden, unique name next to ``uri`` for writing before an atomic rename."""
     return join(parent(uri), f".{basename(uri)}.tmp-{uuid.uuid4().hex[:12]}")
@@ -86,8 +110,27 @@ class FileSystem(abc.ABC):
     """Operations on one kind of storage; every method takes a full URI or local path."""
 
     @abc.abstractmethod
-    def read_bytes(self, uri):
-        """Return the whole content of the file ``uri``; FileNotFoundError if it is missing."""
+    def read_bytes(self, uri, max_bytes=None):
+        """Return the whole content of the regular file ``uri``.
+
+        Parameters
+        ----------
+        uri : str
+        max_bytes : int, optional
+            Refuse a file larger than this many bytes without reading it (nor reading more than
+            ``max_bytes + 1`` bytes of a file that grows meanwhile).
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``uri`` is missing.
+        IsADirectoryError
+            If ``uri`` is a directory.
+        OSError
+            If ``uri`` is not a regular file (a FIFO, a device), which is never opened for reading.
+        FileTooLargeError
+            If the file holds more than ``max_bytes`` bytes.
+        """
 
     @abc.abstractmethod
     def write_bytes(self, uri, data):

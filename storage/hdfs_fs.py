@@ -8,6 +8,7 @@ the path is.
 
 Transient connection errors are retried ``ATTEMPTS`` times with exponential backoff, then raised
 as ``ConnectionError`` naming the URI. A missing path raises ``FileNotFoundError`` naming it.
+Reads ask for the path's status first, so a directory or an over-long file is refused unread.
 """
 
 import errno
@@ -22,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 import hdfs
 import requests
 
-from storage.filesystem import FileStat, FileSystem, temp_sibling
+from storage.filesystem import FileStat, FileSystem, check_max_bytes, temp_sibling, too_large
 
 logger = logging.getLogger(__name__)
 
@@ -160,12 +161,24 @@ class HdfsFileSystem(FileSystem):
     def _status(self, uri):
         return self._call("status", uri, self.client.status, hdfs_path(uri), strict=False)
 
-    def _read(self, path):
-        with self.client.read(path) as reader:
+    def _read(self, path, length):
+        with self.client.read(path, length=length) as reader:
             return reader.read()
 
-    def read_bytes(self, uri):
-        return self._call("read", uri, self._read, hdfs_path(uri))
+    def read_bytes(self, uri, max_bytes=None):
+        """Check the path's status first: only a file is read, and one over ``max_bytes`` is refused.
+
+        With ``max_bytes`` at most ``max_bytes + 1`` bytes are requested, in case the file grew since.
+        """
+        check_max_bytes(max_bytes)
+        size = self.stat(uri).size
+        if max_bytes is not None and size > max_bytes:
+            raise too_large(uri, max_bytes, size)
+        data = self._call("read", uri, self._read, hdfs_path(uri),
+                          None if max_bytes is None else max_bytes + 1)
+        if max_bytes is not None and len(data) > max_bytes:
+            raise too_large(uri, max_bytes, f"more than {max_bytes} (it grew while read)")
+        return data
 
     def write_bytes(self, uri, data):
         """Write to a temporary sibling, then rename into place.

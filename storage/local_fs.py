@@ -1,4 +1,9 @@
-"""The local filesystem behind plain paths and ``file://`` URIs."""
+"""The local filesystem behind plain paths and ``file://`` URIs.
+
+Reads look at a path before opening it and open it non-blocking, so a FIFO or a device is refused
+(naming what it is) rather than read: a FIFO's open would block until a writer came, ``/dev/zero``
+would never end.
+"""
 
 import errno
 import logging
@@ -7,7 +12,7 @@ import shutil
 import stat
 from urllib.parse import unquote, urlsplit
 
-from storage.filesystem import FileStat, FileSystem, temp_sibling
+from storage.filesystem import FileStat, FileSystem, check_max_bytes, temp_sibling, too_large
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +31,21 @@ def local_path(uri):
     if "://" in uri:
         raise ValueError(f"{uri}: not a local path or file:// URI")
     return uri
+
+
+_SPECIAL_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _check_regular(path, mode):
+    """Raise IsADirectoryError or OSError unless ``mode`` is that of a regular file."""
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "a file was expected, found a directory", path)
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _SPECIAL_KINDS if test(mode)), "a special file")
+        raise OSError(f"{path}: expected a regular file, found {kind}")
 
 
 def _fsync_directory(path):
@@ -53,9 +73,22 @@ def _write_synced(path, data):
 class LocalFileSystem(FileSystem):
     """Local disk; atomic writes by ``os.replace`` of a fsync'ed temporary sibling."""
 
-    def read_bytes(self, uri):
-        with open(local_path(uri), "rb") as f:
-            return f.read()
+    def read_bytes(self, uri, max_bytes=None):
+        check_max_bytes(max_bytes)
+        path, name = local_path(uri), os.fspath(uri)
+        _check_regular(name, os.stat(path).st_mode)
+        # O_NONBLOCK: should a FIFO replace the file after the stat, opening it still cannot block.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            status = os.fstat(f.fileno())
+            _check_regular(name, status.st_mode)
+            if max_bytes is None:
+                return f.read()
+            if status.st_size > max_bytes:
+                raise too_large(name, max_bytes, status.st_size)
+            data = f.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise too_large(name, max_bytes, f"more than {max_bytes} (it grew while read)")
+        return data
 
     def write_bytes(self, uri, data):
         path = local_path(uri)
