@@ -3,9 +3,21 @@
 Each partition holds the columns ``features: fixed_size_list<float64>[d]`` (or float32),
 ``label: float64`` and optionally ``weight: float64``; a partition decodes zero-copy into an
 ``(n, d)`` array. The manifest records the schema, the label classes, the rows, bytes and sha256
-of every partition, and a sha256 checksum of its own canonical JSON.
+of every partition, and a sha256 checksum of its own canonical JSON. Feature names are recorded only
+when they are not the default ``f0 ... f{d-1}``, so the manifest's size does not grow with ``d``.
+
+Nothing read is trusted: every manifest field is checked for its type and range, and a partition
+read is checked against the manifest (bytes, sha256, rows, columns) and for finite values. The
+limits, each refused with a one-line error naming the file:
+
+- ``MAX_MANIFEST_BYTES`` (16 MiB): the size of ``_dataset.json``.
+- ``MAX_FEATURES`` (2**20): the number of features ``d`` of a dense dataset.
+- ``MAX_DENSE_CELLS`` (2**28, 2 GiB of float64): rows x features of one dense array held in memory,
+  a partition or a source being ingested.
+- ``MAX_PARTITIONS`` (10,000): the number of partitions.
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -27,11 +39,18 @@ VERSION = 1
 MANIFEST_NAME = "_dataset.json"
 DTYPES = ("float64", "float32")
 MAX_CLASSES = 1000
+MAX_MANIFEST_BYTES = 16 * 2**20
+MAX_FEATURES = 2**20
+MAX_DENSE_CELLS = 2**28
+MAX_PARTITIONS = 10_000
+MAX_INT64 = 2**63 - 1
 FEATURES, LABEL, WEIGHT = "features", "label", "weight"
 _MANIFEST_KEYS = (
-    "format", "version", "n_features", "feature_names", "dtype", "label", "weight", "n_rows",
-    "partitions", "checksum",
+    "format", "version", "n_features", "dtype", "label", "weight", "n_rows", "partitions", "checksum",
 )
+_OPTIONAL_KEYS = ("feature_names",)
+_PARTITION_KEYS = ("bytes", "file", "rows", "sha256")
+_SHA256_DIGITS = frozenset("0123456789abcdef")
 
 
 def partition_name(index):
@@ -42,6 +61,70 @@ def partition_name(index):
 def canonical_json(obj):
     """Return the canonical UTF-8 JSON bytes of ``obj`` (sorted keys, no spaces)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def default_feature_names(d):
+    """Return the names given to ``d`` unnamed features: ``["f0", ..., "f{d-1}"]``."""
+    return [f"f{j}" for j in range(d)]
+
+
+def check_dense_cells(n_rows, n_features, where, hint=""):
+    """Refuse an ``(n_rows, n_features)`` dense array over ``MAX_DENSE_CELLS`` values, before allocating it.
+
+    Parameters
+    ----------
+    n_rows, n_features : int
+    where : str
+        The file (and line) for the message.
+    hint : str, optional
+        What the user can do, appended to the message.
+
+    Raises
+    ------
+    DataError
+    """
+    if n_rows * n_features > MAX_DENSE_CELLS:
+        raise DataError(f"{where}: expected at most {MAX_DENSE_CELLS} dense values (MAX_DENSE_CELLS, "
+                        f"rows x features), found {n_rows} rows x {n_features} features"
+                        + (f"; {hint}" if hint else ""))
+
+
+def check_dtype(dtype):
+    """Validate a ``dtype`` parameter: one of ``DTYPES``."""
+    if not (isinstance(dtype, str) and dtype in DTYPES):
+        raise ValueError(f"The 'dtype' parameter must be one of {DTYPES}. Got {dtype!r} instead.")
+
+
+def check_n_features(n_features):
+    """Validate an ``n_features`` parameter: None or an int in [1, MAX_FEATURES]."""
+    if n_features is not None and not (_is_int(n_features) and 1 <= n_features <= MAX_FEATURES):
+        raise ValueError(f"The 'n_features' parameter must be an int in [1, {MAX_FEATURES}] "
+                         f"(MAX_FEATURES) or None. Got {n_features!r} instead.")
+
+
+def check_partitioning(partitions, partition_size_mb, n_rows=None):
+    """Validate ``partitions`` and ``partition_size_mb`` (finite, > 0).
+
+    Parameters
+    ----------
+    partitions : int or None
+        At most ``MAX_PARTITIONS`` and, when ``n_rows`` is given, at most ``n_rows``.
+    partition_size_mb : float
+    n_rows : int, optional
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, the allowed values and what was given.
+    """
+    top = MAX_PARTITIONS if n_rows is None else min(n_rows, MAX_PARTITIONS)
+    if partitions is not None and not (_is_int(partitions) and 1 <= partitions <= top):
+        limits = "MAX_PARTITIONS" if n_rows is None else "at most the rows and MAX_PARTITIONS"
+        raise ValueError(f"The 'partitions' parameter must be an int in [1, {top}] ({limits}) or None. "
+                         f"Got {partitions!r} instead.")
+    if not (_is_number(partition_size_mb) and partition_size_mb > 0):
+        raise ValueError("The 'partition_size_mb' parameter must be a number > 0, finite. "
+                         f"Got {partition_size_mb!r} instead.")
 
 
 def manifest_checksum(manifest):
@@ -73,6 +156,7 @@ class Dataset:
     n_features : int
         Number of features ``d``.
     feature_names : list of str, length d
+        The recorded names, else the default ``f0 ... f{d-1}`` (built on first use).
     dtype : str
         ``"float64"`` or ``"float32"``, the element type of ``features``.
     label_name : str
@@ -90,10 +174,10 @@ class Dataset:
         self.uri = uri
         self.manifest = manifest
         self.n_features = manifest["n_features"]
-        self.feature_names = list(manifest["feature_names"])
         self.dtype = manifest["dtype"]
         self.label_name = manifest["label"]["name"]
-        self.classes = manifest["label"]["classes"]
+        classes = manifest["label"]["classes"]
+        self.classes = None if classes is None else [float(c) for c in classes]
         self.weight_name = manifest["weight"]
         self.has_weight = manifest["weight"] is not None
         self.n_rows = manifest["n_rows"]
@@ -102,6 +186,11 @@ class Dataset:
             PartitionInfo(i, join(uri, p["file"]), p["rows"], p["bytes"], p["sha256"])
             for i, p in enumerate(manifest["partitions"])
         ]
+
+    @functools.cached_property
+    def feature_names(self):
+        names = self.manifest.get("feature_names")
+        return default_feature_names(self.n_features) if names is None else list(names)
 
     def __repr__(self):
         return (
@@ -118,8 +207,10 @@ class Dataset:
         FileNotFoundError
             If the directory does not exist.
         DataError
-            If the manifest is missing, malformed, fails its checksum, or names a partition file
-            that does not exist.
+            If the manifest is missing, over ``MAX_MANIFEST_BYTES``, malformed, fails its checksum, has a
+            field of the wrong type or out of range, or names a partition file that does not exist.
+        OSError
+            If the manifest is not a regular file (a FIFO, a device).
         """
         uri = str(uri)
         fs = get_filesystem(uri)
@@ -134,11 +225,17 @@ class Dataset:
                 "(create one with `mrtrain ingest`)"
             )
         manifest_uri = join(uri, MANIFEST_NAME)
+        data = fs.read_bytes(manifest_uri, max_bytes=MAX_MANIFEST_BYTES)
         try:
-            manifest = json.loads(fs.read_bytes(manifest_uri))
+            manifest = json.loads(data, parse_constant=_refuse_constant)
+        except RecursionError as exc:
+            raise DataError(f"{manifest_uri}: not valid JSON: nested too deeply") from exc
         except ValueError as exc:
             raise DataError(f"{manifest_uri}: not valid JSON: {exc}") from exc
-        validate_manifest(manifest, manifest_uri)
+        try:
+            validate_manifest(manifest, manifest_uri)
+        except RecursionError as exc:
+            raise DataError(f"{manifest_uri}: expected a manifest, found JSON nested too deeply") from exc
         for part in manifest["partitions"]:
             if part["file"] not in names:
                 raise DataError(f"{join(uri, part['file'])}: partition file listed in "
@@ -146,9 +243,11 @@ class Dataset:
         return cls(uri, manifest)
 
     def read_partition(self, index):
-        """Read partition ``index`` with sha256 and schema checks; see :func:`read_partition`."""
+        """Read partition ``index``, checked against the manifest; see :func:`read_partition`."""
         part = self.partitions[index]
-        return read_partition(part.uri, expected_sha256=part.sha256, n_features=self.n_features)
+        return read_partition(part.uri, expected_sha256=part.sha256, n_features=self.n_features,
+                              expected_rows=part.rows, expected_bytes=part.bytes,
+                              has_weight=self.has_weight)
 
     def read_all(self):
         """Read every partition and concatenate; for small data and tests.
@@ -166,47 +265,122 @@ class Dataset:
         return X, y, w
 
 
+def _short_repr(value, limit=80):
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
 def _expect(cond, where, what, found):
     if not cond:
-        raise DataError(f"{where}: expected {what}, found {found!r}")
+        raise DataError(f"{where}: expected {what}, found {_short_repr(found)}")
 
 
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def validate_manifest(manifest, where):
-    """Check the structure and checksum of a manifest dict; DataError naming ``where`` if bad."""
-    _expect(isinstance(manifest, dict), where, "a JSON object", type(manifest).__name__)
-    missing = [k for k in _MANIFEST_KEYS if k not in manifest]
-    _expect(not missing, where, f"keys {list(_MANIFEST_KEYS)}", f"missing {missing}")
-    _expect(manifest["format"] == FORMAT, f"{where}: format", repr(FORMAT), manifest["format"])
-    _expect(manifest["version"] == VERSION, f"{where}: version", VERSION, manifest["version"])
-    d = manifest["n_features"]
-    _expect(_is_int(d) and d >= 1, f"{where}: n_features", "an int >= 1", d)
-    names = manifest["feature_names"]
-    _expect(isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names),
-            f"{where}: feature_names", f"a list of {d} strings", names)
-    _expect(manifest["dtype"] in DTYPES, f"{where}: dtype", f"one of {DTYPES}", manifest["dtype"])
-    label = manifest["label"]
-    _expect(isinstance(label, dict) and isinstance(label.get("name"), str)
-            and (label.get("classes") is None or isinstance(label.get("classes"), list)),
-            f"{where}: label", '{"name": str, "classes": list or null}', label)
-    _expect(manifest["weight"] is None or isinstance(manifest["weight"], str),
-            f"{where}: weight", "a column name or null", manifest["weight"])
-    parts = manifest["partitions"]
-    _expect(isinstance(parts, list) and parts, f"{where}: partitions", "a non-empty list", parts)
+def _is_number(value):
+    """True for an int or float (not a bool) that is a finite float64."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _is_sha256(value):
+    return isinstance(value, str) and len(value) == 64 and set(value) <= _SHA256_DIGITS
+
+
+def _validate_keys(obj, required, optional, where):
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise DataError(f"{where}: expected keys {list(required)}, found them missing {missing}")
+    unknown = sorted(k for k in obj if k not in required and k not in optional)
+    if unknown:
+        raise DataError(f"{where}: expected only the keys {sorted(required + optional)}, found also "
+                        f"{_short_repr(unknown)}")
+
+
+def _validate_classes(classes, where):
+    _expect(classes is None or (isinstance(classes, list) and 1 <= len(classes) <= MAX_CLASSES),
+            where, f"null or a list of 1 to {MAX_CLASSES} labels", classes)
+    if classes is None:
+        return
+    for i, value in enumerate(classes):
+        _expect(_is_number(value) and float(value).is_integer(), f"{where}[{i}]",
+                "a finite integer-valued number", value)
+        _expect(i == 0 or classes[i - 1] < value, f"{where}[{i}]",
+                f"a label greater than the previous one {classes[i - 1]!r}", value)
+
+
+def _validate_partitions(parts, d, where):
+    _expect(isinstance(parts, list) and 1 <= len(parts) <= MAX_PARTITIONS, where,
+            f"a list of 1 to {MAX_PARTITIONS} partitions (MAX_PARTITIONS)",
+            parts if not isinstance(parts, list) else f"{len(parts)} partitions")
+    max_rows = MAX_DENSE_CELLS // d
     for i, part in enumerate(parts):
-        ok = (isinstance(part, dict) and part.get("file") == partition_name(i)
-              and _is_int(part.get("rows")) and part["rows"] >= 0
-              and _is_int(part.get("bytes")) and isinstance(part.get("sha256"), str))
-        _expect(ok, f"{where}: partitions[{i}]",
-                f'{{"file": "{partition_name(i)}", "rows": int, "bytes": int, "sha256": str}}', part)
-    total = sum(p["rows"] for p in parts)
-    _expect(manifest["n_rows"] == total, f"{where}: n_rows", f"the partitions' total {total}",
-            manifest["n_rows"])
+        at = f"{where}[{i}]"
+        _expect(isinstance(part, dict), at, "a JSON object", part)
+        _validate_keys(part, _PARTITION_KEYS, (), at)
+        _expect(part["file"] == partition_name(i), f"{at}.file", repr(partition_name(i)), part["file"])
+        _expect(_is_int(part["rows"]) and 0 <= part["rows"] <= max_rows, f"{at}.rows",
+                f"an int in [0, {max_rows}] (MAX_DENSE_CELLS / n_features)", part["rows"])
+        _expect(_is_int(part["bytes"]) and 0 <= part["bytes"] <= MAX_INT64, f"{at}.bytes",
+                f"an int in [0, {MAX_INT64}]", part["bytes"])
+        _expect(_is_sha256(part["sha256"]), f"{at}.sha256", "64 lowercase hex digits", part["sha256"])
+
+
+def validate_manifest(manifest, where):
+    """Check a parsed manifest: its keys, its checksum, then the type and range of every field.
+
+    Parameters
+    ----------
+    manifest : object
+        The parsed ``_dataset.json``.
+    where : str
+        The manifest's URI, for messages.
+
+    Raises
+    ------
+    DataError
+        One line naming ``where`` and the field, what was expected and what was found.
+    """
+    _expect(isinstance(manifest, dict), where, "a JSON object", type(manifest).__name__)
+    _validate_keys(manifest, _MANIFEST_KEYS, _OPTIONAL_KEYS, where)
+    _expect(_is_sha256(manifest["checksum"]), f"{where}: checksum", "64 lowercase hex digits",
+            manifest["checksum"])
     expected = manifest_checksum(manifest)
     _expect(manifest["checksum"] == expected, f"{where}: checksum", expected, manifest["checksum"])
+    _expect(manifest["format"] == FORMAT, f"{where}: format", repr(FORMAT), manifest["format"])
+    _expect(_is_int(manifest["version"]) and manifest["version"] == VERSION, f"{where}: version",
+            VERSION, manifest["version"])
+    d = manifest["n_features"]
+    _expect(_is_int(d) and 1 <= d <= MAX_FEATURES, f"{where}: n_features",
+            f"an int in [1, {MAX_FEATURES}] (MAX_FEATURES)", d)
+    if "feature_names" in manifest:
+        names = manifest["feature_names"]
+        _expect(isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)
+                and len(set(names)) == d, f"{where}: feature_names", f"a list of {d} distinct strings",
+                names)
+    _expect(isinstance(manifest["dtype"], str) and manifest["dtype"] in DTYPES, f"{where}: dtype",
+            f"one of {DTYPES}", manifest["dtype"])
+    label = manifest["label"]
+    _expect(isinstance(label, dict), f"{where}: label", '{"name": str, "classes": list or null}', label)
+    _validate_keys(label, ("classes", "name"), (), f"{where}: label")
+    _expect(isinstance(label["name"], str), f"{where}: label.name", "a string", label["name"])
+    _validate_classes(label["classes"], f"{where}: label.classes")
+    _expect(manifest["weight"] is None or isinstance(manifest["weight"], str),
+            f"{where}: weight", "a column name or null", manifest["weight"])
+    _validate_partitions(manifest["partitions"], d, f"{where}: partitions")
+    total = sum(p["rows"] for p in manifest["partitions"])
+    _expect(_is_int(manifest["n_rows"]) and manifest["n_rows"] == total, f"{where}: n_rows",
+            f"the partitions' total {total}", manifest["n_rows"])
 
 
 def _column(table, name, where):
@@ -252,9 +426,11 @@ def features_to_numpy(array, where):
     return values.to_numpy(zero_copy_only=True).reshape(len(array), d)
 
 
-def decode_partition(table, where, n_features=None):
-    """Decode a partition table into ``(X, y, w)``; see :func:`read_partition`."""
-    ftype = _column(table, FEATURES, where).type
+def _features_type(schema, where, n_features=None):
+    """The ``features`` field's type, checked: fixed_size_list of float64/float32, ``n_features`` long."""
+    if FEATURES not in schema.names:
+        raise DataError(f"{where}: missing column {FEATURES!r}; found columns {schema.names}")
+    ftype = schema.field(FEATURES).type
     if not (pa.types.is_fixed_size_list(ftype)
             and ftype.value_type in (pa.float64(), pa.float32())):
         raise DataError(f"{where}: column {FEATURES!r}: expected fixed_size_list<double or float>, "
@@ -262,14 +438,62 @@ def decode_partition(table, where, n_features=None):
     if n_features is not None and ftype.list_size != n_features:
         raise DataError(f"{where}: column {FEATURES!r}: expected {n_features} features, "
                         f"found {ftype.list_size}")
+    return ftype
+
+
+def check_finite(X, y, w, where):
+    """Refuse non-finite features, labels or weights, and negative weights.
+
+    One vectorised pass per array; the offending row and column are looked up only on failure.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+    y : ndarray, shape (n,)
+    w : ndarray, shape (n,), or None
+    where : str
+        The file, for messages.
+
+    Raises
+    ------
+    DataError
+        Naming ``where``, the 1-based row, the column (and feature), the expected and found value.
+    """
+    for name, values in ((FEATURES, X), (LABEL, y), (WEIGHT, w)):
+        if values is None or np.isfinite(values).all():
+            continue
+        bad = first_nonfinite(values)
+        field = f"column {name!r}" + (f", feature {bad[1]}" if name == FEATURES else "")
+        raise DataError(f"{where}: row {bad[0] + 1}: {field}: expected a finite number, "
+                        f"found {float(values[bad])!r}")
+    if w is not None and not (w >= 0).all():
+        row = int(np.flatnonzero(w < 0)[0])
+        raise DataError(f"{where}: row {row + 1}: column {WEIGHT!r}: expected a weight >= 0, "
+                        f"found {float(w[row])!r}")
+
+
+def decode_partition(table, where, n_features=None, has_weight=None):
+    """Decode a partition table into ``(X, y, w)``; see :func:`read_partition`."""
+    _features_type(table.schema, where, n_features)
+    if has_weight is not None and has_weight != (WEIGHT in table.column_names):
+        raise DataError(
+            f"{where}: missing column {WEIGHT!r}, which {MANIFEST_NAME} declares; found columns "
+            f"{table.column_names}" if has_weight else
+            f"{where}: unexpected column {WEIGHT!r}: {MANIFEST_NAME} declares no weight")
     X = features_to_numpy(_column(table, FEATURES, where), where)
     y = _float64_column(table, LABEL, where)
     w = _float64_column(table, WEIGHT, where) if WEIGHT in table.column_names else None
+    check_finite(X, y, w, where)
     return X, y, w
 
 
-def read_partition(uri, *, expected_sha256=None, n_features=None):
+def read_partition(uri, *, expected_sha256=None, n_features=None, expected_rows=None,
+                   expected_bytes=None, has_weight=None):
     """Read one partition file and decode it without copying the feature values.
+
+    Only a regular file is read; its row count and dimension are checked from the Parquet metadata
+    (and against ``MAX_DENSE_CELLS``) before anything is decoded, and the decoded values must be
+    finite (weights also >= 0).
 
     Parameters
     ----------
@@ -279,6 +503,12 @@ def read_partition(uri, *, expected_sha256=None, n_features=None):
         The sha256 hex digest from the manifest; checked against the file's bytes.
     n_features : int, optional
         The expected ``d``; checked against the schema.
+    expected_rows : int, optional
+        The row count from the manifest; checked against the Parquet metadata.
+    expected_bytes : int, optional
+        The size from the manifest; a larger file is refused unread, any other size after reading.
+    has_weight : bool, optional
+        Whether the manifest declares a weight column; the partition must (not) have one.
 
     Returns
     -------
@@ -290,9 +520,15 @@ def read_partition(uri, *, expected_sha256=None, n_features=None):
     Raises
     ------
     DataError
-        On a checksum mismatch, an unreadable file or a wrong schema, naming the file.
+        On a size, checksum or row count mismatch, an unreadable file, a wrong schema, too many
+        values or a non-finite value, naming the file (and the row and column).
+    OSError
+        If ``uri`` is not a regular file.
     """
-    data = get_filesystem(uri).read_bytes(uri)
+    data = get_filesystem(uri).read_bytes(uri, max_bytes=expected_bytes)
+    if expected_bytes is not None and len(data) != expected_bytes:
+        raise DataError(f"{uri}: expected {expected_bytes} bytes as {MANIFEST_NAME} says, "
+                        f"found {len(data)}")
     if expected_sha256 is not None:
         found = hashlib.sha256(data).hexdigest()
         if found != expected_sha256:
@@ -301,10 +537,15 @@ def read_partition(uri, *, expected_sha256=None, n_features=None):
         # ParquetFile.read, single-threaded, starts no thread at all. pq.read_table goes through the
         # dataset scanner, whose thread pools make ~4% of short-lived task processes abort at exit
         # with pyarrow 26 ("terminate called without an active exception"), even with use_threads=False.
-        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        rows = parquet.metadata.num_rows
+        if expected_rows is not None and rows != expected_rows:
+            raise DataError(f"{uri}: expected {expected_rows} rows as {MANIFEST_NAME} says, found {rows}")
+        check_dense_cells(rows, _features_type(parquet.schema_arrow, uri, n_features).list_size, uri)
+        table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{uri}: not a readable Parquet file: {exc}") from exc
-    return decode_partition(table, uri, n_features)
+    return decode_partition(table, uri, n_features, has_weight)
 
 
 def encode_partition(X, y, w=None):
@@ -352,11 +593,13 @@ def label_classes(y):
 
 
 def _validate_arrays(X, y, w, dtype, where):
-    if dtype not in DTYPES:
-        raise ValueError(f"The 'dtype' parameter must be one of {DTYPES}. Got {dtype!r} instead.")
+    check_dtype(dtype)
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] < 1:
         raise DataError(f"{where}: X: expected a 2-d array with >= 1 column, found shape {X.shape}")
+    if X.shape[1] > MAX_FEATURES:
+        raise DataError(f"{where}: X: expected at most {MAX_FEATURES} columns (MAX_FEATURES), "
+                        f"found {X.shape[1]}")
     if X.shape[0] == 0:
         raise DataError(f"{where}: no rows: expected at least one row, found 0")
     X = np.ascontiguousarray(X)
@@ -387,7 +630,13 @@ def _validate_arrays(X, y, w, dtype, where):
     return stored, y, w
 
 
-def partition_bounds(n_rows, bytes_per_row, partitions=None, partition_size_mb=64):
+def _round_up(value, digits=6):
+    """``value`` > 0 rounded up to ``digits`` significant digits."""
+    scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
+    return math.ceil(value * scale) / scale
+
+
+def partition_bounds(n_rows, bytes_per_row, partitions=None, partition_size_mb=64, max_rows=None):
     """Return the ``[start, stop)`` row ranges of contiguous, balanced partitions.
 
     Parameters
@@ -396,25 +645,36 @@ def partition_bounds(n_rows, bytes_per_row, partitions=None, partition_size_mb=6
     bytes_per_row : int
         Uncompressed bytes of one row, used with ``partition_size_mb``.
     partitions : int, optional
-        The number of partitions, 1 <= partitions <= n_rows; overrides ``partition_size_mb``.
+        The number of partitions, 1 <= partitions <= min(n_rows, MAX_PARTITIONS); overrides
+        ``partition_size_mb``.
     partition_size_mb : float
-        Target uncompressed size of one partition in MiB.
+        Target uncompressed size of one partition in MiB, finite and > 0; it may give at most
+        ``MAX_PARTITIONS`` partitions.
+    max_rows : int, optional
+        The most rows one partition may hold (see ``MAX_DENSE_CELLS``); a partition size is lowered
+        to respect it, a number of partitions that does not is refused.
 
     Returns
     -------
     list of (int, int)
     """
+    check_partitioning(partitions, partition_size_mb, n_rows)
+    max_rows = n_rows if max_rows is None else max_rows
     if partitions is not None:
-        if not (_is_int(partitions) and 1 <= partitions <= n_rows):
-            raise ValueError(f"The 'partitions' parameter must be an int in [1, {n_rows}] "
-                             f"(the number of rows). Got {partitions!r} instead.")
+        if math.ceil(n_rows / partitions) > max_rows:
+            raise ValueError(f"The 'partitions' parameter must be at least {math.ceil(n_rows / max_rows)} "
+                             f"for {n_rows} rows, so that a partition holds at most {MAX_DENSE_CELLS} "
+                             f"values (MAX_DENSE_CELLS). Got {partitions!r} instead.")
         count = partitions
     else:
-        if not (isinstance(partition_size_mb, int | float) and partition_size_mb > 0):
-            raise ValueError("The 'partition_size_mb' parameter must be a number > 0. "
-                             f"Got {partition_size_mb!r} instead.")
-        rows_per_part = max(1, int(partition_size_mb * 2**20 // bytes_per_row))
+        rows_per_part = min(max_rows, max(1, int(partition_size_mb * 2**20 // bytes_per_row)))
         count = math.ceil(n_rows / rows_per_part)
+        if count > MAX_PARTITIONS:
+            smallest = _round_up(math.ceil(n_rows / MAX_PARTITIONS) * bytes_per_row / 2**20)
+            raise ValueError(f"The 'partition_size_mb' parameter must be at least {smallest:.6g} for "
+                             f"{n_rows} rows of {bytes_per_row} bytes, so that there are at most "
+                             f"{MAX_PARTITIONS} partitions (MAX_PARTITIONS). Got {partition_size_mb!r} "
+                             "instead.")
     edges = np.linspace(0, n_rows, count + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
@@ -431,21 +691,23 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     uri : str
         The dataset directory to create; must not exist.
     X : array_like, shape (n, d)
-        Finite features, n >= 1, d >= 1.
+        Finite features, n >= 1, 1 <= d <= ``MAX_FEATURES``.
     y : array_like, shape (n,)
         Finite labels.
     w : array_like, shape (n,), optional
         Finite sample weights >= 0.
     feature_names : list of str, length d, optional
-        Default ``["f0", ..., "f{d-1}"]``.
+        Default ``["f0", ..., "f{d-1}"]``; recorded in the manifest only when they differ from it.
     label_name : str
         The label's name recorded in the manifest.
     weight_name : str, optional
         The weight's name recorded in the manifest; default ``"weight"`` when ``w`` is given.
     partitions : int, optional
-        Number of contiguous partitions; default from ``partition_size_mb``.
+        Number of contiguous partitions, at most ``MAX_PARTITIONS``; default from
+        ``partition_size_mb``.
     partition_size_mb : float
-        Target uncompressed partition size in MiB.
+        Target uncompressed partition size in MiB; lowered where a partition would hold more than
+        ``MAX_DENSE_CELLS`` values.
     dtype : {"float64", "float32"}
         Element type of the stored features.
 
@@ -456,26 +718,32 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     Raises
     ------
     DataError
-        No rows, non-finite values or negative weights (naming the row and field).
+        No rows, over ``MAX_FEATURES`` columns, non-finite values or negative weights (naming the
+        row and field), or a manifest over ``MAX_MANIFEST_BYTES``.
+    ValueError
+        Bad ``partitions``, ``partition_size_mb``, ``feature_names`` or ``dtype``.
     FileExistsError
         If ``uri`` exists.
     """
     uri = str(uri)
     X, y, w = _validate_arrays(X, y, w, dtype, uri)
     n, d = X.shape
-    if feature_names is None:
-        feature_names = [f"f{j}" for j in range(d)]
-    feature_names = [str(name) for name in feature_names]
-    if len(feature_names) != d or len(set(feature_names)) != d:
-        raise ValueError(f"The 'feature_names' parameter must be {d} distinct names. "
-                         f"Got {feature_names!r} instead.")
+    check_partitioning(partitions, partition_size_mb, n)
+    if feature_names is not None:
+        feature_names = [str(name) for name in feature_names]
+        if len(feature_names) != d or len(set(feature_names)) != d:
+            raise ValueError(f"The 'feature_names' parameter must be {d} distinct names. "
+                             f"Got {_short_repr(feature_names)} instead.")
+        if feature_names == default_feature_names(d):
+            feature_names = None
     if w is not None and weight_name is None:
         weight_name = WEIGHT
     fs = get_filesystem(uri)
     if fs.exists(uri):
         raise FileExistsError(f"{uri}: destination already exists; choose a new path or delete it")
     bytes_per_row = d * X.itemsize + 8 + (8 if w is not None else 0)
-    bounds = partition_bounds(n, bytes_per_row, partitions, partition_size_mb)
+    bounds = partition_bounds(n, bytes_per_row, partitions, partition_size_mb,
+                              max_rows=MAX_DENSE_CELLS // d)
     tmp = temp_sibling(uri)
     fs.makedirs(tmp)
     try:
@@ -487,13 +755,18 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
             entries.append({"file": partition_name(i), "rows": stop - start, "bytes": len(data),
                             "sha256": hashlib.sha256(data).hexdigest()})
         manifest = {
-            "format": FORMAT, "version": VERSION, "n_features": d,
-            "feature_names": feature_names, "dtype": dtype,
+            "format": FORMAT, "version": VERSION, "n_features": d, "dtype": dtype,
             "label": {"name": label_name, "classes": label_classes(y)},
             "weight": weight_name, "n_rows": n, "partitions": entries,
         }
+        if feature_names is not None:
+            manifest["feature_names"] = feature_names
         manifest["checksum"] = manifest_checksum(manifest)
-        fs.write_bytes(join(tmp, MANIFEST_NAME), json.dumps(manifest, indent=1).encode())
+        text = json.dumps(manifest, indent=1).encode()
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise DataError(f"{join(uri, MANIFEST_NAME)}: expected at most {MAX_MANIFEST_BYTES} bytes "
+                            f"(MAX_MANIFEST_BYTES), found {len(text)}: shorten the feature names")
+        fs.write_bytes(join(tmp, MANIFEST_NAME), text)
         fs.rename(tmp, uri)
     except BaseException:
         if fs.exists(tmp):

@@ -2,7 +2,12 @@
 
 Every error names the source file, the 1-based line (text formats) or row, the column or field,
 what was expected and what was found. Sources are read through the filesystem interface, so
-they may be local or on HDFS.
+they may be local or on HDFS; only regular files are read.
+
+The whole source is densified in memory, so its size is checked against the limits of
+:mod:`storage.dataset` before the dense array is allocated: at most ``MAX_FEATURES`` features and
+``MAX_DENSE_CELLS`` values (rows x features). libsvm indices are checked as they are parsed, the
+shapes of Parquet and ``.npz`` sources are read from their metadata first, a CSV's lines are counted.
 """
 
 import csv
@@ -10,6 +15,7 @@ import io
 import logging
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +23,16 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from storage.dataset import first_nonfinite, write_dataset
+from storage.dataset import (
+    MAX_DENSE_CELLS,
+    MAX_FEATURES,
+    check_dense_cells,
+    check_dtype,
+    check_n_features,
+    check_partitioning,
+    first_nonfinite,
+    write_dataset,
+)
 from storage.errors import DataError
 from storage.filesystem import get_filesystem
 
@@ -27,6 +42,12 @@ FORMATS = ("csv", "libsvm", "parquet", "npz")
 EXTENSIONS = {".csv": "csv", ".libsvm": "libsvm", ".svm": "libsvm", ".parquet": "parquet",
               ".npz": "npz"}
 NPZ_KEYS = ("X", "y", "w")
+CSV_BLOCK_BYTES = 1 << 20
+MAX_CSV_BLOCK_BYTES = 2**31 - 1
+_NPZ_ERRORS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
+               zlib.error)
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
 
 
 @dataclass
@@ -93,6 +114,9 @@ def _split_columns(columns, label, weight, src):
     if not features:
         raise DataError(f"{src}: no feature columns: expected at least one column besides "
                         f"label {label!r}" + (f" and weight {weight!r}" if weight else ""))
+    if len(features) > MAX_FEATURES:
+        raise DataError(f"{src}: expected at most {MAX_FEATURES} feature columns (MAX_FEATURES), "
+                        f"found {len(features)}")
     return features
 
 
@@ -104,18 +128,52 @@ def _is_number(text):
     return "_" not in text
 
 
-def _csv_rows(text):
-    """Yield ``(line_number, row)`` for every non-blank data row after the header."""
+def _csv_records(text, src):
+    """Yield ``(line_number, row)`` for every record, the header and blank lines included.
+
+    A record the ``csv`` module refuses (a field over its ``field_size_limit``, typically an unclosed
+    quote) is a DataError naming the line where the record starts.
+    """
     reader = csv.reader(io.StringIO(text, newline=""))
-    next(reader, None)
-    for row in reader:
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "field limit" not in str(exc):
+                raise DataError(f"{src}: line {start}: not valid CSV: {exc}") from exc
+            hint = " (an unclosed quote?)" if '"' in text.split("\n", start)[start - 1] else ""
+            raise DataError(f"{src}: line {start}: expected fields of at most {csv.field_size_limit()} "
+                            f"characters, found a longer one{hint}") from exc
+        yield reader.line_num, row
+
+
+def _csv_rows(text, src):
+    """Yield ``(line_number, row)`` for every non-blank data row after the header."""
+    records = _csv_records(text, src)
+    next(records, None)
+    for line, row in records:
         if row:
-            yield reader.line_num, row
+            yield line, row
+
+
+def _longest_line(data, chunk=1 << 26):
+    """Return the length in bytes of the longest line of ``data``, its newline included."""
+    view = np.frombuffer(data, dtype=np.uint8)
+    longest = start = 0
+    for offset in range(0, len(view), chunk):
+        ends = np.flatnonzero(view[offset:offset + chunk] == ord("\n")) + offset
+        if len(ends):
+            longest = max(longest, int(ends[0]) + 1 - start, int(np.diff(ends).max(initial=0)))
+            start = int(ends[-1]) + 1
+    return max(longest, len(view) - start)
 
 
 def _csv_first_error(text, header, src):
     """Return a DataError for the first malformed row of a CSV text, or None if none is found."""
-    for line, row in _csv_rows(text):
+    for line, row in _csv_rows(text, src):
         if len(row) != len(header):
             return DataError(f"{src}: line {line}: expected {len(header)} columns, "
                              f"found {len(row)}")
@@ -127,18 +185,28 @@ def _csv_first_error(text, header, src):
 
 
 def read_csv(data, src, *, label, weight):
-    """Parse CSV bytes with a header row into a :class:`Source`; all columns must be numeric."""
+    """Parse CSV bytes with a header row into a :class:`Source`; all columns must be numeric.
+
+    The parser's block size grows with the longest line, so a wide file (a header line over the
+    default 1 MiB block) is read as well as a long one.
+    """
     text = _decode_text(data, src)
-    header = next(csv.reader(io.StringIO(text, newline="")), None)
+    header = next((row for _, row in _csv_records(text, src)), None)
     if not header:
         raise DataError(f"{src}: no rows: expected a header row and at least one data row, "
                         "found an empty file")
     features = _split_columns(header, label, weight, src)
+    encoded = text.encode()
+    lines = max(encoded.count(b"\n"), encoded.count(b"\r")) + (not encoded.endswith((b"\n", b"\r")))
+    check_dense_cells(lines - 1, len(features), src)
+    read_options = pacsv.ReadOptions(
+        block_size=min(MAX_CSV_BLOCK_BYTES, max(CSV_BLOCK_BYTES, 2 * _longest_line(encoded))))
     convert = pacsv.ConvertOptions(column_types={c: pa.float64() for c in header},
                                    null_values=[], strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
     try:
-        table = pacsv.read_csv(pa.BufferReader(text.encode()), convert_options=convert)
+        table = pacsv.read_csv(pa.BufferReader(encoded), read_options=read_options,
+                               convert_options=convert)
     except pa.ArrowInvalid as exc:
         error = _csv_first_error(text, header, src)
         if error is None:
@@ -148,7 +216,7 @@ def read_csv(data, src, *, label, weight):
         np.empty((0, len(features))))
 
     def locate(i):
-        for k, (line, _) in enumerate(_csv_rows(text)):
+        for k, (line, _) in enumerate(_csv_rows(text, src)):
             if k == i:
                 return f"line {line}"
         return f"row {i + 1}"
@@ -166,13 +234,12 @@ def read_libsvm(data, src, *, label, n_features=None):
     """Parse libsvm bytes (``label idx:val ...``, 1-based increasing indices) into a Source.
 
     Text after ``#`` is a comment; blank lines are skipped. Features are densified to
-    ``d = n_features`` or the largest index seen.
+    ``d = n_features`` or the largest index seen, at most ``MAX_FEATURES``; the dense rows x d
+    values may be at most ``MAX_DENSE_CELLS``, which is checked line by line, before allocating.
     """
-    if n_features is not None and (isinstance(n_features, bool) or not isinstance(n_features, int)
-                                   or n_features < 1):
-        raise ValueError(f"The 'n_features' parameter must be an int >= 1 or None. "
-                         f"Got {n_features!r} instead.")
+    check_n_features(n_features)
     labels, lines, rows, cols, vals = [], [], [], [], []
+    widest = widest_line = 0
     for line_number, line in enumerate(_decode_text(data, src).splitlines(), 1):
         tokens = line.split("#", 1)[0].split()
         if not tokens:
@@ -196,11 +263,21 @@ def read_libsvm(data, src, *, label, n_features=None):
             if n_features is not None and index > n_features:
                 raise _libsvm_error(src, line_number, f"an index <= n_features={n_features}",
                                     token)
+            if index > MAX_FEATURES:
+                raise _libsvm_error(src, line_number,
+                                    f"an index <= {MAX_FEATURES} (MAX_FEATURES, the most dense features)",
+                                    token)
             previous = index
             rows.append(row)
             cols.append(index - 1)
             vals.append(float(value_text))
-    d = n_features if n_features is not None else (max(cols) + 1 if cols else 0)
+        if previous > widest:
+            widest, widest_line = previous, line_number
+        if (row + 1) * (n_features or widest) > MAX_DENSE_CELLS:
+            hint = "" if n_features else (f"the dimension comes from index {widest} on line {widest_line}; "
+                                          "if that is a mistake, pass --n-features")
+            check_dense_cells(row + 1, n_features or widest, f"{src}: line {line_number}", hint)
+    d = n_features if n_features is not None else widest
     if labels and d == 0:
         raise DataError(f"{src}: no features: expected at least one index:value pair, found none")
     X = np.zeros((len(labels), d))
@@ -221,12 +298,17 @@ def _numeric_column(table, name, src):
 
 
 def read_parquet(data, src, *, label, weight):
-    """Parse a wide Parquet file (one numeric column per feature, a label column) into a Source."""
+    """Parse a wide Parquet file (one numeric column per feature, a label column) into a Source.
+
+    The shape is read from the Parquet metadata and checked before any column is decoded.
+    """
     try:
-        table = pq.read_table(pa.BufferReader(data), use_threads=False)
+        parquet = pq.ParquetFile(pa.BufferReader(data))
+        features = _split_columns(parquet.schema_arrow.names, label, weight, src)
+        check_dense_cells(parquet.metadata.num_rows, len(features), src)
+        table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{src}: not a readable Parquet file: {exc}") from exc
-    features = _split_columns(table.column_names, label, weight, src)
     columns = {c: _numeric_column(table, c, src) for c in table.column_names}
     X = np.column_stack([columns[c] for c in features]) if len(table) else (
         np.empty((0, len(features))))
@@ -234,25 +316,58 @@ def read_parquet(data, src, *, label, weight):
                   _row_locator)
 
 
+def _npz_headers(data, src):
+    """Return ``{name: (shape, dtype)}`` of the arrays of an ``.npz``, from their ``.npy`` headers only."""
+    headers = {}
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for info in archive.infolist():
+            name = info.filename.removesuffix(".npy")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version not in _NPY_HEADER_READERS:
+                    raise DataError(f"{src}: array {name!r}: expected .npy format version 1.0 or 2.0, "
+                                    f"found {version[0]}.{version[1]}")
+                shape, _, dtype = _NPY_HEADER_READERS[version](member)
+            headers[name] = (shape, dtype)
+    return headers
+
+
 def read_npz(data, src, *, label, weight):
-    """Load a ``.npz`` with arrays ``X`` (n, d), ``y`` (n,) and optional ``w`` (n,); no pickle."""
+    """Load a ``.npz`` with arrays ``X`` (n, d), ``y`` (n,) and optional ``w`` (n,); no pickle.
+
+    Names, dtypes and shapes are checked from the arrays' headers before any array is decompressed.
+    """
+    try:
+        headers = _npz_headers(data, src)
+    except DataError:
+        raise
+    except _NPZ_ERRORS as exc:
+        raise DataError(f"{src}: not a loadable .npz without pickle: {exc}") from exc
+    if set(headers) - set(NPZ_KEYS) or not {"X", "y"} <= set(headers):
+        raise DataError(f"{src}: expected arrays X, y and optionally w, found {sorted(headers)}")
+    for name, (_, dtype) in headers.items():
+        if dtype.hasobject:
+            raise DataError(f"{src}: not a loadable .npz without pickle: array {name!r} holds Python "
+                            f"objects (dtype {dtype})")
+        if dtype.kind not in "fiub":
+            raise DataError(f"{src}: array {name!r}: expected a numeric dtype, found {dtype}")
+    shape = headers["X"][0]
+    if len(shape) != 2:
+        raise DataError(f"{src}: array 'X': expected 2 dimensions (n, d), found shape {shape}")
+    for name in ("y", "w"):
+        if name in headers and headers[name][0] != (shape[0],):
+            raise DataError(f"{src}: array {name!r}: expected shape ({shape[0]},), "
+                            f"found {headers[name][0]}")
+    if shape[1] > MAX_FEATURES:
+        raise DataError(f"{src}: array 'X': expected at most {MAX_FEATURES} columns (MAX_FEATURES), "
+                        f"found {shape[1]}")
+    check_dense_cells(*shape, src)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except _NPZ_ERRORS as exc:
         raise DataError(f"{src}: not a loadable .npz without pickle: {exc}") from exc
-    if set(arrays) - set(NPZ_KEYS) or not {"X", "y"} <= set(arrays):
-        raise DataError(f"{src}: expected arrays X, y and optionally w, found {sorted(arrays)}")
-    for name, value in arrays.items():
-        if value.dtype.kind not in "fiub":
-            raise DataError(f"{src}: array {name!r}: expected a numeric dtype, found {value.dtype}")
     X, y, w = arrays["X"], arrays["y"], arrays.get("w")
-    if X.ndim != 2:
-        raise DataError(f"{src}: array 'X': expected 2 dimensions (n, d), found shape {X.shape}")
-    for name, value in (("y", y), ("w", w)):
-        if value is not None and value.shape != (X.shape[0],):
-            raise DataError(f"{src}: array {name!r}: expected shape ({X.shape[0]},), "
-                            f"found {value.shape}")
     if weight is not None and w is None:
         raise DataError(f"{src}: weight {weight!r} requested but the .npz has no array 'w'")
     weight_name = (weight or "weight") if w is not None else None
@@ -299,11 +414,12 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     weight : str, optional
         Sample-weight column (CSV, Parquet); for npz the name recorded for array ``w``.
     partitions : int, optional
-        Number of partitions; default from ``partition_size_mb``.
+        Number of partitions, at most ``MAX_PARTITIONS``; default from ``partition_size_mb``.
     partition_size_mb : float
-        Target uncompressed partition size in MiB.
+        Target uncompressed partition size in MiB, finite and > 0.
     n_features : int, optional
-        Number of features d: libsvm densifies to it; other formats must match it.
+        Number of features d, at most ``MAX_FEATURES``: libsvm densifies to it; other formats must
+        match it.
     dtype : {"float64", "float32"}
         Element type of the stored features.
 
@@ -314,12 +430,20 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     Raises
     ------
     DataError
-        Malformed source (naming file, line or row, column, expected and found) or no rows.
+        Malformed source (naming file, line or row, column, expected and found), no rows, or a
+        source over ``MAX_FEATURES`` features or ``MAX_DENSE_CELLS`` values.
+    ValueError
+        A bad parameter, before the source is read.
+    OSError
+        If ``src`` is not a regular file.
     FileExistsError
         If ``dest`` exists.
     """
     src, dest = str(src), str(dest)
     fmt = infer_format(src, format)
+    check_n_features(n_features)
+    check_partitioning(partitions, partition_size_mb)
+    check_dtype(dtype)
     if get_filesystem(dest).exists(dest):
         raise FileExistsError(f"{dest}: destination already exists; choose a new path or "
                               "delete it")
