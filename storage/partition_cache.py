@@ -40,6 +40,7 @@ disk, a damaged entry, a bad setting) is logged and the task reads the partition
 were no cache: the cache can make a pass faster, never fail it.
 """
 
+import hashlib
 import json
 import logging
 import mmap
@@ -48,7 +49,6 @@ import re
 import stat
 import tempfile
 import time
-import hashlib
 import uuid
 
 import numpy as np
