@@ -1,19 +1,27 @@
-"""A trained model: coefficients, in-memory prediction, and MapReduce evaluate / predict over datasets."""
+"""A trained model: coefficients, in-memory prediction, and MapReduce evaluate / predict over datasets.
+
+Also the schema of a training checkpoint (:func:`validate_checkpoint`) and the one function that finds the
+newest valid one (:func:`latest_training_checkpoint`), used by :meth:`FittedModel.load` (``inspect``,
+``evaluate``, ``predict``) and by the trainer's resume alike.
+"""
 
 import json
 import logging
+import math
 
 import numpy as np
 
 from engine.mapreduce import JobLauncher, task_uri
 from engine.metrics import finalize_metrics
-from engine.models import make_model
+from engine.models import MODELS, make_model
 from engine.objective import Objective
+from engine.optimizers import OPTIMIZERS
+from engine.optimizers.base import state_to_record
 from mr_jobs.evaluate import MREvaluate
 from mr_jobs.predict import MRPredict
 from storage.checkpoint import latest_checkpoint
 from storage.dataset import Dataset
-from storage.errors import DataError
+from storage.errors import CheckpointError, DataError
 from storage.filesystem import get_filesystem, join, temp_sibling
 
 log = logging.getLogger(__name__)
@@ -77,7 +85,7 @@ class FittedModel:
         FileNotFoundError
             If the directory holds no valid checkpoint.
         """
-        checkpoint = latest_checkpoint(checkpoint_dir)
+        checkpoint = latest_training_checkpoint(checkpoint_dir)
         if checkpoint is None:
             raise FileNotFoundError(f"{checkpoint_dir}: no valid checkpoint found")
         meta = checkpoint.meta
@@ -197,3 +205,131 @@ class FittedModel:
             raise
         log.info("wrote predictions for %d rows to %s", manifest["n_rows"], output)
         return manifest
+
+
+def latest_training_checkpoint(checkpoint_dir):
+    """The newest checkpoint of ``checkpoint_dir`` that passes :func:`validate_checkpoint`, or None.
+
+    Invalid newer checkpoints are skipped with one warning each
+    (:func:`storage.checkpoint.latest_checkpoint`).
+    """
+    return latest_checkpoint(checkpoint_dir, validate=validate_checkpoint)
+
+
+def _expect(uri, where, value, kind, *, minimum=None, choices=None, nullable=False):
+    """Return ``value`` if it is a ``kind`` ("int", "float", "bool", "str", "list", "dict") in range."""
+    if value is None and nullable:
+        return value
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, int | float) and not isinstance(value, bool)
+        and math.isfinite(value),
+        "bool": isinstance(value, bool),
+        "str": isinstance(value, str),
+        "list": isinstance(value, list),
+        "dict": isinstance(value, dict),
+    }[kind]
+    ok = ok and (minimum is None or value >= minimum) and (choices is None or value in choices)
+    if not ok:
+        allowed = {"float": "a finite number", "int": "an int", "bool": "true or false", "str": "a string",
+                   "list": "a list", "dict": "an object"}[kind]
+        allowed += "" if minimum is None else f" >= {minimum}"
+        allowed += "" if choices is None else f" in {sorted(choices)}"
+        allowed += " or null" if nullable else ""
+        found = "no value" if value is _MISSING else f"{json.dumps(value)[:80]}"
+        raise CheckpointError(uri, f"meta field {where!r}: expected {allowed}, found {found}")
+    return value
+
+
+_MISSING = object()
+
+
+def validate_checkpoint(checkpoint):
+    """Check that ``checkpoint`` is a training checkpoint written by :class:`engine.trainer.Trainer`.
+
+    Every meta field the trainer and :meth:`FittedModel.load` read is checked for its type and range
+    (finite floats), the file number is ``checkpoint_base + iteration``, and the ``state.*`` arrays are
+    the optimizer state's fields with the shapes the model's parameter count gives, all finite except a
+    field that starts as NaN (an objective value not evaluated yet).
+
+    Raises
+    ------
+    storage.errors.CheckpointError
+        Naming the file, the field, what was expected and what was found.
+    """
+    uri, meta = checkpoint.uri, checkpoint.meta
+
+    def field(mapping, key, prefix="", **expected):
+        return _expect(uri, prefix + key, mapping.get(key, _MISSING), **expected)
+
+    settings = field(meta, "settings", kind="dict")
+    field(settings, "model", "settings.", kind="str", choices=MODELS)
+    optimizer = field(settings, "optimizer", "settings.", kind="str", choices=set(OPTIMIZERS))
+    field(settings, "l2", "settings.", kind="float", minimum=0)
+    field(settings, "fit_intercept", "settings.", kind="bool")
+    field(settings, "n_features", "settings.", kind="int", minimum=1)
+    classes = field(settings, "classes", "settings.", kind="list", nullable=True)
+    for i, label in enumerate(classes or []):
+        _expect(uri, f"settings.classes[{i}]", label, kind="float")
+    field(settings, "data", "settings.", kind="str")
+    field(settings, "data_checksum", "settings.", kind="str")
+    iteration = field(meta, "iteration", kind="int", minimum=0)
+    field(meta, "passes", kind="int", minimum=0)
+    for i, value in enumerate(field(meta, "history", kind="list")):
+        _expect(uri, f"history[{i}]", value, kind="float")
+    field(meta, "rejected", kind="int", minimum=0)
+    field(meta, "stop_reason", kind="str", nullable=True)
+    field(meta, "converged", kind="bool")
+    base = _expect(uri, "checkpoint_base", meta.get("checkpoint_base", 0), kind="int", minimum=0)
+    origin = _expect(uri, "warm_start", meta.get("warm_start"), kind="dict", nullable=True)
+    if origin is not None:
+        field(origin, "checkpoint", "warm_start.", kind="str")
+        field(origin, "iteration", "warm_start.", kind="int", minimum=0)
+        field(origin, "settings", "warm_start.", kind="dict")
+    if base + iteration != checkpoint.iteration:
+        raise CheckpointError(uri, f"meta fields 'checkpoint_base' + 'iteration': expected "
+                                   f"{checkpoint.iteration} (the checkpoint's iteration), found "
+                                   f"{base} + {iteration}")
+    try:
+        model = make_model(settings["model"], settings["n_features"], classes=classes,
+                           fit_intercept=settings["fit_intercept"])
+    except ValueError as exc:
+        raise CheckpointError(uri, f"meta field 'settings' does not describe a model: {exc}") from None
+    _validate_state(checkpoint, OPTIMIZERS[optimizer](), model.n_params)
+
+
+def _validate_state(checkpoint, optimizer, n_params):
+    """Check the ``state.*`` arrays and ``state_scalars`` against ``optimizer``'s initial state."""
+    uri = checkpoint.uri
+    template_arrays, template_scalars = state_to_record(optimizer.init(np.zeros(n_params)))
+    scalars = _expect(uri, "state_scalars", checkpoint.meta.get("state_scalars", _MISSING), kind="dict")
+    if sorted(scalars) != sorted(template_scalars):
+        raise CheckpointError(uri, f"meta field 'state_scalars': expected the keys "
+                                   f"{sorted(template_scalars)}, found {sorted(scalars)[:20]}")
+    for name, value in scalars.items():
+        _expect(uri, f"state_scalars.{name}", value, kind="int", minimum=0)
+    arrays = {name.removeprefix("state."): value for name, value in checkpoint.arrays.items()
+              if name.startswith("state.")}
+    if sorted(arrays) != sorted(template_arrays):
+        raise CheckpointError(uri, f"arrays: expected {sorted('state.' + n for n in template_arrays)}, "
+                                   f"found {sorted('state.' + n for n in arrays)[:20]}")
+    by_shape = {}
+    for name, template in template_arrays.items():
+        value = arrays[name]
+        # A dimension that is 0 in the initial state grows (L-BFGS's history rows); all others are fixed.
+        fits = value.ndim == template.ndim and all(
+            expected in (0, found) for expected, found in zip(template.shape, value.shape, strict=True)
+        )
+        if not fits:
+            expected = tuple("k" if n == 0 else n for n in template.shape)
+            raise CheckpointError(uri, f"array 'state.{name}': expected shape {expected} for "
+                                       f"{n_params} parameters, found {value.shape}")
+        first = by_shape.setdefault(template.shape, (name, value.shape))
+        if first[1] != value.shape:
+            raise CheckpointError(uri, f"array 'state.{name}': expected the shape of 'state.{first[0]}' "
+                                       f"{first[1]}, found {value.shape}")
+        may_be_nan = template.ndim == 0 and np.isnan(template)
+        bad = np.flatnonzero(~(np.isfinite(value) | (may_be_nan & np.isnan(value))))
+        if bad.size:
+            raise CheckpointError(uri, f"array 'state.{name}': expected finite values, found "
+                                       f"{value.reshape(-1)[bad[0]]} at flat index {bad[0]}")

@@ -5,12 +5,19 @@ any shape (exact bits round-trip) and a JSON-able ``meta`` dict. The table has o
 array with columns ``name: string``, ``shape: list<int64>``, ``values: list<float64>``; the
 Parquet file's key-value metadata holds a format tag, the iteration, the meta JSON and a sha256 over
 the canonical bytes of all of it. Loading never unpickles: only Parquet, JSON and raw floats.
+
+Nothing read is trusted: a checkpoint is only a regular file of at most :data:`MAX_CHECKPOINT_BYTES`
+whose meta JSON is at most :data:`MAX_META_BYTES`, whose iteration is the one its name says, and whose
+array shapes match their values; anything else is a :class:`CheckpointError`. Callers that know what the
+meta must hold (the trainer's schema: :func:`engine.fitted.validate_checkpoint`) pass a ``validate``
+function to :func:`latest_checkpoint`, so that a checkpoint failing it is skipped like a corrupt one.
 """
 
 import hashlib
 import io
 import json
 import logging
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -20,15 +27,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage.errors import CheckpointError
-from storage.filesystem import get_filesystem, join
+from storage.filesystem import basename, get_filesystem, join
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "mrtrain-checkpoint"
 VERSION = 1
-NAME_PATTERN = re.compile(r"^ckpt-(\d{6,})\.parquet$")
+#: File names of checkpoints (match with ``fullmatch``: ASCII digits only, no trailing newline).
+NAME_PATTERN = re.compile(r"ckpt-([0-9]{6,18})\.parquet")
 #: Temporary files of checkpoint writes (:func:`storage.filesystem.temp_sibling`), left by a crash.
-TEMPORARY_PATTERN = re.compile(r"^\.ckpt-\d{6,}\.parquet\.tmp-[0-9a-f]{12}$")
+TEMPORARY_PATTERN = re.compile(r"\.ckpt-[0-9]{6,18}\.parquet\.tmp-[0-9a-f]{12}")
+#: Largest checkpoint file read: generous for ``p`` parameters plus optimizer state (a Newton state holds
+#: a ``p x p`` Hessian: p = 16000 is 2 GiB).
+MAX_CHECKPOINT_BYTES = 2 * 1024**3
+#: Largest meta JSON read (settings, objective history and optimizer scalars are far smaller).
+MAX_META_BYTES = 16 * 1024**2
+#: Largest iteration number (the checksum packs it as a signed 64-bit int).
+MAX_ITERATION = 10**18 - 1
+#: Most dimensions of a checkpoint array (numpy's own limit is 32 or 64).
+MAX_NDIM = 32
+#: Errors of reading a checkpoint that say nothing about the file itself: raised, not skipped.
+_NOT_THE_FILES_FAULT = (FileNotFoundError, PermissionError, ConnectionError, TimeoutError)
 _KEY_FORMAT = b"mrtrain.format"
 _KEY_VERSION = b"mrtrain.version"
 _KEY_ITERATION = b"mrtrain.iteration"
@@ -99,6 +118,9 @@ def content_checksum(iteration, arrays, meta_json):
 def _validate_inputs(iteration, arrays, meta, keep):
     if isinstance(iteration, bool) or not isinstance(iteration, int | np.integer) or iteration < 0:
         raise ValueError(f"The 'iteration' parameter must be an int >= 0. Got {iteration!r} instead.")
+    if iteration > MAX_ITERATION:
+        raise ValueError(f"The 'iteration' parameter must be an int <= {MAX_ITERATION}. Got {iteration!r} "
+                         "instead.")
     if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):
         raise ValueError(f"The 'keep' parameter must be an int >= 1 or None. Got {keep!r} instead.")
     if not isinstance(meta, dict):
@@ -111,11 +133,17 @@ def _validate_inputs(iteration, arrays, meta, keep):
         if value.dtype.kind not in "fiub":
             raise ValueError(f"Checkpoint array {name!r} must be real numeric (stored as float64). "
                              f"Got dtype {value.dtype} instead.")
+        if value.ndim > MAX_NDIM:
+            raise ValueError(f"Checkpoint array {name!r} must have at most {MAX_NDIM} dimensions. Got "
+                             f"{value.ndim} instead.")
         out[name] = np.array(value, dtype=np.float64, order="C")
     try:
         meta_json = _meta_json(meta)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"The 'meta' parameter must be JSON-serializable: {exc}") from exc
+    if len(meta_json) > MAX_META_BYTES:
+        raise ValueError(f"The 'meta' parameter must be at most {MAX_META_BYTES} bytes as JSON. Got "
+                         f"{len(meta_json)} bytes instead.")
     return int(iteration), out, meta_json
 
 
@@ -153,7 +181,8 @@ def save_checkpoint(directory, iteration, arrays, meta, *, keep=None):
     meta : dict
         JSON-serializable; floats round-trip exactly.
     keep : int, optional
-        After a successful write, delete all but the newest ``keep`` checkpoints.
+        After a successful write, keep it and the ``keep - 1`` newest checkpoints numbered below it, and
+        delete the older ones. Files numbered above it are left alone (they are not this run's).
 
     Returns
     -------
@@ -166,8 +195,13 @@ def save_checkpoint(directory, iteration, arrays, meta, *, keep=None):
     fs.write_bytes(uri, encode_checkpoint(iteration, arrays, meta_json))
     logger.debug("wrote checkpoint %s", uri)
     if keep is not None:
-        for old_iteration, old_uri in list_checkpoints(directory)[:-keep]:
-            fs.delete(old_uri)
+        older = [found for found in list_checkpoints(directory) if found[0] < iteration]
+        for old_iteration, old_uri in older[: max(len(older) - (keep - 1), 0)]:
+            try:
+                fs.delete(old_uri)
+            except OSError as exc:
+                logger.warning("could not delete old checkpoint %s: %s", old_uri, exc)
+                continue
             logger.debug("deleted old checkpoint %s (iteration %d)", old_uri, old_iteration)
     return uri
 
@@ -191,11 +225,19 @@ def _decode_header(metadata, uri):
     if version != str(VERSION):
         raise CheckpointError(uri, f"unsupported version: expected {VERSION}, found {version!r}")
     iteration_text = _metadata_value(metadata, _KEY_ITERATION, uri)
-    if not iteration_text.isdigit():
-        raise CheckpointError(uri, f"iteration: expected an int >= 0, found {iteration_text!r}")
+    if not re.fullmatch(r"[0-9]+", iteration_text):
+        raise CheckpointError(uri, f"iteration: expected an int >= 0, found {iteration_text[:40]!r}")
+    if len(iteration_text) > len(str(MAX_ITERATION)):
+        raise CheckpointError(uri, f"iteration: expected an int <= {MAX_ITERATION}, found "
+                                   f"{iteration_text[:40]!r}")
+    if len(metadata.get(_KEY_META, b"")) > MAX_META_BYTES:
+        raise CheckpointError(uri, f"meta: expected at most {MAX_META_BYTES} bytes of JSON, found "
+                                   f"{len(metadata[_KEY_META])}")
     meta_text = _metadata_value(metadata, _KEY_META, uri)
     try:
         meta = json.loads(meta_text)
+    except RecursionError as exc:
+        raise CheckpointError(uri, "meta is not valid JSON: nested too deeply") from exc
     except ValueError as exc:
         raise CheckpointError(uri, f"meta is not valid JSON: {exc}") from exc
     if not isinstance(meta, dict):
@@ -227,10 +269,13 @@ def _decode_arrays(table, uri):
     for i, name in enumerate(names):
         shape = tuple(int(s) for s in columns["shape"][i].values.to_numpy())
         values = columns["values"][i].values.to_numpy(zero_copy_only=False)
-        if any(s < 0 for s in shape) or int(np.prod(shape)) != len(values):
-            raise CheckpointError(uri, f"array {name!r}: shape {list(shape)} does not match "
-                                       f"{len(values)} values")
-        arrays[name] = np.array(values, dtype=np.float64).reshape(shape)
+        if len(shape) > MAX_NDIM or any(s < 0 for s in shape) or math.prod(shape) != len(values):
+            raise CheckpointError(uri, f"array {name!r}: shape {list(shape)[:MAX_NDIM + 1]} does not "
+                                       f"match {len(values)} values")
+        try:
+            arrays[name] = np.array(values, dtype=np.float64).reshape(shape)
+        except ValueError as exc:
+            raise CheckpointError(uri, f"array {name!r}: shape {list(shape)}: {exc}") from exc
     return arrays
 
 
@@ -245,6 +290,10 @@ def decode_checkpoint(data, uri):
         raise CheckpointError(uri, f"not a readable Parquet file (truncated or corrupt?): "
                                    f"{reason}") from exc
     iteration, meta, expected = _decode_header(metadata, uri)
+    match = NAME_PATTERN.fullmatch(basename(uri))
+    if match and int(match.group(1)) != iteration:
+        raise CheckpointError(uri, f"iteration: expected {int(match.group(1))} (as in the file name), "
+                                   f"found {iteration}")
     arrays = _decode_arrays(table, uri)
     found = content_checksum(iteration, arrays, _meta_json(meta))
     if found != expected:
@@ -268,12 +317,26 @@ def load_checkpoint(uri):
     Raises
     ------
     CheckpointError
-        Unreadable, truncated, wrong format, wrong schema or content checksum mismatch.
+        Not a regular file, larger than :data:`MAX_CHECKPOINT_BYTES`, unreadable, truncated, wrong
+        format, wrong schema, an iteration other than its name's or content checksum mismatch.
     FileNotFoundError
         If the file does not exist.
     """
     uri = str(uri)
-    return decode_checkpoint(get_filesystem(uri).read_bytes(uri), uri)
+    fs = get_filesystem(uri)
+    try:
+        size = fs.stat(uri).size
+        if size > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError(uri, f"expected at most {MAX_CHECKPOINT_BYTES} bytes, found {size}")
+        data = fs.read_bytes(uri, max_bytes=MAX_CHECKPOINT_BYTES)
+    except _NOT_THE_FILES_FAULT:
+        raise
+    except IsADirectoryError as exc:
+        raise CheckpointError(uri, "expected a regular file, found a directory") from exc
+    except OSError as exc:
+        reason = str(exc).removeprefix(f"{uri}: ") if exc.errno is None else exc.strerror
+        raise CheckpointError(uri, reason) from exc
+    return decode_checkpoint(data, uri)
 
 
 def list_checkpoints(directory):
@@ -287,7 +350,7 @@ def list_checkpoints(directory):
         return []
     found = []
     for name in fs.listdir(directory):
-        match = NAME_PATTERN.match(name)
+        match = NAME_PATTERN.fullmatch(name)
         if match:
             found.append((int(match.group(1)), join(directory, name)))
     return sorted(found)
@@ -310,7 +373,7 @@ def remove_temporaries(directory):
         return []
     removed = []
     for name in fs.listdir(directory):
-        if TEMPORARY_PATTERN.match(name):
+        if TEMPORARY_PATTERN.fullmatch(name):
             uri = join(directory, name)
             fs.delete(uri)
             removed.append(uri)
@@ -320,14 +383,24 @@ def remove_temporaries(directory):
     return removed
 
 
-def latest_checkpoint(directory):
+def latest_checkpoint(directory, validate=None):
     """Return the newest valid checkpoint in ``directory``, or None if there is none.
 
     An invalid newer checkpoint is skipped with one warning naming the file and the reason.
+
+    Parameters
+    ----------
+    directory : str
+    validate : callable, optional
+        ``validate(checkpoint)`` raises :class:`CheckpointError` if the loaded checkpoint's meta or arrays
+        are not what the caller needs; such a checkpoint is skipped like a corrupt one.
     """
     for _, uri in reversed(list_checkpoints(directory)):
         try:
-            return load_checkpoint(uri)
+            checkpoint = load_checkpoint(uri)
+            if validate is not None:
+                validate(checkpoint)
+            return checkpoint
         except CheckpointError as exc:
             logger.warning("skipping invalid checkpoint %s: %s", exc.uri, exc.reason)
         except FileNotFoundError:
