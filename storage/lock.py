@@ -10,6 +10,11 @@ exists, it is provably stale and the next run takes it over with one warning, so
 command just works. A lock held by a live process, held on another host (its process cannot be checked
 from here) or unreadable is refused with a :class:`CheckpointLockedError` naming the holder; if you are
 sure that run is gone, pass ``break_lock=True`` (``mrtrain train ... --break-lock``) or delete the file.
+
+Whatever is at the lock's path is judged without trusting it: a lock file larger than :data:`MAX_LOCK_BYTES`,
+not JSON, not a regular file (a directory, a FIFO, a dangling symlink) or with fields of the wrong type (a
+pid that cannot be a process id) is *unreadable*, which is refused like a live holder; ``break_lock``
+removes whatever is there.
 """
 
 import datetime
@@ -26,6 +31,14 @@ logger = logging.getLogger(__name__)
 
 LOCK_NAME = "_mrtrain.lock"
 FORMAT = "mrtrain-lock"
+#: Largest lock file read (a holder is about 200 bytes).
+MAX_LOCK_BYTES = 4096
+#: Largest process id of any POSIX system (``pid_t`` is a signed 32-bit int).
+MAX_PID = 2**31 - 1
+#: Attempts to create the lock while the lock found in the way vanishes before it can be read.
+ATTEMPTS = 5
+#: Fields of a lock holder and their types.
+HOLDER_FIELDS = {"owner": str, "host": str, "pid": int, "started": str, "token": str}
 BREAK_HINT = "rerun with --break-lock (Python: break_lock=True) or delete {uri}"
 
 
@@ -35,7 +48,7 @@ class CheckpointLockedError(OSError):
 
 def pid_alive(pid):
     """Return True if a process with id ``pid`` exists on this host (or cannot be checked)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= MAX_PID:
         return True
     try:
         os.kill(pid, 0)
@@ -82,15 +95,36 @@ class DirectoryLock:
 
     def read_holder(self, uri=None):
         """The holder recorded in the lock file: a dict, ``{}`` if unreadable, None if there is no lock."""
+        holder, _ = self._inspect(uri or self.uri)
+        return holder
+
+    def _inspect(self, uri):
+        """``(holder, problem)``: the holder (None: nothing there, ``{}``: unreadable) and why unreadable."""
         try:
-            data = self.fs.read_bytes(uri or self.uri)
+            data = self.fs.read_bytes(uri, max_bytes=MAX_LOCK_BYTES)
         except FileNotFoundError:
-            return None
+            return None, None
+        except (ConnectionError, TimeoutError):
+            raise
+        except IsADirectoryError:
+            return {}, "expected a file, found a directory"
+        except (OSError, ValueError) as exc:
+            return {}, " ".join(str(exc).removeprefix(f"{uri}: ").split())
         try:
             holder = json.loads(data)
+        except RecursionError:
+            return {}, "expected a JSON object, found values nested too deeply"
         except ValueError:
-            return {}
-        return holder if isinstance(holder, dict) and holder.get("format") == FORMAT else {}
+            return {}, f"expected a JSON object, found {data[:40]!r}"
+        if not isinstance(holder, dict) or holder.get("format") != FORMAT:
+            return {}, f"expected a JSON object with \"format\": {FORMAT!r}, found {data[:40]!r}"
+        for name, kind in HOLDER_FIELDS.items():
+            value = holder.get(name)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                return {}, f"field {name!r}: expected {kind.__name__}, found {json.dumps(value)[:40]}"
+        if not 0 < holder["pid"] <= MAX_PID:
+            return {}, f"field 'pid': expected a process id in [1, {MAX_PID}], found {holder['pid']}"
+        return holder, None
 
     def _try_create(self):
         try:
@@ -111,13 +145,17 @@ class DirectoryLock:
         if not self.fs.isdir(self.directory):
             self.fs.makedirs(self.directory)
             self.created_directory = True
-        if self._try_create():
-            self.held = True
-            return self
-        holder = self.read_holder()
-        if holder is None:
-            return self.acquire()
-        reason = self._refusal(holder)
+        for _ in range(ATTEMPTS):
+            if self._try_create():
+                self.held = True
+                return self
+            holder, problem = self._inspect(self.uri)
+            if holder is not None:
+                break
+        else:
+            # Creating fails but nothing readable is there: a dangling symlink, say.
+            holder, problem = {}, "something that is not a readable file is in the way (a dangling symlink?)"
+        reason = self._refusal(holder, problem)
         if reason is not None and not self.break_lock:
             self.release()
             raise CheckpointLockedError(
@@ -125,7 +163,8 @@ class DirectoryLock:
                 f"gone, " + BREAK_HINT.format(uri=self.uri)
             )
         what = "breaking the lock" if reason is not None else "taking over the stale lock"
-        logger.warning("%s: %s of %s", self.uri, what, describe(holder) if holder else "an unknown run")
+        logger.warning("%s: %s of %s", self.uri, what,
+                       describe(holder) if holder else f"an unknown run ({problem})")
         self._remove_stale(holder)
         if not self._try_create():
             raise CheckpointLockedError(
@@ -136,10 +175,10 @@ class DirectoryLock:
         return self
 
     @staticmethod
-    def _refusal(holder):
+    def _refusal(holder, problem=None):
         """Why ``holder`` must be respected, or None if it is provably stale."""
         if not holder:
-            return "the lock file is unreadable (no holder recorded)"
+            return "the lock file is unreadable (no holder recorded)" + (f": {problem}" if problem else "")
         if holder.get("host") != socket.gethostname():
             return f"held by {describe(holder)}; a process on another host cannot be checked from here"
         if pid_alive(holder.get("pid")):
@@ -164,7 +203,7 @@ class DirectoryLock:
                 f"{self.directory}: checkpoint directory is locked: another run took the lock "
                 f"at the same time: {describe(moved)}"
             )
-        self.fs.delete(aside)
+        self.fs.delete(aside, recursive=True)
 
     def release(self):
         """Delete the lock if this object holds it; remove the directory if it was created here and is
