@@ -7,7 +7,11 @@ mrjob's ``py_files``, since cluster nodes do not have mrtrain installed), writte
 task description and the parameter points, small files mrjob ships to every task (``add_file_arg``: the
 distributed cache on Hadoop) — never on the command line.
 
-For the inline and local runners the staging directory is a local temporary directory. For the hadoop
+For the inline and local runners the staging directory is a local temporary directory (mode 0700, named
+``mrtrain-job-<pid>-<random>``, with a marker file recording the host and pid). mrjob's own local temporary
+directory is put inside it and removed after failed jobs too, and closing the launcher removes everything,
+on every exit path; what a killed run left is removed by the next launcher on the same host once the
+recorded process no longer exists (:func:`remove_dead_staging`), never a live run's directory. For the hadoop
 runner over an ``hdfs://`` dataset it is a scratch directory on that HDFS, written through WebHDFS: mrjob
 then references these files instead of uploading each with a ``hadoop fs -put`` (one JVM start each), uses
 the same directory for its own files, writes the job output there, and the launcher reads the output and
@@ -24,6 +28,10 @@ import io
 import json
 import logging
 import os
+import re
+import shutil
+import socket
+import stat
 import sys
 import tempfile
 import uuid
@@ -38,6 +46,8 @@ from mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line, su
 from storage import partition_cache
 from storage.filesystem import get_filesystem, join, split_scheme
 from storage.hdfs_fs import hdfs_user
+from storage.local_fs import LOCAL
+from storage.lock import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,13 @@ TASK_ENVIRONMENT = (
 )
 
 _PACKAGES = ("engine", "mr_jobs", "storage")
+
+#: Local staging directories: ``<tempdir>/mrtrain-job-<pid>-<random>``.
+STAGING_PREFIX = "mrtrain-job-"
+_STAGING_NAME = re.compile(r"mrtrain-job-([0-9]{1,10})-[A-Za-z0-9_]{1,32}")
+#: The file in a local staging directory naming its owner: ``{"format", "host", "pid"}``.
+STAGING_MARKER = "_owner.json"
+_STAGING_FORMAT = "mrtrain-staging"
 
 _SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,6 +112,63 @@ def package_zip():
     return buffer.getvalue()
 
 
+def make_local_staging():
+    """A new local staging directory (mode 0700) with its owner marker, after removing dead runs' ones."""
+    remove_dead_staging()
+    path = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
+    marker = {"format": _STAGING_FORMAT, "host": socket.gethostname(), "pid": os.getpid()}
+    try:
+        LOCAL.write_bytes(os.path.join(path, STAGING_MARKER), json.dumps(marker).encode())
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return path
+
+
+def remove_dead_staging(root=None):
+    """Remove the local staging directories in ``root`` left by runs on this host that no longer exist.
+
+    Only directories named like :data:`STAGING_PREFIX` ``<pid>-...``, owned by this user, not symlinks,
+    whose marker names this host and that pid, and whose process no longer exists are removed: a live
+    run's directory, another host's or user's, or one whose marker is missing or unreadable is kept.
+
+    Parameters
+    ----------
+    root : str, optional
+        Default: :func:`tempfile.gettempdir`.
+
+    Returns
+    -------
+    list of str
+        The directories removed.
+    """
+    root = root or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        match = _STAGING_NAME.fullmatch(name)
+        if not match or pid_alive(int(match.group(1))):
+            continue
+        path = os.path.join(root, name)
+        try:
+            info = os.lstat(path)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            marker = json.loads(LOCAL.read_bytes(os.path.join(path, STAGING_MARKER), max_bytes=4096))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if not (isinstance(marker, dict) and marker.get("format") == _STAGING_FORMAT
+                and marker.get("host") == socket.gethostname() and marker.get("pid") == int(match.group(1))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+        log.info("removed %s, the staging directory of the dead run pid %s", path, match.group(1))
+    return removed
+
+
 def hdfs_staging_dir(dataset_uri):
     """A new scratch directory on the HDFS holding ``dataset_uri``: ``/user/<user>/tmp/mrtrain/<id>``."""
     parts = urlsplit(dataset_uri)
@@ -136,15 +210,21 @@ class JobLauncher:
         self.reducers = reducers
         self.partition_cache = bool(partition_cache)
         self.on_hdfs = runner == "hadoop" and split_scheme(dataset.uri) == "hdfs"
-        self.staging = hdfs_staging_dir(dataset.uri) if self.on_hdfs else tempfile.mkdtemp(prefix="mrtrain-")
+        self.local_staging = make_local_staging()
+        self.staging = hdfs_staging_dir(dataset.uri) if self.on_hdfs else self.local_staging
         self.fs = get_filesystem(self.staging)
-        self.partition_list = join(self.staging, "partitions.txt")
-        lines = [format_partition_line(p.index, task_uri(p.uri), p.sha256) + "\n" for p in dataset.partitions]
-        self.fs.write_bytes(self.partition_list, "".join(lines).encode("utf-8"))
-        self.code_zip = None
-        if runner == "hadoop":
-            self.code_zip = join(self.staging, "mrtrain-code.zip")
-            self.fs.write_bytes(self.code_zip, package_zip())
+        try:
+            self.partition_list = join(self.staging, "partitions.txt")
+            lines = [format_partition_line(p.index, task_uri(p.uri), p.sha256) + "\n"
+                     for p in dataset.partitions]
+            self.fs.write_bytes(self.partition_list, "".join(lines).encode("utf-8"))
+            self.code_zip = None
+            if runner == "hadoop":
+                self.code_zip = join(self.staging, "mrtrain-code.zip")
+                self.fs.write_bytes(self.code_zip, package_zip())
+        except BaseException:
+            self.close()
+            raise
         self.jobs_run = 0
         self.last_counters = []
         self.hadoop_fs = None
@@ -155,8 +235,14 @@ class JobLauncher:
         return max(self.reducers, 1)
 
     def close(self):
-        """Remove the staging directory."""
-        self.fs.delete(self.staging, recursive=True)
+        """Remove the staging directories (the local one also when removing the HDFS one fails)."""
+        try:
+            if self.on_hdfs:
+                self.fs.delete(self.staging, recursive=True)
+        except FileNotFoundError:
+            pass
+        finally:
+            shutil.rmtree(self.local_staging, ignore_errors=True)
 
     def __enter__(self):
         return self
@@ -173,7 +259,11 @@ class JobLauncher:
         buffer = io.BytesIO()
         np.save(buffer, np.ascontiguousarray(thetas, dtype=np.float64), allow_pickle=False)
         self.fs.write_bytes(params_path, buffer.getvalue())
-        args = ["-r", self.runner, "--task", task_path, "--params", params_path]
+        # mrjob's own temporary files go inside the staging directory and are removed after a failed job
+        # too (mrjob keeps them by default); the HDFS side is the launcher's to clean.
+        cleanup = "LOCAL_TMP" if self.on_hdfs else "ALL"
+        args = ["-r", self.runner, "--task", task_path, "--params", params_path,
+                "--local-tmp-dir", self.local_staging, "--cleanup-on-failure", cleanup]
         if self.conf_path:
             args += ["--conf-path", self.conf_path]
         if self.runner == "local":
@@ -183,7 +273,7 @@ class JobLauncher:
         if self.on_hdfs:
             args += [
                 "--hadoop-tmp-dir", join(self.staging, "mrjob"), "--output-dir", join(job_dir, "output"),
-                "--no-check-input-paths", "--cleanup", "LOCAL_TMP",
+                "--no-check-input-paths", "--cleanup", cleanup,
             ]
         for name in TASK_ENVIRONMENT:
             if os.environ.get(name):
