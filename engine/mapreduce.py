@@ -215,7 +215,7 @@ class JobLauncher:
         self.fs = get_filesystem(self.staging)
         try:
             self.partition_list = join(self.staging, "partitions.txt")
-            lines = [format_partition_line(p.index, task_uri(p.uri), p.sha256) + "\n"
+            lines = [format_partition_line(p.index, task_uri(p.uri), p.sha256, p.rows, p.bytes) + "\n"
                      for p in dataset.partitions]
             self.fs.write_bytes(self.partition_list, "".join(lines).encode("utf-8"))
             self.code_zip = None
@@ -253,6 +253,7 @@ class JobLauncher:
     def _args(self, task, thetas, job_dir):
         task_path = join(job_dir, "task.json")
         spec = {"model": self.model_spec, "shards": self.shards, "partition_cache": self.partition_cache,
+                "has_weight": self.dataset.has_weight,
                 **task}
         self.fs.write_bytes(task_path, json.dumps(spec).encode("utf-8"))
         params_path = join(job_dir, "params.npy")

@@ -1,10 +1,11 @@
 """Shared shape of mrtrain's jobs: one mapper per dataset partition, sums added in partition order.
 
 The job input is a *partition list* written by the driver: one line per partition,
-``PARTITION_ID<TAB>URI<TAB>SHA256``. Each mapper reads the partitions named on its lines itself, through
-:mod:`storage` (local disk or ``hdfs://`` over WebHDFS), so the same job runs on the inline, local and
-hadoop runners. On Hadoop, ``NLineInputFormat`` gives every line its own map task; Hadoop streaming then
-prefixes the line with its byte offset, which :func:`parse_partition_line` ignores.
+``PARTITION_ID<TAB>URI<TAB>SHA256<TAB>ROWS<TAB>BYTES``, the manifest's facts, which the reading task checks.
+Each mapper reads the partitions named on its lines itself, through :mod:`storage` (local disk or
+``hdfs://`` over WebHDFS), so the same job runs on the inline, local and hadoop runners.
+On Hadoop, ``NLineInputFormat`` gives every line its own map task; Hadoop streaming then prefixes the line
+with its byte offset, which :func:`parse_partition_line` ignores.
 
 Subclasses define :meth:`PartitionSumJob.partial_vector`, the 1-D float64 vector of sums one partition
 contributes. The reducer adds the vectors of all partitions **in partition-id order**
@@ -22,6 +23,7 @@ import json
 import logging
 import os
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from mrjob.job import MRJob
@@ -97,24 +99,36 @@ def single_threaded_blas():
         log.warning("%s: %s", warning.category.__name__, warning.message)
 
 
+class PartitionLine(NamedTuple):
+    """One partition-list line: what a map task needs to read and check one partition."""
+
+    partition_id: int
+    uri: str
+    sha256: str
+    rows: int
+    bytes: int
+
+
 def parse_partition_line(line):
-    """Split one partition-list line into ``(partition_id, uri, sha256)``.
+    """Split a partition-list line ``ID<TAB>URI<TAB>SHA256<TAB>ROWS<TAB>BYTES`` into a :class:`PartitionLine`.
 
     Leading fields (Hadoop's byte offset under ``NLineInputFormat``) are ignored.
     """
     fields = line.rstrip("\r\n").split("\t")
-    if len(fields) < 3:
-        raise ValueError(f"A partition-list line needs ID<TAB>URI<TAB>SHA256. Got {line!r}.")
-    partition_id, uri, sha256 = fields[-3:]
-    return int(partition_id), uri, sha256
+    if len(fields) < len(PartitionLine._fields):
+        raise ValueError(
+            f"A partition-list line needs ID<TAB>URI<TAB>SHA256<TAB>ROWS<TAB>BYTES. Got {line!r}."
+        )
+    partition_id, uri, sha256, rows, nbytes = fields[-len(PartitionLine._fields):]
+    return PartitionLine(int(partition_id), uri, sha256, int(rows), int(nbytes))
 
 
-def format_partition_line(partition_id, uri, sha256):
+def format_partition_line(partition_id, uri, sha256, rows, nbytes):
     """Inverse of :func:`parse_partition_line`."""
     for name, value in (("uri", uri), ("sha256", sha256)):
         if "\t" in value or "\n" in value:
             raise ValueError(f"A partition {name} may not contain tabs or newlines. Got {value!r}.")
-    return f"{int(partition_id)}\t{uri}\t{sha256}"
+    return f"{int(partition_id)}\t{uri}\t{sha256}\t{int(rows)}\t{int(nbytes)}"
 
 
 def split_shards(vector, n_shards):
@@ -201,22 +215,25 @@ class PartitionJob(MRJob):
         y_raw : ndarray, shape (n,), labels as stored
         w : ndarray, shape (n,), or None
         """
-        partition_id, uri, sha256 = parse_partition_line(line)
+        part = parse_partition_line(line)
+        partition_id, uri = part.partition_id, part.uri
         self.increment_counter("mrtrain", "partitions read")
         with failures_named(partition_id, uri):
             if os.environ.get(FAULT_PARTITION_ENV) == str(partition_id) and _attempt_number() == 0:
                 raise RuntimeError(f"failing the first attempt on purpose ({FAULT_PARTITION_ENV})")
-            X, y_raw, w = self._read_or_cached(uri, sha256)
+            X, y_raw, w = self._read_or_cached(part)
         self.increment_counter("mrtrain", "rows read", len(y_raw))
         return partition_id, uri, X, y_raw, w
 
-    def _read_or_cached(self, uri, sha256):
+    def _read_or_cached(self, part):
         """The partition from the node's :class:`PartitionCache`, else read, verified and then cached.
 
         The file is stat'ed before anything else: a cache entry is used only if the file is still the one
-        it was decoded from, and a file changed while being read is never cached under the old stat.
+        it was decoded from, and a file changed while being read is never cached under the old stat. A read
+        checks the file against everything the manifest says of it (bytes, sha256, rows, dimension, the
+        weight column).
         """
-        n_features = self.model.n_features
+        uri, sha256, n_features = part.uri, part.sha256, self.model.n_features
         if self.cache:
             file_stat = get_filesystem(uri).stat(uri)
             cached = self.cache.get(sha256, uri, file_stat, n_features)
@@ -226,7 +243,10 @@ class PartitionJob(MRJob):
         # Imported here: pyarrow is ~30 ms of a task's start-up, which reducers and cache hits never need.
         from storage.dataset import read_partition
 
-        X, y_raw, w = read_partition(uri, expected_sha256=sha256, n_features=n_features)
+        X, y_raw, w = read_partition(
+            uri, expected_sha256=sha256, n_features=n_features, expected_rows=part.rows,
+            expected_bytes=part.bytes, has_weight=self.task.get("has_weight"),
+        )
         if self.cache and self.cache.put(sha256, uri, file_stat, X, y_raw, w):
             self.increment_counter("mrtrain", "partitions cached")
         return X, y_raw, w

@@ -17,7 +17,8 @@ from mr_jobs.evaluate import MREvaluate
 from mr_jobs.gradient import MRGradient
 from mr_jobs.partition_job import format_partition_line
 from mr_jobs.predict import MRPredict
-from storage.dataset import Dataset, encode_partition
+from scripts.cli import main
+from storage.dataset import Dataset, encode_partition, manifest_checksum
 from tests.datasets import reference_data, write
 
 SPEC = {"kind": "softmax", "n_features": 4, "classes": [0.0, 1.0, 2.0], "fit_intercept": True}
@@ -128,7 +129,8 @@ def write_partition_list(tmp_path, partitions):
         data = encode_partition(X, y)
         path = tmp_path / f"part-{index:05d}.parquet"
         path.write_bytes(data)
-        lines.append(format_partition_line(index, str(path), hashlib.sha256(data).hexdigest()) + "\n")
+        sha256 = hashlib.sha256(data).hexdigest()
+        lines.append(format_partition_line(index, str(path), sha256, len(y), len(data)) + "\n")
     listing = tmp_path / "partitions.txt"
     listing.write_text("".join(lines))
     return listing
@@ -200,7 +202,10 @@ def test_one_row_input(tmp_path, job_class, task):
 def test_checksum_mismatch_names_the_partition(tmp_path):
     X, y = reference_data("iris")
     listing = write_partition_list(tmp_path, [(X[:5], y[:5])])
-    (tmp_path / "part-00000.parquet").write_bytes(encode_partition(X[5:10], y[5:10]))
+    path = tmp_path / "part-00000.parquet"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"part-00000.parquet: sha256 mismatch"):
         run_inline(MRGradient, tmp_path, listing, np.zeros((1, 15)), {"hessian": 0})
 
@@ -209,3 +214,22 @@ def test_map_only_job_has_no_reduce_phase():
     with_reducer, = MRGradient(args=[]).steps()
     map_only, = MRGradient(args=["--map-only"]).steps()
     assert with_reducer.description(0)["reducer"] and "reducer" not in map_only.description(0)
+
+
+@pytest.mark.parametrize("fact", ["rows", "weight"])
+def test_map_tasks_check_the_manifest_facts_of_their_partition(tmp_path, capsys, fact):
+    """A manifest whose rows or weight column disagree with a partition file fails the job, naming it."""
+    X, y = reference_data("iris")
+    data = write(tmp_path / "iris", X, y, partitions=3)
+    manifest_path = tmp_path / "iris" / "_dataset.json"
+    manifest = json.loads(manifest_path.read_text())
+    if fact == "rows":
+        manifest["partitions"][1]["rows"] += 1
+        manifest["n_rows"] += 1
+    else:
+        manifest["weight"] = "weight"
+    manifest["checksum"] = manifest_checksum(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    assert main(["-q", "train", data, "--model", "softmax", "--max-iter", "2", "--no-metrics"]) == 2
+    error = capsys.readouterr().err
+    assert "part-0000" in error and ("rows" in error if fact == "rows" else "weight" in error), error

@@ -32,15 +32,16 @@ def test_encoding_refuses_matrices_and_ragged_bytes():
 
 @pytest.mark.parametrize("prefix", ["", "0\t", "1234\t"])
 def test_partition_line_ignores_hadoop_offset(prefix):
-    line = prefix + format_partition_line(7, "hdfs://127.0.0.1:8020/d/part-00007.parquet", "ab" * 32) + "\n"
-    assert parse_partition_line(line) == (7, "hdfs://127.0.0.1:8020/d/part-00007.parquet", "ab" * 32)
+    uri = "hdfs://127.0.0.1:8020/d/part-00007.parquet"
+    line = prefix + format_partition_line(7, uri, "ab" * 32, 150, 4096) + "\n"
+    assert parse_partition_line(line) == (7, uri, "ab" * 32, 150, 4096)
 
 
 def test_partition_line_errors():
     with pytest.raises(ValueError, match="needs ID<TAB>URI<TAB>SHA256"):
         parse_partition_line("just-a-uri\n")
     with pytest.raises(ValueError, match="may not contain tabs"):
-        format_partition_line(0, "a\tb", "00")
+        format_partition_line(0, "a\tb", "00", 1, 1)
 
 
 def test_shards_cover_the_vector_in_order():
