@@ -33,6 +33,7 @@ def _task(uri, sha256, kind, n_features, classes, m, hessian, cache_root=None):
     import mr_jobs.gradient  # noqa: F401  (what the task imports)
     from engine.models import make_model
     from mr_jobs.partition_job import single_threaded_blas
+    from storage.filesystem import get_filesystem
     from storage.partition_cache import PartitionCache
 
     if cache_root is None:
@@ -43,7 +44,7 @@ def _task(uri, sha256, kind, n_features, classes, m, hessian, cache_root=None):
     if cache_root is None:
         X, y_raw, w = read_partition(uri, expected_sha256=sha256, n_features=n_features)
     else:
-        X, y_raw, w = PartitionCache(cache_root).get(sha256, n_features)
+        X, y_raw, w = PartitionCache(cache_root).get(sha256, uri, get_filesystem(uri).stat(uri), n_features)
     read = time.perf_counter()
     model = make_model(kind, n_features, classes=classes)
     y = model.encode_labels(y_raw)
@@ -140,9 +141,11 @@ def measure(dataset, kind, m, hessian, label, cached=False):
     with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache_root:
         if cached:
             from storage.dataset import read_partition
+            from storage.filesystem import get_filesystem
             from storage.partition_cache import PartitionCache
 
-            PartitionCache(cache_root).put(partition.sha256, *read_partition(partition.uri))
+            source = (partition.uri, get_filesystem(partition.uri).stat(partition.uri))
+            PartitionCache(cache_root).put(partition.sha256, *source, *read_partition(partition.uri))
         tasks = [map_task(partition, kind, dataset.n_features, dataset.classes, m, hessian,
                           cache_root if cached else None) for _ in range(3)]
     task = min(tasks, key=lambda t: t["read_decode_s"] + t["sums_s"])
