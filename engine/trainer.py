@@ -4,7 +4,9 @@ The trainer opens the dataset, builds the model, the objective and the optimizer
 (:mod:`storage.lock`), removes what interrupted checkpoint writes left there, resumes from the newest valid
 checkpoint when it was made with the same data and settings (or, with ``warm_start``, starts from its
 parameters with a fresh optimizer), and runs :func:`engine.driver.optimize` with one gradient MapReduce
-job per iteration, writing a checkpoint after every pass.
+job per iteration, writing a checkpoint after every pass. The mrjob config file is checked
+(:func:`check_mrjob_conf`) before anything runs, and the reducers are capped at one per element of the
+summed vector (:func:`effective_reducers`).
 
 Checkpoint files are numbered ``base + iteration``: ``base`` is 0 for a fresh run and one past the source
 checkpoint for a warm start, so a warm-started run's checkpoints are always newer than the ones it started
@@ -72,7 +74,7 @@ class Trainer:
     runner : {"inline", "local", "hadoop"}
         The mrjob runner. Default: ``"inline"``.
     conf_path : str, optional
-        mrjob config file (otherwise mrjob's own lookup applies).
+        mrjob config file (otherwise mrjob's own lookup applies), checked by :func:`check_mrjob_conf`.
     checkpoint_dir : str, optional
         Directory (local or ``hdfs://``) for one checkpoint per pass; a rerun resumes from it.
     keep_checkpoints : int, optional
@@ -87,7 +89,8 @@ class Trainer:
     reducers : int >= 0
         Number of pieces (and reduce tasks) the summed vector is cut into, so that several reducers add
         a large vector in parallel; 0 runs map-only jobs whose partition vectors the driver adds (no
-        reduce process or container per pass). The result is bitwise the same for any value. Default: 1.
+        reduce process or container per pass). The result is bitwise the same for any value. More
+        reducers than the smallest summed vector has elements are capped with a warning. Default: 1.
     partition_cache : bool
         Let map tasks keep decoded partitions in their node's cache
         (:mod:`storage.partition_cache`), so that passes after the first skip reading, hashing and
@@ -367,16 +370,16 @@ def check_mrjob_conf(conf_path):
     if not isinstance(conf_path, str) or not conf_path.strip():
         raise ValueError(f"The 'conf_path' parameter must be a path to an mrjob config file. Got "
                          f"{conf_path!r} instead.")
-    _check_conf_file(os.path.expandvars(os.path.expanduser(conf_path)), [])
+    _check_conf_file(os.path.expandvars(os.path.expanduser(conf_path)), [], None)
     return conf_path
 
 
-def _check_conf_file(path, seen):
+def _check_conf_file(path, seen, included_by):
     real = os.path.realpath(path)
     if real in seen:
         return
     seen.append(real)
-    where = f"{path}: mrjob config"
+    where = f"{path}: mrjob config" + (f" included by {included_by}" if included_by else "")
     try:
         info = os.stat(path)
     except OSError as error:
@@ -417,7 +420,7 @@ def _check_conf_file(path, seen):
                          f"{conf['include']!r:.80}")
     for include in includes:
         _check_conf_file(
-            os.path.join(os.path.dirname(real), os.path.expandvars(os.path.expanduser(include))), seen
+            os.path.join(os.path.dirname(real), os.path.expandvars(os.path.expanduser(include))), seen, path
         )
 
 

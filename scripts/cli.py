@@ -1,29 +1,39 @@
 """The ``mrtrain`` command line: ingest, train, evaluate, predict, inspect.
 
 A thin layer over :mod:`engine` and :mod:`storage`. Progress goes to stderr, results to stdout (``--json``:
-one JSON object). Bad input (also found by a map task) exits with status 2 and one line
-``mrtrain: error: ...``; a failed MapReduce job exits with status 1 and one line naming the failed
-partition when a task's traceback names one (mrjob's own error log is shown with ``-vv``).
+one JSON object). Options, the mrjob config file and the output target are checked before any job runs.
+Bad input (also found by a map task) exits with status 2 and one line ``mrtrain: error: ...``; a failed
+MapReduce job exits with status 1 and one line naming the failed partition when a task's traceback names
+one (mrjob's own error log is shown with ``-vv``); any other error exits with status 1 and one line naming
+its type (the traceback is logged at debug level, shown with ``-vv``); Ctrl-C exits with status 130 and
+``mrtrain: interrupted``, leaving the checkpoints already written intact.
 """
 
 import argparse
 import json
 import logging
 import math
+import os
+import posixpath
 import re
 import sys
+from urllib.parse import urlsplit
 
 from mrjob.step import StepFailedException
 
 from engine.driver import Progress
 from engine.fitted import FittedModel
 from engine.mapreduce import RUNNERS
+from engine.metrics import metric_vector_length
 from engine.models import MODELS
 from engine.optimizers import OPTIMIZERS
-from engine.trainer import Trainer
+from engine.params import check_int, check_number
+from engine.trainer import Trainer, check_mrjob_conf, effective_reducers
 from mr_jobs.partition_job import PartitionError
 from storage.checkpoint import list_checkpoints
+from storage.filesystem import get_filesystem, split_scheme
 from storage.ingest import ingest
+from storage.local_fs import local_path
 
 log = logging.getLogger("mrtrain")
 
@@ -52,11 +62,81 @@ class TaskErrorLog(logging.Handler):
 
 TASK_ERRORS = TaskErrorLog()
 
+#: Largest ``--partition-size`` in MiB (1 TiB: one map task reads a whole partition).
+MAX_PARTITION_MIB = 2**20
+#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
+INTERRUPTED = 130
+
+
+#: Messages of this module's argparse ``type=`` checks; they name the parameter or file themselves.
+_CHECK_MESSAGES = set()
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line ``mrtrain: error: ...`` (exit status 2), like every
+    other error of the command, instead of the usage text and the message."""
+
+    def error(self, message):
+        prefix, _, rest = message.partition(": ")
+        if prefix.startswith("argument ") and rest in _CHECK_MESSAGES:
+            message = rest
+        else:
+            message += f" (see '{self.prog} --help')"
+        self.exit(2, f"mrtrain: error: {_one_line(message)}\n")
+
+
+def _type_error(error):
+    """The ValueError of a check as argparse's ``type=`` error, printed as it is (see :class:`_Parser`)."""
+    _CHECK_MESSAGES.add(str(error))
+    return argparse.ArgumentTypeError(str(error))
+
+
+def _argument(check, name, convert, **limits):
+    """An argparse ``type=`` function: ``convert`` the text, then ``check(name, value, **limits)``; its
+    ValueError (scikit-learn style, naming the parameter) becomes argparse's one-line error, exit 2."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = text
+        try:
+            return check(name, value, **limits)
+        except ValueError as error:
+            raise _type_error(error) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _float_at_least(minimum, name):
+    return _argument(check_number, name, float, minimum=minimum)
+
+
+def _int_at_least(minimum, name):
+    return _argument(check_int, name, int, minimum=minimum)
+
+
+def _partition_size(name, value):
+    number = check_number(name, value, minimum=0, strictly=True)
+    if number > MAX_PARTITION_MIB:
+        raise ValueError(f"The {name!r} parameter must be a finite float in (0, {MAX_PARTITION_MIB}] (MiB). "
+                         f"Got {value!r} instead.")
+    return number
+
+
+def _conf_path(text):
+    try:
+        return check_mrjob_conf(text)
+    except ValueError as error:
+        raise _type_error(error) from None
+
 
 def _runner_args(parser):
     parser.add_argument("--runner", choices=RUNNERS, default="local",
                         help="mrjob runner. Default: %(default)s")
-    parser.add_argument("--conf-path", help="mrjob config file (default: mrjob's own lookup)")
+    parser.add_argument("--conf-path", type=_conf_path,
+                        help="mrjob config file (default: mrjob's own lookup)")
     parser.add_argument("--no-partition-cache", dest="partition_cache", action="store_false",
                         help="map tasks read, hash and decode every partition on every pass instead of "
                              "keeping decoded partitions in their node's cache")
@@ -65,7 +145,7 @@ def _runner_args(parser):
 
 def build_parser():
     """The argument parser of ``mrtrain``."""
-    parser = argparse.ArgumentParser(prog="mrtrain", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="mrtrain", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more logging (-v: our INFO, -vv: mrjob and Hadoop too)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -79,10 +159,10 @@ def build_parser():
     p.add_argument("--label", default="label", help="label column. Default: %(default)s")
     p.add_argument("--weight", help="sample-weight column")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--partitions", type=int, help="number of partitions")
-    size.add_argument("--partition-size", type=float, default=64.0,
-                      help="target partition size in MiB. Default: %(default)s")
-    p.add_argument("--n-features", type=int, help="number of features (libsvm)")
+    size.add_argument("--partitions", type=_int_at_least(1, "partitions"), help="number of partitions")
+    size.add_argument("--partition-size", type=_argument(_partition_size, "partition_size", float),
+                      default=64.0, help="target partition size in MiB. Default: %(default)s")
+    p.add_argument("--n-features", type=_int_at_least(1, "n_features"), help="number of features (libsvm)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="stored feature type. Default: %(default)s")
     p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
@@ -92,18 +172,21 @@ def build_parser():
     p.add_argument("--model", choices=MODELS, required=True)
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="lbfgs",
                    help="Default: %(default)s")
-    p.add_argument("--l2", type=float, default=0.0, help="l2 penalty strength. Default: %(default)s")
+    p.add_argument("--l2", type=_float_at_least(0, "l2"), default=0.0,
+                   help="l2 penalty strength. Default: %(default)s")
     p.add_argument("--no-intercept", action="store_true", help="fit no intercept")
-    p.add_argument("--max-iter", type=int, default=100, help="Default: %(default)s")
-    p.add_argument("--tol", type=float, default=1e-8,
+    p.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100, help="Default: %(default)s")
+    p.add_argument("--tol", type=_float_at_least(0, "tol"), default=1e-8,
                    help="relative objective change to stop at. Default: %(default)s")
-    p.add_argument("--gtol", type=float, default=1e-6,
+    p.add_argument("--gtol", type=_float_at_least(0, "gtol"), default=1e-6,
                    help="gradient max-norm to stop at. Default: %(default)s")
     p.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
-    p.add_argument("--keep-checkpoints", type=int, help="keep only the newest N checkpoints")
-    p.add_argument("--reducers", type=int, default=1,
-                   help="reduce tasks adding the summed vector in parallel pieces; 0: map-only jobs, the "
-                        "driver adds the partitions' vectors (same bits). Default: %(default)s")
+    p.add_argument("--keep-checkpoints", type=_int_at_least(1, "keep_checkpoints"),
+                   help="keep only the newest N checkpoints")
+    p.add_argument("--reducers", type=_int_at_least(0, "reducers"), default=1,
+                   help="reduce tasks adding the summed vector in parallel pieces, at most one per element; "
+                        "0: map-only jobs, the driver adds the partitions' vectors (same bits). "
+                        "Default: %(default)s")
     p.add_argument("--warm-start", action="store_true",
                    help="if the newest checkpoint was made with other data, optimizer or l2, start from its "
                         "parameters with a fresh optimizer and this run's settings instead of refusing")
@@ -177,7 +260,99 @@ def _print_result(result, as_json):
             print(f"{key:>16}: {value}")
 
 
+def _location(uri):
+    """``(filesystem, absolute path)`` of ``uri`` for containment tests; existing local symlinks resolved."""
+    if split_scheme(uri) == "hdfs":
+        parts = urlsplit(uri)
+        return f"hdfs://{parts.netloc}", posixpath.normpath(parts.path or "/")
+    return "", os.path.realpath(local_path(uri))
+
+
+def _inside(uri, container):
+    """``"equal"`` if ``uri`` is ``container``, ``"inside"`` if it lies inside it, else None.
+
+    A host-less ``hdfs:///`` URI is taken to be on the same HDFS as any ``hdfs://`` URI.
+    """
+    (fs, path), (container_fs, container_path) = _location(uri), _location(container)
+    hdfs = fs.startswith("hdfs://") and container_fs.startswith("hdfs://")
+    if fs != container_fs and not (hdfs and "hdfs://" in (fs, container_fs)):
+        return None
+    if path == container_path:
+        return "equal"
+    return "inside" if path.startswith(container_path.rstrip("/") + "/") else None
+
+
+def _file_kind(path):
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"a dangling symbolic link (to {os.readlink(path)!r})"
+    return "a file" if os.path.isfile(path) else "a special file"
+
+
+def check_output_target(output, option, inputs):
+    """Refuse an output path that a command could only fail to write after its work, before any job runs.
+
+    Parameters
+    ----------
+    output : str
+        The new output: a local path or a ``file://`` or ``hdfs://`` URI that must not exist yet.
+    option : str
+        Its option or argument name, for the message.
+    inputs : dict of str to str
+        What the command reads (name to URI); the output must lie outside each of them.
+
+    Raises
+    ------
+    ValueError, OSError
+        One line naming the output, what was expected and what was found: an empty path, an existing
+        file, directory or dangling symbolic link, a parent that is not a writable directory, an output
+        equal to or inside an input.
+    """
+    if not output.strip():
+        raise ValueError(f"The {option!r} parameter must be a non-empty path. Got {output!r} instead.")
+    if split_scheme(output) == "hdfs":
+        if get_filesystem(output).exists(output):
+            raise FileExistsError(f"{output}: destination already exists; choose a new path or delete it")
+    else:
+        path = os.path.abspath(local_path(output))
+        if os.path.islink(path) and not os.path.exists(path):
+            raise FileExistsError(f"{output}: expected a new output path, found {_file_kind(path)}")
+        if os.path.lexists(path):
+            raise FileExistsError(f"{output}: destination already exists; choose a new path or delete it")
+        ancestor = os.path.dirname(path)
+        while not os.path.lexists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if not os.path.isdir(ancestor):
+            raise NotADirectoryError(f"{output}: expected {ancestor} to be a directory, found "
+                                     f"{_file_kind(ancestor)}")
+        if not os.access(ancestor, os.W_OK | os.X_OK):
+            raise PermissionError(f"{output}: expected a writable directory {ancestor}, found it read-only "
+                                  "for this user")
+    for name, uri in inputs.items():
+        where = _inside(output, uri)
+        if where:
+            found = f"the {name} itself" if where == "equal" else "a path inside it"
+            raise ValueError(f"{output}: expected an output outside the {name} {uri}, found {found}")
+
+
+def _check_checkpoint_dir(checkpoint_dir, data):
+    """A checkpoint directory may exist (a rerun resumes) but must be a directory outside the dataset."""
+    if not checkpoint_dir.strip():
+        raise ValueError(f"The 'checkpoint_dir' parameter must be a non-empty path. Got {checkpoint_dir!r} "
+                         "instead.")
+    if split_scheme(checkpoint_dir) != "hdfs":
+        path = local_path(checkpoint_dir)
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise NotADirectoryError(f"{checkpoint_dir}: expected a checkpoint directory, found "
+                                     f"{_file_kind(path)}")
+    where = _inside(checkpoint_dir, data)
+    if where:
+        found = "the dataset itself" if where == "equal" else "a path inside it"
+        raise ValueError(f"{checkpoint_dir}: expected a checkpoint directory outside the dataset {data}, "
+                         f"found {found}")
+
+
 def cmd_ingest(args):
+    check_output_target(args.dest, "dest", {"source": args.src})
     dataset = ingest(
         args.src, args.dest, format=args.format, label=args.label, weight=args.weight,
         partitions=args.partitions, partition_size_mb=args.partition_size, n_features=args.n_features,
@@ -191,6 +366,8 @@ def cmd_ingest(args):
 
 
 def cmd_train(args):
+    if args.checkpoint_dir is not None:
+        _check_checkpoint_dir(args.checkpoint_dir, args.data)
     trainer = Trainer(
         args.model, optimizer=args.optimizer, l2=args.l2, fit_intercept=not args.no_intercept,
         max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
@@ -203,7 +380,7 @@ def cmd_train(args):
     result = fitted.to_dict()
     result["metrics"] = None if args.no_metrics else fitted.evaluate(
         args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache,
-        reducers=args.reducers,
+        reducers=effective_reducers(args.reducers, metric_vector_length(fitted.model), "evaluate"),
     )
     _print_result(result, args.json)
 
@@ -216,6 +393,7 @@ def cmd_evaluate(args):
 
 
 def cmd_predict(args):
+    check_output_target(args.output, "output", {"dataset": args.data, "model directory": args.model_dir})
     fitted = FittedModel.load(args.model_dir)
     manifest = fitted.predict_dataset(args.data, args.output, runner=args.runner, conf_path=args.conf_path,
                                       partition_cache=args.partition_cache)
@@ -244,12 +422,28 @@ def _fail(message, status):
     return status
 
 
+def _inputs(args):
+    """The paths a command reads, for errors that cannot say which file they came from."""
+    names = ("src", "data", "model_dir", "dir", "checkpoint_dir", "conf_path")
+    return ", ".join(str(getattr(args, name)) for name in names if getattr(args, name, None))
+
+
 def main(argv=None):
-    """Entry point of the ``mrtrain`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``mrtrain`` console script; returns the exit status.
+
+    0: done; 2: bad input (options, files, data, also found by a map task); 1: a failed MapReduce job or
+    any other error; 130: interrupted (Ctrl-C).
+    """
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error, already printed (2)
+        return stop.code
     _configure_logging(args.verbose, args.quiet)
     try:
         COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("mrtrain: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except StepFailedException as error:
         cause = TASK_ERRORS.partition_error()
         if cause is None:
@@ -260,6 +454,17 @@ def main(argv=None):
         return _fail(f"a MapReduce job failed: {error}", 1)
     except (ValueError, OSError) as error:
         return _fail(error, 2)
+    except RecursionError as error:
+        log.debug("traceback:", exc_info=True)
+        return _fail(f"{_inputs(args)}: expected readable input, found values nested too deeply to parse "
+                     f"(RecursionError: {error})", 2)
+    except MemoryError as error:
+        log.debug("traceback:", exc_info=True)
+        return _fail(f"{_inputs(args)}: expected input that fits in memory, found it too large to read "
+                     f"(MemoryError{': ' if str(error) else ''}{error})", 2)
+    except Exception as error:
+        log.debug("traceback:", exc_info=True)
+        return _fail(f"{type(error).__name__}: {error} (rerun with -vv for the traceback)", 1)
     return 0
 
 
