@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from engine.mapreduce import JobLauncher, task_uri
-from engine.metrics import finalize_metrics
+from engine.mapreduce import JobLauncher, effective_reducers, task_uri
+from engine.metrics import finalize_metrics, metric_vector_length
 from engine.models import MODELS, make_model
 from engine.objective import Objective
 from engine.optimizers import OPTIMIZERS
@@ -155,6 +155,7 @@ class FittedModel:
             :func:`engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + l2 penalty).
         """
         dataset = self._open_matching(data)
+        reducers = effective_reducers(reducers, metric_vector_length(self.model), "evaluate")
         with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
                          partition_cache=partition_cache, reducers=reducers) as launcher:
             vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})

@@ -175,6 +175,37 @@ def hdfs_staging_dir(dataset_uri):
     return f"{parts.scheme}://{parts.netloc}/user/{hdfs_user()}/tmp/mrtrain/{uuid.uuid4().hex[:16]}"
 
 
+def effective_reducers(reducers, vector_length, job):
+    """The reducers a partition-sum job runs with: ``reducers``, at most one per summed element.
+
+    Every reducer adds one contiguous piece of the summed vector, so more reducers than elements only
+    add empty reduce tasks (one process or container each per pass); ``reducers`` is capped at
+    ``vector_length`` with a warning.
+
+    Parameters
+    ----------
+    reducers : int >= 0
+        The reducers asked for (0: map-only jobs).
+    vector_length : int >= 1
+        Length of the smallest vector the job sums.
+    job : str
+        What the job computes, for the warning (e.g. ``"gradient"``).
+
+    Returns
+    -------
+    int
+    """
+    if not (isinstance(reducers, int) and reducers >= 0):
+        raise ValueError(f"The 'reducers' parameter must be an int >= 0. Got {reducers!r} instead.")
+    if reducers <= vector_length:
+        return reducers
+    log.warning(
+        "--reducers %d: the %s job sums a vector of %d elements; using %d reducers (one element each at "
+        "least)", reducers, job, vector_length, vector_length,
+    )
+    return vector_length
+
+
 class JobLauncher:
     """Runs partition jobs over one dataset with one mrjob runner.
 

@@ -6,7 +6,7 @@ checkpoint when it was made with the same data and settings (or, with ``warm_sta
 parameters with a fresh optimizer), and runs :func:`engine.driver.optimize` with one gradient MapReduce
 job per iteration, writing a checkpoint after every pass. The mrjob config file is checked
 (:func:`check_mrjob_conf`) before anything runs, and the reducers are capped at one per element of the
-summed vector (:func:`effective_reducers`).
+summed vector (:func:`engine.mapreduce.effective_reducers`).
 
 Checkpoint files are numbered ``base + iteration``: ``base`` is 0 for a fresh run and one past the source
 checkpoint for a warm start, so a warm-started run's checkpoints are always newer than the ones it started
@@ -24,7 +24,7 @@ import yaml
 
 from engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
 from engine.fitted import FittedModel, latest_training_checkpoint
-from engine.mapreduce import RUNNERS, JobLauncher
+from engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
 from engine.models import MODELS, PartialSums, make_model
 from engine.objective import Objective
 from engine.optimizers import OPTIMIZERS, make_optimizer
@@ -315,36 +315,6 @@ def settings_differences(previous, current, keys):
     ]
 
 
-def effective_reducers(reducers, vector_length, job):
-    """The reducers a partition-sum job runs with: ``reducers``, at most one per summed element.
-
-    Every reducer adds one contiguous piece of the summed vector, so more reducers than elements only
-    add empty reduce tasks (one process or container each per pass); ``reducers`` is capped at
-    ``vector_length`` with a warning.
-
-    Parameters
-    ----------
-    reducers : int >= 0
-        The reducers asked for (0: map-only jobs).
-    vector_length : int >= 1
-        Length of the smallest vector the job sums.
-    job : str
-        What the job computes, for the warning (e.g. ``"gradient"``).
-
-    Returns
-    -------
-    int
-    """
-    check_int("reducers", reducers, minimum=0)
-    if reducers <= vector_length:
-        return reducers
-    log.warning(
-        "--reducers %d: the %s job sums a vector of %d elements; using %d reducers (one element each at "
-        "least)", reducers, job, vector_length, vector_length,
-    )
-    return vector_length
-
-
 def check_mrjob_conf(conf_path):
     """Check that ``conf_path`` is a readable mrjob config file, before mrjob reads it.
 
@@ -427,7 +397,11 @@ def _check_conf_file(path, seen, included_by):
 def _parse_conf(text, where):
     """The YAML document (JSON is YAML) of an mrjob config file, bounded in values after aliases."""
     try:
-        document = yaml.load(text, Loader=_ConfLoader)
+        loader = _ConfLoader(text)
+        try:
+            document = loader.get_single_data()
+        finally:
+            loader.dispose()
     except RecursionError:
         raise ValueError(f"{where}: expected YAML or JSON, found values nested too deeply to parse") from None
     except (ValueError, yaml.YAMLError) as error:

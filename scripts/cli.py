@@ -24,11 +24,10 @@ from mrjob.step import StepFailedException
 from engine.driver import Progress
 from engine.fitted import FittedModel
 from engine.mapreduce import RUNNERS
-from engine.metrics import metric_vector_length
 from engine.models import MODELS
 from engine.optimizers import OPTIMIZERS
 from engine.params import check_int, check_number
-from engine.trainer import Trainer, check_mrjob_conf, effective_reducers
+from engine.trainer import Trainer, check_mrjob_conf
 from mr_jobs.partition_job import PartitionError
 from storage.checkpoint import list_checkpoints
 from storage.filesystem import get_filesystem, split_scheme
@@ -380,7 +379,7 @@ def cmd_train(args):
     result = fitted.to_dict()
     result["metrics"] = None if args.no_metrics else fitted.evaluate(
         args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache,
-        reducers=effective_reducers(args.reducers, metric_vector_length(fitted.model), "evaluate"),
+        reducers=args.reducers,
     )
     _print_result(result, args.json)
 
