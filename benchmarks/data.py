@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from storage.dataset import Dataset, write_dataset
+from mrtrain.storage.dataset import Dataset, write_dataset
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def ensure_dataset(problem, dtype="float64", partitions=2, cache_dir=CACHE_DIR):
 
     Returns
     -------
-    storage.dataset.Dataset
+    mrtrain.storage.dataset.Dataset
     """
     path = dataset_path(problem, dtype, partitions, cache_dir)
     if not os.path.isdir(path):

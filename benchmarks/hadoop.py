@@ -2,8 +2,8 @@
 
 Run ``python3 -m benchmarks.hadoop [--passes N] [--json OUT]`` with the cluster's environment
 (``eval "$(scripts/hadoop-cluster env)"``). It writes a tiny dataset (3 partitions) to HDFS and times
-gradient passes through :class:`engine.mapreduce.JobLauncher` with one reducer and map-only, counting the
-``hadoop`` commands each job runs by pointing mrjob's ``hadoop_bin`` at a wrapper that logs its calls.
+gradient passes through :class:`mrtrain.engine.mapreduce.JobLauncher` with one reducer and map-only, counting
+the ``hadoop`` commands each job runs by pointing mrjob's ``hadoop_bin`` at a wrapper that logs its calls.
 Nearly all of a pass here is Hadoop's fixed cost (JVM starts, submission, application master, containers).
 """
 
@@ -18,10 +18,10 @@ import uuid
 
 import numpy as np
 
-from engine.mapreduce import JobLauncher
-from mr_jobs.gradient import MRGradient
-from storage.dataset import Dataset, write_dataset
-from storage.filesystem import get_filesystem
+from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.storage.dataset import Dataset, write_dataset
+from mrtrain.storage.filesystem import get_filesystem
 
 
 def logging_hadoop_conf(conf_path, tmp):

@@ -30,14 +30,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _task(uri, sha256, kind, n_features, classes, m, hessian, cache_root=None):
     started = time.perf_counter()
-    import mr_jobs.gradient  # noqa: F401  (what the task imports)
-    from engine.models import make_model
-    from mr_jobs.partition_job import single_threaded_blas
-    from storage.filesystem import get_filesystem
-    from storage.partition_cache import PartitionCache
+    import mrtrain.mr_jobs.gradient  # noqa: F401  (what the task imports)
+    from mrtrain.engine.models import make_model
+    from mrtrain.mr_jobs.partition_job import single_threaded_blas
+    from mrtrain.storage.filesystem import get_filesystem
+    from mrtrain.storage.partition_cache import PartitionCache
 
     if cache_root is None:
-        from storage.dataset import read_partition  # a cache hit never imports pyarrow
+        from mrtrain.storage.dataset import read_partition  # a cache hit never imports pyarrow
 
     imported = time.perf_counter()
     baseline = _peak_rss_bytes()
@@ -73,7 +73,7 @@ def _read_breakdown(uri):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from storage.filesystem import get_filesystem
+    from mrtrain.storage.filesystem import get_filesystem
 
     started = time.perf_counter()
     data = get_filesystem(uri).read_bytes(uri)
@@ -140,9 +140,9 @@ def measure(dataset, kind, m, hessian, label, cached=False):
     partition = dataset.partitions[0]
     with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache_root:
         if cached:
-            from storage.dataset import read_partition
-            from storage.filesystem import get_filesystem
-            from storage.partition_cache import PartitionCache
+            from mrtrain.storage.dataset import read_partition
+            from mrtrain.storage.filesystem import get_filesystem
+            from mrtrain.storage.partition_cache import PartitionCache
 
             source = (partition.uri, get_filesystem(partition.uri).stat(partition.uri))
             PartitionCache(cache_root).put(partition.sha256, *source, *read_partition(partition.uri))
@@ -153,7 +153,7 @@ def measure(dataset, kind, m, hessian, label, cached=False):
     X = np.array(X, dtype=np.float64)
     y = (y == max(dataset.classes)).astype(np.float64) if kind == "logistic" else np.array(y)
     thetas = np.random.default_rng(0).normal(scale=0.1, size=(m, X.shape[1] + 1))
-    from mr_jobs.partition_job import single_threaded_blas
+    from mrtrain.mr_jobs.partition_job import single_threaded_blas
 
     with single_threaded_blas():
         raw_s = best_seconds(lambda: raw_numpy_sums(X, y, thetas, kind, hessian))

@@ -12,9 +12,9 @@ import time
 import numpy as np
 
 from benchmarks.mapper import ROOT
-from engine.mapreduce import JobLauncher
-from mr_jobs.gradient import MRGradient
-from storage.dataset import write_dataset
+from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.storage.dataset import write_dataset
 
 SPEC = {"kind": "logistic", "n_features": 4, "classes": [0.0, 1.0], "fit_intercept": True}
 
@@ -25,7 +25,7 @@ def task_import_seconds(env_extra, repeats=5):
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import mr_jobs.gradient"], check=True, env=env)
+        subprocess.run([sys.executable, "-c", "import mrtrain.mr_jobs.gradient"], check=True, env=env)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 

@@ -175,7 +175,7 @@ def main(argv=None):
     parser.add_argument("--cache-dir", default=data.CACHE_DIR, help="dataset cache. Default: %(default)s")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
-    for noisy in ("mrjob", "engine", "py4j"):
+    for noisy in ("mrjob", "mrtrain", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     use_spark = args.spark or ("no" if args.quick else "auto")
     if use_spark == "yes" and spark_unavailable_reason():

@@ -11,18 +11,18 @@ import math
 
 import numpy as np
 
-from engine.mapreduce import JobLauncher, effective_reducers, task_uri
-from engine.metrics import finalize_metrics, metric_vector_length
-from engine.models import MODELS, make_model
-from engine.objective import Objective
-from engine.optimizers import OPTIMIZERS
-from engine.optimizers.base import state_to_record
-from mr_jobs.evaluate import MREvaluate
-from mr_jobs.predict import MRPredict
-from storage.checkpoint import latest_checkpoint
-from storage.dataset import Dataset
-from storage.errors import CheckpointError, DataError
-from storage.filesystem import get_filesystem, join, temp_sibling
+from mrtrain.engine.mapreduce import JobLauncher, effective_reducers, task_uri
+from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
+from mrtrain.engine.models import MODELS, make_model
+from mrtrain.engine.objective import Objective
+from mrtrain.engine.optimizers import OPTIMIZERS
+from mrtrain.engine.optimizers.base import state_to_record
+from mrtrain.mr_jobs.evaluate import MREvaluate
+from mrtrain.mr_jobs.predict import MRPredict
+from mrtrain.storage.checkpoint import latest_checkpoint
+from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.errors import CheckpointError, DataError
+from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,12 @@ PREDICTIONS_MANIFEST = "_predictions.json"
 
 
 class FittedModel:
-    """A fitted linear model, as produced by :class:`engine.trainer.Trainer` or loaded from checkpoints.
+    """A fitted linear model, as produced by :class:`mrtrain.engine.trainer.Trainer` or loaded from
+    checkpoints.
 
     Attributes
     ----------
-    model : engine.models.Model
+    model : mrtrain.engine.models.Model
     theta_ : ndarray, shape (p,)
         All parameters, intercept last (per class row for softmax).
     coef_ : ndarray, shape (d,) or (K, d)
@@ -147,12 +148,12 @@ class FittedModel:
     def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True, reducers=1):
         """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.
 
-        ``partition_cache`` and ``reducers`` are those of :class:`engine.trainer.Trainer`.
+        ``partition_cache`` and ``reducers`` are those of :class:`mrtrain.engine.trainer.Trainer`.
 
         Returns
         -------
         dict
-            :func:`engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + l2 penalty).
+            :func:`mrtrain.engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + l2 penalty).
         """
         dataset = self._open_matching(data)
         reducers = effective_reducers(reducers, metric_vector_length(self.model), "evaluate")
@@ -212,7 +213,7 @@ def latest_training_checkpoint(checkpoint_dir):
     """The newest checkpoint of ``checkpoint_dir`` that passes :func:`validate_checkpoint`, or None.
 
     Invalid newer checkpoints are skipped with one warning each
-    (:func:`storage.checkpoint.latest_checkpoint`).
+    (:func:`mrtrain.storage.checkpoint.latest_checkpoint`).
     """
     return latest_checkpoint(checkpoint_dir, validate=validate_checkpoint)
 
@@ -246,7 +247,7 @@ _MISSING = object()
 
 
 def validate_checkpoint(checkpoint):
-    """Check that ``checkpoint`` is a training checkpoint written by :class:`engine.trainer.Trainer`.
+    """Check that ``checkpoint`` is a training checkpoint written by :class:`mrtrain.engine.trainer.Trainer`.
 
     Every meta field the trainer and :meth:`FittedModel.load` read is checked for its type and range
     (finite floats), the file number is ``checkpoint_base + iteration``, and the ``state.*`` arrays are
@@ -255,7 +256,7 @@ def validate_checkpoint(checkpoint):
 
     Raises
     ------
-    storage.errors.CheckpointError
+    mrtrain.storage.errors.CheckpointError
         Naming the file, the field, what was expected and what was found.
     """
     uri, meta = checkpoint.uri, checkpoint.meta

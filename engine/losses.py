@@ -2,7 +2,7 @@
 
 A loss here knows nothing about features or parameters: it maps an encoded label ``y`` and a
 margin ``eta`` to the pointwise loss and its first and second derivatives with respect to
-``eta``. :mod:`engine.models` chains them with the linear map ``eta = X @ w + b``.
+``eta``. :mod:`mrtrain.engine.models` chains them with the linear map ``eta = X @ w + b``.
 
 Every function broadcasts over leading axes, so the model can evaluate ``m`` parameter points
 at once: for the scalar losses ``eta`` has shape ``(m, n)`` (or ``(n,)``) and ``y`` shape

@@ -16,14 +16,15 @@ runner over an ``hdfs://`` dataset it is a scratch directory on that HDFS, writt
 then references these files instead of uploading each with a ``hadoop fs -put`` (one JVM start each), uses
 the same directory for its own files, writes the job output there, and the launcher reads the output and
 cleans up through WebHDFS too. mrjob's own HDFS work (``mkdir``, uploading its zip, setup wrapper and job
-script) goes over WebHDFS as well (:mod:`engine.mrjob_fs`), so a job runs one ``hadoop`` command, ``hadoop
-jar``, plus one ``hadoop version`` per launcher, where mrjob alone ran 12 per job.
+script) goes over WebHDFS as well (:mod:`mrtrain.engine.mrjob_fs`), so a job runs one ``hadoop`` command,
+``hadoop jar``, plus one ``hadoop version`` per launcher, where mrjob alone ran 12 per job.
 
 With ``reducers=0`` a partition-sum job is map-only: its output is one ``(partition id, vector)`` record per
 partition, which :meth:`JobLauncher.sum_vector` adds in partition order with the reducer's own function.
 That saves the reduce task (a process on the local runner, a container on YARN) and is bitwise the same.
 """
 
+import importlib
 import io
 import json
 import logging
@@ -41,13 +42,13 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from engine.mrjob_fs import webhdfs_first
-from mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line, sum_in_partition_order
-from storage import partition_cache
-from storage.filesystem import get_filesystem, join, split_scheme
-from storage.hdfs_fs import hdfs_user
-from storage.local_fs import LOCAL
-from storage.lock import pid_alive
+from mrtrain.engine.mrjob_fs import webhdfs_first
+from mrtrain.mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line, sum_in_partition_order
+from mrtrain.storage import partition_cache
+from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
+from mrtrain.storage.hdfs_fs import hdfs_user
+from mrtrain.storage.local_fs import LOCAL
+from mrtrain.storage.lock import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ TASK_ENVIRONMENT = (
     partition_cache.ROOT_ENV, partition_cache.MAX_BYTES_ENV, FAULT_PARTITION_ENV,
 )
 
-_PACKAGES = ("engine", "mr_jobs", "storage")
+#: The subpackages of ``mrtrain`` that tasks import (the CLI stays on the driver).
+_TASK_PACKAGES = ("engine", "mr_jobs", "storage")
 
 #: Local staging directories: ``<tempdir>/mrtrain-job-<pid>-<random>``.
 STAGING_PREFIX = "mrtrain-job-"
@@ -69,20 +71,17 @@ _STAGING_NAME = re.compile(r"mrtrain-job-([0-9]{1,10})-[A-Za-z0-9_]{1,32}")
 STAGING_MARKER = "_owner.json"
 _STAGING_FORMAT = "mrtrain-staging"
 
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
-
-#: The local runner's tasks run on this machine with this Python, so they import mrtrain and mrjob from where
-#: the driver does instead of from zips (a zip is unpacked and compiled by every task: no bytecode cache, plus
-#: a wrapper script and a lock per task), and take the standard library's distutils, which mrjob imports,
-#: instead of setuptools' shim (~0.12 s of imports per task). Measured on a 3-partition pass: 2.2 -> 1.05
-#: CPU-seconds (python3 -m benchmarks.run).
-_LOCAL_TASK_ARGS = ["--no-bootstrap-mrjob", "--cmdenv", f"PYTHONPATH={_SOURCE_ROOT}"] + (
+#: The local runner's tasks run on this machine with this Python, so they import mrtrain (installed) and
+#: mrjob from where the driver does instead of from zips (a zip is unpacked and compiled by every task: no
+#: bytecode cache, plus a wrapper script and a lock per task), and take the standard library's distutils,
+#: which mrjob imports, instead of setuptools' shim (about 0.12 s of imports per task).
+_LOCAL_TASK_ARGS = ["--no-bootstrap-mrjob"] + (
     ["--cmdenv", "SETUPTOOLS_USE_DISTUTILS=stdlib"] if sys.version_info < (3, 12) else []
 )
 
 #: Task processes of the local and hadoop runners run their math on one BLAS thread (see
-#: :func:`mr_jobs.partition_job.single_threaded_blas`); saying so before numpy loads also spares OpenBLAS
-#: starting a thread pool in every task (~12 ms of its import).
+#: :func:`mrtrain.mr_jobs.partition_job.single_threaded_blas`); saying so before numpy loads also spares
+#: OpenBLAS starting a thread pool in every task (~12 ms of its import).
 _TASK_THREAD_ARGS = [
     arg
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
@@ -97,18 +96,25 @@ def task_uri(uri):
 
 
 def package_zip():
-    """A zip of mrtrain's importable packages (``.py`` files only), as bytes.
+    """A zip of the ``mrtrain`` package as tasks import it (``.py`` files only), as bytes.
 
-    The archive is byte-for-byte reproducible: sorted entries with a fixed timestamp.
+    ``mrtrain/__init__.py`` and the subpackages tasks need, under the names they have when installed
+    (``mrtrain/engine/...``), wherever they live in a source checkout. The archive is byte-for-byte
+    reproducible: sorted entries with a fixed timestamp.
     """
-    root = _SOURCE_ROOT
+    import mrtrain
+
+    files = [(Path(mrtrain.__file__), "mrtrain/__init__.py")]
+    for name in _TASK_PACKAGES:
+        root = Path(importlib.import_module(f"mrtrain.{name}").__file__).parent
+        files += [(source, f"mrtrain/{name}/{source.relative_to(root).as_posix()}")
+                  for source in root.rglob("*.py")]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for package in _PACKAGES:
-            for source in sorted((root / package).rglob("*.py")):
-                info = zipfile.ZipInfo(source.relative_to(root).as_posix(), date_time=(1980, 1, 1, 0, 0, 0))
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, source.read_bytes())
+        for source, name in sorted(files, key=lambda pair: pair[1]):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, source.read_bytes())
     return buffer.getvalue()
 
 
@@ -211,7 +217,7 @@ class JobLauncher:
 
     Parameters
     ----------
-    dataset : storage.dataset.Dataset
+    dataset : mrtrain.storage.dataset.Dataset
     model_spec : dict
         ``{"kind", "n_features", "classes", "fit_intercept"}``: what tasks need to rebuild the model.
     runner : str
@@ -223,7 +229,7 @@ class JobLauncher:
         vector. 0: a map-only job whose mappers' vectors the driver adds (one process or container less
         per pass). Every choice adds in partition order: the total is bitwise the same.
     partition_cache : bool
-        Whether map tasks use their node's :class:`storage.partition_cache.PartitionCache`.
+        Whether map tasks use their node's :class:`mrtrain.storage.partition_cache.PartitionCache`.
     """
 
     def __init__(self, dataset, model_spec, *, runner="inline", conf_path=None, reducers=1,
@@ -318,7 +324,7 @@ class JobLauncher:
 
         Parameters
         ----------
-        job_class : subclass of mr_jobs.partition_job.PartitionJob
+        job_class : subclass of mrtrain.mr_jobs.partition_job.PartitionJob
         thetas : ndarray, shape (m, p)
             Parameter points shipped to every task.
         task : dict
@@ -349,7 +355,7 @@ class JobLauncher:
         return records
 
     def _use_webhdfs(self, runner):
-        """Give a hadoop runner the filesystem of :func:`engine.mrjob_fs.webhdfs_first`.
+        """Give a hadoop runner the filesystem of :func:`mrtrain.engine.mrjob_fs.webhdfs_first`.
 
         mrjob builds a runner's filesystem lazily in its ``fs`` property from ``_fs``; setting ``_fs``
         first is the only way in (mrjob 0.7.4). The ``hadoop`` command's filesystem of the first job is
@@ -363,7 +369,7 @@ class JobLauncher:
         """Run a partition-sum job and return the total vector (shards concatenated in order).
 
         Without reducers the job outputs every partition's tagged vector and they are added here with the
-        reducer's own :func:`~mr_jobs.partition_job.sum_in_partition_order`.
+        reducer's own :func:`~mrtrain.mr_jobs.partition_job.sum_in_partition_order`.
 
         Raises
         ------

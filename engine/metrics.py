@@ -29,8 +29,8 @@ zero weight.
 
 import numpy as np
 
-from engine.losses import sigmoid
-from engine.models import sample_weights
+from mrtrain.engine.losses import sigmoid
+from mrtrain.engine.models import sample_weights
 
 AUC_BINS = 2**14
 
@@ -40,7 +40,7 @@ def metric_partials(model, X, y_encoded, w, theta):
 
     Parameters
     ----------
-    model : engine.models.Model
+    model : mrtrain.engine.models.Model
         The model.
     X : ndarray of shape (n, d)
         Features.
@@ -110,7 +110,7 @@ def finalize_metrics(model, v):
 
     Parameters
     ----------
-    model : engine.models.Model
+    model : mrtrain.engine.models.Model
         The model the sums were computed for.
     v : array_like of shape (metric_vector_length(model),)
         Sum of :func:`metric_partials` vectors.

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.losses import (
+from mrtrain.engine.losses import (
     LogisticLoss,
     MultinomialLoss,
     PoissonLoss,
@@ -157,7 +157,7 @@ class Model:
     n_params : int
         Length ``p`` of the parameter vector: ``n_outputs * (d + fit_intercept)``.
     loss : object
-        The pointwise loss from :mod:`engine.losses`.
+        The pointwise loss from :mod:`mrtrain.engine.losses`.
     """
 
     def __init__(self, kind, n_features, loss, classes, fit_intercept):

@@ -3,8 +3,8 @@
 mrjob's hadoop runner does its HDFS work (``mkdir``, uploading its zip, setup wrapper and job script,
 listing and reading output, cleanup) through ``hadoop fs`` commands: one JVM start, about a second, each.
 :func:`webhdfs_first` builds the runner's filesystem so that ``hdfs://`` paths go to
-:class:`WebHdfsFilesystem` (HTTP requests through :mod:`storage.hdfs_fs`, with its retries) and only what
-WebHDFS cannot do (other URI schemes) goes to the ``hadoop`` command; its ``hadoop version`` answer is
+:class:`WebHdfsFilesystem` (HTTP requests through :mod:`mrtrain.storage.hdfs_fs`, with its retries) and only
+what WebHDFS cannot do (other URI schemes) goes to the ``hadoop`` command; its ``hadoop version`` answer is
 kept for the life of the launcher, so it runs once per training instead of once per job. The launcher
 uses it for datasets on HDFS, whose WebHDFS address it already knows.
 """
@@ -18,7 +18,7 @@ from mrjob.fs.base import Filesystem
 from mrjob.fs.composite import CompositeFilesystem
 from mrjob.fs.local import LocalFilesystem
 
-from storage.hdfs_fs import hdfs_filesystem
+from mrtrain.storage.hdfs_fs import hdfs_filesystem
 
 _GLOB_CHARS = "*?["
 

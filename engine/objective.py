@@ -1,13 +1,14 @@
 """The training objective: mean weighted loss plus the l2 penalty on coefficients.
 
 ``f(θ) = (1/Σsᵢ) Σᵢ sᵢ ℓ(yᵢ, xᵢ·w + b) + (l2/2)‖w‖²`` — intercepts are never penalized. The data part
-arrives as summed :class:`engine.models.PartialSums` from a MapReduce pass; this module divides once by the
-total weight and adds the penalty, giving one :class:`engine.optimizers.base.Evaluation` per point.
+arrives as summed :class:`mrtrain.engine.models.PartialSums` from a MapReduce pass; this module divides once
+by the
+total weight and adds the penalty, giving one :class:`mrtrain.engine.optimizers.base.Evaluation` per point.
 """
 
 import numpy as np
 
-from engine.optimizers.base import Evaluation
+from mrtrain.engine.optimizers.base import Evaluation
 
 
 class Objective:
@@ -15,7 +16,7 @@ class Objective:
 
     Parameters
     ----------
-    model : engine.models.Model
+    model : mrtrain.engine.models.Model
     l2 : float
         Strength of the ``(l2/2)‖w‖²`` penalty, >= 0.
     """
@@ -35,7 +36,7 @@ class Objective:
 
         Parameters
         ----------
-        sums : engine.models.PartialSums
+        sums : mrtrain.engine.models.PartialSums
             Totals over the whole dataset at the ``m`` points (Hessians at the first ``k``).
         thetas : ndarray, shape (m, p)
 

@@ -1,12 +1,12 @@
 """Training from Python: ``Trainer(...).fit(dataset_uri)`` runs the iterative MapReduce loop.
 
 The trainer opens the dataset, builds the model, the objective and the optimizer, locks ``checkpoint_dir``
-(:mod:`storage.lock`), removes what interrupted checkpoint writes left there, resumes from the newest valid
-checkpoint when it was made with the same data and settings (or, with ``warm_start``, starts from its
-parameters with a fresh optimizer), and runs :func:`engine.driver.optimize` with one gradient MapReduce
-job per iteration, writing a checkpoint after every pass. The mrjob config file is checked
+(:mod:`mrtrain.storage.lock`), removes what interrupted checkpoint writes left there, resumes from the newest
+valid checkpoint when it was made with the same data and settings (or, with ``warm_start``, starts from its
+parameters with a fresh optimizer), and runs :func:`mrtrain.engine.driver.optimize` with one gradient
+MapReduce job per iteration, writing a checkpoint after every pass. The mrjob config file is checked
 (:func:`check_mrjob_conf`) before anything runs, and the reducers are capped at one per element of the
-summed vector (:func:`engine.mapreduce.effective_reducers`).
+summed vector (:func:`mrtrain.engine.mapreduce.effective_reducers`).
 
 Checkpoint files are numbered ``base + iteration``: ``base`` is 0 for a fresh run and one past the source
 checkpoint for a warm start, so a warm-started run's checkpoints are always newer than the ones it started
@@ -22,20 +22,20 @@ from typing import NamedTuple
 import numpy as np
 import yaml
 
-from engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
-from engine.fitted import FittedModel, latest_training_checkpoint
-from engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
-from engine.models import MODELS, PartialSums, make_model
-from engine.objective import Objective
-from engine.optimizers import OPTIMIZERS, make_optimizer
-from engine.optimizers.base import state_from_record, state_to_record
-from engine.params import check_choice, check_int, check_number
-from mr_jobs.gradient import MRGradient
-from mr_jobs.partition_job import NON_FINITE_COUNTERS
-from storage.checkpoint import remove_temporaries, save_checkpoint
-from storage.dataset import Dataset
-from storage.errors import DataError
-from storage.lock import DirectoryLock
+from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
+from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint
+from mrtrain.engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
+from mrtrain.engine.models import MODELS, PartialSums, make_model
+from mrtrain.engine.objective import Objective
+from mrtrain.engine.optimizers import OPTIMIZERS, make_optimizer
+from mrtrain.engine.optimizers.base import state_from_record, state_to_record
+from mrtrain.engine.params import check_choice, check_int, check_number
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.partition_job import NON_FINITE_COUNTERS
+from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
+from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.errors import DataError
+from mrtrain.storage.lock import DirectoryLock
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Trainer:
         settings instead of refusing. Needs a valid checkpoint in ``checkpoint_dir``. Default: False.
     break_lock : bool
         Take the checkpoint directory's lock even if another run seems to hold it (see
-        :mod:`storage.lock`). Default: False.
+        :mod:`mrtrain.storage.lock`). Default: False.
     reducers : int >= 0
         Number of pieces (and reduce tasks) the summed vector is cut into, so that several reducers add
         a large vector in parallel; 0 runs map-only jobs whose partition vectors the driver adds (no
@@ -93,10 +93,10 @@ class Trainer:
         reducers than the smallest summed vector has elements are capped with a warning. Default: 1.
     partition_cache : bool
         Let map tasks keep decoded partitions in their node's cache
-        (:mod:`storage.partition_cache`), so that passes after the first skip reading, hashing and
+        (:mod:`mrtrain.storage.partition_cache`), so that passes after the first skip reading, hashing and
         decoding them. Default: True.
     callback : callable, optional
-        Called with an :class:`engine.driver.Progress` after every pass.
+        Called with an :class:`mrtrain.engine.driver.Progress` after every pass.
     """
 
     def __init__(self, model, *, optimizer="lbfgs", l2=0.0, fit_intercept=True, max_iter=100, tol=1e-8,

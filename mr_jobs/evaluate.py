@@ -1,15 +1,16 @@
 """Evaluate job: mergeable metric sums (accuracy, log-loss, confusion matrix, AUC histogram, errors).
 
-Each mapper reads one Parquet partition and computes :func:`engine.metrics.metric_partials` at the shipped
+Each mapper reads one Parquet partition and computes :func:`mrtrain.engine.metrics.metric_partials` at the
+shipped
 parameters (``--params`` holds one point); the reducer adds the partitions' sums in partition order; the
-driver turns the total into metrics with :func:`engine.metrics.finalize_metrics`.
+driver turns the total into metrics with :func:`mrtrain.engine.metrics.finalize_metrics`.
 """
 
 import numpy as np
 
-from engine.metrics import metric_partials
-from mr_jobs.partition_job import PartitionSumJob
-from storage.errors import DataError
+from mrtrain.engine.metrics import metric_partials
+from mrtrain.mr_jobs.partition_job import PartitionSumJob
+from mrtrain.storage.errors import DataError
 
 
 class MREvaluate(PartitionSumJob):

@@ -4,10 +4,10 @@ Each mapper reads one Parquet partition and computes, in one vectorised pass, th
 ``Σ sᵢ``, ``Σ sᵢ ℓ`` and ``Σ sᵢ ∇ℓ`` at every parameter point in the shipped ``--params`` file (the
 optimizer's trial points), and ``Σ sᵢ ∇²ℓ`` at the first ``k`` of them, where the task's ``"hessian"``
 setting is the int ``k`` (0: no Hessian; Newton asks for 1). The reducer adds the partitions' sums in
-partition order. Output: one record per shard, the flattened :class:`engine.models.PartialSums`.
+partition order. Output: one record per shard, the flattened :class:`mrtrain.engine.models.PartialSums`.
 """
 
-from mr_jobs.partition_job import PartitionSumJob
+from mrtrain.mr_jobs.partition_job import PartitionSumJob
 
 
 class MRGradient(PartitionSumJob):

@@ -13,8 +13,8 @@ contributes. The reducer adds the vectors of all partitions **in partition-id or
 same on every runner. With ``--map-only`` the job has no reduce phase: its output is the mappers' tagged
 vectors and the driver adds them with the same function, in the same order, to the same bits.
 
-A mapper that fails raises :class:`PartitionDataError` (bad data: a :class:`storage.errors.DataError`) or
-:class:`PartitionError` (anything else) whose one-line message starts with ``partition N`` and names the
+A mapper that fails raises :class:`PartitionDataError` (bad data: a :class:`mrtrain.storage.errors.DataError`)
+or :class:`PartitionError` (anything else) whose one-line message starts with ``partition N`` and names the
 partition's URI; the driver finds that line again in the task's traceback (see ``scripts/cli.py``).
 """
 
@@ -31,11 +31,11 @@ from mrjob.protocol import RawValueProtocol
 from mrjob.step import MRStep
 from threadpoolctl import threadpool_limits
 
-from engine.models import make_model
-from mr_jobs.protocols import TaggedVectorProtocol
-from storage.errors import DataError
-from storage.filesystem import get_filesystem
-from storage.partition_cache import PartitionCache
+from mrtrain.engine.models import make_model
+from mrtrain.mr_jobs.protocols import TaggedVectorProtocol
+from mrtrain.storage.errors import DataError
+from mrtrain.storage.filesystem import get_filesystem
+from mrtrain.storage.partition_cache import PartitionCache
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class PartitionJob(MRJob):
                 self.increment_counter("mrtrain", "partitions from cache")
                 return cached
         # Imported here: pyarrow is ~30 ms of a task's start-up, which reducers and cache hits never need.
-        from storage.dataset import read_partition
+        from mrtrain.storage.dataset import read_partition
 
         X, y_raw, w = read_partition(
             uri, expected_sha256=sha256, n_features=n_features, expected_rows=part.rows,

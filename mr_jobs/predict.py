@@ -14,9 +14,9 @@ import pyarrow.parquet as pq
 from mrjob.protocol import JSONProtocol
 from mrjob.step import MRStep
 
-from mr_jobs.partition_job import PartitionJob, failures_named, single_threaded_blas
-from storage.errors import DataError
-from storage.filesystem import get_filesystem, join
+from mrtrain.mr_jobs.partition_job import PartitionJob, failures_named, single_threaded_blas
+from mrtrain.storage.errors import DataError
+from mrtrain.storage.filesystem import get_filesystem, join
 
 
 def predictions_table(model, X, y_raw, theta):

@@ -9,7 +9,7 @@ the canonical bytes of all of it. Loading never unpickles: only Parquet, JSON an
 Nothing read is trusted: a checkpoint is only a regular file of at most :data:`MAX_CHECKPOINT_BYTES`
 whose meta JSON is at most :data:`MAX_META_BYTES`, whose iteration is the one its name says, and whose
 array shapes match their values; anything else is a :class:`CheckpointError`. Callers that know what the
-meta must hold (the trainer's schema: :func:`engine.fitted.validate_checkpoint`) pass a ``validate``
+meta must hold (the trainer's schema: :func:`mrtrain.engine.fitted.validate_checkpoint`) pass a ``validate``
 function to :func:`latest_checkpoint`, so that a checkpoint failing it is skipped like a corrupt one.
 """
 
@@ -26,8 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.errors import CheckpointError
-from storage.filesystem import basename, get_filesystem, join
+from mrtrain.storage.errors import CheckpointError
+from mrtrain.storage.filesystem import basename, get_filesystem, join
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ FORMAT = "mrtrain-checkpoint"
 VERSION = 1
 #: File names of checkpoints (match with ``fullmatch``: ASCII digits only, no trailing newline).
 NAME_PATTERN = re.compile(r"ckpt-([0-9]{6,18})\.parquet")
-#: Temporary files of checkpoint writes (:func:`storage.filesystem.temp_sibling`), left by a crash.
+#: Temporary files of checkpoint writes (:func:`mrtrain.storage.filesystem.temp_sibling`), left by a crash.
 TEMPORARY_PATTERN = re.compile(r"\.ckpt-[0-9]{6,18}\.parquet\.tmp-[0-9a-f]{12}")
 #: Largest checkpoint file read: generous for ``p`` parameters plus optimizer state (a Newton state holds
 #: a ``p x p`` Hessian: p = 16000 is 2 GiB).

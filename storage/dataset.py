@@ -29,8 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from storage.errors import DataError
-from storage.filesystem import get_filesystem, join, temp_sibling
+from mrtrain.storage.errors import DataError
+from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import uuid
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
-from storage.errors import DataError
+from mrtrain.storage.errors import DataError
 
 logger = logging.getLogger(__name__)
 
@@ -204,9 +204,9 @@ def get_filesystem(uri):
     """
     scheme = split_scheme(uri)
     if scheme == "hdfs":
-        from storage.hdfs_fs import hdfs_filesystem
+        from mrtrain.storage.hdfs_fs import hdfs_filesystem
 
         return hdfs_filesystem(uri)
-    from storage.local_fs import LOCAL
+    from mrtrain.storage.local_fs import LOCAL
 
     return LOCAL

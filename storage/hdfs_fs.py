@@ -23,7 +23,7 @@ from urllib.parse import unquote, urlsplit
 import hdfs
 import requests
 
-from storage.filesystem import FileStat, FileSystem, check_max_bytes, temp_sibling, too_large
+from mrtrain.storage.filesystem import FileStat, FileSystem, check_max_bytes, temp_sibling, too_large
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ what was expected and what was found. Sources are read through the filesystem in
 they may be local or on HDFS; only regular files are read.
 
 The whole source is densified in memory, so its size is checked against the limits of
-:mod:`storage.dataset` before the dense array is allocated: at most ``MAX_FEATURES`` features and
+:mod:`mrtrain.storage.dataset` before the dense array is allocated: at most ``MAX_FEATURES`` features and
 ``MAX_DENSE_CELLS`` values (rows x features). libsvm indices are checked as they are parsed, the
 shapes of Parquet and ``.npz`` sources are read from their metadata first, a CSV's lines are counted.
 """
@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from storage.dataset import (
+from mrtrain.storage.dataset import (
     MAX_DENSE_CELLS,
     MAX_FEATURES,
     check_dense_cells,
@@ -33,8 +33,8 @@ from storage.dataset import (
     first_nonfinite,
     write_dataset,
 )
-from storage.errors import DataError
-from storage.filesystem import get_filesystem
+from mrtrain.storage.errors import DataError
+from mrtrain.storage.filesystem import get_filesystem
 
 logger = logging.getLogger(__name__)
 

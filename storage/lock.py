@@ -25,7 +25,7 @@ import os
 import socket
 import uuid
 
-from storage.filesystem import get_filesystem, join, temp_sibling
+from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ the network, no hashing, no Parquet decoding, and the pages are the kernel's pag
 task on the node. This is HaLoop's idea of caching loop-invariant data where the map tasks run.
 
 Layout: ``<root>/mrtrain-cache-v2-<boot id>/<sha256>-<uri hash>.part``, one file per partition file: a
-4096-byte JSON header (format, version, the partition file's URI and :class:`storage.filesystem.FileStat` —
+4096-byte JSON header (format, version, the partition file's URI and
+:class:`mrtrain.storage.filesystem.FileStat` —
 size, modification and change time — taken before it was read, and dtype, shape and offset of ``X`` —
 ``(n, d)``, float64 or float32 as stored — ``y`` and, for weighted partitions, ``w``), then the arrays' raw
 bytes at 64-byte-aligned offsets. An entry is written to a temporary file and renamed into place, so a
@@ -176,7 +177,7 @@ class PartitionCache:
             The partition's hash in the manifest.
         uri : str
             The partition file.
-        file_stat : storage.filesystem.FileStat
+        file_stat : mrtrain.storage.filesystem.FileStat
             The file's stat now; an entry recorded with another stat (the file changed) is a miss.
         n_features : int, optional
             Expected width of ``X``.

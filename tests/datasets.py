@@ -3,7 +3,7 @@
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
-from storage.dataset import write_dataset
+from mrtrain.storage.dataset import write_dataset
 
 
 def standardized(X):

@@ -14,16 +14,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scripts.cli import main
-from storage import dataset as dataset_module
-from storage.dataset import encode_partition
+from mrtrain.cli import main
+from mrtrain.storage import dataset as dataset_module
+from mrtrain.storage.dataset import encode_partition
 from tests.datasets import poisson_data, reference_data, write
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "scripts.cli", "-q", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mrtrain", "-q", *args], capture_output=True, text=True,
                           cwd=ROOT)
 
 

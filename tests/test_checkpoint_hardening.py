@@ -17,23 +17,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine import mapreduce
-from engine.fitted import FittedModel, latest_training_checkpoint, validate_checkpoint
-from engine.mapreduce import JobLauncher
-from engine.trainer import Trainer
-from mr_jobs.gradient import MRGradient
-from scripts.cli import main
-from storage import checkpoint as checkpoint_module
-from storage.checkpoint import (
+from mrtrain.cli import main
+from mrtrain.engine import mapreduce
+from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint, validate_checkpoint
+from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.engine.trainer import Trainer
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.storage import checkpoint as checkpoint_module
+from mrtrain.storage.checkpoint import (
     checkpoint_name,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
-from storage.dataset import Dataset
-from storage.errors import CheckpointError
-from storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
+from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.errors import CheckpointError
+from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
 from tests.datasets import poisson_data, write
 
 ITERATIONS = 4
@@ -244,7 +244,7 @@ def test_bad_parameter_arrays_fall_back_naming_the_file(ck, change, reason, capl
 
 def test_trainer_resumes_from_the_newest_valid_checkpoint(ck, trained, caplog):
     resave(newest(ck), meta=_set("history", [{}]))
-    with caplog.at_level(logging.INFO, logger="engine.trainer"):
+    with caplog.at_level(logging.INFO, logger="mrtrain.engine.trainer"):
         model = Trainer("poisson", optimizer="lbfgs", max_iter=ITERATIONS + 1, tol=0, gtol=0,
                         checkpoint_dir=str(ck)).fit(trained[0])
     assert model.n_iter_ == ITERATIONS + 1
@@ -407,7 +407,7 @@ def _staging(root, pid, suffix, host=None, marker=True):
 
 def test_the_next_run_removes_only_dead_runs_leftovers(tmpdir_root, tmp_path):
     killed = subprocess.run(
-        [sys.executable, "-c", "import os, signal\nfrom engine.mapreduce import make_local_staging\n"
+        [sys.executable, "-c", "import os, signal\nfrom mrtrain.engine.mapreduce import make_local_staging\n"
          "make_local_staging()\nos.kill(os.getpid(), signal.SIGKILL)"],
         env={**os.environ, "TMPDIR": str(tmpdir_root)}, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert killed.returncode == -signal.SIGKILL

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from scripts.cli import main
+from mrtrain.cli import main
 from tests.datasets import reference_data, write
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "mrtrain", *args], capture_output=True, text=True,
                           cwd=ROOT)
 
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engine.mapreduce import JobLauncher
-from engine.metrics import metric_vector_length
-from engine.models import make_model
-from engine.trainer import Trainer, check_mrjob_conf
-from scripts import cli
-from scripts.cli import main
-from storage.checkpoint import latest_checkpoint, list_checkpoints
+from mrtrain import cli
+from mrtrain.cli import main
+from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.engine.metrics import metric_vector_length
+from mrtrain.engine.models import make_model
+from mrtrain.engine.trainer import Trainer, check_mrjob_conf
+from mrtrain.storage.checkpoint import latest_checkpoint, list_checkpoints
 from tests.datasets import write
 
 

@@ -12,15 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.hadoop import logging_hadoop_conf
-from engine.fitted import FittedModel
-from engine.mapreduce import JobLauncher
-from engine.trainer import Trainer
-from mr_jobs.gradient import MRGradient
-from mr_jobs.partition_job import FAULT_PARTITION_ENV
-from storage.dataset import Dataset
-from storage.filesystem import get_filesystem, join
-from storage.ingest import ingest
-from storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
+from mrtrain.engine.fitted import FittedModel
+from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.engine.trainer import Trainer
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.partition_job import FAULT_PARTITION_ENV
+from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.filesystem import get_filesystem, join
+from mrtrain.storage.ingest import ingest
+from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
 from tests.conftest import ROOT
 from tests.datasets import reference_data, write
 

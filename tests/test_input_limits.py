@@ -15,19 +15,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from scripts.cli import main
-from storage import dataset as dataset_module
-from storage.dataset import (
+from mrtrain.cli import main
+from mrtrain.storage import dataset as dataset_module
+from mrtrain.storage.dataset import (
     MAX_MANIFEST_BYTES,
     Dataset,
     read_partition,
     write_dataset,
 )
-from storage.errors import DataError
-from storage.filesystem import FileStat, FileTooLargeError
-from storage.hdfs_fs import HdfsFileSystem
-from storage.ingest import ingest
-from storage.local_fs import LOCAL
+from mrtrain.storage.errors import DataError
+from mrtrain.storage.filesystem import FileStat, FileTooLargeError
+from mrtrain.storage.hdfs_fs import HdfsFileSystem
+from mrtrain.storage.ingest import ingest
+from mrtrain.storage.local_fs import LOCAL
 
 
 def run(capsys, *argv):
@@ -244,7 +244,7 @@ def test_a_device_source_is_refused(tmp_path, capsys):
 @pytest.fixture
 def small_limits(monkeypatch):
     """Lower MAX_DENSE_CELLS to 11 and MAX_FEATURES to 5 wherever they are read."""
-    from storage import ingest as ingest_module
+    from mrtrain.storage import ingest as ingest_module
 
     for module in (dataset_module, ingest_module):
         monkeypatch.setattr(module, "MAX_DENSE_CELLS", 11)

@@ -10,15 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 from numpy.testing import assert_allclose
 
-from engine.mapreduce import JobLauncher
-from engine.metrics import finalize_metrics, metric_partials
-from engine.models import PartialSums, make_model
-from mr_jobs.evaluate import MREvaluate
-from mr_jobs.gradient import MRGradient
-from mr_jobs.partition_job import format_partition_line
-from mr_jobs.predict import MRPredict
-from scripts.cli import main
-from storage.dataset import Dataset, encode_partition, manifest_checksum
+from mrtrain.cli import main
+from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.engine.metrics import finalize_metrics, metric_partials
+from mrtrain.engine.models import PartialSums, make_model
+from mrtrain.mr_jobs.evaluate import MREvaluate
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.partition_job import format_partition_line
+from mrtrain.mr_jobs.predict import MRPredict
+from mrtrain.storage.dataset import Dataset, encode_partition, manifest_checksum
 from tests.datasets import reference_data, write
 
 SPEC = {"kind": "softmax", "n_features": 4, "classes": [0.0, 1.0, 2.0], "fit_intercept": True}

@@ -9,8 +9,8 @@ from sklearn.datasets import load_breast_cancer, load_iris
 from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
 from sklearn.preprocessing import StandardScaler
 
-from engine.losses import LogisticLoss, MultinomialLoss, PoissonLoss, SquaredLoss
-from engine.models import MODELS, PartialSums, make_model
+from mrtrain.engine.losses import LogisticLoss, MultinomialLoss, PoissonLoss, SquaredLoss
+from mrtrain.engine.models import MODELS, PartialSums, make_model
 
 CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None}
 

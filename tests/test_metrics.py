@@ -14,8 +14,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from engine.metrics import AUC_BINS, finalize_metrics, metric_partials, metric_vector_length
-from engine.models import MODELS, make_model
+from mrtrain.engine.metrics import AUC_BINS, finalize_metrics, metric_partials, metric_vector_length
+from mrtrain.engine.models import MODELS, make_model
 
 CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None}
 

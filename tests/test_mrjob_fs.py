@@ -4,8 +4,8 @@ import uuid
 
 import pytest
 
-from engine.mrjob_fs import WebHdfsFilesystem, webhdfs_first
-from storage.filesystem import get_filesystem
+from mrtrain.engine.mrjob_fs import WebHdfsFilesystem, webhdfs_first
+from mrtrain.storage.filesystem import get_filesystem
 
 pytestmark = pytest.mark.hadoop
 

@@ -10,15 +10,15 @@ import warnings
 import numpy as np
 import pytest
 
-from engine.driver import NonFiniteObjectiveError, initial_status, optimize
-from engine.mapreduce import JobLauncher
-from engine.optimizers import make_optimizer
-from engine.optimizers.base import Evaluation, first_armijo
-from engine.optimizers.lbfgs import two_loop_direction
-from mr_jobs.gradient import MRGradient
-from mr_jobs.partition_job import single_threaded_blas
-from scripts.cli import main
-from storage.dataset import Dataset
+from mrtrain.cli import main
+from mrtrain.engine.driver import NonFiniteObjectiveError, initial_status, optimize
+from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.engine.optimizers import make_optimizer
+from mrtrain.engine.optimizers.base import Evaluation, first_armijo
+from mrtrain.engine.optimizers.lbfgs import two_loop_direction
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.partition_job import single_threaded_blas
+from mrtrain.storage.dataset import Dataset
 from tests.datasets import reference_data, write
 
 HUGE = 1e300

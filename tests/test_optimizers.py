@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from engine.driver import initial_status, optimize
-from engine.models import make_model
-from engine.objective import Objective
-from engine.optimizers import OPTIMIZERS, make_optimizer
-from engine.optimizers.base import Evaluation, state_from_record, state_to_record
-from engine.optimizers.lbfgs import two_loop_direction
-from engine.optimizers.newton import STEP_FACTORS, NewtonState
+from mrtrain.engine.driver import initial_status, optimize
+from mrtrain.engine.models import make_model
+from mrtrain.engine.objective import Objective
+from mrtrain.engine.optimizers import OPTIMIZERS, make_optimizer
+from mrtrain.engine.optimizers.base import Evaluation, state_from_record, state_to_record
+from mrtrain.engine.optimizers.lbfgs import two_loop_direction
+from mrtrain.engine.optimizers.newton import STEP_FACTORS, NewtonState
 from tests.datasets import poisson_data, reference_data
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from engine.mapreduce import JobLauncher
-from engine.trainer import Trainer
-from mr_jobs.gradient import MRGradient
-from scripts.cli import main
-from storage.dataset import Dataset, read_partition
-from storage.filesystem import FileStat, get_filesystem
-from storage.partition_cache import PartitionCache
+from mrtrain.cli import main
+from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.engine.trainer import Trainer
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.storage.dataset import Dataset, read_partition
+from mrtrain.storage.filesystem import FileStat, get_filesystem
+from mrtrain.storage.partition_cache import PartitionCache
 from tests.datasets import reference_data, write
 
 KEY_A, KEY_B, KEY_C = "a" * 64, "b" * 64, "c" * 64
@@ -57,7 +57,7 @@ def test_group_writable_root_is_not_used(tmp_path, caplog):
     root = tmp_path / "shared"
     root.mkdir()
     os.chmod(root, 0o777)
-    with caplog.at_level(logging.WARNING, logger="storage.partition_cache"):
+    with caplog.at_level(logging.WARNING, logger="mrtrain.storage.partition_cache"):
         cache = PartitionCache(str(root))
     assert not cache.usable
     assert "writable by group or others" in caplog.text
@@ -88,7 +88,7 @@ def test_damaged_entry_is_a_miss_and_removed(tmp_path, caplog, damage):
             handle.write(header)
         else:
             handle.truncate(0)
-    with caplog.at_level(logging.WARNING, logger="storage.partition_cache"):
+    with caplog.at_level(logging.WARNING, logger="mrtrain.storage.partition_cache"):
         assert cache.get(KEY_A, *SOURCE) is None
     assert "damaged partition cache entry removed" in caplog.text
     assert not os.path.exists(path)
@@ -256,12 +256,12 @@ def test_an_unchanged_partition_is_served_without_reading_it(tmp_path, monkeypat
     X, y = reference_data("iris")
     dataset = Dataset.open(write(tmp_path / "iris", X, y, partitions=3))
     first, _ = _pass(dataset, "inline")
-    import storage.dataset
+    import mrtrain.storage.dataset
 
     def no_read(*args, **kwargs):
         raise AssertionError("a cached partition was read again")
 
-    monkeypatch.setattr(storage.dataset, "read_partition", no_read)
+    monkeypatch.setattr(mrtrain.storage.dataset, "read_partition", no_read)
     second, counters = _pass(dataset, "inline")
     assert counters["partitions from cache"] == 3
     assert_array_equal(second, first)

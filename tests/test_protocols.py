@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mr_jobs.partition_job import format_partition_line, parse_partition_line, split_shards
-from mr_jobs.protocols import TaggedVectorProtocol, decode_vector, encode_vector
+from mrtrain.mr_jobs.partition_job import format_partition_line, parse_partition_line, split_shards
+from mrtrain.mr_jobs.protocols import TaggedVectorProtocol, decode_vector, encode_vector
 
 
 def test_vector_round_trip_is_bitwise():

@@ -15,11 +15,16 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from engine.trainer import SettingsMismatchError, Trainer
-from scripts.cli import main
-from storage import hdfs_fs
-from storage.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, remove_temporaries
-from storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
+from mrtrain.cli import main
+from mrtrain.engine.trainer import SettingsMismatchError, Trainer
+from mrtrain.storage import hdfs_fs
+from mrtrain.storage.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    remove_temporaries,
+)
+from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
 from tests.datasets import poisson_data, reference_data, write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,12 +35,12 @@ RESULT_KEYS = ("coefficients", "intercept", "iterations", "passes", "objective",
 
 def cli(*args, env=None):
     """``mrtrain`` in a subprocess (``-q``: no progress lines)."""
-    return subprocess.run([sys.executable, "-m", "scripts.cli", "-q", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "mrtrain", "-q", *args], capture_output=True,
                           text=True, cwd=ROOT, env={**os.environ, **(env or {})})
 
 
 def start_cli(*args):
-    return subprocess.Popen([sys.executable, "-m", "scripts.cli", "-q", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "mrtrain", "-q", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
@@ -109,7 +114,7 @@ def test_kill_during_a_checkpoint_write_leaves_only_complete_checkpoints(tmp_pat
     directory = tmp_path / "ck"
     writer = (
         "import sys, numpy as np\n"
-        "from storage.checkpoint import save_checkpoint\n"
+        "from mrtrain.storage.checkpoint import save_checkpoint\n"
         "x = np.random.default_rng(0).normal(size=2_000_000)\n"
         "for i in range(1000):\n"
         "    save_checkpoint(sys.argv[1], i, {'x': x + i}, {'i': i}, keep=2)\n"
@@ -184,7 +189,7 @@ def test_a_second_trainer_on_the_same_directory_is_refused(tmp_path, breast_canc
 def test_concurrent_lockers_exactly_one_wins(tmp_path):
     locker = (
         "import sys, time\n"
-        "from storage.lock import CheckpointLockedError, DirectoryLock\n"
+        "from mrtrain.storage.lock import CheckpointLockedError, DirectoryLock\n"
         "try:\n"
         "    with DirectoryLock(sys.argv[1]):\n"
         "        print('won', flush=True)\n"
@@ -214,8 +219,8 @@ def test_stale_lock_of_a_dead_process_on_this_host_is_taken_over(tmp_path, breas
     rerun = cli("train", data, *TRAIN, "--checkpoint-dir", str(checkpoints))
     assert result_of(rerun) == reference
     assert messages(rerun.stderr) == [
-        f"WARNING storage.lock: {checkpoints / LOCK_NAME}: taking over the stale lock of pid {holder['pid']} "
-        f"of 'someone' on host {holder['host']!r} since '2024-01-02T03:04:05+00:00'"
+        f"WARNING mrtrain.storage.lock: {checkpoints / LOCK_NAME}: taking over the stale lock of pid "
+        f"{holder['pid']} of 'someone' on host {holder['host']!r} since '2024-01-02T03:04:05+00:00'"
     ]
     assert leftovers(checkpoints) == []
 
@@ -389,9 +394,9 @@ def test_unreachable_webhdfs_is_retried_a_bounded_number_of_times(tmp_path, monk
         uri = "hdfs://nn/ck"
     capsys.readouterr()
     before = sorted(p.name for p in tmp_path.iterdir())
-    with caplog.at_level(logging.WARNING, logger="storage.hdfs_fs"):
+    with caplog.at_level(logging.WARNING, logger="mrtrain.storage.hdfs_fs"):
         assert main(["-q", *argv, "--runner", "inline"] if command != "ingest" else ["-q", *argv]) == 2
-    retries = [r for r in caplog.records if r.name == "storage.hdfs_fs"]
+    retries = [r for r in caplog.records if r.name == "mrtrain.storage.hdfs_fs"]
     assert len(retries) == hdfs_fs.ATTEMPTS - 1
     assert all(f"attempt {i + 1}/{hdfs_fs.ATTEMPTS} failed" in r.getMessage() for i, r in enumerate(retries))
     [line] = capsys.readouterr().err.strip().splitlines()

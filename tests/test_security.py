@@ -9,18 +9,18 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from engine.fitted import FittedModel
-from engine.trainer import Trainer
-from mr_jobs.evaluate import MREvaluate
-from mr_jobs.gradient import MRGradient
-from mr_jobs.predict import MRPredict
-from scripts.cli import main
-from storage.checkpoint import list_checkpoints
+from mrtrain.cli import main
+from mrtrain.engine.fitted import FittedModel
+from mrtrain.engine.trainer import Trainer
+from mrtrain.mr_jobs.evaluate import MREvaluate
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.predict import MRPredict
+from mrtrain.storage.checkpoint import list_checkpoints
 from tests.datasets import reference_data, write
 from tests.test_storage_checkpoint import Exploit, _valid_metadata, _write_table
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("engine", "mr_jobs", "storage", "scripts")
+PACKAGES = ("mrtrain", "engine", "mr_jobs", "storage", "scripts")
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 UNSAFE_CALLS = {"eval", "exec", "compile", "__import__"}
 
@@ -113,12 +113,12 @@ def test_pickled_checkpoint_through_the_public_api(tmp_path, caplog):
     crafted_dir = tmp_path / "crafted"
     crafted_dir.mkdir()
     plant_pickled_checkpoint(crafted_dir / "ckpt-000001.parquet", tmp_path)
-    with caplog.at_level(logging.WARNING, logger="storage.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="mrtrain.storage.checkpoint"):
         loaded = FittedModel.load(str(checkpoints))
         resumed = Trainer("softmax", checkpoint_dir=str(checkpoints), **settings).fit(data)
     assert loaded.theta_.tobytes() == reference.theta_.tobytes()
     assert resumed.theta_.tobytes() == reference.theta_.tobytes()
-    warnings = [r.getMessage() for r in caplog.records if r.name == "storage.checkpoint"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "mrtrain.storage.checkpoint"]
     assert len(warnings) == 2 and all("meta is not valid JSON" in w for w in warnings)
     with pytest.raises(FileNotFoundError, match=r"crafted: no valid checkpoint found"):
         FittedModel.load(str(crafted_dir))

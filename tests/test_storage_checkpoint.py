@@ -1,4 +1,4 @@
-"""Tests for storage.checkpoint: exact round trip, corruption detection, fallback, retention."""
+"""Tests for mrtrain.storage.checkpoint: exact round trip, corruption detection, fallback, retention."""
 
 import io
 import logging
@@ -10,14 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storage.checkpoint import (
+from mrtrain.storage.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
-from storage.errors import DataError
+from mrtrain.storage.errors import DataError
 
 MARKER = 8.125e-7
 
@@ -217,7 +217,7 @@ def test_corrupt_newest_falls_back_with_one_warning(tmp_path, caplog):
     save_checkpoint(str(tmp_path), 1, {"x": np.array([1.0])}, {})
     save_checkpoint(str(tmp_path), 2, {"x": np.array([2.0])}, {})
     _corrupt(tmp_path / "ckpt-000002.parquet", "truncated")
-    with caplog.at_level(logging.WARNING, logger="storage.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="mrtrain.storage.checkpoint"):
         latest = latest_checkpoint(str(tmp_path))
     assert latest.iteration == 1
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

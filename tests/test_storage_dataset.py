@@ -1,4 +1,4 @@
-"""Tests for storage.dataset: format, zero-copy reads, atomic writes and validation."""
+"""Tests for mrtrain.storage.dataset: format, zero-copy reads, atomic writes and validation."""
 
 import json
 import os
@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storage import dataset as dataset_module
-from storage.dataset import (
+from mrtrain.storage import dataset as dataset_module
+from mrtrain.storage.dataset import (
     Dataset,
     encode_partition,
     features_to_numpy,
@@ -18,7 +18,7 @@ from storage.dataset import (
     read_partition,
     write_dataset,
 )
-from storage.errors import DataError
+from mrtrain.storage.errors import DataError
 
 
 def make_data(n=100, d=3, seed=0, weights=True):

@@ -1,4 +1,4 @@
-"""Tests for storage.filesystem, storage.local_fs and storage.hdfs_fs."""
+"""Tests for mrtrain.storage.filesystem, mrtrain.storage.local_fs and mrtrain.storage.hdfs_fs."""
 
 import os
 
@@ -6,9 +6,9 @@ import hdfs
 import pytest
 import requests
 
-from storage import hdfs_fs
-from storage.filesystem import basename, get_filesystem, join, parent, split_scheme, temp_sibling
-from storage.local_fs import LocalFileSystem, local_path
+from mrtrain.storage import hdfs_fs
+from mrtrain.storage.filesystem import basename, get_filesystem, join, parent, split_scheme, temp_sibling
+from mrtrain.storage.local_fs import LocalFileSystem, local_path
 
 
 @pytest.fixture(params=["plain", "file"])

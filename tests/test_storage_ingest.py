@@ -1,4 +1,4 @@
-"""Tests for storage.ingest: CSV, libsvm, wide Parquet and npz sources."""
+"""Tests for mrtrain.storage.ingest: CSV, libsvm, wide Parquet and npz sources."""
 
 import os
 import pathlib
@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from storage.errors import DataError
-from storage.ingest import ingest
+from mrtrain.storage.errors import DataError
+from mrtrain.storage.ingest import ingest
 
 IRIS = pathlib.Path(__file__).resolve().parent.parent / "data" / "iris.libsvm"
 
@@ -225,8 +225,8 @@ def test_missing_source(tmp_path):
 
 @pytest.mark.hadoop
 def test_ingest_from_and_to_hdfs(hadoop_cluster):
-    from storage.dataset import Dataset
-    from storage.filesystem import get_filesystem, join
+    from mrtrain.storage.dataset import Dataset
+    from mrtrain.storage.filesystem import get_filesystem, join
 
     base = join(os.environ["MRTRAIN_HDFS_URL"], "tmp", "mrtrain-test-ingest", os.urandom(4).hex())
     fs = get_filesystem(base)

@@ -1,11 +1,11 @@
 """Optimizers: gradient descent, L-BFGS and Newton, each with serializable state.
 
-See :mod:`engine.optimizers.base` for the protocol they share.
+See :mod:`mrtrain.engine.optimizers.base` for the protocol they share.
 """
 
-from engine.optimizers.gd import GradientDescent
-from engine.optimizers.lbfgs import LBFGS
-from engine.optimizers.newton import Newton
+from mrtrain.engine.optimizers.gd import GradientDescent
+from mrtrain.engine.optimizers.lbfgs import LBFGS
+from mrtrain.engine.optimizers.newton import Newton
 
 OPTIMIZERS = {"gd": GradientDescent, "lbfgs": LBFGS, "newton": Newton}
 

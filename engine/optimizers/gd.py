@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.optimizers.base import ARMIJO_C1, Step
+from mrtrain.engine.optimizers.base import ARMIJO_C1, Step
 
 STEP_FACTORS = (2.0, 1.0, 0.5, 0.25)
 

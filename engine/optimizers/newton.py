@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.optimizers.base import Step, first_armijo
+from mrtrain.engine.optimizers.base import Step, first_armijo
 
 STEP_FACTORS = (1.0, 0.5, 0.25)
 

@@ -21,18 +21,18 @@ from urllib.parse import urlsplit
 
 from mrjob.step import StepFailedException
 
-from engine.driver import Progress
-from engine.fitted import FittedModel
-from engine.mapreduce import RUNNERS
-from engine.models import MODELS
-from engine.optimizers import OPTIMIZERS
-from engine.params import check_int, check_number
-from engine.trainer import Trainer, check_mrjob_conf
-from mr_jobs.partition_job import PartitionError
-from storage.checkpoint import list_checkpoints
-from storage.filesystem import get_filesystem, split_scheme
-from storage.ingest import ingest
-from storage.local_fs import local_path
+from mrtrain.engine.driver import Progress
+from mrtrain.engine.fitted import FittedModel
+from mrtrain.engine.mapreduce import RUNNERS
+from mrtrain.engine.models import MODELS
+from mrtrain.engine.optimizers import OPTIMIZERS
+from mrtrain.engine.params import check_int, check_number
+from mrtrain.engine.trainer import Trainer, check_mrjob_conf
+from mrtrain.mr_jobs.partition_job import PartitionError
+from mrtrain.storage.checkpoint import list_checkpoints
+from mrtrain.storage.filesystem import get_filesystem, split_scheme
+from mrtrain.storage.ingest import ingest
+from mrtrain.storage.local_fs import local_path
 
 log = logging.getLogger("mrtrain")
 
@@ -214,8 +214,7 @@ def build_parser():
 def _configure_logging(verbose, quiet):
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ours = logging.DEBUG if verbose else logging.WARNING
-    for name in ("engine", "mr_jobs", "storage", "mrtrain"):
-        logging.getLogger(name).setLevel(ours)
+    logging.getLogger("mrtrain").setLevel(ours)
     mrjob_log = logging.getLogger("mrjob")
     mrjob_log.setLevel(logging.INFO if verbose >= 2 else logging.ERROR)
     mrjob_log.propagate = verbose >= 2

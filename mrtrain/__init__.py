@@ -1,0 +1,43 @@
+"""mrtrain: train machine-learning models as iterative MapReduce jobs (mrjob) on Hadoop.
+
+The public API::
+
+    import mrtrain
+
+    mrtrain.ingest("data/iris.libsvm", "iris")                 # -> a Parquet dataset directory
+    fitted = mrtrain.Trainer("softmax", l2=1e-3).fit("iris")   # one MapReduce job per data pass
+    fitted.evaluate("iris")                                    # metrics, by the evaluate job
+
+``ingest``, :class:`Dataset`, :class:`Trainer`, :class:`FittedModel` and ``__version__``. Everything lives
+under this one top-level name: ``mrtrain.engine`` (model math, optimizers, the driver loop),
+``mrtrain.mr_jobs`` (the mrjob jobs), ``mrtrain.storage`` (filesystems, datasets, checkpoints) and
+``mrtrain.cli`` (the ``mrtrain`` command, also ``python -m mrtrain``).
+
+The exports are imported on first use: a map task imports ``mrtrain.mr_jobs...`` and so this module, and
+must not pay for the driver's imports (mrjob's runners, pyarrow) on every pass.
+"""
+
+import importlib
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "ingest": "mrtrain.storage.ingest",
+    "Dataset": "mrtrain.storage.dataset",
+    "Trainer": "mrtrain.engine.trainer",
+    "FittedModel": "mrtrain.engine.fitted",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mrtrain' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

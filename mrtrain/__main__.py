@@ -1,0 +1,7 @@
+"""``python -m mrtrain``: the ``mrtrain`` command."""
+
+import sys
+
+from mrtrain.cli import main
+
+sys.exit(main())
