@@ -8,10 +8,11 @@ task on the node. This is HaLoop's idea of caching loop-invariant data where the
 
 Layout: ``<root>/mrtrain-cache-v2-<boot id>/<sha256>-<uri hash>.part``, one file per partition file: a
 4096-byte JSON header (format, version, the partition file's URI and
-:class:`mrtrain.storage.filesystem.FileStat` —
-size, modification and change time — taken before it was read, and dtype, shape and offset of ``X`` —
-``(n, d)``, float64 or float32 as stored — ``y`` and, for weighted partitions, ``w``), then the arrays' raw
-bytes at 64-byte-aligned offsets. An entry is written to a temporary file and renamed into place, so a
+:class:`mrtrain.storage.filesystem.FileStat` — size, modification and change time — taken before it was
+read, and dtype, shape and offset of each array: ``X`` — ``(n, d)``, float64 or float32 as stored — or, for
+a sparse partition, the three arrays of its CSR matrix (``X_data``, ``X_indices``, ``X_indptr``, with the
+matrix's shape), then ``y`` and, for weighted partitions, ``w``), then the arrays' raw bytes at 64-byte-
+aligned offsets. An entry is written to a temporary file and renamed into place, so a
 reader sees a whole entry or none, and once opened it stays whole even if another task evicts it. The files
 are not fsync'ed (that took longer than the pass it served, on a disk-backed temp directory); instead the
 layout is scoped by the kernel's boot id, so entries whose data might not have reached the disk before a
@@ -73,7 +74,7 @@ PROTECT_SECONDS = 600
 #: Temporary files older than this are left over from killed tasks and are removed on eviction.
 STALE_TEMP_SECONDS = 3600
 _TEMP_PREFIX = ".tmp-"
-_ARRAYS = ("X", "y", "w")
+_ARRAYS = ("X", "X_data", "X_indices", "X_indptr", "y", "w")
 
 
 def default_root():
@@ -109,13 +110,15 @@ def _layout(arrays, source):
     """Header dict and total file size for ``{"X": ..., "y": ..., "w": ... or None}`` read from ``source``."""
     offset, entries = HEADER_BYTES, {}
     for name in _ARRAYS:
-        array = arrays[name]
+        array = arrays.get(name)
         if array is None:
             continue
         entries[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "offset": offset}
         offset += -(-array.nbytes // _ALIGN) * _ALIGN
     header = {"format": FORMAT, "version": VERSION, "source": source, "rows": len(arrays["y"]),
               "arrays": entries}
+    if arrays.get("X_data") is not None:
+        header["sparse_shape"] = [int(n) for n in arrays["sparse_shape"]]
     return header, offset
 
 
@@ -232,6 +235,8 @@ class PartitionCache:
             if offset + count * dtype.itemsize > size:
                 raise ValueError(f"array {name!r} runs past the end of the file ({size} bytes)")
             arrays[name] = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape)
+        if "sparse_shape" in header:
+            arrays["X"] = _csr_from_entry(arrays, header["sparse_shape"])
         X, y, w = arrays.get("X"), arrays.get("y"), arrays.get("w")
         ok = (
             X is not None and y is not None and X.ndim == 2 and X.shape[0] == n
@@ -263,8 +268,13 @@ class PartitionCache:
         temp = os.path.join(self.entries, f"{_TEMP_PREFIX}{uuid.uuid4().hex}")
         try:
             path = self._entry(sha256, uri)
-            arrays = {"X": np.ascontiguousarray(X), "y": np.ascontiguousarray(y, dtype=np.float64),
+            arrays = {"y": np.ascontiguousarray(y, dtype=np.float64),
                       "w": None if w is None else np.ascontiguousarray(w, dtype=np.float64)}
+            if hasattr(X, "indptr"):  # CSR: its three arrays, never densified
+                arrays.update(X_data=np.ascontiguousarray(X.data), X_indices=np.ascontiguousarray(X.indices),
+                              X_indptr=np.ascontiguousarray(X.indptr), sparse_shape=X.shape)
+            else:
+                arrays["X"] = np.ascontiguousarray(X)
             header, size = _layout(arrays, _source_record(uri, file_stat))
             if not self._make_room(size):
                 return False
@@ -327,6 +337,18 @@ class PartitionCache:
             logger.info("%s: evicted partition cache entry %s (%d bytes)", self.root, path, nbytes)
             must_free -= nbytes
         return True
+
+
+def _csr_from_entry(arrays, shape):
+    """The CSR matrix of an entry's ``X_data``, ``X_indices``, ``X_indptr`` (memory-mapped, not copied)."""
+    from scipy.sparse import csr_array  # only sparse partitions need scipy
+
+    n, d = (int(value) for value in shape)
+    data, indices, indptr = arrays["X_data"], arrays["X_indices"], arrays["X_indptr"]
+    if not (indptr.shape == (n + 1,) and data.shape == indices.shape == (int(indptr[-1]),)
+            and indices.dtype.kind == "i" and indptr.dtype.kind == "i"):
+        raise ValueError(f"sparse arrays of unexpected shapes for {n} x {d}")
+    return csr_array((data, indices, indptr), shape=(n, d), copy=False)
 
 
 class _SourceChanged(Exception):

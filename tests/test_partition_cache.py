@@ -301,3 +301,21 @@ def test_an_entry_is_used_only_for_the_file_and_stat_it_was_cached_from(tmp_path
     assert os.listdir(cache.entries) == []  # the entry of the changed file is gone
     assert cache.put(KEY_A, uri, file_stat, X, y)
     assert_array_equal(cache.get(KEY_A, uri, file_stat)[0], X)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sparse_partitions_round_trip_as_csr_without_densifying(tmp_path, dtype):
+    from scipy.sparse import csr_array, random_array
+
+    cache = PartitionCache(str(tmp_path / "c"))
+    X = csr_array(random_array((200, 2**22), density=2e-6, format="csr", dtype=dtype, rng=0))
+    X.sort_indices()
+    y = np.arange(200.0)
+    assert cache.put(KEY_A, *SOURCE, X, y)
+    entry = entry_path(cache, KEY_A)
+    assert os.path.getsize(entry) < 64 * 1024  # three short arrays, not 200 x 2**22 values
+    X2, y2, w2 = cache.get(KEY_A, *SOURCE, n_features=2**22)
+    assert isinstance(X2, csr_array) and X2.shape == X.shape and X2.dtype == dtype and w2 is None
+    for name in ("data", "indices", "indptr"):
+        assert_array_equal(getattr(X2, name), getattr(X, name))
+    assert_array_equal(y2, y)
