@@ -16,8 +16,14 @@ Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logisti
 ``poisson``, ``theta = [w_1, ..., w_d, b]`` (or ``[w_1, ..., w_d]`` without intercept); for
 ``softmax`` with ``K`` classes, ``theta`` is the row-major ravel of a ``(K, d + 1)`` (or
 ``(K, d)``) matrix whose row ``k`` is ``[w_k, b_k]``.
+
+Features ``X`` are a dense ndarray or a scipy sparse matrix (CSR; other formats are converted to CSR).
+Sparse features are never densified: margins are sparse-dense products ``X @ W.T``, gradients
+``X.T @ g`` and Hessians sparse Gram matrices ``X.T @ diag(s h) @ X`` returned dense (``p x p``).
+scipy is imported only when a caller hands in a sparse matrix, so dense map tasks never load it.
 """
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -229,8 +235,8 @@ class Model:
 
         Parameters
         ----------
-        X : ndarray of shape (n, d), float64 or float32
-            Features; computations are in float64.
+        X : ndarray or scipy.sparse CSR matrix of shape (n, d), float64 or float32
+            Features; computations are in float64. A sparse ``X`` stays sparse.
         y : ndarray of shape (n,)
             Labels encoded by :meth:`encode_labels`.
         w : ndarray of shape (n,) or None
@@ -280,7 +286,7 @@ class Model:
 
         Parameters
         ----------
-        X : ndarray of shape (n, d)
+        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
             Features.
         theta : ndarray of shape (p,)
             Parameters.
@@ -301,7 +307,7 @@ class Model:
 
         Parameters
         ----------
-        X : ndarray of shape (n, d)
+        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
             Features.
         theta : ndarray of shape (p,)
             Parameters.
@@ -342,13 +348,31 @@ class Model:
         return mask.ravel()
 
     def _features(self, X):
-        """Features as float64 (n, d): a view when they already are, else one converted copy."""
+        """Features as float64 (n, d): a view when they already are, else one converted copy.
+
+        A scipy sparse ``X`` becomes a float64 ``csr_array`` that shares the index arrays; only the
+        values are converted (copied) when they are not float64 already.
+        """
+        if is_sparse(X):
+            return self._sparse_features(X)
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.n_features:
             raise ValueError(
                 f"X must have shape (n, {self.n_features}) for {self!r}. Got {X.shape} instead."
             )
         return X.astype(np.float64, copy=False)
+
+    def _sparse_features(self, X):
+        from scipy import sparse
+
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(
+                f"X must have shape (n, {self.n_features}) for {self!r}. Got {X.shape} instead."
+            )
+        if X.format != "csr":
+            X = X.tocsr()
+        data = X.data.astype(np.float64, copy=False)
+        return sparse.csr_array((data, X.indices, X.indptr), shape=X.shape)
 
     def _stack(self, coef, intercept):
         """Rows ``[coef | intercept]`` (or ``coef`` alone without intercept): (r, d + fit_intercept)."""
@@ -392,7 +416,10 @@ class Model:
         exactly symmetric.
         For ``K`` outputs, ``h`` (n, K) holds the probabilities ``P`` and the Hessian is the sum over
         rows of ``(diag(p_i) - p_i p_i^T) kron (xa_i xa_i^T)``.
+        A sparse ``X`` goes to :meth:`_sparse_hessian_sum`.
         """
+        if is_sparse(X):
+            return self._sparse_hessian_sum(X, s, h)
         if self.n_outputs == 1:
             sh = s * h
             d = self.n_features
@@ -419,6 +446,54 @@ class Model:
         for c in range(k):
             hess[c * q : (c + 1) * q, c * q : (c + 1) * q] += diag_blocks[:, c, :]
         return 0.5 * (hess + hess.T)
+
+    def _sparse_hessian_sum(self, X, s, h):
+        """:meth:`_hessian_sum` for a CSR ``X``: sparse Gram matrices, the result dense (p, p).
+
+        For ``K`` outputs, block ``(c, e)`` (rows ``c * q ...``, columns ``e * q ...``) is
+        ``Xa.T @ diag(s (δ_ce p_c - p_c p_e)) @ Xa``; the blocks below the diagonal mirror those above.
+        """
+        if self.n_outputs == 1:
+            hess = self._sparse_gram(X, s * h)
+        else:
+            k = self.n_outputs
+            q = self.n_features + int(self.fit_intercept)
+            hess = np.zeros((k * q, k * q))
+            for c in range(k):
+                for e in range(c, k):
+                    weights = s * h[:, c] * ((c == e) - h[:, e])
+                    block = self._sparse_gram(X, weights)
+                    hess[c * q : (c + 1) * q, e * q : (e + 1) * q] = block
+                    hess[e * q : (e + 1) * q, c * q : (c + 1) * q] = block.T
+        return 0.5 * (hess + hess.T)
+
+    def _sparse_gram(self, X, weights):
+        """``Xa.T @ diag(weights) @ Xa`` for a CSR ``X`` and ``Xa = [X | 1]`` (or ``X``): dense (q, q)."""
+        from scipy import sparse
+
+        scaled = sparse.csr_array(
+            (X.data * np.repeat(weights, np.diff(X.indptr)), X.indices, X.indptr), shape=X.shape
+        )
+        d = self.n_features
+        q = d + int(self.fit_intercept)
+        gram = np.zeros((q, q))
+        gram[:d, :d] = (X.T @ scaled).toarray()
+        if self.fit_intercept:
+            column = X.T @ weights
+            gram[:d, d] = column
+            gram[d, :d] = column
+            gram[d, d] = weights.sum()
+        return gram
+
+
+def is_sparse(X):
+    """Whether ``X`` is a scipy sparse matrix or array.
+
+    Looks scipy up among the loaded modules instead of importing it: a caller that holds a sparse
+    matrix has loaded scipy already, and dense callers never pay for the import.
+    """
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
 
 
 def sample_weights(w, n):

@@ -16,6 +16,11 @@ semi-definite, so ``d = -H⁺ g`` at the new point is still a descent direction 
 guards the step; and it is never older than one pass. (Keeping the previous point's Hessian instead would
 leave it frozen for as long as full steps keep failing, which from far-off starts cost several times the
 passes.)
+
+Newton refuses models of more than :data:`MAX_PARAMS` parameters (:func:`check_model_size`): every
+pass sums a dense ``p x p`` Hessian per partition and solves an eigenproblem of that size, which at
+``p = 4096`` is already 128 MiB per partition through the shuffle. Spark MLlib's IRLS stops at 4096
+features for the same reason. Wide (sparse) models train with ``lbfgs``.
 """
 
 from typing import NamedTuple
@@ -25,6 +30,30 @@ import numpy as np
 from mrtrain.engine.optimizers.base import Step, first_armijo
 
 STEP_FACTORS = (1.0, 0.5, 0.25)
+
+#: Most parameters Newton accepts: its Hessian is ``MAX_PARAMS**2 * 8`` bytes = 128 MiB per partition.
+MAX_PARAMS = 4096
+
+
+def check_model_size(n_params):
+    """Refuse Newton for a model of more than :data:`MAX_PARAMS` parameters.
+
+    Parameters
+    ----------
+    n_params : int
+        Length ``p`` of the model's parameter vector (intercepts included).
+
+    Raises
+    ------
+    ValueError
+        If ``n_params > MAX_PARAMS``; the message names ``lbfgs``.
+    """
+    if n_params > MAX_PARAMS:
+        raise ValueError(
+            f"The 'optimizer' parameter must be 'lbfgs' or 'gd' for a model of more than {MAX_PARAMS} "
+            f"parameters (Newton sums a dense p x p Hessian every pass; this model has p = {n_params}). "
+            "Got 'newton' instead."
+        )
 
 
 class NewtonState(NamedTuple):
@@ -65,6 +94,7 @@ class Newton:
 
     def init(self, x0):
         x0 = np.asarray(x0, dtype=np.float64)
+        check_model_size(x0.size)
         return NewtonState(x0, float("nan"), np.zeros_like(x0), np.zeros((x0.size, x0.size)), 1.0, 0)
 
     def _steps(self, state):
