@@ -42,8 +42,8 @@ def metric_partials(model, X, y_encoded, w, theta):
     ----------
     model : mrtrain.engine.models.Model
         The model.
-    X : ndarray of shape (n, d)
-        Features.
+    X : ndarray or scipy.sparse CSR matrix of shape (n, d)
+        Features; a sparse ``X`` is never densified (see :meth:`Model.decision_function`).
     y_encoded : ndarray of shape (n,)
         Labels encoded by ``model.encode_labels``.
     w : ndarray of shape (n,) or None

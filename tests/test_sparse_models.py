@@ -1,6 +1,7 @@
 """Model math on scipy.sparse CSR features: parity with dense, derivatives, no densifying, Newton's limit."""
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -10,9 +11,11 @@ import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
+from mrtrain.cli import main
 from mrtrain.engine.metrics import metric_partials
 from mrtrain.engine.models import MODELS, make_model
 from mrtrain.engine.optimizers.newton import MAX_PARAMS, Newton, check_model_size
+from tests.datasets import write
 
 CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None}
 
@@ -136,7 +139,8 @@ NO_DENSIFY_SCRIPT = textwrap.dedent("""
     import json, resource, sys
     import numpy as np
     import scipy.sparse as sp
-    from mrtrain.engine.metrics import metric_partials
+    from mrtrain.cli import main
+from mrtrain.engine.metrics import metric_partials
     from mrtrain.engine.models import MODELS, make_model
 
     n, d, per_row = 1000, 2**22, 5
@@ -190,3 +194,18 @@ def test_newton_refuses_more_than_max_params_and_names_lbfgs():
         Newton().init(np.zeros(MAX_PARAMS + 1))
     with pytest.raises(ValueError, match=r"more than 4096 parameters.*p = 1048577"):
         check_model_size(2**20 + 1)
+
+
+def test_train_with_newton_on_too_many_features_exits_2_and_writes_nothing(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = write(tmp_path / "data", rng.normal(size=(8, MAX_PARAMS)), rng.normal(size=8), partitions=1)
+    checkpoints = tmp_path / "checkpoints"
+    code = main(["-q", "train", data, "--model", "linear", "--optimizer", "newton", "--runner", "inline",
+                 "--checkpoint-dir", str(checkpoints)])
+    assert code == 2
+    assert re.fullmatch(
+        r"mrtrain: error: The 'optimizer' parameter must be 'lbfgs' or 'gd' .* p = 4097\)\. "
+        r"Got 'newton' instead\.\n",
+        capsys.readouterr().err,
+    )
+    assert not checkpoints.exists()
