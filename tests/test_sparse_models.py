@@ -139,8 +139,7 @@ NO_DENSIFY_SCRIPT = textwrap.dedent("""
     import json, resource, sys
     import numpy as np
     import scipy.sparse as sp
-    from mrtrain.cli import main
-from mrtrain.engine.metrics import metric_partials
+    from mrtrain.engine.metrics import metric_partials
     from mrtrain.engine.models import MODELS, make_model
 
     n, d, per_row = 1000, 2**22, 5
