@@ -10,6 +10,7 @@ its type (the traceback is logged at debug level, shown with ``-vv``); Ctrl-C ex
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import math
@@ -21,7 +22,6 @@ from urllib.parse import urlsplit
 
 from mrjob.step import StepFailedException
 
-from mrtrain.engine.driver import Progress
 from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.mapreduce import RUNNERS
 from mrtrain.engine.models import MODELS
@@ -29,6 +29,7 @@ from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.params import check_int, check_number
 from mrtrain.engine.trainer import Trainer, check_mrjob_conf
 from mrtrain.mr_jobs.partition_job import PartitionError
+from mrtrain.progress import TrainingProgress
 from mrtrain.storage.checkpoint import list_checkpoints
 from mrtrain.storage.filesystem import get_filesystem, split_scheme
 from mrtrain.storage.ingest import ingest
@@ -147,7 +148,8 @@ def build_parser():
     parser = _Parser(prog="mrtrain", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more logging (-v: our INFO, -vv: mrjob and Hadoop too)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress (default: a progress bar on a terminal, else one line per pass)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("ingest", help="convert CSV / libsvm / Parquet / npz into a dataset")
@@ -221,15 +223,6 @@ def _configure_logging(verbose, quiet):
     TASK_ERRORS.messages.clear()
     if TASK_ERRORS not in mrjob_log.handlers:
         mrjob_log.addHandler(TASK_ERRORS)
-
-
-def _print_progress(progress: Progress):
-    mark = "" if progress.accepted else "  (no decrease; smaller step next)"
-    print(
-        f"iter {progress.iteration:4d}  objective {progress.objective:.12g}  "
-        f"|grad| {progress.grad_norm:.3e}  step {progress.step:.3e}  {progress.seconds:6.2f}s{mark}",
-        file=sys.stderr, flush=True,
-    )
 
 
 def _clean(value):
@@ -366,15 +359,16 @@ def cmd_ingest(args):
 def cmd_train(args):
     if args.checkpoint_dir is not None:
         _check_checkpoint_dir(args.checkpoint_dir, args.data)
-    trainer = Trainer(
-        args.model, optimizer=args.optimizer, l2=args.l2, fit_intercept=not args.no_intercept,
-        max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
-        conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
-        keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
-        break_lock=args.break_lock, partition_cache=args.partition_cache,
-        callback=None if args.quiet else _print_progress,
-    )
-    fitted = trainer.fit(args.data)
+    with contextlib.ExitStack() as stack:
+        progress = None if args.quiet else stack.enter_context(TrainingProgress(args.max_iter))
+        trainer = Trainer(
+            args.model, optimizer=args.optimizer, l2=args.l2, fit_intercept=not args.no_intercept,
+            max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
+            conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
+            keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
+            break_lock=args.break_lock, partition_cache=args.partition_cache, callback=progress,
+        )
+        fitted = trainer.fit(args.data)
     result = fitted.to_dict()
     result["metrics"] = None if args.no_metrics else fitted.evaluate(
         args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache,

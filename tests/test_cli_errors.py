@@ -144,11 +144,11 @@ def test_ctrl_c_is_one_line_exit_130_and_the_checkpoints_written_stay_valid(tmp_
                                                                            trained):
     ck = tmp_path / "ck"
 
-    def interrupt(progress):
+    def interrupt(self, progress):
         if progress.iteration == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "_print_progress", interrupt)
+    monkeypatch.setattr(cli.TrainingProgress, "__call__", interrupt)
     args = ["train", trained[1], "--model", "logistic", "--l2", "0.1", "--runner", "inline",
             "--checkpoint-dir", str(ck), "--json"]
     assert main(args) == 130
