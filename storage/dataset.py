@@ -1,9 +1,19 @@
 """The dataset format: a directory of Parquet partitions plus a ``_dataset.json`` manifest.
 
-Each partition holds the columns ``features: fixed_size_list<float64>[d]`` (or float32),
-``label: float64`` and optionally ``weight: float64``; a partition decodes zero-copy into an
-``(n, d)`` array. The manifest records the schema, the label classes, the rows, bytes and sha256
-of every partition, and a sha256 checksum of its own canonical JSON. Feature names are recorded only
+A dataset has one of two layouts, recorded in the manifest's ``"layout"`` (absent means dense, so
+manifests written before sparse data still read):
+
+- ``"dense"``: each partition holds ``features: fixed_size_list<float64>[d]`` (or float32) and
+  decodes zero-copy into an ``(n, d)`` C-contiguous ndarray.
+- ``"csr"``: each partition holds ``indices: list<int32>`` (0-based columns, sorted and unique in
+  each row) and ``values: list<float64>`` (or float32) with the same list offsets, and decodes
+  without copying the value and index buffers into a ``scipy.sparse.csr_array`` of shape
+  ``(n, d)``; the manifest records each partition's ``nnz`` (stored values). Rows are never
+  densified, so ``d`` may be far larger than a dense dataset's.
+
+Both layouts have ``label: float64`` and optionally ``weight: float64``. The manifest records the
+schema, the label classes, the rows, bytes and sha256 of every partition, and a sha256 checksum of
+its own canonical JSON. Feature names are recorded only
 when they are not the default ``f0 ... f{d-1}``, so the manifest's size does not grow with ``d``.
 
 Nothing read is trusted: every manifest field is checked for its type and range, and a partition
@@ -14,6 +24,10 @@ limits, each refused with a one-line error naming the file:
 - ``MAX_FEATURES`` (2**20): the number of features ``d`` of a dense dataset.
 - ``MAX_DENSE_CELLS`` (2**28, 2 GiB of float64): rows x features of one dense array held in memory,
   a partition or a source being ingested.
+- ``MAX_SPARSE_FEATURES`` (2**30): the number of features ``d`` of a csr dataset (column indices
+  are int32).
+- ``MAX_PARTITION_NNZ`` (2**28): the stored values of one csr partition, and its rows; it bounds a
+  csr partition's memory as ``MAX_DENSE_CELLS`` bounds a dense one's.
 - ``MAX_PARTITIONS`` (10,000): the number of partitions.
 """
 
@@ -42,13 +56,19 @@ MAX_CLASSES = 1000
 MAX_MANIFEST_BYTES = 16 * 2**20
 MAX_FEATURES = 2**20
 MAX_DENSE_CELLS = 2**28
+MAX_SPARSE_FEATURES = 2**30
+MAX_PARTITION_NNZ = 2**28
+LAYOUTS = ("dense", "csr")
 MAX_PARTITIONS = 10_000
 MAX_INT64 = 2**63 - 1
 FEATURES, LABEL, WEIGHT = "features", "label", "weight"
+INDICES, VALUES = "indices", "values"
+#: Parquet schema metadata key of a csr partition holding its ``n_features``.
+N_FEATURES_KEY = b"mrtrain.n_features"
 _MANIFEST_KEYS = (
     "format", "version", "n_features", "dtype", "label", "weight", "n_rows", "partitions", "checksum",
 )
-_OPTIONAL_KEYS = ("feature_names",)
+_OPTIONAL_KEYS = ("feature_names", "layout")
 _PARTITION_KEYS = ("bytes", "file", "rows", "sha256")
 _SHA256_DIGITS = frozenset("0123456789abcdef")
 
@@ -95,11 +115,17 @@ def check_dtype(dtype):
         raise ValueError(f"The 'dtype' parameter must be one of {DTYPES}. Got {dtype!r} instead.")
 
 
-def check_n_features(n_features):
-    """Validate an ``n_features`` parameter: None or an int in [1, MAX_FEATURES]."""
-    if n_features is not None and not (_is_int(n_features) and 1 <= n_features <= MAX_FEATURES):
-        raise ValueError(f"The 'n_features' parameter must be an int in [1, {MAX_FEATURES}] "
-                         f"(MAX_FEATURES) or None. Got {n_features!r} instead.")
+def max_features(layout):
+    """Return the most features a dataset of ``layout`` may have and the constant's name."""
+    return (MAX_SPARSE_FEATURES, "MAX_SPARSE_FEATURES") if layout == "csr" else (MAX_FEATURES, "MAX_FEATURES")
+
+
+def check_n_features(n_features, layout="dense"):
+    """Validate an ``n_features`` parameter: None or an int in [1, the limit of ``layout``]."""
+    top, name = max_features(layout)
+    if n_features is not None and not (_is_int(n_features) and 1 <= n_features <= top):
+        raise ValueError(f"The 'n_features' parameter must be an int in [1, {top}] "
+                         f"({name}) or None. Got {n_features!r} instead.")
 
 
 def check_partitioning(partitions, partition_size_mb, n_rows=None):
@@ -135,13 +161,14 @@ def manifest_checksum(manifest):
 
 @dataclass(frozen=True)
 class PartitionInfo:
-    """One partition of a dataset: its index, full URI, row count, byte size and sha256."""
+    """One partition of a dataset: its index, full URI, row count, byte size, sha256 and, csr only, nnz."""
 
     index: int
     uri: str
     rows: int
     bytes: int
     sha256: str
+    nnz: int | None = None
 
 
 class Dataset:
@@ -158,7 +185,11 @@ class Dataset:
     feature_names : list of str, length d
         The recorded names, else the default ``f0 ... f{d-1}`` (built on first use).
     dtype : str
-        ``"float64"`` or ``"float32"``, the element type of ``features``.
+        ``"float64"`` or ``"float32"``, the element type of the stored feature values.
+    layout : str
+        ``"dense"`` or ``"csr"``; partitions decode to an ndarray or a ``scipy.sparse.csr_array``.
+    nnz : int
+        Stored feature values: the partitions' nnz for csr, ``n_rows * n_features`` for dense.
     label_name : str
     classes : list of float or None
         Sorted distinct labels when they are integer-valued and at most 1000; else None.
@@ -175,6 +206,7 @@ class Dataset:
         self.manifest = manifest
         self.n_features = manifest["n_features"]
         self.dtype = manifest["dtype"]
+        self.layout = manifest.get("layout", "dense")
         self.label_name = manifest["label"]["name"]
         classes = manifest["label"]["classes"]
         self.classes = None if classes is None else [float(c) for c in classes]
@@ -183,9 +215,11 @@ class Dataset:
         self.n_rows = manifest["n_rows"]
         self.checksum = manifest["checksum"]
         self.partitions = [
-            PartitionInfo(i, join(uri, p["file"]), p["rows"], p["bytes"], p["sha256"])
+            PartitionInfo(i, join(uri, p["file"]), p["rows"], p["bytes"], p["sha256"], p.get("nnz"))
             for i, p in enumerate(manifest["partitions"])
         ]
+        self.nnz = (sum(p.nnz for p in self.partitions) if self.layout == "csr"
+                    else self.n_rows * self.n_features)
 
     @functools.cached_property
     def feature_names(self):
@@ -195,7 +229,7 @@ class Dataset:
     def __repr__(self):
         return (
             f"Dataset({self.uri!r}, n_rows={self.n_rows}, n_features={self.n_features}, "
-            f"partitions={len(self.partitions)})"
+            f"layout={self.layout!r}, nnz={self.nnz}, partitions={len(self.partitions)})"
         )
 
     @classmethod
@@ -247,19 +281,24 @@ class Dataset:
         part = self.partitions[index]
         return read_partition(part.uri, expected_sha256=part.sha256, n_features=self.n_features,
                               expected_rows=part.rows, expected_bytes=part.bytes,
-                              has_weight=self.has_weight)
+                              has_weight=self.has_weight, layout=self.layout, expected_nnz=part.nnz)
 
     def read_all(self):
         """Read every partition and concatenate; for small data and tests.
 
         Returns
         -------
-        X : ndarray, shape (n_rows, d)
+        X : ndarray or scipy.sparse.csr_array, shape (n_rows, d)
         y : ndarray, shape (n_rows,)
         w : ndarray, shape (n_rows,), or None
         """
         parts = [self.read_partition(i) for i in range(len(self.partitions))]
-        X = np.concatenate([p[0] for p in parts])
+        if self.layout == "csr":
+            from scipy import sparse
+
+            X = sparse.csr_array(sparse.vstack([p[0] for p in parts], format="csr"))
+        else:
+            X = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         w = np.concatenate([p[2] for p in parts]) if self.has_weight else None
         return X, y, w
@@ -273,6 +312,16 @@ def _short_repr(value, limit=80):
 def _expect(cond, where, what, found):
     if not cond:
         raise DataError(f"{where}: expected {what}, found {_short_repr(found)}")
+
+
+def _is_sparse(X):
+    """True for a scipy sparse matrix or array, without importing scipy for dense data."""
+    module = type(X).__module__
+    if not module.startswith("scipy.sparse"):
+        return False
+    from scipy import sparse
+
+    return sparse.issparse(X)
 
 
 def _is_int(value):
@@ -319,18 +368,25 @@ def _validate_classes(classes, where):
                 f"a label greater than the previous one {classes[i - 1]!r}", value)
 
 
-def _validate_partitions(parts, d, where):
+def _validate_partitions(parts, d, layout, where):
     _expect(isinstance(parts, list) and 1 <= len(parts) <= MAX_PARTITIONS, where,
             f"a list of 1 to {MAX_PARTITIONS} partitions (MAX_PARTITIONS)",
             parts if not isinstance(parts, list) else f"{len(parts)} partitions")
-    max_rows = MAX_DENSE_CELLS // d
+    csr = layout == "csr"
+    max_rows, rows_limit = ((MAX_PARTITION_NNZ, "MAX_PARTITION_NNZ") if csr
+                            else (MAX_DENSE_CELLS // d, "MAX_DENSE_CELLS / n_features"))
+    keys = (*_PARTITION_KEYS, "nnz") if csr else _PARTITION_KEYS
     for i, part in enumerate(parts):
         at = f"{where}[{i}]"
         _expect(isinstance(part, dict), at, "a JSON object", part)
-        _validate_keys(part, _PARTITION_KEYS, (), at)
+        _validate_keys(part, keys, (), at)
         _expect(part["file"] == partition_name(i), f"{at}.file", repr(partition_name(i)), part["file"])
         _expect(_is_int(part["rows"]) and 0 <= part["rows"] <= max_rows, f"{at}.rows",
-                f"an int in [0, {max_rows}] (MAX_DENSE_CELLS / n_features)", part["rows"])
+                f"an int in [0, {max_rows}] ({rows_limit})", part["rows"])
+        if csr:
+            top = min(MAX_PARTITION_NNZ, part["rows"] * d)
+            _expect(_is_int(part["nnz"]) and 0 <= part["nnz"] <= top, f"{at}.nnz",
+                    f"an int in [0, {top}] (at most rows x n_features and MAX_PARTITION_NNZ)", part["nnz"])
         _expect(_is_int(part["bytes"]) and 0 <= part["bytes"] <= MAX_INT64, f"{at}.bytes",
                 f"an int in [0, {MAX_INT64}]", part["bytes"])
         _expect(_is_sha256(part["sha256"]), f"{at}.sha256", "64 lowercase hex digits", part["sha256"])
@@ -360,9 +416,11 @@ def validate_manifest(manifest, where):
     _expect(manifest["format"] == FORMAT, f"{where}: format", repr(FORMAT), manifest["format"])
     _expect(_is_int(manifest["version"]) and manifest["version"] == VERSION, f"{where}: version",
             VERSION, manifest["version"])
+    layout = manifest.get("layout", "dense")
+    _expect(isinstance(layout, str) and layout in LAYOUTS, f"{where}: layout", f"one of {LAYOUTS}", layout)
     d = manifest["n_features"]
-    _expect(_is_int(d) and 1 <= d <= MAX_FEATURES, f"{where}: n_features",
-            f"an int in [1, {MAX_FEATURES}] (MAX_FEATURES)", d)
+    top, top_name = max_features(layout)
+    _expect(_is_int(d) and 1 <= d <= top, f"{where}: n_features", f"an int in [1, {top}] ({top_name})", d)
     if "feature_names" in manifest:
         names = manifest["feature_names"]
         _expect(isinstance(names, list) and len(names) == d and all(isinstance(n, str) for n in names)
@@ -377,7 +435,7 @@ def validate_manifest(manifest, where):
     _validate_classes(label["classes"], f"{where}: label.classes")
     _expect(manifest["weight"] is None or isinstance(manifest["weight"], str),
             f"{where}: weight", "a column name or null", manifest["weight"])
-    _validate_partitions(manifest["partitions"], d, f"{where}: partitions")
+    _validate_partitions(manifest["partitions"], d, layout, f"{where}: partitions")
     total = sum(p["rows"] for p in manifest["partitions"])
     _expect(_is_int(manifest["n_rows"]) and manifest["n_rows"] == total, f"{where}: n_rows",
             f"the partitions' total {total}", manifest["n_rows"])
@@ -448,7 +506,7 @@ def check_finite(X, y, w, where):
 
     Parameters
     ----------
-    X : ndarray, shape (n, d)
+    X : ndarray or scipy.sparse.csr_array, shape (n, d)
     y : ndarray, shape (n,)
     w : ndarray, shape (n,), or None
     where : str
@@ -459,8 +517,13 @@ def check_finite(X, y, w, where):
     DataError
         Naming ``where``, the 1-based row, the column (and feature), the expected and found value.
     """
+    if hasattr(X, "indptr") and not np.isfinite(X.data).all():
+        pos = int(np.flatnonzero(~np.isfinite(X.data))[0])
+        row = int(np.searchsorted(X.indptr, pos, side="right"))
+        raise DataError(f"{where}: row {row}: column {VALUES!r}, feature {int(X.indices[pos])}: expected a "
+                        f"finite number, found {float(X.data[pos])!r}")
     for name, values in ((FEATURES, X), (LABEL, y), (WEIGHT, w)):
-        if values is None or np.isfinite(values).all():
+        if values is None or hasattr(values, "indptr") or np.isfinite(values).all():
             continue
         bad = first_nonfinite(values)
         field = f"column {name!r}" + (f", feature {bad[1]}" if name == FEATURES else "")
@@ -472,15 +535,155 @@ def check_finite(X, y, w, where):
                         f"found {float(w[row])!r}")
 
 
-def decode_partition(table, where, n_features=None, has_weight=None):
+def partition_layout(schema, where, layout=None):
+    """Return a partition's layout from its schema: ``"csr"`` with ``indices``, else ``"dense"``.
+
+    Raises
+    ------
+    DataError
+        If ``layout`` is given and the schema holds the other one.
+    """
+    found = "csr" if INDICES in schema.names and FEATURES not in schema.names else "dense"
+    if layout is not None and layout != found:
+        expected = f"columns {[INDICES, VALUES]}" if layout == "csr" else f"column {FEATURES!r}"
+        raise DataError(f"{where}: expected a {layout} partition ({expected}) as {MANIFEST_NAME} says, "
+                        f"found columns {schema.names}")
+    return found
+
+
+def _csr_n_features(schema, where, n_features):
+    """The ``n_features`` of a csr partition: from its schema metadata, checked against ``n_features``."""
+    text = (schema.metadata or {}).get(N_FEATURES_KEY)
+    stored = int(text) if text is not None and text.isdigit() and len(text) <= 12 else None
+    if stored is None or not 1 <= stored <= MAX_SPARSE_FEATURES:
+        if n_features is None:
+            raise DataError(f"{where}: expected schema metadata {N_FEATURES_KEY.decode()!r} with an int in "
+                            f"[1, {MAX_SPARSE_FEATURES}], found {text!r}")
+        return n_features
+    if n_features is not None and stored != n_features:
+        raise DataError(f"{where}: expected {n_features} features, found {stored}")
+    return stored
+
+
+def _csr_types(schema, where):
+    """Check the types of a csr partition's ``indices`` and ``values``; return the values' numpy dtype."""
+    for name in (INDICES, VALUES):
+        if name not in schema.names:
+            raise DataError(f"{where}: missing column {name!r}; found columns {schema.names}")
+    itype, vtype = schema.field(INDICES).type, schema.field(VALUES).type
+    if not (pa.types.is_list(itype) and itype.value_type == pa.int32()):
+        raise DataError(f"{where}: column {INDICES!r}: expected list<int32>, found {itype}")
+    if not (pa.types.is_list(vtype) and vtype.value_type in (pa.float64(), pa.float32())):
+        raise DataError(f"{where}: column {VALUES!r}: expected list<double or float>, found {vtype}")
+    return vtype.value_type.to_pandas_dtype()
+
+
+def _list_buffers(array, name, where):
+    """A list array's ``(offsets, values)`` as numpy views, offsets rebased to start at 0."""
+    if array.null_count:
+        row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0]) + 1
+        raise DataError(f"{where}: row {row}: column {name!r} is null; expected a list")
+    offsets = array.offsets.to_numpy(zero_copy_only=True)
+    start, stop = int(offsets[0]), int(offsets[-1])
+    values = array.values.slice(start, stop - start)
+    if values.null_count:
+        flat = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+        row = int(np.searchsorted(offsets, start + flat, side="right"))
+        raise DataError(f"{where}: row {row}: column {name!r}: a null element; expected a number")
+    return (offsets - start if start else offsets), values.to_numpy(zero_copy_only=True)
+
+
+def features_to_csr(table, where, n_features):
+    """Return a csr partition's features as a ``csr_array`` sharing the Arrow value and index buffers.
+
+    Parameters
+    ----------
+    table : pyarrow.Table
+        With columns ``indices: list<int32>`` and ``values: list<float64|float32>``.
+    where : str
+        The file name for error messages.
+    n_features : int
+        The number of columns ``d``.
+
+    Returns
+    -------
+    scipy.sparse.csr_array, shape (n, d)
+        int32 ``indices`` and ``indptr``, sorted unique column indices in every row.
+
+    Raises
+    ------
+    DataError
+        Different list offsets for the two columns, nulls, or a column index out of ``[0, d)``, not
+        increasing within its row, naming the 1-based row.
+    """
+    from scipy.sparse import csr_array  # only csr partitions need scipy
+
+    indptr, indices = _list_buffers(_column(table, INDICES, where), INDICES, where)
+    value_offsets, data = _list_buffers(_column(table, VALUES, where), VALUES, where)
+    if not np.array_equal(indptr, value_offsets):
+        row = int(np.flatnonzero(indptr != value_offsets)[0])
+        raise DataError(f"{where}: row {row}: columns {INDICES!r} and {VALUES!r}: expected lists of the "
+                        f"same lengths, found {indptr[row] - indptr[row - 1]} indices and "
+                        f"{value_offsets[row] - value_offsets[row - 1]} values")
+    check_csr_indices(indptr, indices, n_features, where)
+    X = csr_array((data, indices, indptr), shape=(len(indptr) - 1, n_features), copy=False)
+    X.has_sorted_indices = True
+    return X
+
+
+def check_csr_indices(indptr, indices, n_features, where):
+    """Refuse column indices outside ``[0, n_features)`` or not strictly increasing within a row.
+
+    Parameters
+    ----------
+    indptr : ndarray, shape (n + 1,)
+    indices : ndarray, shape (nnz,)
+    n_features : int
+    where : str
+
+    Raises
+    ------
+    DataError
+        Naming the 1-based row and the index.
+    """
+    def row_of(position):
+        return int(np.searchsorted(indptr, position, side="right"))
+
+    if len(indices):
+        out = (indices < 0) | (indices >= n_features)
+        if out.any():
+            pos = int(np.flatnonzero(out)[0])
+            raise DataError(f"{where}: row {row_of(pos)}: column {INDICES!r}: expected a feature index in "
+                            f"[0, {n_features}), found {int(indices[pos])}")
+        starts = np.zeros(len(indices), dtype=bool)
+        starts[indptr[:-1][indptr[:-1] < len(indices)]] = True
+        bad = (np.diff(indices) <= 0) & ~starts[1:]
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0]) + 1
+            raise DataError(f"{where}: row {row_of(pos)}: column {INDICES!r}: expected strictly increasing "
+                            f"indices (previous {int(indices[pos - 1])}), found {int(indices[pos])}")
+
+
+def decode_partition(table, where, n_features=None, has_weight=None, layout=None, expected_nnz=None):
     """Decode a partition table into ``(X, y, w)``; see :func:`read_partition`."""
-    _features_type(table.schema, where, n_features)
+    layout = partition_layout(table.schema, where, layout)
+    if layout == "dense":
+        _features_type(table.schema, where, n_features)
+    else:
+        _csr_types(table.schema, where)
+        n_features = _csr_n_features(table.schema, where, n_features)
     if has_weight is not None and has_weight != (WEIGHT in table.column_names):
         raise DataError(
             f"{where}: missing column {WEIGHT!r}, which {MANIFEST_NAME} declares; found columns "
             f"{table.column_names}" if has_weight else
             f"{where}: unexpected column {WEIGHT!r}: {MANIFEST_NAME} declares no weight")
-    X = features_to_numpy(_column(table, FEATURES, where), where)
+    if layout == "dense":
+        X = features_to_numpy(_column(table, FEATURES, where), where)
+    else:
+        X = features_to_csr(table, where, n_features)
+        if expected_nnz is not None and X.nnz != expected_nnz:
+            raise DataError(f"{where}: expected {expected_nnz} stored values (nnz) as {MANIFEST_NAME} says, "
+                            f"found {X.nnz}")
     y = _float64_column(table, LABEL, where)
     w = _float64_column(table, WEIGHT, where) if WEIGHT in table.column_names else None
     check_finite(X, y, w, where)
@@ -488,12 +691,13 @@ def decode_partition(table, where, n_features=None, has_weight=None):
 
 
 def read_partition(uri, *, expected_sha256=None, n_features=None, expected_rows=None,
-                   expected_bytes=None, has_weight=None):
+                   expected_bytes=None, has_weight=None, layout=None, expected_nnz=None):
     """Read one partition file and decode it without copying the feature values.
 
     Only a regular file is read; its row count and dimension are checked from the Parquet metadata
-    (and against ``MAX_DENSE_CELLS``) before anything is decoded, and the decoded values must be
-    finite (weights also >= 0).
+    (dense: against ``MAX_DENSE_CELLS``; csr: stored values against ``MAX_PARTITION_NNZ``) before
+    anything is decoded, and the decoded values must be finite (weights also >= 0). The layout is
+    that of the file's columns (``features``: dense; ``indices`` and ``values``: csr).
 
     Parameters
     ----------
@@ -509,11 +713,17 @@ def read_partition(uri, *, expected_sha256=None, n_features=None, expected_rows=
         The size from the manifest; a larger file is refused unread, any other size after reading.
     has_weight : bool, optional
         Whether the manifest declares a weight column; the partition must (not) have one.
+    layout : {"dense", "csr"}, optional
+        The manifest's layout; the file must have it.
+    expected_nnz : int, optional
+        The manifest's nnz of a csr partition; checked against the decoded values.
 
     Returns
     -------
-    X : ndarray, shape (n, d), float64 (float32 for float32 datasets), C-contiguous, read-only
-        A view of the decoded Arrow buffer.
+    X : ndarray or scipy.sparse.csr_array, shape (n, d), float64 (float32 for float32 datasets)
+        Dense: a C-contiguous, read-only view of the decoded Arrow buffer. csr: int32 ``indices`` and
+        ``indptr``, sorted unique column indices per row; ``data`` and ``indices`` are views of the
+        Arrow buffers.
     y : ndarray, shape (n,), float64
     w : ndarray, shape (n,), float64, or None when the partition has no weight column
 
@@ -541,19 +751,50 @@ def read_partition(uri, *, expected_sha256=None, n_features=None, expected_rows=
         rows = parquet.metadata.num_rows
         if expected_rows is not None and rows != expected_rows:
             raise DataError(f"{uri}: expected {expected_rows} rows as {MANIFEST_NAME} says, found {rows}")
-        check_dense_cells(rows, _features_type(parquet.schema_arrow, uri, n_features).list_size, uri)
+        layout = partition_layout(parquet.schema_arrow, uri, layout)
+        if layout == "dense":
+            check_dense_cells(rows, _features_type(parquet.schema_arrow, uri, n_features).list_size, uri)
+        else:
+            _check_csr_metadata(parquet, uri, rows, expected_nnz)
         table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{uri}: not a readable Parquet file: {exc}") from exc
-    return decode_partition(table, uri, n_features, has_weight)
+    return decode_partition(table, uri, n_features, has_weight, layout, expected_nnz)
+
+
+def _check_csr_metadata(parquet, uri, rows, expected_nnz):
+    """Bound a csr partition's rows and stored values from its Parquet metadata, before decoding.
+
+    A list column stores one leaf entry per value and one per empty list, so the leaf count of
+    ``values`` lies in ``[nnz, nnz + rows]``.
+    """
+    _csr_types(parquet.schema_arrow, uri)
+    if rows > MAX_PARTITION_NNZ:
+        raise DataError(f"{uri}: expected at most {MAX_PARTITION_NNZ} rows in a csr partition "
+                        f"(MAX_PARTITION_NNZ), found {rows}")
+    metadata = parquet.metadata
+    leaves = 0
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        for c in range(group.num_columns):
+            if group.column(c).path_in_schema.split(".")[0] == VALUES:
+                leaves += group.column(c).num_values
+    if leaves - rows > MAX_PARTITION_NNZ:
+        raise DataError(f"{uri}: expected at most {MAX_PARTITION_NNZ} stored values in a csr partition "
+                        f"(MAX_PARTITION_NNZ), found at least {leaves - rows}")
+    if expected_nnz is not None and not expected_nnz <= leaves <= expected_nnz + rows:
+        raise DataError(f"{uri}: expected {expected_nnz} stored values (nnz) as {MANIFEST_NAME} says, "
+                        f"found {leaves} list entries for {rows} rows")
 
 
 def encode_partition(X, y, w=None):
-    """Return the Parquet bytes of one partition.
+    """Return the Parquet bytes of one partition, dense or csr after ``X``.
 
     Parameters
     ----------
-    X : ndarray, shape (n, d), float64 or float32
+    X : ndarray or scipy.sparse.csr_array, shape (n, d), float64 or float32
+        A csr ``X`` must have sorted unique indices and at most ``MAX_PARTITION_NNZ`` values; it is
+        stored as ``indices: list<int32>`` and ``values: list<...>`` and ``d`` in the schema metadata.
     y : ndarray, shape (n,), float64
     w : ndarray, shape (n,), float64, optional
 
@@ -562,12 +803,24 @@ def encode_partition(X, y, w=None):
     bytes
     """
     n, d = X.shape
-    flat = pa.array(np.ascontiguousarray(X).reshape(n * d))
-    columns = {FEATURES: pa.FixedSizeListArray.from_arrays(flat, d), LABEL: pa.array(y)}
+    metadata = None
+    if hasattr(X, "indptr"):
+        offsets = pa.array(np.asarray(X.indptr - X.indptr[0], dtype=np.int32))
+        start, stop = int(X.indptr[0]), int(X.indptr[-1])
+        columns = {
+            INDICES: pa.ListArray.from_arrays(offsets, pa.array(np.asarray(X.indices[start:stop], np.int32))),
+            VALUES: pa.ListArray.from_arrays(offsets, pa.array(X.data[start:stop])),
+        }
+        metadata = {N_FEATURES_KEY: str(d).encode()}
+    else:
+        flat = pa.array(np.ascontiguousarray(X).reshape(n * d))
+        columns = {FEATURES: pa.FixedSizeListArray.from_arrays(flat, d)}
+    columns[LABEL] = pa.array(y)
     if w is not None:
         columns[WEIGHT] = pa.array(w)
     sink = io.BytesIO()
-    pq.write_table(pa.table(columns), sink, use_dictionary=False, write_statistics=False)
+    pq.write_table(pa.table(columns).replace_schema_metadata(metadata), sink, use_dictionary=False,
+                   write_statistics=False)
     return sink.getvalue()
 
 
@@ -630,6 +883,114 @@ def _validate_arrays(X, y, w, dtype, where):
     return stored, y, w
 
 
+def _validate_labels(y, w, n, where):
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    if y.shape != (n,):
+        raise DataError(f"{where}: y: expected shape ({n},), found {y.shape}")
+    if w is not None:
+        w = np.ascontiguousarray(w, dtype=np.float64)
+        if w.shape != (n,):
+            raise DataError(f"{where}: w: expected shape ({n},), found {w.shape}")
+    return y, w
+
+
+def _validate_sparse(X, y, w, dtype, where):
+    """Check a scipy sparse ``X`` and return it as a canonical csr_array of ``dtype``, never densified."""
+    from scipy import sparse
+
+    check_dtype(dtype)
+    if X.ndim != 2 or X.shape[1] < 1:
+        raise DataError(f"{where}: X: expected a 2-d sparse matrix with >= 1 column, found shape {X.shape}")
+    n, d = X.shape
+    if d > MAX_SPARSE_FEATURES:
+        raise DataError(f"{where}: X: expected at most {MAX_SPARSE_FEATURES} columns (MAX_SPARSE_FEATURES), "
+                        f"found {d}")
+    if n == 0:
+        raise DataError(f"{where}: no rows: expected at least one row, found 0")
+    X = sparse.csr_array(X)
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.dtype.kind not in "fiub":
+        raise DataError(f"{where}: X: expected numeric values, found dtype {X.dtype}")
+    y, w = _validate_labels(y, w, n, where)
+    with np.errstate(over="ignore"):
+        data = np.asarray(X.data, dtype=dtype)
+    bad = np.flatnonzero(~np.isfinite(data))
+    if len(bad):
+        row = int(np.searchsorted(X.indptr, bad[0], side="right"))
+        found = float(X.data[bad[0]])
+        what = "a finite number" if not np.isfinite(found) else f"a value that fits {dtype}"
+        raise DataError(f"{where}: row {row}: feature {int(X.indices[bad[0]])}: expected {what}, "
+                        f"found {found!r}")
+    for name, values in (("label", y), ("weight", w)):
+        if values is not None and not np.isfinite(values).all():
+            row = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise DataError(f"{where}: row {row + 1}: {name}: expected a finite number, "
+                            f"found {float(values[row])!r}")
+    if w is not None and np.any(w < 0):
+        row = int(np.flatnonzero(w < 0)[0])
+        raise DataError(f"{where}: row {row + 1}: weight: expected >= 0, found {float(w[row])!r}")
+    X = sparse.csr_array((data, np.asarray(X.indices, dtype=np.int32), X.indptr), shape=(n, d), copy=False)
+    return X, y, w
+
+
+def csr_partition_bounds(indptr, value_bytes, fixed_row_bytes, partitions=None, partition_size_mb=64):
+    """Return the ``[start, stop)`` row ranges of contiguous csr partitions of balanced byte size.
+
+    A row costs ``fixed_row_bytes`` plus ``value_bytes`` per stored value, so rows of many values
+    weigh more than empty ones; every partition gets at least one row, at most
+    ``MAX_PARTITION_NNZ`` rows and, unless one row holds more, ``MAX_PARTITION_NNZ`` values.
+
+    Parameters
+    ----------
+    indptr : ndarray, shape (n_rows + 1,)
+        The CSR row offsets of the whole source.
+    value_bytes, fixed_row_bytes : int
+    partitions : int, optional
+        The number of partitions, 1 <= partitions <= min(n_rows, MAX_PARTITIONS).
+    partition_size_mb : float
+        Target uncompressed partition size in MiB, finite and > 0.
+
+    Returns
+    -------
+    list of (int, int)
+    """
+    n = len(indptr) - 1
+    check_partitioning(partitions, partition_size_mb, n)
+    nnz = int(indptr[-1])
+    cumulative = np.asarray(indptr, dtype=np.int64) * value_bytes + np.arange(n + 1) * fixed_row_bytes
+    total = int(cumulative[-1])
+    least = max(math.ceil(nnz / MAX_PARTITION_NNZ), math.ceil(n / MAX_PARTITION_NNZ), 1)
+    if partitions is not None:
+        if partitions < least:
+            raise ValueError(f"The 'partitions' parameter must be at least {least} for {n} rows and {nnz} "
+                             f"stored values, so that a partition holds at most {MAX_PARTITION_NNZ} "
+                             f"(MAX_PARTITION_NNZ). Got {partitions!r} instead.")
+        count = partitions
+    else:
+        count = max(least, math.ceil(total / (partition_size_mb * 2**20)))
+        count = min(count, n)
+        if count > MAX_PARTITIONS:
+            smallest = _round_up(total / MAX_PARTITIONS / 2**20)
+            raise ValueError(f"The 'partition_size_mb' parameter must be at least {smallest:.6g} for "
+                             f"{n} rows of {total} bytes in all, so that there are at most "
+                             f"{MAX_PARTITIONS} partitions (MAX_PARTITIONS). Got {partition_size_mb!r} "
+                             "instead.")
+    edges = np.searchsorted(cumulative, np.linspace(0, total, count + 1)).tolist()
+    edges[0], edges[-1] = 0, n
+    for i in range(1, count):
+        edges[i] = min(max(edges[i], edges[i - 1] + 1), n - (count - i))
+    bounds = list(zip(edges[:-1], edges[1:], strict=True))
+    for start, stop in bounds:
+        if stop - start > 1 and (indptr[stop] - indptr[start] > MAX_PARTITION_NNZ
+                                 or stop - start > MAX_PARTITION_NNZ):
+            raise ValueError(f"rows {start + 1} to {stop} hold {int(indptr[stop] - indptr[start])} stored "
+                             f"values: expected at most {MAX_PARTITION_NNZ} in a partition "
+                             "(MAX_PARTITION_NNZ); pass more partitions")
+    return bounds
+
+
 def _round_up(value, digits=6):
     """``value`` > 0 rounded up to ``digits`` significant digits."""
     scale = 10.0 ** (digits - 1 - math.floor(math.log10(value)))
@@ -686,12 +1047,15 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     Everything is written into a temporary sibling directory that is renamed to ``uri`` at the
     end, so a failure leaves no partial output.
 
+    A scipy sparse ``X`` (any format) writes a ``"csr"`` dataset without ever densifying it (explicit
+    zeros are kept, duplicate entries summed); any other ``X`` writes a dense one.
+
     Parameters
     ----------
     uri : str
         The dataset directory to create; must not exist.
-    X : array_like, shape (n, d)
-        Finite features, n >= 1, 1 <= d <= ``MAX_FEATURES``.
+    X : array_like or scipy sparse matrix/array, shape (n, d)
+        Finite features, n >= 1, 1 <= d <= ``MAX_FEATURES`` (sparse: ``MAX_SPARSE_FEATURES``).
     y : array_like, shape (n,)
         Finite labels.
     w : array_like, shape (n,), optional
@@ -707,7 +1071,8 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
         ``partition_size_mb``.
     partition_size_mb : float
         Target uncompressed partition size in MiB; lowered where a partition would hold more than
-        ``MAX_DENSE_CELLS`` values.
+        ``MAX_DENSE_CELLS`` values (sparse: ``MAX_PARTITION_NNZ`` values); sparse partitions are
+        balanced by their bytes (values and rows), dense ones by rows.
     dtype : {"float64", "float32"}
         Element type of the stored features.
 
@@ -726,7 +1091,8 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
         If ``uri`` exists.
     """
     uri = str(uri)
-    X, y, w = _validate_arrays(X, y, w, dtype, uri)
+    csr = _is_sparse(X)
+    X, y, w = (_validate_sparse if csr else _validate_arrays)(X, y, w, dtype, uri)
     n, d = X.shape
     check_partitioning(partitions, partition_size_mb, n)
     if feature_names is not None:
@@ -741,9 +1107,13 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     fs = get_filesystem(uri)
     if fs.exists(uri):
         raise FileExistsError(f"{uri}: destination already exists; choose a new path or delete it")
-    bytes_per_row = d * X.itemsize + 8 + (8 if w is not None else 0)
-    bounds = partition_bounds(n, bytes_per_row, partitions, partition_size_mb,
-                              max_rows=MAX_DENSE_CELLS // d)
+    fixed_row_bytes = 8 + (8 if w is not None else 0)
+    if csr:
+        bounds = csr_partition_bounds(X.indptr, 4 + X.dtype.itemsize, fixed_row_bytes + 8, partitions,
+                                      partition_size_mb)
+    else:
+        bounds = partition_bounds(n, d * X.itemsize + fixed_row_bytes, partitions, partition_size_mb,
+                                  max_rows=MAX_DENSE_CELLS // d)
     tmp = temp_sibling(uri)
     fs.makedirs(tmp)
     try:
@@ -754,11 +1124,15 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
             fs.write_bytes(join(tmp, partition_name(i)), data)
             entries.append({"file": partition_name(i), "rows": stop - start, "bytes": len(data),
                             "sha256": hashlib.sha256(data).hexdigest()})
+            if csr:
+                entries[-1]["nnz"] = int(X.indptr[stop] - X.indptr[start])
         manifest = {
             "format": FORMAT, "version": VERSION, "n_features": d, "dtype": dtype,
             "label": {"name": label_name, "classes": label_classes(y)},
             "weight": weight_name, "n_rows": n, "partitions": entries,
         }
+        if csr:
+            manifest["layout"] = "csr"
         if feature_names is not None:
             manifest["feature_names"] = feature_names
         manifest["checksum"] = manifest_checksum(manifest)
@@ -772,5 +1146,6 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
         if fs.exists(tmp):
             fs.delete(tmp, recursive=True)
         raise
-    logger.info("wrote dataset %s: %d rows, %d features, %d partitions", uri, n, d, len(bounds))
+    logger.info("wrote %s dataset %s: %d rows, %d features, %d partitions", "csr" if csr else "dense", uri, n,
+                d, len(bounds))
     return Dataset(uri, manifest)
