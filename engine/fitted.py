@@ -13,7 +13,7 @@ import numpy as np
 
 from mrtrain.engine.mapreduce import JobLauncher, effective_reducers, task_uri
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
-from mrtrain.engine.models import MODELS, make_model
+from mrtrain.engine.models import MODELS, is_sparse, make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
@@ -102,12 +102,15 @@ class FittedModel:
         )
 
     def predict(self, X):
-        """Predicted values (linear, poisson) or class labels (logistic, softmax), shape (n,)."""
-        return self.model.predict(np.asarray(X, dtype=np.float64), self.theta_)["prediction"]
+        """Predicted values (linear, poisson) or class labels (logistic, softmax), shape (n,).
+
+        ``X``: array_like (n, d), or a scipy sparse matrix (used as it is, never densified).
+        """
+        return self.model.predict(_features(X), self.theta_)["prediction"]
 
     def predict_proba(self, X):
         """Class probabilities, shape (n, K) (K = 2 for logistic, columns in ``classes_`` order)."""
-        out = self.model.predict(np.asarray(X, dtype=np.float64), self.theta_)
+        out = self.model.predict(_features(X), self.theta_)
         if "probabilities" in out:
             return out["probabilities"]
         if "probability" in out:
@@ -207,6 +210,11 @@ class FittedModel:
             raise
         log.info("wrote predictions for %d rows to %s", manifest["n_rows"], output)
         return manifest
+
+
+def _features(X):
+    """``X`` for in-memory prediction: scipy sparse matrices as they are, anything else as float64."""
+    return X if is_sparse(X) else np.asarray(X, dtype=np.float64)
 
 
 def latest_training_checkpoint(checkpoint_dir):

@@ -29,6 +29,7 @@ from mrtrain.engine.models import MODELS, PartialSums, make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
+from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.params import check_choice, check_int, check_number
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import NON_FINITE_COUNTERS
@@ -158,6 +159,8 @@ class Trainer:
                 )
             classes = dataset.classes
         model = make_model(self.model, dataset.n_features, classes=classes, fit_intercept=self.fit_intercept)
+        if self.optimizer == "newton":
+            check_model_size(model.n_params)  # before the lock and any job
         # The smallest vector a pass sums: one parameter point, no Hessian.
         reducers = effective_reducers(
             self.reducers, PartialSums.zeros(1, model.n_params, 0).to_vector().size, "gradient"
