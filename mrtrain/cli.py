@@ -163,7 +163,11 @@ def build_parser():
     size.add_argument("--partitions", type=_int_at_least(1, "partitions"), help="number of partitions")
     size.add_argument("--partition-size", type=_argument(_partition_size, "partition_size", float),
                       default=64.0, help="target partition size in MiB. Default: %(default)s")
-    p.add_argument("--n-features", type=_int_at_least(1, "n_features"), help="number of features (libsvm)")
+    p.add_argument("--n-features", type=_int_at_least(1, "n_features"),
+                   help="number of features: libsvm rows get it (an index beyond it is an error), other "
+                        "sources must have it. Default: libsvm's largest index")
+    p.add_argument("--dense", action="store_true",
+                   help="libsvm: write a dense dataset instead of a sparse (csr) one")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="stored feature type. Default: %(default)s")
     p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
@@ -347,10 +351,12 @@ def cmd_ingest(args):
     dataset = ingest(
         args.src, args.dest, format=args.format, label=args.label, weight=args.weight,
         partitions=args.partitions, partition_size_mb=args.partition_size, n_features=args.n_features,
-        dtype=args.dtype,
+        dtype=args.dtype, dense=args.dense,
     )
     summary = {
         "dataset": dataset.uri, "rows": dataset.n_rows, "features": dataset.n_features,
+        "layout": dataset.layout, "nnz": dataset.nnz,
+        "density": dataset.nnz / (dataset.n_rows * dataset.n_features),
         "partitions": len(dataset.partitions), "classes": dataset.classes, "checksum": dataset.checksum,
     }
     _print_result(summary, args.json)

@@ -10,6 +10,7 @@ The whole source is densified in memory, so its size is checked against the limi
 shapes of Parquet and ``.npz`` sources are read from their metadata first, a CSV's lines are counted.
 """
 
+import array
 import csv
 import io
 import logging
@@ -31,6 +32,7 @@ from mrtrain.storage.dataset import (
     check_n_features,
     check_partitioning,
     first_nonfinite,
+    max_features,
     write_dataset,
 )
 from mrtrain.storage.errors import DataError
@@ -230,58 +232,91 @@ def _libsvm_error(src, line, what, found):
     return DataError(f"{src}: line {line}: expected {what}, found {found!r}")
 
 
-def read_libsvm(data, src, *, label, n_features=None):
+def _libsvm_fast(tokens, limit):
+    """Parse one line's tokens, or return None when anything is unusual (the slow path then says what)."""
+    try:
+        target = float(tokens[0])
+        pairs = [token.split(":") for token in tokens[1:]]
+        columns = [int(index) - 1 for index, _ in pairs]
+        values = [float(value) for _, value in pairs]
+    except ValueError:
+        return None
+    if columns and not (0 <= columns[0] and columns[-1] < limit
+                        and all(a < b for a, b in zip(columns, columns[1:], strict=False))):
+        return None
+    return target, columns, values
+
+
+def _libsvm_slow(tokens, src, line_number, n_features, top, top_name):
+    """Parse one line's tokens token by token, raising the DataError of the first bad one."""
+    if not _is_number(tokens[0]):
+        raise _libsvm_error(src, line_number, "a numeric label first", tokens[0])
+    columns, values, previous = [], [], 0
+    for token in tokens[1:]:
+        index_text, sep, value_text = token.partition(":")
+        if not (sep and index_text.lstrip("+-").isdigit() and _is_number(value_text)):
+            raise _libsvm_error(src, line_number, "index:value", token)
+        index = int(index_text)
+        if index <= 0:
+            raise _libsvm_error(src, line_number, "a 1-based index >= 1", token)
+        if index <= previous:
+            raise _libsvm_error(src, line_number, f"strictly increasing indices (previous {previous})", token)
+        if n_features is not None and index > n_features:
+            raise _libsvm_error(src, line_number, f"an index <= n_features={n_features}", token)
+        if index > top:
+            raise _libsvm_error(src, line_number, f"an index <= {top} ({top_name})", token)
+        previous = index
+        columns.append(index - 1)
+        values.append(float(value_text))
+    return float(tokens[0]), columns, values
+
+
+def read_libsvm(data, src, *, label, n_features=None, dense=False):
     """Parse libsvm bytes (``label idx:val ...``, 1-based increasing indices) into a Source.
 
-    Text after ``#`` is a comment; blank lines are skipped. Features are densified to
-    ``d = n_features`` or the largest index seen, at most ``MAX_FEATURES``; the dense rows x d
-    values may be at most ``MAX_DENSE_CELLS``, which is checked line by line, before allocating.
+    Text after ``#`` is a comment; blank lines are skipped. The rows are collected as CSR (never
+    densified) of ``d = n_features`` or the largest index seen, at most ``MAX_SPARSE_FEATURES``.
+    With ``dense``, ``d`` is at most ``MAX_FEATURES`` and the dense rows x d values at most
+    ``MAX_DENSE_CELLS``, checked line by line before the dense array is allocated.
     """
-    check_n_features(n_features)
-    labels, lines, rows, cols, vals = [], [], [], [], []
+    from scipy.sparse import csr_array
+
+    layout = "dense" if dense else "csr"
+    check_n_features(n_features, layout)
+    top, top_name = max_features(layout)
+    if dense:
+        top_name += ", the most dense features"
+    limit = n_features or top
+    labels, lines, indptr = [], [], [0]
+    indices, values = array.array("i"), array.array("d")
     widest = widest_line = 0
     for line_number, line in enumerate(_decode_text(data, src).splitlines(), 1):
         tokens = line.split("#", 1)[0].split()
         if not tokens:
             continue
-        if not _is_number(tokens[0]):
-            raise _libsvm_error(src, line_number, "a numeric label first", tokens[0])
+        parsed = None if "_" in line else _libsvm_fast(tokens, limit)
+        if parsed is None:
+            parsed = _libsvm_slow(tokens, src, line_number, n_features, top, top_name)
+        target, columns, row_values = parsed
         row = len(labels)
-        labels.append(float(tokens[0]))
+        labels.append(target)
         lines.append(line_number)
-        previous = 0
-        for token in tokens[1:]:
-            index_text, sep, value_text = token.partition(":")
-            if not (sep and index_text.lstrip("+-").isdigit() and _is_number(value_text)):
-                raise _libsvm_error(src, line_number, "index:value", token)
-            index = int(index_text)
-            if index <= 0:
-                raise _libsvm_error(src, line_number, "a 1-based index >= 1", token)
-            if index <= previous:
-                raise _libsvm_error(src, line_number,
-                                    f"strictly increasing indices (previous {previous})", token)
-            if n_features is not None and index > n_features:
-                raise _libsvm_error(src, line_number, f"an index <= n_features={n_features}",
-                                    token)
-            if index > MAX_FEATURES:
-                raise _libsvm_error(src, line_number,
-                                    f"an index <= {MAX_FEATURES} (MAX_FEATURES, the most dense features)",
-                                    token)
-            previous = index
-            rows.append(row)
-            cols.append(index - 1)
-            vals.append(float(value_text))
-        if previous > widest:
-            widest, widest_line = previous, line_number
-        if (row + 1) * (n_features or widest) > MAX_DENSE_CELLS:
+        indices.extend(columns)
+        values.extend(row_values)
+        indptr.append(len(indices))
+        if columns and columns[-1] + 1 > widest:
+            widest, widest_line = columns[-1] + 1, line_number
+        if dense and (row + 1) * (n_features or widest) > MAX_DENSE_CELLS:
             hint = "" if n_features else (f"the dimension comes from index {widest} on line {widest_line}; "
                                           "if that is a mistake, pass --n-features")
             check_dense_cells(row + 1, n_features or widest, f"{src}: line {line_number}", hint)
     d = n_features if n_features is not None else widest
     if labels and d == 0:
         raise DataError(f"{src}: no features: expected at least one index:value pair, found none")
-    X = np.zeros((len(labels), d))
-    X[np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)] = vals
+    X = csr_array((np.frombuffer(values, dtype=np.float64), np.frombuffer(indices, dtype=np.int32),
+                   np.asarray(indptr, dtype=np.int64)), shape=(len(labels), max(d, 1)), copy=False)
+    if dense:
+        X = X.toarray()
     return Source(X, np.asarray(labels, dtype=np.float64), None, None, label, None,
                   lambda i: f"line {lines[i]}")
 
@@ -381,8 +416,17 @@ def _check_values(source, src):
         raise DataError(f"{src}: no rows: expected at least one data row, found 0")
     if source.X.shape[1] == 0:
         raise DataError(f"{src}: no features: expected at least one feature, found 0")
-    names = source.feature_names or [f"feature {j}" for j in range(source.X.shape[1])]
-    checks = [(source.X, lambda j: names[j]), (source.y[:, None], lambda _: source.label_name)]
+    checks = [(source.y[:, None], lambda _: source.label_name)]
+    if hasattr(source.X, "indptr"):
+        data = source.X.data
+        if not np.isfinite(data).all():
+            pos = int(np.flatnonzero(~np.isfinite(data))[0])
+            row = int(np.searchsorted(source.X.indptr, pos, side="right")) - 1
+            raise DataError(f"{src}: {source.locate(row)}: column 'feature {int(source.X.indices[pos])}': "
+                            f"expected a finite number, found {float(data[pos])!r}")
+    else:
+        names = source.feature_names or [f"feature {j}" for j in range(source.X.shape[1])]
+        checks.insert(0, (source.X, lambda j: names[j]))
     if source.w is not None:
         checks.append((source.w[:, None], lambda _: source.weight_name))
     for values, name_of in checks:
@@ -397,7 +441,7 @@ def _check_values(source, src):
 
 
 def ingest(src, dest, *, format=None, label="label", weight=None, partitions=None,
-           partition_size_mb=64, n_features=None, dtype="float64"):
+           partition_size_mb=64, n_features=None, dtype="float64", dense=False):
     """Convert a source file into a dataset directory.
 
     Parameters
@@ -418,20 +462,24 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     partition_size_mb : float
         Target uncompressed partition size in MiB, finite and > 0.
     n_features : int, optional
-        Number of features d, at most ``MAX_FEATURES``: libsvm densifies to it; other formats must
-        match it.
+        Number of features d: libsvm rows get it (an index beyond it is an error), other formats must
+        match it. At most ``MAX_SPARSE_FEATURES`` for libsvm and npz, ``MAX_FEATURES`` for dense data.
     dtype : {"float64", "float32"}
         Element type of the stored features.
+    dense : bool
+        libsvm only: write a dense dataset (today's layout, bounded by ``MAX_FEATURES`` and
+        ``MAX_DENSE_CELLS``) instead of a csr one.
 
     Returns
     -------
     Dataset
+        csr (``layout == "csr"``) for libsvm without ``dense`` and for a sparse npz; dense otherwise.
 
     Raises
     ------
     DataError
         Malformed source (naming file, line or row, column, expected and found), no rows, or a
-        source over ``MAX_FEATURES`` features or ``MAX_DENSE_CELLS`` values.
+        source over the limits of its layout.
     ValueError
         A bad parameter, before the source is read.
     OSError
@@ -441,7 +489,9 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     """
     src, dest = str(src), str(dest)
     fmt = infer_format(src, format)
-    check_n_features(n_features)
+    if not isinstance(dense, bool):
+        raise ValueError(f"The 'dense' parameter must be a bool. Got {dense!r} instead.")
+    check_n_features(n_features, "csr" if fmt in ("libsvm", "npz") and not dense else "dense")
     check_partitioning(partitions, partition_size_mb)
     check_dtype(dtype)
     if get_filesystem(dest).exists(dest):
@@ -449,7 +499,7 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
                               "delete it")
     data = get_filesystem(src).read_bytes(src)
     if fmt == "libsvm":
-        source = read_libsvm(data, src, label=label, n_features=n_features)
+        source = read_libsvm(data, src, label=label, n_features=n_features, dense=dense)
     else:
         reader = {"csv": read_csv, "parquet": read_parquet, "npz": read_npz}[fmt]
         source = reader(data, src, label=label, weight=weight)
@@ -457,7 +507,8 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
             raise DataError(f"{src}: expected n_features={n_features} feature columns, found "
                             f"{source.X.shape[1]}")
     _check_values(source, src)
-    logger.info("ingesting %s (%s): %d rows, %d features", src, fmt, *source.X.shape)
+    logger.info("ingesting %s (%s, %s): %d rows, %d features", src, fmt,
+                "csr" if hasattr(source.X, "indptr") else "dense", *source.X.shape)
     return write_dataset(dest, source.X, source.y, source.w, feature_names=source.feature_names,
                          label_name=source.label_name, weight_name=source.weight_name,
                          partitions=partitions, partition_size_mb=partition_size_mb, dtype=dtype)

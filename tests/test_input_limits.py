@@ -223,7 +223,7 @@ def test_a_manifest_over_the_cap_is_refused_unread(tmp_path):
 ])
 def test_libsvm_dimensions_are_bounded_before_allocating(tmp_path, capsys, source, message):
     (tmp_path / "x.libsvm").write_text(source)
-    status, out, err = run(capsys, "ingest", str(tmp_path / "x.libsvm"), str(tmp_path / "d"))
+    status, out, err = run(capsys, "ingest", str(tmp_path / "x.libsvm"), str(tmp_path / "d"), "--dense")
     assert (status, out, err) == (2, "", [f"mrtrain: error: {tmp_path / 'x.libsvm'}: {message}"])
     assert tree(tmp_path) == ["x.libsvm"]
 
@@ -231,7 +231,7 @@ def test_libsvm_dimensions_are_bounded_before_allocating(tmp_path, capsys, sourc
 def test_n_features_over_the_limit_is_refused_before_reading(tmp_path):
     with pytest.raises(ValueError, match=r"The 'n_features' parameter must be an int in \[1, 1048576\] "
                                          r"\(MAX_FEATURES\) or None. Got 2147483648 instead."):
-        ingest(tmp_path / "missing.libsvm", tmp_path / "d", n_features=2**31)
+        ingest(tmp_path / "missing.libsvm", tmp_path / "d", n_features=2**31, dense=True)
 
 
 def test_a_device_source_is_refused(tmp_path, capsys):
@@ -274,9 +274,9 @@ def test_every_source_format_is_bounded_in_dense_values(tmp_path, small_limits, 
     where = f"{src}: line 4" if fmt == "libsvm" else str(src)
     with pytest.raises(DataError, match=rf"^{where}: expected at most 11 dense values \(MAX_DENSE_CELLS, "
                                         rf"rows x features\), found 4 rows x 3 features"):
-        ingest(src, tmp_path / "d")
+        ingest(src, tmp_path / "d", dense=fmt == "libsvm")
     write_source(src, fmt, 3, 3)
-    assert ingest(src, tmp_path / "d").n_rows == 3
+    assert ingest(src, tmp_path / "d", dense=fmt == "libsvm").n_rows == 3
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "npz"])

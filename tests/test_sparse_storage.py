@@ -10,9 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import sparse
 
+from mrtrain.cli import main
 from mrtrain.storage import dataset as dataset_module
 from mrtrain.storage.dataset import Dataset, encode_partition, read_partition, write_dataset
 from mrtrain.storage.errors import DataError
+from mrtrain.storage.ingest import ingest
 
 
 def random_csr(n, d, density, seed=0, empty_rows=()):
@@ -246,3 +248,93 @@ def test_read_partition_detects_the_layout_without_a_manifest(tmp_path):
         read_partition(ds.partitions[0].uri, n_features=8)
     content = encode_partition(sparse.csr_array(np.eye(3)), np.zeros(3))
     assert pq.ParquetFile(pa.BufferReader(content)).schema_arrow.field("indices").type == pa.list_(pa.int32())
+
+
+# ---- 2. libsvm ingest stays sparse ------------------------------------------------------------------
+
+def write_libsvm(path, X, y):
+    lines = []
+    for i in range(X.shape[0]):
+        cols, vals = X.indices[X.indptr[i]:X.indptr[i + 1]], X.data[X.indptr[i]:X.indptr[i + 1]]
+        pairs = [f"{j + 1}:{float(v)!r}" for j, v in zip(cols, vals, strict=True)]
+        lines.append(" ".join([repr(float(y[i])), *pairs]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_libsvm_ingest_equals_scikit_learn(tmp_path):
+    from sklearn.datasets import load_svmlight_file
+
+    src = tmp_path / "d.libsvm"
+    X = random_csr(300, 500, 0.02, seed=5, empty_rows=(4, 9))
+    write_libsvm(src, X, np.arange(300) % 4 - 1.0)
+    ds = ingest(src, tmp_path / "d", partitions=3)
+    Xr, yr, wr = ds.read_all()
+    Xs, ys = load_svmlight_file(str(src), n_features=500)
+    assert ds.layout == "csr" and isinstance(Xr, sparse.csr_array) and wr is None
+    np.testing.assert_array_equal(Xr.indptr, Xs.indptr)
+    np.testing.assert_array_equal(Xr.indices, Xs.indices)
+    np.testing.assert_array_equal(Xr.data, Xs.data)
+    np.testing.assert_array_equal(yr, ys)
+
+
+def test_libsvm_dense_option_keeps_the_dense_layout(tmp_path, capsys):
+    src = tmp_path / "d.libsvm"
+    src.write_text("1 2:5\n0 1:1\n")
+    assert main(["-q", "ingest", str(src), str(tmp_path / "d"), "--dense", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["layout"], summary["nnz"], summary["density"]) == ("dense", 4, 1.0)
+    assert isinstance(Dataset.open(str(tmp_path / "d")).read_partition(0)[0], np.ndarray)
+
+
+def test_ingest_prints_the_dataset_facts(tmp_path, capsys):
+    src = tmp_path / "d.libsvm"
+    src.write_text("1 2:5 7:1\n0 1:1\n")
+    assert main(["-q", "ingest", str(src), str(tmp_path / "d"), "--n-features", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "layout: csr" in out and "features: 10" in out and "nnz: 3" in out and "density: 0.15" in out
+
+
+@pytest.mark.parametrize(("text", "options", "message"), [
+    ("1 2:5\n0 1:1 11:2\n", ["--n-features", "10"],
+     "line 2: expected an index <= n_features=10, found '11:2'"),
+    ("1 1073741825:1\n", [], "line 1: expected an index <= 1073741824 (MAX_SPARSE_FEATURES), "
+                             "found '1073741825:1'"),
+    ("1 1:1\n0 1:1 3:nan\n", [], "line 2: column 'feature 2': expected a finite number, found nan"),
+])
+def test_libsvm_index_errors(tmp_path, capsys, text, options, message):
+    src = tmp_path / "d.libsvm"
+    src.write_text(text)
+    assert main(["-q", "ingest", str(src), str(tmp_path / "d"), *options]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err.strip()) == ("", f"mrtrain: error: {src}: {message}")
+    assert not (tmp_path / "d").exists()
+
+
+def test_n_features_is_bounded_for_sparse_sources(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"The 'n_features' parameter must be an int in \[1, 1073741824\] "
+                                         r"\(MAX_SPARSE_FEATURES\) or None. Got 1073741825 instead."):
+        ingest(tmp_path / "missing.libsvm", tmp_path / "d", n_features=2**30 + 1)
+
+
+def test_a_libsvm_file_of_2_24_features_ingests_in_memory_proportional_to_nnz(tmp_path):
+    import time
+    import tracemalloc
+
+    rng = np.random.default_rng(7)
+    n, per_row, d = 50_000, 10, 2**24
+    columns = np.sort(rng.choice(d, size=(n, per_row)), axis=1)
+    src = tmp_path / "wide.libsvm"
+    with src.open("w") as out:
+        for i in range(n):
+            out.write(f"{i % 2} " + " ".join(f"{c + 1}:0.5" for c in np.unique(columns[i])) + "\n")
+    started = time.perf_counter()
+    tracemalloc.start()
+    ds = ingest(src, tmp_path / "d", n_features=d, partition_size_mb=2)
+    X, y, _ = ds.read_partition(0)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert time.perf_counter() - started < 30
+    assert ds.layout == "csr" and ds.n_features == d and len(ds.partitions) > 1
+    assert ds.nnz == sum(len(np.unique(row)) for row in columns)
+    assert X.shape == (ds.partitions[0].rows, d)
+    assert peak < 200 * 2**20  # a dense 50k x 2**24 array would be 6.7 TB

@@ -94,7 +94,7 @@ def test_iris_libsvm_matches_scikit_learn(tmp_path):
     iris = load_iris()
     ds = ingest(str(IRIS), str(tmp_path / "iris"))
     X, y, w = ds.read_all()
-    np.testing.assert_array_equal(X, iris.data)
+    np.testing.assert_array_equal(X.toarray(), iris.data)
     np.testing.assert_array_equal(y, iris.target)
     assert w is None and ds.classes == [0.0, 1.0, 2.0] and ds.n_rows == 150
 
@@ -104,6 +104,7 @@ def test_libsvm_sparse_comments_and_padding(tmp_path):
     src.write_text("# header comment\n1 2:5.5 4:1\n\n0  # no features\n-1 1:2e3\n")
     ds = ingest(str(src), str(tmp_path / "ds"), n_features=6)
     X, y, _ = ds.read_all()
+    X = X.toarray()
     expected = np.zeros((3, 6))
     expected[0, 1], expected[0, 3], expected[2, 0] = 5.5, 1.0, 2000.0
     np.testing.assert_array_equal(X, expected)
