@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from mrtrain.storage.dataset import (
     MAX_DENSE_CELLS,
     MAX_FEATURES,
+    MAX_SPARSE_FEATURES,
     check_dense_cells,
     check_dtype,
     check_n_features,
@@ -44,6 +45,8 @@ FORMATS = ("csv", "libsvm", "parquet", "npz")
 EXTENSIONS = {".csv": "csv", ".libsvm": "libsvm", ".svm": "libsvm", ".parquet": "parquet",
               ".npz": "npz"}
 NPZ_KEYS = ("X", "y", "w")
+#: A sparse .npz: the arrays ``scipy.sparse.save_npz`` writes for a csr/csc matrix, plus the labels.
+SPARSE_NPZ_KEYS = ("format", "shape", "data", "indices", "indptr", "label")
 CSV_BLOCK_BYTES = 1 << 20
 MAX_CSV_BLOCK_BYTES = 2**31 - 1
 _NPZ_ERRORS = (ValueError, OSError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
@@ -370,6 +373,12 @@ def _npz_headers(data, src):
 def read_npz(data, src, *, label, weight):
     """Load a ``.npz`` with arrays ``X`` (n, d), ``y`` (n,) and optional ``w`` (n,); no pickle.
 
+    A sparse ``.npz`` (one with an array ``format``) holds a csr or csc matrix under the keys
+    ``scipy.sparse.save_npz`` writes (``format``, ``shape``, ``data``, ``indices``, ``indptr``, optional
+    ``_is_array``) plus
+    ``label`` (n,) and optionally ``weight`` (n,), e.g. ``np.savez(path, **dict(np.load(saved)),
+    label=y)``; it is read as CSR, never densified.
+
     Names, dtypes and shapes are checked from the arrays' headers before any array is decompressed.
     """
     try:
@@ -378,6 +387,8 @@ def read_npz(data, src, *, label, weight):
         raise
     except _NPZ_ERRORS as exc:
         raise DataError(f"{src}: not a loadable .npz without pickle: {exc}") from exc
+    if "format" in headers:
+        return _read_sparse_npz(data, src, headers, label, weight)
     if set(headers) - set(NPZ_KEYS) or not {"X", "y"} <= set(headers):
         raise DataError(f"{src}: expected arrays X, y and optionally w, found {sorted(headers)}")
     for name, (_, dtype) in headers.items():
@@ -409,6 +420,58 @@ def read_npz(data, src, *, label, weight):
     return Source(np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64),
                   None if w is None else np.asarray(w, dtype=np.float64), None, label,
                   weight_name, _row_locator)
+
+
+def _read_sparse_npz(data, src, headers, label, weight):
+    """A csr or csc matrix as scipy's ``save_npz`` writes it, plus ``label`` and optional ``weight``."""
+    from scipy import sparse
+
+    keys = set(headers)
+    if not set(SPARSE_NPZ_KEYS) <= keys or keys - set(SPARSE_NPZ_KEYS) - {"weight", "_is_array"}:
+        raise DataError(f"{src}: expected the arrays of scipy.sparse.save_npz for a csr or csc matrix "
+                        f"{list(SPARSE_NPZ_KEYS[:5])}, plus 'label' and optionally 'weight', "
+                        f"found {sorted(keys)}")
+    for name, (_, dtype) in headers.items():
+        if dtype.hasobject:
+            raise DataError(f"{src}: not a loadable .npz without pickle: array {name!r} holds Python "
+                            f"objects (dtype {dtype})")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except _NPZ_ERRORS as exc:
+        raise DataError(f"{src}: not a loadable .npz without pickle: {exc}") from exc
+    fmt = arrays["format"].item()
+    fmt = fmt.decode("ascii", "replace") if isinstance(fmt, bytes) else str(fmt)
+    if fmt not in ("csr", "csc"):
+        raise DataError(f"{src}: array 'format': expected 'csr' or 'csc', found {fmt!r}")
+    shape = arrays["shape"]
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or shape.min() < 0:
+        raise DataError(f"{src}: array 'shape': expected 2 non-negative ints, found {shape.tolist()!r}")
+    n, d = (int(v) for v in shape)
+    if d > MAX_SPARSE_FEATURES:
+        raise DataError(f"{src}: array 'shape': expected at most {MAX_SPARSE_FEATURES} columns "
+                        f"(MAX_SPARSE_FEATURES), found {d}")
+    for name in ("data", "indices", "indptr"):
+        if arrays[name].ndim != 1 or arrays[name].dtype.kind not in ("fiub" if name == "data" else "iu"):
+            raise DataError(f"{src}: array {name!r}: expected a 1-d numeric array, found shape "
+                            f"{arrays[name].shape} dtype {arrays[name].dtype}")
+    cls = sparse.csr_array if fmt == "csr" else sparse.csc_array
+    try:
+        X = cls((arrays["data"], arrays["indices"], arrays["indptr"]), shape=(n, d))
+        X.check_format(full_check=True)
+    except (ValueError, TypeError) as exc:
+        raise DataError(f"{src}: not a valid {fmt} matrix: {exc}") from exc
+    X = sparse.csr_array(X)
+    for name in ("label", "weight"):
+        if name in arrays and (arrays[name].shape != (n,) or arrays[name].dtype.kind not in "fiub"):
+            raise DataError(f"{src}: array {name!r}: expected {n} numbers (shape ({n},)), found shape "
+                            f"{arrays[name].shape} dtype {arrays[name].dtype}")
+    w = arrays.get("weight")
+    if weight is not None and w is None:
+        raise DataError(f"{src}: weight {weight!r} requested but the .npz has no array 'weight'")
+    return Source(X, np.asarray(arrays["label"], dtype=np.float64),
+                  None if w is None else np.asarray(w, dtype=np.float64), None, label,
+                  (weight or "weight") if w is not None else None, _row_locator)
 
 
 def _check_values(source, src):

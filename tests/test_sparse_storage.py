@@ -338,3 +338,37 @@ def test_a_libsvm_file_of_2_24_features_ingests_in_memory_proportional_to_nnz(tm
     assert ds.nnz == sum(len(np.unique(row)) for row in columns)
     assert X.shape == (ds.partitions[0].rows, d)
     assert peak < 200 * 2**20  # a dense 50k x 2**24 array would be 6.7 TB
+
+
+# ---- 3. sparse .npz ingest --------------------------------------------------------------------------
+
+def sparse_npz(path, X, **extra):
+    saved = path.with_name("saved.npz")
+    sparse.save_npz(saved, X)
+    with np.load(saved) as npz:
+        np.savez(path, **dict(npz), **extra)
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_npz_ingest(tmp_path, fmt):
+    X = random_csr(40, 25, 0.1, seed=9)
+    y, w = np.arange(40) % 2.0, np.linspace(1, 2, 40)
+    sparse_npz(tmp_path / "d.npz", X.asformat(fmt), label=y, weight=w)
+    ds = ingest(tmp_path / "d.npz", tmp_path / "d")
+    Xr, yr, wr = ds.read_all()
+    assert ds.layout == "csr" and (Xr != X).nnz == 0 and ds.has_weight
+    np.testing.assert_array_equal(yr, y)
+    np.testing.assert_array_equal(wr, w)
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({}, r"expected the arrays of scipy.sparse.save_npz for a csr or csc matrix \['format', 'shape', 'data', "
+         r"'indices', 'indptr'\], plus 'label' and optionally 'weight', "
+         r"found \['_is_array', 'data', 'format', 'indices', 'indptr', 'shape'\]"),
+    ({"label": np.zeros(3)}, r"array 'label': expected 4 numbers \(shape \(4,\)\), found shape \(3,\)"),
+])
+def test_bad_sparse_npz(tmp_path, extra, message):
+    sparse_npz(tmp_path / "d.npz", sparse.csr_array(np.eye(4)), **extra)
+    with pytest.raises(DataError, match=rf"^{tmp_path / 'd.npz'}: {message}"):
+        ingest(tmp_path / "d.npz", tmp_path / "d")
+    assert not (tmp_path / "d").exists()
