@@ -4,10 +4,12 @@ Every error names the source file, the 1-based line (text formats) or row, the c
 what was expected and what was found. Sources are read through the filesystem interface, so
 they may be local or on HDFS; only regular files are read.
 
-The whole source is densified in memory, so its size is checked against the limits of
-:mod:`mrtrain.storage.dataset` before the dense array is allocated: at most ``MAX_FEATURES`` features and
-``MAX_DENSE_CELLS`` values (rows x features). libsvm indices are checked as they are parsed, the
-shapes of Parquet and ``.npz`` sources are read from their metadata first, a CSV's lines are counted.
+libsvm and sparse ``.npz`` sources are read as CSR and written as csr datasets, never densified
+(libsvm indices are checked as they are parsed, against ``--n-features`` or ``MAX_SPARSE_FEATURES``).
+Other sources (and libsvm with ``dense=True``) are densified in memory, so their size is checked against
+the limits of :mod:`mrtrain.storage.dataset` before the dense array is allocated: at most ``MAX_FEATURES``
+features and ``MAX_DENSE_CELLS`` values (rows x features); the shapes of Parquet and ``.npz`` sources are
+read from their metadata first, a CSV's lines are counted.
 """
 
 import array
