@@ -17,7 +17,7 @@ from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.engine.trainer import Trainer
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import FAULT_PARTITION_ENV
-from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.storage.filesystem import get_filesystem, join
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
@@ -50,9 +50,12 @@ def test_ingest_to_hdfs_gives_the_same_dataset(iris_pair):
     remote, local = (Dataset.open(uri) for uri in iris_pair)
     assert remote.checksum == local.checksum
     assert [p.sha256 for p in remote.partitions] == [p.sha256 for p in local.partitions]
+    assert remote.layout == local.layout == "csr"  # libsvm stays sparse
     X_remote, y_remote, _ = remote.read_all()
     X_local, y_local, _ = local.read_all()
-    assert X_remote.tobytes() == X_local.tobytes() and y_remote.tobytes() == y_local.tobytes()
+    for name in ("data", "indices", "indptr"):
+        assert getattr(X_remote, name).tobytes() == getattr(X_local, name).tobytes()
+    assert y_remote.tobytes() == y_local.tobytes()
 
 
 def test_softmax_on_yarn_equals_local_runner_bitwise(iris_pair, hdfs_base, tmp_path):
@@ -142,3 +145,25 @@ def test_passes_on_yarn_use_the_partition_cache_map_only_and_no_hadoop_fs_comman
     commands = [line.split()[0] for line in log.splitlines()]
     # HDFS work goes over WebHDFS: per job only `hadoop jar`, and `hadoop version` once per launcher.
     assert commands == ["version", "jar", "jar", "version", "jar"], log
+
+
+def test_sparse_model_of_2_to_the_20_features_on_yarn_equals_local_runner_bitwise(hdfs_base, tmp_path):
+    """Sparse partitions read over WebHDFS in YARN containers; a million-coefficient model."""
+    from scipy.sparse import csr_array, random_array
+
+    rng = np.random.default_rng(20)
+    n, d = 3000, 2**20
+    X = csr_array(random_array((n, d), density=8 / d, format="csr", rng=rng))
+    X.sort_indices()
+    y = (X @ rng.normal(size=d) > 0).astype(float)
+    remote = join(hdfs_base, "sparse-2-20")
+    write_dataset(remote, X, y, partitions=2)
+    local = str(tmp_path / "sparse-2-20")
+    write_dataset(local, X, y, partitions=2)
+    assert Dataset.open(remote).layout == "csr"
+    settings = {"optimizer": "lbfgs", "l2": 1e-3, "max_iter": 2, "reducers": 0}
+    on_yarn = Trainer("logistic", runner="hadoop", **settings).fit(remote)
+    on_local = Trainer("logistic", runner="local", **settings).fit(local)
+    assert on_yarn.coef_.shape == (d,)
+    assert on_yarn.theta_.tobytes() == on_local.theta_.tobytes()
+    assert on_yarn.history_[-1] < on_yarn.history_[0]
