@@ -26,6 +26,9 @@ _EXPORTS = {
     "Dataset": "mrtrain.storage.dataset",
     "Trainer": "mrtrain.engine.trainer",
     "FittedModel": "mrtrain.engine.fitted",
+    "LogisticRegression": "mrtrain.estimators",
+    "LinearRegression": "mrtrain.estimators",
+    "PoissonRegressor": "mrtrain.estimators",
 }
 
 __all__ = [*_EXPORTS, "__version__"]
