@@ -3,7 +3,8 @@
 ``fit(X, y, sample_weight=None)`` on a numpy array, a pandas DataFrame or a scipy sparse matrix writes the
 data to a temporary dataset (:func:`mrtrain.storage.dataset.write_dataset`, removed afterwards, also on
 error) and trains on it with :class:`mrtrain.Trainer`; ``fit(path_or_uri)`` trains on an existing dataset
-directory or ``hdfs://`` URI instead. Prediction is in memory, by the fitted model's own ``predict``.
+directory or ``hdfs://`` URI instead. Prediction is in memory, by :class:`mrtrain.FittedModel`'s
+``predict`` and ``predict_proba``.
 The estimators fit into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` and pass scikit-learn's
 ``check_estimator``.
 
@@ -142,10 +143,6 @@ class _MRTrainModel(BaseEstimator):
         check_is_fitted(self)
         return validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
 
-    def _model_output(self, X):
-        X = self._features(X)
-        return self._fitted.model.predict(X, self._fitted.theta_)
-
 
 class _Regressor(RegressorMixin, _MRTrainModel):
 
@@ -160,7 +157,8 @@ class _Regressor(RegressorMixin, _MRTrainModel):
         -------
         ndarray of shape (n_samples,)
         """
-        return self._model_output(X)["prediction"]
+        X = self._features(X)
+        return self._fitted.predict(X)
 
 
 class LinearRegression(_Regressor):
@@ -315,10 +313,8 @@ class LogisticRegression(ClassifierMixin, _MRTrainModel):
         -------
         ndarray of shape (n_samples, n_classes)
         """
-        out = self._model_output(X)
-        if "probabilities" in out:
-            return out["probabilities"]
-        return np.column_stack([1.0 - out["probability"], out["probability"]])
+        X = self._features(X)
+        return self._fitted.predict_proba(X)
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, shape (n_samples, n_classes)."""
@@ -327,6 +323,8 @@ class LogisticRegression(ClassifierMixin, _MRTrainModel):
 
     def predict(self, X):
         """Predicted class labels (from ``classes_``), shape (n_samples,)."""
-        scores = self.decision_function(X)
-        index = (scores > 0).astype(np.intp) if scores.ndim == 1 else np.argmax(scores, axis=1)
-        return self.classes_[index]
+        # The fitted model predicts its own classes: indices into classes_ (fit on arrays) or the
+        # dataset's labels (fit on a dataset), both sorted as classes_ is.
+        X = self._features(X)
+        labels = self._fitted.predict(X)
+        return self.classes_[np.searchsorted(self._fitted.classes_, labels)]
