@@ -105,6 +105,12 @@ def metric_vector_length(model):
     return length + 2 * AUC_BINS if model.kind == "logistic" else length
 
 
+def _count(value):
+    """A summed count: an int when it is whole (unit weights), else the float weight sum."""
+    value = float(value)
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
 def finalize_metrics(model, v):
     """Metrics from a merged vector of sums.
 
@@ -127,7 +133,7 @@ def finalize_metrics(model, v):
             f"Metric vector for {model!r} must have shape ({expected},). Got {v.shape} instead."
         )
     total = v[0]
-    result = {"n": float(total), "loss": _ratio(v[1], total)}
+    result = {"n": _count(total), "loss": _ratio(v[1], total)}
     if model.kind == "linear":
         sum_y, sum_y2, sse, sae = v[2:]
         sst = sum_y2 - sum_y**2 / total if total > 0 else 0.0
@@ -143,7 +149,7 @@ def finalize_metrics(model, v):
     confusion = v[2 : 2 + k * k].reshape(k, k)
     result["accuracy"] = _ratio(np.trace(confusion), total)
     result["log_loss"] = result["loss"]
-    result["confusion_matrix"] = confusion.tolist()
+    result["confusion_matrix"] = [[_count(value) for value in row] for row in confusion]
     if model.kind == "logistic":
         hist_pos = v[2 + k * k : 2 + k * k + AUC_BINS]
         hist_neg = v[2 + k * k + AUC_BINS :]

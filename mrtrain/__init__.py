@@ -8,7 +8,9 @@ The public API::
     fitted = mrtrain.Trainer("softmax", l2=1e-3).fit("iris")   # one MapReduce job per data pass
     fitted.evaluate("iris")                                    # metrics, by the evaluate job
 
-``ingest``, :class:`Dataset`, :class:`Trainer`, :class:`FittedModel` and ``__version__``. Everything lives
+``ingest``, :class:`Dataset`, :class:`Trainer`, :class:`FittedModel`, ``__version__``, and the
+scikit-learn estimators :class:`LogisticRegression`, :class:`LinearRegression`, :class:`PoissonRegressor`
+(these need scikit-learn: ``pip install mrtrain[sklearn]``). Everything lives
 under this one top-level name: ``mrtrain.engine`` (model math, optimizers, the driver loop),
 ``mrtrain.mr_jobs`` (the mrjob jobs), ``mrtrain.storage`` (filesystems, datasets, checkpoints) and
 ``mrtrain.cli`` (the ``mrtrain`` command, also ``python -m mrtrain``).
