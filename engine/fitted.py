@@ -21,6 +21,7 @@ from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.predict import MRPredict
 from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.encoding import encoding_difference
 from mrtrain.storage.errors import CheckpointError, DataError
 from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
 
@@ -146,7 +147,28 @@ class FittedModel:
                 f"{dataset.uri}: expected {self.model.n_features} features (as in training), "
                 f"found {dataset.n_features}"
             )
+        difference = self._encoding_difference(dataset)
+        if difference is not None:
+            raise DataError(f"{dataset.uri}: expected the categorical encoding of the training data "
+                            f"(ingest it with --like TRAINING_DATASET): {difference}")
         return dataset
+
+    def _encoding_difference(self, dataset):
+        """The difference between ``dataset``'s encoding and the training data's, or None.
+
+        The training dataset (``settings["data"]``, if it is still there with the recorded checksum) names
+        the difference; else the encoding digest the trainer recorded (``settings["encoding"]``), if any.
+        """
+        training = None
+        try:
+            training = Dataset.open(self.settings["data"])
+        except (KeyError, OSError, DataError):
+            pass
+        if training is not None and training.checksum == self.settings.get("data_checksum"):
+            return encoding_difference(training.encoding, dataset.encoding)
+        if "encoding" in self.settings and self.settings["encoding"] != dataset.encoding_digest:
+            return f"encoding digest: expected {self.settings['encoding']}, found {dataset.encoding_digest}"
+        return None
 
     def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True, reducers=1):
         """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.

@@ -117,6 +117,11 @@ def _int_at_least(minimum, name):
     return _argument(check_int, name, int, minimum=minimum)
 
 
+def _column_list(text):
+    """``--categorical a,b`` -> ``["a", "b"]``; ingest checks the names."""
+    return text.split(",")
+
+
 def _partition_size(name, value):
     number = check_number(name, value, minimum=0, strictly=True)
     if number > MAX_PARTITION_MIB:
@@ -170,6 +175,19 @@ def build_parser():
                    help="libsvm: write a dense dataset instead of a sparse (csr) one")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
                    help="stored feature type. Default: %(default)s")
+    p.add_argument("--categorical", type=_column_list, metavar="COL[,COL...]",
+                   help="csv/parquet: categorical (string or integer) columns, encoded after the numeric "
+                        "ones into a sparse (csr) dataset")
+    p.add_argument("--hash-bits", type=int, metavar="B",
+                   help="hash categorical values (MurmurHash3 of 'column=value') into 2^B slots, B in 1..30. "
+                        "Default: one-hot")
+    p.add_argument("--min-count", type=_int_at_least(1, "min_count"), default=1, metavar="N",
+                   help="one-hot: values seen fewer than N times go to the column's <other> slot. "
+                        "Default: %(default)s")
+    p.add_argument("--impute", choices=("zero", "mean"),
+                   help="fill a missing numeric value with 0 or the column's mean. Default: an error")
+    p.add_argument("--like", metavar="DATASET",
+                   help="reuse the encoding (columns, hashing or levels, imputation, classes) of DATASET")
     p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
 
     p = commands.add_parser("train", help="train a model with iterative MapReduce jobs")
@@ -351,7 +369,8 @@ def cmd_ingest(args):
     dataset = ingest(
         args.src, args.dest, format=args.format, label=args.label, weight=args.weight,
         partitions=args.partitions, partition_size_mb=args.partition_size, n_features=args.n_features,
-        dtype=args.dtype, dense=args.dense,
+        dtype=args.dtype, dense=args.dense, categorical=args.categorical, hash_bits=args.hash_bits,
+        min_count=args.min_count, impute=args.impute, like=args.like,
     )
     summary = {
         "dataset": dataset.uri, "rows": dataset.n_rows, "features": dataset.n_features,

@@ -15,6 +15,9 @@ Both layouts have ``label: float64`` and optionally ``weight: float64``. The man
 schema, the label classes, the rows, bytes and sha256 of every partition, and a sha256 checksum of
 its own canonical JSON. Feature names are recorded only
 when they are not the default ``f0 ... f{d-1}``, so the manifest's size does not grow with ``d``.
+A dataset ingested with categorical columns (or ``--impute``) records its ``"encoding"`` instead
+(:mod:`mrtrain.storage.encoding`: numeric columns, hashing or one-hot levels, imputation), from which
+its feature names derive.
 
 Nothing read is trusted: every manifest field is checked for its type and range, and a partition
 read is checked against the manifest (bytes, sha256, rows, columns) and for finite values. The
@@ -43,6 +46,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mrtrain.storage import encoding as _encoding
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
 
@@ -68,7 +72,7 @@ N_FEATURES_KEY = b"mrtrain.n_features"
 _MANIFEST_KEYS = (
     "format", "version", "n_features", "dtype", "label", "weight", "n_rows", "partitions", "checksum",
 )
-_OPTIONAL_KEYS = ("feature_names", "layout")
+_OPTIONAL_KEYS = ("encoding", "feature_names", "layout")
 _PARTITION_KEYS = ("bytes", "file", "rows", "sha256")
 _SHA256_DIGITS = frozenset("0123456789abcdef")
 
@@ -199,6 +203,11 @@ class Dataset:
     checksum : str
         The manifest's sha256 checksum; identifies the dataset's content.
     partitions : list of PartitionInfo
+    encoding : dict or None
+        The categorical encoding of an ingest with ``--categorical`` or ``--impute`` (see
+        :mod:`mrtrain.storage.encoding`); None otherwise.
+    encoding_digest : str or None
+        16 hex digits identifying ``encoding``; None without one.
     """
 
     def __init__(self, uri, manifest):
@@ -214,6 +223,8 @@ class Dataset:
         self.has_weight = manifest["weight"] is not None
         self.n_rows = manifest["n_rows"]
         self.checksum = manifest["checksum"]
+        self.encoding = manifest.get("encoding")
+        self.encoding_digest = _encoding.encoding_digest(self.encoding)
         self.partitions = [
             PartitionInfo(i, join(uri, p["file"]), p["rows"], p["bytes"], p["sha256"], p.get("nnz"))
             for i, p in enumerate(manifest["partitions"])
@@ -224,6 +235,8 @@ class Dataset:
     @functools.cached_property
     def feature_names(self):
         names = self.manifest.get("feature_names")
+        if names is None and self.encoding is not None:
+            return _encoding.feature_names(self.encoding)
         return default_feature_names(self.n_features) if names is None else list(names)
 
     def __repr__(self):
@@ -435,6 +448,11 @@ def validate_manifest(manifest, where):
     _validate_classes(label["classes"], f"{where}: label.classes")
     _expect(manifest["weight"] is None or isinstance(manifest["weight"], str),
             f"{where}: weight", "a column name or null", manifest["weight"])
+    if "encoding" in manifest:
+        _encoding.validate_encoding(manifest["encoding"], f"{where}: encoding")
+        expected_d = _encoding.n_features(manifest["encoding"])
+        _expect(d == expected_d, f"{where}: n_features", f"{expected_d}, the encoding's number of features",
+                d)
     _validate_partitions(manifest["partitions"], d, layout, f"{where}: partitions")
     total = sum(p["rows"] for p in manifest["partitions"])
     _expect(_is_int(manifest["n_rows"]) and manifest["n_rows"] == total, f"{where}: n_rows",
@@ -1041,7 +1059,7 @@ def partition_bounds(n_rows, bytes_per_row, partitions=None, partition_size_mb=6
 
 
 def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", weight_name=None,
-                  partitions=None, partition_size_mb=64, dtype="float64"):
+                  partitions=None, partition_size_mb=64, dtype="float64", encoding=None, classes=None):
     """Write ``(X, y, w)`` as a dataset directory at ``uri``, atomically.
 
     Everything is written into a temporary sibling directory that is renamed to ``uri`` at the
@@ -1075,6 +1093,12 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
         balanced by their bytes (values and rows), dense ones by rows.
     dtype : {"float64", "float32"}
         Element type of the stored features.
+    encoding : dict, optional
+        A categorical encoding (:mod:`mrtrain.storage.encoding`) recorded as the manifest's ``"encoding"``;
+        its number of features must be d. The feature names then derive from it and are not recorded.
+    classes : list of float, optional
+        Label classes to record instead of the distinct labels of ``y`` (``--like``): used only when
+        every label is one of them.
 
     Returns
     -------
@@ -1102,6 +1126,17 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
                              f"Got {_short_repr(feature_names)} instead.")
         if feature_names == default_feature_names(d):
             feature_names = None
+    if encoding is not None:
+        _encoding.validate_encoding(encoding, f"{uri}: encoding")
+        if _encoding.n_features(encoding) != d:
+            raise ValueError(f"The 'encoding' parameter must describe {d} features. "
+                             f"Got {_encoding.n_features(encoding)} instead.")
+        feature_names = None
+    recorded_classes = label_classes(y)
+    if classes is not None:
+        _validate_classes(classes, f"{uri}: classes")
+        if np.isin(y, classes).all():
+            recorded_classes = [float(c) for c in classes]
     if w is not None and weight_name is None:
         weight_name = WEIGHT
     fs = get_filesystem(uri)
@@ -1128,13 +1163,15 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
                 entries[-1]["nnz"] = int(X.indptr[stop] - X.indptr[start])
         manifest = {
             "format": FORMAT, "version": VERSION, "n_features": d, "dtype": dtype,
-            "label": {"name": label_name, "classes": label_classes(y)},
+            "label": {"name": label_name, "classes": recorded_classes},
             "weight": weight_name, "n_rows": n, "partitions": entries,
         }
         if csr:
             manifest["layout"] = "csr"
         if feature_names is not None:
             manifest["feature_names"] = feature_names
+        if encoding is not None:
+            manifest["encoding"] = encoding
         manifest["checksum"] = manifest_checksum(manifest)
         text = json.dumps(manifest, indent=1).encode()
         if len(text) > MAX_MANIFEST_BYTES:

@@ -23,13 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from mrtrain.storage import encoding as enc
 from mrtrain.storage.dataset import (
     MAX_DENSE_CELLS,
     MAX_FEATURES,
     MAX_SPARSE_FEATURES,
+    Dataset,
     check_dense_cells,
     check_dtype,
     check_n_features,
@@ -71,6 +74,11 @@ class Source:
     weight_name : str or None
     locate : callable
         Maps a 0-based row index to a location for messages, e.g. ``"line 17"``.
+    categorical : dict, optional
+        Categorical column name -> its values (a pyarrow array), in the table's order; X then holds
+        only the numeric feature columns, named by ``feature_names``.
+    missing : ndarray, shape (n, d), bool, optional
+        Where X holds a missing numeric value (read only when imputing; X is NaN there).
     """
 
     X: np.ndarray
@@ -80,6 +88,8 @@ class Source:
     label_name: str
     weight_name: str | None
     locate: object
+    categorical: dict | None = None
+    missing: np.ndarray | None = None
 
 
 def _row_locator(i):
@@ -125,6 +135,15 @@ def _split_columns(columns, label, weight, src):
         raise DataError(f"{src}: expected at most {MAX_FEATURES} feature columns (MAX_FEATURES), "
                         f"found {len(features)}")
     return features
+
+
+def _check_categorical(columns, features, categorical, src):
+    """Return the numeric feature columns; every categorical column must be a feature column."""
+    for name in categorical:
+        if name not in features:
+            raise DataError(f"{src}: categorical column {name!r} not found among the feature columns; "
+                            f"columns found: {columns}")
+    return [c for c in features if c not in categorical]
 
 
 def _is_number(text):
@@ -178,24 +197,31 @@ def _longest_line(data, chunk=1 << 26):
     return max(longest, len(view) - start)
 
 
-def _csv_first_error(text, header, src):
-    """Return a DataError for the first malformed row of a CSV text, or None if none is found."""
+def _csv_first_error(text, header, src, categorical=(), optional=()):
+    """Return a DataError for the first malformed row of a CSV text, or None if none is found.
+
+    ``categorical`` columns may hold any text; ``optional`` (imputed) columns may also be empty.
+    """
     for line, row in _csv_rows(text, src):
         if len(row) != len(header):
             return DataError(f"{src}: line {line}: expected {len(header)} columns, "
                              f"found {len(row)}")
         for name, value in zip(header, row, strict=True):
+            if name in categorical or (value == "" and name in optional):
+                continue
             if not _is_number(value):
+                hint = " (a missing value: pass --impute zero or mean)" if value == "" else ""
                 return DataError(f"{src}: line {line}: column {name!r}: expected a number, "
-                                 f"found {value!r}")
+                                 f"found {value!r}{hint}")
     return None
 
 
-def read_csv(data, src, *, label, weight):
-    """Parse CSV bytes with a header row into a :class:`Source`; all columns must be numeric.
+def read_csv(data, src, *, label, weight, categorical=(), impute=None):
+    """Parse CSV bytes with a header row into a :class:`Source`; columns are numeric but ``categorical``.
 
     The parser's block size grows with the longest line, so a wide file (a header line over the
-    default 1 MiB block) is read as well as a long one.
+    default 1 MiB block) is read as well as a long one. With ``impute``, an empty numeric feature
+    field is a missing value (``Source.missing``) instead of an error.
     """
     text = _decode_text(data, src)
     header = next((row for _, row in _csv_records(text, src)), None)
@@ -203,24 +229,33 @@ def read_csv(data, src, *, label, weight):
         raise DataError(f"{src}: no rows: expected a header row and at least one data row, "
                         "found an empty file")
     features = _split_columns(header, label, weight, src)
+    numeric = _check_categorical(header, features, categorical, src)
     encoded = text.encode()
     lines = max(encoded.count(b"\n"), encoded.count(b"\r")) + (not encoded.endswith((b"\n", b"\r")))
-    check_dense_cells(lines - 1, len(features), src)
+    check_dense_cells(lines - 1, len(numeric), src)
     read_options = pacsv.ReadOptions(
         block_size=min(MAX_CSV_BLOCK_BYTES, max(CSV_BLOCK_BYTES, 2 * _longest_line(encoded))))
-    convert = pacsv.ConvertOptions(column_types={c: pa.float64() for c in header},
-                                   null_values=[], strings_can_be_null=False,
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() if c in categorical else pa.float64()
+                                                 for c in header},
+                                   null_values=[""] if impute else [], strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
+    optional = numeric if impute else ()
     try:
         table = pacsv.read_csv(pa.BufferReader(encoded), read_options=read_options,
                                convert_options=convert)
+        error = next((_csv_first_error(text, header, src, categorical, optional)
+                      for c in (label, weight) if c and table.column(c).null_count), None)
     except pa.ArrowInvalid as exc:
-        error = _csv_first_error(text, header, src)
+        error = _csv_first_error(text, header, src, categorical, optional)
         if error is None:
             raise DataError(f"{src}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
         raise error from exc
-    X = np.column_stack([table.column(c).to_numpy() for c in features]) if len(table) else (
-        np.empty((0, len(features))))
+    if error is not None:
+        raise error
+    X = np.column_stack([table.column(c).to_numpy() for c in numeric]) if len(table) and numeric else (
+        np.empty((len(table), len(numeric))))
+    missing = (np.column_stack([table.column(c).is_null().to_numpy(zero_copy_only=False) for c in numeric])
+               if impute and len(table) and numeric else None)
 
     def locate(i):
         for k, (line, _) in enumerate(_csv_rows(text, src)):
@@ -230,7 +265,9 @@ def read_csv(data, src, *, label, weight):
 
     return Source(X, table.column(label).to_numpy(),
                   table.column(weight).to_numpy() if weight else None,
-                  features, label, weight, locate)
+                  numeric, label, weight, locate,
+                  {c: table.column(c) for c in features if c in categorical} if categorical else None,
+                  missing)
 
 
 def _libsvm_error(src, line, what, found):
@@ -326,34 +363,53 @@ def read_libsvm(data, src, *, label, n_features=None, dense=False):
                   lambda i: f"line {lines[i]}")
 
 
-def _numeric_column(table, name, src):
+def _numeric_column(table, name, src, allow_null=False):
     column = table.column(name)
     if not (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
             or pa.types.is_boolean(column.type)):
         raise DataError(f"{src}: column {name!r}: expected a numeric type, found {column.type}")
-    if column.null_count:
-        row = int(np.flatnonzero(column.is_null().to_numpy())[0]) + 1
-        raise DataError(f"{src}: row {row}: column {name!r}: expected a number, found null")
-    return column.cast(pa.float64()).to_numpy()
+    if column.null_count and not allow_null:  # None: a feature, hint at --impute
+        row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0]) + 1
+        hint = " (a missing value: pass --impute zero or mean)" if allow_null is None else ""
+        raise DataError(f"{src}: row {row}: column {name!r}: expected a number, found null{hint}")
+    return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
 
-def read_parquet(data, src, *, label, weight):
-    """Parse a wide Parquet file (one numeric column per feature, a label column) into a Source.
+def _categorical_column(table, name, src):
+    column = table.column(name)
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)):
+        raise DataError(f"{src}: categorical column {name!r}: expected a string or integer type, "
+                        f"found {column.type}")
+    return column
 
-    The shape is read from the Parquet metadata and checked before any column is decoded.
+
+def read_parquet(data, src, *, label, weight, categorical=(), impute=None):
+    """Parse a wide Parquet file (one column per feature, a label column) into a Source.
+
+    Feature columns are numeric, but ``categorical`` ones (string or integer). With ``impute``, a
+    null numeric feature is a missing value (``Source.missing``) instead of an error. The shape is
+    read from the Parquet metadata and checked before any column is decoded.
     """
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data))
-        features = _split_columns(parquet.schema_arrow.names, label, weight, src)
-        check_dense_cells(parquet.metadata.num_rows, len(features), src)
+        names = parquet.schema_arrow.names
+        features = _split_columns(names, label, weight, src)
+        numeric = _check_categorical(names, features, categorical, src)
+        check_dense_cells(parquet.metadata.num_rows, len(numeric), src)
         table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{src}: not a readable Parquet file: {exc}") from exc
-    columns = {c: _numeric_column(table, c, src) for c in table.column_names}
-    X = np.column_stack([columns[c] for c in features]) if len(table) else (
-        np.empty((0, len(features))))
-    return Source(X, columns[label], columns[weight] if weight else None, features, label, weight,
-                  _row_locator)
+    columns = {c: _numeric_column(table, c, src, (True if impute else None) if c in numeric else False)
+               for c in table.column_names if c not in categorical}
+    X = np.column_stack([columns[c] for c in numeric]) if len(table) and numeric else (
+        np.empty((len(table), len(numeric))))
+    missing = (np.column_stack([table.column(c).is_null().to_numpy(zero_copy_only=False) for c in numeric])
+               if impute and len(table) and numeric else None)
+    return Source(X, columns[label], columns[weight] if weight else None, numeric, label, weight,
+                  _row_locator,
+                  {c: _categorical_column(table, c, src) for c in features if c in categorical}
+                  if categorical else None, missing)
 
 
 def _npz_headers(data, src):
@@ -505,8 +561,149 @@ def _check_values(source, src):
                         f"weight >= 0, found {float(source.w[row])!r}")
 
 
+def _impute(source, encoding, src):
+    """Fill the missing numeric values of ``source.X`` in place; return the means used (or None)."""
+    missing = source.missing
+    if encoding["impute"] != "mean":
+        if missing is not None:
+            source.X[missing] = 0.0
+        return None
+    if encoding["means"] is not None:
+        means = np.asarray(encoding["means"], dtype=np.float64)
+    else:
+        kept = ~missing if missing is not None else np.ones(source.X.shape, dtype=bool)
+        kept &= np.isfinite(source.X)
+        counts = kept.sum(axis=0)
+        means = np.where(kept, source.X, 0.0).sum(axis=0) / np.maximum(counts, 1)
+        for j in np.flatnonzero(counts == 0):
+            logger.warning("%s: column %r has no value to average; imputing 0.0", src,
+                           source.feature_names[j])
+    if missing is not None:
+        source.X[missing] = np.broadcast_to(means, source.X.shape)[missing]
+    return [float(m) for m in means]
+
+
+def _distinct(column):
+    """``(values, codes)``: the distinct values of a categorical column as strings ('' for missing) and
+    each row's index into them."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    column = pc.cast(column, pa.string())
+    encoded = pc.dictionary_encode(column.fill_null(""))
+    return encoded.dictionary.to_pylist(), encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _encode_columns(source, encoding, src):
+    """Build the csr X of numeric then categorical slots; fills ``encoding["levels"]`` when it is new."""
+    from scipy import sparse
+
+    n, m = source.X.shape
+    rows, cols = np.nonzero(source.X)
+    parts_rows, parts_cols, parts_data = [rows], [cols], [source.X[rows, cols]]
+    offset, total = m, 0
+    build = encoding["hash_bits"] is None and encoding["levels"] is None
+    levels_out = {}
+    for column in encoding["categorical"]:
+        distinct, codes = _distinct(source.categorical[column])
+        if encoding["hash_bits"] is not None:
+            slots = enc.hash_slots(column, distinct, encoding["hash_bits"]) + m
+        else:
+            if build:
+                counts = np.bincount(codes, minlength=len(distinct))
+                kept = [(v, c) for v, c in zip(distinct, counts, strict=True) if v != ""]
+                levels = enc.build_levels(column, [v for v, _ in kept], [c for _, c in kept],
+                                          encoding["min_count"], src)
+                total += len(levels) + 2
+                if total > enc.MAX_LEVELS:
+                    raise DataError(f"{src}: column {column!r}: expected at most {enc.MAX_LEVELS} one-hot "
+                                    f"levels in total (MAX_LEVELS), found {total} so far; pass --hash-bits "
+                                    "or a larger --min-count")
+                levels_out[column] = levels
+            else:
+                levels = encoding["levels"][column]
+            position = {level: i for i, level in enumerate(levels)}
+            other = len(levels) + 1
+            slots = offset + np.array([len(levels) if v == "" else position.get(v, other) for v in distinct],
+                                      dtype=np.int64)
+            offset += len(levels) + 2
+        parts_rows.append(np.arange(n))
+        parts_cols.append(slots[codes] if len(distinct) else np.zeros(0, dtype=np.int64))
+        parts_data.append(np.ones(n))
+    if build:
+        encoding["levels"] = levels_out
+    d = enc.n_features(encoding)
+    X = sparse.coo_array((np.concatenate(parts_data), (np.concatenate(parts_rows),
+                                                       np.concatenate(parts_cols))), shape=(n, d))
+    return sparse.csr_array(X.tocsr())
+
+
+def _apply_encoding(source, src, *, categorical, hash_bits, min_count, impute, like):
+    """Impute and encode ``source`` in place with a new encoding, or ``like``'s; return the encoding."""
+    if like is not None:
+        encoding = dict(like)
+        expected = set(encoding["numeric"]) | set(encoding["categorical"])
+        found = set(source.feature_names) | set(source.categorical or {})
+        if expected != found:
+            raise DataError(f"{src}: expected the feature columns of the --like encoding "
+                            f"{sorted(expected)}, found {sorted(found)}")
+        order = [source.feature_names.index(c) for c in encoding["numeric"]]
+        source.X = source.X[:, order]
+        source.missing = None if source.missing is None else source.missing[:, order]
+        source.feature_names = list(encoding["numeric"])
+    else:
+        encoding = {"numeric": list(source.feature_names), "categorical": list(source.categorical or {}),
+                    "hash_bits": hash_bits, "levels": None, "min_count": min_count, "impute": impute,
+                    "means": None}
+    if source.missing is not None and source.missing.any() and encoding["impute"] is None:
+        row, j = (int(i) for i in np.argwhere(source.missing)[0])
+        raise DataError(f"{src}: {source.locate(row)}: column {source.feature_names[j]!r}: expected a "
+                        "number, found a missing value (the --like dataset has no --impute)")
+    if encoding["impute"] is not None:
+        encoding["means"] = _impute(source, encoding, src)
+    source.missing = None
+    if encoding["categorical"]:
+        source.X = _encode_columns(source, encoding, src)
+    elif encoding["hash_bits"] is None and encoding["levels"] is None:
+        encoding["levels"] = {}
+    source.categorical = None
+    return encoding
+
+
+def _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like):
+    enc.check_hash_bits(hash_bits)
+    enc.check_min_count(min_count)
+    enc.check_impute(impute)
+    if categorical is not None and (not isinstance(categorical, (list, tuple))
+                                    or not all(isinstance(c, str) and c for c in categorical)
+                                    or len(set(categorical)) != len(categorical)):
+        raise ValueError("The 'categorical' parameter must be a list of distinct column names. "
+                         f"Got {categorical!r} instead.")
+    if (categorical or impute or like is not None) and fmt not in ("csv", "parquet"):
+        raise ValueError("The 'categorical', 'impute' and 'like' parameters apply to csv and parquet "
+                         f"sources. Got format {fmt!r} instead.")
+    if like is not None and (categorical or hash_bits is not None or min_count != 1 or impute):
+        raise ValueError("The 'like' parameter takes the encoding of its dataset: it cannot be combined "
+                         "with 'categorical', 'hash_bits', 'min_count' or 'impute'.")
+    if not categorical and like is None and (hash_bits is not None or min_count != 1):
+        raise ValueError("The 'hash_bits' and 'min_count' parameters need 'categorical' columns. "
+                         "Got none instead.")
+    if hash_bits is not None and min_count != 1:
+        raise ValueError("The 'min_count' parameter applies to one-hot encoding, not with 'hash_bits'. "
+                         f"Got {min_count!r} instead.")
+
+
+def _like_encoding(like):
+    dataset = Dataset.open(like)
+    if dataset.encoding is None:
+        raise DataError(f"{dataset.uri}: expected a --like dataset with an encoding (ingested with "
+                        "--categorical or --impute), found none")
+    return dataset
+
+
 def ingest(src, dest, *, format=None, label="label", weight=None, partitions=None,
-           partition_size_mb=64, n_features=None, dtype="float64", dense=False):
+           partition_size_mb=64, n_features=None, dtype="float64", dense=False, categorical=None,
+           hash_bits=None, min_count=1, impute=None, like=None):
     """Convert a source file into a dataset directory.
 
     Parameters
@@ -534,11 +731,25 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     dense : bool
         libsvm only: write a dense dataset (today's layout, bounded by ``MAX_FEATURES`` and
         ``MAX_DENSE_CELLS``) instead of a csr one.
+    categorical : list of str, optional
+        csv and parquet: categorical (string or integer) columns, encoded after the numeric ones into
+        a csr dataset (see :mod:`mrtrain.storage.encoding`).
+    hash_bits : int in [1, 30], optional
+        Hash the categorical values into ``2**hash_bits`` slots; default one-hot.
+    min_count : int >= 1
+        One-hot: values seen fewer times go to the column's ``<other>`` slot. Default 1.
+    impute : {"zero", "mean"}, optional
+        csv and parquet: fill a missing numeric feature with 0 or with the column's mean in ``src``
+        (recorded in the encoding); default a missing number is an error.
+    like : str, optional
+        A dataset whose encoding (columns, hashing or levels, imputation, label classes) is reused;
+        values unseen in its levels go to ``<other>``.
 
     Returns
     -------
     Dataset
-        csr (``layout == "csr"``) for libsvm without ``dense`` and for a sparse npz; dense otherwise.
+        csr (``layout == "csr"``) for libsvm without ``dense``, a sparse npz and categorical columns;
+        dense otherwise.
 
     Raises
     ------
@@ -559,12 +770,27 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     check_n_features(n_features, "csr" if fmt in ("libsvm", "npz") and not dense else "dense")
     check_partitioning(partitions, partition_size_mb)
     check_dtype(dtype)
+    _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like)
     if get_filesystem(dest).exists(dest):
         raise FileExistsError(f"{dest}: destination already exists; choose a new path or "
                               "delete it")
+    like_dataset = None if like is None else _like_encoding(str(like))
+    encoded = bool(categorical or impute or like_dataset)
     data = get_filesystem(src).read_bytes(src)
     if fmt == "libsvm":
         source = read_libsvm(data, src, label=label, n_features=n_features, dense=dense)
+    elif encoded:
+        reader = read_csv if fmt == "csv" else read_parquet
+        like_encoding = None if like_dataset is None else like_dataset.encoding
+        columns = like_encoding["categorical"] if like_encoding else categorical or ()
+        source = reader(data, src, label=label, weight=weight, categorical=tuple(columns),
+                        impute=like_encoding["impute"] if like_encoding else impute)
+        encoding = _apply_encoding(source, src, categorical=categorical, hash_bits=hash_bits,
+                                   min_count=min_count, impute=impute,
+                                   like=like_encoding)
+        if n_features is not None and source.X.shape[1] != n_features:
+            raise DataError(f"{src}: expected n_features={n_features} features, found {source.X.shape[1]} "
+                            "after encoding")
     else:
         reader = {"csv": read_csv, "parquet": read_parquet, "npz": read_npz}[fmt]
         source = reader(data, src, label=label, weight=weight)
@@ -574,6 +800,9 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     _check_values(source, src)
     logger.info("ingesting %s (%s, %s): %d rows, %d features", src, fmt,
                 "csr" if hasattr(source.X, "indptr") else "dense", *source.X.shape)
-    return write_dataset(dest, source.X, source.y, source.w, feature_names=source.feature_names,
+    return write_dataset(dest, source.X, source.y, source.w,
+                         feature_names=None if encoded else source.feature_names,
                          label_name=source.label_name, weight_name=source.weight_name,
-                         partitions=partitions, partition_size_mb=partition_size_mb, dtype=dtype)
+                         partitions=partitions, partition_size_mb=partition_size_mb, dtype=dtype,
+                         encoding=encoding if encoded else None,
+                         classes=None if like_dataset is None else like_dataset.classes)
