@@ -10,6 +10,10 @@ Other sources (and libsvm with ``dense=True``) are densified in memory, so their
 the limits of :mod:`mrtrain.storage.dataset` before the dense array is allocated: at most ``MAX_FEATURES``
 features and ``MAX_DENSE_CELLS`` values (rows x features); the shapes of Parquet and ``.npz`` sources are
 read from their metadata first, a CSV's lines are counted.
+
+CSV and Parquet tables may have categorical columns (``categorical``): they are hashed or one-hot
+encoded after the numeric columns into a csr dataset, and missing numeric values may be imputed; the
+encoding is recorded in the manifest and reused with ``like`` (see :mod:`mrtrain.storage.encoding`).
 """
 
 import array
