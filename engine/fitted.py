@@ -305,6 +305,8 @@ def validate_checkpoint(checkpoint):
         _expect(uri, f"settings.classes[{i}]", label, kind="float")
     field(settings, "data", "settings.", kind="str")
     field(settings, "data_checksum", "settings.", kind="str")
+    if "encoding" in settings:  # written since categorical encodings exist
+        field(settings, "encoding", "settings.", kind="str", nullable=True)
     iteration = field(meta, "iteration", kind="int", minimum=0)
     field(meta, "passes", kind="int", minimum=0)
     for i, value in enumerate(field(meta, "history", kind="list")):

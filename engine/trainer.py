@@ -169,6 +169,7 @@ class Trainer:
             "model": self.model, "optimizer": self.optimizer, "l2": float(self.l2),
             "fit_intercept": bool(self.fit_intercept), "n_features": dataset.n_features,
             "classes": classes, "data": dataset.uri, "data_checksum": dataset.checksum,
+            "encoding": dataset.encoding_digest,
         }
         optimizer = make_optimizer(self.optimizer)
         objective = Objective(model, self.l2)

@@ -20,6 +20,7 @@ import re
 import sys
 from urllib.parse import urlsplit
 
+import numpy as np
 from mrjob.step import StepFailedException
 
 from mrtrain.engine.fitted import FittedModel
@@ -423,7 +424,48 @@ def cmd_inspect(args):
     result = fitted.to_dict()
     result["checkpoints"] = [iteration for iteration, _ in list_checkpoints(args.dir)]
     result["history"] = fitted.history_
-    _print_result(result, args.json)
+    if args.json:
+        _print_result(result, True)
+    else:
+        print(model_summary(result))
+
+
+#: Coefficients listed by ``inspect`` (largest magnitude first).
+SUMMARY_COEFFICIENTS = 10
+
+
+def model_summary(result):
+    """A model directory's ``inspect`` result as a few readable lines."""
+    settings = result["settings"]
+    classes = result["classes"]
+    kind = result["model"]
+    if classes:
+        kind += f" ({len(classes)} classes: {', '.join(f'{c:g}' for c in classes)})"
+    kind += f", {settings['n_features']} features" + (", intercept" if settings["fit_intercept"] else "")
+    status = "converged" if result["converged"] else "stopped before converging"
+    history = result["history"]
+    checkpoints = result["checkpoints"]
+    lines = [
+        f"model        {kind}",
+        f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
+        f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}",
+        f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
+        f"{result['stop_reason']}",
+        f"objective    {result['objective']:.12g}" + (f" (start {history[0]:.12g})" if history else ""),
+        f"checkpoints  {len(checkpoints)}" + (f" (iterations {checkpoints[0]}-{checkpoints[-1]})"
+                                             if checkpoints else ""),
+    ]
+    rows = np.atleast_2d(np.asarray(result["coefficients"], dtype=float))
+    flat = [(abs(value), (f"class {classes[k]:g}, " if len(rows) > 1 else "") + f"feature {j}", value)
+            for k, row in enumerate(rows) for j, value in enumerate(row)]
+    flat.sort(key=lambda item: -item[0])
+    shown = flat[:SUMMARY_COEFFICIENTS]
+    lines.append(f"coefficients largest |value| first ({len(shown)} of {len(flat)}):")
+    width = max((len(name) for _, name, _ in shown), default=0)
+    lines += [f"  {name:<{width}}  {value:+.6g}" for _, name, value in shown]
+    intercept = np.atleast_1d(np.asarray(result["intercept"], dtype=float))
+    lines.append("intercept    " + ", ".join(f"{value:+.6g}" for value in intercept))
+    return "\n".join(lines)
 
 
 COMMANDS = {"ingest": cmd_ingest, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,

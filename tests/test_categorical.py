@@ -2,6 +2,7 @@
 and evaluate/predict refusing a dataset encoded otherwise than the model's training data."""
 
 import json
+import os
 
 import numpy as np
 import pyarrow as pa
@@ -208,3 +209,7 @@ def test_train_like_predict_and_refuse_another_encoding(tmp_path, capsys):
         assert "expected the categorical encoding of the training data" in err
         assert "levels of column 'city'" in err
     assert not (tmp_path / "p2").exists()
+    # With the training dataset gone, the digest the trainer recorded still refuses the other encoding.
+    os.rename(train, str(tmp_path / "moved"))
+    assert main(["-q", "evaluate", own, "--model-dir", model, "--runner", "inline"]) == 2
+    assert "encoding digest" in capsys.readouterr().err

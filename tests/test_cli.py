@@ -101,3 +101,19 @@ def test_bad_csv_row_is_named_and_nothing_is_written(tmp_path):
         f"mrtrain: error: {source}: line 3: column 'b': expected a number, found 'x'"
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
+
+
+def test_inspect_prints_a_readable_summary(tmp_path, capsys):
+    X, y = reference_data("iris")
+    data, model = write(tmp_path / "iris", X, y), str(tmp_path / "model")
+    assert main(["-q", "train", data, "--model", "softmax", "--optimizer", "newton", "--l2", "0.01",
+                 "--checkpoint-dir", model, "--no-metrics"]) == 0
+    capsys.readouterr()
+    assert main(["inspect", model]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "model        softmax (3 classes: 0, 1, 2), 4 features, intercept"
+    assert lines[3].startswith("result       converged after ")
+    assert lines[6] == "coefficients largest |value| first (10 of 12):"
+    magnitudes = [abs(float(line.split()[-1])) for line in lines[7:17]]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert lines[-1].startswith("intercept    ")
