@@ -1,8 +1,13 @@
 """Exact binary encoding of numpy vectors for the MapReduce shuffle.
 
-Partial sums cross the shuffle as one text line per record, ``KEY<TAB>TAG<TAB>BASE64``, where ``BASE64`` is
-the base64 of the little-endian float64 bytes of a 1-D vector. Every bit of every float survives the
-round trip, and nothing is ever unpickled.
+Partial sums cross the shuffle as one text line per record, ``KEY<TAB>TAG<TAB>VECTOR``. A dense ``VECTOR``
+is the base64 of the little-endian float64 bytes of a 1-D vector. A vector that is mostly zeros — the
+gradient sums of one partition of a wide sparse dataset touch only the features that partition holds — is
+sent sparse instead, as ``s<LENGTH>:<BASE64 INDICES>:<BASE64 VALUES>`` (little-endian int32 or int64
+positions and the float64 values there), whenever that is shorter. Only ``+0.0`` entries are left out, so
+decoding rebuilds exactly the same bits (a ``-0.0`` is sent like any other value), and the reducer adds
+the same dense vectors in the same order: the sum is bitwise the same whichever form crossed the shuffle.
+Every bit of every float survives the round trip, and nothing is ever unpickled.
 """
 
 import base64
@@ -10,6 +15,9 @@ import base64
 import numpy as np
 
 _DTYPE = np.dtype("<f8")
+_INT32, _INT64 = np.dtype("<i4"), np.dtype("<i8")
+#: Longest vector a record may declare (what the model size limits allow, with room).
+MAX_LENGTH = 2**34
 
 
 def encode_vector(vector):
@@ -26,6 +34,12 @@ def encode_vector(vector):
     array = np.ascontiguousarray(vector, dtype=_DTYPE)
     if array.ndim != 1:
         raise ValueError(f"Only 1-D vectors cross the shuffle. Got an array of shape {array.shape}.")
+    stored = np.flatnonzero(array.view(np.uint64))  # everything but +0.0
+    index_dtype = _INT32 if len(array) <= np.iinfo(np.int32).max else _INT64
+    if len(stored) * (index_dtype.itemsize + _DTYPE.itemsize) < array.nbytes:
+        positions = base64.b64encode(stored.astype(index_dtype).tobytes()).decode("ascii")
+        values = base64.b64encode(array[stored].tobytes()).decode("ascii")
+        return f"s{len(array)}:{positions}:{values}"
     return base64.b64encode(array.tobytes()).decode("ascii")
 
 
@@ -40,12 +54,40 @@ def decode_vector(text):
     -------
     numpy.ndarray, shape (k,), float64 (native byte order)
     """
+    if text.startswith("s"):
+        return _decode_sparse(text)
     raw = base64.b64decode(text.encode("ascii"), validate=True)
     if len(raw) % _DTYPE.itemsize:
         raise ValueError(
             f"A shuffled vector must be a whole number of float64 values. Got {len(raw)} bytes."
         )
     return np.frombuffer(raw, dtype=_DTYPE).astype(np.float64)
+
+
+def _decode_sparse(text):
+    """The dense vector of a sparse record ``s<LENGTH>:<INDICES>:<VALUES>`` (see the module docstring)."""
+    try:
+        length_text, positions_text, values_text = text[1:].split(":")
+        length = int(length_text)
+    except ValueError:
+        raise ValueError(
+            f"A sparse shuffled vector is s<LENGTH>:<INDICES>:<VALUES>. Got {text[:40]!r}."
+        ) from None
+    if not 0 <= length <= MAX_LENGTH:
+        raise ValueError(f"A sparse shuffled vector's length must be in [0, {MAX_LENGTH}]. Got {length}.")
+    index_dtype = _INT32 if length <= np.iinfo(np.int32).max else _INT64
+    positions = np.frombuffer(base64.b64decode(positions_text.encode("ascii"), validate=True),
+                              dtype=index_dtype)
+    raw = base64.b64decode(values_text.encode("ascii"), validate=True)
+    if len(raw) != len(positions) * _DTYPE.itemsize:
+        raise ValueError(f"A sparse shuffled vector needs one float64 per index. Got {len(positions)} "
+                         f"indices and {len(raw)} bytes.")
+    in_range = not len(positions) or (positions.min() >= 0 and positions.max() < length)
+    if not in_range or np.any(np.diff(positions) <= 0):
+        raise ValueError(f"A sparse shuffled vector's indices must increase within [0, {length}).")
+    vector = np.zeros(length, dtype=np.float64)
+    vector[positions] = np.frombuffer(raw, dtype=_DTYPE)
+    return vector
 
 
 class TaggedVectorProtocol:

@@ -49,3 +49,56 @@ def test_shards_cover_the_vector_in_order():
     pieces = split_shards(vector, 3)
     assert [len(p) for p in pieces] == [4, 3, 3]
     assert np.concatenate(pieces).tobytes() == vector.tobytes()
+
+
+def test_mostly_zero_vectors_cross_sparse_and_come_back_bitwise():
+    rng = np.random.default_rng(1)
+    vector = np.zeros(2**20)
+    touched = rng.choice(2**20, size=5000, replace=False)
+    vector[touched] = rng.normal(size=5000)
+    vector[touched[:3]] = [-0.0, np.nan, 1e-310]  # a negative zero is sent like any other value
+    text = encode_vector(vector)
+    assert text.startswith("s1048576:")
+    assert len(text) < len(base64_dense(vector)) / 10
+    back = decode_vector(text)
+    assert back.tobytes() == vector.tobytes()
+    dense = np.random.default_rng(2).normal(size=100)
+    assert not encode_vector(dense).startswith("s")  # dense stays dense
+    assert decode_vector(encode_vector(np.zeros(7))).tobytes() == np.zeros(7).tobytes()
+
+
+def base64_dense(vector):
+    import base64
+
+    return base64.b64encode(vector.tobytes()).decode("ascii")
+
+
+def test_partition_sums_are_bitwise_the_same_whichever_form_crossed():
+    """Adding decoded sparse vectors in partition order gives the dense sum's exact bits."""
+    rng = np.random.default_rng(3)
+    vectors = []
+    for _ in range(4):
+        vector = np.zeros(10_000)
+        vector[rng.choice(10_000, size=300, replace=False)] = rng.normal(size=300) * 1e-3
+        vectors.append(vector)
+    vectors[1][5] = -0.0
+    dense_total = vectors[0].copy()
+    for vector in vectors[1:]:
+        dense_total += vector
+    decoded = [decode_vector(encode_vector(vector)) for vector in vectors]
+    total = decoded[0].copy()
+    for vector in decoded[1:]:
+        total += vector
+    assert total.tobytes() == dense_total.tobytes()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("s5:AAAA", "s<LENGTH>:<INDICES>:<VALUES>"),
+    ("s-1::", r"length must be in \[0, "),
+    ("s99999999999::", r"length must be in \[0, "),
+    ("s4:AQAAAA==:", "one float64 per index"),
+    ("s4:BQAAAA==:AAAAAAAA8D8=", r"indices must increase within \[0, 4\)"),
+])
+def test_bad_sparse_records_are_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        decode_vector(text)
