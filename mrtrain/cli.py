@@ -32,7 +32,8 @@ from mrtrain.engine.trainer import Trainer, check_mrjob_conf
 from mrtrain.mr_jobs.partition_job import PartitionError
 from mrtrain.progress import TrainingProgress
 from mrtrain.storage.checkpoint import list_checkpoints
-from mrtrain.storage.filesystem import get_filesystem, split_scheme
+from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
+from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
 
@@ -230,7 +231,7 @@ def build_parser():
     p.add_argument("--output", required=True, help="output directory (must not exist)")
     _runner_args(p)
 
-    p = commands.add_parser("inspect", help="summarize a checkpoint directory")
+    p = commands.add_parser("inspect", help="summarize a model (checkpoint) directory or a dataset")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true")
     return parser
@@ -373,13 +374,19 @@ def cmd_ingest(args):
         dtype=args.dtype, dense=args.dense, categorical=args.categorical, hash_bits=args.hash_bits,
         min_count=args.min_count, impute=args.impute, like=args.like,
     )
-    summary = {
+    _print_result(dataset_summary(dataset), args.json)
+
+
+def dataset_summary(dataset):
+    """What ``ingest`` and ``inspect`` print about a dataset."""
+    return {
         "dataset": dataset.uri, "rows": dataset.n_rows, "features": dataset.n_features,
         "layout": dataset.layout, "nnz": dataset.nnz,
         "density": dataset.nnz / (dataset.n_rows * dataset.n_features),
-        "partitions": len(dataset.partitions), "classes": dataset.classes, "checksum": dataset.checksum,
+        "partitions": len(dataset.partitions), "classes": dataset.classes,
+        "encoding": None if dataset.encoding is None else dataset.encoding_digest,
+        "checksum": dataset.checksum,
     }
-    _print_result(summary, args.json)
 
 
 def cmd_train(args):
@@ -420,6 +427,9 @@ def cmd_predict(args):
 
 
 def cmd_inspect(args):
+    if get_filesystem(args.dir).exists(join(args.dir, MANIFEST_NAME)):
+        _print_result(dataset_summary(Dataset.open(args.dir)), args.json)
+        return
     fitted = FittedModel.load(args.dir)
     result = fitted.to_dict()
     result["checkpoints"] = [iteration for iteration, _ in list_checkpoints(args.dir)]

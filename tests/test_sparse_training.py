@@ -110,3 +110,12 @@ def test_a_dimension_that_could_never_be_densified_trains(tmp_path):
     )
     assert fitted.coef_.shape == (d,)
     assert fitted.history_[-1] < fitted.history_[0]
+
+
+def test_inspect_shows_a_datasets_layout_nnz_and_density(tmp_path, capsys):
+    X, y = sparse_problem("linear", seed=13, n=100, d=40, density=0.1)
+    data = write_sparse(tmp_path / "d", X, y, partitions=2)
+    assert main(["inspect", data, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["layout"] == "csr" and summary["nnz"] == X.nnz and summary["features"] == 40
+    assert summary["density"] == X.nnz / (100 * 40) and summary["partitions"] == 2
