@@ -3,8 +3,9 @@
 Partial sums cross the shuffle as one text line per record, ``KEY<TAB>TAG<TAB>VECTOR``. A dense ``VECTOR``
 is the base64 of the little-endian float64 bytes of a 1-D vector. A vector that is mostly zeros — the
 gradient sums of one partition of a wide sparse dataset touch only the features that partition holds — is
-sent sparse instead, as ``s<LENGTH>:<BASE64 INDICES>:<BASE64 VALUES>`` (little-endian int32 or int64
-positions and the float64 values there), whenever that is shorter. Only ``+0.0`` entries are left out, so
+sent sparse instead, as ``~<LENGTH>:<BASE64 INDICES>:<BASE64 VALUES>`` (little-endian int32 or int64
+positions and the float64 values there; ``~`` is outside the base64 alphabet, so no dense record starts
+with it), whenever that is shorter. Only ``+0.0`` entries are left out, so
 decoding rebuilds exactly the same bits (a ``-0.0`` is sent like any other value), and the reducer adds
 the same dense vectors in the same order: the sum is bitwise the same whichever form crossed the shuffle.
 Every bit of every float survives the round trip, and nothing is ever unpickled.
@@ -16,6 +17,8 @@ import numpy as np
 
 _DTYPE = np.dtype("<f8")
 _INT32, _INT64 = np.dtype("<i4"), np.dtype("<i8")
+#: First character of a sparse record; never the first character of base64.
+_SPARSE = "~"
 #: Longest vector a record may declare (what the model size limits allow, with room).
 MAX_LENGTH = 2**34
 
@@ -39,7 +42,7 @@ def encode_vector(vector):
     if len(stored) * (index_dtype.itemsize + _DTYPE.itemsize) < array.nbytes:
         positions = base64.b64encode(stored.astype(index_dtype).tobytes()).decode("ascii")
         values = base64.b64encode(array[stored].tobytes()).decode("ascii")
-        return f"s{len(array)}:{positions}:{values}"
+        return f"{_SPARSE}{len(array)}:{positions}:{values}"
     return base64.b64encode(array.tobytes()).decode("ascii")
 
 
@@ -54,7 +57,7 @@ def decode_vector(text):
     -------
     numpy.ndarray, shape (k,), float64 (native byte order)
     """
-    if text.startswith("s"):
+    if text.startswith(_SPARSE):
         return _decode_sparse(text)
     raw = base64.b64decode(text.encode("ascii"), validate=True)
     if len(raw) % _DTYPE.itemsize:
@@ -65,13 +68,13 @@ def decode_vector(text):
 
 
 def _decode_sparse(text):
-    """The dense vector of a sparse record ``s<LENGTH>:<INDICES>:<VALUES>`` (see the module docstring)."""
+    """The dense vector of a sparse record ``~<LENGTH>:<INDICES>:<VALUES>`` (see the module docstring)."""
     try:
         length_text, positions_text, values_text = text[1:].split(":")
         length = int(length_text)
     except ValueError:
         raise ValueError(
-            f"A sparse shuffled vector is s<LENGTH>:<INDICES>:<VALUES>. Got {text[:40]!r}."
+            f"A sparse shuffled vector is ~<LENGTH>:<INDICES>:<VALUES>. Got {text[:40]!r}."
         ) from None
     if not 0 <= length <= MAX_LENGTH:
         raise ValueError(f"A sparse shuffled vector's length must be in [0, {MAX_LENGTH}]. Got {length}.")

@@ -58,13 +58,25 @@ def test_mostly_zero_vectors_cross_sparse_and_come_back_bitwise():
     vector[touched] = rng.normal(size=5000)
     vector[touched[:3]] = [-0.0, np.nan, 1e-310]  # a negative zero is sent like any other value
     text = encode_vector(vector)
-    assert text.startswith("s1048576:")
+    assert text.startswith("~1048576:")
     assert len(text) < len(base64_dense(vector)) / 10
     back = decode_vector(text)
     assert back.tobytes() == vector.tobytes()
     dense = np.random.default_rng(2).normal(size=100)
-    assert not encode_vector(dense).startswith("s")  # dense stays dense
+    assert not encode_vector(dense).startswith("~")  # dense stays dense
     assert decode_vector(encode_vector(np.zeros(7))).tobytes() == np.zeros(7).tobytes()
+
+
+def test_dense_records_starting_with_any_base64_character_decode_as_dense():
+    """The sparse marker is outside the base64 alphabet: no dense record can be mistaken for one."""
+    rng = np.random.default_rng(4)
+    firsts = set()
+    for _ in range(2000):
+        vector = rng.normal(size=3) * 10.0 ** rng.integers(-300, 300)
+        text = encode_vector(vector)
+        firsts.add(text[0])
+        assert decode_vector(text).tobytes() == vector.tobytes()
+    assert "s" in firsts  # the character that was once the marker
 
 
 def base64_dense(vector):
@@ -93,11 +105,11 @@ def test_partition_sums_are_bitwise_the_same_whichever_form_crossed():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("s5:AAAA", "s<LENGTH>:<INDICES>:<VALUES>"),
-    ("s-1::", r"length must be in \[0, "),
-    ("s99999999999::", r"length must be in \[0, "),
-    ("s4:AQAAAA==:", "one float64 per index"),
-    ("s4:BQAAAA==:AAAAAAAA8D8=", r"indices must increase within \[0, 4\)"),
+    ("~5:AAAA", "~<LENGTH>:<INDICES>:<VALUES>"),
+    ("~-1::", r"length must be in \[0, "),
+    ("~99999999999::", r"length must be in \[0, "),
+    ("~4:AQAAAA==:", "one float64 per index"),
+    ("~4:BQAAAA==:AAAAAAAA8D8=", r"indices must increase within \[0, 4\)"),
 ])
 def test_bad_sparse_records_are_refused(text, message):
     with pytest.raises(ValueError, match=message):
