@@ -26,9 +26,10 @@ from mrjob.step import StepFailedException
 from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.mapreduce import RUNNERS
 from mrtrain.engine.models import MODELS
+from mrtrain.engine.mrjob_conf import check_mrjob_conf
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.params import check_int, check_number
-from mrtrain.engine.trainer import Trainer, check_mrjob_conf
+from mrtrain.engine.trainer import Trainer
 from mrtrain.mr_jobs.partition_job import PartitionError
 from mrtrain.progress import TrainingProgress
 from mrtrain.storage.checkpoint import list_checkpoints

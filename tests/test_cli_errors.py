@@ -16,7 +16,8 @@ from mrtrain.cli import main
 from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.engine.metrics import metric_vector_length
 from mrtrain.engine.models import make_model
-from mrtrain.engine.trainer import Trainer, check_mrjob_conf
+from mrtrain.engine.mrjob_conf import check_mrjob_conf
+from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.checkpoint import latest_checkpoint, list_checkpoints
 from tests.datasets import write
 
