@@ -1,9 +1,12 @@
 """Seeded datasets for the tests, written in mrtrain's dataset format."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
-from mrtrain.storage.dataset import write_dataset
+from mrtrain.storage.dataset import manifest_checksum, write_dataset
 
 
 def standardized(X):
@@ -35,3 +38,12 @@ def poisson_data(seed=0, n=300, d=4):
     X = rng.normal(size=(n, d)) * 0.5
     y = rng.poisson(np.exp(X @ rng.normal(size=d) * 0.5 + 0.2)).astype(float)
     return X, y
+
+
+def edit_manifest(data, edit):
+    """Apply ``edit`` to the parsed manifest of dataset ``data`` and write it back with a valid checksum."""
+    path = Path(data) / "_dataset.json"
+    manifest = json.loads(path.read_text())
+    edit(manifest)
+    manifest["checksum"] = manifest_checksum(manifest)
+    path.write_text(json.dumps(manifest))

@@ -17,6 +17,7 @@ import pytest
 from mrtrain.cli import main
 from mrtrain.storage import dataset as dataset_module
 from mrtrain.storage.dataset import encode_partition
+from tests.command import run, tree
 from tests.datasets import poisson_data, reference_data, write
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,17 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def cli(*args):
     return subprocess.run([sys.executable, "-m", "mrtrain", "-q", *args], capture_output=True, text=True,
                           cwd=ROOT)
-
-
-def run(capsys, *argv):
-    """``mrtrain`` in this process: (status, stdout, stderr lines)."""
-    status = main(["-q", *argv])
-    out, err = capsys.readouterr()
-    return status, out, err.strip().splitlines()
-
-
-def tree(path):
-    return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))
 
 
 @pytest.mark.parametrize(

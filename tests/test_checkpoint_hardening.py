@@ -17,7 +17,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mrtrain.cli import main
 from mrtrain.engine import mapreduce
 from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint, validate_checkpoint
 from mrtrain.engine.mapreduce import JobLauncher
@@ -34,6 +33,7 @@ from mrtrain.storage.checkpoint import (
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import CheckpointError
 from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
+from tests.command import run
 from tests.datasets import poisson_data, write
 
 ITERATIONS = 4
@@ -78,12 +78,6 @@ def resave(path, *, meta=None, arrays=None, iteration=None):
     uri = save_checkpoint(str(path.parent), loaded.iteration if iteration is None else iteration,
                           new_arrays, new_meta)
     os.replace(uri, path)
-
-
-def run(capsys, *argv):
-    status = main(["-q", *argv])
-    out, err = capsys.readouterr()
-    return status, out, err.strip().splitlines()
 
 
 def skipped(caplog):

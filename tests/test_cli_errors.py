@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,14 +18,8 @@ from mrtrain.engine.models import make_model
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
 from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.checkpoint import latest_checkpoint, list_checkpoints
+from tests.command import run, tree
 from tests.datasets import write
-
-
-def run(capsys, *argv):
-    """``mrtrain -q ...`` in this process: (status, stdout, stderr lines)."""
-    status = main(["-q", *argv])
-    out, err = capsys.readouterr()
-    return status, out, err.strip().splitlines()
 
 
 def refused_by_argparse(capsys, *argv):
@@ -34,10 +27,6 @@ def refused_by_argparse(capsys, *argv):
     status, out, err = run(capsys, *argv)
     assert (status, out, len(err)) == (2, "", 1), err
     return err[0]
-
-
-def tree(path):
-    return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))
 
 
 @pytest.fixture(scope="module")

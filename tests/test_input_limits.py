@@ -15,7 +15,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mrtrain.cli import main
 from mrtrain.storage import dataset as dataset_module
 from mrtrain.storage.dataset import (
     MAX_MANIFEST_BYTES,
@@ -28,17 +27,8 @@ from mrtrain.storage.filesystem import FileStat, FileTooLargeError
 from mrtrain.storage.hdfs_fs import HdfsFileSystem
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import LOCAL
-
-
-def run(capsys, *argv):
-    """``mrtrain`` in this process: (status, stdout, stderr lines)."""
-    status = main(["-q", *argv])
-    out, err = capsys.readouterr()
-    return status, out, err.strip().splitlines()
-
-
-def tree(path):
-    return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))
+from tests.command import run, tree
+from tests.datasets import edit_manifest
 
 
 def small_dataset(path, partitions=2, weights=False):
@@ -48,15 +38,6 @@ def small_dataset(path, partitions=2, weights=False):
     w = rng.random(10) + 0.5 if weights else None
     write_dataset(str(path), X, y, w, partitions=partitions)
     return str(path)
-
-
-def edit_manifest(data, edit):
-    """Apply ``edit`` to the parsed manifest and write it back with a valid checksum."""
-    path = Path(data) / "_dataset.json"
-    manifest = json.loads(path.read_text())
-    edit(manifest)
-    manifest["checksum"] = dataset_module.manifest_checksum(manifest)
-    path.write_text(json.dumps(manifest))
 
 
 def replace_partition(data, index, table):

@@ -18,8 +18,8 @@ from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import format_partition_line
 from mrtrain.mr_jobs.predict import MRPredict
-from mrtrain.storage.dataset import Dataset, encode_partition, manifest_checksum
-from tests.datasets import reference_data, write
+from mrtrain.storage.dataset import Dataset, encode_partition
+from tests.datasets import edit_manifest, reference_data, write
 
 SPEC = {"kind": "softmax", "n_features": 4, "classes": [0.0, 1.0, 2.0], "fit_intercept": True}
 
@@ -221,15 +221,15 @@ def test_map_tasks_check_the_manifest_facts_of_their_partition(tmp_path, capsys,
     """A manifest whose rows or weight column disagree with a partition file fails the job, naming it."""
     X, y = reference_data("iris")
     data = write(tmp_path / "iris", X, y, partitions=3)
-    manifest_path = tmp_path / "iris" / "_dataset.json"
-    manifest = json.loads(manifest_path.read_text())
-    if fact == "rows":
-        manifest["partitions"][1]["rows"] += 1
-        manifest["n_rows"] += 1
-    else:
-        manifest["weight"] = "weight"
-    manifest["checksum"] = manifest_checksum(manifest)
-    manifest_path.write_text(json.dumps(manifest))
+
+    def edit(manifest):
+        if fact == "rows":
+            manifest["partitions"][1]["rows"] += 1
+            manifest["n_rows"] += 1
+        else:
+            manifest["weight"] = "weight"
+
+    edit_manifest(data, edit)
     assert main(["-q", "train", data, "--model", "softmax", "--max-iter", "2", "--no-metrics"]) == 2
     error = capsys.readouterr().err
     assert "part-0000" in error and ("rows" in error if fact == "rows" else "weight" in error), error

@@ -10,7 +10,6 @@ import warnings
 import numpy as np
 import pytest
 
-from mrtrain.cli import main
 from mrtrain.engine.driver import NonFiniteObjectiveError, initial_status, optimize
 from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.engine.optimizers import make_optimizer
@@ -19,6 +18,7 @@ from mrtrain.engine.optimizers.lbfgs import two_loop_direction
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import single_threaded_blas
 from mrtrain.storage.dataset import Dataset
+from tests.command import run
 from tests.datasets import reference_data, write
 
 HUGE = 1e300
@@ -36,12 +36,6 @@ def huge_separable(tmp_path):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(60, 2))
     return write(tmp_path / "huge-logistic", X * HUGE, (X[:, 0] > 0).astype(float), partitions=2)
-
-
-def run(capsys, *argv):
-    status = main(["-q", *argv])
-    out, err = capsys.readouterr()
-    return status, out, err.strip().splitlines()
 
 
 @pytest.mark.parametrize("runner", ["inline", "local"])

@@ -15,6 +15,7 @@ from mrtrain.storage import dataset as dataset_module
 from mrtrain.storage.dataset import Dataset, encode_partition, read_partition, write_dataset
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.ingest import ingest
+from tests.datasets import edit_manifest
 
 
 def random_csr(n, d, density, seed=0, empty_rows=()):
@@ -24,15 +25,6 @@ def random_csr(n, d, density, seed=0, empty_rows=()):
     for row in empty_rows:
         X[row, :] = 0
     return sparse.csr_array(X)
-
-
-def edit_manifest(data, edit):
-    """Apply ``edit`` to the parsed manifest and write it back with a valid checksum."""
-    path = Path(data) / "_dataset.json"
-    manifest = json.loads(path.read_text())
-    edit(manifest)
-    manifest["checksum"] = dataset_module.manifest_checksum(manifest)
-    path.write_text(json.dumps(manifest))
 
 
 def replace_partition(data, index, content):
