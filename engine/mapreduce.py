@@ -35,6 +35,7 @@ import socket
 import stat
 import sys
 import tempfile
+import threading
 import uuid
 import zipfile
 from pathlib import Path
@@ -43,6 +44,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from mrtrain.engine.mrjob_fs import webhdfs_first
+from mrtrain.mr_jobs.allreduce import FAULT_GROUP_ENV
 from mrtrain.mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line, sum_in_partition_order
 from mrtrain.storage import partition_cache
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
@@ -55,10 +57,10 @@ log = logging.getLogger(__name__)
 RUNNERS = ("inline", "local", "hadoop")
 
 #: Environment variables forwarded to the tasks with mrjob's ``--cmdenv``: how to reach HDFS, where and how
-#: big the node-local partition cache is, and the fault switch of the retry tests.
+#: big the node-local partition cache is, and the fault switches of the retry tests.
 TASK_ENVIRONMENT = (
     "MRTRAIN_WEBHDFS_URL", "MRTRAIN_HDFS_USER", "HADOOP_USER_NAME", "HADOOP_CONF_DIR",
-    partition_cache.ROOT_ENV, partition_cache.MAX_BYTES_ENV, FAULT_PARTITION_ENV,
+    partition_cache.ROOT_ENV, partition_cache.MAX_BYTES_ENV, FAULT_PARTITION_ENV, FAULT_GROUP_ENV,
 )
 
 #: The subpackages of ``mrtrain`` that tasks import (the CLI stays on the driver).
@@ -287,7 +289,8 @@ class JobLauncher:
     def __exit__(self, *exc_info):
         self.close()
 
-    def _args(self, task, thetas, job_dir):
+    def _args(self, task, thetas, job_dir, reducers=None, input_path=None):
+        reducers = self.reducers if reducers is None else reducers
         task_path = join(job_dir, "task.json")
         spec = {"model": self.model_spec, "shards": self.shards, "partition_cache": self.partition_cache,
                 "has_weight": self.dataset.has_weight,
@@ -316,10 +319,10 @@ class JobLauncher:
         for name in TASK_ENVIRONMENT:
             if os.environ.get(name):
                 args += ["--cmdenv", f"{name}={os.environ[name]}"]
-        args += ["--jobconf", f"mapreduce.job.reduces={self.reducers}", self.partition_list]
+        args += ["--jobconf", f"mapreduce.job.reduces={reducers}", input_path or self.partition_list]
         return args
 
-    def run(self, job_class, thetas, task, job_args=()):
+    def run(self, job_class, thetas, task, job_args=(), *, input_lines=None, reducers=None):
         """Run one job and return its parsed output records.
 
         Parameters
@@ -331,6 +334,10 @@ class JobLauncher:
             Extra task settings (e.g. ``{"hessian": 1}``).
         job_args : sequence of str
             Extra command-line arguments of the job (e.g. ``--map-only``).
+        input_lines : list of str, optional
+            The job's input, one line each, instead of the partition list.
+        reducers : int, optional
+            Reduce tasks of this job instead of the launcher's (0 for a map-only job).
 
         Returns
         -------
@@ -338,8 +345,12 @@ class JobLauncher:
             The job's output; its Hadoop counters (one dict per step) are kept in ``last_counters``.
         """
         job_dir = join(self.staging, f"job-{self.jobs_run:06d}")
-        job = job_class(args=[*self._args(task, thetas, job_dir), *job_args])
         self.jobs_run += 1
+        input_path = None
+        if input_lines is not None:
+            input_path = join(job_dir, "input.txt")
+            self.fs.write_bytes(input_path, "".join(f"{line}\n" for line in input_lines).encode("utf-8"))
+        job = job_class(args=[*self._args(task, thetas, job_dir, reducers, input_path), *job_args])
         with job.make_runner() as runner:
             if self.on_hdfs:
                 self._use_webhdfs(runner)
@@ -353,6 +364,13 @@ class JobLauncher:
         self.fs.delete(job_dir, recursive=True)
         self.fs.delete(join(self.staging, "mrjob"), recursive=True)
         return records
+
+    def start(self, job_class, thetas, task, input_lines):
+        """Start a map-only job in a background thread (see :meth:`run`); returns its :class:`BackgroundJob`.
+
+        The AllReduce job (:mod:`mrtrain.engine.allreduce`) runs this way for a whole training.
+        """
+        return BackgroundJob(lambda: self.run(job_class, thetas, task, input_lines=input_lines, reducers=0))
 
     def _use_webhdfs(self, runner):
         """Give a hadoop runner the filesystem of :func:`mrtrain.engine.mrjob_fs.webhdfs_first`.
@@ -395,3 +413,28 @@ class JobLauncher:
                 f"{self.shards} shard(s)."
             )
         return np.concatenate([vector for _, (_, vector) in records])
+
+
+class BackgroundJob:
+    """A job run by ``target()`` in a daemon thread: its ``records`` once it succeeded, or its ``error``."""
+
+    def __init__(self, target):
+        self.records = None
+        self.error = None
+        self._thread = threading.Thread(target=self._run, args=(target,), name="mrtrain-job", daemon=True)
+        self._thread.start()
+
+    def _run(self, target):
+        try:
+            self.records = target()
+        except BaseException as error:
+            self.error = error
+
+    def done(self):
+        """Whether the job has ended (successfully or not)."""
+        return not self._thread.is_alive()
+
+    def wait(self, timeout=None):
+        """Wait up to ``timeout`` seconds (None: for ever) for the job to end; returns :meth:`done`."""
+        self._thread.join(timeout)
+        return self.done()

@@ -4,7 +4,9 @@ The trainer opens the dataset, builds the model, the objective and the optimizer
 (:mod:`mrtrain.storage.lock`), removes what interrupted checkpoint writes left there, resumes from the newest
 valid checkpoint when it was made with the same data and settings (or, with ``warm_start``, starts from its
 parameters with a fresh optimizer), and runs :func:`mrtrain.engine.driver.optimize` with one gradient
-MapReduce job per iteration, writing a checkpoint after every pass. The mrjob config file is checked
+MapReduce job per iteration (with ``allreduce``, one job for the whole training whose tasks serve the passes
+over TCP: :mod:`mrtrain.engine.allreduce`), writing a checkpoint after every pass. The mrjob config file is
+checked
 (:func:`mrtrain.engine.mrjob_conf.check_mrjob_conf`) before anything runs, and the reducers are capped at
 one per element of the summed vector (:func:`mrtrain.engine.mapreduce.effective_reducers`).
 
@@ -19,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, AllReduceSession, check_settings
 from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
 from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint
 from mrtrain.engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
@@ -92,11 +95,27 @@ class Trainer:
         decoding them. Default: True.
     callback : callable, optional
         Called with an :class:`mrtrain.engine.driver.Progress` after every pass.
+    allreduce : bool
+        Run one map-only job for the whole training whose map tasks keep their partitions and serve every
+        pass over TCP (:mod:`mrtrain.engine.allreduce`) instead of one job per pass; bitwise the same
+        model. Needs the ``"local"`` or ``"hadoop"`` runner. Default: False.
+    allreduce_address : str
+        ``HOST[:PORT]`` the driver listens on for the tasks (port 0: any free port); on a cluster, an
+        address of the driver's host that the NodeManagers reach. Default: ``"127.0.0.1"``.
+    allreduce_tasks : int >= 1, optional
+        Map tasks of the AllReduce job, each holding a group of partitions; all must run at once.
+        Default: mrjob's ``num_cores`` (else the machine's cores) on the local runner, 2 on Hadoop, at most
+        one per partition.
+    allreduce_timeout : float > 0
+        Seconds for every task to connect, and for a lost task's retry to reconnect, before the training
+        stops. Default: 120.
     """
 
     def __init__(self, model, *, optimizer="lbfgs", l2=0.0, fit_intercept=True, max_iter=100, tol=1e-8,
                  gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None, keep_checkpoints=None,
-                 warm_start=False, break_lock=False, reducers=1, partition_cache=True, callback=None):
+                 warm_start=False, break_lock=False, reducers=1, partition_cache=True, callback=None,
+                 allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
+                 allreduce_timeout=DEFAULT_TIMEOUT):
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
@@ -113,6 +132,10 @@ class Trainer:
         self.reducers = reducers
         self.partition_cache = partition_cache
         self.callback = callback
+        self.allreduce = allreduce
+        self.allreduce_address = allreduce_address
+        self.allreduce_tasks = allreduce_tasks
+        self.allreduce_timeout = allreduce_timeout
 
     def _validate(self):
         check_choice("model", self.model, MODELS)
@@ -127,10 +150,13 @@ class Trainer:
         check_int("reducers", self.reducers, minimum=0)
         if self.conf_path is not None:
             check_mrjob_conf(self.conf_path)
-        for name in ("warm_start", "break_lock", "partition_cache"):
+        for name in ("warm_start", "break_lock", "partition_cache", "allreduce"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ValueError(f"The {name!r} parameter must be a bool. Got {value!r} instead.")
+        if self.allreduce:
+            check_settings(runner=self.runner, address=self.allreduce_address, tasks=self.allreduce_tasks,
+                           timeout=self.allreduce_timeout)
         if self.warm_start and not self.checkpoint_dir:
             raise ValueError("The 'warm_start' parameter needs a 'checkpoint_dir' to start from. Got "
                              "checkpoint_dir=None.")
@@ -176,11 +202,12 @@ class Trainer:
         with lock, JobLauncher(
             dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=reducers,
             partition_cache=self.partition_cache,
-        ) as launcher:
+        ) as launcher, self._allreduce_session(launcher) as session:
             start = self._start(optimizer, settings, model.n_params)
+            passes = session or launcher
 
             def evaluate(points, hessian):
-                vector = launcher.sum_vector(MRGradient, points, {"hessian": hessian})
+                vector = passes.sum_vector(MRGradient, points, {"hessian": hessian})
                 sums = PartialSums.from_vector(vector, len(points), model.n_params, hessian)
                 return objective.evaluations(sums, points)
 
@@ -194,7 +221,7 @@ class Trainer:
                 )
             except NonFiniteObjectiveError as error:
                 raise NonFiniteObjectiveError(
-                    f"{dataset.uri}: {error}{non_finite_partitions(launcher, dataset)}"
+                    f"{dataset.uri}: {error}{non_finite_partitions(passes, dataset)}"
                 ) from None
         if not converged:
             log.warning("Training stopped before converging (%s) after %d iterations; %s.", reason,
@@ -203,6 +230,14 @@ class Trainer:
             model, status.state.x, l2=self.l2, iterations=status.iteration, passes=status.passes,
             history=status.history, converged=converged, stop_reason=reason, settings=settings,
         )
+
+    def _allreduce_session(self, launcher):
+        """The :class:`AllReduceSession` serving the passes (it starts its job at the first pass), or a
+        context giving None: one job per pass."""
+        if not self.allreduce:
+            return contextlib.nullcontext()
+        return AllReduceSession(launcher, address=self.allreduce_address, tasks=self.allreduce_tasks,
+                                timeout=self.allreduce_timeout)
 
     def _save(self, status, settings, verdict, start):
         arrays, scalars = state_to_record(status.state)
@@ -275,10 +310,11 @@ STOP_ADVICE = {
 }
 
 
-def non_finite_partitions(launcher, dataset):
-    """``" (non-finite sums in partitions 0 (URI), ...)"`` from the last job's counters, or ``""``."""
+def non_finite_partitions(passes, dataset):
+    """``" (non-finite sums in partitions 0 (URI), ...)"`` from the last pass's counters (a launcher's or an
+    AllReduce session's), or ``""``."""
     ids = set()
-    for step in launcher.last_counters:
+    for step in passes.last_counters:
         ids.update(int(name) for name in step.get(NON_FINITE_COUNTERS, {}))
     if not ids:
         return ""

@@ -271,21 +271,26 @@ class PartitionSumJob(PartitionJob):
 
     def mapper_partition_sums(self, _, line):
         partition_id, uri, X, y_raw, w = self.read_partition_line(line)
-        with failures_named(partition_id, uri):
-            try:
-                y = self.model.encode_labels(y_raw)
-            except ValueError as error:
-                row = first_invalid_row(self.model, y_raw)
-                where = f"row {row + 1}: " if row is not None else ""
-                raise DataError(f"{uri}: {where}column 'label': {error}") from None
-            with single_threaded_blas():
-                vector = self.partial_vector(X, y, w)
+        y = self.encoded_labels(partition_id, uri, y_raw)
+        with failures_named(partition_id, uri), single_threaded_blas():
+            vector = self.partial_vector(X, y, w)
         if not np.isfinite(vector).all():
             # Trial points may overflow (the line search rejects them); the driver names these partitions
             # when the point it cannot do without does.
             self.increment_counter(NON_FINITE_COUNTERS, str(partition_id))
         for shard, piece in enumerate(split_shards(vector, self.task.get("shards", 1))):
             yield str(shard), (partition_id, piece)
+
+    def encoded_labels(self, partition_id, uri, y_raw):
+        """The model's encoding of a partition's labels; a bad label is a :class:`PartitionDataError`
+        naming the partition, the row and the column."""
+        with failures_named(partition_id, uri):
+            try:
+                return self.model.encode_labels(y_raw)
+            except ValueError as error:
+                row = first_invalid_row(self.model, y_raw)
+                where = f"row {row + 1}: " if row is not None else ""
+                raise DataError(f"{uri}: {where}column 'label': {error}") from None
 
     def partial_vector(self, X, y, w):
         """The vector of sums one partition contributes. Override in subclasses.

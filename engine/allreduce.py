@@ -1,0 +1,457 @@
+"""AllReduce training passes: one map-only job for a whole training, passes over TCP.
+
+Vowpal Wabbit's "Hadoop-compatible AllReduce" (Agarwal et al., JMLR 2014). A job per pass pays the
+framework's fixed costs on every pass (on YARN: a client JVM, an application master, containers); here the
+driver pays them once. :class:`AllReduceSession` opens a TCP server, starts one map-only job
+(:mod:`mrtrain.mr_jobs.allreduce`, through the same :class:`~mrtrain.engine.mapreduce.JobLauncher` as every
+other job) whose map tasks each hold a *group* of partitions, and waits until every group's task has
+connected and proved that it belongs to this run (HMAC-SHA256 over a per-run secret shipped in the task
+file; see :mod:`mrtrain.mr_jobs.allreduce_wire`). Each pass then sends the parameter points to every task,
+receives every partition's vector, computed by the job-per-pass code, and adds them in partition order
+with the reducer's own function (:func:`~mrtrain.mr_jobs.partition_job.sum_in_partition_order`): the model
+is bitwise the one job-per-pass training gives, on every runner. Evaluate and predict stay jobs.
+
+Gang scheduling: every task must run at the same time, so the partitions are cut into as many contiguous
+groups as there are map slots: on the local runner mrjob's ``num_cores`` (default: the machine's cores), on
+Hadoop ``tasks`` (default ``min(partitions, 2)``). If not every group connects within ``timeout`` seconds
+the training stops with one line saying how many did, and the job is ended.
+
+Faults: a task attempt that dies (Hadoop retries it; speculative execution is off) drops its connection;
+the retry reconnects under the same group id and the driver sends it the current pass again, so the pass
+completes with the same bits. A group that stays away for ``timeout`` seconds stops the training (its
+checkpoints stay; a rerun resumes). When the driver ends, normally or not, it closes every connection and
+the tasks exit; tasks also exit after no message for ``idle_timeout`` seconds, so none outlives a driver
+that was killed. The inline runner runs map tasks one after another in the driver's process, which a gang
+cannot do: it is refused.
+"""
+
+import logging
+import os
+import secrets
+import select
+import socket
+import subprocess
+import threading
+import time
+
+import numpy as np
+
+from mrtrain.engine.mapreduce import task_uri
+from mrtrain.engine.models import PartialSums, make_model
+from mrtrain.engine.params import check_number
+from mrtrain.mr_jobs import allreduce_wire as wire
+from mrtrain.mr_jobs.allreduce import MRAllReduce
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.partition_job import (
+    NON_FINITE_COUNTERS,
+    PartitionDataError,
+    PartitionError,
+    format_partition_line,
+    sum_in_partition_order,
+)
+from mrtrain.storage.hdfs_fs import hdfs_path
+
+log = logging.getLogger(__name__)
+
+#: Default seconds for every group to connect, and for a lost group to reconnect.
+DEFAULT_TIMEOUT = 120.0
+#: Map tasks on the hadoop runner unless told otherwise: at most this many.
+DEFAULT_HADOOP_TASKS = 2
+#: Seconds a connecting peer has to complete the handshake.
+HANDSHAKE_SECONDS = 10.0
+#: Handshakes in progress at once; further connections are closed at once.
+MAX_PENDING_HANDSHAKES = 32
+#: Seconds between checks of the job and of lost groups while a pass waits.
+POLL_SECONDS = 0.5
+
+
+def parse_address(text):
+    """``HOST[:PORT]`` (``[V6ADDR]:PORT`` for IPv6) as ``(host, port)``; port 0 (any free port) by default.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, the expected form and the value.
+    """
+    host, port = text, "0"
+    if isinstance(text, str) and text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") if rest else "0"
+        ok = rest == "" or rest.startswith(":")
+    elif isinstance(text, str):
+        if text.count(":") == 1:
+            host, port = text.split(":")
+        ok = text.count(":") <= 1
+    else:
+        ok = False
+    if not (ok and host and port.isdigit() and int(port) <= 65535):
+        raise ValueError(
+            "The 'allreduce_address' parameter must be HOST or HOST:PORT ([IPV6]:PORT), PORT in 0..65535 (0: "
+            f"any free port). Got {text!r} instead."
+        )
+    return host, int(port)
+
+
+def local_map_slots(conf_path):
+    """Map tasks mrjob's local runner runs at once: its ``num_cores`` option, else the machine's cores."""
+    from mrjob.conf import load_opts_from_mrjob_confs
+
+    cores = None
+    for _, options in load_opts_from_mrjob_confs("local", [conf_path] if conf_path else None):
+        cores = options.get("num_cores") or cores
+    return int(cores or os.cpu_count() or 1)
+
+
+def group_partitions(partition_ids, n_groups):
+    """Cut the partition ids, in order, into ``n_groups`` contiguous groups of nearly equal size."""
+    return [[int(i) for i in group] for group in np.array_split(np.asarray(partition_ids), n_groups)]
+
+
+class _Connection:
+    """An authenticated task connection: its socket, group and attempt."""
+
+    def __init__(self, sock, group, attempt):
+        self.sock = sock
+        self.group = group
+        self.attempt = attempt
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class AllReduceSession:
+    """The driver's side of AllReduce training over one :class:`~mrtrain.engine.mapreduce.JobLauncher`.
+
+    Use as a context manager: the first :meth:`sum_vector` binds the server, starts the job and waits for
+    every group (a resumed training that has nothing left to do starts no job); every :meth:`sum_vector` is
+    one pass; leaving tells the tasks to stop and waits for the job to end.
+
+    Parameters
+    ----------
+    launcher : JobLauncher
+        Its runner must be ``"local"`` or ``"hadoop"``.
+    address : str
+        ``HOST[:PORT]`` the server binds; tasks connect to it (to this machine's name if HOST is a
+        wildcard address). On a cluster: an address of the driver host the NodeManagers can reach.
+    tasks : int >= 1, optional
+        Map tasks (groups of partitions), at most one per partition. Default: the local runner's cores, or
+        ``min(partitions, 2)`` on Hadoop.
+    timeout : float > 0
+        Seconds for every group to connect, and for a lost group to reconnect.
+    """
+
+    def __init__(self, launcher, *, address="127.0.0.1", tasks=None, timeout=DEFAULT_TIMEOUT):
+        check_settings(runner=launcher.runner, address=address, tasks=tasks, timeout=timeout)
+        self.launcher = launcher
+        self.bind_address = parse_address(address)
+        self.timeout = timeout
+        ids = [part.index for part in launcher.dataset.partitions]
+        slots = tasks or (local_map_slots(launcher.conf_path) if launcher.runner == "local"
+                          else DEFAULT_HADOOP_TASKS)
+        self.groups = group_partitions(ids, max(1, min(slots, len(ids))))
+        spec = launcher.model_spec
+        self.n_params = make_model(spec["kind"], spec["n_features"], classes=spec["classes"],
+                                   fit_intercept=spec["fit_intercept"]).n_params
+        self.secret = wire.new_secret()
+        self.passes = 0
+        self.job = None
+        self.job_id = None
+        self.last_counters = []
+        self.server = None
+        self._connections = {}
+        self._closed = False
+        self._pending_handshakes = 0
+        self._cond = threading.Condition()
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        self.close(stop=exc_type is None)
+
+    def open(self):
+        """Bind the server, start the job, wait until every group's task has connected."""
+        host, port = self.bind_address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        try:
+            self.server = socket.create_server((host, port), family=family, backlog=64)
+        except OSError as error:
+            raise OSError(f"--allreduce-address {host}:{port}: cannot listen for map tasks: {error}") \
+                from None
+        connect_host = host if host not in ("0.0.0.0", "::", "") else socket.getfqdn()
+        port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept_loop, name="mrtrain-allreduce-accept", daemon=True).start()
+        if self.launcher.on_hdfs:
+            # The task file holds the secret: the staging directory is readable by its owner only.
+            fs = self.launcher.fs
+            fs._call("chmod", self.launcher.staging, fs.client.set_permission,
+                     hdfs_path(self.launcher.staging), "700")
+        partitions = {part.index: part for part in self.launcher.dataset.partitions}
+        lines = [
+            [format_partition_line(i, task_uri(partitions[i].uri), partitions[i].sha256, partitions[i].rows,
+                                   partitions[i].bytes) for i in group]
+            for group in self.groups
+        ]
+        settings = {
+            "address": [connect_host, port], "secret": self.secret, "groups": lines,
+            "read_timeout": max(self.timeout, 60.0), "idle_timeout": 3 * self.timeout + 60.0,
+        }
+        log.info("allreduce: %d map tasks (partition groups %s) connect to %s:%d", len(self.groups),
+                 self.groups, connect_host, port)
+        self.job = self.launcher.start(
+            MRAllReduce, np.zeros((0, self.n_params)), {"hessian": 0, "allreduce": settings},
+            [f"{g:06d}" for g in range(len(self.groups))],
+        )
+        self._wait_for_gang()
+
+    def _wait_for_gang(self):
+        deadline = time.monotonic() + self.timeout
+        with self._cond:
+            while len(self._connections) < len(self.groups):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.job.done():
+                    break
+                self._cond.wait(min(left, POLL_SECONDS))
+            connected = len(self._connections)
+        if connected == len(self.groups):
+            log.info("allreduce: all %d map tasks connected", connected)
+            return
+        self._raise_if_job_ended()
+        raise TimeoutError(
+            f"--allreduce: {connected} of {len(self.groups)} map tasks connected within {self.timeout:g} s "
+            "(every task needs a map slot for the whole training); train without --allreduce (one job per "
+            "pass), or give the cluster more free map slots, or lower --allreduce-tasks"
+        )
+
+    def close(self, stop=True):
+        """Tell the tasks to stop (``stop``) or just hang up, close the server and wait for the job."""
+        with self._cond:
+            self._closed = True
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for connection in connections:
+            if stop:
+                try:
+                    wire.send_message(connection.sock, {"type": "stop"})
+                except OSError:
+                    pass
+            connection.close()
+        if self.server is not None:
+            self.server.close()
+        if self.job is None:
+            return
+        if not self.job.wait(self.timeout if stop else min(self.timeout, 30.0)):
+            self._kill_job()
+        elif self.job.error is not None and stop:
+            log.warning("allreduce: the job ended with an error after training: %s", self.job.error)
+
+    def _kill_job(self):
+        """End a job whose tasks did not all exit: ``hadoop job -kill`` on Hadoop (job id from the tasks)."""
+        hadoop_fs = self.launcher.hadoop_fs
+        if self.launcher.runner != "hadoop" or self.job_id is None or hadoop_fs is None:
+            log.warning("allreduce: the job did not end within %g s after its tasks were told to stop",
+                        self.timeout)
+            return
+        command = [*hadoop_fs.get_hadoop_bin(), "job", "-kill", self.job_id]
+        log.warning("allreduce: the job did not end; killing it: %s", " ".join(command))
+        try:
+            subprocess.run(command, check=False, capture_output=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as error:
+            log.warning("allreduce: could not kill %s: %s", self.job_id, error)
+        self.job.wait(30.0)
+
+    # -- connections -------------------------------------------------------------------------------------
+
+    def _accept_loop(self):
+        while True:
+            try:
+                sock, peer = self.server.accept()
+            except OSError:
+                if self._closed:
+                    return
+                continue
+            with self._cond:
+                refuse = self._closed or self._pending_handshakes >= MAX_PENDING_HANDSHAKES
+                if not refuse:
+                    self._pending_handshakes += 1
+            if refuse:
+                sock.close()
+                continue
+            threading.Thread(target=self._handshake, args=(sock, peer), name="mrtrain-allreduce-handshake",
+                             daemon=True).start()
+
+    def _handshake(self, sock, peer):
+        """Check a new connection's proof; register it under its group, or close it without an answer."""
+        try:
+            sock.settimeout(HANDSHAKE_SECONDS)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            driver_nonce = secrets.token_bytes(wire.NONCE_BYTES)
+            wire.send_message(sock, {"type": "challenge", "protocol": wire.PROTOCOL,
+                                     "nonce": driver_nonce.hex()})
+            header, _ = wire.receive_message(sock, 0)
+            wire.expect(header, "hello")
+            group = header.get("group")
+            if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < len(self.groups):
+                raise wire.ProtocolError(
+                    f"expected a group in 0..{len(self.groups) - 1}, found {group!r:.20}"
+                )
+            task_nonce = wire.nonce_from(header, "nonce")
+            expected = wire.task_mac(self.secret, driver_nonce, task_nonce, group)
+            if not wire.macs_equal(expected, header.get("mac")):
+                raise wire.ProtocolError("the proof does not match this run's secret")
+            wire.send_message(sock, {"type": "welcome",
+                                     "mac": wire.driver_mac(self.secret, driver_nonce, task_nonce, group)})
+            sock.settimeout(max(self.timeout, 60.0))
+        except (OSError, EOFError, wire.ProtocolError) as error:
+            log.warning("allreduce: refused a connection from %s: %s", peer, error)
+            sock.close()
+            with self._cond:
+                self._pending_handshakes -= 1
+            return
+        attempt, job = str(header.get("attempt", ""))[:100], str(header.get("job", ""))[:100]
+        with self._cond:
+            self._pending_handshakes -= 1
+            if self._closed:
+                sock.close()
+                return
+            self._connections[group] = _Connection(sock, group, attempt)
+            if job.startswith("job_"):
+                self.job_id = job
+            self._cond.notify_all()
+        log.info("allreduce: group %d connected from %s (%s)", group, peer, attempt or "attempt unknown")
+
+    def _drop(self, connection, reason):
+        """Forget a connection that failed; its group waits for a new attempt."""
+        log.warning("allreduce: lost group %d (%s): %s; waiting up to %g s for a new attempt",
+                    connection.group, connection.attempt, reason, self.timeout)
+        connection.close()
+        with self._cond:
+            if self._connections.get(connection.group) is connection:
+                del self._connections[connection.group]
+
+    def _raise_if_job_ended(self):
+        if not self.job.done():
+            return
+        if self.job.error is not None:
+            raise self.job.error
+        raise RuntimeError("the allreduce job ended while the training still needed its map tasks")
+
+    # -- passes ------------------------------------------------------------------------------------------
+
+    def sum_vector(self, job_class, thetas, task):
+        """One pass: the gradient job's total vector at ``thetas``, as ``JobLauncher.sum_vector`` gives it.
+
+        Parameters
+        ----------
+        job_class : MRGradient
+            The only job served.
+        thetas : ndarray, shape (m, p)
+        task : dict
+            ``{"hessian": k}``.
+
+        Returns
+        -------
+        ndarray
+            Every partition's vector added in partition order, bitwise as the reducer adds them.
+        """
+        if job_class is not MRGradient:
+            raise ValueError(f"AllReduce passes serve MRGradient only. Got {job_class.__name__}.")
+        if self.server is None:
+            self.open()
+        points = np.ascontiguousarray(thetas, dtype=np.float64)
+        hessian = int(task["hessian"])
+        self.passes += 1
+        request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": hessian}
+        length = PartialSums.zeros(len(points), self.n_params, hessian).to_vector().size
+        answers = {}
+        sent = {}
+        lost_since = {}
+        while len(answers) < len(self.groups):
+            with self._cond:
+                current = dict(self._connections)
+            now = time.monotonic()
+            for group in range(len(self.groups)):
+                if group in answers:
+                    continue
+                connection = current.get(group)
+                if connection is None:
+                    since = lost_since.setdefault(group, now)
+                    if now - since > self.timeout:
+                        raise TimeoutError(
+                            f"--allreduce: the map task of partition group {group} (partitions "
+                            f"{self.groups[group]}) was lost and no new attempt connected within "
+                            f"{self.timeout:g} s; rerun the same command to resume from the last checkpoint"
+                        )
+                    continue
+                lost_since.pop(group, None)
+                if sent.get(group) is not connection:
+                    if group in sent:
+                        sent[group].close()
+                        log.info("allreduce: sending pass %d again to group %d (%s)", self.passes, group,
+                                 connection.attempt)
+                    try:
+                        wire.send_message(connection.sock, request, points)
+                    except OSError as error:
+                        self._drop(connection, error)
+                        continue
+                    sent[group] = connection
+            waiting = {sent[g].sock: sent[g] for g in sent if g not in answers and current.get(g) is sent[g]}
+            readable = select.select(list(waiting), [], [], POLL_SECONDS)[0] if waiting else []
+            if not waiting:
+                time.sleep(POLL_SECONDS)
+            for sock in readable:
+                connection = waiting[sock]
+                answer = self._receive_answer(connection, length)
+                if answer is not None:
+                    answers[connection.group] = answer
+            if len(answers) < len(self.groups):
+                self._raise_if_job_ended()
+        tagged = [pair for group in range(len(self.groups)) for pair in answers[group][0]]
+        non_finite = sorted(i for group in answers.values() for i in group[1])
+        self.last_counters = [{NON_FINITE_COUNTERS: {str(i): 1 for i in non_finite}}] if non_finite else []
+        return sum_in_partition_order(tagged)[1]
+
+    def _receive_answer(self, connection, length):
+        """``([(partition id, vector), ...], non-finite ids)`` from ``connection``, or None if it dropped."""
+        ids = self.groups[connection.group]
+        try:
+            header, payload = wire.receive_message(connection.sock, len(ids) * length * 8)
+        except wire.ProtocolError as error:
+            raise RuntimeError(f"allreduce: group {connection.group} sent a bad message: {error}") from None
+        except (EOFError, OSError) as error:
+            self._drop(connection, error)
+            return None
+        if header["type"] == "error":
+            message = str(header.get("message", ""))[:2000]
+            raise (PartitionDataError if header.get("data_error") else PartitionError)(message)
+        if (header["type"] != "result" or header.get("pass") != self.passes or header.get("partitions") != ids
+                or payload.size != len(ids) * length):
+            raise RuntimeError(
+                f"allreduce: group {connection.group} answered pass {self.passes} with "
+                f"{header['type']!r:.20} for pass {header.get('pass')!r:.20}, partitions "
+                f"{header.get('partitions')!r:.80} and {payload.size} values; expected partitions {ids} and "
+                f"{len(ids) * length} values"
+            )
+        vectors = payload.reshape(len(ids), length)
+        non_finite = [i for i, vector in zip(ids, vectors, strict=True) if not np.isfinite(vector).all()]
+        return list(zip(ids, vectors, strict=True)), non_finite
+
+
+def check_settings(*, runner, address, tasks, timeout):
+    """Check the AllReduce settings of a trainer before anything runs; ValueError naming the parameter."""
+    if runner not in ("local", "hadoop"):
+        raise ValueError(
+            "The 'allreduce' parameter needs the 'local' or 'hadoop' runner (the inline runner runs map "
+            f"tasks one after another: a gang of tasks cannot run). Got runner={runner!r} instead."
+        )
+    parse_address(address)
+    if tasks is not None and (isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1):
+        raise ValueError(
+            f"The 'allreduce_tasks' parameter must be an int >= 1 or None. Got {tasks!r} instead."
+        )
+    check_number("allreduce_timeout", timeout, minimum=0, strictly=True)

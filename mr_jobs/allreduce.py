@@ -1,0 +1,191 @@
+"""AllReduce job: one map-only job serves every data pass of a training over TCP.
+
+Vowpal Wabbit's "Hadoop-compatible AllReduce" (Agarwal et al., JMLR 2014): instead of one MapReduce job per
+pass, the driver (:mod:`mrtrain.engine.allreduce`) starts this job once. Its input has one line per *group*
+of partitions (the group id; on Hadoop ``NLineInputFormat`` gives each line its own map task). Each map
+task reads its group's partitions once (through the same reading, checking and partition cache as
+:mod:`mrtrain.mr_jobs.gradient`), connects to the driver at the address in the task file, proves it
+belongs to this run (:mod:`mrtrain.mr_jobs.allreduce_wire`), then serves passes: it receives the parameter
+points and the Hessian count, computes every partition's vector with :meth:`MRGradient.partial_vector`
+(the job-per-pass code, on one BLAS thread) and sends back the partition ids and their vectors, which the
+driver adds in partition order. ``stop`` ends the task; so does a dropped connection or no message for
+the task file's ``idle_timeout`` seconds (the driver is gone): a task never outlives its driver.
+
+While it waits, a task reports its status to Hadoop (``set_status``) every :data:`STATUS_SECONDS`, so the
+framework's task timeout does not kill an idle but healthy task. A partition with bad data is reported to
+the driver (which stops with that one line) before the task fails; any other failure just fails the
+attempt, and the retry loads its partitions, reconnects under the same group id and gets the current pass.
+
+The task file's ``allreduce`` object: ``address`` ``[host, port]``, ``secret`` (hex), ``groups`` (per
+group, its partition-list lines), ``idle_timeout`` and ``read_timeout`` (seconds).
+"""
+
+import logging
+import os
+import secrets
+import select
+import time
+
+import numpy as np
+from mrjob.step import MRStep
+
+from mrtrain.mr_jobs import allreduce_wire as wire
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.partition_job import _attempt_number, failures_named, single_threaded_blas
+from mrtrain.storage.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: Environment variable naming a group whose first task attempt fails after answering its first pass
+#: (fault tests: Hadoop retries the attempt, which must rejoin the training).
+FAULT_GROUP_ENV = "MRTRAIN_FAULT_FAIL_ALLREDUCE_GROUP"
+#: Seconds between status reports while a task waits for the driver.
+STATUS_SECONDS = 10.0
+#: Seconds a starting task keeps trying to reach the driver before concluding that it is gone.
+CONNECT_SECONDS = 20.0
+#: Most parameter points one pass may carry.
+MAX_POINTS = 4096
+
+
+def group_id(line):
+    """The group id on an input line (the last tab-separated field: Hadoop prefixes a byte offset)."""
+    return int(line.rstrip("\r\n").rsplit("\t", 1)[-1])
+
+
+class MRAllReduce(MRGradient):
+    """Map tasks that hold their partitions and serve the driver's passes until it says stop."""
+
+    JOBCONF = {**MRGradient.JOBCONF, "mapreduce.map.speculative": "false"}
+
+    def steps(self):
+        return [MRStep(mapper_init=self.mapper_init_load_task, mapper=self.mapper_serve_passes)]
+
+    def mapper_serve_passes(self, _, line):
+        group = group_id(line)
+        settings = self.task["allreduce"]
+        partitions, error = self.load_group(settings["groups"][group])
+        sock = self.connect_to_driver(settings, group)
+        if sock is None:
+            return
+        with sock:
+            if error is not None:
+                wire.send_message(sock, {"type": "error", "data_error": True, "message": str(error)})
+                raise error
+            passes = self.serve_passes(sock, settings, group, partitions)
+        self.increment_counter("mrtrain allreduce", "passes served", passes)
+        yield from ()
+
+    def load_group(self, lines):
+        """Read the group's partitions: ``([(id, uri, X, y, w), ...], None)``, or ``(partial, DataError)``."""
+        partitions = []
+        try:
+            for line in lines:
+                partition_id, uri, X, y_raw, w = self.read_partition_line(line)
+                partitions.append((partition_id, uri, X, self.encoded_labels(partition_id, uri, y_raw), w))
+        except DataError as error:
+            return partitions, error
+        return partitions, None
+
+    def connect_to_driver(self, settings, group):
+        """An authenticated connection to the driver, or None if it cannot be reached (it is gone)."""
+        address = tuple(settings["address"])
+        deadline = time.monotonic() + CONNECT_SECONDS
+        while True:
+            try:
+                sock = wire.connect(address, timeout=settings["read_timeout"])
+                break
+            except OSError as error:
+                if time.monotonic() > deadline:
+                    log.warning("allreduce group %d: the driver at %s:%s is unreachable (%s); exiting",
+                                group, *address, error)
+                    return None
+                time.sleep(1.0)
+        try:
+            self.prove_membership(sock, settings["secret"], group)
+        except (EOFError, OSError):
+            sock.close()
+            raise
+        return sock
+
+    def prove_membership(self, sock, secret, group):
+        """The task's side of the handshake (see :mod:`mrtrain.mr_jobs.allreduce_wire`)."""
+        header, _ = wire.receive_message(sock, 0)
+        wire.expect(header, "challenge")
+        if header.get("protocol") != wire.PROTOCOL:
+            raise wire.ProtocolError(
+                f"expected protocol {wire.PROTOCOL}, found {header.get('protocol')!r:.20}"
+            )
+        driver_nonce = wire.nonce_from(header, "nonce")
+        task_nonce = secrets.token_bytes(wire.NONCE_BYTES)
+        wire.send_message(sock, {
+            "type": "hello", "group": group, "nonce": task_nonce.hex(),
+            "mac": wire.task_mac(secret, driver_nonce, task_nonce, group),
+            "attempt": os.environ.get("mapreduce_task_attempt_id", ""),
+            "job": os.environ.get("mapreduce_job_id", ""),
+        })
+        header, _ = wire.receive_message(sock, 0)
+        wire.expect(header, "welcome")
+        if not wire.macs_equal(wire.driver_mac(secret, driver_nonce, task_nonce, group), header.get("mac")):
+            raise wire.ProtocolError("the driver's proof does not match this run's secret")
+
+    def next_message(self, sock, settings, group, passes):
+        """The driver's next message, reporting status while waiting; None once the driver is gone."""
+        idle = 0.0
+        while True:
+            started = time.monotonic()
+            readable, _, _ = select.select([sock], [], [], STATUS_SECONDS)
+            if readable:
+                break
+            idle += time.monotonic() - started
+            if idle > settings["idle_timeout"]:
+                log.warning("allreduce group %d: no message from the driver for %.0f s; exiting", group, idle)
+                return None
+            self.set_status(f"allreduce group {group}: {passes} passes served, waiting for the driver")
+        p = self.model.n_params
+        try:
+            return wire.receive_message(sock, min(wire.MAX_POINTS_BYTES, MAX_POINTS * p * 8))
+        except (TimeoutError, EOFError, ConnectionError) as error:
+            log.warning("allreduce group %d: the connection to the driver ended (%s); exiting", group, error)
+            return None
+
+    def serve_passes(self, sock, settings, group, partitions):
+        """Answer pass requests until ``stop`` or the driver is gone; returns the passes served."""
+        p = self.model.n_params
+        passes = 0
+        while True:
+            message = self.next_message(sock, settings, group, passes)
+            if message is None:
+                return passes
+            header, payload = message
+            if header["type"] == "stop":
+                return passes
+            wire.expect(header, "pass")
+            points, hessian = header.get("points"), header.get("hessian")
+            if not (isinstance(points, int) and 1 <= points <= MAX_POINTS and payload.size == points * p
+                    and isinstance(hessian, int) and 0 <= hessian <= points):
+                raise wire.ProtocolError(
+                    f"expected a pass of 1..{MAX_POINTS} points of {p} parameters and 0..points Hessians, "
+                    f"found points={points!r:.20}, hessian={hessian!r:.20}, {payload.size} values"
+                )
+            self.thetas = payload.reshape(points, p)
+            self.task["hessian"] = hessian
+            vectors, non_finite = [], []
+            for partition_id, uri, X, y, w in partitions:
+                with failures_named(partition_id, uri), single_threaded_blas():
+                    vector = self.partial_vector(X, y, w)
+                if not np.isfinite(vector).all():
+                    non_finite.append(partition_id)
+                vectors.append(vector)
+            wire.send_message(sock, {
+                "type": "result", "pass": header.get("pass"), "partitions": [part[0] for part in partitions],
+                "non_finite": non_finite,
+            }, np.concatenate(vectors))
+            passes += 1
+            if os.environ.get(FAULT_GROUP_ENV) == str(group) and _attempt_number() == 0:
+                raise RuntimeError(
+                    f"failing the first attempt after its first pass on purpose ({FAULT_GROUP_ENV})"
+                )
+
+
+if __name__ == "__main__":
+    MRAllReduce.run()
