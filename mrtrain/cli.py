@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from mrjob.step import StepFailedException
 
+from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, parse_address
 from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.mapreduce import RUNNERS
 from mrtrain.engine.models import MODELS
@@ -133,6 +134,11 @@ def _partition_size(name, value):
     return number
 
 
+def _address(name, value):
+    parse_address(value)
+    return value
+
+
 def _conf_path(text):
     try:
         return check_mrjob_conf(text)
@@ -219,6 +225,21 @@ def build_parser():
     p.add_argument("--break-lock", action="store_true",
                    help="take the checkpoint directory's lock even if another run seems to hold it")
     p.add_argument("--no-metrics", action="store_true", help="skip the evaluation pass after training")
+    p.add_argument("--allreduce", action="store_true",
+                   help="one map-only job for the whole training: its tasks keep their partitions and serve "
+                        "every pass over TCP (local and hadoop runners; same bits as one job per pass)")
+    p.add_argument("--allreduce-address", type=_argument(_address, "allreduce_address", str),
+                   default="127.0.0.1", metavar="HOST[:PORT]",
+                   help="where the driver listens for the allreduce tasks (port 0: any free port); on a "
+                        "cluster an address of this host that the NodeManagers reach. Default: %(default)s")
+    p.add_argument("--allreduce-tasks", type=_int_at_least(1, "allreduce_tasks"), metavar="N",
+                   help="allreduce map tasks, all running at once. Default: the local runner's cores, 2 on "
+                        "hadoop (at most one per partition)")
+    p.add_argument("--allreduce-timeout",
+                   type=_argument(check_number, "allreduce_timeout", float, minimum=0, strictly=True),
+                   default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   help="seconds for every allreduce task to connect (and a lost one to come back). "
+                        "Default: %(default)s")
     _runner_args(p)
 
     p = commands.add_parser("evaluate", help="metrics of a trained model on a dataset")
@@ -401,6 +422,8 @@ def cmd_train(args):
             conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
             keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
             break_lock=args.break_lock, partition_cache=args.partition_cache, callback=progress,
+            allreduce=args.allreduce, allreduce_address=args.allreduce_address,
+            allreduce_tasks=args.allreduce_tasks, allreduce_timeout=args.allreduce_timeout,
         )
         fitted = trainer.fit(args.data)
     result = fitted.to_dict()
