@@ -44,6 +44,7 @@ class FittedModel:
     intercept_ : float or ndarray of shape (K,)
     classes_ : list of float or None
     l2 : float
+    l1 : float
     n_iter_ : int
         Optimizer iterations.
     n_passes_ : int
@@ -57,10 +58,12 @@ class FittedModel:
         The training settings recorded in the checkpoints.
     """
 
-    def __init__(self, model, theta, *, l2, iterations, passes, history, converged, stop_reason, settings):
+    def __init__(self, model, theta, *, l2, iterations, passes, history, converged, stop_reason, settings,
+                 l1=0.0):
         self.model = model
         self.theta_ = np.asarray(theta, dtype=np.float64)
         self.l2 = float(l2)
+        self.l1 = float(l1)
         self.classes_ = model.classes
         self.n_iter_ = int(iterations)
         self.n_passes_ = int(passes)
@@ -97,7 +100,8 @@ class FittedModel:
             fit_intercept=settings["fit_intercept"],
         )
         return cls(
-            model, checkpoint.arrays["state.x"], l2=settings["l2"], iterations=meta["iteration"],
+            model, checkpoint.arrays["state.x"], l2=settings["l2"], l1=settings.get("l1", 0.0),
+            iterations=meta["iteration"],
             passes=meta["passes"], history=meta["history"], converged=meta["converged"],
             stop_reason=meta["stop_reason"], settings=settings,
         )
@@ -178,7 +182,7 @@ class FittedModel:
         Returns
         -------
         dict
-            :func:`mrtrain.engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + l2 penalty).
+            :func:`mrtrain.engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + penalty).
         """
         dataset = self._open_matching(data)
         reducers = effective_reducers(reducers, metric_vector_length(self.model), "evaluate")
@@ -187,7 +191,9 @@ class FittedModel:
             vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
         metrics = finalize_metrics(self.model, vector)
         if metrics.get("loss") is not None:
-            metrics["objective"] = metrics["loss"] + Objective(self.model, self.l2).penalty(self.theta_)
+            metrics["objective"] = metrics["loss"] + Objective(self.model, self.l2, self.l1).penalty(
+                self.theta_
+            )
         return metrics
 
     def predict_dataset(self, data, output, *, runner="inline", conf_path=None, partition_cache=True):
@@ -298,6 +304,8 @@ def validate_checkpoint(checkpoint):
     field(settings, "model", "settings.", kind="str", choices=MODELS)
     optimizer = field(settings, "optimizer", "settings.", kind="str", choices=set(OPTIMIZERS))
     field(settings, "l2", "settings.", kind="float", minimum=0)
+    if "l1" in settings:  # written since l1 penalties exist
+        field(settings, "l1", "settings.", kind="float", minimum=0)
     field(settings, "fit_intercept", "settings.", kind="bool")
     field(settings, "n_features", "settings.", kind="int", minimum=1)
     classes = field(settings, "classes", "settings.", kind="list", nullable=True)

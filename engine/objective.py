@@ -1,9 +1,14 @@
-"""The training objective: mean weighted loss plus the l2 penalty on coefficients.
+"""The training objective: mean weighted loss plus the elastic-net penalty on coefficients.
 
-``f(θ) = (1/Σsᵢ) Σᵢ sᵢ ℓ(yᵢ, xᵢ·w + b) + (l2/2)‖w‖²`` — intercepts are never penalized. The data part
-arrives as summed :class:`mrtrain.engine.models.PartialSums` from a MapReduce pass; this module divides once
-by the
-total weight and adds the penalty, giving one :class:`mrtrain.engine.optimizers.base.Evaluation` per point.
+``f(θ) = (1/Σsᵢ) Σᵢ sᵢ ℓ(yᵢ, xᵢ·w + b) + (l2/2)‖w‖² + l1‖w‖₁`` — intercepts are never penalized
+(:meth:`mrtrain.engine.models.Model.penalty_mask`). The data part arrives as summed
+:class:`mrtrain.engine.models.PartialSums` from a MapReduce pass; this module divides once by the total
+weight and adds the penalty, giving one :class:`mrtrain.engine.optimizers.base.Evaluation` per point.
+
+The l1 term is not differentiable where a coefficient is 0, so an evaluation's ``value`` includes it but its
+``grad`` and ``hess`` are those of the smooth part (mean loss + l2 term) only; OWL-QN
+(:mod:`mrtrain.engine.optimizers.owlqn`) adds the l1 term's one-sided derivatives itself from
+:attr:`Objective.l1_weights`. With ``l1 = 0`` the smooth part is the whole objective.
 """
 
 import numpy as np
@@ -19,17 +24,28 @@ class Objective:
     model : mrtrain.engine.models.Model
     l2 : float
         Strength of the ``(l2/2)‖w‖²`` penalty, >= 0.
+    l1 : float
+        Strength of the ``l1‖w‖₁`` penalty, >= 0. Default: 0.
     """
 
-    def __init__(self, model, l2):
+    def __init__(self, model, l2, l1=0.0):
         self.model = model
         self.l2 = float(l2)
+        self.l1 = float(l1)
         self.mask = model.penalty_mask()
 
+    @property
+    def l1_weights(self):
+        """Per-parameter l1 strengths, shape (p,): ``l1`` for coefficients, 0 for intercepts."""
+        return self.l1 * self.mask
+
     def penalty(self, theta):
-        """``(l2/2)‖w‖²`` at ``theta`` (shape (p,))."""
+        """``(l2/2)‖w‖² + l1‖w‖₁`` at ``theta`` (shape (p,))."""
         coefficients = theta * self.mask
-        return 0.5 * self.l2 * float(coefficients @ coefficients)
+        value = 0.5 * self.l2 * float(coefficients @ coefficients)
+        if self.l1:
+            value += self.l1 * float(np.abs(coefficients).sum())
+        return value
 
     def evaluations(self, sums, thetas):
         """One :class:`Evaluation` per row of ``thetas``.
@@ -43,7 +59,8 @@ class Objective:
         Returns
         -------
         list of Evaluation
-            The first ``k`` with a Hessian, the others with ``hess = None``.
+            The first ``k`` with a Hessian, the others with ``hess = None``. ``value`` is the full
+            objective; ``grad`` and ``hess`` are those of its smooth part (everything but the l1 term).
         """
         if not sums.weight > 0:
             raise ValueError(f"The dataset's total sample weight must be > 0. Got {sums.weight!r}.")

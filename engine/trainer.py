@@ -28,7 +28,7 @@ from mrtrain.engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
 from mrtrain.engine.models import MODELS, PartialSums, make_model
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
 from mrtrain.engine.objective import Objective
-from mrtrain.engine.optimizers import OPTIMIZERS, make_optimizer
+from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, default_optimizer, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.params import check_choice, check_int, check_number
@@ -42,9 +42,11 @@ from mrtrain.storage.lock import DirectoryLock
 log = logging.getLogger(__name__)
 
 #: Settings that must match for a checkpoint to be resumed.
-RESUME_KEYS = ("model", "optimizer", "l2", "fit_intercept", "n_features", "classes", "data_checksum")
+RESUME_KEYS = ("model", "optimizer", "l2", "l1", "fit_intercept", "n_features", "classes", "data_checksum")
 #: Settings that fix the parameter vector's layout: they must match even for a warm start.
 LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes")
+#: Values of settings that checkpoints written before the setting existed lack.
+SETTING_DEFAULTS = {"l1": 0.0}
 
 
 class SettingsMismatchError(ValueError):
@@ -57,10 +59,12 @@ class Trainer:
     Parameters
     ----------
     model : {"linear", "logistic", "softmax", "poisson"}
-    optimizer : {"gd", "lbfgs", "newton"}
-        Default: ``"lbfgs"``.
+    optimizer : {"gd", "lbfgs", "newton", "owlqn"}, optional
+        Default: ``"owlqn"`` when ``l1 > 0``, else ``"lbfgs"``. Only ``"owlqn"`` accepts ``l1 > 0``.
     l2 : float >= 0
         Strength of ``(l2/2)‖w‖²``; intercepts are not penalized. Default: 0.
+    l1 : float >= 0
+        Strength of ``l1‖w‖₁``; intercepts are not penalized. Default: 0.
     fit_intercept : bool
         Default: True.
     max_iter : int >= 1
@@ -78,7 +82,7 @@ class Trainer:
     keep_checkpoints : int, optional
         Keep only the newest N checkpoints.
     warm_start : bool
-        If the newest checkpoint was made with other data, optimizer or ``l2`` (same model, features,
+        If the newest checkpoint was made with other data, optimizer, ``l2`` or ``l1`` (same model, features,
         classes and intercept), start from its parameters with a fresh optimizer state and this run's
         settings instead of refusing. Needs a valid checkpoint in ``checkpoint_dir``. Default: False.
     break_lock : bool
@@ -111,7 +115,7 @@ class Trainer:
         stops. Default: 120.
     """
 
-    def __init__(self, model, *, optimizer="lbfgs", l2=0.0, fit_intercept=True, max_iter=100, tol=1e-8,
+    def __init__(self, model, *, optimizer=None, l2=0.0, l1=0.0, fit_intercept=True, max_iter=100, tol=1e-8,
                  gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None, keep_checkpoints=None,
                  warm_start=False, break_lock=False, reducers=1, partition_cache=True, callback=None,
                  allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
@@ -119,6 +123,7 @@ class Trainer:
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
+        self.l1 = l1
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
         self.tol = tol
@@ -139,9 +144,12 @@ class Trainer:
 
     def _validate(self):
         check_choice("model", self.model, MODELS)
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("runner", self.runner, RUNNERS)
         check_number("l2", self.l2, minimum=0)
+        check_number("l1", self.l1, minimum=0)
+        if self.optimizer is not None:
+            check_choice("optimizer", self.optimizer, OPTIMIZERS)
+            check_l1(self.optimizer, float(self.l1))
+        check_choice("runner", self.runner, RUNNERS)
         check_int("max_iter", self.max_iter, minimum=1)
         check_number("tol", self.tol, minimum=0)
         check_number("gtol", self.gtol, minimum=0)
@@ -179,20 +187,23 @@ class Trainer:
                 )
             classes = dataset.classes
         model = make_model(self.model, dataset.n_features, classes=classes, fit_intercept=self.fit_intercept)
-        if self.optimizer == "newton":
+        optimizer_name = self.optimizer or default_optimizer(float(self.l1))
+        if optimizer_name == "newton":
             check_model_size(model.n_params)  # before the lock and any job
         # The smallest vector a pass sums: one parameter point, no Hessian.
         reducers = effective_reducers(
             self.reducers, PartialSums.zeros(1, model.n_params, 0).to_vector().size, "gradient"
         )
         settings = {
-            "model": self.model, "optimizer": self.optimizer, "l2": float(self.l2),
+            "model": self.model, "optimizer": optimizer_name, "l2": float(self.l2), "l1": float(self.l1),
             "fit_intercept": bool(self.fit_intercept), "n_features": dataset.n_features,
             "classes": classes, "data": dataset.uri, "data_checksum": dataset.checksum,
             "encoding": dataset.encoding_digest,
         }
-        optimizer = make_optimizer(self.optimizer)
-        objective = Objective(model, self.l2)
+        objective = Objective(model, self.l2, self.l1)
+        optimizer = make_optimizer(
+            optimizer_name, **({"l1": objective.l1_weights} if optimizer_name == "owlqn" else {})
+        )
         spec = {"kind": model.kind, "n_features": model.n_features, "classes": classes,
                 "fit_intercept": model.fit_intercept}
         limits = {"max_iter": self.max_iter, "tol": self.tol, "gtol": self.gtol}
@@ -227,7 +238,7 @@ class Trainer:
             log.warning("Training stopped before converging (%s) after %d iterations; %s.", reason,
                         status.iteration, STOP_ADVICE.get(reason, "raise max_iter or loosen tol/gtol"))
         return FittedModel(
-            model, status.state.x, l2=self.l2, iterations=status.iteration, passes=status.passes,
+            model, status.state.x, l2=self.l2, l1=self.l1, iterations=status.iteration, passes=status.passes,
             history=status.history, converged=converged, stop_reason=reason, settings=settings,
         )
 
@@ -341,9 +352,13 @@ class Start(NamedTuple):
 
 
 def settings_differences(previous, current, keys):
-    """One ``"key: checkpoint has X, this run has Y"`` string per key in ``keys`` whose values differ."""
-    return [
-        f"{key}: checkpoint has {previous.get(key)!r}, this run has {current[key]!r}"
-        for key in keys
-        if previous.get(key) != current[key]
-    ]
+    """One ``"key: checkpoint has X, this run has Y"`` string per key in ``keys`` whose values differ.
+
+    A key the checkpoint lacks has its :data:`SETTING_DEFAULTS` value (or None).
+    """
+    differences = []
+    for key in keys:
+        recorded = previous.get(key, SETTING_DEFAULTS.get(key))
+        if recorded != current[key]:
+            differences.append(f"{key}: checkpoint has {recorded!r}, this run has {current[key]!r}")
+    return differences

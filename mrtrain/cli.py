@@ -134,6 +134,13 @@ def _partition_size(name, value):
     return number
 
 
+def _fraction(name, value):
+    number = check_number(name, value)
+    if not 0 <= number <= 1:
+        raise ValueError(f"The {name!r} parameter must be a finite float in [0, 1]. Got {value!r} instead.")
+    return number
+
+
 def _address(name, value):
     parse_address(value)
     return value
@@ -202,10 +209,16 @@ def build_parser():
     p = commands.add_parser("train", help="train a model with iterative MapReduce jobs")
     p.add_argument("data")
     p.add_argument("--model", choices=MODELS, required=True)
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="lbfgs",
-                   help="Default: %(default)s")
-    p.add_argument("--l2", type=_float_at_least(0, "l2"), default=0.0,
-                   help="l2 penalty strength. Default: %(default)s")
+    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
+                   help="Default: owlqn when the l1 penalty is > 0, else lbfgs")
+    p.add_argument("--l2", type=_float_at_least(0, "l2"),
+                   help="strength of the (l2/2)||w||^2 penalty. Default: 0")
+    p.add_argument("--l1", type=_float_at_least(0, "l1"),
+                   help="strength of the l1*||w||_1 penalty (needs owlqn). Default: 0")
+    p.add_argument("--reg", type=_float_at_least(0, "reg"), metavar="LAMBDA",
+                   help="Spark's regParam, instead of --l1/--l2: l1 = ALPHA*LAMBDA, l2 = (1-ALPHA)*LAMBDA")
+    p.add_argument("--elastic-net", type=_argument(_fraction, "elastic_net", float), metavar="ALPHA",
+                   help="Spark's elasticNetParam in [0, 1], with --reg. Default: 0 (pure l2)")
     p.add_argument("--no-intercept", action="store_true", help="fit no intercept")
     p.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100, help="Default: %(default)s")
     p.add_argument("--tol", type=_float_at_least(0, "tol"), default=1e-8,
@@ -220,8 +233,8 @@ def build_parser():
                         "0: map-only jobs, the driver adds the partitions' vectors (same bits). "
                         "Default: %(default)s")
     p.add_argument("--warm-start", action="store_true",
-                   help="if the newest checkpoint was made with other data, optimizer or l2, start from its "
-                        "parameters with a fresh optimizer and this run's settings instead of refusing")
+                   help="if the newest checkpoint was made with other data, optimizer or penalty, start from "
+                        "its parameters with a fresh optimizer and this run's settings instead of refusing")
     p.add_argument("--break-lock", action="store_true",
                    help="take the checkpoint directory's lock even if another run seems to hold it")
     p.add_argument("--no-metrics", action="store_true", help="skip the evaluation pass after training")
@@ -411,13 +424,36 @@ def dataset_summary(dataset):
     }
 
 
+def penalties(args):
+    """``(l1, l2)`` of ``train``: from ``--l1`` / ``--l2``, or from Spark's ``--reg`` / ``--elastic-net``.
+
+    Raises
+    ------
+    ValueError
+        If ``--reg`` is combined with ``--l1`` or ``--l2``, or ``--elastic-net`` is given without ``--reg``.
+    """
+    if args.reg is None:
+        if args.elastic_net is not None:
+            raise ValueError(f"The 'elastic_net' parameter needs 'reg' (the total penalty it splits into "
+                             f"l1 and l2). Got elastic_net={args.elastic_net!r} without reg instead.")
+        return args.l1 or 0.0, args.l2 or 0.0
+    given = [f"{name}={getattr(args, name)!r}" for name in ("l1", "l2") if getattr(args, name) is not None]
+    if given:
+        raise ValueError(f"The 'reg' parameter sets both l1 and l2 (l1 = alpha*reg, l2 = (1-alpha)*reg) and "
+                         f"must come without --l1 and --l2. Got reg={args.reg!r} with {', '.join(given)} "
+                         "instead.")
+    alpha = args.elastic_net or 0.0
+    return alpha * args.reg, (1.0 - alpha) * args.reg
+
+
 def cmd_train(args):
+    l1, l2 = penalties(args)
     if args.checkpoint_dir is not None:
         _check_checkpoint_dir(args.checkpoint_dir, args.data)
     with contextlib.ExitStack() as stack:
         progress = None if args.quiet else stack.enter_context(TrainingProgress(args.max_iter))
         trainer = Trainer(
-            args.model, optimizer=args.optimizer, l2=args.l2, fit_intercept=not args.no_intercept,
+            args.model, optimizer=args.optimizer, l2=l2, l1=l1, fit_intercept=not args.no_intercept,
             max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
             conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
             keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
@@ -482,7 +518,7 @@ def model_summary(result):
     lines = [
         f"model        {kind}",
         f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
-        f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}",
+        f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}, l1 {settings.get('l1', 0.0):g}",
         f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
         f"{result['stop_reason']}",
         f"objective    {result['objective']:.12g}" + (f" (start {history[0]:.12g})" if history else ""),

@@ -8,9 +8,11 @@ directory or ``hdfs://`` URI instead. Prediction is in memory, by :class:`mrtrai
 The estimators fit into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` and pass scikit-learn's
 ``check_estimator``.
 
-The objective is mrtrain's (see the README): ``mean_s loss + (l2/2)‖w‖²``, the intercept not penalized, so
-``l2`` corresponds to scikit-learn's ``C = 1/(n·l2)`` (LogisticRegression), ``alpha = n·l2`` (Ridge) and
-``alpha = l2`` (PoissonRegressor).
+The objective is mrtrain's (see the README): ``mean_s loss + (l2/2)‖w‖² + l1‖w‖₁``, the intercept not
+penalized, so ``l2`` corresponds to scikit-learn's ``C = 1/(n·l2)`` (LogisticRegression), ``alpha = n·l2``
+(Ridge) and ``alpha = l2`` (PoissonRegressor); with ``l1 > 0``, ``LinearRegression(l1=a·r, l2=a·(1-r))`` is
+scikit-learn's ``ElasticNet(alpha=a, l1_ratio=r)`` and ``LogisticRegression(l1=r/(n·C), l2=(1-r)/(n·C))``
+its ``LogisticRegression(C=C, l1_ratio=r)``.
 
 scikit-learn is optional for mrtrain: only this module imports it.
 """
@@ -44,9 +46,10 @@ class _MRTrainModel(BaseEstimator):
 
     _kind = None
 
-    def __init__(self, *, l2=0.0, fit_intercept=True, optimizer="lbfgs", max_iter=100, tol=1e-8, gtol=1e-6,
-                 runner="inline", partitions=1, checkpoint_dir=None, reducers=1, conf_path=None):
+    def __init__(self, *, l2=0.0, l1=0.0, fit_intercept=True, optimizer=None, max_iter=100, tol=1e-8,
+                 gtol=1e-6, runner="inline", partitions=1, checkpoint_dir=None, reducers=1, conf_path=None):
         self.l2 = l2
+        self.l1 = l1
         self.fit_intercept = fit_intercept
         self.optimizer = optimizer
         self.max_iter = max_iter
@@ -114,7 +117,7 @@ class _MRTrainModel(BaseEstimator):
 
     def _train(self, data, kind):
         trainer = Trainer(
-            kind, optimizer=self.optimizer, l2=self.l2, fit_intercept=self.fit_intercept,
+            kind, optimizer=self.optimizer, l2=self.l2, l1=self.l1, fit_intercept=self.fit_intercept,
             max_iter=self.max_iter, tol=self.tol, gtol=self.gtol, runner=self.runner,
             conf_path=self.conf_path, checkpoint_dir=self.checkpoint_dir, reducers=self.reducers,
         )
@@ -162,19 +165,23 @@ class _Regressor(RegressorMixin, _MRTrainModel):
 
 
 class LinearRegression(_Regressor):
-    """Least squares (mrtrain model ``"linear"``) with an optional l2 penalty, trained by MapReduce.
+    """Least squares (mrtrain model ``"linear"``) with optional l2 and l1 penalties, trained by MapReduce.
 
-    Minimises ``(1/Σs) Σ sᵢ ½(yᵢ − xᵢ·w − b)² + (l2/2)‖w‖²``: scikit-learn's ``Ridge(alpha=n·l2)`` for
-    unit weights, ``sklearn.linear_model.LinearRegression`` for ``l2=0``.
+    Minimises ``(1/Σs) Σ sᵢ ½(yᵢ − xᵢ·w − b)² + (l2/2)‖w‖² + l1‖w‖₁``: for unit weights scikit-learn's
+    ``Ridge(alpha=n·l2)`` when ``l1 = 0``, ``Lasso(alpha=l1)`` when ``l2 = 0``,
+    ``ElasticNet(alpha=l1+l2, l1_ratio=l1/(l1+l2))`` in general and
+    ``sklearn.linear_model.LinearRegression`` when both are 0.
 
     Parameters
     ----------
     l2 : float >= 0
         Strength of the penalty ``(l2/2)‖w‖²``; the intercept is not penalized. Default: 0.
+    l1 : float >= 0
+        Strength of the penalty ``l1‖w‖₁``; the intercept is not penalized. Default: 0.
     fit_intercept : bool
         Default: True.
-    optimizer : {"gd", "lbfgs", "newton"}
-        Default: ``"lbfgs"``.
+    optimizer : {"gd", "lbfgs", "newton", "owlqn"}, optional
+        Default: ``"owlqn"`` when ``l1 > 0`` (the only one that accepts it), else ``"lbfgs"``.
     max_iter : int >= 1
         Optimizer iterations, one data pass (MapReduce job) each. Default: 100.
     tol : float >= 0
@@ -216,7 +223,8 @@ class PoissonRegressor(_Regressor):
 
     Parameters
     ----------
-    l2, fit_intercept, optimizer, max_iter, tol, gtol, runner, partitions, checkpoint_dir, reducers, conf_path
+    l2, l1, fit_intercept, optimizer, max_iter, tol, gtol, runner, partitions, checkpoint_dir, reducers,
+    conf_path
         As in :class:`LinearRegression`.
 
     Attributes
@@ -254,7 +262,8 @@ class LogisticRegression(ClassifierMixin, _MRTrainModel):
 
     Parameters
     ----------
-    l2, fit_intercept, optimizer, max_iter, tol, gtol, runner, partitions, checkpoint_dir, reducers, conf_path
+    l2, l1, fit_intercept, optimizer, max_iter, tol, gtol, runner, partitions, checkpoint_dir, reducers,
+    conf_path
         As in :class:`LinearRegression`.
 
     Attributes

@@ -125,7 +125,7 @@ def test_unknown_optimizer_is_named():
         make_optimizer("adam")
 
 
-HESSIAN_POINTS = {"gd": 0, "lbfgs": 0, "newton": 1}
+HESSIAN_POINTS = {"gd": 0, "lbfgs": 0, "newton": 1, "owlqn": 0}
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

@@ -1,19 +1,45 @@
-"""Optimizers: gradient descent, L-BFGS and Newton, each with serializable state.
+"""Optimizers: gradient descent, L-BFGS, Newton and OWL-QN (for l1 penalties), each with serializable state.
 
-See :mod:`mrtrain.engine.optimizers.base` for the protocol they share.
+See :mod:`mrtrain.engine.optimizers.base` for the protocol they share. Only OWL-QN handles an l1 term
+(:func:`check_l1`): the others need the objective to be differentiable everywhere.
 """
 
 from mrtrain.engine.optimizers.gd import GradientDescent
 from mrtrain.engine.optimizers.lbfgs import LBFGS
 from mrtrain.engine.optimizers.newton import Newton
+from mrtrain.engine.optimizers.owlqn import OWLQN
 
-OPTIMIZERS = {"gd": GradientDescent, "lbfgs": LBFGS, "newton": Newton}
+OPTIMIZERS = {"gd": GradientDescent, "lbfgs": LBFGS, "newton": Newton, "owlqn": OWLQN}
+
+#: The optimizers that minimize an objective with an l1 term.
+L1_OPTIMIZERS = ("owlqn",)
 
 
-def make_optimizer(name):
-    """The optimizer called ``name`` (one of :data:`OPTIMIZERS`), with its default settings."""
+def make_optimizer(name, **options):
+    """The optimizer called ``name`` (one of :data:`OPTIMIZERS`), built with ``options`` (e.g. OWL-QN's
+    ``l1``) and otherwise its default settings."""
     if name not in OPTIMIZERS:
         raise ValueError(
             f"The 'optimizer' parameter must be one of {sorted(OPTIMIZERS)}. Got {name!r} instead."
         )
-    return OPTIMIZERS[name]()
+    return OPTIMIZERS[name](**options)
+
+
+def default_optimizer(l1):
+    """The optimizer used when none is named: ``"owlqn"`` when ``l1 > 0``, else ``"lbfgs"``."""
+    return "owlqn" if l1 > 0 else "lbfgs"
+
+
+def check_l1(name, l1):
+    """Refuse an optimizer that cannot minimize an objective with an l1 term when ``l1 > 0``.
+
+    Raises
+    ------
+    ValueError
+        Naming the optimizer and ``owlqn``.
+    """
+    if l1 > 0 and name not in L1_OPTIMIZERS:
+        raise ValueError(
+            f"The 'optimizer' parameter must be 'owlqn' when l1 > 0 (the l1 term is not differentiable at "
+            f"0, which {name} needs; l1 = {l1!r}). Got {name!r} instead."
+        )

@@ -30,6 +30,7 @@ class Evaluation(NamedTuple):
     ----------
     value : float
     grad : ndarray, shape (p,)
+        Gradient of the smooth part (everything but an l1 term, which only OWL-QN accepts).
     hess : ndarray, shape (p, p), or None when the pass computed no Hessian at this point
     """
 
