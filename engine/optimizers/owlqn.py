@@ -10,17 +10,24 @@ method through Breeze's ``OWLQN``. Each iteration:
    ``max|vᵢ|`` is the stationarity measure the driver's ``gtol`` test reads (the state's ``grad`` field is
    ``v``): it is 0 exactly at the minimum of a convex ``F``, where ``∇f`` itself is not.
 2. The direction ``d`` is the L-BFGS two-loop recursion applied to ``v`` (pairs ``s = x_{k+1} - x_k``,
-   ``y = ∇f(x_{k+1}) - ∇f(x_k)``: curvature of the smooth part only), with every component whose sign
-   disagrees with ``-v`` set to 0; if nothing is left, ``d`` is the normalised ``-v``. The pairs enter the
-   recursion restricted to the free coordinates (``xᵢ ≠ 0``, ``vᵢ ≠ 0`` or ``λᵢ = 0``; pairs left with
-   too little curvature are skipped): a coordinate held at 0 does not move, and its share of ``y`` would
-   only shrink the ``s·y / y·y`` scaling, so that the full step would fall short and the search take more
-   passes.
+   ``y = ∇f(x_{k+1}) - ∇f(x_k)``: curvature of the smooth part only), with every component at ``xᵢ = 0``
+   whose sign disagrees with ``-v`` set to 0 (projection would undo it anyway); if ``v·d`` is then not
+   negative, ``d`` is the normalised ``-v``. Two departures from the paper, both measured to save passes
+   on correlated features and neither needed for exactness:
+
+   - the paper (and Breeze) also zero the components of coordinates ``xᵢ ≠ 0`` that disagree with
+     ``-v``; but ``F`` is smooth around such a coordinate, a quasi-Newton step rightly moves some of them
+     against their own gradient, and cutting those components out makes the rest of the step overshoot.
+     They are kept, as L-BFGS keeps them; ``v·d < 0`` still makes every short enough step a descent;
+   - the pairs enter the recursion restricted to the free coordinates (``xᵢ ≠ 0``, ``vᵢ ≠ 0`` or
+     ``λᵢ = 0``; pairs left with too little curvature are skipped): a coordinate held at 0 does not move,
+     and its share of ``y`` would only shrink the ``s·y / y·y`` scaling, so that the full step would fall
+     short.
 3. The orthant ``ξ = sign(x)``, or ``sign(-v)`` where ``xᵢ = 0``. Trial points ``π(x + α d)`` for
    ``α = scale·(1, 1/2, 1/4, 1/10)``, all evaluated in the same pass, where the projection ``π`` sets every
    coordinate that left its orthant to exactly 0.0: this is how coefficients become exact zeros and stay
    there while the l1 term outweighs their gradient. Coordinates with ``λᵢ = 0`` (intercepts) are smooth
-   everywhere: neither the sign rule of 2. nor the projection applies to them.
+   everywhere: neither the sign rule nor the projection applies to them.
 4. The first trial point ``z`` with ``F(z) <= F(x) + c₁ v·(z - x)`` (Armijo along the projected path) is
    taken; if none qualifies the point stays and ``scale`` shrinks twentyfold, as in
    :mod:`mrtrain.engine.optimizers.lbfgs`.
@@ -116,7 +123,7 @@ class OWLQN:
         s, y = state.s * free, state.y * free
         curved = np.einsum("ij,ij->i", s, y) > 1e-10 * np.linalg.norm(s, axis=1) * np.linalg.norm(y, axis=1)
         direction = two_loop_direction(v, s[curved], y[curved])
-        direction = np.where(~penalized | (direction * v < 0), direction, 0.0)
+        direction = np.where(~penalized | (state.x != 0) | (direction * v < 0), direction, 0.0)
         if not direction @ v < 0:
             direction = two_loop_direction(v, state.s[:0], state.y[:0])
         orthant = np.where(state.x != 0, np.sign(state.x), np.sign(-v))
