@@ -1,0 +1,121 @@
+"""Data passes OWL-QN needs with an l1 penalty against L-BFGS with the same strength as l2 only.
+
+Run ``python3 -m benchmarks.l1_passes``: prints a Markdown table. For each problem scikit-learn solves both
+penalized problems to high precision (``Lasso`` / ``ElasticNet`` / saga ``LogisticRegression`` for the
+l1 side, ``Ridge`` / lbfgs ``LogisticRegression`` for the l2 side); mrtrain trains on the inline runner
+with ``tol = 0`` and counts the data passes until its objective is within 1e-6 relative of scikit-learn's
+(both scored by mrtrain's :class:`mrtrain.engine.objective.Objective` on all rows).
+"""
+
+import logging
+import os
+import tempfile
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_diabetes
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
+
+from mrtrain.engine.models import make_model
+from mrtrain.engine.objective import Objective
+from mrtrain.engine.trainer import Trainer
+from mrtrain.storage.dataset import write_dataset
+
+log = logging.getLogger(__name__)
+
+#: Relative distance to scikit-learn's objective that counts as reached.
+TARGET_RTOL = 1e-6
+#: Passes allowed to each mrtrain run.
+MAX_PASSES = 400
+
+
+def _standardized(X):
+    return (X - X.mean(axis=0)) / X.std(axis=0)
+
+
+def _correlated(seed=0, n=2000, d=50):
+    """Binary logistic data with correlated features and a sparse true coefficient vector."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d)) @ (np.eye(d) + 0.3 * rng.normal(size=(d, d)))
+    truth = np.where(rng.random(d) < 0.3, rng.normal(size=d), 0.0)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-X @ truth))).astype(float)
+    return _standardized(X), y
+
+
+def problems():
+    """``(name, model, X, y, l1, l2)``: the l1 run; its l2-only twin has ``l2 = l1 + l2``."""
+    cancer = load_breast_cancer(return_X_y=True)
+    diabetes = load_diabetes(return_X_y=True)
+    Xc, yc = _standardized(cancer[0]), cancer[1].astype(float)
+    Xd, yd = _standardized(diabetes[0]), diabetes[1]
+    Xs, ys = _correlated()
+    return [
+        ("breast_cancer", "logistic", Xc, yc, 0.01, 0.0),
+        ("breast_cancer", "logistic", Xc, yc, 0.001, 0.0),
+        ("breast_cancer", "logistic", Xc, yc, 0.005, 0.005),
+        ("diabetes", "linear", Xd, yd, 1.0, 0.0),
+        ("diabetes", "linear", Xd, yd, 0.5, 0.5),
+        ("correlated 2000x50", "logistic", Xs, ys, 0.002, 0.0),
+    ]
+
+
+def sklearn_solution(kind, X, y, l1, l2):
+    """``(coef, intercept)`` of scikit-learn's solution of mrtrain's objective with these penalties."""
+    n = len(y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if kind == "linear":
+            if l1 == 0:
+                fitted = Ridge(alpha=n * l2, tol=1e-14).fit(X, y)
+            elif l2 == 0:
+                fitted = Lasso(alpha=l1, tol=1e-14, max_iter=100_000).fit(X, y)
+            else:
+                fitted = ElasticNet(alpha=l1 + l2, l1_ratio=l1 / (l1 + l2), tol=1e-14,
+                                    max_iter=100_000).fit(X, y)
+            return fitted.coef_, fitted.intercept_
+        C = 1.0 / (n * (l1 + l2))
+        if l1 == 0:
+            fitted = LogisticRegression(C=C, tol=1e-12, max_iter=10_000).fit(X, y)
+        else:
+            fitted = LogisticRegression(C=C, l1_ratio=l1 / (l1 + l2), solver="saga", tol=1e-12,
+                                        max_iter=100_000).fit(X, y)
+        return fitted.coef_[0], fitted.intercept_[0]
+
+
+def passes_to_target(data, kind, X, y, l1, l2):
+    """``(passes to scikit-learn's objective + 1e-6 relative or None, optimizer)`` of one mrtrain run."""
+    model = make_model(kind, X.shape[1], classes=[0.0, 1.0] if kind == "logistic" else None)
+    objective = Objective(model, l2, l1)
+    coef, intercept = sklearn_solution(kind, X, y, l1, l2)
+    theta = np.append(coef, intercept)
+    sums = model.partial_sums(X, model.encode_labels(y), None, theta[None, :])
+    reference = objective.evaluations(sums, theta[None, :])[0].value
+    target = reference + TARGET_RTOL * abs(reference)
+    reached = []
+
+    def record(progress):
+        if progress.objective <= target and not reached:
+            reached.append(progress.passes)
+
+    fitted = Trainer(kind, l1=l1, l2=l2, max_iter=MAX_PASSES, tol=0.0, gtol=1e-12, callback=record).fit(data)
+    return (reached[0] if reached else None), fitted.settings["optimizer"]
+
+
+def main():
+    logging.basicConfig(level=logging.ERROR)
+    print("| data | model | l1 | l2 | OWL-QN passes | L-BFGS passes, l2 = l1 + l2 only | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(prefix="mrtrain-l1-") as tmp:
+        for i, (name, kind, X, y, l1, l2) in enumerate(problems()):
+            data = os.path.join(tmp, f"data{i}")
+            write_dataset(data, X, y, None, partitions=2)
+            with_l1, optimizer = passes_to_target(data, kind, X, y, l1, l2)
+            l2_only, _ = passes_to_target(data, kind, X, y, 0.0, l1 + l2)
+            assert optimizer == "owlqn"
+            ratio = f"{with_l1 / l2_only:.2f}" if with_l1 and l2_only else "n/a"
+            print(f"| {name} | {kind} | {l1:g} | {l2:g} | {with_l1} | {l2_only} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
