@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 FAULT_GROUP_ENV = "MRTRAIN_FAULT_FAIL_ALLREDUCE_GROUP"
 #: Seconds between status reports while a task waits for the driver.
 STATUS_SECONDS = 10.0
-#: Seconds a starting task keeps trying to reach the driver before concluding that it is gone.
+#: Seconds a starting task keeps trying to reach the driver (unless refused) before concluding it is gone.
 CONNECT_SECONDS = 20.0
 #: Most parameter points one pass may carry.
 MAX_POINTS = 4096
@@ -95,14 +95,20 @@ class MRAllReduce(MRGradient):
                 sock = wire.connect(address, timeout=settings["read_timeout"])
                 break
             except OSError as error:
-                if time.monotonic() > deadline:
+                # Refused: nothing listens there, and the driver listens before it starts the job.
+                if isinstance(error, ConnectionRefusedError) or time.monotonic() > deadline:
                     log.warning("allreduce group %d: the driver at %s:%s is unreachable (%s); exiting",
                                 group, *address, error)
                     return None
                 time.sleep(1.0)
         try:
             self.prove_membership(sock, settings["secret"], group)
-        except (EOFError, OSError):
+        except (EOFError, ConnectionResetError, TimeoutError) as error:
+            sock.close()
+            log.warning("allreduce group %d: the driver hung up during the handshake (%s); exiting", group,
+                        error)
+            return None
+        except BaseException:
             sock.close()
             raise
         return sock

@@ -1,0 +1,400 @@
+"""AllReduce training (``train --allreduce``): one map-only job whose tasks serve every pass over TCP.
+
+The reference is job-per-pass training on the same data: every model must be bitwise the same (same
+partition vectors, added in the same order by the same function), so the comparisons are exact, not
+tolerances. Faults are exercised with real task processes: a launcher that plays YARN (it reruns a failed
+attempt under the next attempt number) and a driver killed with SIGKILL.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mrtrain.engine import allreduce
+from mrtrain.engine.allreduce import AllReduceSession, group_partitions, parse_address
+from mrtrain.engine.mapreduce import BackgroundJob, JobLauncher
+from mrtrain.engine.trainer import Trainer
+from mrtrain.mr_jobs import allreduce_wire as wire
+from mrtrain.mr_jobs.allreduce import FAULT_GROUP_ENV
+from mrtrain.storage.checkpoint import list_checkpoints
+from tests.command import run
+from tests.conftest import ROOT
+from tests.datasets import poisson_data, reference_data, write
+
+
+@pytest.fixture(scope="module")
+def cancer(tmp_path_factory):
+    X, y = reference_data("breast_cancer")
+    return write(tmp_path_factory.mktemp("cancer") / "data", X, y, partitions=3)
+
+
+@pytest.fixture(scope="module")
+def iris(tmp_path_factory):
+    X, y = reference_data("iris")
+    return write(tmp_path_factory.mktemp("iris") / "data", X, y, partitions=3)
+
+
+@pytest.fixture
+def jobs_run(monkeypatch):
+    """A list that gets one entry per job a JobLauncher runs (its class name)."""
+    names = []
+    original = JobLauncher.run
+
+    def counting(self, job_class, *args, **kwargs):
+        names.append(job_class.__name__)
+        return original(self, job_class, *args, **kwargs)
+
+    monkeypatch.setattr(JobLauncher, "run", counting)
+    return names
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+LOGISTIC = {"model": "logistic", "optimizer": "lbfgs", "l2": 0.01, "max_iter": 6}
+SOFTMAX = {"model": "softmax", "optimizer": "newton", "l2": 0.01, "max_iter": 4}
+
+
+def fit(data, settings, **options):
+    settings = dict(settings)
+    return Trainer(settings.pop("model"), runner="local", **settings, **options).fit(data)
+
+
+@pytest.fixture(scope="module")
+def reference(cancer):
+    """LOGISTIC on ``cancer`` trained one job per pass."""
+    return fit(cancer, LOGISTIC, reducers=0)
+
+
+@pytest.mark.parametrize("settings,dataset", [(LOGISTIC, "cancer"), (SOFTMAX, "iris")])
+def test_allreduce_equals_one_job_per_pass_bitwise_with_one_job(settings, dataset, request, jobs_run):
+    data = request.getfixturevalue(dataset)
+    per_pass = fit(data, settings, reducers=0)
+    assert jobs_run == ["MRGradient"] * per_pass.n_passes_
+    jobs_run.clear()
+    # Two tasks (partition groups [0, 1] and [2]) whatever the machine's cores.
+    together = fit(data, settings, allreduce=True, allreduce_tasks=2)
+    assert jobs_run == ["MRAllReduce"]
+    assert together.theta_.tobytes() == per_pass.theta_.tobytes()
+    assert together.history_ == per_pass.history_
+    assert together.n_passes_ == per_pass.n_passes_ > 2
+
+
+def test_one_task_per_partition_and_one_task_for_all_give_the_same_bits(cancer, tmp_path):
+    conf = tmp_path / "mrjob.conf"
+    conf.write_text(json.dumps({"runners": {"local": {"num_cores": 3}}}))
+    one = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=1)
+    # Capped at one task per partition: 3 tasks, 3 local slots.
+    three = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=5, conf_path=str(conf))
+    assert one.theta_.tobytes() == three.theta_.tobytes()
+
+
+def test_allreduce_resumes_a_job_per_pass_checkpoint_to_the_same_bits(cancer, tmp_path, reference):
+    checkpoints = str(tmp_path / "ck")
+    fit(cancer, {**LOGISTIC, "max_iter": 3}, checkpoint_dir=checkpoints)
+    resumed = fit(cancer, LOGISTIC, checkpoint_dir=checkpoints, allreduce=True)
+    assert resumed.theta_.tobytes() == reference.theta_.tobytes()
+    assert [i for i, _ in list_checkpoints(checkpoints)][-1] == reference.n_iter_
+
+
+def test_a_finished_training_resumed_with_allreduce_starts_no_job(cancer, tmp_path, jobs_run):
+    checkpoints = str(tmp_path / "ck")
+    first = fit(cancer, LOGISTIC, checkpoint_dir=checkpoints, allreduce=True)
+    jobs_run.clear()
+    again = fit(cancer, LOGISTIC, checkpoint_dir=checkpoints, allreduce=True)
+    assert jobs_run == []
+    assert again.theta_.tobytes() == first.theta_.tobytes()
+
+
+class RetryingLauncher(JobLauncher):
+    """A local launcher whose AllReduce job runs each group's task as its own process and, like YARN,
+    starts the next attempt of a task whose process failed (up to 4 attempts)."""
+
+    attempts = []
+
+    def start(self, job_class, thetas, task, input_lines):
+        job_dir = os.path.join(self.staging, "allreduce")
+        os.makedirs(job_dir)
+        args = self._args(task, thetas, job_dir, 0, None)
+        files = ["--task", args[args.index("--task") + 1], "--params", args[args.index("--params") + 1]]
+        return BackgroundJob(lambda: self._supervise(input_lines, files))
+
+    def _supervise(self, input_lines, files):
+        command = [sys.executable, "-m", "mrtrain.mr_jobs.allreduce", "--mapper", "--step-num=0", *files]
+
+        def attempt(group, number):
+            env = {**os.environ, "mapreduce_task_attempt_id": f"attempt_1_0001_m_{group:06d}_{number}"}
+            RetryingLauncher.attempts.append((group, number))
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.PIPE, env=env)
+            process.stdin.write(f"{input_lines[group]}\n".encode())
+            process.stdin.close()
+            return process
+
+        running = {group: (0, attempt(group, 0)) for group in range(len(input_lines))}
+        while running:
+            for group, (number, process) in list(running.items()):
+                if process.poll() is None:
+                    continue
+                stderr = process.stderr.read().decode()
+                del running[group]
+                if process.returncode:
+                    if number == 3:
+                        raise RuntimeError(f"group {group} failed 4 times: {stderr}")
+                    running[group] = (number + 1, attempt(group, number + 1))
+            time.sleep(0.05)
+        return []
+
+
+def test_a_task_attempt_that_dies_is_retried_and_the_model_is_bitwise_unchanged(
+    cancer, monkeypatch, caplog, reference
+):
+    monkeypatch.setattr("mrtrain.engine.trainer.JobLauncher", RetryingLauncher)
+    RetryingLauncher.attempts = []
+    monkeypatch.setenv(FAULT_GROUP_ENV, "1")  # group 1's attempt 0 fails after answering pass 1
+    with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+        survived = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2)
+    assert survived.theta_.tobytes() == reference.theta_.tobytes()
+    assert survived.history_ == reference.history_
+    assert sorted(RetryingLauncher.attempts) == [(0, 0), (1, 0), (1, 1)]
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("allreduce: lost group 1") for message in messages), messages
+    assert any("group 1 connected" in message and "_m_000001_1" in message for message in messages)
+
+
+def test_on_the_local_runner_a_failed_task_fails_the_training_and_a_rerun_resumes(cancer, tmp_path,
+                                                                                monkeypatch, reference):
+    """mrjob's local runner does not retry tasks: the job fails, the checkpoints stay, a rerun resumes."""
+    checkpoints = str(tmp_path / "ck")
+    monkeypatch.setenv(FAULT_GROUP_ENV, "0")
+    with pytest.raises(Exception, match="Step 1 of 1 failed"):
+        fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2, checkpoint_dir=checkpoints)
+    assert [i for i, _ in list_checkpoints(checkpoints)] == [0]
+    monkeypatch.delenv(FAULT_GROUP_ENV)
+    resumed = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2, checkpoint_dir=checkpoints)
+    assert resumed.theta_.tobytes() == reference.theta_.tobytes()
+
+
+def stranger_visits(port, seen):
+    """Connect to the driver as strangers: garbage, a wrong proof for group 0, and silence."""
+    replies = []
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        header, _ = wire.receive_message(sock, 0)
+        seen.append(header["type"])
+        sock.sendall(b"GET / HTTP/1.0\r\n")  # 16 bytes, as long as a frame
+        replies.append(sock.recv(100))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        wire.receive_message(sock, 0)
+        wire.send_message(sock, {"type": "hello", "group": 0, "nonce": "00" * wire.NONCE_BYTES,
+                                 "mac": "ab" * 32})
+        replies.append(sock.recv(100))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        wire.receive_message(sock, 0)
+        # A frame announcing a 1 TiB payload: refused from its 16 bytes.
+        sock.sendall(wire.MAGIC + (2).to_bytes(4, "little") + (2**40).to_bytes(8, "little"))
+        replies.append(sock.recv(100))
+    silent = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return replies, silent
+
+
+def test_strangers_get_nothing_and_change_nothing(cancer, caplog, reference):
+    port = free_port()
+    seen, replies, silent = [], [], []
+
+    def visit(progress):
+        if progress.passes == 2:
+            got, sock = stranger_visits(port, seen)
+            replies.extend(got)
+            silent.append(sock)
+
+    with caplog.at_level("WARNING", logger="mrtrain.engine.allreduce"):
+        visited = fit(cancer, LOGISTIC, allreduce=True, allreduce_address=f"127.0.0.1:{port}", callback=visit)
+    silent[0].close()
+    assert seen == ["challenge"]
+    assert replies == [b"", b"", b""]  # each stranger was hung up on without a word
+    assert visited.theta_.tobytes() == reference.theta_.tobytes()
+    refused = [r.getMessage() for r in caplog.records if "refused a connection" in r.getMessage()]
+    # (A fourth line comes once the silent stranger hangs up or its handshake times out.)
+    assert len(refused) >= 3, refused
+    assert "expected a frame starting b'MRAR'" in refused[0]
+    assert "the proof does not match this run's secret" in refused[1]
+    assert "at most 0 bytes" in refused[2]
+
+
+DRIVER = textwrap.dedent("""
+    import sys, time
+    from mrtrain.engine.trainer import Trainer
+
+    data, checkpoints, marker = sys.argv[1:4]
+
+    def pause_after_two_passes(progress):
+        if progress.passes == 2:
+            open(marker, "w").close()
+            time.sleep(600)
+
+    Trainer("logistic", optimizer="lbfgs", l2=0.01, max_iter=6, runner="local", checkpoint_dir=checkpoints,
+            allreduce=True, allreduce_tasks=2, callback=pause_after_two_passes).fit(data)
+""")
+
+
+def processes_mentioning(text):
+    """Pids of live processes whose command line contains ``text``."""
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as handle:
+                cmdline = handle.read().decode(errors="replace")
+            with open(f"/proc/{name}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if text in cmdline and state != "Z":
+            pids.append(int(name))
+    return pids
+
+
+def test_tasks_exit_when_the_driver_is_killed_and_a_rerun_resumes_to_the_same_bits(cancer, tmp_path,
+                                                                                   reference):
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    checkpoints, marker = str(tmp_path / "ck"), tmp_path / "two-passes"
+    env = {**os.environ, "TMPDIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    with open(tmp_path / "driver.log", "w") as log:
+        driver = subprocess.Popen([sys.executable, str(script), cancer, checkpoints, str(marker)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and driver.poll() is None:
+            time.sleep(0.05)
+        assert marker.exists(), (tmp_path / "driver.log").read_text()[-3000:]
+        tasks = [pid for pid in processes_mentioning(str(tmp_path)) if pid != driver.pid]
+        assert tasks, "no task processes found while training"
+    finally:
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+    deadline = time.monotonic() + 30
+    while processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_mentioning(str(tmp_path)) == []
+    resumed = fit(cancer, LOGISTIC, checkpoint_dir=checkpoints, allreduce=True)
+    assert resumed.theta_.tobytes() == reference.theta_.tobytes()
+
+
+def test_too_few_map_slots_stop_with_one_line_and_end_the_job(cancer, tmp_path):
+    conf = tmp_path / "mrjob.conf"
+    conf.write_text(json.dumps({"runners": {"local": {"num_cores": 1}}}))
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"^--allreduce: 1 of 2 map tasks connected within 3 s .*train "
+                                           r"without --allreduce \(one job per pass\)"):
+        fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2, allreduce_timeout=3, conf_path=str(conf))
+    assert time.monotonic() - started < 30
+    assert [t for t in threading.enumerate() if t.name == "mrtrain-job"] == []
+
+
+def test_cli_refuses_allreduce_on_the_inline_runner_and_bad_settings(capsys, cancer):
+    status, out, err = run(capsys, "train", cancer, "--model", "logistic", "--allreduce", "--runner",
+                           "inline")
+    assert (status, out) == (2, "")
+    assert err == ["mrtrain: error: The 'allreduce' parameter needs the 'local' or 'hadoop' runner (the "
+                   "inline runner runs map tasks one after another: a gang of tasks cannot run). Got "
+                   "runner='inline' instead."]
+    status, _, err = run(capsys, "train", cancer, "--model", "logistic", "--allreduce",
+                         "--allreduce-address", "host:99999")
+    assert status == 2 and err[0].startswith("mrtrain: error: The 'allreduce_address' parameter must be")
+    status, _, err = run(capsys, "train", cancer, "--model", "logistic", "--allreduce-timeout", "0")
+    assert status == 2 and "The 'allreduce_timeout' parameter must be a finite float > 0" in err[0]
+
+
+def test_cli_trains_with_allreduce_to_the_same_json(capsys, cancer):
+    common = ["train", cancer, "--model", "logistic", "--l2", "0.01", "--max-iter", "3", "--json",
+              "--no-metrics"]
+    status, per_pass, _ = run(capsys, *common)
+    assert status == 0
+    status, together, _ = run(capsys, *common, "--allreduce", "--allreduce-address", "127.0.0.1:0")
+    assert status == 0
+    assert json.loads(together) == json.loads(per_pass)
+
+
+def test_bad_data_stops_an_allreduce_training_with_the_job_per_pass_line(capsys, tmp_path):
+    X, y = poisson_data()
+    y[250] = -1.0  # partition 2
+    data = write(tmp_path / "bad", X, y, partitions=3)
+    per_pass = run(capsys, "train", data, "--model", "poisson")
+    together = run(capsys, "train", data, "--model", "poisson", "--allreduce")
+    assert per_pass[0] == together[0] == 2
+    assert together[2] == per_pass[2]
+    assert together[2][0].startswith("mrtrain: error: partition 2: ")
+
+
+def test_address_parsing_and_groups():
+    assert parse_address("127.0.0.1") == ("127.0.0.1", 0)
+    assert parse_address("node-1.example:5000") == ("node-1.example", 5000)
+    assert parse_address("[::1]:7") == ("::1", 7)
+    for bad in ("", ":5", "h:", "h:x", "h:65536", "a:b:c", "[::1]x", 5):
+        with pytest.raises(ValueError, match="The 'allreduce_address' parameter must be HOST or HOST:PORT"):
+            parse_address(bad)
+    assert group_partitions(range(5), 2) == [[0, 1, 2], [3, 4]]
+    assert group_partitions(range(3), 3) == [[0], [1], [2]]
+
+
+def test_messages_round_trip_exactly_and_limits_are_checked_before_reading():
+    left, right = socket.socketpair()
+    with left, right:
+        values = np.array([-0.0, 0.0, np.nan, np.inf, -np.inf, 5e-324, np.pi])
+        wire.send_message(left, {"type": "pass", "points": 1}, values)
+        header, payload = wire.receive_message(right, values.nbytes)
+        assert header == {"type": "pass", "points": 1}
+        assert payload.tobytes() == values.tobytes()
+        # A frame announcing more than the limit is refused from its 16 bytes, nothing more is read.
+        left.sendall(wire.MAGIC + (10).to_bytes(4, "little") + (2**40).to_bytes(8, "little"))
+        with pytest.raises(wire.ProtocolError, match="at most 80 bytes, found 1099511627776"):
+            wire.receive_message(right, 80)
+        left.sendall(wire.MAGIC + (2**31).to_bytes(4, "little") + (0).to_bytes(8, "little"))
+        with pytest.raises(wire.ProtocolError, match="JSON header of at most 65536 bytes"):
+            wire.receive_message(right, 80)
+        body = b"[1, 2]"
+        left.sendall(wire.MAGIC + len(body).to_bytes(4, "little") + (0).to_bytes(8, "little") + body)
+        with pytest.raises(wire.ProtocolError, match="a JSON object with a 'type'"):
+            wire.receive_message(right, 80)
+        left.close()
+        with pytest.raises(EOFError):
+            wire.receive_message(right, 80)
+
+
+def test_proofs_depend_on_the_secret_the_nonces_and_the_group():
+    secret, other = wire.new_secret(), wire.new_secret()
+    a, b = os.urandom(wire.NONCE_BYTES), os.urandom(wire.NONCE_BYTES)
+    proof = wire.task_mac(secret, a, b, 1)
+    assert wire.macs_equal(proof, wire.task_mac(secret, a, b, 1))
+    for changed in (wire.task_mac(other, a, b, 1), wire.task_mac(secret, b, a, 1),
+                    wire.task_mac(secret, a, b, 0), wire.driver_mac(secret, a, b, 1)):
+        assert not wire.macs_equal(proof, changed)
+    assert not wire.macs_equal(proof, None)
+
+
+def test_session_defaults(cancer, tmp_path):
+    from mrtrain.storage.dataset import Dataset
+
+    dataset = Dataset.open(cancer)
+    spec = {"kind": "logistic", "n_features": 30, "classes": [0.0, 1.0], "fit_intercept": True}
+    conf = tmp_path / "mrjob.conf"
+    conf.write_text(json.dumps({"runners": {"local": {"num_cores": 2}}}))
+    with JobLauncher(dataset, spec, runner="local", conf_path=str(conf)) as launcher:
+        assert AllReduceSession(launcher).groups == [[0, 1], [2]]
+    with JobLauncher(dataset, spec, runner="hadoop") as launcher:
+        assert AllReduceSession(launcher).groups == [[0, 1], [2]]
+        assert allreduce.DEFAULT_HADOOP_TASKS == 2
