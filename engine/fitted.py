@@ -17,6 +17,7 @@ from mrtrain.engine.models import MODELS, is_sparse, make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
+from mrtrain.engine.standardization import Standardization
 from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.predict import MRPredict
 from mrtrain.storage.checkpoint import latest_checkpoint
@@ -45,6 +46,8 @@ class FittedModel:
     classes_ : list of float or None
     l2 : float
     l1 : float
+    standardization : mrtrain.engine.standardization.Standardization or None
+        The map to the standardized features the penalties applied to (``settings["standardize"]``).
     n_iter_ : int
         Optimizer iterations.
     n_passes_ : int
@@ -59,11 +62,12 @@ class FittedModel:
     """
 
     def __init__(self, model, theta, *, l2, iterations, passes, history, converged, stop_reason, settings,
-                 l1=0.0):
+                 l1=0.0, standardization=None):
         self.model = model
         self.theta_ = np.asarray(theta, dtype=np.float64)
         self.l2 = float(l2)
         self.l1 = float(l1)
+        self.standardization = standardization
         self.classes_ = model.classes
         self.n_iter_ = int(iterations)
         self.n_passes_ = int(passes)
@@ -95,13 +99,10 @@ class FittedModel:
             raise FileNotFoundError(f"{checkpoint_dir}: no valid checkpoint found")
         meta = checkpoint.meta
         settings = meta["settings"]
-        model = make_model(
-            settings["model"], settings["n_features"], classes=settings["classes"],
-            fit_intercept=settings["fit_intercept"],
-        )
+        model = _settings_model(settings)
         return cls(
-            model, checkpoint.arrays["state.x"], l2=settings["l2"], l1=settings.get("l1", 0.0),
-            iterations=meta["iteration"],
+            model, checkpoint_theta(checkpoint), l2=settings["l2"], l1=settings.get("l1", 0.0),
+            standardization=checkpoint_standardization(checkpoint, model), iterations=meta["iteration"],
             passes=meta["passes"], history=meta["history"], converged=meta["converged"],
             stop_reason=meta["stop_reason"], settings=settings,
         )
@@ -191,9 +192,10 @@ class FittedModel:
             vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
         metrics = finalize_metrics(self.model, vector)
         if metrics.get("loss") is not None:
-            metrics["objective"] = metrics["loss"] + Objective(self.model, self.l2, self.l1).penalty(
+            theta = self.theta_ if self.standardization is None else self.standardization.to_standardized(
                 self.theta_
             )
+            metrics["objective"] = metrics["loss"] + Objective(self.model, self.l2, self.l1).penalty(theta)
         return metrics
 
     def predict_dataset(self, data, output, *, runner="inline", conf_path=None, partition_cache=True):
@@ -243,6 +245,37 @@ class FittedModel:
 def _features(X):
     """``X`` for in-memory prediction: scipy sparse matrices as they are, anything else as float64."""
     return X if is_sparse(X) else np.asarray(X, dtype=np.float64)
+
+
+def _settings_model(settings):
+    return make_model(settings["model"], settings["n_features"], classes=settings["classes"],
+                      fit_intercept=settings["fit_intercept"])
+
+
+#: Checkpoint arrays of a standardized run: the feature shift and scale and the constant features (0/1).
+STANDARDIZATION_ARRAYS = ("standardization.shift", "standardization.scale", "standardization.constant")
+
+
+def standardization_arrays(scaling):
+    """The checkpoint arrays (:data:`STANDARDIZATION_ARRAYS`) that record ``scaling``."""
+    values = (scaling.shift, scaling.scale, scaling.constant.astype(np.float64))
+    return dict(zip(STANDARDIZATION_ARRAYS, values, strict=True))
+
+
+def checkpoint_standardization(checkpoint, model):
+    """The :class:`Standardization` a checkpoint was trained with, or None."""
+    if not checkpoint.meta["settings"].get("standardize", False):
+        return None
+    shift, scale, constant = (checkpoint.arrays[name] for name in STANDARDIZATION_ARRAYS)
+    return Standardization(shift, scale, model.n_outputs, model.fit_intercept, constant != 0)
+
+
+def checkpoint_theta(checkpoint):
+    """The parameters of a checkpoint's model for the features as stored (``state.x`` mapped back from
+    standardized terms when the run standardized)."""
+    scaling = checkpoint_standardization(checkpoint, _settings_model(checkpoint.meta["settings"]))
+    x = checkpoint.arrays["state.x"]
+    return x if scaling is None else scaling.to_original(x)
 
 
 def latest_training_checkpoint(checkpoint_dir):
@@ -306,6 +339,7 @@ def validate_checkpoint(checkpoint):
     field(settings, "l2", "settings.", kind="float", minimum=0)
     if "l1" in settings:  # written since l1 penalties exist
         field(settings, "l1", "settings.", kind="float", minimum=0)
+    standardize = "standardize" in settings and field(settings, "standardize", "settings.", kind="bool")
     field(settings, "fit_intercept", "settings.", kind="bool")
     field(settings, "n_features", "settings.", kind="int", minimum=1)
     classes = field(settings, "classes", "settings.", kind="list", nullable=True)
@@ -338,6 +372,23 @@ def validate_checkpoint(checkpoint):
     except ValueError as exc:
         raise CheckpointError(uri, f"meta field 'settings' does not describe a model: {exc}") from None
     _validate_state(checkpoint, OPTIMIZERS[optimizer](), model.n_params)
+    if standardize:
+        _validate_standardization(checkpoint, model)
+
+
+def _validate_standardization(checkpoint, model):
+    """Check the :data:`STANDARDIZATION_ARRAYS` of a standardized run's checkpoint."""
+    uri, d = checkpoint.uri, model.n_features
+    for name in STANDARDIZATION_ARRAYS:
+        value = checkpoint.arrays.get(name)
+        if value is None or value.shape != (d,):
+            found = "no such array" if value is None else f"shape {value.shape}"
+            raise CheckpointError(uri, f"array {name!r}: expected shape ({d},) for a standardized run, "
+                                       f"found {found}")
+    try:
+        checkpoint_standardization(checkpoint, model)
+    except ValueError as exc:
+        raise CheckpointError(uri, f"standardization arrays: {exc}") from None
 
 
 def _validate_state(checkpoint, optimizer, n_params):

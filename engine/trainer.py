@@ -5,8 +5,9 @@ The trainer opens the dataset, builds the model, the objective and the optimizer
 valid checkpoint when it was made with the same data and settings (or, with ``warm_start``, starts from its
 parameters with a fresh optimizer), and runs :func:`mrtrain.engine.driver.optimize` with one gradient
 MapReduce job per iteration (with ``allreduce``, one job for the whole training whose tasks serve the passes
-over TCP: :mod:`mrtrain.engine.allreduce`), writing a checkpoint after every pass. The mrjob config file is
-checked
+over TCP: :mod:`mrtrain.engine.allreduce`), writing a checkpoint after every pass. With ``standardize`` a
+feature statistics pass comes first and the loop runs in standardized terms
+(:mod:`mrtrain.engine.standardization`). The mrjob config file is checked
 (:func:`mrtrain.engine.mrjob_conf.check_mrjob_conf`) before anything runs, and the reducers are capped at
 one per element of the summed vector (:func:`mrtrain.engine.mapreduce.effective_reducers`).
 
@@ -23,7 +24,12 @@ import numpy as np
 
 from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, AllReduceSession, check_settings
 from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
-from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint
+from mrtrain.engine.fitted import (
+    FittedModel,
+    checkpoint_theta,
+    latest_training_checkpoint,
+    standardization_arrays,
+)
 from mrtrain.engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
 from mrtrain.engine.models import MODELS, PartialSums, make_model
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
@@ -32,6 +38,8 @@ from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, default_optimizer, m
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.params import check_choice, check_int, check_number
+from mrtrain.engine.standardization import Standardization
+from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import NON_FINITE_COUNTERS
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
@@ -42,11 +50,12 @@ from mrtrain.storage.lock import DirectoryLock
 log = logging.getLogger(__name__)
 
 #: Settings that must match for a checkpoint to be resumed.
-RESUME_KEYS = ("model", "optimizer", "l2", "l1", "fit_intercept", "n_features", "classes", "data_checksum")
+RESUME_KEYS = ("model", "optimizer", "l2", "l1", "standardize", "fit_intercept", "n_features", "classes",
+               "data_checksum")
 #: Settings that fix the parameter vector's layout: they must match even for a warm start.
 LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes")
 #: Values of settings that checkpoints written before the setting existed lack.
-SETTING_DEFAULTS = {"l1": 0.0}
+SETTING_DEFAULTS = {"l1": 0.0, "standardize": False}
 
 
 class SettingsMismatchError(ValueError):
@@ -65,6 +74,10 @@ class Trainer:
         Strength of ``(l2/2)‖w‖²``; intercepts are not penalized. Default: 0.
     l1 : float >= 0
         Strength of ``l1‖w‖₁``; intercepts are not penalized. Default: 0.
+    standardize : bool
+        Fit in terms of standardized features (:mod:`mrtrain.engine.standardization`: one statistics
+        pass first; the penalties apply to the standardized coefficients) and report the coefficients and
+        intercept of the features as stored. Default: False.
     fit_intercept : bool
         Default: True.
     max_iter : int >= 1
@@ -115,15 +128,16 @@ class Trainer:
         stops. Default: 120.
     """
 
-    def __init__(self, model, *, optimizer=None, l2=0.0, l1=0.0, fit_intercept=True, max_iter=100, tol=1e-8,
-                 gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None, keep_checkpoints=None,
-                 warm_start=False, break_lock=False, reducers=1, partition_cache=True, callback=None,
-                 allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
+    def __init__(self, model, *, optimizer=None, l2=0.0, l1=0.0, standardize=False, fit_intercept=True,
+                 max_iter=100, tol=1e-8, gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None,
+                 keep_checkpoints=None, warm_start=False, break_lock=False, reducers=1, partition_cache=True,
+                 callback=None, allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
                  allreduce_timeout=DEFAULT_TIMEOUT):
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
         self.l1 = l1
+        self.standardize = standardize
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
         self.tol = tol
@@ -158,7 +172,7 @@ class Trainer:
         check_int("reducers", self.reducers, minimum=0)
         if self.conf_path is not None:
             check_mrjob_conf(self.conf_path)
-        for name in ("warm_start", "break_lock", "partition_cache", "allreduce"):
+        for name in ("warm_start", "break_lock", "partition_cache", "allreduce", "standardize"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ValueError(f"The {name!r} parameter must be a bool. Got {value!r} instead.")
@@ -196,6 +210,7 @@ class Trainer:
         )
         settings = {
             "model": self.model, "optimizer": optimizer_name, "l2": float(self.l2), "l1": float(self.l1),
+            "standardize": self.standardize,
             "fit_intercept": bool(self.fit_intercept), "n_features": dataset.n_features,
             "classes": classes, "data": dataset.uri, "data_checksum": dataset.checksum,
             "encoding": dataset.encoding_digest,
@@ -214,16 +229,20 @@ class Trainer:
             dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=reducers,
             partition_cache=self.partition_cache,
         ) as launcher, self._allreduce_session(launcher) as session:
-            start = self._start(optimizer, settings, model.n_params)
+            scaling = feature_standardization(launcher, model, dataset) if self.standardize else None
+            start = self._start(optimizer, settings, model.n_params, scaling)
             passes = session or launcher
 
             def evaluate(points, hessian):
-                vector = passes.sum_vector(MRGradient, points, {"hessian": hessian})
+                originals = points if scaling is None else scaling.to_original(points)
+                vector = passes.sum_vector(MRGradient, originals, {"hessian": hessian})
                 sums = PartialSums.from_vector(vector, len(points), model.n_params, hessian)
+                if scaling is not None:
+                    sums = scaling.sums_to_standardized(sums)
                 return objective.evaluations(sums, points)
 
             def save(status):
-                self._save(status, settings, stop_reason(status, **limits), start)
+                self._save(status, settings, stop_reason(status, **limits), start, scaling)
 
             try:
                 status, reason, converged = optimize(
@@ -237,9 +256,11 @@ class Trainer:
         if not converged:
             log.warning("Training stopped before converging (%s) after %d iterations; %s.", reason,
                         status.iteration, STOP_ADVICE.get(reason, "raise max_iter or loosen tol/gtol"))
+        theta = status.state.x if scaling is None else scaling.to_original(status.state.x)
         return FittedModel(
-            model, status.state.x, l2=self.l2, l1=self.l1, iterations=status.iteration, passes=status.passes,
+            model, theta, l2=self.l2, l1=self.l1, iterations=status.iteration, passes=status.passes,
             history=status.history, converged=converged, stop_reason=reason, settings=settings,
+            standardization=scaling,
         )
 
     def _allreduce_session(self, launcher):
@@ -250,8 +271,11 @@ class Trainer:
         return AllReduceSession(launcher, address=self.allreduce_address, tasks=self.allreduce_tasks,
                                 timeout=self.allreduce_timeout)
 
-    def _save(self, status, settings, verdict, start):
+    def _save(self, status, settings, verdict, start, scaling):
         arrays, scalars = state_to_record(status.state)
+        arrays = {f"state.{k}": v for k, v in arrays.items()}
+        if scaling is not None:
+            arrays.update(standardization_arrays(scaling))
         meta = {
             "settings": settings, "iteration": status.iteration, "passes": status.passes,
             "history": list(status.history), "rejected": status.rejected, "state_scalars": scalars,
@@ -260,11 +284,15 @@ class Trainer:
         }
         save_checkpoint(
             self.checkpoint_dir, start.base + status.iteration,
-            {f"state.{k}": v for k, v in arrays.items()}, meta, keep=self.keep_checkpoints,
+            arrays, meta, keep=self.keep_checkpoints,
         )
 
-    def _start(self, optimizer, settings, n_params):
-        """Where the loop starts: a fresh run, a resumed one, or a warm start (checkpoint dir locked)."""
+    def _start(self, optimizer, settings, n_params, scaling):
+        """Where the loop starts: a fresh run, a resumed one, or a warm start (checkpoint dir locked).
+
+        A warm start begins at the checkpoint's model (in the stored features' terms), expressed in this
+        run's standardized terms when ``scaling`` is given.
+        """
         fresh = Start(initial_status(optimizer, np.zeros(n_params)), 0, None)
         if not self.checkpoint_dir:
             return fresh
@@ -305,7 +333,8 @@ class Trainer:
         origin = {
             "checkpoint": checkpoint.uri, "iteration": checkpoint.iteration, "settings": meta["settings"]
         }
-        status = initial_status(optimizer, checkpoint.arrays["state.x"])
+        theta = checkpoint_theta(checkpoint)
+        status = initial_status(optimizer, theta if scaling is None else scaling.to_standardized(theta))
         return Start(status, checkpoint.iteration + 1, origin)
 
 
@@ -319,6 +348,19 @@ STOP_ADVICE = {
         "rescale the features and labels (values beyond about 1e150 overflow float64)"
     ),
 }
+
+
+def feature_standardization(launcher, model, dataset):
+    """The :class:`Standardization` of ``dataset``'s features, from one :class:`MRFeatureStats` pass.
+
+    Dense datasets are centred when the model has an intercept; sparse ones are only scaled.
+    """
+    vector = launcher.sum_vector(MRFeatureStats, np.zeros((1, model.n_params)), {})
+    scaling = Standardization.from_sums(vector, model.n_outputs, model.fit_intercept,
+                                        center=dataset.layout == "dense")
+    log.info("standardization of %d features: %s", scaling.scale.size,
+             "centred and scaled" if scaling.shift.any() else "scaled")
+    return scaling
 
 
 def non_finite_partitions(passes, dataset):

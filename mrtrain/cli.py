@@ -219,6 +219,10 @@ def build_parser():
                    help="Spark's regParam, instead of --l1/--l2: l1 = ALPHA*LAMBDA, l2 = (1-ALPHA)*LAMBDA")
     p.add_argument("--elastic-net", type=_argument(_fraction, "elastic_net", float), metavar="ALPHA",
                    help="Spark's elasticNetParam in [0, 1], with --reg. Default: 0 (pure l2)")
+    p.add_argument("--standardize", action="store_true",
+                   help="fit in terms of standardized features (one statistics pass first; penalties apply "
+                        "there; dense data centred and scaled, sparse scaled) and report coefficients for "
+                        "the features as stored")
     p.add_argument("--no-intercept", action="store_true", help="fit no intercept")
     p.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100, help="Default: %(default)s")
     p.add_argument("--tol", type=_float_at_least(0, "tol"), default=1e-8,
@@ -453,7 +457,8 @@ def cmd_train(args):
     with contextlib.ExitStack() as stack:
         progress = None if args.quiet else stack.enter_context(TrainingProgress(args.max_iter))
         trainer = Trainer(
-            args.model, optimizer=args.optimizer, l2=l2, l1=l1, fit_intercept=not args.no_intercept,
+            args.model, optimizer=args.optimizer, l2=l2, l1=l1, standardize=args.standardize,
+            fit_intercept=not args.no_intercept,
             max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
             conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
             keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
@@ -518,7 +523,8 @@ def model_summary(result):
     lines = [
         f"model        {kind}",
         f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
-        f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}, l1 {settings.get('l1', 0.0):g}",
+        f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}, l1 {settings.get('l1', 0.0):g}"
+        + (", standardized features" if settings.get("standardize") else ""),
         f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
         f"{result['stop_reason']}",
         f"objective    {result['objective']:.12g}" + (f" (start {history[0]:.12g})" if history else ""),

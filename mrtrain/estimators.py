@@ -46,10 +46,12 @@ class _MRTrainModel(BaseEstimator):
 
     _kind = None
 
-    def __init__(self, *, l2=0.0, l1=0.0, fit_intercept=True, optimizer=None, max_iter=100, tol=1e-8,
-                 gtol=1e-6, runner="inline", partitions=1, checkpoint_dir=None, reducers=1, conf_path=None):
+    def __init__(self, *, l2=0.0, l1=0.0, standardize=False, fit_intercept=True, optimizer=None, max_iter=100,
+                 tol=1e-8, gtol=1e-6, runner="inline", partitions=1, checkpoint_dir=None, reducers=1,
+                 conf_path=None):
         self.l2 = l2
         self.l1 = l1
+        self.standardize = standardize
         self.fit_intercept = fit_intercept
         self.optimizer = optimizer
         self.max_iter = max_iter
@@ -117,7 +119,8 @@ class _MRTrainModel(BaseEstimator):
 
     def _train(self, data, kind):
         trainer = Trainer(
-            kind, optimizer=self.optimizer, l2=self.l2, l1=self.l1, fit_intercept=self.fit_intercept,
+            kind, optimizer=self.optimizer, l2=self.l2, l1=self.l1, standardize=self.standardize,
+            fit_intercept=self.fit_intercept,
             max_iter=self.max_iter, tol=self.tol, gtol=self.gtol, runner=self.runner,
             conf_path=self.conf_path, checkpoint_dir=self.checkpoint_dir, reducers=self.reducers,
         )
@@ -178,6 +181,9 @@ class LinearRegression(_Regressor):
         Strength of the penalty ``(l2/2)‖w‖²``; the intercept is not penalized. Default: 0.
     l1 : float >= 0
         Strength of the penalty ``l1‖w‖₁``; the intercept is not penalized. Default: 0.
+    standardize : bool
+        Fit in terms of standardized features, the penalties applying there (see
+        :class:`mrtrain.Trainer`); ``coef_`` and ``intercept_`` are for ``X`` as given. Default: False.
     fit_intercept : bool
         Default: True.
     optimizer : {"gd", "lbfgs", "newton", "owlqn"}, optional
@@ -223,8 +229,8 @@ class PoissonRegressor(_Regressor):
 
     Parameters
     ----------
-    l2, l1, fit_intercept, optimizer, max_iter, tol, gtol, runner, partitions, checkpoint_dir, reducers,
-    conf_path
+    l2, l1, standardize, fit_intercept, optimizer, max_iter, tol, gtol, runner, partitions, checkpoint_dir,
+    reducers, conf_path
         As in :class:`LinearRegression`.
 
     Attributes
@@ -262,8 +268,8 @@ class LogisticRegression(ClassifierMixin, _MRTrainModel):
 
     Parameters
     ----------
-    l2, l1, fit_intercept, optimizer, max_iter, tol, gtol, runner, partitions, checkpoint_dir, reducers,
-    conf_path
+    l2, l1, standardize, fit_intercept, optimizer, max_iter, tol, gtol, runner, partitions, checkpoint_dir,
+    reducers, conf_path
         As in :class:`LinearRegression`.
 
     Attributes

@@ -1,0 +1,161 @@
+"""Training in standardized feature space while every data pass reads the features as stored.
+
+With ``--standardize`` the model is fitted in terms of ``zⱼ = (xⱼ - μⱼ) / σⱼ`` (σ the weighted standard
+deviation, μ the weighted mean or 0), so the penalties apply to ``w'ⱼ = σⱼ wⱼ``, Spark's and glmnet's
+convention, and the optimizer sees better conditioned curvature. The data are never transformed: a linear
+model in ``z`` is a linear model in ``x``,
+
+``z·w' + b' = x·(w'/σ) + (b' - μ·(w'/σ))``,
+
+so the driver maps the optimizer's points ``θ'`` to ``θ = A θ'`` (:meth:`Standardization.to_original`),
+the usual gradient job computes the sums at ``θ``, and the driver maps them back by the chain rule:
+gradients ``Aᵀ g``, Hessians ``Aᵀ H A`` (:meth:`Standardization.sums_to_standardized`). The penalties are
+then added at ``θ'`` as usual. Compared with shipping ``(μ, σ)`` to the map tasks and transforming every
+block there, this keeps the jobs, the partition cache and sparse blocks untouched (centering a sparse
+matrix would densify it; here it would not even be computed), and costs ``O(p)`` per point on the driver.
+
+``μ`` and ``σ`` come from one statistics pass (:mod:`mrtrain.mr_jobs.feature_stats`): per partition the
+weighted sums ``Σs``, ``Σs·x`` and ``Σs·x²`` (:func:`feature_sums`), added in partition order like every
+other pass, so they are bitwise the same on every runner. The variance is the population one,
+``Σs·x²/Σs - μ²`` (scikit-learn's ``StandardScaler``, glmnet); computed this way it keeps about
+``-log10(eps·μ²/σ²)`` digits, so a feature whose mean is more than ~1e6 standard deviations from 0 should
+be centered before ingest. A feature whose variance is at most :data:`CONSTANT_RTOL` times its mean square
+counts as constant and gets scale 1 (no division by zero).
+
+Centering (``μ`` = the mean) needs an intercept to absorb it and a dense dataset: sparse datasets are
+scaled, not centred, as in Spark, and so is a model without intercept (centering there would add an
+implicit intercept). When centred, a constant feature is exactly 0 in ``z``: its coefficient's gradient
+is set to exactly 0, so its coefficient stays 0.
+"""
+
+import numpy as np
+
+from mrtrain.engine.models import PartialSums, sample_weights
+
+#: A feature with ``variance <= CONSTANT_RTOL * mean square`` is constant: float64 rounding of the
+#: one-pass variance of a constant column stays far below this, while a real spread this small relative
+#: to the feature's magnitude is not resolved by ``Σs·x² - μ²·Σs`` anyway.
+CONSTANT_RTOL = 1e-12
+
+
+def feature_sums(X, w):
+    """``[Σs, Σs·x₁..Σs·x_d, Σs·x₁²..Σs·x_d²]`` of one block of rows.
+
+    Parameters
+    ----------
+    X : ndarray or scipy.sparse CSR matrix of shape (n, d)
+    w : ndarray of shape (n,) or None
+        Sample weights (None: all 1).
+
+    Returns
+    -------
+    ndarray of shape (1 + 2d,), float64
+    """
+    s = sample_weights(w, X.shape[0])
+    if hasattr(X, "tocsr"):
+        X = X.tocsr().astype(np.float64)
+        squares = X.multiply(X)
+    else:
+        X = np.asarray(X, dtype=np.float64)
+        squares = X * X
+    return np.concatenate([[s.sum()], X.T @ s, squares.T @ s]).astype(np.float64, copy=False)
+
+
+class Standardization:
+    """The map between standardized parameters ``θ'`` and the parameters ``θ`` of the stored features.
+
+    Parameters
+    ----------
+    shift : ndarray of shape (d,)
+        ``μ``: the features' weighted means, or zeros when not centering.
+    scale : ndarray of shape (d,)
+        ``σ``: the features' weighted standard deviations, 1 for constant features; all > 0.
+    n_outputs : int
+        Coefficient rows (K for softmax, else 1).
+    fit_intercept : bool
+    constant : ndarray of shape (d,), bool, optional
+        Constant features (their coefficients' gradients are zeroed when centering). Default: none.
+    """
+
+    def __init__(self, shift, scale, n_outputs, fit_intercept, constant=None):
+        self.shift = np.asarray(shift, dtype=np.float64)
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.n_outputs = int(n_outputs)
+        self.fit_intercept = bool(fit_intercept)
+        d = self.scale.size
+        self.constant = np.zeros(d, dtype=bool) if constant is None else np.asarray(constant, dtype=bool)
+        if self.shift.shape != (d,) or self.constant.shape != (d,):
+            raise ValueError(f"The 'shift' and 'constant' parameters of Standardization must have shape "
+                             f"({d},). Got {self.shift.shape} and {self.constant.shape} instead.")
+        if not (np.isfinite(self.shift).all() and np.isfinite(self.scale).all() and (self.scale > 0).all()):
+            raise ValueError("The 'shift' and 'scale' parameters of Standardization must be finite, the "
+                             "scales > 0. Got non-finite or non-positive values instead.")
+        if not self.fit_intercept and self.shift.any():
+            raise ValueError("The 'shift' parameter of Standardization must be 0 without an intercept. Got "
+                             "a non-zero shift instead.")
+
+    @classmethod
+    def from_sums(cls, vector, n_outputs, fit_intercept, center):
+        """The standardization of the data whose :func:`feature_sums` total is ``vector``.
+
+        Parameters
+        ----------
+        vector : ndarray of shape (1 + 2d,)
+        n_outputs : int
+        fit_intercept : bool
+        center : bool
+            Shift by the means (only with an intercept; see the module docstring).
+        """
+        vector = np.asarray(vector, dtype=np.float64)
+        d = (vector.size - 1) // 2
+        total = vector[0]
+        if not total > 0:
+            raise ValueError(f"The dataset's total sample weight must be > 0. Got {total!r}.")
+        mean = vector[1 : 1 + d] / total
+        mean_square = vector[1 + d :] / total
+        variance = np.maximum(mean_square - mean * mean, 0.0)
+        constant = variance <= CONSTANT_RTOL * mean_square
+        scale = np.where(constant, 1.0, np.sqrt(variance))
+        centered = bool(center and fit_intercept)
+        shift = mean if centered else np.zeros(d)
+        return cls(shift, scale, n_outputs, fit_intercept, constant if centered else None)
+
+    def _rows(self, thetas):
+        thetas = np.asarray(thetas, dtype=np.float64)
+        d = self.scale.size
+        return thetas.reshape(*thetas.shape[:-1], self.n_outputs, d + int(self.fit_intercept)), d
+
+    def to_original(self, thetas):
+        """``θ = A θ'`` for every row of ``thetas`` (shape (..., p))."""
+        rows, d = self._rows(thetas)
+        out = rows.copy()
+        out[..., :d] = rows[..., :d] / self.scale
+        if self.fit_intercept:
+            out[..., d] = rows[..., d] - out[..., :d] @ self.shift
+        return out.reshape(np.shape(thetas))
+
+    def to_standardized(self, thetas):
+        """``θ' = A⁻¹ θ`` for every row of ``thetas`` (shape (..., p))."""
+        rows, d = self._rows(thetas)
+        out = rows.copy()
+        out[..., :d] = rows[..., :d] * self.scale
+        if self.fit_intercept:
+            out[..., d] = rows[..., d] + rows[..., :d] @ self.shift
+        return out.reshape(np.shape(thetas))
+
+    def pull_back(self, vectors):
+        """``Aᵀ g`` along the last axis of ``vectors`` (shape (..., p)): gradients with respect to ``θ'``."""
+        rows, d = self._rows(vectors)
+        out = rows.copy()
+        coef = rows[..., :d]
+        if self.fit_intercept:
+            coef = coef - rows[..., d : d + 1] * self.shift
+        out[..., :d] = np.where(self.constant, 0.0, coef / self.scale)
+        return out.reshape(np.shape(vectors))
+
+    def sums_to_standardized(self, sums):
+        """:class:`PartialSums` at ``θ = A θ'`` turned into the sums of the standardized model at ``θ'``."""
+        hess = None
+        if sums.hess is not None:
+            hess = self.pull_back(np.swapaxes(self.pull_back(sums.hess), -1, -2))
+        return PartialSums(sums.weight, sums.loss, self.pull_back(sums.grad), hess)

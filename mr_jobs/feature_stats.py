@@ -1,0 +1,21 @@
+"""Feature statistics job: weighted sums of every feature and of its square, for standardization.
+
+Each mapper reads one Parquet partition and computes :func:`mrtrain.engine.standardization.feature_sums`:
+``[Σs, Σs·x, Σs·x²]`` (length ``1 + 2d``); the reducer adds the partitions' sums in partition order, so the
+means and variances the driver derives (:meth:`mrtrain.engine.standardization.Standardization.from_sums`)
+are bitwise the same on every runner. The shipped parameters are not used.
+"""
+
+from mrtrain.engine.standardization import feature_sums
+from mrtrain.mr_jobs.partition_job import PartitionSumJob
+
+
+class MRFeatureStats(PartitionSumJob):
+    """Sum of sample weights, weighted features and weighted squared features over all partitions."""
+
+    def partial_vector(self, X, y, w):
+        return feature_sums(X, w)
+
+
+if __name__ == "__main__":
+    MRFeatureStats.run()
