@@ -8,6 +8,7 @@ attempt under the next attempt number) and a driver killed with SIGKILL.
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -68,8 +69,8 @@ SOFTMAX = {"model": "softmax", "optimizer": "newton", "l2": 0.01, "max_iter": 4}
 
 
 def fit(data, settings, **options):
-    settings = dict(settings)
-    return Trainer(settings.pop("model"), runner="local", **settings, **options).fit(data)
+    settings = {"runner": "local", **settings, **options}
+    return Trainer(settings.pop("model"), **settings).fit(data)
 
 
 @pytest.fixture(scope="module")
@@ -398,3 +399,50 @@ def test_session_defaults(cancer, tmp_path):
     with JobLauncher(dataset, spec, runner="hadoop") as launcher:
         assert AllReduceSession(launcher).groups == [[0, 1], [2]]
         assert allreduce.DEFAULT_HADOOP_TASKS == 2
+
+
+@pytest.fixture(scope="module")
+def hdfs_base(hadoop_cluster):
+    from mrtrain.storage.filesystem import get_filesystem
+
+    base = f"{hadoop_cluster['MRTRAIN_HDFS_URL']}/user/{hadoop_cluster['MRTRAIN_HDFS_USER']}/" \
+           f"mrtrain-tests/allreduce-{os.getpid()}-{int(time.time())}"
+    yield base
+    get_filesystem(base).delete(base, recursive=True)
+
+
+@pytest.mark.hadoop
+@pytest.mark.parametrize("settings,name", [(LOGISTIC, "breast_cancer"), (SOFTMAX, "iris")])
+def test_on_yarn_allreduce_is_one_job_and_equals_one_job_per_pass_bitwise(
+    settings, name, hadoop_cluster, hdfs_base, tmp_path, jobs_run
+):
+    from benchmarks.hadoop import logging_hadoop_conf
+
+    X, y = reference_data(name)
+    remote = write(f"{hdfs_base}/{name}", X, y, partitions=3)
+    local = write(tmp_path / name, X, y, partitions=3)
+    conf_path, calls = logging_hadoop_conf(hadoop_cluster["conf_path"], str(tmp_path))
+    on_yarn = fit(remote, settings, runner="hadoop", allreduce=True, conf_path=conf_path,
+                  checkpoint_dir=f"{hdfs_base}/{name}-ck")
+    assert jobs_run == ["MRAllReduce"]
+    with open(calls) as log:
+        assert [line.split()[0] for line in log] == ["version", "jar"]
+    per_pass = fit(local, settings, reducers=0)
+    assert on_yarn.theta_.tobytes() == per_pass.theta_.tobytes()
+    assert on_yarn.history_ == per_pass.history_ and on_yarn.n_passes_ == per_pass.n_passes_
+
+
+@pytest.mark.hadoop
+def test_on_yarn_a_task_attempt_that_dies_is_retried_and_the_model_is_bitwise_unchanged(
+    hadoop_cluster, hdfs_base, cancer, reference, monkeypatch, caplog
+):
+    X, y = reference_data("breast_cancer")
+    remote = write(f"{hdfs_base}/cancer-fault", X, y, partitions=3)
+    monkeypatch.setenv(FAULT_GROUP_ENV, "1")  # forwarded to the tasks: group 1 attempt 0 fails after pass 1
+    with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+        survived = fit(remote, LOGISTIC, runner="hadoop", allreduce=True)
+    assert survived.theta_.tobytes() == reference.theta_.tobytes()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("allreduce: lost group 1") for message in messages), messages
+    # YARN numbers map tasks in its own order: group 1's second attempt is some task's attempt 1.
+    assert any(re.search(r"group 1 connected .*_m_\d{6}_1\)$", message) for message in messages), messages
