@@ -63,6 +63,8 @@ HANDSHAKE_SECONDS = 10.0
 MAX_PENDING_HANDSHAKES = 32
 #: Seconds between checks of the job and of lost groups while a pass waits.
 POLL_SECONDS = 0.5
+#: Least seconds to wait for the job to end after its tasks were told to stop.
+JOB_END_SECONDS = 60.0
 
 
 def parse_address(text):
@@ -120,6 +122,14 @@ class _Connection:
             self.sock.close()
         except OSError:
             pass
+
+    def stop(self):
+        """Tell the task to end (best effort), then close."""
+        try:
+            wire.send_message(self.sock, {"type": "stop"})
+        except OSError:
+            pass
+        self.close()
 
 
 class AllReduceSession:
@@ -229,23 +239,22 @@ class AllReduceSession:
         )
 
     def close(self, stop=True):
-        """Tell the tasks to stop (``stop``) or just hang up, close the server and wait for the job."""
+        """Close the server, tell every connected task to stop, and wait for the job to end.
+
+        ``stop`` is False when training failed: then an error of the job itself is not worth a warning.
+        Tasks that were not connected find nothing listening and end too.
+        """
         with self._cond:
             self._closed = True
             connections = list(self._connections.values())
             self._connections.clear()
-        for connection in connections:
-            if stop:
-                try:
-                    wire.send_message(connection.sock, {"type": "stop"})
-                except OSError:
-                    pass
-            connection.close()
         if self.server is not None:
             self.server.close()
+        for connection in connections:
+            connection.stop()
         if self.job is None:
             return
-        if not self.job.wait(self.timeout if stop else min(self.timeout, 30.0)):
+        if not self.job.wait(max(self.timeout, JOB_END_SECONDS)):
             self._kill_job()
         elif self.job.error is not None and stop:
             log.warning("allreduce: the job ended with an error after training: %s", self.job.error)
@@ -255,7 +264,7 @@ class AllReduceSession:
         hadoop_fs = self.launcher.hadoop_fs
         if self.launcher.runner != "hadoop" or self.job_id is None or hadoop_fs is None:
             log.warning("allreduce: the job did not end within %g s after its tasks were told to stop",
-                        self.timeout)
+                        max(self.timeout, JOB_END_SECONDS))
             return
         command = [*hadoop_fs.get_hadoop_bin(), "job", "-kill", self.job_id]
         log.warning("allreduce: the job did not end; killing it: %s", " ".join(command))
@@ -391,7 +400,7 @@ class AllReduceSession:
                 lost_since.pop(group, None)
                 if sent.get(group) is not connection:
                     if group in sent:
-                        sent[group].close()
+                        sent[group].stop()  # superseded by a newer attempt: that task must not come back
                         log.info("allreduce: sending pass %d again to group %d (%s)", self.passes, group,
                                  connection.attempt)
                     try:

@@ -8,8 +8,10 @@ task reads its group's partitions once (through the same reading, checking and p
 belongs to this run (:mod:`mrtrain.mr_jobs.allreduce_wire`), then serves passes: it receives the parameter
 points and the Hessian count, computes every partition's vector with :meth:`MRGradient.partial_vector`
 (the job-per-pass code, on one BLAS thread) and sends back the partition ids and their vectors, which the
-driver adds in partition order. ``stop`` ends the task; so does a dropped connection or no message for
-the task file's ``idle_timeout`` seconds (the driver is gone): a task never outlives its driver.
+driver adds in partition order. ``stop`` ends the task, and so does no message for the task file's
+``idle_timeout`` seconds. A task whose connection breaks connects again: a live driver sends it the current
+pass again; a driver that is gone refuses the connection, and the task ends. A task never outlives its
+driver.
 
 While it waits, a task reports its status to Hadoop (``set_status``) every :data:`STATUS_SECONDS`, so the
 framework's task timeout does not kill an idle but healthy task. A partition with bad data is reported to
@@ -43,8 +45,13 @@ FAULT_GROUP_ENV = "MRTRAIN_FAULT_FAIL_ALLREDUCE_GROUP"
 STATUS_SECONDS = 10.0
 #: Seconds a starting task keeps trying to reach the driver (unless refused) before concluding it is gone.
 CONNECT_SECONDS = 20.0
+#: Seconds to connect and to complete the handshake. (A listening socket can outlive the driver in forked
+#: processes, mrjob's local task pool: then connecting succeeds but nobody answers.)
+HANDSHAKE_SECONDS = 10.0
 #: Most parameter points one pass may carry.
 MAX_POINTS = 4096
+#: Reconnections in a row, without a pass served in between, before a task gives up.
+MAX_RECONNECTS = 5
 
 
 def group_id(line):
@@ -64,14 +71,18 @@ class MRAllReduce(MRGradient):
         group = group_id(line)
         settings = self.task["allreduce"]
         partitions, error = self.load_group(settings["groups"][group])
-        sock = self.connect_to_driver(settings, group)
-        if sock is None:
-            return
-        with sock:
-            if error is not None:
-                wire.send_message(sock, {"type": "error", "data_error": True, "message": str(error)})
-                raise error
-            passes = self.serve_passes(sock, settings, group, partitions)
+        passes, ended, reconnects = 0, False, 0
+        while not ended and reconnects <= MAX_RECONNECTS:
+            sock = self.connect_to_driver(settings, group)
+            if sock is None:
+                break
+            with sock:
+                if error is not None:
+                    wire.send_message(sock, {"type": "error", "data_error": True, "message": str(error)})
+                    raise error
+                served, ended = self.serve_passes(sock, settings, group, partitions)
+            passes += served
+            reconnects = 0 if served else reconnects + 1
         self.increment_counter("mrtrain allreduce", "passes served", passes)
         yield from ()
 
@@ -92,7 +103,7 @@ class MRAllReduce(MRGradient):
         deadline = time.monotonic() + CONNECT_SECONDS
         while True:
             try:
-                sock = wire.connect(address, timeout=settings["read_timeout"])
+                sock = wire.connect(address, timeout=HANDSHAKE_SECONDS)
                 break
             except OSError as error:
                 # Refused: nothing listens there, and the driver listens before it starts the job.
@@ -103,6 +114,7 @@ class MRAllReduce(MRGradient):
                 time.sleep(1.0)
         try:
             self.prove_membership(sock, settings["secret"], group)
+            sock.settimeout(settings["read_timeout"])
         except (EOFError, ConnectionResetError, TimeoutError) as error:
             sock.close()
             log.warning("allreduce group %d: the driver hung up during the handshake (%s); exiting", group,
@@ -135,7 +147,8 @@ class MRAllReduce(MRGradient):
             raise wire.ProtocolError("the driver's proof does not match this run's secret")
 
     def next_message(self, sock, settings, group, passes):
-        """The driver's next message, reporting status while waiting; None once the driver is gone."""
+        """The driver's next message, reporting status while waiting; ``"idle"`` after ``idle_timeout``
+        seconds without one, ``"lost"`` if the connection broke."""
         idle = 0.0
         while True:
             started = time.monotonic()
@@ -145,26 +158,35 @@ class MRAllReduce(MRGradient):
             idle += time.monotonic() - started
             if idle > settings["idle_timeout"]:
                 log.warning("allreduce group %d: no message from the driver for %.0f s; exiting", group, idle)
-                return None
+                return "idle"
             self.set_status(f"allreduce group {group}: {passes} passes served, waiting for the driver")
         p = self.model.n_params
         try:
             return wire.receive_message(sock, min(wire.MAX_POINTS_BYTES, MAX_POINTS * p * 8))
         except (TimeoutError, EOFError, ConnectionError) as error:
-            log.warning("allreduce group %d: the connection to the driver ended (%s); exiting", group, error)
-            return None
+            log.warning("allreduce group %d: the connection to the driver broke (%s)", group, error)
+            return "lost"
 
     def serve_passes(self, sock, settings, group, partitions):
-        """Answer pass requests until ``stop`` or the driver is gone; returns the passes served."""
+        """Answer pass requests on one connection.
+
+        Returns
+        -------
+        passes : int
+            Passes served.
+        ended : bool
+            True after ``stop`` or ``idle_timeout``; False if the connection broke (the task reconnects:
+            a driver that is gone refuses it, a live one sends it the current pass again).
+        """
         p = self.model.n_params
         passes = 0
         while True:
             message = self.next_message(sock, settings, group, passes)
-            if message is None:
-                return passes
+            if isinstance(message, str):
+                return passes, message == "idle"
             header, payload = message
             if header["type"] == "stop":
-                return passes
+                return passes, True
             wire.expect(header, "pass")
             points, hessian = header.get("points"), header.get("hessian")
             if not (isinstance(points, int) and 1 <= points <= MAX_POINTS and payload.size == points * p
@@ -182,10 +204,14 @@ class MRAllReduce(MRGradient):
                 if not np.isfinite(vector).all():
                     non_finite.append(partition_id)
                 vectors.append(vector)
-            wire.send_message(sock, {
-                "type": "result", "pass": header.get("pass"), "partitions": [part[0] for part in partitions],
-                "non_finite": non_finite,
-            }, np.concatenate(vectors))
+            try:
+                wire.send_message(sock, {
+                    "type": "result", "pass": header.get("pass"),
+                    "partitions": [part[0] for part in partitions], "non_finite": non_finite,
+                }, np.concatenate(vectors))
+            except OSError as error:
+                log.warning("allreduce group %d: the connection to the driver broke (%s)", group, error)
+                return passes, False
             passes += 1
             if os.environ.get(FAULT_GROUP_ENV) == str(group) and _attempt_number() == 0:
                 raise RuntimeError(

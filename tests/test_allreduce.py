@@ -188,6 +188,32 @@ def test_on_the_local_runner_a_failed_task_fails_the_training_and_a_rerun_resume
     assert resumed.theta_.tobytes() == reference.theta_.tobytes()
 
 
+def test_a_task_whose_connection_breaks_reconnects_and_the_model_is_bitwise_unchanged(
+    cancer, reference, monkeypatch, caplog
+):
+    sessions = []
+    original = AllReduceSession.open
+
+    def opening(self):
+        sessions.append(self)
+        original(self)
+
+    monkeypatch.setattr(AllReduceSession, "open", opening)
+
+    def break_group_0(progress):
+        if progress.passes == 2:
+            sessions[0]._connections[0].sock.shutdown(socket.SHUT_RDWR)
+
+    with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+        survived = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2, callback=break_group_0)
+    assert survived.theta_.tobytes() == reference.theta_.tobytes()
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("allreduce: lost group 0") for message in messages), messages
+    # The same task attempt connected twice.
+    connected = [message.split("(")[-1] for message in messages if "group 0 connected" in message]
+    assert len(connected) == 2 and connected[0] == connected[1], messages
+
+
 def stranger_visits(port, seen):
     """Connect to the driver as strangers: garbage, a wrong proof for group 0, and silence."""
     replies = []
