@@ -242,6 +242,7 @@ class Trainer:
                 return objective.evaluations(sums, points)
 
             def save(status):
+                lock.check_held()  # a run whose lease was broken stops before writing
                 self._save(status, settings, stop_reason(status, **limits), start, scaling)
 
             try:

@@ -185,6 +185,14 @@ class FileSystem(abc.ABC):
         that is not a regular file (a FIFO, a device).
         """
 
+    @abc.abstractmethod
+    def touch(self, uri):
+        """Set the modification time of the existing file ``uri`` to now (this host's clock).
+
+        FileNotFoundError if it is missing. Content and identity are unchanged: a lock holder renews its
+        lease this way (:mod:`mrtrain.storage.lock`).
+        """
+
     def size(self, uri):
         """Return the size in bytes of the regular file ``uri`` (see :meth:`stat`)."""
         return self.stat(uri).size

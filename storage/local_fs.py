@@ -160,5 +160,8 @@ class LocalFileSystem(FileSystem):
             raise OSError(errno.EINVAL, "a regular file was expected, found a special file", path)
         return FileStat(status.st_size, status.st_mtime_ns, status.st_ctime_ns)
 
+    def touch(self, uri):
+        os.utime(local_path(uri))
+
 
 LOCAL = LocalFileSystem()

@@ -2,14 +2,31 @@
 
 The lock is the file ``_mrtrain.lock`` in the directory, created with create-exclusive semantics (a hard
 link of a complete temporary file on local disk; WebHDFS ``CREATE`` with ``overwrite=false`` on HDFS). It
-holds one JSON object naming its holder: ``owner`` (user), ``host``, ``pid``, ``started`` (UTC, ISO 8601)
-and a random ``token``. The holder deletes it when it is done, also after an error.
+holds one JSON object naming its holder: ``owner`` (user), ``host``, ``pid``, ``started`` (UTC, ISO 8601),
+a random ``token``, the holder's PID namespace (``pid_namespace``, so that two containers that share a
+host name are not taken for one host) and the length of its lease (``lease_s``). The holder deletes it when
+it is done, also after an error.
 
-A lock left by a run that was killed is *stale*. When its host is this host and its process no longer
-exists, it is provably stale and the next run takes it over with one warning, so that rerunning a killed
-command just works. A lock held by a live process, held on another host (its process cannot be checked
-from here) or unreadable is refused with a :class:`CheckpointLockedError` naming the holder; if you are
-sure that run is gone, pass ``break_lock=True`` (``mrtrain train ... --break-lock``) or delete the file.
+**Lease.** While it holds the lock, the holder renews its lease: every ``lease_s / 6`` seconds a background
+thread sets the lock file's modification time to now (:meth:`FileSystem.touch`) after checking that the
+lock still carries its token. A run whose lease was broken meanwhile finds out there, or at the latest when
+it next calls :meth:`DirectoryLock.check_held` (the trainer does before every checkpoint), and stops.
+
+A lock left by a run that was killed is *stale*:
+
+- when its host and PID namespace are this process's and its process no longer exists, it is provably
+  stale at once;
+- when its process is on another host or in another container, the next run watches the lock for
+  up to ``lease_s`` seconds of its own clock: a live holder renews it within ``lease_s / 6`` seconds, and
+  the lock is refused; a lock that is not renewed for ``lease_s`` seconds is stale. A lock whose last
+  renewal is older than twice its lease by this host's clock is stale without watching (clocks of a
+  cluster agree far better than that).
+
+So rerunning a killed command just works, on any host, after at most ``lease_s`` seconds (logged). A lock
+held by a live process, or unreadable, is refused with a :class:`CheckpointLockedError` naming the holder;
+if you are sure that run is gone, pass ``break_lock=True`` (``mrtrain train ... --break-lock``) or delete
+the file. Locks written without a lease (older versions) cannot be watched: held on another host they are
+refused, as before.
 
 Whatever is at the lock's path is judged without trusting it: a lock file larger than :data:`MAX_LOCK_BYTES`,
 not JSON, not a regular file (a directory, a FIFO, a dangling symlink) or with fields of the wrong type (a
@@ -23,6 +40,8 @@ import json
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
 
 from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
@@ -39,11 +58,23 @@ MAX_PID = 2**31 - 1
 ATTEMPTS = 5
 #: Fields of a lock holder and their types.
 HOLDER_FIELDS = {"owner": str, "host": str, "pid": int, "started": str, "token": str}
+#: Seconds a holder's lease lasts without renewal; it renews every sixth of that.
+LEASE_SECONDS = 30.0
+#: A lease this many times older than its length is stale without watching it.
+EXPIRED_FACTOR = 2
 BREAK_HINT = "rerun with --break-lock (Python: break_lock=True) or delete {uri}"
 
 
 class CheckpointLockedError(OSError):
     """Another run holds (or may hold) the lock on a checkpoint directory."""
+
+
+def pid_namespace():
+    """This process's PID namespace (``pid:[4026531836]``), or '' where /proc does not tell."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def pid_alive(pid):
@@ -75,9 +106,11 @@ class DirectoryLock:
         here and is still empty).
     break_lock : bool
         Take the lock even if another run seems to hold it. Default: False.
+    lease : float
+        Seconds the lease lasts without renewal (see the module docstring). Default: :data:`LEASE_SECONDS`.
     """
 
-    def __init__(self, directory, *, break_lock=False):
+    def __init__(self, directory, *, break_lock=False, lease=LEASE_SECONDS):
         self.directory = str(directory)
         self.uri = join(self.directory, LOCK_NAME)
         self.break_lock = bool(break_lock)
@@ -85,12 +118,16 @@ class DirectoryLock:
         self.token = uuid.uuid4().hex
         self.created_directory = False
         self.held = False
+        self.lease = float(lease)
+        self.lost = None
+        self._stop_renewing = threading.Event()
+        self._renewer = None
 
     def _payload(self):
         return json.dumps({
             "format": FORMAT, "owner": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "token": self.token,
+            "token": self.token, "pid_namespace": pid_namespace(), "lease_s": self.lease,
         }, sort_keys=True).encode()
 
     def read_holder(self, uri=None):
@@ -124,6 +161,10 @@ class DirectoryLock:
                 return {}, f"field {name!r}: expected {kind.__name__}, found {json.dumps(value)[:40]}"
         if not 0 < holder["pid"] <= MAX_PID:
             return {}, f"field 'pid': expected a process id in [1, {MAX_PID}], found {holder['pid']}"
+        lease = holder.get("lease_s")
+        if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int | float)
+                                  or not 0 < lease < 10**6):
+            return {}, f"field 'lease_s': expected seconds in (0, 1e6), found {json.dumps(lease)[:40]}"
         return holder, None
 
     def _try_create(self):
@@ -147,8 +188,7 @@ class DirectoryLock:
             self.created_directory = True
         for _ in range(ATTEMPTS):
             if self._try_create():
-                self.held = True
-                return self
+                return self._hold()
             holder, problem = self._inspect(self.uri)
             if holder is not None:
                 break
@@ -156,6 +196,8 @@ class DirectoryLock:
             # Creating fails but nothing readable is there: a dangling symlink, say.
             holder, problem = {}, "something that is not a readable file is in the way (a dangling symlink?)"
         reason = self._refusal(holder, problem)
+        if reason is not None and not self.break_lock and self._lease_may_expire(holder):
+            reason = self._watch_lease(holder, reason)
         if reason is not None and not self.break_lock:
             self.release()
             raise CheckpointLockedError(
@@ -171,8 +213,39 @@ class DirectoryLock:
                 f"{self.directory}: checkpoint directory is locked: another run took the lock "
                 f"at the same time: {describe(self.read_holder() or {})}"
             )
+        return self._hold()
+
+    def _hold(self):
         self.held = True
+        self.lost = None
+        self._stop_renewing.clear()
+        self._renewer = threading.Thread(target=self._renew, name=f"lease {self.uri}", daemon=True)
+        self._renewer.start()
         return self
+
+    def _renew(self):
+        """Renew the lease until released; record (in ``lost``) a lock that another run took over."""
+        while not self._stop_renewing.wait(self.lease / 6):
+            try:
+                holder = self.read_holder()
+                if holder is None or holder.get("token") != self.token:
+                    self.lost = f"the lock was broken by another run: {describe(holder or {})}"
+                    logger.warning("%s: %s", self.uri, self.lost)
+                    return
+                self.fs.touch(self.uri)
+            except (OSError, ValueError) as exc:  # a transient failure: the next renewal retries
+                logger.warning("%s: could not renew the lease: %s", self.uri, exc)
+
+    def check_held(self):
+        """Raise :class:`CheckpointLockedError` if this run no longer holds the lock (its lease was
+        broken); call before writing into the directory."""
+        if not self.held:
+            return
+        holder = self.read_holder()
+        if self.lost is None and (holder is None or holder.get("token") != self.token):
+            self.lost = f"the lock was broken by another run: {describe(holder or {})}"
+        if self.lost is not None:
+            raise CheckpointLockedError(f"{self.directory}: checkpoint directory no longer ours: {self.lost}")
 
     @staticmethod
     def _refusal(holder, problem=None):
@@ -181,8 +254,47 @@ class DirectoryLock:
             return "the lock file is unreadable (no holder recorded)" + (f": {problem}" if problem else "")
         if holder.get("host") != socket.gethostname():
             return f"held by {describe(holder)}; a process on another host cannot be checked from here"
+        namespace = holder.get("pid_namespace")
+        if isinstance(namespace, str) and namespace != pid_namespace():
+            return f"held by {describe(holder)} in another PID namespace (container), not checkable from here"
         if pid_alive(holder.get("pid")):
             return f"held by {describe(holder)}, which is still running"
+        return None
+
+    @staticmethod
+    def _lease_may_expire(holder):
+        """True if ``holder`` has a lease and its process cannot be checked from here (another host or
+        PID namespace): only then is its lease watched. A holder whose process can be checked is judged
+        by its process alone."""
+        if not holder or holder.get("lease_s") is None:
+            return False
+        namespace = holder.get("pid_namespace")
+        return holder.get("host") != socket.gethostname() or (
+            isinstance(namespace, str) and namespace != pid_namespace())
+
+    def _watch_lease(self, holder, reason):
+        """Watch ``holder``'s lease: None (stale) if it is not renewed for its length, else ``reason``."""
+        lease = float(holder["lease_s"])
+        try:
+            first = self.fs.stat(self.uri).mtime_ns
+        except FileNotFoundError:
+            return None  # released meanwhile
+        age = time.time() - first / 1e9
+        if age > EXPIRED_FACTOR * lease:
+            logger.warning("%s: the lease of %s expired %.0f s ago", self.uri, describe(holder), age - lease)
+            return None
+        logger.warning("%s: %s; waiting up to %.0f s to see whether it renews its lease", self.uri, reason,
+                       lease)
+        deadline = time.monotonic() + lease
+        while time.monotonic() < deadline:
+            time.sleep(min(1.0, lease / 12))
+            try:
+                stat = self.fs.stat(self.uri)
+            except FileNotFoundError:
+                return None
+            if stat.mtime_ns != first or (self.read_holder() or {}).get("token") != holder.get("token"):
+                return f"{reason}, and it renewed its lease just now"
+        logger.warning("%s: %s did not renew its lease for %.0f s: stale", self.uri, describe(holder), lease)
         return None
 
     def _remove_stale(self, holder):
@@ -210,6 +322,10 @@ class DirectoryLock:
         empty. Never raises for a lock that was broken meanwhile (logs a warning)."""
         if self.held:
             self.held = False
+            self._stop_renewing.set()
+            if self._renewer is not None:
+                self._renewer.join()
+                self._renewer = None
             holder = self.read_holder()
             if holder is not None and holder.get("token") == self.token:
                 self.fs.delete(self.uri)
