@@ -273,7 +273,7 @@ def status():
 
 
 def client_run(volumes, command):
-    args = ["run", "--rm", "-T"]
+    args = ["run", "--rm", "--no-deps", "-T"]
     for volume in volumes:
         args += ["-v", volume]
     return compose(*args, "client", *command, check=False).returncode

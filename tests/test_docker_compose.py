@@ -1,4 +1,5 @@
-"""docker-hadoop/: the compose cluster for users with Docker, checked without a Docker engine.
+"""docker-hadoop/: the compose cluster's files, checked without a Docker engine (tests/test_docker_cluster.py
+runs it).
 
 Parses docker-compose.yml, the Hadoop XML configuration, mrjob.conf and the Dockerfile, and checks
 that the services exist, publish the documented ports and agree with each other on addresses,
@@ -7,21 +8,21 @@ versions and memory.
 
 import json
 import re
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
-DOCKER = Path(__file__).resolve().parent.parent / "docker-hadoop"
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker-hadoop"
 SERVICES = {"namenode", "datanode1", "datanode2", "resourcemanager", "nodemanager1",
             "nodemanager2", "jobhistory"}
-PUBLISHED = {
-    "namenode": {8020, 9870},
-    "resourcemanager": {8032, 8088},
-    "jobhistory": {10020, 19888},
-}
+#: Web UIs published on the host (127.0.0.1 only), on ports apart from the single-machine cluster's.
+PUBLISHED = {"namenode": {9870: 19870}, "resourcemanager": {8088: 18088}, "jobhistory": {19888: 29888}}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,13 @@ def host_port(address):
 
 
 def published_ports(service):
-    return {int(str(port).split(":")[-1].split("/")[0]) for port in service.get("ports", [])}
+    """{container port: host port} of ``service``; every mapping must bind 127.0.0.1."""
+    ports = {}
+    for mapping in service.get("ports", []):
+        address, host, container = str(mapping).split(":")
+        assert address == "127.0.0.1", mapping
+        ports[int(container)] = int(host)
+    return ports
 
 
 def test_cluster_services_exist_and_share_the_image(compose):
@@ -55,24 +62,30 @@ def test_cluster_services_exist_and_share_the_image(compose):
     assert SERVICES <= set(services)
     images = {services[name]["image"] for name in SERVICES | {"client"}}
     assert images == {"mrtrain-hadoop:3.4.2"}
-    assert all(services[name]["build"] == "." for name in SERVICES)
+    for name in SERVICES | {"client"}:
+        build = services[name]["build"]
+        assert (build["context"], build["dockerfile"]) == ("..", "docker-hadoop/Dockerfile")
+        assert services[name]["restart"] == "no"  # a killed node stays down until a test restarts it
 
 
-@pytest.mark.parametrize(("service", "ports"), sorted(PUBLISHED.items()))
-def test_documented_ports_are_published(compose, service, ports):
-    assert published_ports(compose["services"][service]) == ports
+@pytest.mark.parametrize("service", sorted(SERVICES | {"client"}))
+def test_only_the_web_uis_are_published_and_only_on_loopback(compose, service):
+    assert published_ports(compose["services"][service]) == PUBLISHED.get(service, {})
 
 
 def test_every_service_runs_its_daemon(compose):
     commands = {name: str(compose["services"][name]["command"]) for name in SERVICES}
-    assert "hdfs namenode" in commands["namenode"]
-    assert commands["datanode1"] == commands["datanode2"] == "hdfs datanode"
-    assert commands["nodemanager1"] == commands["nodemanager2"] == "yarn nodemanager"
-    assert commands["resourcemanager"] == "yarn resourcemanager"
-    assert commands["jobhistory"] == "mapred historyserver"
+    assert commands["namenode"] == "hadoop namenode"
+    assert commands["datanode1"] == commands["datanode2"] == "hadoop datanode"
+    assert commands["nodemanager1"] == commands["nodemanager2"] == "hadoop nodemanager"
+    assert commands["resourcemanager"] == "hadoop resourcemanager"
+    assert commands["jobhistory"] == "hadoop historyserver"
+    launcher = (DOCKER / "bin" / "hadoop").read_text()
+    for daemon in ("namenode", "datanode", "resourcemanager", "nodemanager", "historyserver"):
+        assert re.search(rf"^  {daemon}\)", launcher, re.MULTILINE), daemon
 
 
-def test_addresses_name_compose_services_and_published_ports(compose, conf):
+def test_addresses_name_compose_services(compose, conf):
     services = compose["services"]
     fs = urlsplit(conf["fs.defaultFS"])
     assert (fs.scheme, fs.hostname, fs.port) == ("hdfs", "namenode", 8020)
@@ -81,9 +94,8 @@ def test_addresses_name_compose_services_and_published_ports(compose, conf):
                          ("yarn.resourcemanager.address", "resourcemanager"),
                          ("mapreduce.jobhistory.address", "jobhistory"),
                          ("mapreduce.jobhistory.webapp.address", "jobhistory")]:
-        host, port = host_port(conf[key])
+        host, _ = host_port(conf[key])
         assert host == service == services[service]["hostname"], key
-        assert port in published_ports(services[service]), key
     assert conf["yarn.resourcemanager.hostname"] == "resourcemanager"
 
 
@@ -92,6 +104,14 @@ def test_mapreduce_runs_on_yarn_with_shuffle_and_webhdfs(conf):
     assert conf["yarn.nodemanager.aux-services"] == "mapreduce_shuffle"
     assert conf["dfs.webhdfs.enabled"] == "true"
     assert int(conf["dfs.replication"]) == 2  # one copy on each DataNode
+
+
+def test_lost_nodes_are_noticed_within_seconds(conf):
+    dead_after_ms = (2 * int(conf["dfs.namenode.heartbeat.recheck-interval"])
+                     + 10 * 1000 * int(conf["dfs.heartbeat.interval"]))
+    assert dead_after_ms <= 30_000
+    assert conf["dfs.namenode.avoid.read.stale.datanode"] == "true"
+    assert int(conf["yarn.nm.liveness-monitor.expiry-interval-ms"]) <= 30_000
 
 
 def test_a_nodemanager_fits_one_am_and_two_tasks(conf):
@@ -113,23 +133,42 @@ def test_task_jvms_heap_fits_container_and_opens_java_base(conf, key):
     assert "--add-opens=java.base/java.lang=ALL-UNNAMED" in conf[key]
 
 
-def test_hadoop_version_is_the_same_everywhere():
-    dockerfile = (DOCKER / "Dockerfile").read_text()
+def test_hadoop_version_is_the_same_everywhere(compose):
     pom = (DOCKER / "minicluster" / "pom.xml").read_text()
-    docker_version = re.search(r"ARG HADOOP_VERSION=(\S+)", dockerfile).group(1)
     pom_version = re.search(r"<hadoop\.version>([^<]+)<", pom).group(1)
-    jar = json.loads((DOCKER / "mrjob.conf").read_text())["runners"]["hadoop"][
-        "hadoop_streaming_jar"]
-    assert docker_version == pom_version
-    assert Path(jar).name == f"hadoop-streaming-{docker_version}.jar"
+    jar = json.loads((DOCKER / "mrjob.conf").read_text())["runners"]["hadoop"]["hadoop_streaming_jar"]
+    assert Path(jar).name == f"hadoop-streaming-{pom_version}.jar"
+    assert compose["services"]["namenode"]["image"] == f"mrtrain-hadoop:{pom_version}"
 
 
-def test_image_has_python_numpy_pyarrow_and_the_conf():
+def test_image_python_requirements_come_from_setup_cfg():
+    """The image installs requirements.py's output, and that is exactly what pip records for mrtrain."""
+    from importlib.metadata import requires
+
+    sys.path.insert(0, str(DOCKER))
+    try:
+        from requirements import install_requires
+    finally:
+        sys.path.remove(str(DOCKER))
+    declared = install_requires(ROOT / "setup.cfg")
+    installed = [r for r in requires("mrtrain") if "extra ==" not in r]
+    normal = [str(Requirement(r)) for r in declared]
+    assert sorted(normal) == sorted(str(Requirement(r)) for r in installed)
     dockerfile = (DOCKER / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11", dockerfile, re.MULTILINE)
-    assert re.search(r"pip install .*numpy.*pyarrow", dockerfile)
-    for name in ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml"):
-        assert f"conf/{name}" in dockerfile
+    assert "requirements.py --build /build/setup.cfg > /build/requirements.txt" in dockerfile
+    assert "pip install --no-cache-dir --disable-pip-version-check -r /build/requirements.txt" in dockerfile
+    assert "threadpoolctl>=3" in declared  # what map tasks import first
+
+
+def test_base_image_is_a_build_argument_and_the_ca_bundle_stays_in_the_build_stage():
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert re.search(r"^ARG BASE_IMAGE=debian:bookworm$", dockerfile, re.MULTILINE)
+    stages = re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)[1:]
+    assert [stage.split()[0] for stage in stages] == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
+    assert "ca/" in stages[0] and "ca/" not in stages[1]
+    for name in ("core-site.xml", "hdfs-site.xml", "yarn-site.xml", "mapred-site.xml", "log4j.properties"):
+        assert (DOCKER / "conf" / name).exists()
+    assert "COPY docker-hadoop/conf/ /opt/hadoop/etc/hadoop/" in stages[1]
 
 
 def test_mrjob_conf_and_client_env_match_the_cluster(compose, conf):
@@ -138,7 +177,8 @@ def test_mrjob_conf_and_client_env_match_the_cluster(compose, conf):
     webhdfs = f"http://{conf['dfs.namenode.http-address']}"
     assert client["MRTRAIN_HDFS_URL"] == conf["fs.defaultFS"]
     assert client["MRTRAIN_WEBHDFS_URL"] == runner["cmdenv"]["MRTRAIN_WEBHDFS_URL"] == webhdfs
-    assert client["MRJOB_CONF"] == "/work/docker-hadoop/mrjob.conf"
+    assert runner["python_bin"] == "/opt/mrtrain/bin/python3"
     assert "PYTHONPATH" not in runner["cmdenv"]  # the code travels in the job's zip, as package mrtrain
-    for name in ("nodemanager1", "nodemanager2"):
-        assert "..:/work:ro" in compose["services"][name]["volumes"]
+    for name in SERVICES:
+        assert "volumes" not in compose["services"][name] or all(
+            not str(v).startswith("..") for v in compose["services"][name]["volumes"])
