@@ -7,7 +7,9 @@ versions and memory.
 """
 
 import json
+import os
 import re
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -182,3 +184,17 @@ def test_mrjob_conf_and_client_env_match_the_cluster(compose, conf):
     for name in SERVICES:
         assert "volumes" not in compose["services"][name] or all(
             not str(v).startswith("..") for v in compose["services"][name]["volumes"])
+
+
+def test_without_a_docker_engine_the_script_says_so_in_one_line(tmp_path):
+    env = dict(os.environ, DOCKER_HOST=f"unix://{tmp_path}/no-engine.sock")
+    script = str(ROOT / "scripts" / "docker-cluster")
+    up = subprocess.run([script, "up"], capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert up.returncode == 1
+    lines = up.stderr.strip().splitlines()
+    assert len(lines) == 1, up.stderr
+    assert lines[0].startswith("docker-cluster: error: no Docker engine answers (`docker info` failed")
+    assert "scripts/docker-cluster engine start" in lines[0]
+    status = subprocess.run([script, "status"], capture_output=True, text=True, env=env, timeout=60,
+                            check=False)
+    assert status.returncode == 3 and "down" in status.stdout
