@@ -40,14 +40,17 @@ def mrtrain_runs(problem, quick, tmp, cache_dir):
     """``(label, dataset, keyword arguments)`` of the mrtrain runs for ``problem``."""
     dataset = data.ensure_dataset(problem, partitions=2, cache_dir=cache_dir)
     map_only = {"runner": "local", "reducers": 0}
+    allreduce = {"runner": "local", "allreduce": True}
     if quick:
         runs = [("mrtrain local newton", dataset, {"runner": "local", "optimizer": "newton"}),
-                ("mrtrain local newton, map-only", dataset, {**map_only, "optimizer": "newton"})]
+                ("mrtrain local newton, map-only", dataset, {**map_only, "optimizer": "newton"}),
+                ("mrtrain local newton, allreduce", dataset, {**allreduce, "optimizer": "newton"})]
         return runs + [(f"mrtrain inline {opt}", dataset, {"runner": "inline", "optimizer": opt})
                        for opt in ("lbfgs", "newton")]
     runs = [(f"mrtrain {runner} {opt}", dataset, {"runner": runner, "optimizer": opt})
             for runner in ("local", "inline") for opt in ("lbfgs", "newton")]
-    runs += [(f"mrtrain local {opt}, map-only", dataset, {**map_only, "optimizer": opt})
+    runs += [(f"mrtrain local {opt}, {mode}", dataset, {**options, "optimizer": opt})
+             for mode, options in (("map-only", map_only), ("allreduce", allreduce))
              for opt in ("lbfgs", "newton")]
     if problem.name != "higgs":
         return runs
@@ -158,6 +161,12 @@ def summarize(problems, mapper_table):
                  if f"mrtrain local {opt}" in rows and f"mrtrain inline {opt}" in rows]
         if pairs:
             summary[f"{name}: local == inline bitwise"] = all(a["theta"] == b["theta"] for a, b in pairs)
+        pairs = [(rows[f"mrtrain local {opt}"], rows[f"mrtrain local {opt}, allreduce"])
+                 for opt in ("lbfgs", "newton") if f"mrtrain local {opt}, allreduce" in rows]
+        if pairs:
+            summary[f"{name}: allreduce == one job per pass bitwise"] = all(
+                a["theta"] == b["theta"] for a, b in pairs
+            )
     for row in mapper_table:
         kind = "Newton pass" if row["hessian"] else "L-BFGS pass"
         key = f"mapper/raw numpy rows/s, {row['case']}, {kind}, from {row['source']}"

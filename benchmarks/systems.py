@@ -32,7 +32,7 @@ def _row(system, scorer, params, *, load_s, fit_s, to_target_s, iterations, pass
 
 
 def run_mrtrain(scorer, dataset, *, runner, optimizer, max_iter=100, conf_path=None, label=None, reducers=1,
-                partition_cache=True):
+                partition_cache=True, allreduce=False):
     """Train with mrtrain's :class:`mrtrain.engine.trainer.Trainer`; time to target from its per-pass
     callback.
 
@@ -51,7 +51,7 @@ def run_mrtrain(scorer, dataset, *, runner, optimizer, max_iter=100, conf_path=N
 
     trainer = Trainer(scorer.problem.model, optimizer=optimizer, l2=scorer.problem.l2, max_iter=max_iter,
                       tol=TOL, gtol=GTOL, runner=runner, conf_path=conf_path, reducers=reducers,
-                      partition_cache=partition_cache, callback=record)
+                      partition_cache=partition_cache, allreduce=allreduce, callback=record)
     previous = os.environ.get(partition_cache_module.ROOT_ENV)
     with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache:
         os.environ[partition_cache_module.ROOT_ENV] = cache

@@ -45,6 +45,7 @@ def test_every_system_that_ran_reached_the_target(quick_report):
             assert row["fit_s"] >= 0
         by_name = {row["system"]: row for row in ran}
         assert by_name["mrtrain local newton, map-only"]["theta"] == by_name["mrtrain local newton"]["theta"]
+        assert by_name["mrtrain local newton, allreduce"]["theta"] == by_name["mrtrain local newton"]["theta"]
         for row in ran:
             if row["system"].startswith("mrtrain"):
                 assert row["passes"] >= row["iterations"] + 1
