@@ -280,9 +280,11 @@ class AllReduceSession:
         while True:
             try:
                 sock, peer = self.server.accept()
-            except OSError:
+            except OSError as error:
                 if self._closed:
                     return
+                log.warning("allreduce: accepting a connection failed: %s", error)
+                time.sleep(POLL_SECONDS)
                 continue
             with self._cond:
                 refuse = self._closed or self._pending_handshakes >= MAX_PENDING_HANDSHAKES

@@ -472,3 +472,16 @@ def test_on_yarn_a_task_attempt_that_dies_is_retried_and_the_model_is_bitwise_un
     assert any(message.startswith("allreduce: lost group 1") for message in messages), messages
     # YARN numbers map tasks in its own order: group 1's second attempt is some task's attempt 1.
     assert any(re.search(r"group 1 connected .*_m_\d{6}_1\)$", message) for message in messages), messages
+
+
+@pytest.mark.hadoop
+def test_on_yarn_tasks_that_do_not_all_connect_in_time_stop_with_one_line_and_the_job_ends(
+    hadoop_cluster, hdfs_base
+):
+    X, y = reference_data("breast_cancer")
+    remote = write(f"{hdfs_base}/cancer-gang", X, y, partitions=3)
+    # Starting a YARN job takes longer than 2 s: no task can be there in time. The tasks then find nothing
+    # listening and end, and with them the job, before the training returns.
+    with pytest.raises(TimeoutError, match=r"^--allreduce: 0 of 2 map tasks connected within 2 s "):
+        fit(remote, LOGISTIC, runner="hadoop", allreduce=True, allreduce_timeout=2)
+    assert [t for t in threading.enumerate() if t.name == "mrtrain-job"] == []
