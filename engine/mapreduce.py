@@ -22,6 +22,9 @@ script) goes over WebHDFS as well (:mod:`mrtrain.engine.mrjob_fs`), so a job run
 With ``reducers=0`` a partition-sum job is map-only: its output is one ``(partition id, vector)`` record per
 partition, which :meth:`JobLauncher.sum_vector` adds in partition order with the reducer's own function.
 That saves the reduce task (a process on the local runner, a container on YARN) and is bitwise the same.
+
+:meth:`JobLauncher.start` runs a map-only job in a background thread (a :class:`BackgroundJob`): the
+AllReduce job of :mod:`mrtrain.engine.allreduce`, whose tasks serve a whole training's passes.
 """
 
 import importlib

@@ -197,17 +197,14 @@ class MRAllReduce(MRGradient):
                 )
             self.thetas = payload.reshape(points, p)
             self.task["hessian"] = hessian
-            vectors, non_finite = [], []
+            vectors = []
             for partition_id, uri, X, y, w in partitions:
                 with failures_named(partition_id, uri), single_threaded_blas():
-                    vector = self.partial_vector(X, y, w)
-                if not np.isfinite(vector).all():
-                    non_finite.append(partition_id)
-                vectors.append(vector)
+                    vectors.append(self.partial_vector(X, y, w))
             try:
                 wire.send_message(sock, {
                     "type": "result", "pass": header.get("pass"),
-                    "partitions": [part[0] for part in partitions], "non_finite": non_finite,
+                    "partitions": [part[0] for part in partitions],
                 }, np.concatenate(vectors))
             except OSError as error:
                 log.warning("allreduce group %d: the connection to the driver broke (%s)", group, error)

@@ -367,6 +367,16 @@ def test_bad_data_stops_an_allreduce_training_with_the_job_per_pass_line(capsys,
     assert together[2][0].startswith("mrtrain: error: partition 2: ")
 
 
+def test_an_overflowing_objective_names_the_partitions_as_one_job_per_pass_does(capsys, tmp_path):
+    X = np.random.default_rng(0).normal(size=(60, 2)) * 1e300
+    data = write(tmp_path / "huge", X, X[:, 0] + X[:, 1], partitions=2)
+    per_pass = run(capsys, "train", data, "--model", "linear")
+    together = run(capsys, "train", data, "--model", "linear", "--allreduce")
+    assert per_pass[0] == together[0] == 2
+    assert together[2] == per_pass[2]
+    assert "starting point is not finite" in together[2][0] and "part-00000.parquet" in together[2][0]
+
+
 def test_address_parsing_and_groups():
     assert parse_address("127.0.0.1") == ("127.0.0.1", 0)
     assert parse_address("node-1.example:5000") == ("node-1.example", 5000)
