@@ -121,7 +121,7 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         ({"l2": -1}, r"'l2' parameter must be a finite float >= 0. Got -1 instead"),
         ({"max_iter": 0}, r"'max_iter' parameter must be an int >= 1. Got 0 instead"),
         ({"tol": float("nan")}, r"'tol' parameter must be a finite float >= 0. Got nan instead"),
-        ({"optimizer": "adam"}, r"'optimizer' parameter must be one of \['gd', 'lbfgs', 'newton'\]"),
+        ({"optimizer": "adam"}, r"'optimizer' parameter must be one of \['gd', 'lbfgs', 'newton', 'owlqn'\]"),
         ({"runner": "spark"}, r"'runner' parameter must be one of"),
     ],
 )
