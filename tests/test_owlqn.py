@@ -253,3 +253,20 @@ def test_estimator_l1_matches_lasso(tmp_path):
                     rtol=1e-6)
     assert_array_equal(ours.coef_ == 0, reference.coef_ == 0)
     assert ours.get_params()["l1"] == 5.0
+
+
+def test_l1_beyond_the_largest_gradient_gives_the_null_model(tmp_path):
+    # Closed form: with every coefficient at 0 the intercept's optimum is the weighted mean of y, and 0 is
+    # optimal for all coefficients iff l1 >= max_j |∂f/∂w_j| there = max_j |Σ s (ȳ - y) x_j| / Σ s.
+    X, y, _ = diabetes(tmp_path)
+    s = np.random.default_rng(5).random(len(y)) + 0.5
+    data = write(tmp_path / "weighted", X, y, s)
+    mean = np.average(y, weights=s)
+    gradient = X.T @ (s * (mean - y)) / s.sum()
+    l1_max = np.max(np.abs(gradient))
+    null = Trainer("linear", l1=l1_max * 1.001, **TIGHT).fit(data)
+    assert_array_equal(null.coef_, np.zeros(X.shape[1]))
+    assert_allclose(null.intercept_, mean, rtol=1e-9)
+    below = Trainer("linear", l1=l1_max * 0.99, **TIGHT).fit(data)
+    # Just below, exactly the feature with the largest gradient enters.
+    assert np.flatnonzero(below.coef_).tolist() == [int(np.argmax(np.abs(gradient)))]
