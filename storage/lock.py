@@ -4,7 +4,8 @@ The lock is the file ``_mrtrain.lock`` in the directory, created with create-exc
 link of a complete temporary file on local disk; WebHDFS ``CREATE`` with ``overwrite=false`` on HDFS). It
 holds one JSON object naming its holder: ``owner`` (user), ``host``, ``pid``, ``started`` (UTC, ISO 8601),
 a random ``token``, the holder's PID namespace (``pid_namespace``, so that two containers that share a
-host name are not taken for one host) and the length of its lease (``lease_s``). The holder deletes it when
+host name are not taken for one host), its process's start time (``pid_start``) and the length of its
+lease (``lease_s``). The holder deletes it when
 it is done, also after an error.
 
 **Lease.** While it holds the lock, the holder renews its lease: every ``lease_s / 6`` seconds a background
@@ -14,8 +15,9 @@ it next calls :meth:`DirectoryLock.check_held` (the trainer does before every ch
 
 A lock left by a run that was killed is *stale*:
 
-- when its host and PID namespace are this process's and its process no longer exists, it is provably
-  stale at once;
+- when its host and PID namespace are this process's and its process no longer exists, or that pid now
+  names a process that started at another time (``pid_start``: the pid was reused, or the namespace of a
+  container that ended was given to a new one), it is provably stale at once;
 - when its process is on another host or in another container, the next run watches the lock for
   up to ``lease_s`` seconds of its own clock: a live holder renews it within ``lease_s / 6`` seconds, and
   the lock is refused; a lock that is not renewed for ``lease_s`` seconds is stale. A lock whose last
@@ -67,6 +69,20 @@ BREAK_HINT = "rerun with --break-lock (Python: break_lock=True) or delete {uri}"
 
 class CheckpointLockedError(OSError):
     """Another run holds (or may hold) the lock on a checkpoint directory."""
+
+
+def process_start(pid):
+    """Start time of process ``pid`` (clock ticks since boot, /proc/PID/stat field 22), or None if unknown.
+
+    With the pid it names one process for as long as the machine runs: a pid reused later, or a pid
+    namespace number reused by a later container, has another start time.
+    """
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def pid_namespace():
@@ -127,7 +143,8 @@ class DirectoryLock:
         return json.dumps({
             "format": FORMAT, "owner": getpass.getuser(), "host": socket.gethostname(), "pid": os.getpid(),
             "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "token": self.token, "pid_namespace": pid_namespace(), "lease_s": self.lease,
+            "token": self.token, "pid_namespace": pid_namespace(), "pid_start": process_start(os.getpid()),
+            "lease_s": self.lease,
         }, sort_keys=True).encode()
 
     def read_holder(self, uri=None):
@@ -161,6 +178,9 @@ class DirectoryLock:
                 return {}, f"field {name!r}: expected {kind.__name__}, found {json.dumps(value)[:40]}"
         if not 0 < holder["pid"] <= MAX_PID:
             return {}, f"field 'pid': expected a process id in [1, {MAX_PID}], found {holder['pid']}"
+        started = holder.get("pid_start")
+        if started is not None and (isinstance(started, bool) or not isinstance(started, int) or started < 0):
+            return {}, f"field 'pid_start': expected clock ticks >= 0, found {json.dumps(started)[:40]}"
         lease = holder.get("lease_s")
         if lease is not None and (isinstance(lease, bool) or not isinstance(lease, int | float)
                                   or not 0 < lease < 10**6):
@@ -257,9 +277,14 @@ class DirectoryLock:
         namespace = holder.get("pid_namespace")
         if isinstance(namespace, str) and namespace != pid_namespace():
             return f"held by {describe(holder)} in another PID namespace (container), not checkable from here"
-        if pid_alive(holder.get("pid")):
-            return f"held by {describe(holder)}, which is still running"
-        return None
+        if not pid_alive(holder.get("pid")):
+            return None
+        started = holder.get("pid_start")
+        if isinstance(started, int) and not isinstance(started, bool):
+            now = process_start(holder["pid"])
+            if now is not None and now != started:
+                return None  # the pid (or the namespace of a container that ended) was reused
+        return f"held by {describe(holder)}, which is still running"
 
     @staticmethod
     def _lease_may_expire(holder):

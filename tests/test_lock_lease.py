@@ -15,7 +15,13 @@ import uuid
 import pytest
 
 from mrtrain.storage.filesystem import get_filesystem, join
-from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock, pid_namespace
+from mrtrain.storage.lock import (
+    LOCK_NAME,
+    CheckpointLockedError,
+    DirectoryLock,
+    pid_namespace,
+    process_start,
+)
 
 LEASE = 1.2
 
@@ -38,8 +44,28 @@ def renewing(directory, stop, every=LEASE / 6):
         fs.touch(join(directory, LOCK_NAME))
 
 
-def test_pid_namespace_is_recorded_and_read_from_proc():
+def test_pid_namespace_and_process_start_are_read_from_proc():
     assert pid_namespace().startswith("pid:[")
+    assert process_start(os.getpid()) > 0
+    assert process_start(1) <= process_start(os.getpid())
+    assert process_start(2**31 - 1) is None
+
+
+@pytest.mark.parametrize(("offset", "stale"), [(0, False), (1, True)])
+def test_a_reused_pid_in_this_namespace_is_stale_at_once(tmp_path, offset, stale):
+    """A container that ended leaves a lock naming its pid 1 and namespace; a new container may get the
+    same namespace number and pid, but not the same process start time."""
+    directory = str(tmp_path / "ck")
+    holder = foreign_holder(directory, namespace=pid_namespace(), pid=os.getpid())
+    holder["pid_start"] = process_start(os.getpid()) + offset
+    (tmp_path / "ck" / LOCK_NAME).write_text(json.dumps(holder))
+    started = time.monotonic()
+    if stale:
+        with DirectoryLock(directory, lease=30.0):
+            assert time.monotonic() - started < 1
+    else:
+        with pytest.raises(CheckpointLockedError, match="which is still running"):
+            DirectoryLock(directory, lease=30.0).acquire()
 
 
 @pytest.mark.parametrize("where", ["container", "host"])
@@ -108,6 +134,16 @@ def test_a_run_whose_lock_was_broken_stops_before_writing(tmp_path, caplog):
     assert json.loads((tmp_path / "ck" / LOCK_NAME).read_text())["token"] == thief.token
     thief.release()
     assert "the lock was broken by another run" in caplog.text
+
+
+@pytest.mark.parametrize("field", ["pid_start", "lease_s"])
+def test_a_lock_with_a_bad_start_or_lease_is_unreadable(tmp_path, field):
+    directory = str(tmp_path / "ck")
+    holder = foreign_holder(directory)
+    holder[field] = -5
+    (tmp_path / "ck" / LOCK_NAME).write_text(json.dumps(holder))
+    with pytest.raises(CheckpointLockedError, match=rf"the lock file is unreadable.*field '{field}'"):
+        DirectoryLock(directory, lease=LEASE).acquire()
 
 
 @pytest.mark.parametrize("lease", ["30", True, -1, 1e9, None])

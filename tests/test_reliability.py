@@ -174,7 +174,8 @@ def test_a_second_trainer_on_the_same_directory_is_refused(tmp_path, breast_canc
         refused = cli("train", data, *TRAIN, "--checkpoint-dir", str(checkpoints))
         assert os.listdir(checkpoints) == [LOCK_NAME]
     assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
-    assert set(holder) == {"format", "owner", "host", "pid", "started", "token", "pid_namespace", "lease_s"}
+    assert set(holder) == {"format", "owner", "host", "pid", "started", "token", "pid_namespace", "pid_start",
+                           "lease_s"}
     assert refused.returncode == 2
     assert refused.stderr.strip().splitlines() == [
         f"mrtrain: error: {checkpoints}: checkpoint directory is locked: held by pid {os.getpid()} of "
