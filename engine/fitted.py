@@ -13,7 +13,7 @@ import numpy as np
 
 from mrtrain.engine.mapreduce import JobLauncher, effective_reducers, task_uri
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
-from mrtrain.engine.models import MODELS, is_sparse, make_model
+from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, is_sparse, make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
@@ -76,14 +76,7 @@ class FittedModel:
         self.converged_ = bool(converged)
         self.stop_reason_ = stop_reason
         self.settings = dict(settings)
-        width = model.n_features + int(model.fit_intercept)
-        rows = self.theta_.reshape(model.n_outputs, width)
-        coef = rows[:, : model.n_features]
-        intercept = rows[:, -1] if model.fit_intercept else np.zeros(model.n_outputs)
-        if model.kind == "softmax":
-            self.coef_, self.intercept_ = coef.copy(), intercept.copy()
-        else:
-            self.coef_, self.intercept_ = coef[0].copy(), float(intercept[0])
+        self.coef_, self.intercept_ = model.coefficients(self.theta_)
 
     @classmethod
     def load(cls, checkpoint_dir):
@@ -115,13 +108,28 @@ class FittedModel:
         return self.model.predict(_features(X), self.theta_)["prediction"]
 
     def predict_proba(self, X):
-        """Class probabilities, shape (n, K) (K = 2 for logistic, columns in ``classes_`` order)."""
+        """Class probabilities, shape (n, K) (K = 2 for logistic, columns in ``classes_`` order).
+
+        Raises
+        ------
+        ValueError
+            For a model without probabilities: a regression, or ``linear-svc`` (use
+            :meth:`decision_function`).
+        """
         out = self.model.predict(_features(X), self.theta_)
         if "probabilities" in out:
             return out["probabilities"]
         if "probability" in out:
             return np.column_stack([1.0 - out["probability"], out["probability"]])
+        if "margin" in out:
+            raise ValueError(f"Model {self.model.kind!r} gives no probabilities (an SVM's margin is not "
+                             "one); use decision_function for its signed margins.")
         raise ValueError(f"predict_proba needs a classifier; this model is {self.model.kind!r}.")
+
+    def decision_function(self, X):
+        """Margins, shape (n,) (positive for ``classes_[1]`` in binary models), or (n, K) per class (for
+        naive Bayes the joint log-likelihoods ``log P(c) + log P(x | c)``)."""
+        return self.model.decision_function(_features(X), self.theta_)
 
     def to_dict(self):
         """JSON-able summary with the keys of ``mrtrain train --json`` (``metrics`` added by callers)."""
@@ -252,6 +260,9 @@ def _settings_model(settings):
                       fit_intercept=settings["fit_intercept"])
 
 
+#: Checkpoint array of a naive Bayes model: its parameter vector (:mod:`mrtrain.engine.naive_bayes`).
+NAIVE_BAYES_PARAMS = "naive_bayes.params"
+
 #: Checkpoint arrays of a standardized run: the feature shift and scale and the constant features (0/1).
 STANDARDIZATION_ARRAYS = ("standardization.shift", "standardization.scale", "standardization.constant")
 
@@ -273,6 +284,8 @@ def checkpoint_standardization(checkpoint, model):
 def checkpoint_theta(checkpoint):
     """The parameters of a checkpoint's model for the features as stored (``state.x`` mapped back from
     standardized terms when the run standardized)."""
+    if checkpoint.meta["settings"]["model"] in NAIVE_BAYES_MODELS:
+        return checkpoint.arrays[NAIVE_BAYES_PARAMS]
     scaling = checkpoint_standardization(checkpoint, _settings_model(checkpoint.meta["settings"]))
     x = checkpoint.arrays["state.x"]
     return x if scaling is None else scaling.to_original(x)
@@ -334,8 +347,11 @@ def validate_checkpoint(checkpoint):
         return _expect(uri, prefix + key, mapping.get(key, _MISSING), **expected)
 
     settings = field(meta, "settings", kind="dict")
-    field(settings, "model", "settings.", kind="str", choices=MODELS)
-    optimizer = field(settings, "optimizer", "settings.", kind="str", choices=set(OPTIMIZERS))
+    naive_bayes = field(settings, "model", "settings.", kind="str", choices=MODELS) in NAIVE_BAYES_MODELS
+    if naive_bayes:
+        field(settings, "smoothing", "settings.", kind="float", minimum=0)
+    optimizer = field(settings, "optimizer", "settings.", kind="str", choices=set(OPTIMIZERS),
+                      nullable=naive_bayes)
     field(settings, "l2", "settings.", kind="float", minimum=0)
     if "l1" in settings:  # written since l1 penalties exist
         field(settings, "l1", "settings.", kind="float", minimum=0)
@@ -371,9 +387,22 @@ def validate_checkpoint(checkpoint):
                            fit_intercept=settings["fit_intercept"])
     except ValueError as exc:
         raise CheckpointError(uri, f"meta field 'settings' does not describe a model: {exc}") from None
+    if naive_bayes:
+        _validate_naive_bayes(checkpoint, model.n_params)
+        return
     _validate_state(checkpoint, OPTIMIZERS[optimizer](), model.n_params)
     if standardize:
         _validate_standardization(checkpoint, model)
+
+
+def _validate_naive_bayes(checkpoint, n_params):
+    """Check the :data:`NAIVE_BAYES_PARAMS` array of a naive Bayes model's checkpoint."""
+    value = checkpoint.arrays.get(NAIVE_BAYES_PARAMS)
+    if value is None or value.shape != (n_params,) or not np.isfinite(value).all():
+        found = "no such array" if value is None else f"shape {value.shape}" if value.shape != (n_params,) \
+            else "non-finite values"
+        raise CheckpointError(checkpoint.uri, f"array {NAIVE_BAYES_PARAMS!r}: expected {n_params} finite "
+                                              f"parameters, found {found}")
 
 
 def _validate_standardization(checkpoint, model):

@@ -212,3 +212,35 @@ class MultinomialLoss:
         gradient = probabilities.copy() if hessian else probabilities
         gradient[..., rows, y] -= 1.0
         return -log_p[..., rows, y], gradient, probabilities if hessian else None
+
+
+class SquaredHingeLoss:
+    """Squared hinge ``l(y, eta) = max(0, 1 - y * eta)**2`` for ``y`` in {-1, +1} (a linear SVM).
+
+    ``eta`` is the signed margin. Unlike the hinge ``max(0, 1 - y * eta)`` it is continuously
+    differentiable, so L-BFGS applies, and its second derivative exists everywhere but at the hinge:
+    ``dl/deta = -2 y max(0, 1 - y * eta)`` and ``d2l/deta2 = 2 * 1[y * eta < 1]`` (the generalized
+    Hessian, with which Newton's method converges on this piecewise quadratic). This is scikit-learn's
+    ``LinearSVC(loss="squared_hinge")`` and Spark's ``LinearSVC`` objective with the hinge squared.
+    """
+
+    n_outputs = 1
+
+    def value(self, y, eta):
+        """Pointwise loss, shape of `eta` (``(m, n)`` or ``(n,)``)."""
+        slack = np.maximum(1.0 - y * eta, 0.0)
+        return slack * slack
+
+    def gradient(self, y, eta):
+        """First derivative with respect to `eta`, shape of `eta`."""
+        return -2.0 * y * np.maximum(1.0 - y * eta, 0.0)
+
+    def hessian(self, y, eta):
+        """Generalized second derivative with respect to `eta`: 2 where ``y * eta < 1``, else 0."""
+        return np.where(y * eta < 1.0, 2.0, 0.0)
+
+    def derivatives(self, y, eta, hessian=False):
+        """Loss, first and (if `hessian`) generalized second derivative, from one slack computation."""
+        slack = np.maximum(1.0 - y * eta, 0.0)
+        active = np.where(slack > 0.0, 2.0, 0.0) if hessian else None
+        return slack * slack, -2.0 * y * slack, active

@@ -10,10 +10,12 @@ and :func:`finalize_metrics` turns the merged vector into metrics. With ``s_i`` 
   (computed from raw sums, so it loses precision when ``|mean(y)|`` dwarfs ``std(y)``);
 - ``poisson``: ``mean_deviance`` (``2 (y log(y / mu) - y + mu)``, ``0 log 0 = 0``) and ``rmse``
   of the mean ``mu = exp(eta)``;
-- ``logistic`` and ``softmax``: ``accuracy``, ``log_loss`` (equal to ``loss``; unlike
-  scikit-learn, probabilities are not clipped), ``confusion_matrix`` (K x K weighted counts,
-  rows = true class, columns = predicted class, in the order of ``model.classes``), and for
-  ``logistic`` only ``roc_auc``.
+- classifiers (``logistic``, ``softmax``, ``linear-svc``, the naive Bayes models): ``accuracy`` and
+  ``confusion_matrix`` (K x K weighted counts, rows = true class, columns = predicted class, in the
+  order of ``model.classes``); those that give probabilities (all but ``linear-svc``) add ``log_loss``
+  (equal to ``loss``; unlike scikit-learn, probabilities are not clipped); ``logistic`` adds ``roc_auc``;
+  ``linear-svc`` adds ``hinge_loss``, the weighted mean of ``max(0, 1 - y eta)`` with ``y`` in {-1, +1}
+  (scikit-learn's ``hinge_loss``), while its ``loss`` is the squared hinge it was trained on.
 
 ``roc_auc`` is approximate: the predicted probability of ``classes[1]`` is binned into
 :data:`AUC_BINS` equal-width bins on [0, 1], one weighted histogram for positives and one for
@@ -77,8 +79,13 @@ def metric_partials(model, X, y_encoded, w, theta):
 
 
 def _classification_sums(model, y, s, eta):
-    """Confusion matrix (K*K,) and, for logistic, positive and negative histograms (2 * bins,)."""
+    """Confusion matrix (K*K,); for logistic, positive and negative histograms (2 * bins,); for
+    linear-svc, the hinge loss sum (1,)."""
     k = model.n_classes
+    if model.kind == "linear-svc":
+        true = (y > 0).astype(np.intp)
+        confusion = np.bincount(true * k + (eta > 0), weights=s, minlength=k * k)
+        return np.concatenate([confusion, [s @ np.maximum(1.0 - y * eta, 0.0)]])
     true = y.astype(np.intp)
     if model.kind == "logistic":
         predicted = (eta > 0).astype(np.intp)
@@ -102,7 +109,7 @@ def metric_vector_length(model):
     if model.kind == "poisson":
         return 4
     length = 2 + model.n_classes**2
-    return length + 2 * AUC_BINS if model.kind == "logistic" else length
+    return length + {"logistic": 2 * AUC_BINS, "linear-svc": 1}.get(model.kind, 0)
 
 
 def _count(value):
@@ -148,7 +155,10 @@ def finalize_metrics(model, v):
     k = model.n_classes
     confusion = v[2 : 2 + k * k].reshape(k, k)
     result["accuracy"] = _ratio(np.trace(confusion), total)
-    result["log_loss"] = result["loss"]
+    if model.kind == "linear-svc":
+        result["hinge_loss"] = _ratio(v[2 + k * k], total)
+    else:
+        result["log_loss"] = result["loss"]
     result["confusion_matrix"] = [[_count(value) for value in row] for row in confusion]
     if model.kind == "logistic":
         hist_pos = v[2 + k * k : 2 + k * k + AUC_BINS]

@@ -12,7 +12,11 @@ One block's sums cover ``m`` parameter points (an optimizer's trial points). Hes
 point, the dominant cost for wide data) are computed only for the first ``k`` of them, ``0 <= k <= m``,
 where ``k`` is the ``hessian`` argument: Newton asks for ``k = 1``, the first-order optimizers for 0.
 
-Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logistic`` and
+``linear-svc`` is a linear SVM: the squared hinge loss on labels encoded as -1 and +1
+(:class:`mrtrain.engine.losses.SquaredHingeLoss`). The naive Bayes models are built here too but are not
+linear predictors of this kind: see :mod:`mrtrain.engine.naive_bayes`.
+
+Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logistic``, ``linear-svc`` and
 ``poisson``, ``theta = [w_1, ..., w_d, b]`` (or ``[w_1, ..., w_d]`` without intercept); for
 ``softmax`` with ``K`` classes, ``theta`` is the row-major ravel of a ``(K, d + 1)`` (or
 ``(K, d)``) matrix whose row ``k`` is ``[w_k, b_k]``.
@@ -32,12 +36,23 @@ from mrtrain.engine.losses import (
     LogisticLoss,
     MultinomialLoss,
     PoissonLoss,
+    SquaredHingeLoss,
     SquaredLoss,
     log_softmax,
     sigmoid,
 )
 
-MODELS = ("linear", "logistic", "softmax", "poisson")
+#: Models trained by minimising the objective above with an optimizer.
+GLM_MODELS = ("linear", "logistic", "softmax", "poisson", "linear-svc")
+#: Naive Bayes models, fitted in one pass from class-wise feature statistics
+#: (:mod:`mrtrain.engine.naive_bayes`).
+NAIVE_BAYES_MODELS = ("multinomial-nb", "bernoulli-nb", "gaussian-nb")
+#: Every model kind :func:`make_model` builds.
+MODELS = GLM_MODELS + NAIVE_BAYES_MODELS
+#: Binary classifiers: one margin, exactly two classes.
+BINARY_MODELS = ("logistic", "linear-svc")
+#: Models whose labels are classes.
+CLASSIFIERS = ("logistic", "softmax", "linear-svc") + NAIVE_BAYES_MODELS
 
 #: Rows per block when summing Hessians: bounds the temporary copy of a block of ``X`` (here 8 MiB at
 #: d = 16) while keeping each ``block.T @ weighted`` a large BLAS call.
@@ -195,7 +210,8 @@ class Model:
         ndarray of shape (n,)
             ``linear``: the labels as float64; ``poisson``: the labels as float64, all >= 0;
             ``logistic``: 1.0 where the label is ``classes[1]``, 0.0 where it is ``classes[0]``;
-            ``softmax``: int64 index into ``classes``.
+            ``linear-svc``: +1.0 for ``classes[1]``, -1.0 for ``classes[0]``;
+            ``softmax`` and the naive Bayes models: int64 index into ``classes``.
 
         Raises
         ------
@@ -219,7 +235,9 @@ class Model:
             )
         if self.kind == "logistic":
             return index.astype(np.float64)
-        if self.kind == "softmax":
+        if self.kind == "linear-svc":
+            return 2.0 * index - 1.0
+        if self.classes is not None:
             return index.astype(np.int64)
         return y
 
@@ -318,7 +336,8 @@ class Model:
             ``"prediction"`` (n,) always: the mean for ``linear`` and ``poisson`` (``exp(eta)``),
             the predicted class label (float, from ``classes``) for classifiers; ``logistic``
             adds ``"probability"`` (n,) of ``classes[1]``, ``softmax`` adds
-            ``"probabilities"`` (n, K).
+            ``"probabilities"`` (n, K), ``linear-svc`` adds ``"margin"`` (n,), the decision function
+            (positive for ``classes[1]``).
         """
         eta = self.decision_function(X, theta)
         if self.kind == "linear":
@@ -329,10 +348,31 @@ class Model:
         classes = np.asarray(self.classes, dtype=np.float64)
         if self.kind == "logistic":
             return {"prediction": classes[(eta > 0).astype(np.intp)], "probability": sigmoid(eta)}
+        if self.kind == "linear-svc":
+            return {"prediction": classes[(eta > 0).astype(np.intp)], "margin": eta}
         return {
             "prediction": classes[np.argmax(eta, axis=1)],
             "probabilities": np.exp(log_softmax(eta)),
         }
+
+    def coefficients(self, theta):
+        """Coefficients and intercepts of a parameter vector, in scikit-learn's shapes.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (p,)
+
+        Returns
+        -------
+        coef : ndarray of shape (d,), or (K, d) for ``softmax``
+        intercept : float, or ndarray of shape (K,) for ``softmax`` (zeros without an intercept)
+        """
+        rows = np.asarray(theta, dtype=np.float64).reshape(self.n_outputs, -1)
+        coef = rows[:, : self.n_features].copy()
+        intercept = rows[:, -1].copy() if self.fit_intercept else np.zeros(self.n_outputs)
+        if self.n_outputs > 1:
+            return coef, intercept
+        return coef[0], float(intercept[0])
 
     def penalty_mask(self):
         """Which parameters the l2 term penalises.
@@ -532,19 +572,22 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
 
     Parameters
     ----------
-    kind : {"linear", "logistic", "softmax", "poisson"}
-        Model family: squared loss, binary logistic, multinomial logistic, Poisson with log link.
+    kind : str, one of :data:`MODELS`
+        Model family: ``linear`` (squared loss), ``logistic`` (binary), ``softmax`` (multinomial
+        logistic), ``poisson`` (log link), ``linear-svc`` (squared hinge), or a naive Bayes model
+        (:func:`mrtrain.engine.naive_bayes.make_naive_bayes`, which takes the same arguments).
     n_features : int
         Number of features ``d`` (>= 1).
     classes : list of float or None
-        Class labels; required for ``logistic`` (exactly 2) and ``softmax`` (at least 2), must
-        be None for ``linear`` and ``poisson``. Stored sorted, like scikit-learn's ``classes_``.
+        Class labels; required for ``logistic`` and ``linear-svc`` (exactly 2) and ``softmax`` and the
+        naive Bayes models (at least 2), must be None for ``linear`` and ``poisson``. Stored sorted,
+        like scikit-learn's ``classes_``.
     fit_intercept : bool, default True
         Whether to fit an intercept per output.
 
     Returns
     -------
-    Model
+    Model, or mrtrain.engine.naive_bayes.NaiveBayesModel for a naive Bayes kind
 
     Raises
     ------
@@ -557,6 +600,12 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
         n_features < 1
     ):
         raise ValueError(f"The 'n_features' parameter must be an int >= 1. Got {n_features!r}.")
+    if kind in NAIVE_BAYES_MODELS:
+        # Imported here: the naive Bayes module builds on this one.
+        from mrtrain.engine.naive_bayes import make_naive_bayes
+
+        return make_naive_bayes(kind, int(n_features), classes=_check_classes(kind, classes),
+                                fit_intercept=fit_intercept)
     if kind in ("linear", "poisson"):
         if classes is not None:
             raise ValueError(
@@ -565,18 +614,20 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
         loss = SquaredLoss() if kind == "linear" else PoissonLoss()
         return Model(kind, int(n_features), loss, None, bool(fit_intercept))
     found = _check_classes(kind, classes)
-    loss = LogisticLoss() if kind == "logistic" else MultinomialLoss(len(found))
+    loss = {"logistic": LogisticLoss, "linear-svc": SquaredHingeLoss}.get(kind)
+    loss = MultinomialLoss(len(found)) if loss is None else loss()
     return Model(kind, int(n_features), loss, found, bool(fit_intercept))
 
 
 def _check_classes(kind, classes):
     """Sorted distinct finite classes with the count `kind` needs, else ValueError."""
     found = [] if classes is None else [float(c) for c in classes]
-    count_ok = len(found) == 2 if kind == "logistic" else len(found) >= 2
+    count_ok = len(found) == 2 if kind in BINARY_MODELS else len(found) >= 2
     if not count_ok:
-        allowed = "exactly 2" if kind == "logistic" else "at least 2"
+        allowed = "exactly 2" if kind in BINARY_MODELS else "at least 2"
+        advice = " (for more classes use model 'softmax')" if kind in BINARY_MODELS and len(found) > 2 else ""
         raise ValueError(
-            f"Model {kind!r} needs {allowed} classes. Got {len(found)} classes: {classes!r}."
+            f"Model {kind!r} needs {allowed} classes{advice}. Got {len(found)} classes: {classes!r}."
         )
     if len(set(found)) != len(found) or not np.all(np.isfinite(found)):
         raise ValueError(f"Classes of model {kind!r} must be distinct and finite. Got {classes!r}.")

@@ -25,14 +25,16 @@ import numpy as np
 from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, AllReduceSession, check_settings
 from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
 from mrtrain.engine.fitted import (
+    NAIVE_BAYES_PARAMS,
     FittedModel,
     checkpoint_theta,
     latest_training_checkpoint,
     standardization_arrays,
 )
 from mrtrain.engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
-from mrtrain.engine.models import MODELS, PartialSums, make_model
+from mrtrain.engine.models import CLASSIFIERS, MODELS, NAIVE_BAYES_MODELS, PartialSums, make_model
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
+from mrtrain.engine.naive_bayes import check_smoothing, merge_statistics, naive_bayes_parameters
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, default_optimizer, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
@@ -41,6 +43,7 @@ from mrtrain.engine.params import check_choice, check_int, check_number
 from mrtrain.engine.standardization import Standardization
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.naive_bayes import MRNaiveBayes
 from mrtrain.mr_jobs.partition_job import NON_FINITE_COUNTERS
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.dataset import Dataset
@@ -56,6 +59,12 @@ RESUME_KEYS = ("model", "optimizer", "l2", "l1", "standardize", "fit_intercept",
 LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes")
 #: Values of settings that checkpoints written before the setting existed lack.
 SETTING_DEFAULTS = {"l1": 0.0, "standardize": False}
+#: What the one-pass fit of a naive Bayes model leaves at its default: (parameter, default, why).
+NAIVE_BAYES_FIXED = (
+    ("optimizer", None, "no optimizer"), ("l2", 0.0, "no penalty"), ("l1", 0.0, "no penalty"),
+    ("standardize", False, "no penalty to standardize for"), ("fit_intercept", True, "class log priors"),
+    ("warm_start", False, "no iterations to start from"), ("allreduce", False, "one pass"),
+)
 
 
 class SettingsMismatchError(ValueError):
@@ -67,7 +76,10 @@ class Trainer:
 
     Parameters
     ----------
-    model : {"linear", "logistic", "softmax", "poisson"}
+    model : {"linear", "logistic", "softmax", "poisson", "linear-svc", "multinomial-nb", "bernoulli-nb", \
+"gaussian-nb"}
+        The naive Bayes models are fitted in one pass (:mod:`mrtrain.engine.naive_bayes`) and take none of
+        the optimizer, penalty, standardization, warm start and AllReduce settings.
     optimizer : {"gd", "lbfgs", "newton", "owlqn"}, optional
         Default: ``"owlqn"`` when ``l1 > 0``, else ``"lbfgs"``. Only ``"owlqn"`` accepts ``l1 > 0``.
     l2 : float >= 0
@@ -112,6 +124,9 @@ class Trainer:
         decoding them. Default: True.
     callback : callable, optional
         Called with an :class:`mrtrain.engine.driver.Progress` after every pass.
+    smoothing : float > 0, optional
+        Naive Bayes only: scikit-learn's ``alpha`` (multinomial, Bernoulli; default 1.0) or
+        ``var_smoothing`` (Gaussian; default 1e-9).
     allreduce : bool
         Run one map-only job for the whole training whose map tasks keep their partitions and serve every
         pass over TCP (:mod:`mrtrain.engine.allreduce`) instead of one job per pass; bitwise the same
@@ -132,7 +147,7 @@ class Trainer:
                  max_iter=100, tol=1e-8, gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None,
                  keep_checkpoints=None, warm_start=False, break_lock=False, reducers=1, partition_cache=True,
                  callback=None, allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
-                 allreduce_timeout=DEFAULT_TIMEOUT):
+                 allreduce_timeout=DEFAULT_TIMEOUT, smoothing=None):
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
@@ -155,9 +170,23 @@ class Trainer:
         self.allreduce_address = allreduce_address
         self.allreduce_tasks = allreduce_tasks
         self.allreduce_timeout = allreduce_timeout
+        self.smoothing = smoothing
 
     def _validate(self):
         check_choice("model", self.model, MODELS)
+        if self.model in NAIVE_BAYES_MODELS:
+            for name, default, reason in NAIVE_BAYES_FIXED:
+                value = getattr(self, name)
+                if value != default:
+                    raise ValueError(
+                        f"The {name!r} parameter does not apply to model {self.model!r} (naive Bayes is "
+                        f"fitted in one pass: {reason}); leave it at {default!r}. Got {value!r} instead."
+                    )
+            check_smoothing(self.model, self.smoothing)
+        elif self.smoothing is not None:
+            raise ValueError(f"The 'smoothing' parameter applies to the naive Bayes models "
+                             f"{list(NAIVE_BAYES_MODELS)} only. Got smoothing={self.smoothing!r} for model "
+                             f"{self.model!r} instead.")
         check_number("l2", self.l2, minimum=0)
         check_number("l1", self.l1, minimum=0)
         if self.optimizer is not None:
@@ -193,7 +222,7 @@ class Trainer:
         self._validate()
         dataset = Dataset.open(data)
         classes = None
-        if self.model in ("logistic", "softmax"):
+        if self.model in CLASSIFIERS:
             if dataset.classes is None:
                 raise DataError(
                     f"{dataset.uri}: field '{dataset.label_name}': expected class labels for "
@@ -201,6 +230,8 @@ class Trainer:
                 )
             classes = dataset.classes
         model = make_model(self.model, dataset.n_features, classes=classes, fit_intercept=self.fit_intercept)
+        if self.model in NAIVE_BAYES_MODELS:
+            return self._fit_naive_bayes(dataset, model)
         optimizer_name = self.optimizer or default_optimizer(float(self.l1))
         if optimizer_name == "newton":
             check_model_size(model.n_params)  # before the lock and any job
@@ -263,6 +294,63 @@ class Trainer:
             history=status.history, converged=converged, stop_reason=reason, settings=settings,
             standardization=scaling,
         )
+
+    def _fit_naive_bayes(self, dataset, model):
+        """Fit a naive Bayes model in one map-only pass and save it as checkpoint 1 (a rerun with the same
+        data and settings returns that checkpoint's model without a pass)."""
+        if model.kind == "gaussian-nb" and dataset.layout != "dense":
+            raise ValueError(f"The 'model' parameter 'gaussian-nb' needs a dense dataset (a sparse row's "
+                             f"implicit zeros would count as values). Got the {dataset.layout!r} dataset "
+                             f"{dataset.uri} instead; use 'multinomial-nb' or 'bernoulli-nb'.")
+        smoothing = check_smoothing(self.model, self.smoothing)
+        settings = {
+            "model": self.model, "optimizer": None, "l2": 0.0, "l1": 0.0, "standardize": False,
+            "smoothing": smoothing, "fit_intercept": True, "n_features": dataset.n_features,
+            "classes": model.classes, "data": dataset.uri, "data_checksum": dataset.checksum,
+            "encoding": dataset.encoding_digest,
+        }
+        lock = (DirectoryLock(self.checkpoint_dir, break_lock=self.break_lock) if self.checkpoint_dir
+                else contextlib.nullcontext())
+        with lock:
+            if self.checkpoint_dir:
+                remove_temporaries(self.checkpoint_dir)
+                checkpoint = latest_training_checkpoint(self.checkpoint_dir)
+                if checkpoint is not None:
+                    differences = settings_differences(checkpoint.meta["settings"], settings,
+                                                       RESUME_KEYS + ("smoothing",))
+                    if differences:
+                        raise SettingsMismatchError(
+                            f"{checkpoint.uri}: cannot resume, the checkpoint was made with other settings ("
+                            + "; ".join(differences) + "); use another --checkpoint-dir"
+                        )
+                    log.info("%s: the model is fitted already", checkpoint.uri)
+                    return FittedModel.load(self.checkpoint_dir)
+            spec = {"kind": model.kind, "n_features": model.n_features, "classes": model.classes,
+                    "fit_intercept": True}
+            with JobLauncher(dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=0,
+                             partition_cache=self.partition_cache) as launcher:
+                records = launcher.run(MRNaiveBayes, np.zeros((1, model.n_params)), {}, ["--map-only"])
+            tagged = sorted((value for _, value in records), key=lambda item: item[0])
+            expected = [part.index for part in dataset.partitions]
+            if [partition_id for partition_id, _ in tagged] != expected:
+                raise RuntimeError(f"MRNaiveBayes returned partitions {[i for i, _ in tagged]}; expected "
+                                   f"{expected}, each once.")
+            statistics = merge_statistics(model, [vector for _, vector in tagged])
+            try:
+                theta = naive_bayes_parameters(model, statistics, smoothing)
+            except DataError as error:
+                raise DataError(f"{dataset.uri}: {error}") from None
+            meta = {
+                "settings": settings, "iteration": 1, "passes": 1, "history": [], "rejected": 0,
+                "state_scalars": {}, "stop_reason": "fitted in one pass", "converged": True,
+                "checkpoint_base": 0, "warm_start": None,
+            }
+            if self.checkpoint_dir:
+                lock.check_held()
+                save_checkpoint(self.checkpoint_dir, 1, {NAIVE_BAYES_PARAMS: theta}, meta,
+                                keep=self.keep_checkpoints)
+        return FittedModel(model, theta, l2=0.0, iterations=1, passes=1, history=[], converged=True,
+                           stop_reason=meta["stop_reason"], settings=settings)
 
     def _allreduce_session(self, launcher):
         """The :class:`AllReduceSession` serving the passes (it starts its job at the first pass), or a

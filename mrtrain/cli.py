@@ -26,7 +26,7 @@ from mrjob.step import StepFailedException
 from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, parse_address
 from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.mapreduce import RUNNERS
-from mrtrain.engine.models import MODELS
+from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.params import check_int, check_number
@@ -68,6 +68,8 @@ TASK_ERRORS = TaskErrorLog()
 
 #: Largest ``--partition-size`` in MiB (1 TiB: one map task reads a whole partition).
 MAX_PARTITION_MIB = 2**20
+#: Train options that a naive Bayes model refuses (it has no optimizer or penalty).
+NAIVE_BAYES_REFUSED = ("optimizer", "l1", "l2", "reg", "elastic_net")
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
 
@@ -208,7 +210,13 @@ def build_parser():
 
     p = commands.add_parser("train", help="train a model with iterative MapReduce jobs")
     p.add_argument("data")
-    p.add_argument("--model", choices=MODELS, required=True)
+    p.add_argument("--model", choices=MODELS, required=True,
+                   help="GLMs and linear-svc are trained by an optimizer; the naive Bayes models (*-nb) are "
+                        "fitted in one pass and take no optimizer, penalty or standardization")
+    p.add_argument("--smoothing", type=_argument(check_number, "smoothing", float, minimum=0, strictly=True),
+                   metavar="A",
+                   help="naive Bayes smoothing > 0: alpha of multinomial-nb and bernoulli-nb (default 1.0), "
+                        "var_smoothing of gaussian-nb (default 1e-9), as in scikit-learn")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
                    help="Default: owlqn when the l1 penalty is > 0, else lbfgs")
     p.add_argument("--l2", type=_float_at_least(0, "l2"),
@@ -451,6 +459,12 @@ def penalties(args):
 
 
 def cmd_train(args):
+    if args.model in NAIVE_BAYES_MODELS:
+        given = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in NAIVE_BAYES_REFUSED
+                 if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"The 'model' parameter {args.model!r} is fitted in one pass and has no "
+                             f"optimizer or penalty. Got {', '.join(given)} instead.")
     l1, l2 = penalties(args)
     if args.checkpoint_dir is not None:
         _check_checkpoint_dir(args.checkpoint_dir, args.data)
@@ -465,6 +479,7 @@ def cmd_train(args):
             break_lock=args.break_lock, partition_cache=args.partition_cache, callback=progress,
             allreduce=args.allreduce, allreduce_address=args.allreduce_address,
             allreduce_tasks=args.allreduce_tasks, allreduce_timeout=args.allreduce_timeout,
+            smoothing=args.smoothing,
         )
         fitted = trainer.fit(args.data)
     result = fitted.to_dict()

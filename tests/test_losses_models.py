@@ -10,9 +10,10 @@ from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
 from sklearn.preprocessing import StandardScaler
 
 from mrtrain.engine.losses import LogisticLoss, MultinomialLoss, PoissonLoss, SquaredLoss
-from mrtrain.engine.models import MODELS, PartialSums, make_model
+from mrtrain.engine.models import GLM_MODELS, PartialSums, make_model
 
-CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None}
+CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None,
+           "linear-svc": [-1.0, 2.0]}
 
 
 def make_block(kind, n, d, seed, fit_intercept=True):
@@ -47,6 +48,8 @@ def naive_loss_sum(kind, X, y, w, theta, model):
             value = np.log(1 + np.exp(eta[0])) - y_i * eta[0]
         elif kind == "poisson":
             value = np.exp(eta[0]) - y_i * eta[0]
+        elif kind == "linear-svc":
+            value = max(0.0, 1.0 - y_i * eta[0]) ** 2
         else:
             value = -np.log(np.exp(eta[y_i]) / np.exp(eta).sum())
         total += s_i * value
@@ -54,7 +57,7 @@ def naive_loss_sum(kind, X, y, w, theta, model):
 
 
 @pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_loss_sum_matches_per_row_formula(kind, fit_intercept):
     model, X, y, w = make_block(kind, 40, 3, seed=1, fit_intercept=fit_intercept)
     thetas = random_thetas(model, 3, seed=2)
@@ -72,7 +75,7 @@ def central_difference(func, theta, eps=1e-6):
 
 
 @pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_gradient_and_hessian_match_finite_differences(kind, fit_intercept):
     model, X, y, w = make_block(kind, 60, 4, seed=3, fit_intercept=fit_intercept)
     thetas = random_thetas(model, 3, seed=4)
@@ -91,7 +94,7 @@ def test_gradient_and_hessian_match_finite_differences(kind, fit_intercept):
         assert_allclose(sums.hess[j], numeric_hess, rtol=1e-6, atol=1e-6 * np.abs(numeric_hess).max())
 
 
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_hessian_is_symmetric_positive_semidefinite(kind):
     model, X, y, w = make_block(kind, 50, 3, seed=5)
     hess = model.partial_sums(X, y, w, random_thetas(model, 2, seed=6), hessian=2).hess
@@ -116,7 +119,7 @@ def test_single_output_hessian_is_exactly_symmetric_and_matches_the_textbook_sum
     assert_allclose(hess, textbook, rtol=1e-13, atol=1e-13 * np.abs(textbook).max())
 
 
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_float32_features_are_computed_in_float64(kind):
     model, X, y, w = make_block(kind, 30, 3, seed=7)
     X32 = X.astype(np.float32)
@@ -127,7 +130,7 @@ def test_float32_features_are_computed_in_float64(kind):
 
 
 @pytest.mark.parametrize("hessian", [0, 1, 4])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_partial_sums_of_two_blocks_add_up_to_the_union(kind, hessian):
     model, X, y, w = make_block(kind, 70, 3, seed=9)
     thetas = random_thetas(model, 4, seed=10)
@@ -157,7 +160,7 @@ def test_partial_sums_vector_round_trip(hessian):
 
 
 @pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_hessian_at_the_first_point_only_changes_no_other_sum(kind, fit_intercept):
     # 3 points, as in a Newton pass.
     model, X, y, w = make_block(kind, 80, 4, seed=21, fit_intercept=fit_intercept)
@@ -194,7 +197,7 @@ def test_hessian_count_may_be_a_numpy_int():
 
 
 @pytest.mark.parametrize("hessian", [0, 1, 2])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_empty_block_gives_zeros(kind, hessian):
     model = make_model(kind, 3, classes=CLASSES[kind])
     y = model.encode_labels(np.zeros(0))
@@ -311,7 +314,8 @@ def test_encode_labels_errors(kind, y_raw, match):
         ({"kind": "linear", "n_features": 0}, r"'n_features' parameter must be an int >= 1\. Got 0"),
         ({"kind": "linear", "n_features": 2.0}, r"'n_features' .* Got 2\.0"),
         ({"kind": "logistic", "n_features": 2, "classes": [0, 1, 2]},
-         r"'logistic' needs exactly 2 classes\. Got 3 classes: \[0, 1, 2\]"),
+         r"'logistic' needs exactly 2 classes \(for more classes use model 'softmax'\)\. Got 3 classes: "
+         r"\[0, 1, 2\]"),
         ({"kind": "logistic", "n_features": 2},
          r"'logistic' needs exactly 2 classes\. Got 0 classes: None"),
         ({"kind": "softmax", "n_features": 2, "classes": [1]},
@@ -340,7 +344,7 @@ def test_partial_sums_input_errors(X, y, w, thetas, match):
         make_model("linear", 2).partial_sums(X, y, w, thetas)
 
 
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_predict(kind):
     model, X, _, _ = make_block(kind, 25, 3, seed=13)
     theta = random_thetas(model, 1, seed=14)[0]
@@ -352,6 +356,9 @@ def test_predict(kind):
         assert_allclose(out["prediction"], np.exp(X @ theta[:3] + theta[3]), rtol=1e-12)
     elif kind == "logistic":
         assert_allclose(out["probability"], 1 / (1 + np.exp(-eta)), rtol=1e-12)
+        assert_array_equal(out["prediction"], np.where(eta > 0, 2.0, -1.0))
+    elif kind == "linear-svc":
+        assert_allclose(out["margin"], X @ theta[:3] + theta[3], rtol=1e-12)
         assert_array_equal(out["prediction"], np.where(eta > 0, 2.0, -1.0))
     else:
         coef = theta.reshape(3, 4)

@@ -15,9 +15,10 @@ from sklearn.metrics import (
 )
 
 from mrtrain.engine.metrics import AUC_BINS, finalize_metrics, metric_partials, metric_vector_length
-from mrtrain.engine.models import MODELS, make_model
+from mrtrain.engine.models import GLM_MODELS, make_model
 
-CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None}
+CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None,
+           "linear-svc": [-1.0, 2.0]}
 
 
 def make_block(kind, n, seed, d=3):
@@ -111,7 +112,7 @@ def test_poisson_metrics_match_sklearn():
     assert got["rmse"] == pytest.approx(np.sqrt(mean_squared_error(y, mean, sample_weight=w)), rel=1e-12)
 
 
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_metrics_of_merged_blocks_equal_metrics_of_union(kind):
     model, X, y_raw, w, theta = make_block(kind, 200, 6)
     y = model.encode_labels(y_raw)
@@ -129,7 +130,7 @@ def test_metrics_of_merged_blocks_equal_metrics_of_union(kind):
 
 
 @pytest.mark.parametrize("zero_weights", [True, False])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_empty_input_gives_none_for_undefined_metrics(kind, zero_weights):
     model, X, y_raw, w, theta = make_block(kind, 5 if zero_weights else 0, 7)
     got = metrics_of(model, X, y_raw, np.zeros_like(w), theta)

@@ -13,11 +13,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from mrtrain.cli import main
 from mrtrain.engine.metrics import metric_partials
-from mrtrain.engine.models import MODELS, make_model
+from mrtrain.engine.models import GLM_MODELS, make_model
 from mrtrain.engine.optimizers.newton import MAX_PARAMS, Newton, check_model_size
 from tests.datasets import write
 
-CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None}
+CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None,
+           "linear-svc": [-1.0, 2.0]}
 
 
 def sparse_block(kind, n=60, d=7, seed=0, dtype=np.float64, fit_intercept=True):
@@ -51,7 +52,7 @@ def assert_close(actual, expected):
 
 @pytest.mark.parametrize("fit_intercept", [True, False])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_partial_sums_on_csr_equal_the_dense_sums(kind, dtype, fit_intercept):
     model, X, y, w = sparse_block(kind, dtype=dtype, fit_intercept=fit_intercept)
     thetas = thetas_for(model, 3)
@@ -65,7 +66,7 @@ def test_partial_sums_on_csr_equal_the_dense_sums(kind, dtype, fit_intercept):
     assert_array_equal(sparse_sums.hess, sparse_sums.hess.transpose(0, 2, 1))
 
 
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_other_sparse_formats_and_unweighted_rows_work(kind):
     model, X, y, _ = sparse_block(kind)
     thetas = thetas_for(model, 2)
@@ -77,7 +78,7 @@ def test_other_sparse_formats_and_unweighted_rows_work(kind):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_decision_function_predict_and_metrics_on_csr_equal_dense(kind, dtype):
     model, X, y, w = sparse_block(kind, n=200, dtype=dtype, seed=3)
     theta = thetas_for(model, 1, seed=4)[0]
@@ -90,7 +91,7 @@ def test_decision_function_predict_and_metrics_on_csr_equal_dense(kind, dtype):
     assert_close(metric_partials(model, X, y, w, theta), metric_partials(model, dense, y, w, theta))
 
 
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_empty_sparse_block_gives_zeros(kind):
     model = make_model(kind, 5, classes=CLASSES[kind])
     X = sp.csr_array((0, 5))
@@ -110,7 +111,7 @@ def central_difference(func, theta, eps=1e-6):
 
 
 @pytest.mark.parametrize("fit_intercept", [True, False])
-@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("kind", GLM_MODELS)
 def test_sparse_gradient_and_hessian_match_finite_differences(kind, fit_intercept):
     model, X, y, w = sparse_block(kind, n=40, d=5, seed=5, fit_intercept=fit_intercept)
     theta = thetas_for(model, 1, seed=6)[0]
@@ -140,7 +141,7 @@ NO_DENSIFY_SCRIPT = textwrap.dedent("""
     import numpy as np
     import scipy.sparse as sp
     from mrtrain.engine.metrics import metric_partials
-    from mrtrain.engine.models import MODELS, make_model
+    from mrtrain.engine.models import GLM_MODELS, make_model
 
     n, d, per_row = 1000, 2**22, 5
     rng = np.random.default_rng(0)
@@ -151,9 +152,10 @@ NO_DENSIFY_SCRIPT = textwrap.dedent("""
         size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
     limit = size + int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
-    classes = {"linear": None, "logistic": [0.0, 1.0], "softmax": [0.0, 1.0, 2.0], "poisson": None}
+    classes = {"linear": None, "logistic": [0.0, 1.0], "softmax": [0.0, 1.0, 2.0], "poisson": None,
+               "linear-svc": [0.0, 1.0]}
     report = {}
-    for kind in MODELS:
+    for kind in GLM_MODELS:
         model = make_model(kind, d, classes=classes[kind])
         y = model.encode_labels(rng.integers(0, len(classes[kind] or [0, 1]), size=n).astype(float))
         theta = np.full(model.n_params, 1e-3)
@@ -180,7 +182,7 @@ def test_wide_sparse_features_are_never_densified():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
-    assert set(report) == set(MODELS)
+    assert set(report) == set(GLM_MODELS)
     for kind, facts in report.items():
         assert facts == {"finite": True, "zero_outside_touched": True, "rows": [1000, 1000]}, kind
 

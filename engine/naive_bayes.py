@@ -1,0 +1,315 @@
+"""Naive Bayes classifiers: class-wise feature statistics of a block, their merge, and the fitted model.
+
+Three event models, each scikit-learn's estimator of the same name with the same smoothing (``alpha``,
+or ``var_smoothing`` for the Gaussian one), ``fit_prior=True``, and Bernoulli's ``binarize=0.0``:
+
+- ``multinomial-nb`` (:class:`sklearn.naive_bayes.MultinomialNB`): features are counts (>= 0, dense or
+  sparse). With ``N_cj = Σ_{i in c} s_i x_ij`` and smoothing ``α``,
+  ``log P(x_j | c) = log(N_cj + α) - log(Σ_j N_cj + d α)``;
+- ``bernoulli-nb`` (:class:`sklearn.naive_bayes.BernoulliNB`): features are binarized, ``x > 0``
+  (dense or sparse). With ``N_cj`` the weighted count of rows of class ``c`` whose feature ``j`` is
+  positive and ``N_c`` the class weight, ``P(x_j = 1 | c) = (N_cj + α) / (N_c + 2α)``;
+- ``gaussian-nb`` (:class:`sklearn.naive_bayes.GaussianNB`): dense features; per class the weighted
+  mean ``θ_cj`` and variance ``σ²_cj``, plus ``ε = var_smoothing · max_j Var(x_j)`` (the unweighted
+  variance over all rows, as scikit-learn) added to every variance.
+
+The class log prior is ``log(N_c / Σ_c N_c)`` with ``N_c = Σ_{i in c} s_i``.
+
+Fitting takes one pass: :func:`class_statistics` turns one block (a partition) into a vector, and
+:func:`merge_statistics` merges the partitions' vectors in partition order. The discrete models' vectors
+are sums, ``[N_c (K), N_cj (K * d)]``. The Gaussian one holds ``(count, mean, M2)`` per class and one more
+group of all rows with unit weights (for ``ε``), ``M2 = Σ s (x - mean)²``; blocks are merged with Chan et
+al.'s pairwise update ``M2 = M2_a + M2_b + δ² n_a n_b / n``, which does not lose the precision that
+``Σx² - (Σx)²/n`` loses when the mean dwarfs the spread. :func:`naive_bayes_parameters` turns the merged
+statistics into the parameter vector.
+
+Parameter layout: ``theta`` is the row-major ravel of a ``(K, q)`` matrix; for the discrete models row
+``c`` is ``[log P(x_1 | c), ..., log P(x_d | c), log P(c)]`` (scikit-learn's ``feature_log_prob_`` and
+``class_log_prior_``, ``q = d + 1``); for ``gaussian-nb`` it is ``[θ_c1..θ_cd, σ²_c1..σ²_cd, log P(c)]``
+(``theta_``, ``var_``, ``q = 2d + 1``). The decision function is the joint log-likelihood
+``log P(c) + log P(x | c)`` of every class and the probabilities are its softmax, computed as
+scikit-learn does.
+"""
+
+import logging
+
+import numpy as np
+
+from mrtrain.engine.losses import MultinomialLoss, log_softmax
+from mrtrain.engine.models import NAIVE_BAYES_MODELS, Model, is_sparse, sample_weights
+from mrtrain.engine.params import check_number
+from mrtrain.storage.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: Smoothing when none is given: scikit-learn's ``alpha`` and ``var_smoothing`` defaults.
+DEFAULT_SMOOTHING = {"multinomial-nb": 1.0, "bernoulli-nb": 1.0, "gaussian-nb": 1e-9}
+
+
+class NaiveBayesModel(Model):
+    """A naive Bayes classifier over ``d`` features and ``K`` classes; see the module docstring.
+
+    Build it with :func:`mrtrain.engine.models.make_model`. It shares :class:`Model`'s label encoding (class
+    indices), coefficient split and metrics (``loss`` is the multinomial cross-entropy of the joint
+    log-likelihoods, i.e. the log loss), but it is fitted from statistics, not by an optimizer: it has no
+    :meth:`partial_sums` and no penalty.
+    """
+
+    def __init__(self, kind, n_features, classes):
+        super().__init__(kind, n_features, MultinomialLoss(len(classes)), classes, True)
+        self.width = (2 if kind == "gaussian-nb" else 1) * n_features + 1
+        self.n_params = self.n_outputs * self.width
+
+    def partial_sums(self, X, y, w, thetas, *, hessian=0):
+        """Not defined: naive Bayes is fitted from :func:`class_statistics` in one pass."""
+        raise TypeError(f"Model {self.kind!r} is fitted from class statistics in one pass, not by an "
+                        "optimizer.")
+
+    def penalty_mask(self):
+        """All zeros, shape (p,): nothing is penalized."""
+        return np.zeros(self.n_params)
+
+    def coefficients(self, theta):
+        """``(coef, intercept)``: ``feature_log_prob_`` (K, d) or ``[theta_ | var_]`` (K, 2d), and
+        ``class_log_prior_`` (K,)."""
+        rows = np.asarray(theta, dtype=np.float64).reshape(self.n_outputs, self.width)
+        return rows[:, :-1].copy(), rows[:, -1].copy()
+
+    def decision_function(self, X, theta):
+        """Joint log-likelihoods ``log P(c) + log P(x | c)``, shape (n, K).
+
+        Parameters
+        ----------
+        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
+            Features (dense only for ``gaussian-nb``).
+        theta : ndarray of shape (p,)
+            Parameters.
+        """
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape != (self.n_params,):
+            raise ValueError(
+                f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
+            )
+        rows = theta.reshape(self.n_outputs, self.width)
+        d = self.n_features
+        log_prior = rows[:, -1]
+        if self.kind == "gaussian-nb":
+            X = self._dense_features(X)
+            mean, var = rows[:, :d], rows[:, d : 2 * d]
+            jll = np.empty((X.shape[0], self.n_outputs))
+            for c in range(self.n_outputs):
+                n_ij = -0.5 * np.sum(np.log(2.0 * np.pi * var[c]))
+                n_ij -= 0.5 * np.sum((X - mean[c]) ** 2 / var[c], axis=1)
+                jll[:, c] = log_prior[c] + n_ij
+            return jll
+        X = self._features(X)
+        feature_log_prob = rows[:, :d]
+        if self.kind == "multinomial-nb":
+            return np.asarray(X @ feature_log_prob.T) + log_prior
+        neg_prob = np.log(1.0 - np.exp(feature_log_prob))
+        jll = np.asarray(binarized(X) @ (feature_log_prob - neg_prob).T)
+        jll += log_prior + neg_prob.sum(axis=1)
+        return jll
+
+    def predict(self, X, theta):
+        """``{"prediction": class label (n,), "probabilities": (n, K)}``, the softmax of the joint
+        log-likelihoods."""
+        jll = self.decision_function(X, theta)
+        classes = np.asarray(self.classes, dtype=np.float64)
+        return {"prediction": classes[np.argmax(jll, axis=1)], "probabilities": np.exp(log_softmax(jll))}
+
+    def _dense_features(self, X):
+        if is_sparse(X):
+            raise ValueError(f"Model {self.kind!r} needs dense features. Got a sparse matrix instead.")
+        return self._features(X)
+
+
+def make_naive_bayes(kind, n_features, *, classes, fit_intercept=True):
+    """Build a :class:`NaiveBayesModel` (called by :func:`mrtrain.engine.models.make_model`).
+
+    ``fit_intercept`` must be True: the class log priors take the intercepts' place.
+    """
+    if kind not in NAIVE_BAYES_MODELS:
+        raise ValueError(f"The 'kind' parameter must be one of {NAIVE_BAYES_MODELS}. Got {kind!r} instead.")
+    if not fit_intercept:
+        raise ValueError(f"The 'fit_intercept' parameter of model {kind!r} must be True (the class log "
+                         f"priors are its intercepts). Got {fit_intercept!r} instead.")
+    return NaiveBayesModel(kind, n_features, classes)
+
+
+def check_smoothing(kind, smoothing):
+    """The smoothing of ``kind`` (its :data:`DEFAULT_SMOOTHING` when None) as a float > 0, else ValueError.
+
+    Zero is refused: a feature never seen with a class would get ``log 0``, a constant feature a zero
+    variance.
+    """
+    if smoothing is None:
+        return DEFAULT_SMOOTHING[kind]
+    return check_number("smoothing", smoothing, minimum=0, strictly=True)
+
+
+def binarized(X):
+    """``X > 0`` as float64, dense or CSR as given (the sparse structure keeps only positive entries)."""
+    if is_sparse(X):
+        from scipy import sparse
+
+        positive = sparse.csr_array(X, dtype=np.float64, copy=True)
+        positive.data = (positive.data > 0).astype(np.float64)
+        positive.eliminate_zeros()
+        return positive
+    return (X > 0).astype(np.float64)
+
+
+def statistics_length(model):
+    """Length of the vector :func:`class_statistics` returns for ``model``."""
+    k, d = model.n_outputs, model.n_features
+    return (k + 1) * (1 + 2 * d) if model.kind == "gaussian-nb" else k * (1 + d)
+
+
+def class_statistics(model, X, y, w):
+    """Class-wise statistics of one block of rows (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    model : NaiveBayesModel
+    X : ndarray or scipy.sparse CSR matrix of shape (n, d)
+        Features (dense for ``gaussian-nb``, counts >= 0 for ``multinomial-nb``).
+    y : ndarray of shape (n,), int
+        Class indices (``model.encode_labels``).
+    w : ndarray of shape (n,) or None
+        Non-negative sample weights; None means all ones.
+
+    Returns
+    -------
+    ndarray of shape (statistics_length(model),), float64
+
+    Raises
+    ------
+    mrtrain.storage.errors.DataError
+        For a negative count (``multinomial-nb``), naming the row (1-based) and the feature (0-based).
+    ValueError
+        For sparse features of ``gaussian-nb``.
+    """
+    k = model.n_outputs
+    X = model._dense_features(X) if model.kind == "gaussian-nb" else model._features(X)
+    n = X.shape[0]
+    s = sample_weights(w, n)
+    y = np.asarray(y, dtype=np.intp)
+    if model.kind == "gaussian-nb":
+        groups = [(y == c, s) for c in range(k)] + [(np.ones(n, dtype=bool), np.ones(n))]
+        return np.concatenate([_moments(X[rows], weights[rows]) for rows, weights in groups])
+    if model.kind == "multinomial-nb":
+        _check_counts(X)
+    else:
+        X = binarized(X)
+    onehot = np.zeros((n, k))
+    onehot[np.arange(n), y] = s
+    feature_count = np.asarray(X.T @ onehot).T
+    return np.concatenate([onehot.sum(axis=0), feature_count.ravel()])
+
+
+def _moments(X, s):
+    """``[Σs, weighted mean (d), Σ s (x - mean)² (d)]`` of a block; mean and M2 are 0 for weight 0."""
+    total = s.sum()
+    if not total > 0:
+        return np.zeros(1 + 2 * X.shape[1])
+    mean = np.average(X, axis=0, weights=s)
+    m2 = s @ (X - mean) ** 2
+    return np.concatenate([[total], mean, m2])
+
+
+def _check_counts(X):
+    values = X.data if is_sparse(X) else X
+    if values.size and values.min() < 0:
+        if is_sparse(X):
+            position = int(np.argmax(X.data < 0))
+            row = int(np.searchsorted(X.indptr, position, side="right")) - 1
+            feature = int(X.indices[position])
+        else:
+            row, feature = (int(i) for i in np.unravel_index(np.argmax(X < 0), X.shape))
+        raise DataError(f"row {row + 1}: feature {feature}: expected a count >= 0 for model "
+                        f"'multinomial-nb', found {float(X[row, feature])!r}")
+
+
+def merge_statistics(model, vectors):
+    """Merge the :func:`class_statistics` vectors of several blocks, left to right.
+
+    Parameters
+    ----------
+    model : NaiveBayesModel
+    vectors : sequence of ndarray of shape (statistics_length(model),)
+        In partition order: the result's bits depend on the order, never on the runner.
+
+    Returns
+    -------
+    ndarray of shape (statistics_length(model),)
+    """
+    total = np.array(vectors[0], dtype=np.float64)
+    for vector in vectors[1:]:
+        if model.kind == "gaussian-nb":
+            total = _merge_moments(total, vector, model.n_outputs + 1, model.n_features)
+        else:
+            total += vector
+    return total
+
+
+def _merge_moments(a, b, groups, d):
+    """Chan et al.'s pairwise merge of two ``(count, mean, M2)`` vectors of ``groups`` groups."""
+    a, b = a.reshape(groups, 1 + 2 * d), np.asarray(b).reshape(groups, 1 + 2 * d)
+    n_a, n_b = a[:, :1], b[:, :1]
+    n = n_a + n_b
+    share = np.divide(n_b, n, out=np.zeros_like(n), where=n > 0)
+    delta = b[:, 1 : 1 + d] - a[:, 1 : 1 + d]
+    mean = a[:, 1 : 1 + d] + delta * share
+    m2 = a[:, 1 + d :] + b[:, 1 + d :] + delta**2 * n_a * share
+    merged = np.concatenate([n, mean, m2], axis=1)
+    # A group empty on one side is the other side's, bit for bit.
+    merged = np.where(n_b > 0, merged, a)
+    merged = np.where(n_a > 0, merged, b)
+    return merged.ravel()
+
+
+def naive_bayes_parameters(model, statistics, smoothing):
+    """The parameter vector (see the module docstring) from merged statistics.
+
+    Parameters
+    ----------
+    model : NaiveBayesModel
+    statistics : ndarray of shape (statistics_length(model),)
+        The merge of every block's :func:`class_statistics`.
+    smoothing : float > 0
+        ``alpha`` of the discrete models, ``var_smoothing`` of ``gaussian-nb``.
+
+    Returns
+    -------
+    ndarray of shape (model.n_params,)
+
+    Raises
+    ------
+    mrtrain.storage.errors.DataError
+        If a class has total sample weight 0 (its prior would be 0).
+    """
+    k, d = model.n_outputs, model.n_features
+    if model.kind == "gaussian-nb":
+        groups = statistics.reshape(k + 1, 1 + 2 * d)
+        class_count, mean = groups[:k, 0], groups[:k, 1 : 1 + d]
+        epsilon = smoothing * np.max(groups[k, 1 + d :] / groups[k, 0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = groups[:k, 1 + d :] / class_count[:, None] + epsilon
+    else:
+        class_count = statistics[:k]
+        feature_count = statistics[k:].reshape(k, d)
+    empty = np.flatnonzero(~(class_count > 0))
+    if empty.size:
+        raise DataError(f"column 'label': expected every class to have a total sample weight > 0, found 0 "
+                        f"for class {model.classes[empty[0]]!r}")
+    log_prior = np.log(class_count) - np.log(class_count.sum())
+    if model.kind == "gaussian-nb":
+        return np.column_stack([mean, var, log_prior]).ravel()
+    smoothed = feature_count + smoothing
+    if model.kind == "multinomial-nb":
+        denominator = smoothed.sum(axis=1)
+    else:
+        denominator = class_count + 2.0 * smoothing
+    feature_log_prob = np.log(smoothed) - np.log(denominator.reshape(-1, 1))
+    return np.column_stack([feature_log_prob, log_prior]).ravel()
