@@ -539,7 +539,8 @@ def model_summary(result):
         f"model        {kind}",
         f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
         f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}, l1 {settings.get('l1', 0.0):g}"
-        + (", standardized features" if settings.get("standardize") else ""),
+        + (", standardized features" if settings.get("standardize") else "")
+        if settings["optimizer"] is not None else f"smoothing    {settings['smoothing']:g} (naive Bayes)",
         f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
         f"{result['stop_reason']}",
         f"objective    {result['objective']:.12g}" + (f" (start {history[0]:.12g})" if history else ""),
@@ -547,7 +548,11 @@ def model_summary(result):
                                              if checkpoints else ""),
     ]
     rows = np.atleast_2d(np.asarray(result["coefficients"], dtype=float))
-    flat = [(abs(value), (f"class {classes[k]:g}, " if len(rows) > 1 else "") + f"feature {j}", value)
+    d = settings["n_features"]
+    # gaussian-nb's rows are each class's feature means, then its variances.
+    names = [f"feature {j}" for j in range(d)] if rows.shape[1] == d else (
+        [f"mean of feature {j}" for j in range(d)] + [f"variance of feature {j}" for j in range(d)])
+    flat = [(abs(value), (f"class {classes[k]:g}, " if len(rows) > 1 else "") + names[j], value)
             for k, row in enumerate(rows) for j, value in enumerate(row)]
     flat.sort(key=lambda item: -item[0])
     shown = flat[:SUMMARY_COEFFICIENTS]

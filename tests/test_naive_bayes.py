@@ -16,6 +16,7 @@ from sklearn.metrics import accuracy_score, log_loss
 from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
 
 from mrtrain import FittedModel, Trainer
+from mrtrain.cli import model_summary
 from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.engine.models import make_model
 from mrtrain.engine.naive_bayes import class_statistics, merge_statistics
@@ -128,6 +129,8 @@ def test_local_runner_is_bitwise_inline_and_a_rerun_takes_no_pass(tmp_path, monk
     rerun = Trainer("gaussian-nb", checkpoint_dir=str(checkpoints)).fit(data)
     assert rerun.theta_.tobytes() == inline.theta_.tobytes()
     assert files[0].stat().st_mtime_ns == stamp
+    summary = model_summary({**rerun.to_dict(), "checkpoints": [1], "history": []})
+    assert f"variance of feature {int(np.argmax(rerun.coef_[:, X.shape[1]:]) % X.shape[1])}" in summary
 
 
 def test_rerun_with_other_smoothing_is_refused(tmp_path):
@@ -175,6 +178,9 @@ def test_cli_train_evaluate_predict_inspect(tmp_path, capsys):
     assert (summary["model"], summary["settings"]["smoothing"], summary["checkpoints"]) == (
         "multinomial-nb", 0.5, [1])
     assert_allclose(FittedModel.load(model_dir).predict_proba(X), probabilities, rtol=1e-10, atol=1e-14)
+    status, out, err = run(capsys, "inspect", model_dir)
+    assert status == 0, err
+    assert "smoothing    0.5 (naive Bayes)" in out.splitlines()
 
 
 def test_negative_count_is_refused_naming_partition_row_and_feature(tmp_path, capsys):
