@@ -155,6 +155,9 @@ class FittedModel:
 
     def _open_matching(self, data):
         dataset = Dataset.open(data)
+        if self.model.dense_only and dataset.layout != "dense":
+            raise DataError(f"{dataset.uri}: expected a dense dataset for model {self.model.kind!r}, found "
+                            f"layout {dataset.layout!r}")
         if dataset.n_features != self.model.n_features:
             raise DataError(
                 f"{dataset.uri}: expected {self.model.n_features} features (as in training), "

@@ -179,7 +179,11 @@ class Model:
         Length ``p`` of the parameter vector: ``n_outputs * (d + fit_intercept)``.
     loss : object
         The pointwise loss from :mod:`mrtrain.engine.losses`.
+    dense_only : bool
+        Whether the model refuses sparse features (only ``gaussian-nb`` does).
     """
+
+    dense_only = False
 
     def __init__(self, kind, n_features, loss, classes, fit_intercept):
         self.kind = kind

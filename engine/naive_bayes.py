@@ -57,7 +57,8 @@ class NaiveBayesModel(Model):
 
     def __init__(self, kind, n_features, classes):
         super().__init__(kind, n_features, MultinomialLoss(len(classes)), classes, True)
-        self.width = (2 if kind == "gaussian-nb" else 1) * n_features + 1
+        self.dense_only = kind == "gaussian-nb"
+        self.width = (2 if self.dense_only else 1) * n_features + 1
         self.n_params = self.n_outputs * self.width
 
     def partial_sums(self, X, y, w, thetas, *, hessian=0):

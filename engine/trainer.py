@@ -298,7 +298,7 @@ class Trainer:
     def _fit_naive_bayes(self, dataset, model):
         """Fit a naive Bayes model in one map-only pass and save it as checkpoint 1 (a rerun with the same
         data and settings returns that checkpoint's model without a pass)."""
-        if model.kind == "gaussian-nb" and dataset.layout != "dense":
+        if model.dense_only and dataset.layout != "dense":
             raise ValueError(f"The 'model' parameter 'gaussian-nb' needs a dense dataset (a sparse row's "
                              f"implicit zeros would count as values). Got the {dataset.layout!r} dataset "
                              f"{dataset.uri} instead; use 'multinomial-nb' or 'bernoulli-nb'.")

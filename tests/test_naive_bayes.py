@@ -236,3 +236,17 @@ def test_gaussian_on_a_sparse_dataset_is_refused(tmp_path):
     assert not (tmp_path / "model").exists()
     with pytest.raises(ValueError, match=r"'warm_start' parameter does not apply to model 'bernoulli-nb'"):
         Trainer("bernoulli-nb", warm_start=True, checkpoint_dir=str(tmp_path / "model")).fit(data)
+
+
+def test_gaussian_model_refuses_to_evaluate_or_predict_a_sparse_dataset(tmp_path, capsys):
+    X, y, _ = nb_data("gaussian-nb", seed=12, n=30)
+    model_dir = str(tmp_path / "model")
+    Trainer("gaussian-nb", checkpoint_dir=model_dir).fit(write(tmp_path / "dense", X, y))
+    sparse = write(tmp_path / "sparse", sp.csr_array(X), y)
+    message = [f"mrtrain: error: {sparse}: expected a dense dataset for model 'gaussian-nb', found layout "
+               "'csr'"]
+    assert run(capsys, "evaluate", sparse, "--model-dir", model_dir, "--runner", "inline") == (2, "", message)
+    output = tmp_path / "predictions"
+    status = run(capsys, "predict", sparse, "--model-dir", model_dir, "--output", str(output))
+    assert status == (2, "", message)
+    assert not output.exists()
