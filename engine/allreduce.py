@@ -172,6 +172,8 @@ class AllReduceSession:
         self.last_counters = []
         self.server = None
         self._connections = {}
+        #: Connections replaced by a newer one of their group, for the main thread to stop and close.
+        self._superseded = []
         self._closed = False
         self._pending_handshakes = 0
         self._cond = threading.Condition()
@@ -246,8 +248,9 @@ class AllReduceSession:
         """
         with self._cond:
             self._closed = True
-            connections = list(self._connections.values())
+            connections = list(self._connections.values()) + self._superseded
             self._connections.clear()
+            self._superseded = []
         if self.server is not None:
             self.server.close()
         for connection in connections:
@@ -330,6 +333,8 @@ class AllReduceSession:
             if self._closed:
                 sock.close()
                 return
+            if group in self._connections:
+                self._superseded.append(self._connections[group])
             self._connections[group] = _Connection(sock, group, attempt)
             if job.startswith("job_"):
                 self.job_id = job
@@ -385,6 +390,9 @@ class AllReduceSession:
         while len(answers) < len(self.groups):
             with self._cond:
                 current = dict(self._connections)
+                superseded, self._superseded = self._superseded, []
+            for connection in superseded:
+                connection.stop()  # a newer attempt of its group connected: that task must not come back
             now = time.monotonic()
             for group in range(len(self.groups)):
                 if group in answers:
@@ -402,7 +410,6 @@ class AllReduceSession:
                 lost_since.pop(group, None)
                 if sent.get(group) is not connection:
                     if group in sent:
-                        sent[group].stop()  # superseded by a newer attempt: that task must not come back
                         log.info("allreduce: sending pass %d again to group %d (%s)", self.passes, group,
                                  connection.attempt)
                     try:
