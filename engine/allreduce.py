@@ -18,11 +18,13 @@ the training stops with one line saying how many did, and the job is ended.
 
 Faults: a task attempt that dies (Hadoop retries it; speculative execution is off) drops its connection;
 the retry reconnects under the same group id and the driver sends it the current pass again, so the pass
-completes with the same bits. A group that stays away for ``timeout`` seconds stops the training (its
-checkpoints stay; a rerun resumes). When the driver ends, normally or not, it closes every connection and
-the tasks exit; tasks also exit after no message for ``idle_timeout`` seconds, so none outlives a driver
-that was killed. The inline runner runs map tasks one after another in the driver's process, which a gang
-cannot do: it is refused.
+completes with the same bits; a task whose connection breaks reconnects the same way, and a connection
+replaced by a newer one of its group is told to stop. A group that stays away for ``timeout`` seconds
+stops the training (its checkpoints stay; a rerun resumes). When the driver ends it closes its server and
+tells every task to stop; a driver that was killed leaves nothing listening, so its tasks' reconnections
+fail and they exit (they also exit after no message for ``idle_timeout`` seconds): no task outlives its
+driver. The inline runner runs map tasks one after another in the driver's process, which a gang cannot
+do: it is refused.
 """
 
 import logging
