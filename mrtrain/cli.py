@@ -25,6 +25,7 @@ from mrjob.step import StepFailedException
 
 from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, parse_address
 from mrtrain.engine.fitted import FittedModel
+from mrtrain.engine.inference import check_inference, coefficient_inference, load_inference, save_inference
 from mrtrain.engine.mapreduce import RUNNERS
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
@@ -250,6 +251,9 @@ def build_parser():
     p.add_argument("--break-lock", action="store_true",
                    help="take the checkpoint directory's lock even if another run seems to hold it")
     p.add_argument("--no-metrics", action="store_true", help="skip the evaluation pass after training")
+    p.add_argument("--inference", action="store_true",
+                   help="one more pass for standard errors, z/t statistics and p-values of the coefficients "
+                        "(linear, logistic, poisson; no l1, no --standardize); kept with the checkpoints")
     p.add_argument("--allreduce", action="store_true",
                    help="one map-only job for the whole training: its tasks keep their partitions and serve "
                         "every pass over TCP (local and hadoop runners; same bits as one job per pass)")
@@ -313,6 +317,9 @@ def _print_result(result, as_json):
         return
     for key, value in result.items():
         if key == "settings":
+            continue
+        if key == "inference":
+            print("\n".join(inference_lines(value)))
             continue
         if isinstance(value, dict):
             print(f"{key}:")
@@ -466,6 +473,8 @@ def cmd_train(args):
             raise ValueError(f"The 'model' parameter {args.model!r} is fitted in one pass and has no "
                              f"optimizer or penalty. Got {', '.join(given)} instead.")
     l1, l2 = penalties(args)
+    if args.inference:
+        check_inference(args.model, l1=l1, standardize=args.standardize, n_params=0)
     if args.checkpoint_dir is not None:
         _check_checkpoint_dir(args.checkpoint_dir, args.data)
     with contextlib.ExitStack() as stack:
@@ -483,6 +492,13 @@ def cmd_train(args):
         )
         fitted = trainer.fit(args.data)
     result = fitted.to_dict()
+    if args.inference:
+        result["inference"] = coefficient_inference(fitted, args.data, runner=args.runner,
+                                                    conf_path=args.conf_path,
+                                                    partition_cache=args.partition_cache)
+        if args.checkpoint_dir is not None:
+            save_inference(args.checkpoint_dir, list_checkpoints(args.checkpoint_dir)[-1][0],
+                           result["inference"])
     result["metrics"] = None if args.no_metrics else fitted.evaluate(
         args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache,
         reducers=args.reducers,
@@ -514,6 +530,9 @@ def cmd_inspect(args):
     result = fitted.to_dict()
     result["checkpoints"] = [iteration for iteration, _ in list_checkpoints(args.dir)]
     result["history"] = fitted.history_
+    table = load_inference(args.dir, result["checkpoints"][-1]) if result["checkpoints"] else None
+    if table is not None:
+        result["inference"] = table
     if args.json:
         _print_result(result, True)
     else:
@@ -561,7 +580,24 @@ def model_summary(result):
     lines += [f"  {name:<{width}}  {value:+.6g}" for _, name, value in shown]
     intercept = np.atleast_1d(np.asarray(result["intercept"], dtype=float))
     lines.append("intercept    " + ", ".join(f"{value:+.6g}" for value in intercept))
+    if result.get("inference"):
+        lines += inference_lines(result["inference"])
     return "\n".join(lines)
+
+
+def inference_lines(table):
+    """The coefficient table (``--inference``) as aligned lines: estimate, std. error, z or t, p-value."""
+    statistic = table["statistic_name"]
+    width = max(len(name) for name in table["names"])
+    heading = f"inference    {statistic} statistics" + (
+        f", {table['df']:g} degrees of freedom, dispersion {table['dispersion']:.6g}" if table["df"] else "")
+    columns = f"{'estimate':>13}  {'std. error':>11}  {statistic:>9}  {'p-value':>10}"
+    lines = [heading, f"  {'':<{width}}  {columns}"]
+    for name, estimate, error, value, p_value in zip(table["names"], table["estimate"], table["std_error"],
+                                                     table["statistic"], table["p_value"], strict=True):
+        lines.append(f"  {name:<{width}}  {estimate:>+13.6g}  {error:>11.4g}  {value:>+9.3f}  "
+                     f"{p_value:>10.3g}")
+    return lines
 
 
 COMMANDS = {"ingest": cmd_ingest, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
