@@ -11,6 +11,10 @@ feature statistics pass comes first and the loop runs in standardized terms
 (:func:`mrtrain.engine.mrjob_conf.check_mrjob_conf`) before anything runs, and the reducers are capped at
 one per element of the summed vector (:func:`mrtrain.engine.mapreduce.effective_reducers`).
 
+A naive Bayes model takes no loop: one map-only pass of class-wise statistics
+(:mod:`mrtrain.mr_jobs.naive_bayes`), merged in partition order, gives its parameters, saved as checkpoint 1;
+a rerun with the same data and settings returns that checkpoint's model without a pass.
+
 Checkpoint files are numbered ``base + iteration``: ``base`` is 0 for a fresh run and one past the source
 checkpoint for a warm start, so a warm-started run's checkpoints are always newer than the ones it started
 from and a rerun of the same command resumes the warm-started run, not the old one.
@@ -76,10 +80,11 @@ class Trainer:
 
     Parameters
     ----------
-    model : {"linear", "logistic", "softmax", "poisson", "linear-svc", "multinomial-nb", "bernoulli-nb", \
-"gaussian-nb"}
-        The naive Bayes models are fitted in one pass (:mod:`mrtrain.engine.naive_bayes`) and take none of
-        the optimizer, penalty, standardization, warm start and AllReduce settings.
+    model : str, one of :data:`mrtrain.engine.models.MODELS`
+        ``"linear"``, ``"logistic"``, ``"softmax"``, ``"poisson"``, ``"linear-svc"``, ``"multinomial-nb"``,
+        ``"bernoulli-nb"`` or ``"gaussian-nb"``. The naive Bayes models are fitted in one pass
+        (:mod:`mrtrain.engine.naive_bayes`) and take none of the optimizer, penalty, standardization, warm
+        start and AllReduce settings.
     optimizer : {"gd", "lbfgs", "newton", "owlqn"}, optional
         Default: ``"owlqn"`` when ``l1 > 0``, else ``"lbfgs"``. Only ``"owlqn"`` accepts ``l1 > 0``.
     l2 : float >= 0

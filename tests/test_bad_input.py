@@ -96,7 +96,8 @@ def test_missing_source_and_existing_destination(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("data", "model", "message"),
     [
-        ("iris", "logistic", r"Model 'logistic' needs exactly 2 classes. Got 3 classes: \[0.0, 1.0, 2.0\]"),
+        ("iris", "logistic", r"Model 'logistic' needs exactly 2 classes \(for more classes use model "
+                             r"'softmax'\)\. Got 3 classes: \[0.0, 1.0, 2.0\]"),
         ("diabetes", "logistic", r"d: field 'label': expected class labels for logistic, found "
                                  r"non-integer or more than 1000 distinct label values"),
         ("diabetes", "softmax", r"d: field 'label': expected class labels for softmax"),

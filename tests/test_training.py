@@ -134,7 +134,8 @@ def test_bad_parameters_are_named(tmp_path, kwargs, message):
 
 def test_logistic_on_three_classes_is_refused(tmp_path):
     X, y = reference_data("iris")
-    with pytest.raises(ValueError, match=r"'logistic' needs exactly 2 classes. Got 3"):
+    with pytest.raises(ValueError, match=r"'logistic' needs exactly 2 classes \(for more classes use model "
+                                         r"'softmax'\)\. Got 3"):
         Trainer("logistic").fit(write(tmp_path / "d", X, y))
 
 
