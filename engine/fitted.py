@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from mrtrain.engine.kmeans import KMEANS, ClusterStatistics, kmeans_metrics, statistics_length
 from mrtrain.engine.mapreduce import JobLauncher, effective_reducers, task_uri
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, is_sparse, make_model
@@ -19,6 +20,8 @@ from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
 from mrtrain.engine.standardization import Standardization
 from mrtrain.mr_jobs.evaluate import MREvaluate
+from mrtrain.mr_jobs.kmeans import MRKMeans
+from mrtrain.mr_jobs.kmeans_predict import MRKMeansPredict
 from mrtrain.mr_jobs.predict import MRPredict
 from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.dataset import Dataset
@@ -59,10 +62,13 @@ class FittedModel:
     stop_reason_ : str
     settings : dict
         The training settings recorded in the checkpoints.
+    cluster_sizes_ : ndarray of shape (k,) or None
+        k-means: the rows nearest each centre in the last Lloyd pass (``coef_`` holds the centres, (k, d),
+        and ``intercept_`` is None).
     """
 
     def __init__(self, model, theta, *, l2, iterations, passes, history, converged, stop_reason, settings,
-                 l1=0.0, standardization=None):
+                 l1=0.0, standardization=None, cluster_sizes=None):
         self.model = model
         self.theta_ = np.asarray(theta, dtype=np.float64)
         self.l2 = float(l2)
@@ -77,6 +83,7 @@ class FittedModel:
         self.stop_reason_ = stop_reason
         self.settings = dict(settings)
         self.coef_, self.intercept_ = model.coefficients(self.theta_)
+        self.cluster_sizes_ = None if cluster_sizes is None else np.asarray(cluster_sizes, dtype=np.float64)
 
     @classmethod
     def load(cls, checkpoint_dir):
@@ -98,6 +105,7 @@ class FittedModel:
             standardization=checkpoint_standardization(checkpoint, model), iterations=meta["iteration"],
             passes=meta["passes"], history=meta["history"], converged=meta["converged"],
             stop_reason=meta["stop_reason"], settings=settings,
+            cluster_sizes=checkpoint.arrays[KMEANS_SIZES] if model.kind == KMEANS else None,
         )
 
     def predict(self, X):
@@ -145,6 +153,8 @@ class FittedModel:
             "converged": self.converged_,
             "stop_reason": self.stop_reason_,
             "settings": self.settings,
+            **({} if self.cluster_sizes_ is None else {
+                "centers": self.coef_.tolist(), "cluster_sizes": [int(n) for n in self.cluster_sizes_]}),
         }
 
     def _model_spec(self):
@@ -197,6 +207,8 @@ class FittedModel:
             :func:`mrtrain.engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + penalty).
         """
         dataset = self._open_matching(data)
+        if self.model.kind == KMEANS:
+            return self._evaluate_kmeans(dataset, runner, conf_path, partition_cache, reducers)
         reducers = effective_reducers(reducers, metric_vector_length(self.model), "evaluate")
         with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
                          partition_cache=partition_cache, reducers=reducers) as launcher:
@@ -209,11 +221,22 @@ class FittedModel:
             metrics["objective"] = metrics["loss"] + Objective(self.model, self.l2, self.l1).penalty(theta)
         return metrics
 
+    def _evaluate_kmeans(self, dataset, runner, conf_path, partition_cache, reducers):
+        """k-means metrics (:func:`mrtrain.engine.kmeans.kmeans_metrics`: ``n``, ``inertia``,
+        ``cluster_sizes``, ``cluster_weights``) from one statistics pass at the centres."""
+        centers = self.model.centers(self.theta_)
+        reducers = effective_reducers(reducers, statistics_length(*centers.shape), "evaluate")
+        with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
+                         partition_cache=partition_cache, reducers=reducers) as launcher:
+            vector = launcher.sum_vector(MRKMeans, centers, {"pass": "statistics"})
+        return kmeans_metrics(ClusterStatistics(vector, *centers.shape))
+
     def predict_dataset(self, data, output, *, runner="inline", conf_path=None, partition_cache=True):
         """Write predictions for dataset ``data`` to the directory ``output``, by a MapReduce job.
 
         One Parquet file per input partition (``part-NNNNN.parquet``: ``label``, ``prediction`` and, for
-        classifiers, ``probability`` / ``probabilities``) plus ``_predictions.json``. The tasks write into
+        classifiers, ``probability`` / ``probabilities``; for k-means the centre index and ``distance``)
+        plus ``_predictions.json``. The tasks write into
         a temporary sibling directory that is renamed to ``output`` only when every partition is done, so
         a failed run leaves no partial output.
 
@@ -231,7 +254,10 @@ class FittedModel:
         try:
             with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
                              partition_cache=partition_cache) as launcher:
-                records = launcher.run(MRPredict, self.theta_[None, :], {"output": task_uri(staging)})
+                job, points = (MRPredict, self.theta_[None, :])
+                if self.model.kind == KMEANS:
+                    job, points = (MRKMeansPredict, self.model.centers(self.theta_))
+                records = launcher.run(job, points, {"output": task_uri(staging)})
             rows = dict(records)
             expected = [part.index for part in dataset.partitions]
             if sorted(rows) != expected:
@@ -265,6 +291,9 @@ def _settings_model(settings):
 
 #: Checkpoint array of a naive Bayes model: its parameter vector (:mod:`mrtrain.engine.naive_bayes`).
 NAIVE_BAYES_PARAMS = "naive_bayes.params"
+#: Checkpoint arrays of k-means (:mod:`mrtrain.engine.kmeans_training`): the centres (k, d) and the rows
+#: nearest each centre in the last Lloyd pass (k,).
+KMEANS_CENTERS, KMEANS_SIZES = "kmeans.centers", "kmeans.sizes"
 
 #: Checkpoint arrays of a standardized run: the feature shift and scale and the constant features (0/1).
 STANDARDIZATION_ARRAYS = ("standardization.shift", "standardization.scale", "standardization.constant")
@@ -289,6 +318,8 @@ def checkpoint_theta(checkpoint):
     standardized terms when the run standardized)."""
     if checkpoint.meta["settings"]["model"] in NAIVE_BAYES_MODELS:
         return checkpoint.arrays[NAIVE_BAYES_PARAMS]
+    if checkpoint.meta["settings"]["model"] == KMEANS:
+        return checkpoint.arrays[KMEANS_CENTERS].ravel()
     scaling = checkpoint_standardization(checkpoint, _settings_model(checkpoint.meta["settings"]))
     x = checkpoint.arrays["state.x"]
     return x if scaling is None else scaling.to_original(x)
@@ -350,11 +381,12 @@ def validate_checkpoint(checkpoint):
         return _expect(uri, prefix + key, mapping.get(key, _MISSING), **expected)
 
     settings = field(meta, "settings", kind="dict")
-    naive_bayes = field(settings, "model", "settings.", kind="str", choices=MODELS) in NAIVE_BAYES_MODELS
+    kind = field(settings, "model", "settings.", kind="str", choices=MODELS)
+    naive_bayes = kind in NAIVE_BAYES_MODELS
     if naive_bayes:
         field(settings, "smoothing", "settings.", kind="float", minimum=0)
     optimizer = field(settings, "optimizer", "settings.", kind="str", choices=set(OPTIMIZERS),
-                      nullable=naive_bayes)
+                      nullable=naive_bayes or kind == KMEANS)
     field(settings, "l2", "settings.", kind="float", minimum=0)
     if "l1" in settings:  # written since l1 penalties exist
         field(settings, "l1", "settings.", kind="float", minimum=0)
@@ -393,6 +425,9 @@ def validate_checkpoint(checkpoint):
     if naive_bayes:
         _validate_naive_bayes(checkpoint, model.n_params)
         return
+    if kind == KMEANS:
+        _validate_kmeans(checkpoint, model.n_features)
+        return
     _validate_state(checkpoint, OPTIMIZERS[optimizer](), model.n_params)
     if standardize:
         _validate_standardization(checkpoint, model)
@@ -406,6 +441,27 @@ def _validate_naive_bayes(checkpoint, n_params):
             else "non-finite values"
         raise CheckpointError(checkpoint.uri, f"array {NAIVE_BAYES_PARAMS!r}: expected {n_params} finite "
                                               f"parameters, found {found}")
+
+
+def _validate_kmeans(checkpoint, d):
+    """Check the settings, ``meta["kmeans"]`` and arrays of a k-means checkpoint."""
+    uri, meta = checkpoint.uri, checkpoint.meta
+    settings = meta["settings"]
+    k = _expect(uri, "settings.k", settings.get("k", _MISSING), kind="int", minimum=1)
+    _expect(uri, "settings.seed", settings.get("seed", _MISSING), kind="int", minimum=0)
+    _expect(uri, "settings.init_centers", settings.get("init_centers", _MISSING), kind="str")
+    _expect(uri, "settings.init_steps", settings.get("init_steps", _MISSING), kind="int", minimum=1)
+    state = _expect(uri, "kmeans", meta.get("kmeans", _MISSING), kind="dict")
+    for name in ("shift", "threshold"):
+        _expect(uri, f"kmeans.{name}", state.get(name, _MISSING), kind="float", minimum=0,
+                nullable=meta["iteration"] == 0)
+    for name, shape in ((KMEANS_CENTERS, (k, d)), (KMEANS_SIZES, (k,))):
+        value = checkpoint.arrays.get(name)
+        if value is None or value.shape != shape or not np.isfinite(value).all():
+            found = "no such array" if value is None else f"shape {value.shape}" if value.shape != shape \
+                else "non-finite values"
+            raise CheckpointError(uri, f"array {name!r}: expected shape {shape} of finite values, found "
+                                       f"{found}")
 
 
 def _validate_standardization(checkpoint, model):

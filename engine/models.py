@@ -14,7 +14,8 @@ where ``k`` is the ``hessian`` argument: Newton asks for ``k = 1``, the first-or
 
 ``linear-svc`` is a linear SVM: the squared hinge loss on labels encoded as -1 and +1
 (:class:`mrtrain.engine.losses.SquaredHingeLoss`). The naive Bayes models are built here too but are not
-linear predictors of this kind: see :mod:`mrtrain.engine.naive_bayes`.
+linear predictors of this kind: see :mod:`mrtrain.engine.naive_bayes`; nor is ``kmeans``
+(:mod:`mrtrain.engine.kmeans`).
 
 Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logistic``, ``linear-svc`` and
 ``poisson``, ``theta = [w_1, ..., w_d, b]`` (or ``[w_1, ..., w_d]`` without intercept); for
@@ -47,8 +48,10 @@ GLM_MODELS = ("linear", "logistic", "softmax", "poisson", "linear-svc")
 #: Naive Bayes models, fitted in one pass from class-wise feature statistics
 #: (:mod:`mrtrain.engine.naive_bayes`).
 NAIVE_BAYES_MODELS = ("multinomial-nb", "bernoulli-nb", "gaussian-nb")
+#: Clustering: k-means (:mod:`mrtrain.engine.kmeans`), trained by Lloyd passes; labels are ignored.
+CLUSTERING_MODELS = ("kmeans",)
 #: Every model kind :func:`make_model` builds.
-MODELS = GLM_MODELS + NAIVE_BAYES_MODELS
+MODELS = GLM_MODELS + NAIVE_BAYES_MODELS + CLUSTERING_MODELS
 #: Binary classifiers: one margin, exactly two classes.
 BINARY_MODELS = ("logistic", "linear-svc")
 #: Models whose labels are classes.
@@ -578,8 +581,9 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
     ----------
     kind : str, one of :data:`MODELS`
         Model family: ``linear`` (squared loss), ``logistic`` (binary), ``softmax`` (multinomial
-        logistic), ``poisson`` (log link), ``linear-svc`` (squared hinge), or a naive Bayes model
-        (:func:`mrtrain.engine.naive_bayes.make_naive_bayes`, which takes the same arguments).
+        logistic), ``poisson`` (log link), ``linear-svc`` (squared hinge), a naive Bayes model
+        (:func:`mrtrain.engine.naive_bayes.make_naive_bayes`, which takes the same arguments), or
+        ``kmeans`` (:class:`mrtrain.engine.kmeans.KMeansModel`; no classes, ``fit_intercept`` ignored).
     n_features : int
         Number of features ``d`` (>= 1).
     classes : list of float or None
@@ -591,7 +595,8 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
 
     Returns
     -------
-    Model, or mrtrain.engine.naive_bayes.NaiveBayesModel for a naive Bayes kind
+    Model, or mrtrain.engine.naive_bayes.NaiveBayesModel for a naive Bayes kind, or
+    mrtrain.engine.kmeans.KMeansModel for ``kmeans``
 
     Raises
     ------
@@ -604,6 +609,13 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
         n_features < 1
     ):
         raise ValueError(f"The 'n_features' parameter must be an int >= 1. Got {n_features!r}.")
+    if kind in CLUSTERING_MODELS:
+        if classes is not None:
+            raise ValueError(f"Model {kind!r} takes no classes (classes=None). Got classes={classes!r}.")
+        # Imported here: the k-means module builds on this one.
+        from mrtrain.engine.kmeans import KMeansModel
+
+        return KMeansModel(int(n_features))
     if kind in NAIVE_BAYES_MODELS:
         # Imported here: the naive Bayes module builds on this one.
         from mrtrain.engine.naive_bayes import make_naive_bayes

@@ -1,0 +1,292 @@
+"""Training k-means with MapReduce jobs: k-means|| initialisation, then one Lloyd pass per iteration.
+
+:func:`fit_kmeans` is what :meth:`mrtrain.engine.trainer.Trainer.fit` runs for ``model="kmeans"``. Every
+pass is one :class:`mrtrain.mr_jobs.kmeans.MRKMeans` job (the math: :mod:`mrtrain.engine.kmeans`):
+
+1. Initial centres: the given ones (``init_centers=`` an array, or a ``.npy`` / CSV file), or k-means|| with
+   ``init_steps`` steps (Spark's default, 2) and oversampling ``l = 2k``: a map-only pass fetches the first
+   centre, a row drawn uniformly with the seeded generator; each step is a statistics pass (the cost
+   ``φ = Σ s·d²`` at the candidates so far) and a map-only sampling pass; a last statistics pass weights the
+   distinct candidates by the weight of the rows nearest them; the driver reduces them to ``k`` centres
+   (weighted k-means++ and weighted Lloyd steps). That is ``2 + 2·init_steps`` passes. The initial
+   centres are saved as checkpoint 0.
+2. Lloyd passes: each assigns every row to its nearest centre and sums the cluster statistics in partition
+   order; the driver moves every centre of positive weight to its cluster's weighted mean (an empty cluster
+   keeps its centre) and saves a checkpoint. The loop stops when the largest squared centre move is
+   at most ``tol`` times the features' mean variance (scikit-learn's scale of ``tol``, which it applies to
+   the sum of the squared moves instead of their maximum), or after ``max_iter`` passes.
+
+A checkpoint holds the centres, the rows nearest each centre in the last pass, and in ``meta["kmeans"]``
+that pass's largest squared move (``shift``) and its stopping threshold; a rerun with the same data and
+settings resumes from the newest one and ends with bitwise the same centres. ``history`` is the inertia of
+every Lloyd pass's assignment (at the centres before its update), so ``objective`` is the inertia of the
+centres before the last update; ``evaluate`` gives that of the final ones. The progress line's gradient
+column shows the largest squared centre move.
+"""
+
+import contextlib
+import hashlib
+import io
+import logging
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from mrtrain.engine.driver import Progress
+from mrtrain.engine.fitted import KMEANS_CENTERS, KMEANS_SIZES, FittedModel, latest_training_checkpoint
+from mrtrain.engine.kmeans import (
+    ClusterStatistics,
+    first_center_row,
+    reduce_candidates,
+    statistics_length,
+    update_centers,
+)
+from mrtrain.engine.mapreduce import JobLauncher, effective_reducers
+from mrtrain.engine.models import make_model
+from mrtrain.engine.params import check_int
+from mrtrain.engine.trainer import SettingsMismatchError, settings_differences
+from mrtrain.mr_jobs.kmeans import MRKMeans
+from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
+from mrtrain.storage.filesystem import get_filesystem
+from mrtrain.storage.lock import DirectoryLock
+
+log = logging.getLogger(__name__)
+
+#: The ``init_centers`` setting of a run initialised by k-means||.
+KMEANS_PARALLEL = "k-means||"
+#: Settings that must match for a k-means checkpoint to be resumed.
+KMEANS_RESUME_KEYS = ("model", "k", "seed", "init_centers", "init_steps", "n_features", "data_checksum")
+#: Largest file of initial centres read.
+MAX_INIT_BYTES = 256 * 1024**2
+
+
+class KMeansStatus(NamedTuple):
+    """Everything the Lloyd loop needs to continue: checkpointed after every pass.
+
+    Attributes
+    ----------
+    centers : ndarray of shape (k, d)
+    iteration : int
+        Lloyd passes done.
+    passes : int
+        Data passes done, the initialisation's included.
+    history : tuple of float
+        Inertia of every Lloyd pass's assignment.
+    sizes : ndarray of shape (k,)
+        Rows nearest each centre in the last Lloyd pass (zeros before the first).
+    shift : float or None
+        The last update's largest squared centre move.
+    threshold : float or None
+        ``tol`` times the features' mean variance, from the last pass.
+    """
+
+    centers: np.ndarray
+    iteration: int
+    passes: int
+    history: tuple
+    sizes: np.ndarray
+    shift: float | None
+    threshold: float | None
+
+
+def kmeans_stop_reason(status, max_iter):
+    """``(reason, converged)`` when the loop should stop, else None."""
+    if status.iteration > 0 and status.shift <= status.threshold:
+        return "centre shift <= tol", True
+    if status.iteration >= max_iter:
+        return "max_iter reached", False
+    return None
+
+
+def load_centers(uri):
+    """Initial centres from a file: ``.npy`` (numpy's format, never pickled) or comma-separated text.
+
+    Raises
+    ------
+    ValueError
+        If the file is neither, naming the file.
+    """
+    data = get_filesystem(uri).read_bytes(uri, max_bytes=MAX_INIT_BYTES)
+    try:
+        if data.startswith(b"\x93NUMPY"):
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        return np.loadtxt(io.StringIO(data.decode("utf-8")), delimiter=",", ndmin=2)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"{uri}: expected initial centres as a .npy array or comma-separated rows of "
+                         f"numbers, found unreadable content ({' '.join(str(error).split())})") from None
+
+
+def initial_centers(init, k, n_features):
+    """``(centres or None, k, init_centers setting)`` from the trainer's ``init_centers`` and ``k``.
+
+    ``init`` is None (k-means||, recorded as :data:`KMEANS_PARALLEL`), a file of centres, or an array of
+    shape (k, d); given centres are recorded by their sha256, ``"sha256:<hex>"``.
+
+    Raises
+    ------
+    ValueError
+        For a ``k`` that is not an int >= 1 (needed with k-means||), or centres that are not finite, of
+        ``n_features`` columns and, when ``k`` is given, ``k`` rows.
+    """
+    if init is None:
+        return None, check_int("k", k, minimum=1), KMEANS_PARALLEL
+    source = f" (from {init})" if isinstance(init, str) else ""
+    try:
+        centers = np.array(load_centers(init) if isinstance(init, str) else init, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        if isinstance(init, str):
+            raise
+        raise ValueError(f"The 'init_centers' parameter must be None (k-means||), a file or an array of "
+                         f"shape (k, {n_features}). Got {type(init).__name__} instead ({error}).") from None
+    if centers.ndim == 1 and n_features == 1:
+        centers = centers[:, None]
+    finite = bool(np.isfinite(centers).all())
+    if centers.ndim != 2 or centers.shape[1] != n_features or len(centers) < 1 or not finite:
+        raise ValueError(f"The 'init_centers' parameter{source} must be finite centres of shape "
+                         f"(k, {n_features}) with k >= 1. Got shape {centers.shape}"
+                         + ("" if finite else " with non-finite values") + " instead.")
+    if k is not None and check_int("k", k, minimum=1) != len(centers):
+        raise ValueError(f"The 'k' parameter must equal the number of initial centres ({len(centers)}"
+                         f"{source}). Got {k!r} instead.")
+    digest = hashlib.sha256(np.ascontiguousarray(centers, dtype="<f8").tobytes()).hexdigest()
+    return centers, len(centers), f"sha256:{digest}"
+
+
+def fit_kmeans(trainer, dataset):
+    """Train k-means on ``dataset`` with ``trainer``'s settings (see the module docstring).
+
+    Returns
+    -------
+    FittedModel
+    """
+    d = dataset.n_features
+    given, k, init = initial_centers(trainer.init_centers, trainer.k, d)
+    if k > dataset.n_rows:
+        raise ValueError(f"The 'k' parameter must be an int <= the number of rows ({dataset.n_rows}) of "
+                         f"{dataset.uri}. Got {k} instead.")
+    model = make_model("kmeans", d)
+    settings = {
+        "model": "kmeans", "optimizer": None, "l2": 0.0, "l1": 0.0, "standardize": False,
+        "fit_intercept": True, "n_features": d, "classes": None, "data": dataset.uri,
+        "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "k": k, "seed": trainer.seed,
+        "init_centers": init, "init_steps": trainer.init_steps,
+    }
+    spec = {"kind": "kmeans", "n_features": d, "classes": None, "fit_intercept": False}
+    reducers = effective_reducers(trainer.reducers, statistics_length(1, d), "k-means statistics")
+    directory = trainer.checkpoint_dir
+    lock = DirectoryLock(directory, break_lock=trainer.break_lock) if directory else contextlib.nullcontext()
+
+    def save(status):
+        if not directory:
+            return
+        lock.check_held()
+        verdict = kmeans_stop_reason(status, trainer.max_iter)
+        meta = {
+            "settings": settings, "iteration": status.iteration, "passes": status.passes,
+            "history": list(status.history), "rejected": 0, "state_scalars": {},
+            "stop_reason": verdict[0] if verdict else None, "converged": bool(verdict and verdict[1]),
+            "checkpoint_base": 0, "warm_start": None,
+            "kmeans": {"shift": status.shift, "threshold": status.threshold},
+        }
+        arrays = {KMEANS_CENTERS: status.centers, KMEANS_SIZES: status.sizes}
+        save_checkpoint(directory, status.iteration, arrays, meta, keep=trainer.keep_checkpoints)
+
+    with lock:
+        status = resumed_status(directory, settings) if directory else None
+        with JobLauncher(dataset, spec, runner=trainer.runner, conf_path=trainer.conf_path, reducers=reducers,
+                         partition_cache=trainer.partition_cache) as launcher:
+            if status is None:
+                if given is None:
+                    centers, passes = kmeans_parallel(launcher, dataset, k, trainer.seed, trainer.init_steps)
+                else:
+                    centers, passes = given, 0
+                status = KMeansStatus(centers, 0, passes, (), np.zeros(k), None, None)
+                save(status)
+            while (verdict := kmeans_stop_reason(status, trainer.max_iter)) is None:
+                started = time.perf_counter()
+                statistics = cluster_pass(launcher, status.centers)
+                centers, shift = update_centers(statistics, status.centers)
+                status = KMeansStatus(
+                    centers, status.iteration + 1, status.passes + 1,
+                    status.history + (float(statistics.inertia.sum()),), statistics.rows.copy(), shift,
+                    trainer.tol * statistics.mean_variance(),
+                )
+                save(status)
+                progress = Progress(status.iteration, status.history[-1], shift, shift,
+                                    time.perf_counter() - started, status.passes, True)
+                log.info("iteration %d  inertia %.12g  largest squared centre move %.3e  %.2fs",
+                         progress.iteration, progress.objective, shift, progress.seconds)
+                if trainer.callback is not None:
+                    trainer.callback(progress)
+    reason, converged = verdict
+    if not converged:
+        log.warning("k-means stopped before converging (%s) after %d Lloyd passes; raise max_iter or loosen "
+                    "tol.", reason, status.iteration)
+    return FittedModel(model, status.centers.ravel(), l2=0.0, iterations=status.iteration,
+                       passes=status.passes, history=status.history, converged=converged, stop_reason=reason,
+                       settings=settings, cluster_sizes=status.sizes)
+
+
+def resumed_status(directory, settings):
+    """The :class:`KMeansStatus` of the newest valid checkpoint in ``directory``, or None (directory locked).
+
+    Raises
+    ------
+    SettingsMismatchError
+        If that checkpoint was made with other data or settings.
+    """
+    remove_temporaries(directory)
+    checkpoint = latest_training_checkpoint(directory)
+    if checkpoint is None:
+        return None
+    meta = checkpoint.meta
+    differences = settings_differences(meta["settings"], settings, KMEANS_RESUME_KEYS)
+    if differences:
+        raise SettingsMismatchError(f"{checkpoint.uri}: cannot resume, the checkpoint was made with other "
+                                    "settings (" + "; ".join(differences) + "); use another --checkpoint-dir")
+    log.info("resuming from %s (iteration %d)", checkpoint.uri, meta["iteration"])
+    return KMeansStatus(checkpoint.arrays[KMEANS_CENTERS], meta["iteration"], meta["passes"],
+                        tuple(meta["history"]), checkpoint.arrays[KMEANS_SIZES], meta["kmeans"]["shift"],
+                        meta["kmeans"]["threshold"])
+
+
+def cluster_pass(launcher, centers):
+    """One statistics pass at ``centers``: a :class:`ClusterStatistics`."""
+    vector = launcher.sum_vector(MRKMeans, centers, {"pass": "statistics"})
+    return ClusterStatistics(vector, *centers.shape)
+
+
+def sampled_rows(launcher, dataset, centers, task):
+    """The rows a map-only ``"sample"`` pass keeps, partitions in order: (m, d)."""
+    # One piece per partition, whatever the launcher's reducers: the driver concatenates them.
+    records = launcher.run(MRKMeans, centers, {"pass": "sample", "shards": 1, **task}, ["--map-only"],
+                           reducers=0)
+    tagged = sorted((value for _, value in records), key=lambda item: item[0])
+    expected = [part.index for part in dataset.partitions]
+    if [partition_id for partition_id, _ in tagged] != expected:
+        raise RuntimeError(f"MRKMeans sampled partitions {[i for i, _ in tagged]}; expected {expected}, each "
+                           "once.")
+    rows = np.concatenate([vector for _, vector in tagged])
+    return rows.reshape(-1, dataset.n_features)
+
+
+def kmeans_parallel(launcher, dataset, k, seed, steps):
+    """k-means|| (see the module docstring): ``(centres (k, d), passes)``."""
+    partitions = dataset.partitions
+    position, row = first_center_row(seed, [part.rows for part in partitions])
+    candidates = sampled_rows(launcher, dataset, np.zeros((1, dataset.n_features)),
+                              {"pick": [partitions[position].index, row]})
+    passes = 1
+    for step in range(1, steps + 1):
+        phi = float(cluster_pass(launcher, candidates).inertia.sum())
+        new = sampled_rows(launcher, dataset, candidates,
+                           {"seed": seed, "step": step, "phi": phi, "oversampling": 2.0 * k})
+        candidates = np.concatenate([candidates, new])
+        passes += 2
+        log.info("k-means|| step %d: cost %.12g, %d rows sampled, %d candidates", step, phi, len(new),
+                 len(candidates))
+    candidates = np.unique(candidates, axis=0)
+    weights = cluster_pass(launcher, candidates).weight
+    passes += 1
+    return reduce_candidates(candidates, weights, k, seed), passes
