@@ -103,17 +103,18 @@ class KMeansModel:
     def decision_function(self, X, theta):
         """Euclidean distances from every row to every centre, shape (n, k) (scikit-learn's ``transform``)."""
         centers = self.centers(theta)
-        X = self._features(X)
+        X = self.features(X)
         scores = squared_distances(X, centers)
         return np.sqrt(np.maximum(scores, 0.0))
 
     def predict(self, X, theta):
         """``{"prediction": (n,), "distance": (n,)}``: the nearest centre's index (as float) and the Euclidean
         distance to it."""
-        labels, distances = nearest_centers(self._features(X), self.centers(theta))
+        labels, distances = nearest_centers(self.features(X), self.centers(theta))
         return {"prediction": labels.astype(np.float64), "distance": np.sqrt(distances)}
 
-    def _features(self, X):
+    def features(self, X):
+        """``X`` as float64 (n, d): a dense array, or a CSR matrix whose values are float64."""
         if is_sparse(X):
             from scipy import sparse
 

@@ -29,6 +29,7 @@ class MRKMeans(PartitionSumJob):
         yield from super().mapper_partition_sums(key, line)
 
     def partial_vector(self, X, y, w):
+        X = self.model.features(X)  # float64, whatever the stored type
         if self.task["pass"] == "statistics":
             return cluster_statistics(X, w, self.thetas)
         pick = self.task.get("pick")
