@@ -35,8 +35,16 @@ from mrtrain.engine.fitted import (
     latest_training_checkpoint,
     standardization_arrays,
 )
+from mrtrain.engine.initialization import INITS, online_initial_point
 from mrtrain.engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
-from mrtrain.engine.models import CLASSIFIERS, MODELS, NAIVE_BAYES_MODELS, PartialSums, make_model
+from mrtrain.engine.models import (
+    CLASSIFIERS,
+    CLUSTERING_MODELS,
+    MODELS,
+    NAIVE_BAYES_MODELS,
+    PartialSums,
+    make_model,
+)
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
 from mrtrain.engine.naive_bayes import check_smoothing, merge_statistics, naive_bayes_parameters
 from mrtrain.engine.objective import Objective
@@ -68,7 +76,20 @@ NAIVE_BAYES_FIXED = (
     ("optimizer", None, "no optimizer"), ("l2", 0.0, "no penalty"), ("l1", 0.0, "no penalty"),
     ("standardize", False, "no penalty to standardize for"), ("fit_intercept", True, "class log priors"),
     ("warm_start", False, "no iterations to start from"), ("allreduce", False, "one pass"),
+    ("init", "zeros", "no optimizer to start"),
 )
+
+
+#: What k-means (Lloyd passes, no objective gradient) leaves at its default: (parameter, default, why).
+KMEANS_FIXED = (
+    ("optimizer", None, "Lloyd passes, no optimizer"), ("l2", 0.0, "no penalty"), ("l1", 0.0, "no penalty"),
+    ("standardize", False, "no penalty to standardize for"), ("fit_intercept", True, "centres, no intercept"),
+    ("warm_start", False, "init_centers gives the starting centres"),
+    ("allreduce", False, "one job per pass"),
+    ("smoothing", None, "not naive Bayes"), ("init", "zeros", "init_centers gives the starting centres"),
+)
+#: k-means' own parameters with their defaults; other models leave them there.
+KMEANS_PARAMETERS = (("k", None), ("seed", 0), ("init_centers", None), ("init_steps", 2))
 
 
 class SettingsMismatchError(ValueError):
@@ -146,13 +167,28 @@ class Trainer:
     allreduce_timeout : float > 0
         Seconds for every task to connect, and for a lost task's retry to reconnect, before the training
         stops. Default: 120.
+    init : {"zeros", "online"}
+        The optimizer's starting point: zeros, or (``"online"``) the weighted average of one online epoch
+        of AdaGrad per partition, computed by one more job (counted in ``passes``;
+        :mod:`mrtrain.engine.initialization`). Only for a fresh run: a resumed or warm-started one starts
+        from its checkpoint. Default: ``"zeros"``.
+    k : int >= 1, optional
+        k-means: the number of centres (at most the dataset's rows); optional with ``init_centers``.
+    seed : int >= 0
+        k-means: the seed of k-means|| (its first centre, its sampling streams, k-means++). Default: 0.
+    init_centers : array_like of shape (k, d) or str, optional
+        k-means: the initial centres, or a ``.npy`` / CSV file of them (local or ``hdfs://``), instead of
+        k-means|| (:mod:`mrtrain.engine.kmeans_training`). Default: None (k-means||).
+    init_steps : int >= 1
+        k-means: the sampling steps of k-means|| (Spark's ``initSteps``). Default: 2.
     """
 
     def __init__(self, model, *, optimizer=None, l2=0.0, l1=0.0, standardize=False, fit_intercept=True,
                  max_iter=100, tol=1e-8, gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None,
                  keep_checkpoints=None, warm_start=False, break_lock=False, reducers=1, partition_cache=True,
                  callback=None, allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
-                 allreduce_timeout=DEFAULT_TIMEOUT, smoothing=None):
+                 allreduce_timeout=DEFAULT_TIMEOUT, smoothing=None, init="zeros", k=None, seed=0,
+                 init_centers=None, init_steps=2):
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
@@ -176,9 +212,15 @@ class Trainer:
         self.allreduce_tasks = allreduce_tasks
         self.allreduce_timeout = allreduce_timeout
         self.smoothing = smoothing
+        self.init = init
+        self.k = k
+        self.seed = seed
+        self.init_centers = init_centers
+        self.init_steps = init_steps
 
     def _validate(self):
         check_choice("model", self.model, MODELS)
+        self._validate_clustering()
         if self.model in NAIVE_BAYES_MODELS:
             for name, default, reason in NAIVE_BAYES_FIXED:
                 value = getattr(self, name)
@@ -198,6 +240,7 @@ class Trainer:
             check_choice("optimizer", self.optimizer, OPTIMIZERS)
             check_l1(self.optimizer, float(self.l1))
         check_choice("runner", self.runner, RUNNERS)
+        check_choice("init", self.init, INITS)
         check_int("max_iter", self.max_iter, minimum=1)
         check_number("tol", self.tol, minimum=0)
         check_number("gtol", self.gtol, minimum=0)
@@ -217,6 +260,25 @@ class Trainer:
             raise ValueError("The 'warm_start' parameter needs a 'checkpoint_dir' to start from. Got "
                              "checkpoint_dir=None.")
 
+    def _validate_clustering(self):
+        """Refuse k-means settings for other models, and settings k-means does not take."""
+        if self.model not in CLUSTERING_MODELS:
+            for name, default in KMEANS_PARAMETERS:
+                value = getattr(self, name)
+                if not (value is None if default is None else value == default):
+                    raise ValueError(f"The {name!r} parameter applies to model 'kmeans' only. Got {name}="
+                                     f"{value!r} for model {self.model!r} instead.")
+            return
+        for name, default, reason in KMEANS_FIXED:
+            value = getattr(self, name)
+            if value != default:
+                raise ValueError(f"The {name!r} parameter does not apply to model {self.model!r} ({reason}); "
+                                 f"leave it at {default!r}. Got {value!r} instead.")
+        if self.k is not None or self.init_centers is None:
+            check_int("k", self.k, minimum=1)
+        check_int("seed", self.seed, minimum=0)
+        check_int("init_steps", self.init_steps, minimum=1)
+
     def fit(self, data):
         """Train on the dataset at ``data`` (a directory made by ``mrtrain ingest``).
 
@@ -226,6 +288,11 @@ class Trainer:
         """
         self._validate()
         dataset = Dataset.open(data)
+        if self.model in CLUSTERING_MODELS:
+            # Imported here: k-means training builds on this module.
+            from mrtrain.engine.kmeans_training import fit_kmeans
+
+            return fit_kmeans(self, dataset)
         classes = None
         if self.model in CLASSIFIERS:
             if dataset.classes is None:
@@ -246,7 +313,7 @@ class Trainer:
         )
         settings = {
             "model": self.model, "optimizer": optimizer_name, "l2": float(self.l2), "l1": float(self.l1),
-            "standardize": self.standardize,
+            "standardize": self.standardize, "init": self.init,
             "fit_intercept": bool(self.fit_intercept), "n_features": dataset.n_features,
             "classes": classes, "data": dataset.uri, "data_checksum": dataset.checksum,
             "encoding": dataset.encoding_digest,
@@ -267,6 +334,10 @@ class Trainer:
         ) as launcher, self._allreduce_session(launcher) as session:
             scaling = feature_standardization(launcher, model, dataset) if self.standardize else None
             start = self._start(optimizer, settings, model.n_params, scaling)
+            if self.init == "online" and start.status.passes == 0 and start.origin is None:
+                x0 = online_initial_point(launcher, model, self.l2)
+                x0 = x0 if scaling is None else scaling.to_standardized(x0)
+                start = start._replace(status=initial_status(optimizer, x0)._replace(passes=1))
             passes = session or launcher
 
             def evaluate(points, hessian):

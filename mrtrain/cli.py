@@ -26,6 +26,7 @@ from mrjob.step import StepFailedException
 from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, parse_address
 from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.inference import check_inference, coefficient_inference, load_inference, save_inference
+from mrtrain.engine.initialization import INITS
 from mrtrain.engine.mapreduce import RUNNERS
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
@@ -71,6 +72,8 @@ TASK_ERRORS = TaskErrorLog()
 MAX_PARTITION_MIB = 2**20
 #: Train options that a naive Bayes model refuses (it has no optimizer or penalty).
 NAIVE_BAYES_REFUSED = ("optimizer", "l1", "l2", "reg", "elastic_net")
+#: Train options that k-means refuses (Lloyd passes: no optimizer, penalty or smoothing).
+KMEANS_REFUSED = NAIVE_BAYES_REFUSED + ("smoothing",)
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
 
@@ -213,7 +216,16 @@ def build_parser():
     p.add_argument("data")
     p.add_argument("--model", choices=MODELS, required=True,
                    help="GLMs and linear-svc are trained by an optimizer; the naive Bayes models (*-nb) are "
-                        "fitted in one pass and take no optimizer, penalty or standardization")
+                        "fitted in one pass and take no optimizer, penalty or standardization; kmeans runs "
+                        "k-means|| then Lloyd passes (labels are ignored)")
+    p.add_argument("--k", type=_int_at_least(1, "k"), help="kmeans: number of centres (at most the rows)")
+    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0,
+                   help="kmeans: seed of the k-means|| initialisation. Default: %(default)s")
+    p.add_argument("--init-centers", metavar="FILE",
+                   help="kmeans: initial centres instead of k-means||, a .npy array or CSV rows of numbers "
+                        "(k x features; --k may be left out)")
+    p.add_argument("--init-steps", type=_int_at_least(1, "init_steps"), default=2,
+                   help="kmeans: k-means|| sampling steps (Spark's initSteps). Default: %(default)s")
     p.add_argument("--smoothing", type=_argument(check_number, "smoothing", float, minimum=0, strictly=True),
                    metavar="A",
                    help="naive Bayes smoothing > 0: alpha of multinomial-nb and bernoulli-nb (default 1.0), "
@@ -251,6 +263,9 @@ def build_parser():
     p.add_argument("--break-lock", action="store_true",
                    help="take the checkpoint directory's lock even if another run seems to hold it")
     p.add_argument("--no-metrics", action="store_true", help="skip the evaluation pass after training")
+    p.add_argument("--init", choices=INITS, default="zeros",
+                   help="starting point: zeros, or one online epoch (AdaGrad) per partition averaged by "
+                        "weight, one more pass (Vowpal Wabbit's recipe). Default: %(default)s")
     p.add_argument("--inference", action="store_true",
                    help="one more pass for standard errors, z/t statistics and p-values of the coefficients "
                         "(linear, logistic, poisson; no l1, no --standardize); kept with the checkpoints")
@@ -472,6 +487,12 @@ def cmd_train(args):
         if given:
             raise ValueError(f"The 'model' parameter {args.model!r} is fitted in one pass and has no "
                              f"optimizer or penalty. Got {', '.join(given)} instead.")
+    if args.model == "kmeans":
+        given = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in KMEANS_REFUSED
+                 if getattr(args, name) is not None]
+        if given:
+            raise ValueError(f"The 'model' parameter 'kmeans' is trained by Lloyd passes and has no "
+                             f"optimizer, penalty or smoothing. Got {', '.join(given)} instead.")
     l1, l2 = penalties(args)
     if args.inference:
         check_inference(args.model, l1=l1, standardize=args.standardize, n_params=0)
@@ -488,7 +509,8 @@ def cmd_train(args):
             break_lock=args.break_lock, partition_cache=args.partition_cache, callback=progress,
             allreduce=args.allreduce, allreduce_address=args.allreduce_address,
             allreduce_tasks=args.allreduce_tasks, allreduce_timeout=args.allreduce_timeout,
-            smoothing=args.smoothing,
+            smoothing=args.smoothing, init=args.init, k=args.k, seed=args.seed,
+            init_centers=args.init_centers, init_steps=args.init_steps,
         )
         fitted = trainer.fit(args.data)
     result = fitted.to_dict()
@@ -543,8 +565,34 @@ def cmd_inspect(args):
 SUMMARY_COEFFICIENTS = 10
 
 
+def kmeans_summary(result):
+    """A k-means model directory's ``inspect`` result: k, the initialisation, the centres and their sizes."""
+    settings = result["settings"]
+    checkpoints = result["checkpoints"]
+    status = "converged" if result["converged"] else "stopped before converging"
+    init = settings["init_centers"]
+    lines = [
+        f"model        kmeans, k {settings['k']}, {settings['n_features']} features",
+        f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
+        "init         " + (f"k-means|| (seed {settings['seed']}, {settings['init_steps']} steps)"
+                            if init == "k-means||" else f"given centres ({init[:19]})"),
+        f"result       {status} after {result['iterations']} Lloyd passes ({result['passes']} passes): "
+        f"{result['stop_reason']}",
+        f"inertia      {result['objective']:.12g} (last pass)",
+        f"checkpoints  {len(checkpoints)}" + (f" (iterations {checkpoints[0]}-{checkpoints[-1]})"
+                                             if checkpoints else ""),
+        "centres (rows nearest each in the last pass, then the centre):",
+    ]
+    pairs = zip(result["cluster_sizes"], result["centers"], strict=True)
+    lines += [f"  {index:>4}  {size:>10}  " + " ".join(f"{value:.6g}" for value in center)
+              for index, (size, center) in enumerate(pairs)]
+    return "\n".join(lines)
+
+
 def model_summary(result):
     """A model directory's ``inspect`` result as a few readable lines."""
+    if result["model"] == "kmeans":
+        return kmeans_summary(result)
     settings = result["settings"]
     classes = result["classes"]
     kind = result["model"]
