@@ -13,7 +13,8 @@ one per element of the summed vector (:func:`mrtrain.engine.mapreduce.effective_
 
 A naive Bayes model takes no loop: one map-only pass of class-wise statistics
 (:mod:`mrtrain.mr_jobs.naive_bayes`), merged in partition order, gives its parameters, saved as checkpoint 1;
-a rerun with the same data and settings returns that checkpoint's model without a pass.
+a rerun with the same data and settings returns that checkpoint's model without a pass. k-means takes its
+own loop, k-means|| then Lloyd passes (:mod:`mrtrain.engine.kmeans_training`).
 
 Checkpoint files are numbered ``base + iteration``: ``base`` is 0 for a fresh run and one past the source
 checkpoint for a warm start, so a warm-started run's checkpoints are always newer than the ones it started
@@ -103,9 +104,11 @@ class Trainer:
     ----------
     model : str, one of :data:`mrtrain.engine.models.MODELS`
         ``"linear"``, ``"logistic"``, ``"softmax"``, ``"poisson"``, ``"linear-svc"``, ``"multinomial-nb"``,
-        ``"bernoulli-nb"`` or ``"gaussian-nb"``. The naive Bayes models are fitted in one pass
+        ``"bernoulli-nb"``, ``"gaussian-nb"`` or ``"kmeans"``. The naive Bayes models are fitted in one pass
         (:mod:`mrtrain.engine.naive_bayes`) and take none of the optimizer, penalty, standardization, warm
-        start and AllReduce settings.
+        start and AllReduce settings; nor does ``"kmeans"`` (``k``, ``seed``, ``init_centers``,
+        ``init_steps``; :mod:`mrtrain.engine.kmeans_training`), whose ``max_iter`` counts Lloyd passes and
+        whose ``tol`` bounds the largest squared centre move relative to the features' mean variance.
     optimizer : {"gd", "lbfgs", "newton", "owlqn"}, optional
         Default: ``"owlqn"`` when ``l1 > 0``, else ``"lbfgs"``. Only ``"owlqn"`` accepts ``l1 > 0``.
     l2 : float >= 0
