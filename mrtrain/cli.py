@@ -245,9 +245,11 @@ def build_parser():
                         "there; dense data centred and scaled, sparse scaled) and report coefficients for "
                         "the features as stored")
     p.add_argument("--no-intercept", action="store_true", help="fit no intercept")
-    p.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100, help="Default: %(default)s")
+    p.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100,
+                   help="optimizer iterations (kmeans: Lloyd passes). Default: %(default)s")
     p.add_argument("--tol", type=_float_at_least(0, "tol"), default=1e-8,
-                   help="relative objective change to stop at. Default: %(default)s")
+                   help="relative objective change to stop at (kmeans: largest squared centre move over the "
+                        "features' mean variance). Default: %(default)s")
     p.add_argument("--gtol", type=_float_at_least(0, "gtol"), default=1e-6,
                    help="gradient max-norm to stop at. Default: %(default)s")
     p.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
