@@ -189,7 +189,8 @@ def _set_setting(key, value):
     (_set("state_scalars", {}), r"meta field 'state_scalars': expected the keys \['evaluated'\], found \[\]"),
     (_set("state_scalars", {"evaluated": 1.5}), "meta field 'state_scalars.evaluated': expected an int >= 0"),
     (_set("warm_start", {"checkpoint": 1}), "meta field 'warm_start.checkpoint': expected a string"),
-    (_set_setting("model", "forest"), r"meta field 'settings.model': expected a string in \['linear', "),
+    (_set_setting("model", "forest"), r"meta field 'settings.model': expected a string in \[.*'linear', .*"
+                                      r"'softmax'\], found \"forest\""),
     (_set_setting("optimizer", None), "meta field 'settings.optimizer': expected a string in"),
     (_set_setting("l2", float("inf")), "meta field 'settings.l2': expected a finite number >= 0, found "
                                        "Infinity"),
