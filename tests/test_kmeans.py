@@ -9,8 +9,10 @@ documentation and Bahmani et al. report for k-means|| with two steps.
 """
 
 import json
+import uuid
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
@@ -23,6 +25,8 @@ from mrtrain.engine.kmeans import cluster_statistics, kmeans_plus_plus, nearest_
 from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.mr_jobs.kmeans import MRKMeans
 from mrtrain.storage.checkpoint import load_checkpoint
+from mrtrain.storage.dataset import Dataset, write_dataset
+from mrtrain.storage.filesystem import get_filesystem, join
 from tests.command import run, tree
 from tests.datasets import write
 
@@ -137,8 +141,6 @@ def test_float32_features_are_summed_in_float64(tmp_path):
     # Features near 1e4 with unit spread: float32 sums of squares would lose the spread (and tol's scale).
     X, y, w = blobs(seed=14, n=300)
     X32 = (X + 1e4).astype(np.float32)
-    from mrtrain.storage.dataset import write_dataset
-
     write_dataset(str(tmp_path / "data"), X32, y, w, partitions=3, dtype="float32")
     init = X32[[0, 1, 2, 3]].astype(np.float64)
     model = tmp_path / "model"
@@ -290,8 +292,6 @@ def test_sampling_pass_of_an_empty_draw_and_the_job_contract(tmp_path):
     # A "sample" pass at phi = 0 keeps no row, and every partition answers exactly once.
     X, y, _ = blobs(seed=13, n=40)
     data = write(tmp_path / "data", X, y, partitions=4)
-    from mrtrain.storage.dataset import Dataset
-
     dataset = Dataset.open(data)
     spec = {"kind": "kmeans", "n_features": 4, "classes": None, "fit_intercept": False}
     with JobLauncher(dataset, spec) as launcher:
@@ -299,3 +299,31 @@ def test_sampling_pass_of_an_empty_draw_and_the_job_contract(tmp_path):
                                                  "phi": 0.0, "oversampling": 4.0}, ["--map-only"], reducers=0)
     assert sorted(value[0] for _, value in records) == [0, 1, 2, 3]
     assert all(value[1].size == 0 for _, value in records)
+
+
+@pytest.mark.hadoop
+def test_kmeans_on_yarn_equals_the_local_runner_bitwise(hadoop_cluster, tmp_path):
+    # k-means|| with one step (4 passes: first centre, cost, sampling, candidate weights) and one Lloyd pass
+    # on YARN, then predict: every map-only sampling job and summed job gives the local runner's bits.
+    base = f"{hadoop_cluster['MRTRAIN_HDFS_URL']}/user/{hadoop_cluster['MRTRAIN_HDFS_USER']}/" \
+           f"mrtrain-tests/{uuid.uuid4().hex[:8]}"
+    try:
+        X, y, w = blobs(seed=15, n=300)
+        remote = write(join(base, "blobs"), X, y, w, partitions=3)
+        local = write(tmp_path / "blobs", X, y, w, partitions=3)
+        settings = {"k": 4, "seed": 5, "init_steps": 1, "max_iter": 1}
+        model = join(base, "model")
+        on_yarn = Trainer("kmeans", runner="hadoop", checkpoint_dir=model, **settings).fit(remote)
+        on_local = Trainer("kmeans", runner="local", **settings).fit(local)
+        assert on_yarn.theta_.tobytes() == on_local.theta_.tobytes()
+        assert on_yarn.history_ == on_local.history_ and on_yarn.n_passes_ == 5
+        loaded = FittedModel.load(model)
+        output = join(base, "predictions")
+        assert loaded.predict_dataset(remote, output, runner="hadoop")["n_rows"] == 300
+        fs = get_filesystem(output)
+        predicted = np.concatenate([
+            pq.read_table(pa.BufferReader(fs.read_bytes(join(output, f"part-{i:05d}.parquet")))).column(
+                "prediction").to_numpy() for i in range(3)])
+        assert_array_equal(predicted, on_local.predict(X))
+    finally:
+        get_filesystem(base).delete(base, recursive=True)
