@@ -172,4 +172,5 @@ def test_the_lease_on_hdfs(hadoop_cluster, caplog):
         assert fs.stat(join(directory, LOCK_NAME)).mtime_ns > first  # renewed over WebHDFS SETTIMES
         lock.check_held()
     assert "did not renew its lease" in caplog.text
-    assert not fs.exists(directory)
+    assert fs.listdir(directory) == []  # released
+    fs.delete(directory, recursive=True)
