@@ -136,6 +136,7 @@ class DirectoryLock:
         self.held = False
         self.lease = float(lease)
         self.lost = None
+        self._renewed = 0.0  # time.monotonic() of the last check that the lock carries our token
         self._stop_renewing = threading.Event()
         self._renewer = None
 
@@ -238,6 +239,7 @@ class DirectoryLock:
     def _hold(self):
         self.held = True
         self.lost = None
+        self._renewed = time.monotonic()
         self._stop_renewing.clear()
         self._renewer = threading.Thread(target=self._renew, name=f"lease {self.uri}", daemon=True)
         self._renewer.start()
@@ -253,17 +255,23 @@ class DirectoryLock:
                     logger.warning("%s: %s", self.uri, self.lost)
                     return
                 self.fs.touch(self.uri)
+                self._renewed = time.monotonic()
             except (OSError, ValueError) as exc:  # a transient failure: the next renewal retries
                 logger.warning("%s: could not renew the lease: %s", self.uri, exc)
 
     def check_held(self):
         """Raise :class:`CheckpointLockedError` if this run no longer holds the lock (its lease was
-        broken); call before writing into the directory."""
+        broken); call before writing into the directory.
+
+        The renewals check the token every ``lease / 6`` seconds; only when none has succeeded for half a
+        lease (a slow or failing filesystem) is the lock read here, so a pass costs no extra read.
+        """
         if not self.held:
             return
-        holder = self.read_holder()
-        if self.lost is None and (holder is None or holder.get("token") != self.token):
-            self.lost = f"the lock was broken by another run: {describe(holder or {})}"
+        if self.lost is None and time.monotonic() - self._renewed > self.lease / 2:
+            holder = self.read_holder()
+            if holder is None or holder.get("token") != self.token:
+                self.lost = f"the lock was broken by another run: {describe(holder or {})}"
         if self.lost is not None:
             raise CheckpointLockedError(f"{self.directory}: checkpoint directory no longer ours: {self.lost}")
 
