@@ -14,11 +14,11 @@ single-machine cluster.
 
 import argparse
 import json
+import os
 import platform
 import re
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -55,9 +55,7 @@ def main(argv=None):
     subprocess.run([SCRIPT, "down"], check=True, capture_output=True)
     if args.cold:
         image = "mrtrain-hadoop:3.4.2"
-        base = subprocess.run([sys.executable, "-c", "import os; print(os.environ.get("
-                               "'MRTRAIN_BASE_IMAGE', 'debian:bookworm'))"], capture_output=True,
-                              text=True, check=True).stdout.strip()
+        base = os.environ.get("MRTRAIN_BASE_IMAGE", "debian:bookworm")
         subprocess.run(["docker", "rmi", "-f", image, base], capture_output=True, check=False)
         subprocess.run(["docker", "image", "prune", "-f"], capture_output=True, check=False)
         rows["image build, cold (base image included)"] = timed(SCRIPT, "build")[0]
@@ -77,7 +75,7 @@ def main(argv=None):
     finally:
         subprocess.run([SCRIPT, "down"], check=True, capture_output=True)
 
-    machine = f"{cpu_model()}, {len(__import__('os').sched_getaffinity(0))} cores"
+    machine = f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores"
     print(f"compose cluster (docker-hadoop/) on {machine}")
     print(f"{'what':44} {'value':>10}")
     for name, value in rows.items():
