@@ -27,7 +27,7 @@ from mrtrain.mr_jobs.kmeans import MRKMeans
 from mrtrain.storage.checkpoint import load_checkpoint
 from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.storage.filesystem import get_filesystem, join
-from tests.command import run, tree
+from tests.command import evaluate_json, predict_tables, run, tree
 from tests.datasets import write
 
 
@@ -214,15 +214,9 @@ def test_cli_train_evaluate_predict_inspect_with_initial_centres_from_files(tmp_
     assert status == 0, err
     assert json.loads(out)["centers"] == result["centers"]
 
-    status, out, err = run(capsys, "evaluate", data, "--model-dir", model_dir, "--runner", "inline", "--json")
-    assert status == 0, err
-    assert json.loads(out)["metrics"] == metrics
+    assert evaluate_json(capsys, data, model_dir, "--runner", "inline") == metrics
 
-    output = tmp_path / "predictions"
-    status, _, err = run(capsys, "predict", data, "--model-dir", model_dir, "--output", str(output),
-                         "--runner", "inline")
-    assert status == 0, err
-    tables = [pq.read_table(path) for path in sorted(output.glob("part-*.parquet"))]
+    tables = predict_tables(capsys, data, model_dir, tmp_path / "predictions", "--runner", "inline")
     assert tables[0].column_names == ["label", "prediction", "distance"]
     predicted = np.concatenate([t.column("prediction").to_numpy() for t in tables])
     distance = np.concatenate([t.column("distance").to_numpy() for t in tables])

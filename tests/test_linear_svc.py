@@ -10,7 +10,6 @@ import json
 import warnings
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
@@ -20,7 +19,7 @@ from sklearn.svm import LinearSVC
 
 from mrtrain import FittedModel, Trainer
 from mrtrain.engine.losses import SquaredHingeLoss
-from tests.command import run
+from tests.command import evaluate_json, predict_tables, run
 from tests.datasets import reference_data, write
 
 
@@ -165,14 +164,9 @@ def test_cli_train_evaluate_predict_inspect(tmp_path, capsys):
     assert metrics["loss"] == pytest.approx(np.average(squared_hinge, weights=w), rel=1e-12)
     assert "log_loss" not in metrics and "roc_auc" not in metrics
 
-    status, out, err = run(capsys, "evaluate", data, "--model-dir", model_dir, "--json")
-    assert status == 0, err
-    assert json.loads(out)["metrics"] == metrics
+    assert evaluate_json(capsys, data, model_dir) == metrics
 
-    output = tmp_path / "predictions"
-    status, out, err = run(capsys, "predict", data, "--model-dir", model_dir, "--output", str(output))
-    assert status == 0, err
-    table = pq.read_table(sorted(output.glob("part-*.parquet"))[0])
+    table = predict_tables(capsys, data, model_dir, tmp_path / "predictions")[0]
     assert table.column_names == ["label", "prediction", "margin"]
     rows = table.num_rows
     assert_array_equal(table.column("prediction").to_numpy(), predicted[:rows])

@@ -8,7 +8,6 @@ near 1e-15 relative; log-probabilities of ~10 in magnitude keep that to ~1e-13 a
 import json
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
@@ -21,7 +20,7 @@ from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.engine.models import make_model
 from mrtrain.engine.naive_bayes import class_statistics, merge_statistics
 from mrtrain.engine.trainer import SettingsMismatchError
-from tests.command import run
+from tests.command import evaluate_json, predict_tables, run
 from tests.datasets import write
 
 CLASSES = [1.0, 3.0, 5.0]
@@ -159,15 +158,9 @@ def test_cli_train_evaluate_predict_inspect(tmp_path, capsys):
     assert metrics["accuracy"] == pytest.approx(accuracy_score(y, expected.predict(X), sample_weight=w),
                                                 rel=1e-12)
 
-    status, out, err = run(capsys, "evaluate", data, "--model-dir", model_dir, "--runner", "inline", "--json")
-    assert status == 0, err
-    assert json.loads(out)["metrics"] == metrics
+    assert evaluate_json(capsys, data, model_dir, "--runner", "inline") == metrics
 
-    output = tmp_path / "predictions"
-    status, _, err = run(capsys, "predict", data, "--model-dir", model_dir, "--output", str(output),
-                         "--runner", "inline")
-    assert status == 0, err
-    tables = [pq.read_table(path) for path in sorted(output.glob("part-*.parquet"))]
+    tables = predict_tables(capsys, data, model_dir, tmp_path / "predictions", "--runner", "inline")
     assert tables[0].column_names == ["label", "prediction", "probabilities"]
     written = np.concatenate([np.stack(table.column("probabilities").to_pylist()) for table in tables])
     assert_allclose(written, probabilities, rtol=1e-10, atol=1e-14)
