@@ -22,6 +22,8 @@ script) goes over WebHDFS as well (:mod:`mrtrain.engine.mrjob_fs`), so a job run
 With ``reducers=0`` a partition-sum job is map-only: its output is one ``(partition id, vector)`` record per
 partition, which :meth:`JobLauncher.sum_vector` adds in partition order with the reducer's own function.
 That saves the reduce task (a process on the local runner, a container on YARN) and is bitwise the same.
+After every job the launcher adds up the map tasks' ``shuffle bytes`` counter (the size of the records
+they emitted) into ``last_shuffle_bytes`` and logs it.
 
 :meth:`JobLauncher.start` runs a map-only job in a background thread (a :class:`BackgroundJob`): the
 AllReduce job of :mod:`mrtrain.engine.allreduce`, whose tasks serve a whole training's passes.
@@ -48,7 +50,12 @@ import numpy as np
 
 from mrtrain.engine.mrjob_fs import webhdfs_first
 from mrtrain.mr_jobs.allreduce import FAULT_GROUP_ENV
-from mrtrain.mr_jobs.partition_job import FAULT_PARTITION_ENV, format_partition_line, sum_in_partition_order
+from mrtrain.mr_jobs.partition_job import (
+    FAULT_PARTITION_ENV,
+    SHUFFLE_BYTES,
+    format_partition_line,
+    sum_in_partition_order,
+)
 from mrtrain.storage import partition_cache
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
 from mrtrain.storage.hdfs_fs import hdfs_user
@@ -186,6 +193,25 @@ def hdfs_staging_dir(dataset_uri):
     return f"{parts.scheme}://{parts.netloc}/user/{hdfs_user()}/tmp/mrtrain/{uuid.uuid4().hex[:16]}"
 
 
+def shuffle_bytes(counters):
+    """The bytes a job's map tasks emitted, from its counters (one dict per step, as mrjob gives them).
+
+    The sum of the ``mrtrain`` / :data:`~mrtrain.mr_jobs.partition_job.SHUFFLE_BYTES` counter over the
+    steps: the size of every record the partition-sum map tasks wrote, line and newline, counted by the
+    tasks themselves. 0 for a job whose map tasks emit no such records.
+
+    Parameters
+    ----------
+    counters : list of dict
+        ``{group: {counter: int}}`` per step.
+
+    Returns
+    -------
+    int
+    """
+    return sum(int(step.get("mrtrain", {}).get(SHUFFLE_BYTES, 0)) for step in counters)
+
+
 def effective_reducers(reducers, vector_length, job):
     """The reducers a partition-sum job runs with: ``reducers``, at most one per summed element.
 
@@ -269,6 +295,7 @@ class JobLauncher:
             raise
         self.jobs_run = 0
         self.last_counters = []
+        self.last_shuffle_bytes = 0
         self.hadoop_fs = None
 
     @property
@@ -345,7 +372,8 @@ class JobLauncher:
         Returns
         -------
         list of (key, value)
-            The job's output; its Hadoop counters (one dict per step) are kept in ``last_counters``.
+            The job's output; its Hadoop counters (one dict per step) are kept in ``last_counters``, and
+            the bytes its map tasks emitted (:func:`shuffle_bytes`) in ``last_shuffle_bytes``.
         """
         job_dir = join(self.staging, f"job-{self.jobs_run:06d}")
         self.jobs_run += 1
@@ -359,6 +387,8 @@ class JobLauncher:
                 self._use_webhdfs(runner)
             runner.run()
             self.last_counters = runner.counters()
+            self.last_shuffle_bytes = shuffle_bytes(self.last_counters)
+            log.info("%s: the map tasks emitted %d bytes", job_class.__name__, self.last_shuffle_bytes)
             if not self.on_hdfs:
                 return list(job.parse_output(runner.cat_output()))
         output = join(job_dir, "output")

@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 
 #: Counter group in which a map task counts, under its partition id, sums that were not finite.
 NON_FINITE_COUNTERS = "mrtrain non-finite sums"
+#: Counter (group ``mrtrain``) a partition-sum map task adds the size of every record it emits to: the bytes
+#: of the ``KEY<TAB>TAG<TAB>VECTOR`` line and its newline, which cross the shuffle to the reducers (with
+#: ``--map-only``, the job's output that the driver reads back).
+SHUFFLE_BYTES = "shuffle bytes"
 #: Environment variable naming a partition id whose first map attempt fails on purpose (fault tests).
 FAULT_PARTITION_ENV = "MRTRAIN_FAULT_FAIL_PARTITION"
 
@@ -279,7 +283,9 @@ class PartitionSumJob(PartitionJob):
             # when the point it cannot do without does.
             self.increment_counter(NON_FINITE_COUNTERS, str(partition_id))
         for shard, piece in enumerate(split_shards(vector, self.task.get("shards", 1))):
-            yield str(shard), (partition_id, piece)
+            record = (str(shard), (partition_id, piece))
+            self.increment_counter("mrtrain", SHUFFLE_BYTES, TaggedVectorProtocol().size(*record) + 1)
+            yield record
 
     def encoded_labels(self, partition_id, uri, y_raw):
         """The model's encoding of a partition's labels; a bad label is a :class:`PartitionDataError`

@@ -34,16 +34,54 @@ def encode_vector(vector):
     -------
     str
     """
-    array = np.ascontiguousarray(vector, dtype=_DTYPE)
-    if array.ndim != 1:
-        raise ValueError(f"Only 1-D vectors cross the shuffle. Got an array of shape {array.shape}.")
+    array = _as_vector(vector)
     stored = np.flatnonzero(array.view(np.uint64))  # everything but +0.0
-    index_dtype = _INT32 if len(array) <= np.iinfo(np.int32).max else _INT64
-    if len(stored) * (index_dtype.itemsize + _DTYPE.itemsize) < array.nbytes:
+    index_dtype = _index_dtype(len(array))
+    if _sparse_is_shorter(len(stored), len(array)):
         positions = base64.b64encode(stored.astype(index_dtype).tobytes()).decode("ascii")
         values = base64.b64encode(array[stored].tobytes()).decode("ascii")
         return f"{_SPARSE}{len(array)}:{positions}:{values}"
     return base64.b64encode(array.tobytes()).decode("ascii")
+
+
+def encoded_length(vector):
+    """``len(encode_vector(vector))``, computed without encoding.
+
+    Parameters
+    ----------
+    vector : array_like, shape (k,)
+
+    Returns
+    -------
+    int
+    """
+    array = _as_vector(vector)
+    stored = int(np.count_nonzero(array.view(np.uint64)))
+    if _sparse_is_shorter(stored, len(array)):
+        positions = _base64_length(stored * _index_dtype(len(array)).itemsize)
+        values = _base64_length(stored * _DTYPE.itemsize)
+        return len(f"{_SPARSE}{len(array)}::") + positions + values
+    return _base64_length(array.nbytes)
+
+
+def _as_vector(vector):
+    array = np.ascontiguousarray(vector, dtype=_DTYPE)
+    if array.ndim != 1:
+        raise ValueError(f"Only 1-D vectors cross the shuffle. Got an array of shape {array.shape}.")
+    return array
+
+
+def _index_dtype(length):
+    return _INT32 if length <= np.iinfo(np.int32).max else _INT64
+
+
+def _sparse_is_shorter(stored, length):
+    """Whether ``stored`` positions and values take fewer raw bytes than all ``length`` values."""
+    return stored * (_index_dtype(length).itemsize + _DTYPE.itemsize) < length * _DTYPE.itemsize
+
+
+def _base64_length(n_bytes):
+    return 4 * ((n_bytes + 2) // 3)
 
 
 def decode_vector(text):
@@ -78,7 +116,7 @@ def _decode_sparse(text):
         ) from None
     if not 0 <= length <= MAX_LENGTH:
         raise ValueError(f"A sparse shuffled vector's length must be in [0, {MAX_LENGTH}]. Got {length}.")
-    index_dtype = _INT32 if length <= np.iinfo(np.int32).max else _INT64
+    index_dtype = _index_dtype(length)
     positions = np.frombuffer(base64.b64decode(positions_text.encode("ascii"), validate=True),
                               dtype=index_dtype)
     raw = base64.b64decode(values_text.encode("ascii"), validate=True)
@@ -104,6 +142,11 @@ class TaggedVectorProtocol:
     def write(self, key, value):
         tag, vector = value
         return f"{key}\t{int(tag)}\t{encode_vector(vector)}".encode("ascii")
+
+    def size(self, key, value):
+        """``len(self.write(key, value))``, computed without encoding the vector."""
+        tag, vector = value
+        return len(f"{key}\t{int(tag)}\t".encode("ascii")) + encoded_length(vector)
 
     def read(self, line):
         key, tag, text = line.decode("ascii").rstrip("\r\n").split("\t")
