@@ -13,8 +13,8 @@ import numpy as np
 
 from mrtrain.engine.kmeans import KMEANS, ClusterStatistics, kmeans_metrics, statistics_length
 from mrtrain.engine.mapreduce import JobLauncher, effective_reducers, task_uri
-from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
-from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, is_sparse, make_model
+from mrtrain.engine.metrics import binned_roc_curve, finalize_metrics, metric_vector_length
+from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, Model, is_sparse, make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
@@ -45,7 +45,9 @@ class FittedModel:
     theta_ : ndarray, shape (p,)
         All parameters, intercept last (per class row for softmax).
     coef_ : ndarray, shape (d,) or (K, d)
+        For ``mlp``: a list of the layers' weights, ``(n_{l-1}, n_l)`` each (scikit-learn's ``coefs_``).
     intercept_ : float or ndarray of shape (K,)
+        For ``mlp``: a list of the layers' biases, ``(n_l,)`` each (scikit-learn's ``intercepts_``).
     classes_ : list of float or None
     l2 : float
     l1 : float
@@ -62,13 +64,19 @@ class FittedModel:
     stop_reason_ : str
     settings : dict
         The training settings recorded in the checkpoints.
+    cv_results_ : list of dict or None
+        A grid run's table of candidates (:mod:`mrtrain.engine.grid_training`): penalties, validation loss
+        and metric (mean and standard deviation over the folds), iterations, the selected one.
     cluster_sizes_ : ndarray of shape (k,) or None
         k-means: the rows nearest each centre in the last Lloyd pass (``coef_`` holds the centres, (k, d),
         and ``intercept_`` is None).
+    pass_records_ : dict of str to list of float
+        The objective, gradient max-norm and seconds of the run's last passes (:data:`PASS_RECORDS`, as
+        checkpointed; empty lists for models without an optimizer loop and for older checkpoints).
     """
 
     def __init__(self, model, theta, *, l2, iterations, passes, history, converged, stop_reason, settings,
-                 l1=0.0, standardization=None, cluster_sizes=None):
+                 l1=0.0, standardization=None, cluster_sizes=None, pass_records=None):
         self.model = model
         self.theta_ = np.asarray(theta, dtype=np.float64)
         self.l2 = float(l2)
@@ -84,6 +92,9 @@ class FittedModel:
         self.settings = dict(settings)
         self.coef_, self.intercept_ = model.coefficients(self.theta_)
         self.cluster_sizes_ = None if cluster_sizes is None else np.asarray(cluster_sizes, dtype=np.float64)
+        self.cv_results_ = None
+        self.pass_records_ = {name: [float(v) for v in (pass_records or {}).get(name, ())]
+                              for name in PASS_RECORDS}
 
     @classmethod
     def load(cls, checkpoint_dir):
@@ -100,13 +111,18 @@ class FittedModel:
         meta = checkpoint.meta
         settings = meta["settings"]
         model = _settings_model(settings)
-        return cls(
+        grid = meta.get("grid")  # a grid run (mrtrain.engine.grid_training): its result member's iterations
+        iterations = grid["result"]["iteration"] if isinstance(grid, dict) else meta["iteration"]
+        fitted = cls(
             model, checkpoint_theta(checkpoint), l2=settings["l2"], l1=settings.get("l1", 0.0),
-            standardization=checkpoint_standardization(checkpoint, model), iterations=meta["iteration"],
+            standardization=checkpoint_standardization(checkpoint, model), iterations=iterations,
             passes=meta["passes"], history=meta["history"], converged=meta["converged"],
             stop_reason=meta["stop_reason"], settings=settings,
             cluster_sizes=checkpoint.arrays[KMEANS_SIZES] if model.kind == KMEANS else None,
+            pass_records={name: meta[name] for name in PASS_RECORDS if name in meta},
         )
+        fitted.cv_results_ = grid.get("table") if isinstance(grid, dict) else None
+        return fitted
 
     def predict(self, X):
         """Predicted values (linear, poisson) or class labels (logistic, softmax), shape (n,).
@@ -143,9 +159,8 @@ class FittedModel:
         """JSON-able summary with the keys of ``mrtrain train --json`` (``metrics`` added by callers)."""
         return {
             "model": self.model.kind,
-            "coefficients": self.coef_.tolist(),
-            "intercept": self.intercept_.tolist() if isinstance(self.intercept_, np.ndarray)
-            else self.intercept_,
+            "coefficients": _listed(self.coef_),
+            "intercept": _listed(self.intercept_),
             "classes": self.classes_,
             "iterations": self.n_iter_,
             "passes": self.n_passes_,
@@ -153,11 +168,14 @@ class FittedModel:
             "converged": self.converged_,
             "stop_reason": self.stop_reason_,
             "settings": self.settings,
+            **({} if self.cv_results_ is None else {"cross_validation": self.cv_results_}),
             **({} if self.cluster_sizes_ is None else {
                 "centers": self.coef_.tolist(), "cluster_sizes": [int(n) for n in self.cluster_sizes_]}),
         }
 
     def _model_spec(self):
+        if isinstance(self.model, Model):
+            return self.model.spec()
         return {
             "kind": self.model.kind, "n_features": self.model.n_features, "classes": self.model.classes,
             "fit_intercept": self.model.fit_intercept,
@@ -196,10 +214,13 @@ class FittedModel:
             return f"encoding digest: expected {self.settings['encoding']}, found {dataset.encoding_digest}"
         return None
 
-    def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True, reducers=1):
+    def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True, reducers=1,
+                 roc_curve=False):
         """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.
 
-        ``partition_cache`` and ``reducers`` are those of :class:`mrtrain.engine.trainer.Trainer`.
+        ``partition_cache`` and ``reducers`` are those of :class:`mrtrain.engine.trainer.Trainer`; with
+        ``roc_curve`` a logistic model's metrics add ``"roc_curve"``
+        (:func:`mrtrain.engine.metrics.binned_roc_curve`, from the same pass).
 
         Returns
         -------
@@ -214,6 +235,8 @@ class FittedModel:
                          partition_cache=partition_cache, reducers=reducers) as launcher:
             vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
         metrics = finalize_metrics(self.model, vector)
+        if roc_curve and self.model.kind == "logistic":
+            metrics["roc_curve"] = binned_roc_curve(self.model, vector)
         if metrics.get("loss") is not None:
             theta = self.theta_ if self.standardization is None else self.standardization.to_standardized(
                 self.theta_
@@ -279,6 +302,15 @@ class FittedModel:
         return manifest
 
 
+def _listed(value):
+    """Arrays (or lists of arrays: an MLP's layers) as nested lists for JSON; anything else as it is."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, list):
+        return [_listed(item) for item in value]
+    return value
+
+
 def _features(X):
     """``X`` for in-memory prediction: scipy sparse matrices as they are, anything else as float64."""
     return X if is_sparse(X) else np.asarray(X, dtype=np.float64)
@@ -286,9 +318,13 @@ def _features(X):
 
 def _settings_model(settings):
     return make_model(settings["model"], settings["n_features"], classes=settings["classes"],
-                      fit_intercept=settings["fit_intercept"])
+                      fit_intercept=settings["fit_intercept"], layers=settings.get("layers"),
+                      activation=settings.get("activation"))
 
 
+#: Optional per-pass records of a training checkpoint's meta (:class:`mrtrain.engine.driver.LoopStatus`):
+#: the objective, gradient max-norm and seconds of each of the run's last passes.
+PASS_RECORDS = ("pass_objectives", "pass_grad_norms", "pass_seconds")
 #: Checkpoint array of a naive Bayes model: its parameter vector (:mod:`mrtrain.engine.naive_bayes`).
 NAIVE_BAYES_PARAMS = "naive_bayes.params"
 #: Checkpoint arrays of k-means (:mod:`mrtrain.engine.kmeans_training`): the centres (k, d) and the rows
@@ -404,6 +440,7 @@ def validate_checkpoint(checkpoint):
     field(meta, "passes", kind="int", minimum=0)
     for i, value in enumerate(field(meta, "history", kind="list")):
         _expect(uri, f"history[{i}]", value, kind="float")
+    _validate_pass_records(uri, meta)
     field(meta, "rejected", kind="int", minimum=0)
     field(meta, "stop_reason", kind="str", nullable=True)
     field(meta, "converged", kind="bool")
@@ -413,13 +450,21 @@ def validate_checkpoint(checkpoint):
         field(origin, "checkpoint", "warm_start.", kind="str")
         field(origin, "iteration", "warm_start.", kind="int", minimum=0)
         field(origin, "settings", "warm_start.", kind="dict")
+    grid = _expect(uri, "grid", meta.get("grid"), kind="dict", nullable=True)
+    if grid is not None:  # a grid run's checkpoint (mrtrain.engine.grid_training)
+        result = _expect(uri, "grid.result", grid.get("result", _MISSING), kind="dict")
+        field(result, "iteration", "grid.result.", kind="int", minimum=0)
+        field(grid, "members", "grid.", kind="list")
+        field(grid, "candidates", "grid.", kind="list")
+        field(grid, "table", "grid.", kind="list", nullable=True)
     if base + iteration != checkpoint.iteration:
         raise CheckpointError(uri, f"meta fields 'checkpoint_base' + 'iteration': expected "
                                    f"{checkpoint.iteration} (the checkpoint's iteration), found "
                                    f"{base} + {iteration}")
     try:
         model = make_model(settings["model"], settings["n_features"], classes=classes,
-                           fit_intercept=settings["fit_intercept"])
+                           fit_intercept=settings["fit_intercept"], layers=settings.get("layers"),
+                           activation=settings.get("activation"))
     except ValueError as exc:
         raise CheckpointError(uri, f"meta field 'settings' does not describe a model: {exc}") from None
     if naive_bayes:
@@ -431,6 +476,24 @@ def validate_checkpoint(checkpoint):
     _validate_state(checkpoint, OPTIMIZERS[optimizer](), model.n_params)
     if standardize:
         _validate_standardization(checkpoint, model)
+
+
+def _validate_pass_records(uri, meta):
+    """Check the optional per-pass records (:data:`PASS_RECORDS`): equally long lists of finite numbers
+    (gradient norms and seconds >= 0), no more than the passes made."""
+    lengths = set()
+    for name in PASS_RECORDS:
+        if name not in meta:  # written since the records exist
+            continue
+        values = _expect(uri, name, meta[name], kind="list")
+        for i, value in enumerate(values):
+            _expect(uri, f"{name}[{i}]", value, kind="float",
+                    minimum=None if name == "pass_objectives" else 0)
+        lengths.add(len(values))
+    if len(lengths) > 1 or max(lengths, default=0) > meta["passes"]:
+        found = {name: len(meta[name]) for name in PASS_RECORDS if name in meta}
+        raise CheckpointError(uri, f"meta fields {list(found)}: expected lists of one length, at most "
+                                   f"'passes' ({meta['passes']}), found lengths {found}")
 
 
 def _validate_naive_bayes(checkpoint, n_params):

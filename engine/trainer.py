@@ -31,18 +31,22 @@ from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, AllReduceSession, check_se
 from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
 from mrtrain.engine.fitted import (
     NAIVE_BAYES_PARAMS,
+    PASS_RECORDS,
     FittedModel,
     checkpoint_theta,
     latest_training_checkpoint,
     standardization_arrays,
 )
+from mrtrain.engine.grid import grid_spec, is_grid
 from mrtrain.engine.initialization import INITS, online_initial_point
 from mrtrain.engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
+from mrtrain.engine.mlp import check_activation, check_layers
 from mrtrain.engine.models import (
     CLASSIFIERS,
     CLUSTERING_MODELS,
     MODELS,
     NAIVE_BAYES_MODELS,
+    NETWORK_MODELS,
     PartialSums,
     make_model,
 )
@@ -67,9 +71,9 @@ log = logging.getLogger(__name__)
 
 #: Settings that must match for a checkpoint to be resumed.
 RESUME_KEYS = ("model", "optimizer", "l2", "l1", "standardize", "fit_intercept", "n_features", "classes",
-               "data_checksum")
+               "data_checksum", "layers", "activation", "seed")
 #: Settings that fix the parameter vector's layout: they must match even for a warm start.
-LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes")
+LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes", "layers")
 #: Values of settings that checkpoints written before the setting existed lack.
 SETTING_DEFAULTS = {"l1": 0.0, "standardize": False}
 #: What the one-pass fit of a naive Bayes model leaves at its default: (parameter, default, why).
@@ -175,10 +179,17 @@ class Trainer:
         of AdaGrad per partition, computed by one more job (counted in ``passes``;
         :mod:`mrtrain.engine.initialization`). Only for a fresh run: a resumed or warm-started one starts
         from its checkpoint. Default: ``"zeros"``.
+    layers : sequence of int, optional
+        ``"mlp"`` only: hidden layer sizes, each >= 1. Default: ``(100,)``, as scikit-learn's.
+    activation : {"tanh", "relu"}, optional
+        ``"mlp"`` only: the hidden layers' activation. Default: ``"tanh"``. The MLP
+        (:mod:`mrtrain.engine.mlp`) starts at seeded Glorot-uniform weights (``seed``) and trains with
+        ``"lbfgs"`` (default) or ``"gd"``; no l1, standardization or online init.
     k : int >= 1, optional
         k-means: the number of centres (at most the dataset's rows); optional with ``init_centers``.
     seed : int >= 0
-        k-means: the seed of k-means|| (its first centre, its sampling streams, k-means++). Default: 0.
+        k-means: the seed of k-means|| (its first centre, its sampling streams, k-means++); mlp: the seed of
+        the initial weights. Default: 0.
     init_centers : array_like of shape (k, d) or str, optional
         k-means: the initial centres, or a ``.npy`` / CSV file of them (local or ``hdfs://``), instead of
         k-means|| (:mod:`mrtrain.engine.kmeans_training`). Default: None (k-means||).
@@ -191,7 +202,9 @@ class Trainer:
                  keep_checkpoints=None, warm_start=False, break_lock=False, reducers=1, partition_cache=True,
                  callback=None, allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
                  allreduce_timeout=DEFAULT_TIMEOUT, smoothing=None, init="zeros", k=None, seed=0,
-                 init_centers=None, init_steps=2):
+                 init_centers=None, init_steps=2, layers=None, activation=None, reg_path=None,
+                 reg_path_ratio=None, elastic_net=None, cv=None, validation_fraction=None, n_iter_no_change=5,
+                 fold_seed=0):
         self.model = model
         self.optimizer = optimizer
         self.l2 = l2
@@ -220,6 +233,15 @@ class Trainer:
         self.seed = seed
         self.init_centers = init_centers
         self.init_steps = init_steps
+        self.layers = layers
+        self.activation = activation
+        self.reg_path = reg_path
+        self.reg_path_ratio = reg_path_ratio
+        self.elastic_net = elastic_net
+        self.cv = cv
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.fold_seed = fold_seed
 
     def _validate(self):
         check_choice("model", self.model, MODELS)
@@ -237,11 +259,16 @@ class Trainer:
             raise ValueError(f"The 'smoothing' parameter applies to the naive Bayes models "
                              f"{list(NAIVE_BAYES_MODELS)} only. Got smoothing={self.smoothing!r} for model "
                              f"{self.model!r} instead.")
-        check_number("l2", self.l2, minimum=0)
-        check_number("l1", self.l1, minimum=0)
-        if self.optimizer is not None:
-            check_choice("optimizer", self.optimizer, OPTIMIZERS)
-            check_l1(self.optimizer, float(self.l1))
+        if is_grid(self):
+            grid_spec(self)
+            if self.optimizer is not None:
+                check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        else:
+            check_number("l2", self.l2, minimum=0)
+            check_number("l1", self.l1, minimum=0)
+            if self.optimizer is not None:
+                check_choice("optimizer", self.optimizer, OPTIMIZERS)
+                check_l1(self.optimizer, float(self.l1))
         check_choice("runner", self.runner, RUNNERS)
         check_choice("init", self.init, INITS)
         check_int("max_iter", self.max_iter, minimum=1)
@@ -262,11 +289,14 @@ class Trainer:
         if self.warm_start and not self.checkpoint_dir:
             raise ValueError("The 'warm_start' parameter needs a 'checkpoint_dir' to start from. Got "
                              "checkpoint_dir=None.")
+        self._validate_network()
 
     def _validate_clustering(self):
         """Refuse k-means settings for other models, and settings k-means does not take."""
         if self.model not in CLUSTERING_MODELS:
             for name, default in KMEANS_PARAMETERS:
+                if name == "seed" and self.model in NETWORK_MODELS:
+                    continue
                 value = getattr(self, name)
                 if not (value is None if default is None else value == default):
                     raise ValueError(f"The {name!r} parameter applies to model 'kmeans' only. Got {name}="
@@ -281,6 +311,32 @@ class Trainer:
             check_int("k", self.k, minimum=1)
         check_int("seed", self.seed, minimum=0)
         check_int("init_steps", self.init_steps, minimum=1)
+
+    def _validate_network(self):
+        """Refuse MLP settings for other models, and for the MLP what a non-convex network without Hessian
+        sums cannot take."""
+        if self.model not in NETWORK_MODELS:
+            for name in ("layers", "activation"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"The {name!r} parameter applies to model 'mlp' only. Got {name}="
+                                     f"{getattr(self, name)!r} for model {self.model!r} instead.")
+            return
+        if self.layers is not None:
+            check_layers(self.layers)
+        if self.activation is not None:
+            check_activation(self.activation)
+        check_int("seed", self.seed, minimum=0)
+        if self.l1 != 0:
+            raise ValueError(f"The 'l1' parameter of model 'mlp' must be 0 (it trains with lbfgs or gd; use "
+                             f"l2). Got {self.l1!r} instead.")
+        if self.optimizer not in (None, "lbfgs", "gd"):
+            raise ValueError(f"The 'optimizer' parameter of model 'mlp' must be 'lbfgs' or 'gd' (it has no "
+                             f"Hessian sums and no l1 penalty). Got {self.optimizer!r} instead.")
+        for name, default in (("standardize", False), ("init", "zeros"), ("fit_intercept", True)):
+            if getattr(self, name) != default:
+                raise ValueError(f"The {name!r} parameter does not apply to model 'mlp' (seeded initial "
+                                 f"weights, a bias in every unit); leave it at {default!r}. Got "
+                                 f"{getattr(self, name)!r} instead.")
 
     def fit(self, data):
         """Train on the dataset at ``data`` (a directory made by ``mrtrain ingest``).
@@ -304,9 +360,15 @@ class Trainer:
                     f"{self.model}, found non-integer or more than 1000 distinct label values"
                 )
             classes = dataset.classes
-        model = make_model(self.model, dataset.n_features, classes=classes, fit_intercept=self.fit_intercept)
+        model = make_model(self.model, dataset.n_features, classes=classes, fit_intercept=self.fit_intercept,
+                           layers=self.layers, activation=self.activation)
         if self.model in NAIVE_BAYES_MODELS:
             return self._fit_naive_bayes(dataset, model)
+        if is_grid(self):
+            # Imported here: grid training builds on this module.
+            from mrtrain.engine.grid_training import fit_grid
+
+            return fit_grid(self, dataset, model, classes)
         optimizer_name = self.optimizer or default_optimizer(float(self.l1))
         if optimizer_name == "newton":
             check_model_size(model.n_params)  # before the lock and any job
@@ -321,12 +383,13 @@ class Trainer:
             "classes": classes, "data": dataset.uri, "data_checksum": dataset.checksum,
             "encoding": dataset.encoding_digest,
         }
+        if self.model in NETWORK_MODELS:
+            settings.update(layers=list(model.layers), activation=model.activation, seed=self.seed)
         objective = Objective(model, self.l2, self.l1)
         optimizer = make_optimizer(
             optimizer_name, **({"l1": objective.l1_weights} if optimizer_name == "owlqn" else {})
         )
-        spec = {"kind": model.kind, "n_features": model.n_features, "classes": classes,
-                "fit_intercept": model.fit_intercept}
+        spec = model.spec()
         limits = {"max_iter": self.max_iter, "tol": self.tol, "gtol": self.gtol}
         lock = (DirectoryLock(self.checkpoint_dir, break_lock=self.break_lock) if self.checkpoint_dir
                 else contextlib.nullcontext())
@@ -336,7 +399,7 @@ class Trainer:
             partition_cache=self.partition_cache,
         ) as launcher, self._allreduce_session(launcher) as session:
             scaling = feature_standardization(launcher, model, dataset) if self.standardize else None
-            start = self._start(optimizer, settings, model.n_params, scaling)
+            start = self._start(optimizer, settings, model.initial_point(self.seed), scaling)
             if self.init == "online" and start.status.passes == 0 and start.origin is None:
                 x0 = online_initial_point(launcher, model, self.l2)
                 x0 = x0 if scaling is None else scaling.to_standardized(x0)
@@ -371,7 +434,7 @@ class Trainer:
         return FittedModel(
             model, theta, l2=self.l2, l1=self.l1, iterations=status.iteration, passes=status.passes,
             history=status.history, converged=converged, stop_reason=reason, settings=settings,
-            standardization=scaling,
+            standardization=scaling, pass_records={name: getattr(status, name) for name in PASS_RECORDS},
         )
 
     def _fit_naive_bayes(self, dataset, model):
@@ -449,19 +512,20 @@ class Trainer:
             "history": list(status.history), "rejected": status.rejected, "state_scalars": scalars,
             "stop_reason": verdict[0] if verdict else None, "converged": bool(verdict and verdict[1]),
             "checkpoint_base": start.base, "warm_start": start.origin,
+            **{name: list(getattr(status, name)) for name in PASS_RECORDS},
         }
         save_checkpoint(
             self.checkpoint_dir, start.base + status.iteration,
             arrays, meta, keep=self.keep_checkpoints,
         )
 
-    def _start(self, optimizer, settings, n_params, scaling):
+    def _start(self, optimizer, settings, x0, scaling):
         """Where the loop starts: a fresh run, a resumed one, or a warm start (checkpoint dir locked).
 
         A warm start begins at the checkpoint's model (in the stored features' terms), expressed in this
         run's standardized terms when ``scaling`` is given.
         """
-        fresh = Start(initial_status(optimizer, np.zeros(n_params)), 0, None)
+        fresh = Start(initial_status(optimizer, x0), 0, None)
         if not self.checkpoint_dir:
             return fresh
         remove_temporaries(self.checkpoint_dir)
@@ -481,7 +545,8 @@ class Trainer:
             state = state_from_record(optimizer.State, arrays, meta["state_scalars"])
             log.info("resuming from %s (iteration %d)", checkpoint.uri, meta["iteration"])
             status = LoopStatus(
-                state, meta["iteration"], meta["passes"], tuple(meta["history"]), meta["rejected"]
+                state, meta["iteration"], meta["passes"], tuple(meta["history"]), meta["rejected"],
+                *(tuple(meta.get(name, ())) for name in PASS_RECORDS),
             )
             return Start(status, meta.get("checkpoint_base", 0), meta.get("warm_start"))
         if not self.warm_start:
@@ -564,11 +629,12 @@ class Start(NamedTuple):
 def settings_differences(previous, current, keys):
     """One ``"key: checkpoint has X, this run has Y"`` string per key in ``keys`` whose values differ.
 
-    A key the checkpoint lacks has its :data:`SETTING_DEFAULTS` value (or None).
+    A key the checkpoint (or this run's settings) lacks has its :data:`SETTING_DEFAULTS` value (or None).
     """
     differences = []
     for key in keys:
         recorded = previous.get(key, SETTING_DEFAULTS.get(key))
-        if recorded != current[key]:
-            differences.append(f"{key}: checkpoint has {recorded!r}, this run has {current[key]!r}")
+        value = current.get(key, SETTING_DEFAULTS.get(key))
+        if recorded != value:
+            differences.append(f"{key}: checkpoint has {recorded!r}, this run has {value!r}")
     return differences

@@ -31,7 +31,7 @@ from mrjob.protocol import RawValueProtocol
 from mrjob.step import MRStep
 from threadpoolctl import threadpool_limits
 
-from mrtrain.engine.models import make_model
+from mrtrain.engine.models import model_from_spec
 from mrtrain.mr_jobs.protocols import TaggedVectorProtocol
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import get_filesystem
@@ -193,12 +193,7 @@ class PartitionJob(MRJob):
         with open(self.options.task, encoding="utf-8") as handle:
             self.task = json.load(handle)
         spec = self.task["model"]
-        self.model = make_model(
-            spec["kind"],
-            spec["n_features"],
-            classes=spec["classes"],
-            fit_intercept=spec["fit_intercept"],
-        )
+        self.model = model_from_spec(spec)
         self.thetas = np.load(self.options.params, allow_pickle=False)
         p = self.model.n_params
         if self.thetas.ndim != 2 or self.thetas.shape[1] != p or not np.isfinite(self.thetas).all():
@@ -276,6 +271,7 @@ class PartitionSumJob(PartitionJob):
     def mapper_partition_sums(self, _, line):
         partition_id, uri, X, y_raw, w = self.read_partition_line(line)
         y = self.encoded_labels(partition_id, uri, y_raw)
+        self.partition_id = partition_id  # for sums that depend on where a row is (row splits)
         with failures_named(partition_id, uri), single_threaded_blas():
             vector = self.partial_vector(X, y, w)
         if not np.isfinite(vector).all():

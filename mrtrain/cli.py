@@ -1,4 +1,4 @@
-"""The ``mrtrain`` command line: ingest, train, evaluate, predict, inspect.
+"""The ``mrtrain`` command line: ingest, train, evaluate, predict, inspect, report.
 
 A thin layer over :mod:`engine` and :mod:`storage`. Progress goes to stderr, results to stdout (``--json``:
 one JSON object). Options, the mrjob config file and the output target are checked before any job runs.
@@ -25,9 +25,11 @@ from mrjob.step import StepFailedException
 
 from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, parse_address
 from mrtrain.engine.fitted import FittedModel
+from mrtrain.engine.grid import grid_table_lines
 from mrtrain.engine.inference import check_inference, coefficient_inference, load_inference, save_inference
 from mrtrain.engine.initialization import INITS
 from mrtrain.engine.mapreduce import RUNNERS
+from mrtrain.engine.mlp import ACTIVATIONS, check_layers
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
 from mrtrain.engine.mrjob_conf import check_mrjob_conf
 from mrtrain.engine.optimizers import OPTIMIZERS
@@ -35,6 +37,7 @@ from mrtrain.engine.params import check_int, check_number
 from mrtrain.engine.trainer import Trainer
 from mrtrain.mr_jobs.partition_job import PartitionError
 from mrtrain.progress import TrainingProgress
+from mrtrain.report import MissingDependencyError, require_matplotlib, write_report
 from mrtrain.storage.checkpoint import list_checkpoints
 from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
@@ -119,12 +122,43 @@ def _argument(check, name, convert, **limits):
     return parse
 
 
+def _number_list(check, name, **limits):
+    """An argparse ``type=`` function for ``V[,V...]``: a list of floats, each passing ``check``."""
+
+    def parse(text):
+        values = []
+        for item in text.split(","):
+            try:
+                value = float(item)
+            except ValueError:
+                value = item
+            try:
+                values.append(check(name, value, **limits))
+            except ValueError as error:
+                raise _type_error(error) from None
+        return values
+
+    return parse
+
+
 def _float_at_least(minimum, name):
     return _argument(check_number, name, float, minimum=minimum)
 
 
 def _int_at_least(minimum, name):
     return _argument(check_int, name, int, minimum=minimum)
+
+
+def _layer_sizes(text):
+    """``--layers 64,32`` -> ``[64, 32]``; anything but a comma-separated list of ints >= 1 is an error."""
+    try:
+        sizes = [int(size) for size in text.split(",")]
+    except ValueError:
+        sizes = text
+    try:
+        return list(check_layers(sizes))
+    except ValueError as error:
+        raise _type_error(error) from None
 
 
 def _column_list(text):
@@ -217,10 +251,16 @@ def build_parser():
     p.add_argument("--model", choices=MODELS, required=True,
                    help="GLMs and linear-svc are trained by an optimizer; the naive Bayes models (*-nb) are "
                         "fitted in one pass and take no optimizer, penalty or standardization; kmeans runs "
-                        "k-means|| then Lloyd passes (labels are ignored)")
+                        "k-means|| then Lloyd passes (labels are ignored); mlp is a multilayer perceptron "
+                        "classifier trained by lbfgs (or gd)")
     p.add_argument("--k", type=_int_at_least(1, "k"), help="kmeans: number of centres (at most the rows)")
     p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0,
-                   help="kmeans: seed of the k-means|| initialisation. Default: %(default)s")
+                   help="kmeans: seed of the k-means|| initialisation; mlp: seed of the initial weights. "
+                        "Default: %(default)s")
+    p.add_argument("--layers", type=_layer_sizes, metavar="N[,N...]",
+                   help="mlp: hidden layer sizes, e.g. 64,32 (softmax output over the classes). Default: 100")
+    p.add_argument("--activation", choices=ACTIVATIONS,
+                   help="mlp: activation of the hidden layers. Default: tanh")
     p.add_argument("--init-centers", metavar="FILE",
                    help="kmeans: initial centres instead of k-means||, a .npy array or CSV rows of numbers "
                         "(k x features; --k may be left out)")
@@ -232,14 +272,34 @@ def build_parser():
                         "var_smoothing of gaussian-nb (default 1e-9), as in scikit-learn")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
                    help="Default: owlqn when the l1 penalty is > 0, else lbfgs")
-    p.add_argument("--l2", type=_float_at_least(0, "l2"),
-                   help="strength of the (l2/2)||w||^2 penalty. Default: 0")
-    p.add_argument("--l1", type=_float_at_least(0, "l1"),
-                   help="strength of the l1*||w||_1 penalty (needs owlqn). Default: 0")
-    p.add_argument("--reg", type=_float_at_least(0, "reg"), metavar="LAMBDA",
+    p.add_argument("--l2", type=_number_list(check_number, "l2", minimum=0), metavar="L2[,L2...]",
+                   help="strength of the (l2/2)||w||^2 penalty; a list trains one model per value in the "
+                        "same passes (with --cv or --validation-fraction to choose). Default: 0")
+    p.add_argument("--l1", type=_number_list(check_number, "l1", minimum=0), metavar="L1[,L1...]",
+                   help="strength of the l1*||w||_1 penalty (needs owlqn); lists as for --l2, paired with "
+                        "an --l2 list of the same length. Default: 0")
+    p.add_argument("--reg", type=_number_list(check_number, "reg", minimum=0), metavar="LAMBDA[,LAMBDA...]",
                    help="Spark's regParam, instead of --l1/--l2: l1 = ALPHA*LAMBDA, l2 = (1-ALPHA)*LAMBDA")
-    p.add_argument("--elastic-net", type=_argument(_fraction, "elastic_net", float), metavar="ALPHA",
-                   help="Spark's elasticNetParam in [0, 1], with --reg. Default: 0 (pure l2)")
+    p.add_argument("--elastic-net", type=_number_list(_fraction, "elastic_net"), metavar="ALPHA[,ALPHA...]",
+                   help="Spark's elasticNetParam in [0, 1], with --reg (default 0, pure l2) or --reg-path "
+                        "(default 1, the lasso, as glmnet)")
+    p.add_argument("--reg-path", type=_int_at_least(1, "reg_path"), metavar="N",
+                   help="train N penalties log-spaced from the smallest that keeps every coefficient 0 "
+                        "(glmnet's lambda max) down to that times --reg-path-ratio, in the same passes")
+    p.add_argument("--reg-path-ratio", type=_float_at_least(0, "reg_path_ratio"), metavar="R",
+                   help="smallest / largest penalty of --reg-path, in (0, 1). Default: 1e-4")
+    p.add_argument("--cv", type=_int_at_least(2, "cv"), metavar="K",
+                   help="k-fold cross-validation of every penalty in the same passes; the best one's model "
+                        "refitted on all rows is the result")
+    p.add_argument("--validation-fraction", type=_float_at_least(0, "validation_fraction"), metavar="F",
+                   help="hold out about F of the rows (a stable row hash) to score the models and stop each "
+                        "early (--n-iter-no-change); the result is the best iterate of the best penalty")
+    p.add_argument("--n-iter-no-change", type=_int_at_least(1, "n_iter_no_change"), default=5, metavar="N",
+                   help="with --validation-fraction: stop after N iterations without a better validation "
+                        "loss. Default: %(default)s")
+    p.add_argument("--fold-seed", type=_int_at_least(0, "fold_seed"), default=0, metavar="S",
+                   help="seed of the row hash that makes the folds or the hold-out part. "
+                        "Default: %(default)s")
     p.add_argument("--standardize", action="store_true",
                    help="fit in terms of standardized features (one statistics pass first; penalties apply "
                         "there; dense data centred and scaled, sparse scaled) and report coefficients for "
@@ -302,6 +362,12 @@ def build_parser():
     p = commands.add_parser("inspect", help="summarize a model (checkpoint) directory or a dataset")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true")
+
+    p = commands.add_parser("report", help="an HTML page with plots about a trained model (needs matplotlib)")
+    p.add_argument("model_dir", help="checkpoint directory of the trained model")
+    p.add_argument("--data", help="a dataset to evaluate the model on: metrics, confusion matrix, ROC curve")
+    p.add_argument("--output", required=True, help="the HTML file to write (must not exist)")
+    _runner_args(p)
     return parser
 
 
@@ -337,6 +403,9 @@ def _print_result(result, as_json):
             continue
         if key == "inference":
             print("\n".join(inference_lines(value)))
+            continue
+        if key == "cross_validation":
+            print("\n".join(grid_table_lines(value)))
             continue
         if isinstance(value, dict):
             print(f"{key}:")
@@ -463,23 +532,40 @@ def dataset_summary(dataset):
 def penalties(args):
     """``(l1, l2)`` of ``train``: from ``--l1`` / ``--l2``, or from Spark's ``--reg`` / ``--elastic-net``.
 
+    Each is a float, or a list when several penalties are asked for (the values of two lists are pairs; a
+    single value goes with every value of the other list).
+
     Raises
     ------
     ValueError
-        If ``--reg`` is combined with ``--l1`` or ``--l2``, or ``--elastic-net`` is given without ``--reg``.
+        If ``--reg`` is combined with ``--l1`` or ``--l2``, ``--elastic-net`` is given without ``--reg`` or
+        ``--reg-path``, or lists meant as pairs differ in length.
     """
     if args.reg is None:
-        if args.elastic_net is not None:
+        if args.elastic_net is not None and args.reg_path is None:
             raise ValueError(f"The 'elastic_net' parameter needs 'reg' (the total penalty it splits into "
-                             f"l1 and l2). Got elastic_net={args.elastic_net!r} without reg instead.")
-        return args.l1 or 0.0, args.l2 or 0.0
-    given = [f"{name}={getattr(args, name)!r}" for name in ("l1", "l2") if getattr(args, name) is not None]
+                             f"l1 and l2) or 'reg_path'. Got elastic_net={_listed_value(args.elastic_net)} "
+                             "without either instead.")
+        return _listed_value(args.l1 or [0.0]), _listed_value(args.l2 or [0.0])
+    given = [f"{name}={_listed_value(getattr(args, name))!r}" for name in ("l1", "l2")
+             if getattr(args, name) is not None]
     if given:
         raise ValueError(f"The 'reg' parameter sets both l1 and l2 (l1 = alpha*reg, l2 = (1-alpha)*reg) and "
-                         f"must come without --l1 and --l2. Got reg={args.reg!r} with {', '.join(given)} "
-                         "instead.")
-    alpha = args.elastic_net or 0.0
-    return alpha * args.reg, (1.0 - alpha) * args.reg
+                         f"must come without --l1 and --l2. Got reg={_listed_value(args.reg)!r} with "
+                         f"{', '.join(given)} instead.")
+    regs, alphas = args.reg, args.elastic_net or [0.0]
+    if len(regs) > 1 and len(alphas) > 1 and len(regs) != len(alphas):
+        raise ValueError(f"The 'reg' and 'elastic_net' lists are pairs and must have the same length. Got "
+                         f"{len(regs)} reg values and {len(alphas)} elastic_net values instead.")
+    n = max(len(regs), len(alphas))
+    pairs = list(zip(regs * (n // len(regs)), alphas * (n // len(alphas)), strict=True))
+    return (_listed_value([alpha * reg for reg, alpha in pairs]),
+            _listed_value([(1.0 - alpha) * reg for reg, alpha in pairs]))
+
+
+def _listed_value(values):
+    """A one-value list as its value; longer lists as they are."""
+    return values[0] if len(values) == 1 else values
 
 
 def cmd_train(args):
@@ -496,6 +582,17 @@ def cmd_train(args):
             raise ValueError(f"The 'model' parameter 'kmeans' is trained by Lloyd passes and has no "
                              f"optimizer, penalty or smoothing. Got {', '.join(given)} instead.")
     l1, l2 = penalties(args)
+    alpha = None
+    if args.reg_path is not None and args.elastic_net is not None:
+        if len(args.elastic_net) > 1:
+            raise ValueError(f"The 'elastic_net' parameter takes one value with 'reg_path'. Got "
+                             f"{args.elastic_net!r} instead.")
+        alpha = args.elastic_net[0]
+    grid = isinstance(l1, list) or isinstance(l2, list) or any(
+        getattr(args, name) is not None for name in ("reg_path", "cv", "validation_fraction"))
+    if args.inference and grid:
+        raise ValueError("The 'inference' parameter applies to one model; got a grid of them (a penalty "
+                         "list, --reg-path, --cv or --validation-fraction).")
     if args.inference:
         check_inference(args.model, l1=l1, standardize=args.standardize, n_params=0)
     if args.checkpoint_dir is not None:
@@ -512,7 +609,11 @@ def cmd_train(args):
             allreduce=args.allreduce, allreduce_address=args.allreduce_address,
             allreduce_tasks=args.allreduce_tasks, allreduce_timeout=args.allreduce_timeout,
             smoothing=args.smoothing, init=args.init, k=args.k, seed=args.seed,
-            init_centers=args.init_centers, init_steps=args.init_steps,
+            init_centers=args.init_centers, init_steps=args.init_steps, reg_path=args.reg_path,
+            reg_path_ratio=args.reg_path_ratio, elastic_net=alpha, cv=args.cv,
+            validation_fraction=args.validation_fraction, n_iter_no_change=args.n_iter_no_change,
+            fold_seed=args.fold_seed, layers=args.layers,
+            activation=args.activation,
         )
         fitted = trainer.fit(args.data)
     result = fitted.to_dict()
@@ -591,10 +692,38 @@ def kmeans_summary(result):
     return "\n".join(lines)
 
 
+def mlp_summary(result):
+    """An MLP's ``inspect`` result: its layers, training and each layer's weight and bias sizes."""
+    settings = result["settings"]
+    checkpoints = result["checkpoints"]
+    history = result["history"]
+    status = "converged" if result["converged"] else "stopped before converging"
+    sizes = [settings["n_features"], *settings["layers"], len(result["classes"])]
+    lines = [
+        f"model        mlp, layers {' -> '.join(map(str, sizes))} ({settings['activation']} hidden, softmax "
+        f"output over classes {', '.join(f'{c:g}' for c in result['classes'])}), seed {settings['seed']}",
+        f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
+        f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}",
+        f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
+        f"{result['stop_reason']}",
+        f"objective    {result['objective']:.12g}" + (f" (start {history[0]:.12g})" if history else ""),
+        f"checkpoints  {len(checkpoints)}" + (f" (iterations {checkpoints[0]}-{checkpoints[-1]})"
+                                             if checkpoints else ""),
+        "layers (weights in x out, largest |weight|, largest |bias|):",
+    ]
+    for index, (weights, biases) in enumerate(zip(result["coefficients"], result["intercept"], strict=True)):
+        weights = np.asarray(weights, dtype=float)
+        lines.append(f"  {index + 1}  {weights.shape[0]} x {weights.shape[1]}  {np.abs(weights).max():.6g}  "
+                     f"{np.abs(np.asarray(biases, dtype=float)).max():.6g}")
+    return "\n".join(lines)
+
+
 def model_summary(result):
     """A model directory's ``inspect`` result as a few readable lines."""
     if result["model"] == "kmeans":
         return kmeans_summary(result)
+    if result["model"] == "mlp":
+        return mlp_summary(result)
     settings = result["settings"]
     classes = result["classes"]
     kind = result["model"]
@@ -650,8 +779,18 @@ def inference_lines(table):
     return lines
 
 
+def cmd_report(args):
+    require_matplotlib()
+    inputs = {"model directory": args.model_dir, **({"dataset": args.data} if args.data else {})}
+    check_output_target(args.output, "output", inputs)
+    sections = write_report(args.model_dir, args.output, data=args.data, runner=args.runner,
+                            conf_path=args.conf_path, partition_cache=args.partition_cache)
+    _print_result({"output": args.output, "sections": [section.title for section in sections],
+                   "figures": sum(section.png is not None for section in sections)}, args.json)
+
+
 COMMANDS = {"ingest": cmd_ingest, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "inspect": cmd_inspect}
+            "inspect": cmd_inspect, "report": cmd_report}
 
 
 def _one_line(text):
@@ -693,6 +832,8 @@ def main(argv=None):
         return _fail(message, 2) if is_data_error else _fail(f"a MapReduce job failed: {message}", 1)
     except PartitionError as error:
         return _fail(f"a MapReduce job failed: {error}", 1)
+    except MissingDependencyError as error:
+        return _fail(error, 2)
     except (ValueError, OSError) as error:
         return _fail(error, 2)
     except RecursionError as error:

@@ -1,0 +1,419 @@
+"""Training a grid of penalized models in shared passes (:func:`fit_grid`; its loop: :mod:`.grid`).
+
+:meth:`mrtrain.engine.trainer.Trainer.fit` runs this when ``l1`` or ``l2`` is a list, or ``reg_path``, ``cv``
+or ``validation_fraction`` is set. Each pass is one grouped gradient job over the row split
+(:mod:`mrtrain.mr_jobs.grouped_gradient`; the plain gradient job without a split). After the loop, one grouped
+evaluate pass (:mod:`mrtrain.mr_jobs.grouped_evaluate`) scores every scored member's final point on its
+held-out rows, which gives the table of validation loss and metric per candidate (mean and population
+standard deviation over the folds, as scikit-learn's ``GridSearchCV`` reports them).
+
+Checkpoints: one per pass, numbered by the run's passes. Besides every member's optimizer state
+(``grid.<i>.state.*``, and ``grid.<i>.best.state.*`` for the best iterate of a hold-out member) and
+``meta["grid"]`` (candidates, members' loop status, the table once made, the result), a checkpoint holds the
+current result's state as ``state.*`` and its penalties as ``settings.l1``/``settings.l2``, so
+:meth:`mrtrain.engine.fitted.FittedModel.load`, ``evaluate`` and ``predict`` use a grid's checkpoint directory
+like any other. A rerun with the same data and settings resumes every member exactly.
+"""
+
+import contextlib
+import logging
+import math
+
+import numpy as np
+
+from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status
+from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint, standardization_arrays
+from mrtrain.engine.folds import n_groups
+from mrtrain.engine.grid import (
+    CV_METRICS,
+    MemberRun,
+    add_sums,
+    grid_members,
+    grid_spec,
+    regularization_path,
+    run_grid,
+    split_of,
+)
+from mrtrain.engine.mapreduce import JobLauncher, effective_reducers
+from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
+from mrtrain.engine.models import PartialSums
+from mrtrain.engine.objective import Objective
+from mrtrain.engine.optimizers import check_l1, default_optimizer, make_optimizer
+from mrtrain.engine.optimizers.base import state_from_record, state_to_record
+from mrtrain.engine.optimizers.newton import check_model_size
+from mrtrain.engine.standardization import Standardization
+from mrtrain.engine.trainer import (
+    RESUME_KEYS,
+    SettingsMismatchError,
+    non_finite_partitions,
+    settings_differences,
+)
+from mrtrain.mr_jobs.feature_stats import MRFeatureStats
+from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.grouped_evaluate import MRGroupedEvaluate
+from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
+from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
+from mrtrain.storage.errors import CheckpointError
+from mrtrain.storage.lock import DirectoryLock
+
+log = logging.getLogger(__name__)
+
+#: Settings of a grid run that must match to resume it (its penalties are in ``grid``).
+GRID_RESUME_KEYS = tuple(key for key in RESUME_KEYS if key not in ("l1", "l2")) + ("grid",)
+def fit_grid(trainer, dataset, model, classes):
+    """Train the grid ``trainer`` asks for on ``dataset`` and return the selected model.
+
+    Returns
+    -------
+    FittedModel
+        The result (see :mod:`mrtrain.engine.grid`), with ``cv_results_`` the table of candidates.
+    """
+    spec = grid_spec(trainer)
+    split = split_of(spec)
+    if spec["cv"] and spec["cv"] > dataset.n_rows:
+        raise ValueError(f"The 'cv' parameter must be at most the dataset's {dataset.n_rows} rows. Got "
+                         f"cv={spec['cv']} instead.")
+    largest_l1 = spec["elastic_net"] if spec["reg_path"] else max(spec["l1"])
+    optimizer_name = trainer.optimizer or default_optimizer(float(largest_l1))
+    check_l1(optimizer_name, float(largest_l1))
+    if optimizer_name == "newton":
+        check_model_size(model.n_params)
+    for name, default in (("allreduce", False), ("warm_start", False), ("init", "zeros")):
+        if getattr(trainer, name) != default:
+            raise ValueError(f"The {name!r} parameter does not apply to a grid of models (penalty lists, a "
+                             f"path, cv or a validation fraction). Got {name}={getattr(trainer, name)!r}.")
+    groups = n_groups(split)
+    vector_length = groups * PartialSums.zeros(1, model.n_params, 0).to_vector().size
+    reducers = effective_reducers(trainer.reducers, vector_length, "gradient")
+    settings = {
+        "model": model.kind, "optimizer": optimizer_name, "l2": 0.0, "l1": 0.0,
+        "standardize": trainer.standardize, "init": "zeros", "fit_intercept": bool(model.fit_intercept),
+        "n_features": dataset.n_features, "classes": classes, "data": dataset.uri,
+        "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "grid": spec,
+    }
+    limits = {"max_iter": trainer.max_iter, "tol": trainer.tol, "gtol": trainer.gtol}
+    lock = (DirectoryLock(trainer.checkpoint_dir, break_lock=trainer.break_lock) if trainer.checkpoint_dir
+            else contextlib.nullcontext())
+    spec_model = {"kind": model.kind, "n_features": model.n_features, "classes": classes,
+                  "fit_intercept": model.fit_intercept}
+    with lock, JobLauncher(dataset, spec_model, runner=trainer.runner, conf_path=trainer.conf_path,
+                           reducers=reducers, partition_cache=trainer.partition_cache) as launcher:
+        grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer)
+        try:
+            grid.start()
+            grid.train(limits, lock)
+        except NonFiniteObjectiveError as error:
+            where = non_finite_partitions(launcher, dataset)
+            raise NonFiniteObjectiveError(f"{dataset.uri}: {error}{where}") from None
+        grid.score()
+        grid.save(lock)
+    return grid.fitted()
+
+
+class GridRun:
+    """One grid training: its candidates, members and their runs, its passes and checkpoints."""
+
+    def __init__(self, model, spec, split, settings, optimizer_name, launcher, trainer):
+        self.model, self.spec, self.split, self.settings = model, spec, split, settings
+        self.optimizer_name, self.launcher, self.trainer = optimizer_name, launcher, trainer
+        self.scaling = None
+        self.feature_means = None
+        self.candidates = None
+        self.lambda_max = None
+        self.passes = 0
+        self.table = None
+        self.selected = None
+        self._cached = None
+
+    # --- passes -------------------------------------------------------------------------------------------
+
+    def evaluate_groups(self, points, hessian):
+        """Every group's sums at ``points`` (in the optimizer's terms): one pass, or the path's first."""
+        key = (points.tobytes(), hessian)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        originals = points if self.scaling is None else self.scaling.to_original(points)
+        m, p = points.shape
+        if self.split is None:
+            vector = self.launcher.sum_vector(MRGradient, originals, {"hessian": hessian})
+            pieces = [vector]
+        else:
+            vector = self.launcher.sum_vector(MRGroupedGradient, originals,
+                                              {"hessian": hessian, "split": self.split})
+            pieces = np.split(vector, n_groups(self.split))
+        sums = [PartialSums.from_vector(piece, m, p, hessian) for piece in pieces]
+        if self.scaling is not None:
+            sums = [self.scaling.sums_to_standardized(s) for s in sums]
+        self._cached = (key, sums)
+        return sums
+
+    def _statistics(self):
+        """The feature statistics pass, when standardizing or when a path needs the feature means."""
+        needs_means = self.spec["reg_path"] and self.model.fit_intercept
+        if not (self.trainer.standardize or needs_means):
+            return
+        vector = self.launcher.sum_vector(MRFeatureStats, np.zeros((1, self.model.n_params)), {})
+        d = self.model.n_features
+        means = vector[1:1 + d] / vector[0]
+        if self.trainer.standardize:
+            self.scaling = Standardization.from_sums(vector, self.model.n_outputs, self.model.fit_intercept,
+                                                     center=self.launcher.dataset.layout == "dense")
+            means = (means - self.scaling.shift) / self.scaling.scale
+        self.feature_means = means
+
+    # --- set-up and resume --------------------------------------------------------------------------------
+
+    def start(self):
+        """Resume from the newest checkpoint, or start fresh (with a path: its first pass makes the
+        candidates)."""
+        self._statistics()
+        checkpoint = None
+        if self.trainer.checkpoint_dir:
+            remove_temporaries(self.trainer.checkpoint_dir)
+            checkpoint = latest_training_checkpoint(self.trainer.checkpoint_dir)
+        if checkpoint is not None:
+            differences = settings_differences(checkpoint.meta["settings"], self.settings, GRID_RESUME_KEYS)
+            if differences:
+                raise SettingsMismatchError(
+                    f"{checkpoint.uri}: cannot resume, the checkpoint was made with other settings ("
+                    + "; ".join(differences) + "); use another --checkpoint-dir"
+                )
+            self._restore(checkpoint)
+            return
+        if self.spec["reg_path"]:
+            zero = np.zeros((1, self.model.n_params))
+            hessian = 1 if self.optimizer_name == "newton" else 0
+            groups = self.evaluate_groups(zero, hessian)
+            total = groups[0]
+            for more in groups[1:]:
+                total = add_sums(total, more)
+            self.lambda_max, self.candidates = regularization_path(
+                total, self.model, n_values=self.spec["reg_path"], ratio=self.spec["reg_path_ratio"],
+                alpha=self.spec["elastic_net"], feature_means=self.feature_means,
+            )
+            log.info("penalty path: λmax %.6g, %d values down to %.6g", self.lambda_max, len(self.candidates),
+                     self.lambda_max * self.spec["reg_path_ratio"])
+        else:
+            self.candidates = list(zip(self.spec["l1"], self.spec["l2"], strict=True))
+        self._build()
+        self.runs = [MemberRun(initial_status(opt, np.zeros(self.model.n_params))) for opt in self.optimizers]
+
+    def _build(self):
+        self.members = grid_members(len(self.candidates), cv=self.spec["cv"],
+                                    holdout=bool(self.spec["validation_fraction"]))
+        self.objectives = [Objective(self.model, l2=self.candidates[m.candidate][1],
+                                     l1=self.candidates[m.candidate][0]) for m in self.members]
+        self.optimizers = [
+            make_optimizer(self.optimizer_name,
+                           **({"l1": objective.l1_weights} if self.optimizer_name == "owlqn" else {}))
+            for objective in self.objectives
+        ]
+        log.info("training %d models (%d penalties%s) in shared passes", len(self.members),
+                 len(self.candidates), f" x {self.spec['cv']} folds + refits" if self.spec["cv"] else "")
+
+    def _restore(self, checkpoint):
+        meta, arrays = checkpoint.meta, checkpoint.arrays
+        try:
+            grid = meta["grid"]
+            self.candidates = [tuple(float(v) for v in pair) for pair in grid["candidates"]]
+            self.lambda_max = grid.get("lambda_max")
+            self.passes = int(grid["passes"])
+            self.table = grid.get("table")
+            self._build()
+            records = grid["members"]
+            if len(records) != len(self.members):
+                raise ValueError(f"{len(records)} members recorded, {len(self.members)} expected")
+            self.runs = []
+            for i, (record, optimizer) in enumerate(zip(records, self.optimizers, strict=True)):
+                state = _state(optimizer, arrays, f"grid.{i}.state.", record["state_scalars"])
+                best = None
+                if record.get("best_state_scalars") is not None:
+                    best = _state(optimizer, arrays, f"grid.{i}.best.state.", record["best_state_scalars"])
+                self.runs.append(MemberRun(
+                    LoopStatus(state, record["iteration"], record["passes"], tuple(record["history"]),
+                               record["rejected"]),
+                    done=record["done"], reason=record["reason"], converged=record["converged"],
+                    valid=record["valid"], valid_history=list(record["valid_history"]),
+                    best_valid=record["best_valid"], best_iteration=record["best_iteration"], best_state=best,
+                    no_improve=record["no_improve"],
+                ))
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(checkpoint.uri, f"meta field 'grid' or arrays 'grid.*': {error}") from None
+        log.info("resuming %d models from %s (pass %d)", len(self.members), checkpoint.uri, self.passes)
+
+    # --- training -----------------------------------------------------------------------------------------
+
+    def train(self, limits, lock):
+        def on_pass():
+            self.passes += 1
+            self._prune()
+            if self.trainer.checkpoint_dir:
+                lock.check_held()
+                self.save(lock)
+
+        self._prune()
+        run_grid(self.members, self.runs, self.optimizers, self.objectives, self.evaluate_groups,
+                 n_iter_no_change=self.spec["n_iter_no_change"] or 0, on_pass=on_pass,
+                 callback=self.trainer.callback, select=self.result_member, **limits)
+        for i, run in enumerate(self.runs):
+            if not run.converged and run.reason != NOT_SELECTED:
+                m = self.members[i]
+                log.warning("model %d (l1 %g, l2 %g, %s) stopped before converging: %s", i,
+                            *self.candidates[m.candidate], m.role, run.reason)
+
+    def _prune(self):
+        """With cv: once every fold member has stopped, stop the refits of the candidates not selected."""
+        if not self.spec["cv"] or self.selected is not None:
+            return
+        if not all(run.done for run, m in zip(self.runs, self.members, strict=True) if m.role == "fold"):
+            return
+        self.selected = self._best_candidate()
+        for run, m in zip(self.runs, self.members, strict=True):
+            if m.role == "refit" and m.candidate != self.selected and not run.done:
+                run.done, run.converged, run.reason = True, False, NOT_SELECTED
+
+    def _validation_means(self):
+        means = []
+        for c in range(len(self.candidates)):
+            values = [self._valid_of(i) for i, m in enumerate(self.members)
+                      if m.candidate == c and m.valid_group is not None]
+            means.append(math.inf if any(v is None for v in values) else float(np.mean(values)))
+        return means
+
+    def _valid_of(self, i):
+        run = self.runs[i]
+        return run.best_valid if self.members[i].role == "holdout" else run.valid
+
+    def _best_candidate(self):
+        means = self._validation_means()
+        return int(np.argmin(means))
+
+    def result_member(self):
+        """Index of the member whose model is the run's result (so far)."""
+        candidate = self.selected if self.selected is not None else self._best_candidate() \
+            if self.split is not None else 0
+        role = "holdout" if self.spec["validation_fraction"] else "refit"
+        return next(i for i, m in enumerate(self.members) if m.candidate == candidate and m.role == role)
+
+    def _result_state(self, i):
+        run = self.runs[i]
+        if self.members[i].role == "holdout" and run.best_state is not None:
+            return run.best_state
+        return run.status.state
+
+    # --- scoring ------------------------------------------------------------------------------------------
+
+    def score(self):
+        """One grouped evaluate pass at every scored member's final point; the table of candidates."""
+        if self.split is None:
+            self.selected = 0
+            self.table = [self._row(0, None, None)]
+            return
+        if self.table is not None:
+            self.selected = next(row["candidate"] for row in self.table if row["selected"])
+            return
+        scored = [i for i, m in enumerate(self.members) if m.valid_group is not None]
+        points = np.stack([self._result_state(i).x for i in scored])
+        originals = points if self.scaling is None else self.scaling.to_original(points)
+        vector = self.launcher.sum_vector(MRGroupedEvaluate, originals, {
+            "split": self.split, "point_groups": [self.members[i].valid_group for i in scored]})
+        self.passes += 1
+        length = metric_vector_length(self.model)
+        metrics = {i: finalize_metrics(self.model, vector[j * length:(j + 1) * length])
+                   for j, i in enumerate(scored)}
+        self.selected = self._best_candidate()
+        self.table = [self._row(c, scored, metrics) for c in range(len(self.candidates))]
+
+    def _row(self, c, scored, metrics):
+        l1, l2 = self.candidates[c]
+        row = {"candidate": c, "l1": l1, "l2": l2, "selected": c == self.selected}
+        if self.spec["reg_path"]:
+            row["lambda"] = l1 + l2
+            row["alpha"] = self.spec["elastic_net"]
+        if scored:
+            name = CV_METRICS.get(self.model.kind, "loss")
+            members = [i for i in scored if self.members[i].candidate == c]
+            losses = [self._valid_of(i) for i in members]
+            values = [metrics[i].get(name) for i in members]
+            row["validation_loss_mean"], row["validation_loss_std"] = _mean_std(losses)
+            row["metric"] = name
+            row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(values)
+            row["iterations"] = [self.runs[i].status.iteration for i in members]
+            if self.spec["validation_fraction"]:  # one hold-out score: no spread
+                row["best_iteration"] = self.runs[members[0]].best_iteration
+                row["validation_loss_std"] = row[f"{name}_std"] = None
+        return row
+
+    # --- checkpoints and result ---------------------------------------------------------------------------
+
+    def save(self, lock):
+        """Write the checkpoint of the current pass (every member, the current result as ``state.*``)."""
+        if not self.trainer.checkpoint_dir:
+            return
+        lock.check_held()
+        result = self.result_member()
+        arrays, records = {}, []
+        for i, run in enumerate(self.runs):
+            state_arrays, scalars = state_to_record(run.status.state)
+            arrays.update({f"grid.{i}.state.{k}": v for k, v in state_arrays.items()})
+            best_scalars = None
+            if run.best_state is not None and self.members[i].role == "holdout":
+                best_arrays, best_scalars = state_to_record(run.best_state)
+                arrays.update({f"grid.{i}.best.state.{k}": v for k, v in best_arrays.items()})
+            status = run.status
+            records.append({
+                "iteration": status.iteration, "passes": status.passes, "history": list(status.history),
+                "rejected": status.rejected, "state_scalars": scalars, "done": run.done, "reason": run.reason,
+                "converged": run.converged, "valid": run.valid, "valid_history": list(run.valid_history),
+                "best_valid": run.best_valid, "best_iteration": run.best_iteration,
+                "best_state_scalars": best_scalars, "no_improve": run.no_improve,
+            })
+        state_arrays, scalars = state_to_record(self._result_state(result))
+        arrays.update({f"state.{k}": v for k, v in state_arrays.items()})
+        if self.scaling is not None:
+            arrays.update(standardization_arrays(self.scaling))
+        run = self.runs[result]
+        l1, l2 = self.candidates[self.members[result].candidate]
+        meta = {
+            "settings": {**self.settings, "l1": l1, "l2": l2}, "iteration": self.passes,
+            "passes": self.passes, "history": list(run.status.history), "rejected": run.status.rejected,
+            "state_scalars": scalars, "stop_reason": run.reason if run.done else None,
+            "converged": bool(run.done and run.converged), "checkpoint_base": 0, "warm_start": None,
+            "grid": {
+                "candidates": [list(pair) for pair in self.candidates], "lambda_max": self.lambda_max,
+                "passes": self.passes, "members": records, "table": self.table,
+                "result": {"member": result, "iteration": run.status.iteration},
+            },
+        }
+        save_checkpoint(self.trainer.checkpoint_dir, self.passes, arrays, meta,
+                        keep=self.trainer.keep_checkpoints)
+
+    def fitted(self):
+        result = self.result_member()
+        run = self.runs[result]
+        l1, l2 = self.candidates[self.members[result].candidate]
+        theta = self._result_state(result).x
+        if self.scaling is not None:
+            theta = self.scaling.to_original(theta)
+        fitted = FittedModel(
+            self.model, theta, l2=l2, l1=l1, iterations=run.status.iteration, passes=self.passes,
+            history=run.status.history, converged=run.converged, stop_reason=run.reason,
+            settings={**self.settings, "l1": l1, "l2": l2}, standardization=self.scaling,
+        )
+        fitted.cv_results_ = self.table
+        return fitted
+
+
+#: Stop reason of a refit whose candidate cross-validation did not select.
+NOT_SELECTED = "not selected by cross-validation"
+
+
+def _state(optimizer, arrays, prefix, scalars):
+    fields = {name.removeprefix(prefix): value for name, value in arrays.items() if name.startswith(prefix)}
+    return state_from_record(optimizer.State, fields, scalars)
+
+
+def _mean_std(values):
+    if not values or any(v is None for v in values):
+        return None, None
+    return float(np.mean(values)), float(np.std(values))
