@@ -39,7 +39,7 @@ import time
 import numpy as np
 
 from mrtrain.engine.mapreduce import task_uri
-from mrtrain.engine.models import PartialSums, make_model
+from mrtrain.engine.models import PartialSums, model_from_spec
 from mrtrain.engine.params import check_number
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce import MRAllReduce
@@ -165,8 +165,7 @@ class AllReduceSession:
                           else DEFAULT_HADOOP_TASKS)
         self.groups = group_partitions(ids, max(1, min(slots, len(ids))))
         spec = launcher.model_spec
-        self.n_params = make_model(spec["kind"], spec["n_features"], classes=spec["classes"],
-                                   fit_intercept=spec["fit_intercept"]).n_params
+        self.n_params = model_from_spec(spec).n_params
         self.secret = wire.new_secret()
         self.passes = 0
         self.job = None

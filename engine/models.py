@@ -15,7 +15,8 @@ where ``k`` is the ``hessian`` argument: Newton asks for ``k = 1``, the first-or
 ``linear-svc`` is a linear SVM: the squared hinge loss on labels encoded as -1 and +1
 (:class:`mrtrain.engine.losses.SquaredHingeLoss`). The naive Bayes models are built here too but are not
 linear predictors of this kind: see :mod:`mrtrain.engine.naive_bayes`; nor is ``kmeans``
-(:mod:`mrtrain.engine.kmeans`).
+(:mod:`mrtrain.engine.kmeans`). ``mlp``, a multilayer perceptron (:mod:`mrtrain.engine.mlp`), returns the
+same partial sums (no Hessian) over its own flat parameter vector.
 
 Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logistic``, ``linear-svc`` and
 ``poisson``, ``theta = [w_1, ..., w_d, b]`` (or ``[w_1, ..., w_d]`` without intercept); for
@@ -50,12 +51,14 @@ GLM_MODELS = ("linear", "logistic", "softmax", "poisson", "linear-svc")
 NAIVE_BAYES_MODELS = ("multinomial-nb", "bernoulli-nb", "gaussian-nb")
 #: Clustering: k-means (:mod:`mrtrain.engine.kmeans`), trained by Lloyd passes; labels are ignored.
 CLUSTERING_MODELS = ("kmeans",)
+#: Neural networks: the multilayer perceptron (:mod:`mrtrain.engine.mlp`), trained by the optimizer loop.
+NETWORK_MODELS = ("mlp",)
 #: Every model kind :func:`make_model` builds.
-MODELS = GLM_MODELS + NAIVE_BAYES_MODELS + CLUSTERING_MODELS
+MODELS = GLM_MODELS + NAIVE_BAYES_MODELS + CLUSTERING_MODELS + NETWORK_MODELS
 #: Binary classifiers: one margin, exactly two classes.
 BINARY_MODELS = ("logistic", "linear-svc")
 #: Models whose labels are classes.
-CLASSIFIERS = ("logistic", "softmax", "linear-svc") + NAIVE_BAYES_MODELS
+CLASSIFIERS = ("logistic", "softmax", "linear-svc") + NAIVE_BAYES_MODELS + NETWORK_MODELS
 
 #: Rows per block when summing Hessians: bounds the temporary copy of a block of ``X`` (here 8 MiB at
 #: d = 16) while keeping each ``block.T @ weighted`` a large BLAS call.
@@ -381,6 +384,15 @@ class Model:
             return coef, intercept
         return coef[0], float(intercept[0])
 
+    def spec(self):
+        """What rebuilds the model (:func:`model_from_spec`): the keyword arguments of :func:`make_model`."""
+        return {"kind": self.kind, "n_features": self.n_features, "classes": self.classes,
+                "fit_intercept": self.fit_intercept}
+
+    def initial_point(self, seed):
+        """Where a fresh optimizer run starts: zeros, shape (p,) (``seed`` is unused; the MLP draws)."""
+        return np.zeros(self.n_params)
+
     def penalty_mask(self):
         """Which parameters the l2 term penalises.
 
@@ -574,7 +586,7 @@ def sample_weights(w, n):
     return s
 
 
-def make_model(kind, n_features, *, classes=None, fit_intercept=True):
+def make_model(kind, n_features, *, classes=None, fit_intercept=True, layers=None, activation=None):
     """Build a :class:`Model`.
 
     Parameters
@@ -591,12 +603,16 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
         naive Bayes models (at least 2), must be None for ``linear`` and ``poisson``. Stored sorted,
         like scikit-learn's ``classes_``.
     fit_intercept : bool, default True
-        Whether to fit an intercept per output.
+        Whether to fit an intercept per output (must be True for ``mlp``).
+    layers : sequence of int, optional
+        ``mlp`` only: hidden layer sizes, each >= 1 (default ``(100,)``, as scikit-learn's).
+    activation : {"tanh", "relu"}, optional
+        ``mlp`` only: the hidden layers' activation (default ``"tanh"``).
 
     Returns
     -------
-    Model, or mrtrain.engine.naive_bayes.NaiveBayesModel for a naive Bayes kind, or
-    mrtrain.engine.kmeans.KMeansModel for ``kmeans``
+    Model, or mrtrain.engine.naive_bayes.NaiveBayesModel for a naive Bayes kind,
+    mrtrain.engine.kmeans.KMeansModel for ``kmeans``, mrtrain.engine.mlp.MLPModel for ``mlp``
 
     Raises
     ------
@@ -609,6 +625,17 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
         n_features < 1
     ):
         raise ValueError(f"The 'n_features' parameter must be an int >= 1. Got {n_features!r}.")
+    if kind in NETWORK_MODELS:
+        # Imported here: the MLP module builds on this one.
+        from mrtrain.engine.mlp import DEFAULT_LAYERS, make_mlp
+
+        return make_mlp(int(n_features), classes=_check_classes(kind, classes), fit_intercept=fit_intercept,
+                        layers=DEFAULT_LAYERS if layers is None else layers,
+                        activation="tanh" if activation is None else activation)
+    for name, value in (("layers", layers), ("activation", activation)):
+        if value is not None:
+            raise ValueError(f"The {name!r} parameter applies to model 'mlp' only. Got {name}={value!r} for "
+                             f"model {kind!r} instead.")
     if kind in CLUSTERING_MODELS:
         if classes is not None:
             raise ValueError(f"Model {kind!r} takes no classes (classes=None). Got classes={classes!r}.")
@@ -633,6 +660,14 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True):
     loss = {"logistic": LogisticLoss, "linear-svc": SquaredHingeLoss}.get(kind)
     loss = MultinomialLoss(len(found)) if loss is None else loss()
     return Model(kind, int(n_features), loss, found, bool(fit_intercept))
+
+
+def model_from_spec(spec):
+    """The model a spec describes: a dict with ``kind``, ``n_features``, ``classes``, ``fit_intercept`` and,
+    for ``mlp``, ``layers`` and ``activation`` (what :meth:`Model.spec` returns; a task's model)."""
+    return make_model(spec["kind"], spec["n_features"], classes=spec["classes"],
+                      fit_intercept=spec["fit_intercept"], layers=spec.get("layers"),
+                      activation=spec.get("activation"))
 
 
 def _check_classes(kind, classes):
