@@ -3,7 +3,9 @@
 :func:`optimize` knows nothing of MapReduce or storage: it calls ``evaluate(points, hessian)`` for a data
 pass and ``on_iteration(status)`` after each update (the trainer checkpoints there). Everything the loop
 decides depends only on the :class:`LoopStatus` it checkpoints, so a run resumed from a checkpoint takes
-exactly the same steps as one that was never interrupted.
+exactly the same steps as one that was never interrupted. The status also records every pass's objective,
+gradient max-norm and seconds (``mrtrain report`` plots them); the loop never reads them back, so the
+wall-clock seconds cannot change a step.
 """
 
 import logging
@@ -41,6 +43,14 @@ class LoopStatus(NamedTuple):
         Objective after each accepted iteration, starting point first.
     rejected : int
         Consecutive passes whose trial points were all rejected.
+    pass_objectives : tuple of float
+        Objective at the current point after each pass (unchanged by a rejected pass). Like the two
+        tuples below it covers the last passes of the run: a checkpoint written before these records
+        existed resumes with them empty, and an ``init="online"`` start's pass has none.
+    pass_grad_norms : tuple of float
+        Gradient max-norm (:func:`grad_norm`) at the current point after each pass.
+    pass_seconds : tuple of float
+        Wall-clock seconds of each pass: the data pass and the optimizer step, not the checkpoint write.
     """
 
     state: tuple
@@ -48,6 +58,9 @@ class LoopStatus(NamedTuple):
     passes: int
     history: tuple
     rejected: int
+    pass_objectives: tuple = ()
+    pass_grad_norms: tuple = ()
+    pass_seconds: tuple = ()
 
 
 class Progress(NamedTuple):
@@ -64,7 +77,12 @@ class Progress(NamedTuple):
 
 def grad_norm(status):
     """Max-norm of the objective's gradient at the current point."""
-    return float(np.max(np.abs(status.state.grad), initial=0.0))
+    return max_norm(status.state.grad)
+
+
+def max_norm(vector):
+    """``max |vector_i|`` as a float (0 for an empty vector)."""
+    return float(np.max(np.abs(vector), initial=0.0))
 
 
 def stop_reason(status, *, max_iter, tol, gtol):
@@ -132,18 +150,22 @@ def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=N
             if first_pass and not evaluations[0].finite:
                 raise NonFiniteObjectiveError(describe_non_finite(evaluations[0]))
             state, step = optimizer.update(status.state, evaluations)
+        seconds = time.perf_counter() - started
+        norm = max_norm(state.grad)
         status = LoopStatus(
             state=state,
             iteration=status.iteration + (0 if first_pass else 1),
             passes=status.passes + 1,
             history=status.history + ((state.value,) if step.accepted else ()),
             rejected=0 if step.accepted else status.rejected + 1,
+            pass_objectives=status.pass_objectives + (float(state.value),),
+            pass_grad_norms=status.pass_grad_norms + (norm,),
+            pass_seconds=status.pass_seconds + (seconds,),
         )
         if on_iteration is not None:
             on_iteration(status)
         progress = Progress(
-            status.iteration, state.value, grad_norm(status), step.size,
-            time.perf_counter() - started, status.passes, step.accepted,
+            status.iteration, state.value, norm, step.size, seconds, status.passes, step.accepted,
         )
         log.info(
             "iteration %d  objective %.12g  |grad| %.3e  step %.3e  %.2fs",

@@ -177,6 +177,46 @@ def _binned_auc(hist_pos, hist_neg):
     return float(hist_pos @ (neg_below + 0.5 * hist_neg) / (total_pos * total_neg))
 
 
+def binned_roc_curve(model, v):
+    """The ROC curve of a logistic model from the merged metric vector's score histograms.
+
+    One point per bin edge below which a score falls, from threshold 1 down: ``tpr`` and ``fpr`` are the
+    weighted fractions of positives and negatives whose probability of ``classes[1]`` lies in a bin at or
+    above the threshold (``p >= threshold`` exactly: the bins are ``floor(p * AUC_BINS)`` with
+    ``AUC_BINS`` a power of two). The trapezoid area under these points is ``roc_auc``.
+
+    Parameters
+    ----------
+    model : mrtrain.engine.models.Model
+        A ``logistic`` model.
+    v : array_like of shape (metric_vector_length(model),)
+        Merged :func:`metric_partials` vectors.
+
+    Returns
+    -------
+    dict or None
+        ``{"threshold": [...], "fpr": [...], "tpr": [...]}`` starting at (0, 0) for threshold > 1 and
+        ending at (1, 1); None when one class has zero weight.
+    """
+    if model.kind != "logistic":
+        raise ValueError(f"The 'model' parameter of binned_roc_curve must be a logistic model. Got "
+                         f"{model.kind!r} instead.")
+    v = np.asarray(v, dtype=np.float64)
+    start = 2 + model.n_classes**2
+    hist_pos, hist_neg = v[start : start + AUC_BINS], v[start + AUC_BINS :]
+    total_pos, total_neg = hist_pos.sum(), hist_neg.sum()
+    if total_pos <= 0 or total_neg <= 0:
+        return None
+    edges = np.flatnonzero((hist_pos > 0) | (hist_neg > 0))[::-1]
+    above_pos = np.cumsum(hist_pos[::-1])[::-1]
+    above_neg = np.cumsum(hist_neg[::-1])[::-1]
+    return {
+        "threshold": [float("inf")] + (edges / AUC_BINS).tolist(),
+        "fpr": [0.0] + (above_neg[edges] / total_neg).tolist(),
+        "tpr": [0.0] + (above_pos[edges] / total_pos).tolist(),
+    }
+
+
 def _ratio(numerator, denominator):
     return float(numerator / denominator) if denominator > 0 else None
 

@@ -1,0 +1,456 @@
+"""``mrtrain report``: one self-contained HTML page about a trained model, with plots drawn by matplotlib.
+
+The page holds what applies to the model in its checkpoint directory:
+
+- the run: model, data, result, and every training setting;
+- convergence (models trained by an optimizer): the objective, its distance to the final objective and the
+  gradient max-norm per data pass on log scales, and the seconds of each pass, from the per-pass records
+  of the newest checkpoint (:class:`mrtrain.engine.driver.LoopStatus`); a checkpoint written before those
+  records existed gives the objective per accepted iteration only; k-means: the inertia per Lloyd pass;
+- parameters: the largest coefficients by magnitude (linear models), the class priors (naive Bayes), the
+  rows nearest each centre (k-means);
+- with a dataset (``--data``): the metrics of one evaluate job, the confusion matrix (classifiers) and the
+  ROC curve (binary logistic models: :func:`mrtrain.engine.metrics.binned_roc_curve`, from that job's score
+  histograms).
+
+Every figure is a PNG inlined as base64 (``<img src="data:image/png;base64,...">``, with the figure's
+title also in the PNG's ``Title`` text chunk), followed by the numbers it shows in a table, so the page
+needs nothing but itself. matplotlib is an optional dependency (``pip install 'mrtrain[report]'``); figures
+are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas, never through pyplot's global
+state.
+"""
+
+import base64
+import html
+import io
+import logging
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from mrtrain.engine.fitted import FittedModel
+from mrtrain.engine.models import NAIVE_BAYES_MODELS
+from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.errors import DataError
+from mrtrain.storage.filesystem import get_filesystem
+
+log = logging.getLogger(__name__)
+
+#: How to install the optional plotting dependency.
+INSTALL_HINT = "pip install 'mrtrain[report]'"
+#: Coefficients shown by the coefficient plot (largest magnitude first).
+TOP_COEFFICIENTS = 20
+#: Largest confusion matrix whose cells get their counts written in.
+ANNOTATED_CLASSES = 20
+#: Figure resolution (dots per inch) of the inlined PNGs.
+DPI = 96
+
+
+class MissingDependencyError(ImportError):
+    """matplotlib, which the report draws with, is not installed."""
+
+
+class Section(NamedTuple):
+    """One part of the page: a heading, an optional figure, a caption and the numbers behind it.
+
+    Attributes
+    ----------
+    title : str
+    png : bytes or None
+        The figure, or None for a table-only section.
+    caption : str
+    columns : tuple of str
+        Column names of ``rows``.
+    rows : list of tuple
+        The values the figure shows (or the table itself).
+    """
+
+    title: str
+    png: bytes | None
+    caption: str
+    columns: tuple
+    rows: list
+
+
+def require_matplotlib():
+    """Import matplotlib's object-oriented API, or raise one line saying how to install it.
+
+    Returns
+    -------
+    type
+        :class:`matplotlib.figure.Figure`.
+
+    Raises
+    ------
+    MissingDependencyError
+        If matplotlib is not installed.
+    """
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise MissingDependencyError(
+            f"mrtrain report draws its plots with matplotlib, which is not installed ({error}); install it "
+            f"with: {INSTALL_HINT}"
+        ) from None
+    return Figure
+
+
+def build_report(model_dir, *, data=None, runner="inline", conf_path=None, partition_cache=True):
+    """The report of the model in ``model_dir`` as one HTML document.
+
+    Parameters
+    ----------
+    model_dir : str
+        A checkpoint directory (local or ``hdfs://``).
+    data : str, optional
+        A dataset to evaluate the model on (one evaluate job): metrics, confusion matrix, ROC curve.
+    runner, conf_path, partition_cache
+        For the evaluate job, as in :meth:`mrtrain.engine.fitted.FittedModel.evaluate`.
+
+    Returns
+    -------
+    html : str
+    sections : list of Section
+        What the page shows, in order.
+
+    Raises
+    ------
+    MissingDependencyError
+        Without matplotlib, before anything is read.
+    FileNotFoundError
+        If ``model_dir`` holds no valid checkpoint.
+    """
+    figure_class = require_matplotlib()
+    fitted = FittedModel.load(model_dir)
+    metrics = None
+    if data is not None:
+        metrics = fitted.evaluate(data, runner=runner, conf_path=conf_path, partition_cache=partition_cache,
+                                  roc_curve=True)
+    sections = report_sections(fitted, metrics, figure_class, feature_names=_feature_names(fitted, data))
+    return render_html(fitted, model_dir, data, sections), sections
+
+
+def write_report(model_dir, output, **options):
+    """Write :func:`build_report`'s page to ``output`` (local or ``hdfs://``) in one atomic write.
+
+    Returns
+    -------
+    list of Section
+    """
+    page, sections = build_report(model_dir, **options)
+    get_filesystem(output).write_bytes(output, page.encode("utf-8"))
+    log.info("wrote the report of %s to %s (%d sections)", model_dir, output, len(sections))
+    return sections
+
+
+def report_sections(fitted, metrics, figure_class, feature_names=None):
+    """The sections that apply to ``fitted`` (and to ``metrics``, an evaluate result, if given)."""
+    sections = [] if metrics is None else [_metrics_section(metrics)]
+    kind = fitted.model.kind
+    records = fitted.pass_records_
+    if records["pass_objectives"]:
+        sections.append(_convergence_section(fitted, figure_class))
+        sections.append(_seconds_section(fitted, figure_class))
+    elif fitted.history_ and kind not in NAIVE_BAYES_MODELS:
+        sections.append(_history_section(fitted, figure_class))
+    if metrics is not None and metrics.get("confusion_matrix") is not None:
+        sections.append(_confusion_section(fitted, metrics["confusion_matrix"], figure_class))
+    if metrics is not None and metrics.get("roc_curve"):
+        sections.append(_roc_section(metrics["roc_curve"], metrics.get("roc_auc"), figure_class))
+    if fitted.cluster_sizes_ is not None:
+        sections.append(_cluster_section(fitted, figure_class))
+    elif kind in NAIVE_BAYES_MODELS:
+        sections.append(_prior_section(fitted, figure_class))
+    else:
+        coefficients = _coefficient_section(fitted, figure_class, feature_names)
+        if coefficients is not None:
+            sections.append(coefficients)
+    sections.append(_run_section(fitted))
+    return sections
+
+
+def _feature_names(fitted, data):
+    """Feature names from ``data``, else from the training dataset if it is still there, else None."""
+    for uri in (data, fitted.settings.get("data")):
+        if uri is None:
+            continue
+        try:
+            dataset = Dataset.open(uri)
+        except (OSError, DataError, ValueError):
+            continue
+        if dataset.n_features == fitted.model.n_features:
+            return dataset.feature_names
+    return None
+
+
+def _png(figure, title):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Title": title})
+    return buffer.getvalue()
+
+
+def _figure(figure_class, width, height):
+    return figure_class(figsize=(width, height), layout="constrained")
+
+
+def _whole_numbers(axis):
+    """Ticks at whole numbers only on ``axis``'s x axis (pass and iteration numbers)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _run_section(fitted):
+    rows = [
+        ("model", fitted.model.kind),
+        ("iterations", fitted.n_iter_),
+        ("passes", fitted.n_passes_),
+        ("objective" if fitted.model.kind != "kmeans" else "inertia (last pass)", fitted.objective_),
+        ("converged", fitted.converged_),
+        ("stop reason", fitted.stop_reason_),
+    ]
+    rows += [(f"settings.{name}", value) for name, value in sorted(fitted.settings.items())]
+    return Section("Run and settings", None, "The training result and every setting recorded in the "
+                   "newest checkpoint.", ("name", "value"), rows)
+
+
+def _metrics_section(metrics):
+    rows = [(name, value) for name, value in metrics.items()
+            if name not in ("confusion_matrix", "roc_curve") and not isinstance(value, list | dict)]
+    return Section("Metrics", None, "Computed by one evaluate job on the dataset.", ("metric", "value"), rows)
+
+
+def _pass_numbers(fitted, count):
+    """The numbers of the run's last ``count`` passes (the first pass is 1)."""
+    return list(range(fitted.n_passes_ - count + 1, fitted.n_passes_ + 1))
+
+
+def _log_axis(axis, values):
+    """Log scale when every value is positive (non-positive ones would vanish), else linear."""
+    if len(values) and min(values) > 0:
+        axis.set_yscale("log")
+
+
+def _convergence_section(fitted, figure_class):
+    records = fitted.pass_records_
+    objectives, norms = records["pass_objectives"], records["pass_grad_norms"]
+    passes = _pass_numbers(fitted, len(objectives))
+    final = objectives[-1]
+    gaps = [value - final for value in objectives]
+    figure = _figure(figure_class, 11, 3.4)
+    left, middle, right = figure.subplots(1, 3)
+    left.plot(passes, objectives, marker="o", markersize=3)
+    _log_axis(left, objectives)
+    left.set(title="objective", xlabel="pass")
+    shown = [(p, gap) for p, gap in zip(passes, gaps, strict=True) if gap > 0]
+    middle.plot([p for p, _ in shown], [gap for _, gap in shown], marker="o", markersize=3, color="C1")
+    middle.set_yscale("log")
+    middle.set(title="objective − final objective", xlabel="pass")
+    positive = [(p, norm) for p, norm in zip(passes, norms, strict=True) if norm > 0]
+    right.plot([p for p, _ in positive], [norm for _, norm in positive], marker="o", markersize=3,
+               color="C2")
+    right.set_yscale("log")
+    right.set(title="gradient max-norm", xlabel="pass")
+    for axis in (left, middle, right):
+        _whole_numbers(axis)
+    title = "Objective and gradient norm per pass"
+    caption = (f"After each of the last {len(passes)} data passes: the objective at the current point, its "
+               "distance to the final objective (zero, at the last pass, is not drawn on the log scale) and "
+               "the gradient's max-norm (with l1: the pseudo-gradient's).")
+    if passes and passes[0] > 1:
+        caption += f" Passes 1-{passes[0] - 1} were not recorded (an older checkpoint, or the online start)."
+    return Section(title, _png(figure, title), caption, ("pass", "objective", "objective − final",
+                                                         "gradient max-norm"),
+                   list(zip(passes, objectives, gaps, norms, strict=True)))
+
+
+def _seconds_section(fitted, figure_class):
+    seconds = fitted.pass_records_["pass_seconds"]
+    passes = _pass_numbers(fitted, len(seconds))
+    figure = _figure(figure_class, 7, 3)
+    axis = figure.subplots()
+    axis.bar(passes, seconds, color="C0")
+    axis.set(title="seconds per pass", xlabel="pass", ylabel="seconds")
+    _whole_numbers(axis)
+    title = "Seconds per pass"
+    caption = (f"Wall-clock seconds of each pass (the MapReduce job and the optimizer step, not the "
+               f"checkpoint write); total {sum(seconds):.3g} s, median {float(np.median(seconds)):.3g} s.")
+    return Section(title, _png(figure, title), caption, ("pass", "seconds"),
+                   list(zip(passes, seconds, strict=True)))
+
+
+def _history_section(fitted, figure_class):
+    history = fitted.history_
+    kmeans = fitted.model.kind == "kmeans"
+    label = "inertia" if kmeans else "objective"
+    steps = list(range(1, len(history) + 1)) if kmeans else list(range(len(history)))
+    figure = _figure(figure_class, 7, 3)
+    axis = figure.subplots()
+    axis.plot(steps, history, marker="o", markersize=3)
+    _log_axis(axis, history)
+    axis.set(title=f"{label} per {'Lloyd pass' if kmeans else 'iteration'}",
+             xlabel="Lloyd pass" if kmeans else "iteration")
+    _whole_numbers(axis)
+    title = "Inertia per Lloyd pass" if kmeans else "Objective per iteration"
+    caption = ("The inertia of each Lloyd pass's assignment." if kmeans else
+               "The objective after each accepted iteration (starting point first); this checkpoint has no "
+               "per-pass gradient norms or seconds (written before they were recorded).")
+    return Section(title, _png(figure, title), caption, ("Lloyd pass" if kmeans else "iteration", label),
+                   list(zip(steps, history, strict=True)))
+
+
+def _class_name(label):
+    return f"{label:g}" if isinstance(label, int | float) else str(label)
+
+
+def _confusion_section(fitted, confusion, figure_class):
+    counts = np.asarray(confusion, dtype=np.float64)
+    names = [_class_name(c) for c in fitted.classes_]
+    k = len(names)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    size = min(3 + 0.45 * k, 12)
+    figure = _figure(figure_class, size + 1.2, size)
+    axis = figure.subplots()
+    image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axis, label="share of the true class")
+    ticks = range(k) if k <= ANNOTATED_CLASSES else []
+    axis.set_xticks(list(ticks), [names[i] for i in ticks])
+    axis.set_yticks(list(ticks), [names[i] for i in ticks])
+    axis.set(xlabel="predicted class", ylabel="true class", title="confusion matrix")
+    if k <= ANNOTATED_CLASSES:
+        for i in range(k):
+            for j in range(k):
+                axis.text(j, i, f"{counts[i, j]:g}", ha="center", va="center",
+                          color="white" if shares[i, j] > 0.5 else "black")
+    title = "Confusion matrix"
+    caption = "Rows: true class, columns: predicted class; cells coloured by their share of the row."
+    rows = [(names[i], *(counts[i].tolist())) for i in range(k)]
+    return Section(title, _png(figure, title), caption, ("true \\ predicted", *names), rows)
+
+
+def _roc_section(curve, auc, figure_class):
+    fpr, tpr, thresholds = curve["fpr"], curve["tpr"], curve["threshold"]
+    figure = _figure(figure_class, 5, 4.6)
+    axis = figure.subplots()
+    axis.plot([0, 1], [0, 1], linestyle="--", color="0.6", linewidth=1)
+    axis.plot(fpr, tpr, color="C3", label="ROC" + ("" if auc is None else f" (AUC {auc:.4f})"))
+    axis.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="false positive rate", ylabel="true positive rate",
+             title="ROC curve")
+    axis.set_aspect("equal")
+    axis.legend(loc="lower right")
+    title = "ROC curve"
+    caption = ("True against false positive rate as the threshold on the predicted probability of the "
+               "second class falls; thresholds are the edges of the evaluate job's score histogram bins.")
+    rows = list(zip(thresholds, fpr, tpr, strict=True))
+    return Section(title, _png(figure, title), caption, ("threshold", "false positive rate",
+                                                         "true positive rate"), rows)
+
+
+def _coefficient_section(fitted, figure_class, feature_names):
+    coef, d = fitted.coef_, fitted.model.n_features
+    if not isinstance(coef, np.ndarray) or coef.ndim not in (1, 2) or coef.shape[-1] != d:
+        return None  # parameters that are not one coefficient per feature (and class)
+    rows = np.atleast_2d(coef)
+    names = feature_names or [f"feature {j}" for j in range(fitted.model.n_features)]
+    several = rows.shape[0] > 1
+    labels = [(f"class {_class_name(fitted.classes_[k])}: " if several else "") + names[j]
+              for k in range(rows.shape[0]) for j in range(rows.shape[1])]
+    values = rows.ravel()
+    order = np.argsort(-np.abs(values), kind="stable")[:TOP_COEFFICIENTS]
+    shown = [(labels[i], float(values[i])) for i in order]
+    figure = _figure(figure_class, 8, 0.9 + 0.28 * len(shown))
+    axis = figure.subplots()
+    positions = np.arange(len(shown))[::-1]
+    axis.barh(positions, [value for _, value in shown],
+              color=["C0" if value >= 0 else "C3" for _, value in shown])
+    axis.set_yticks(positions, [name for name, _ in shown])
+    axis.axvline(0, color="0.3", linewidth=0.8)
+    axis.set(xlabel="coefficient", title=f"largest coefficients ({len(shown)} of {values.size})")
+    title = "Largest coefficients"
+    caption = (f"The {len(shown)} coefficients of largest magnitude (of {values.size}), for the features as "
+               "stored; the intercept is not shown.")
+    return Section(title, _png(figure, title), caption, ("coefficient", "value"), shown)
+
+
+def _prior_section(fitted, figure_class):
+    priors = np.exp(np.atleast_1d(np.asarray(fitted.intercept_, dtype=np.float64)))
+    names = [_class_name(c) for c in fitted.classes_]
+    figure = _figure(figure_class, min(3 + 0.4 * len(names), 12), 3)
+    axis = figure.subplots()
+    axis.bar(range(len(names)), priors, color="C0")
+    axis.set_xticks(range(len(names)) if len(names) <= ANNOTATED_CLASSES else [],
+                    names if len(names) <= ANNOTATED_CLASSES else [])
+    axis.set(xlabel="class", ylabel="prior probability", title="class priors")
+    title = "Class priors"
+    caption = "Naive Bayes is fitted in one pass (no convergence history): the class prior probabilities."
+    return Section(title, _png(figure, title), caption, ("class", "prior"),
+                   list(zip(names, priors.tolist(), strict=True)))
+
+
+def _cluster_section(fitted, figure_class):
+    sizes = fitted.cluster_sizes_
+    k = sizes.size
+    figure = _figure(figure_class, min(3 + 0.4 * k, 12), 3)
+    axis = figure.subplots()
+    axis.bar(range(k), sizes, color="C0")
+    axis.set(xlabel="centre", ylabel="rows", title="rows nearest each centre")
+    _whole_numbers(axis)
+    title = "Cluster sizes"
+    caption = "The rows nearest each centre in the last Lloyd pass."
+    return Section(title, _png(figure, title), caption, ("centre", "rows"),
+                   [(i, int(size)) for i, size in enumerate(sizes)])
+
+
+def _cell(value):
+    if isinstance(value, float):
+        return "null" if not math.isfinite(value) and value != float("inf") else f"{value:.10g}"
+    text = str(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _table(columns, rows):
+    head = "".join(f"<th>{html.escape(str(name))}</th>" for name in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(value))}</td>" for value in row) + "</tr>"
+                   for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+td, th { border: 1px solid #ccc; padding: 2px 8px; text-align: left; }
+img { max-width: 100%; } figure { margin: 0; } figcaption { color: #555; font-size: 0.9em; }
+details { margin: 0.4em 0 1em; } .status { font-size: 1.05em; }
+"""
+
+
+def render_html(fitted, model_dir, data, sections):
+    """The page: a header, then each section's figure, caption and table (tables of figures folded)."""
+    status = "converged" if fitted.converged_ else "stopped before converging"
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>mrtrain report: {html.escape(str(model_dir))}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>mrtrain report: {html.escape(fitted.model.kind)} model</h1>",
+        f'<p class="status">Model directory <code>{html.escape(str(model_dir))}</code>, trained on '
+        f"<code>{html.escape(str(fitted.settings.get('data')))}</code>: {status} after {fitted.n_iter_} "
+        f"iterations ({fitted.n_passes_} passes), {html.escape(str(fitted.stop_reason_))}."
+        + (f" Evaluated on <code>{html.escape(str(data))}</code>." if data is not None else "") + "</p>",
+    ]
+    for section in sections:
+        parts.append(f"<section><h2>{html.escape(section.title)}</h2>")
+        if section.png is None:
+            parts.append(f"<p>{html.escape(section.caption)}</p>{_table(section.columns, section.rows)}")
+        else:
+            encoded = base64.b64encode(section.png).decode("ascii")
+            parts.append(
+                f'<figure><img alt="{html.escape(section.title)}" src="data:image/png;base64,{encoded}">'
+                f"<figcaption>{html.escape(section.caption)}</figcaption></figure>"
+                f"<details><summary>Values</summary>{_table(section.columns, section.rows)}</details>"
+            )
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
