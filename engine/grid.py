@@ -197,6 +197,7 @@ class MemberRun:
     valid_history: list = field(default_factory=list)
     best_valid: float | None = None
     best_iteration: int = 0
+    best_history: int = 0
     best_state: tuple | None = None
     no_improve: int = 0
 
@@ -383,6 +384,7 @@ def _score(run, member, group_sums, indices, points, state, tol, n_iter_no_chang
         run.no_improve += 1
     if run.best_valid is None or run.valid < run.best_valid:
         run.best_valid, run.best_iteration, run.best_state = run.valid, run.status.iteration, state
+        run.best_history = len(run.status.history)
     if member.role == "holdout" and run.no_improve >= n_iter_no_change and not run.done:
         run.done, run.converged = True, True
         run.reason = f"validation loss did not improve for {n_iter_no_change} iterations"

@@ -234,7 +234,8 @@ class GridRun:
                                record["rejected"]),
                     done=record["done"], reason=record["reason"], converged=record["converged"],
                     valid=record["valid"], valid_history=list(record["valid_history"]),
-                    best_valid=record["best_valid"], best_iteration=record["best_iteration"], best_state=best,
+                    best_valid=record["best_valid"], best_iteration=record["best_iteration"],
+                    best_history=record["best_history"], best_state=best,
                     no_improve=record["no_improve"],
                 ))
         except (KeyError, TypeError, ValueError) as error:
@@ -301,6 +302,13 @@ class GridRun:
             return run.best_state
         return run.status.state
 
+    def _result_progress(self, i):
+        """``(iteration, history)`` of member ``i``'s result: a hold-out member's best iterate."""
+        run = self.runs[i]
+        if self.members[i].role == "holdout" and run.best_state is not None:
+            return run.best_iteration, run.status.history[:run.best_history]
+        return run.status.iteration, run.status.history
+
     # --- scoring ------------------------------------------------------------------------------------------
 
     def score(self):
@@ -366,6 +374,7 @@ class GridRun:
                 "rejected": status.rejected, "state_scalars": scalars, "done": run.done, "reason": run.reason,
                 "converged": run.converged, "valid": run.valid, "valid_history": list(run.valid_history),
                 "best_valid": run.best_valid, "best_iteration": run.best_iteration,
+                "best_history": run.best_history,
                 "best_state_scalars": best_scalars, "no_improve": run.no_improve,
             })
         state_arrays, scalars = state_to_record(self._result_state(result))
@@ -373,16 +382,17 @@ class GridRun:
         if self.scaling is not None:
             arrays.update(standardization_arrays(self.scaling))
         run = self.runs[result]
+        iteration, history = self._result_progress(result)
         l1, l2 = self.candidates[self.members[result].candidate]
         meta = {
             "settings": {**self.settings, "l1": l1, "l2": l2}, "iteration": self.passes,
-            "passes": self.passes, "history": list(run.status.history), "rejected": run.status.rejected,
+            "passes": self.passes, "history": list(history), "rejected": run.status.rejected,
             "state_scalars": scalars, "stop_reason": run.reason if run.done else None,
             "converged": bool(run.done and run.converged), "checkpoint_base": 0, "warm_start": None,
             "grid": {
                 "candidates": [list(pair) for pair in self.candidates], "lambda_max": self.lambda_max,
                 "passes": self.passes, "members": records, "table": self.table,
-                "result": {"member": result, "iteration": run.status.iteration},
+                "result": {"member": result, "iteration": iteration},
             },
         }
         save_checkpoint(self.trainer.checkpoint_dir, self.passes, arrays, meta,
@@ -395,9 +405,10 @@ class GridRun:
         theta = self._result_state(result).x
         if self.scaling is not None:
             theta = self.scaling.to_original(theta)
+        iteration, history = self._result_progress(result)
         fitted = FittedModel(
-            self.model, theta, l2=l2, l1=l1, iterations=run.status.iteration, passes=self.passes,
-            history=run.status.history, converged=run.converged, stop_reason=run.reason,
+            self.model, theta, l2=l2, l1=l1, iterations=iteration, passes=self.passes, history=history,
+            converged=run.converged, stop_reason=run.reason,
             settings={**self.settings, "l1": l1, "l2": l2}, standardization=self.scaling,
         )
         fitted.cv_results_ = self.table
