@@ -5,16 +5,25 @@ framework's fixed costs on every pass (on YARN: a client JVM, an application mas
 driver pays them once. :class:`AllReduceSession` opens a TCP server, starts one map-only job
 (:mod:`mrtrain.mr_jobs.allreduce`, through the same :class:`~mrtrain.engine.mapreduce.JobLauncher` as every
 other job) whose map tasks each hold a *group* of partitions, and waits until every group's task has
-connected and proved that it belongs to this run (HMAC-SHA256 over a per-run secret shipped in the task
-file; see :mod:`mrtrain.mr_jobs.allreduce_wire`). Each pass then sends the parameter points to every task,
+connected and proved that it belongs to this run (HMAC-SHA256 over a per-run secret; see
+:mod:`mrtrain.mr_jobs.allreduce_wire`). Each pass then sends the parameter points to every task,
 receives every partition's vector, computed by the job-per-pass code, and adds them in partition order
 with the reducer's own function (:func:`~mrtrain.mr_jobs.partition_job.sum_in_partition_order`): the model
 is bitwise the one job-per-pass training gives, on every runner. Evaluate and predict stay jobs.
 
 Gang scheduling: every task must run at the same time, so the partitions are cut into as many contiguous
-groups as there are map slots: on the local runner mrjob's ``num_cores`` (default: the machine's cores), on
-Hadoop ``tasks`` (default ``min(partitions, 2)``). If not every group connects within ``timeout`` seconds
-the training stops with one line saying how many did, and the job is ended.
+groups as there are map slots, at most one per partition: on the local runner mrjob's ``num_cores``
+(default: the machine's cores); on Hadoop the map containers the cluster can run at once next to the job's
+application master, as its ResourceManager says (:mod:`mrtrain.engine.yarn_capacity`), or
+:data:`DEFAULT_HADOOP_TASKS` with a warning when it cannot be asked; ``tasks`` overrides both. If not every
+group connects within ``timeout`` seconds the training stops with one line saying how many did, and the job
+is ended.
+
+The secret: written into a file that only the run's user can read (0600 in a 0700 directory): the local
+staging directory on the local runner, the HDFS staging directory on Hadoop, or for a dataset outside HDFS
+a new directory on the default filesystem. The tasks read it themselves, as they read their partitions, so
+it is in no task file, upload or distributed cache (mrjob uploads a local dataset's job files world-readable
+and YARN then caches them publicly on the nodes); it is deleted when the training ends.
 
 Faults: a task attempt that dies (Hadoop retries it; speculative execution is off) drops its connection;
 the retry reconnects under the same group id and the driver sends it the current pass again, so the pass
@@ -38,9 +47,10 @@ import time
 
 import numpy as np
 
-from mrtrain.engine.mapreduce import task_uri
+from mrtrain.engine.mapreduce import hdfs_staging_dir, task_uri
 from mrtrain.engine.models import PartialSums, model_from_spec
 from mrtrain.engine.params import check_number
+from mrtrain.engine.yarn_capacity import hadoop_map_slots, site_properties
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce import MRAllReduce
 from mrtrain.mr_jobs.gradient import MRGradient
@@ -51,13 +61,14 @@ from mrtrain.mr_jobs.partition_job import (
     format_partition_line,
     sum_in_partition_order,
 )
-from mrtrain.storage.hdfs_fs import hdfs_path
+from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
+from mrtrain.storage.hdfs_fs import hadoop_conf_dir, hdfs_path
 
 log = logging.getLogger(__name__)
 
 #: Default seconds for every group to connect, and for a lost group to reconnect.
 DEFAULT_TIMEOUT = 120.0
-#: Map tasks on the hadoop runner unless told otherwise: at most this many.
+#: Map tasks on the hadoop runner when the ResourceManager cannot tell the cluster's capacity.
 DEFAULT_HADOOP_TASKS = 2
 #: Seconds a connecting peer has to complete the handshake.
 HANDSHAKE_SECONDS = 10.0
@@ -67,6 +78,8 @@ MAX_PENDING_HANDSHAKES = 32
 POLL_SECONDS = 0.5
 #: Least seconds to wait for the job to end after its tasks were told to stop.
 JOB_END_SECONDS = 60.0
+#: Name of the file holding the run's secret.
+SECRET_FILE = "allreduce-secret"
 
 
 def parse_address(text):
@@ -104,6 +117,39 @@ def local_map_slots(conf_path):
     for _, options in load_opts_from_mrjob_confs("local", [conf_path] if conf_path else None):
         cores = options.get("num_cores") or cores
     return int(cores or os.cpu_count() or 1)
+
+
+def hadoop_jobconf(conf_path):
+    """The AllReduce job's Hadoop settings: its ``JOBCONF``, updated with the mrjob config's ``jobconf``."""
+    from mrjob.conf import load_opts_from_mrjob_confs
+
+    jobconf = dict(MRAllReduce.JOBCONF)
+    for _, options in load_opts_from_mrjob_confs("hadoop", [conf_path] if conf_path else None):
+        jobconf.update({str(key): value for key, value in (options.get("jobconf") or {}).items()})
+    return jobconf
+
+
+def hadoop_tasks(conf_path, partitions):
+    """Map tasks on the hadoop runner: as many as the cluster can run at once now, at most ``partitions``.
+
+    The capacity comes from the ResourceManager (:func:`mrtrain.engine.yarn_capacity.hadoop_map_slots`);
+    when it cannot be asked, :data:`DEFAULT_HADOOP_TASKS`, with a warning saying why. A full cluster
+    gives 1 (the task waits for a slot, up to the timeout).
+    """
+    try:
+        slots, how = hadoop_map_slots(hadoop_jobconf(conf_path))
+    except (OSError, ValueError) as error:
+        tasks = min(partitions, DEFAULT_HADOOP_TASKS)
+        log.warning("allreduce: could not read the cluster's map capacity (%s); using %d map tasks (set "
+                    "--allreduce-tasks to choose)", error, tasks)
+        return tasks
+    tasks = max(1, min(slots, partitions))
+    log.info("allreduce: room for %d map tasks at once (%s); using %d for %d partitions", slots, how, tasks,
+             partitions)
+    if slots < 1:
+        log.warning("allreduce: the cluster has no free map slot next to the application master now; "
+                    "starting 1 map task, which waits for one")
+    return tasks
 
 
 def group_partitions(partition_ids, n_groups):
@@ -150,7 +196,7 @@ class AllReduceSession:
         wildcard address). On a cluster: an address of the driver host the NodeManagers can reach.
     tasks : int >= 1, optional
         Map tasks (groups of partitions), at most one per partition. Default: the local runner's cores, or
-        ``min(partitions, 2)`` on Hadoop.
+        on Hadoop the cluster's free map capacity (:func:`hadoop_tasks`).
     timeout : float > 0
         Seconds for every group to connect, and for a lost group to reconnect.
     """
@@ -162,11 +208,13 @@ class AllReduceSession:
         self.timeout = timeout
         ids = [part.index for part in launcher.dataset.partitions]
         slots = tasks or (local_map_slots(launcher.conf_path) if launcher.runner == "local"
-                          else DEFAULT_HADOOP_TASKS)
+                          else hadoop_tasks(launcher.conf_path, len(ids)))
         self.groups = group_partitions(ids, max(1, min(slots, len(ids))))
         spec = launcher.model_spec
         self.n_params = model_from_spec(spec).n_params
         self.secret = wire.new_secret()
+        self.secret_uri = None
+        self.private_dir = None
         self.passes = 0
         self.job = None
         self.job_id = None
@@ -199,11 +247,7 @@ class AllReduceSession:
         connect_host = host if host not in ("0.0.0.0", "::", "") else socket.getfqdn()
         port = self.server.getsockname()[1]
         threading.Thread(target=self._accept_loop, name="mrtrain-allreduce-accept", daemon=True).start()
-        if self.launcher.on_hdfs:
-            # The task file holds the secret: the staging directory is readable by its owner only.
-            fs = self.launcher.fs
-            fs._call("chmod", self.launcher.staging, fs.client.set_permission,
-                     hdfs_path(self.launcher.staging), "700")
+        self.secret_uri = self._write_secret()
         partitions = {part.index: part for part in self.launcher.dataset.partitions}
         lines = [
             [format_partition_line(i, task_uri(partitions[i].uri), partitions[i].sha256, partitions[i].rows,
@@ -211,7 +255,7 @@ class AllReduceSession:
             for group in self.groups
         ]
         settings = {
-            "address": [connect_host, port], "secret": self.secret, "groups": lines,
+            "address": [connect_host, port], "secret_file": task_uri(self.secret_uri), "groups": lines,
             "read_timeout": max(self.timeout, 60.0), "idle_timeout": 3 * self.timeout + 60.0,
         }
         log.info("allreduce: %d map tasks (partition groups %s) connect to %s:%d", len(self.groups),
@@ -221,6 +265,51 @@ class AllReduceSession:
             [f"{g:06d}" for g in range(len(self.groups))],
         )
         self._wait_for_gang()
+
+    def _write_secret(self):
+        """Write the run's secret into a file only this user can read (0600 in a 0700 directory); its URI.
+
+        Local runner: in the local staging directory. Hadoop runner: in the HDFS staging directory, or for
+        a dataset outside HDFS in a new directory on the default filesystem (``fs.defaultFS``), removed by
+        :meth:`close`. The tasks read it themselves, like their partitions: it is never in the task file,
+        the distributed cache or a command line.
+        """
+        data = self.secret.encode("ascii")
+        if self.launcher.runner == "local":
+            path = os.path.join(self.launcher.local_staging, SECRET_FILE)
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
+                handle.write(data)
+            return path
+        if self.launcher.on_hdfs:
+            directory = self.launcher.staging
+        else:
+            conf_dir = hadoop_conf_dir()
+            default_fs = site_properties(conf_dir).get("fs.defaultFS", "") if conf_dir else ""
+            if split_scheme(default_fs) != "hdfs":
+                raise OSError(
+                    "--allreduce on the hadoop runner with a dataset outside HDFS keeps the run's secret in "
+                    "a private HDFS directory: fs.defaultFS in the Hadoop configuration ($HADOOP_CONF_DIR) "
+                    f"must be an hdfs:// URI. Got {default_fs!r} instead."
+                )
+            directory = self.private_dir = hdfs_staging_dir(default_fs)
+        fs = get_filesystem(directory)
+        fs._call("mkdir", directory, fs.client.makedirs, hdfs_path(directory), permission="700")
+        fs._call("chmod", directory, fs.client.set_permission, hdfs_path(directory), "700")
+        uri = join(directory, SECRET_FILE)
+        fs._call("write", uri, fs.client.write, hdfs_path(uri), data=data, overwrite=False, permission="600")
+        return uri
+
+    def _remove_secret(self):
+        """Delete the secret file (and the directory made for it), best effort: the training has ended."""
+        try:
+            if self.private_dir is not None:
+                get_filesystem(self.private_dir).delete(self.private_dir, recursive=True)
+            elif self.secret_uri is not None:
+                get_filesystem(self.secret_uri).delete(self.secret_uri)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            log.warning("allreduce: could not remove the secret file %s: %s", self.secret_uri, error)
 
     def _wait_for_gang(self):
         deadline = time.monotonic() + self.timeout
@@ -256,12 +345,12 @@ class AllReduceSession:
             self.server.close()
         for connection in connections:
             connection.stop()
-        if self.job is None:
-            return
-        if not self.job.wait(max(self.timeout, JOB_END_SECONDS)):
-            self._kill_job()
-        elif self.job.error is not None and stop:
-            log.warning("allreduce: the job ended with an error after training: %s", self.job.error)
+        if self.job is not None:
+            if not self.job.wait(max(self.timeout, JOB_END_SECONDS)):
+                self._kill_job()
+            elif self.job.error is not None and stop:
+                log.warning("allreduce: the job ended with an error after training: %s", self.job.error)
+        self._remove_secret()
 
     def _kill_job(self):
         """End a job whose tasks did not all exit: ``hadoop job -kill`` on Hadoop (job id from the tasks)."""

@@ -169,8 +169,9 @@ class Trainer:
         address of the driver's host that the NodeManagers reach. Default: ``"127.0.0.1"``.
     allreduce_tasks : int >= 1, optional
         Map tasks of the AllReduce job, each holding a group of partitions; all must run at once.
-        Default: mrjob's ``num_cores`` (else the machine's cores) on the local runner, 2 on Hadoop, at most
-        one per partition.
+        Default: mrjob's ``num_cores`` (else the machine's cores) on the local runner; on Hadoop the map
+        containers the cluster can run at once, as its ResourceManager says (2 if it cannot be asked); at
+        most one per partition.
     allreduce_timeout : float > 0
         Seconds for every task to connect, and for a lost task's retry to reconnect, before the training
         stops. Default: 120.

@@ -18,12 +18,15 @@ framework's task timeout does not kill an idle but healthy task. A partition wit
 the driver (which stops with that one line) before the task fails; any other failure just fails the
 attempt, and the retry loads its partitions, reconnects under the same group id and gets the current pass.
 
-The task file's ``allreduce`` object: ``address`` ``[host, port]``, ``secret`` (hex), ``groups`` (per
-group, its partition-list lines), ``idle_timeout`` and ``read_timeout`` (seconds).
+The task file's ``allreduce`` object: ``address`` ``[host, port]``, ``secret_file`` (a local path or
+``hdfs://`` URI of the owner-only file holding the run's secret, which the task reads itself, as it reads
+its partitions), ``groups`` (per group, its partition-list lines), ``idle_timeout`` and ``read_timeout``
+(seconds).
 """
 
 import logging
 import os
+import re
 import secrets
 import select
 import time
@@ -35,6 +38,7 @@ from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import _attempt_number, failures_named, single_threaded_blas
 from mrtrain.storage.errors import DataError
+from mrtrain.storage.filesystem import get_filesystem
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,20 @@ MAX_POINTS = 4096
 MAX_RECONNECTS = 5
 
 
+def read_secret(uri):
+    """The run's secret (hex) from the private file the driver wrote (local path or ``hdfs://`` URI).
+
+    Raises
+    ------
+    ValueError
+        If the file does not hold ``2 * SECRET_BYTES`` hex digits.
+    """
+    text = get_filesystem(uri).read_bytes(uri, max_bytes=4 * wire.SECRET_BYTES).decode("ascii", "replace")
+    if not re.fullmatch(f"[0-9a-f]{{{2 * wire.SECRET_BYTES}}}", text):
+        raise ValueError(f"{uri}: expected the run's secret as {2 * wire.SECRET_BYTES} hex digits")
+    return text
+
+
 def group_id(line):
     """The group id on an input line (the last tab-separated field: Hadoop prefixes a byte offset)."""
     return int(line.rstrip("\r\n").rsplit("\t", 1)[-1])
@@ -69,7 +87,7 @@ class MRAllReduce(MRGradient):
 
     def mapper_serve_passes(self, _, line):
         group = group_id(line)
-        settings = self.task["allreduce"]
+        settings = {**self.task["allreduce"], "secret": read_secret(self.task["allreduce"]["secret_file"])}
         partitions, error = self.load_group(settings["groups"][group])
         passes, ended, reconnects = 0, False, 0
         while not ended and reconnects <= MAX_RECONNECTS:

@@ -14,7 +14,8 @@ Handshake: the driver sends ``challenge`` (a fresh random nonce); the task answe
 its own nonce and ``HMAC-SHA256(secret, "task" | driver nonce | task nonce | group)``; the driver checks it
 (constant-time) before it registers the connection, and answers ``welcome`` with
 ``HMAC-SHA256(secret, "driver" | task nonce | driver nonce | group)``, which the task checks in turn. The
-secret is 32 random bytes per training run, in the job's task file (never on a command line). A connection
+secret is 32 random bytes per training run, in a file only the run's user can read, which the driver writes
+and the tasks read themselves (never in the task file or on a command line). A connection
 that fails any check is closed without an answer, so a stranger learns nothing and changes nothing, and a
 recorded handshake cannot be replayed (the nonces are fresh).
 """

@@ -6,6 +6,7 @@ tolerances. Faults are exercised with real task processes: a launcher that plays
 attempt under the next attempt number) and a driver killed with SIGKILL.
 """
 
+import http.server
 import json
 import os
 import re
@@ -423,7 +424,73 @@ def test_proofs_depend_on_the_secret_the_nonces_and_the_group():
     assert not wire.macs_equal(proof, None)
 
 
-def test_session_defaults(cancer, tmp_path):
+def site_xml(path, properties):
+    body = "".join(f"<property><name>{k}</name><value>{v}</value></property>" for k, v in properties.items())
+    path.write_text(f"<configuration>{body}</configuration>")
+
+
+class FakeResourceManager:
+    """An HTTP server answering ``GET path`` with the JSON in ``answers`` (404 otherwise)."""
+
+    def __init__(self, answers):
+        answers = {path: json.dumps(body).encode() for path, body in answers.items()}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802  (the http.server name)
+                body = answers.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.end_headers()
+                self.wfile.write(body or b"not found")
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def rest_answers(available_mb, available_vcores, nodes, max_capacity=100.0, used_mb=0):
+    """The ResourceManager REST answers (Hadoop 3 field names) of a cluster of ``nodes`` (MB, vcores free)."""
+    return {
+        "/ws/v1/cluster/metrics": {"clusterMetrics": {
+            "availableMB": available_mb, "availableVirtualCores": available_vcores, "totalMB": 16384,
+            "totalVirtualCores": 16, "allocatedMB": 16384 - available_mb}},
+        "/ws/v1/cluster/nodes": {"nodes": {"node": [
+            {"state": "RUNNING", "availMemoryMB": mb, "availableVirtualCores": vcores} for mb, vcores in nodes
+        ] + [{"state": "LOST", "availMemoryMB": 8192, "availableVirtualCores": 8}]}},
+        "/ws/v1/cluster/scheduler": {"scheduler": {"schedulerInfo": {
+            "type": "capacityScheduler", "queueName": "root", "queues": {"queue": [
+                {"queueName": "default", "absoluteMaxCapacity": max_capacity,
+                 "resourcesUsed": {"memory": used_mb, "vCores": 0}},
+                {"queueName": "other", "absoluteMaxCapacity": 100.0, "resourcesUsed": {"memory": 0}},
+            ]}}}},
+    }
+
+
+@pytest.fixture
+def hadoop_conf(tmp_path, monkeypatch):
+    """A Hadoop configuration directory (``HADOOP_CONF_DIR``): map containers 1000 MB (rounded up to 1024),
+    1 vcore; the application master 2048 MB; the ResourceManager at ``rm`` (set by the test)."""
+    conf_dir = tmp_path / "hadoop-conf"
+    conf_dir.mkdir()
+    monkeypatch.setenv("HADOOP_CONF_DIR", str(conf_dir))
+    site_xml(conf_dir / "mapred-site.xml", {"mapreduce.map.memory.mb": 1000,
+                                            "yarn.app.mapreduce.am.resource.mb": 2048})
+
+    def with_resource_manager(address, **more):
+        site_xml(conf_dir / "yarn-site.xml", {"yarn.resourcemanager.webapp.address": address,
+                                              "yarn.scheduler.minimum-allocation-mb": 512, **more})
+        return conf_dir
+
+    return with_resource_manager
+
+
+def test_session_defaults(cancer, tmp_path, hadoop_conf, caplog):
     from mrtrain.storage.dataset import Dataset
 
     dataset = Dataset.open(cancer)
@@ -432,9 +499,121 @@ def test_session_defaults(cancer, tmp_path):
     conf.write_text(json.dumps({"runners": {"local": {"num_cores": 2}}}))
     with JobLauncher(dataset, spec, runner="local", conf_path=str(conf)) as launcher:
         assert AllReduceSession(launcher).groups == [[0, 1], [2]]
-    with JobLauncher(dataset, spec, runner="hadoop") as launcher:
+    hadoop_conf(f"127.0.0.1:{free_port()}")  # nothing listens there
+    with JobLauncher(dataset, spec, runner="hadoop") as launcher, caplog.at_level("INFO"):
         assert AllReduceSession(launcher).groups == [[0, 1], [2]]
         assert allreduce.DEFAULT_HADOOP_TASKS == 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "mrtrain.engine.allreduce"]
+    assert len(lines) == 1 and re.fullmatch(
+        r"allreduce: could not read the cluster's map capacity \(rest at http://127\.0\.0\.1:\d+: .*; jmx at "
+        r"http://127\.0\.0\.1:\d+: .*\); using 2 map tasks \(set --allreduce-tasks to choose\)", lines[0]
+    ), lines
+
+
+@pytest.mark.parametrize("nodes,max_capacity,used_mb,expected", [
+    # Free per node (MB, vcores); the master (2048 MB) goes where it costs fewest map containers (1024 MB).
+    ([(8192, 8), (3072, 8)], 100.0, 0, 9),  # 8 + 3 slots, the master takes 2 on the first node
+    ([(8192, 2), (3072, 8)], 100.0, 0, 4),  # vcores: 2 + 3, the master takes 1 vcore
+    ([(2048, 8)] + [(1536, 8)] * 3, 100.0, 0, 3),  # 2 + 1 + 1 + 1; the master fits the first node only
+    ([(1536, 8)] * 4, 100.0, 0, 0),  # 6144 MB free, but the master fits no node
+    ([(8192, 8), (3072, 8)], 50.0, 4096, 2),  # queue: 8192 of 16384 MB, 4096 used: 4096 - 2048 free
+])
+def test_the_gang_size_on_hadoop_comes_from_the_resource_managers_rest_api(
+    cancer, hadoop_conf, nodes, max_capacity, used_mb, expected, caplog
+):
+    from mrtrain.engine.yarn_capacity import hadoop_map_slots
+
+    manager = FakeResourceManager(rest_answers(sum(mb for mb, _ in nodes), sum(v for _, v in nodes), nodes,
+                                               max_capacity, used_mb))
+    try:
+        hadoop_conf(manager.address)
+        slots, how = hadoop_map_slots({})
+        assert slots == expected, how
+        assert how.startswith(f"http://{manager.address}/ws/v1/cluster/metrics: ")
+        assert "map containers 1024 MB / 1 vcores, application master 2048 MB / 1" in how
+        with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+            assert allreduce.hadoop_tasks(None, 3) == max(1, min(expected, 3))  # at most one per partition
+            assert allreduce.hadoop_tasks(None, 20) == max(1, expected)  # a full cluster: 1, which waits
+    finally:
+        manager.close()
+    messages = [record.getMessage() for record in caplog.records]
+    assert f"room for {expected} map tasks at once" in messages[0]
+    assert ("the cluster has no free map slot" in messages[1]) == (expected == 0), messages
+
+
+def test_the_gang_size_from_jmx_when_the_rest_api_is_missing_and_with_ha(hadoop_conf, tmp_path):
+    from mrtrain.engine.yarn_capacity import hadoop_map_slots
+
+    beans = {"/jmx?qry=Hadoop:service=ResourceManager,name=QueueMetrics,*": {"beans": [
+        {"tag.Queue": "root", "AvailableMB": 6144, "AvailableVCores": 8, "AllocatedMB": 2048,
+         "AllocatedVCores": 2},
+        {"tag.Queue": "root.default", "AvailableMB": 5120, "AvailableVCores": 8},
+    ]}}
+    manager = FakeResourceManager(beans)
+    try:
+        # HA: the first ResourceManager does not answer, the second has no REST API (the mini cluster's case).
+        hadoop_conf("", **{"yarn.resourcemanager.ha.rm-ids": "rm1,rm2",
+                           "yarn.resourcemanager.webapp.address.rm1": f"127.0.0.1:{free_port()}",
+                           "yarn.resourcemanager.hostname.rm2": "127.0.0.1",
+                           "yarn.resourcemanager.webapp.address.rm2": "${yarn.resourcemanager.hostname.rm2}:"
+                                                                      + manager.address.split(":")[1]})
+        slots, how = hadoop_map_slots({"mapreduce.map.memory.mb": "512"})  # the job's setting wins
+    finally:
+        manager.close()
+    assert slots == (5120 - 2048) // 512, how
+    assert "/jmx?qry=" in how and "5120 MB and 8 vcores free of 8192 MB" in how
+
+
+def test_container_sizes_and_slots_follow_the_scheduler_rules():
+    from mrtrain.engine.yarn_capacity import Capacity, Resources, container_sizes, map_slots
+
+    task, master = container_sizes({"yarn.scheduler.minimum-allocation-mb": "256"}, {})
+    assert (task, master) == (Resources(1024, 1), Resources(1536, 1))  # Hadoop's defaults
+    task, master = container_sizes({"yarn.scheduler.minimum-allocation-mb": "1024",
+                                    "mapreduce.map.cpu.vcores": "2"}, {"mapreduce.map.memory.mb": 1025})
+    assert task == Resources(2048, 2) and master == Resources(2048, 1)
+    with pytest.raises(ValueError, match=r"^mapreduce.map.memory.mb in the job's jobconf must be an int "
+                                         r">= 1\. Got 'lots' instead\.$"):
+        container_sizes({}, {"mapreduce.map.memory.mb": "lots"})
+    full = Capacity("x", Resources(1000, 4), Resources(8192, 8))
+    assert map_slots(full, Resources(512, 1), Resources(512, 1)) == 0
+    assert map_slots(Capacity("x", Resources(4096, 8), Resources(4096, 8)), Resources(512, 1),
+                     Resources(512, 1)) == 7
+
+
+def files_holding(root, text):
+    """Files under ``root`` (a local directory) whose bytes contain ``text``."""
+    found = []
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                with open(path, "rb") as handle:
+                    if text.encode() in handle.read():
+                        found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def test_the_secret_is_in_an_owner_only_file_and_in_no_task_file(cancer, reference, monkeypatch):
+    seen = {}
+    wait = AllReduceSession._wait_for_gang
+
+    def look(session):
+        wait(session)
+        path = session.secret_uri
+        seen["mode"] = os.stat(path).st_mode & 0o777
+        seen["parent"] = os.stat(os.path.dirname(path)).st_mode & 0o777
+        seen["holding"] = files_holding(session.launcher.local_staging, session.secret)
+        seen["path"] = path
+
+    monkeypatch.setattr(AllReduceSession, "_wait_for_gang", look)
+    fitted = fit(cancer, LOGISTIC, allreduce=True)
+    assert fitted.theta_.tobytes() == reference.theta_.tobytes()
+    assert (seen["mode"], seen["parent"]) == (0o600, 0o700)
+    assert seen["holding"] == [seen["path"]]  # not in task.json, nor in mrjob's copies of it
+    assert not os.path.exists(seen["path"])
 
 
 @pytest.fixture(scope="module")
@@ -493,5 +672,75 @@ def test_on_yarn_tasks_that_do_not_all_connect_in_time_stop_with_one_line_and_th
     # Starting a YARN job takes longer than 2 s: no task can be there in time. The tasks then find nothing
     # listening and end, and with them the job, before the training returns.
     with pytest.raises(TimeoutError, match=r"^--allreduce: 0 of 2 map tasks connected within 2 s "):
-        fit(remote, LOGISTIC, runner="hadoop", allreduce=True, allreduce_timeout=2)
+        fit(remote, LOGISTIC, runner="hadoop", allreduce=True, allreduce_tasks=2, allreduce_timeout=2)
     assert [t for t in threading.enumerate() if t.name == "mrtrain-job"] == []
+
+
+def hdfs_files_holding(fs, path, text):
+    """Files under the HDFS directory ``path`` whose bytes contain ``text`` (files up to 1 MB)."""
+    from hdfs.util import HdfsError
+
+    found = []
+    try:
+        listed = fs.client.list(path, status=True)
+    except HdfsError:  # removed meanwhile (other runs share the directory)
+        return found
+    for name, status in listed:
+        child = f"{path.rstrip('/')}/{name}"
+        if status["type"] == "DIRECTORY":
+            found += hdfs_files_holding(fs, child, text)
+        elif status["length"] <= 2**20:
+            try:
+                with fs.client.read(child) as reader:
+                    if text.encode() in reader.read():
+                        found.append(child)
+            except HdfsError:
+                continue
+    return found
+
+
+@pytest.mark.hadoop
+@pytest.mark.parametrize("where", ["hdfs", "local"])
+def test_on_yarn_the_secret_is_private_and_the_gang_fills_the_free_map_slots(
+    where, hadoop_cluster, hdfs_base, tmp_path, reference, monkeypatch, caplog
+):
+    from mrtrain.engine.yarn_capacity import hadoop_map_slots
+    from mrtrain.storage.hdfs_fs import hdfs_filesystem, hdfs_path
+
+    X, y = reference_data("breast_cancer")
+    data = write(f"{hdfs_base}/cancer-hdfs" if where == "hdfs" else tmp_path / "cancer", X, y, partitions=3)
+    fs = hdfs_filesystem(hadoop_cluster["MRTRAIN_HDFS_URL"])
+    home = f"/user/{hadoop_cluster['MRTRAIN_HDFS_USER']}"
+    node_dirs = [os.path.join(d, n) for d, names, _ in os.walk(ROOT / ".cache" / "hadoop" / "run")
+                 for n in names if "localDir-nm" in n]
+    seen = {}
+    wait = AllReduceSession._wait_for_gang
+
+    def look(session):
+        wait(session)
+        path = hdfs_path(session.secret_uri)
+        seen.update(uri=session.secret_uri, groups=len(session.groups),
+                    file=fs.client.status(path)["permission"],
+                    directory=fs.client.status(path.rsplit("/", 1)[0])["permission"],
+                    in_hdfs=hdfs_files_holding(fs, f"{home}/tmp", session.secret),
+                    on_nodes=[f for d in node_dirs for f in files_holding(d, session.secret)],
+                    in_staging=files_holding(session.launcher.local_staging, session.secret))
+
+    monkeypatch.setattr(AllReduceSession, "_wait_for_gang", look)
+    slots, how = hadoop_map_slots(allreduce.hadoop_jobconf(hadoop_cluster["conf_path"]))
+    with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+        fitted = fit(data, LOGISTIC, runner="hadoop", allreduce=True, allreduce_timeout=240)
+    assert fitted.theta_.tobytes() == reference.theta_.tobytes()
+    # The mini cluster (4096 MB; 512 MB containers and master) has no REST API: its JMX answers.
+    assert "/jmx?qry=Hadoop:service=ResourceManager,name=QueueMetrics" in how
+    assert 0 <= slots <= 7, how
+    chosen = [r.getMessage() for r in caplog.records if "map tasks at once" in r.getMessage()]
+    assert len(chosen) == 1 and chosen[0].endswith(f"using {seen['groups']} for 3 partitions"), chosen
+    assert seen["groups"] == max(1, min(3, int(re.search(r"room for (\d+)", chosen[0]).group(1))))
+    # Owner-only, on HDFS, read by the tasks themselves: in no task file, upload or node-local copy.
+    assert (seen["file"], seen["directory"]) == ("600", "700"), seen
+    assert seen["in_hdfs"] == [hdfs_path(seen["uri"])], seen
+    assert seen["on_nodes"] == [] and seen["in_staging"] == [], seen
+    assert not fs.exists(seen["uri"])
+    if where == "local":  # the directory made for the secret is gone too
+        assert not fs.exists(seen["uri"].rsplit("/", 1)[0])
