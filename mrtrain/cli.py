@@ -339,8 +339,9 @@ def build_parser():
                    help="where the driver listens for the allreduce tasks (port 0: any free port); on a "
                         "cluster an address of this host that the NodeManagers reach. Default: %(default)s")
     p.add_argument("--allreduce-tasks", type=_int_at_least(1, "allreduce_tasks"), metavar="N",
-                   help="allreduce map tasks, all running at once. Default: the local runner's cores, 2 on "
-                        "hadoop (at most one per partition)")
+                   help="allreduce map tasks, all running at once. Default: the local runner's cores; on "
+                        "hadoop the free map slots the ResourceManager reports, else 2 (at most one per "
+                        "partition)")
     p.add_argument("--allreduce-timeout",
                    type=_argument(check_number, "allreduce_timeout", float, minimum=0, strictly=True),
                    default=DEFAULT_TIMEOUT, metavar="SECONDS",
