@@ -36,7 +36,7 @@ from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.params import check_int, check_number
 from mrtrain.engine.trainer import Trainer
 from mrtrain.mr_jobs.partition_job import PartitionError
-from mrtrain.progress import TrainingProgress
+from mrtrain.progress import StageProgress, TrainingProgress, job_progress
 from mrtrain.report import MissingDependencyError, require_matplotlib, write_report
 from mrtrain.storage.checkpoint import list_checkpoints
 from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
@@ -509,12 +509,14 @@ def _check_checkpoint_dir(checkpoint_dir, data):
 
 def cmd_ingest(args):
     check_output_target(args.dest, "dest", {"source": args.src})
-    dataset = ingest(
-        args.src, args.dest, format=args.format, label=args.label, weight=args.weight,
-        partitions=args.partitions, partition_size_mb=args.partition_size, n_features=args.n_features,
-        dtype=args.dtype, dense=args.dense, categorical=args.categorical, hash_bits=args.hash_bits,
-        min_count=args.min_count, impute=args.impute, like=args.like,
-    )
+    with contextlib.ExitStack() as stack:
+        progress = None if args.quiet else stack.enter_context(StageProgress("ingest"))
+        dataset = ingest(
+            args.src, args.dest, format=args.format, label=args.label, weight=args.weight,
+            partitions=args.partitions, partition_size_mb=args.partition_size, n_features=args.n_features,
+            dtype=args.dtype, dense=args.dense, categorical=args.categorical, hash_bits=args.hash_bits,
+            min_count=args.min_count, impute=args.impute, like=args.like, progress=progress,
+        )
     _print_result(dataset_summary(dataset), args.json)
 
 
@@ -634,16 +636,18 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     fitted = FittedModel.load(args.model_dir)
-    metrics = fitted.evaluate(args.data, runner=args.runner, conf_path=args.conf_path,
-                              partition_cache=args.partition_cache)
+    with job_progress("evaluate", enabled=not args.quiet):
+        metrics = fitted.evaluate(args.data, runner=args.runner, conf_path=args.conf_path,
+                                  partition_cache=args.partition_cache)
     _print_result({"model": fitted.model.kind, "metrics": metrics}, args.json)
 
 
 def cmd_predict(args):
     check_output_target(args.output, "output", {"dataset": args.data, "model directory": args.model_dir})
     fitted = FittedModel.load(args.model_dir)
-    manifest = fitted.predict_dataset(args.data, args.output, runner=args.runner, conf_path=args.conf_path,
-                                      partition_cache=args.partition_cache)
+    with job_progress("predict", enabled=not args.quiet):
+        manifest = fitted.predict_dataset(args.data, args.output, runner=args.runner,
+                                          conf_path=args.conf_path, partition_cache=args.partition_cache)
     _print_result({"output": args.output, "rows": manifest["n_rows"],
                    "partitions": len(manifest["partitions"])}, args.json)
 

@@ -1059,7 +1059,8 @@ def partition_bounds(n_rows, bytes_per_row, partitions=None, partition_size_mb=6
 
 
 def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", weight_name=None,
-                  partitions=None, partition_size_mb=64, dtype="float64", encoding=None, classes=None):
+                  partitions=None, partition_size_mb=64, dtype="float64", encoding=None, classes=None,
+                  progress=None):
     """Write ``(X, y, w)`` as a dataset directory at ``uri``, atomically.
 
     Everything is written into a temporary sibling directory that is renamed to ``uri`` at the
@@ -1099,6 +1100,8 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     classes : list of float, optional
         Label classes to record instead of the distinct labels of ``y`` (``--like``): used only when
         every label is one of them.
+    progress : callable ``(stage, done, total, unit) -> None``, optional
+        Called with ``("write", rows written, n, "rows")`` before the first partition and after each.
 
     Returns
     -------
@@ -1153,6 +1156,8 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     fs.makedirs(tmp)
     try:
         entries = []
+        if progress is not None:
+            progress("write", 0, n, "rows")
         for i, (start, stop) in enumerate(bounds):
             data = encode_partition(X[start:stop], y[start:stop],
                                     None if w is None else w[start:stop])
@@ -1161,6 +1166,8 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
                             "sha256": hashlib.sha256(data).hexdigest()})
             if csr:
                 entries[-1]["nnz"] = int(X.indptr[stop] - X.indptr[start])
+            if progress is not None:
+                progress("write", stop, n, "rows")
         manifest = {
             "format": FORMAT, "version": VERSION, "n_features": d, "dtype": dtype,
             "label": {"name": label_name, "classes": recorded_classes},

@@ -707,7 +707,7 @@ def _like_encoding(like):
 
 def ingest(src, dest, *, format=None, label="label", weight=None, partitions=None,
            partition_size_mb=64, n_features=None, dtype="float64", dense=False, categorical=None,
-           hash_bits=None, min_count=1, impute=None, like=None):
+           hash_bits=None, min_count=1, impute=None, like=None, progress=None):
     """Convert a source file into a dataset directory.
 
     Parameters
@@ -748,6 +748,11 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     like : str, optional
         A dataset whose encoding (columns, hashing or levels, imputation, label classes) is reused;
         values unseen in its levels go to ``<other>``.
+    progress : callable ``(stage, done, total, unit) -> None``, optional
+        Told where the ingest is: ``("read", size, size, "B")`` and ``("parse", rows, rows, "rows")``
+        once the source is read, parsed and checked, then
+        ``("write", rows written, rows, "rows")`` before the first partition and after each
+        (:func:`mrtrain.storage.dataset.write_dataset`).
 
     Returns
     -------
@@ -802,6 +807,9 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
             raise DataError(f"{src}: expected n_features={n_features} feature columns, found "
                             f"{source.X.shape[1]}")
     _check_values(source, src)
+    if progress is not None:  # once the source is known to be good: no progress precedes a data error
+        progress("read", len(data), len(data), "B")
+        progress("parse", source.X.shape[0], source.X.shape[0], "rows")
     logger.info("ingesting %s (%s, %s): %d rows, %d features", src, fmt,
                 "csr" if hasattr(source.X, "indptr") else "dense", *source.X.shape)
     return write_dataset(dest, source.X, source.y, source.w,
@@ -809,4 +817,4 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
                          label_name=source.label_name, weight_name=source.weight_name,
                          partitions=partitions, partition_size_mb=partition_size_mb, dtype=dtype,
                          encoding=encoding if encoded else None,
-                         classes=None if like_dataset is None else like_dataset.classes)
+                         classes=None if like_dataset is None else like_dataset.classes, progress=progress)
