@@ -115,19 +115,22 @@ class ComputeTimer:
 def profile(row, timer, compute, allreduce):
     """The row's time split: start, passes, task compute, wire and wait, driver step (seconds)."""
     pass_s = [seconds for seconds, _, _ in timer.passes]
+    start_s = timer.start_s if allreduce else 0.0
+    if pass_s:
+        pass_s[0] -= start_s  # the first AllReduce pass starts the job
     task_s = [compute(m, hessian) for _, m, hessian in timer.passes]
     passes_total = sum(pass_s)
     later = pass_s[1:] or pass_s
     later_task = task_s[1:] or task_s
     return {
-        "start_s": timer.start_s if allreduce else 0.0,
+        "start_s": start_s,
         "passes_s": passes_total,
         "first_pass_s": pass_s[0] if pass_s else None,
         "later_pass_s_median": statistics.median(later) if later else None,
         "later_task_compute_s_median": statistics.median(later_task) if later_task else None,
         "task_compute_s": sum(task_s),
         "wire_and_wait_s": passes_total - sum(task_s),
-        "driver_step_s": row["fit_s"] - passes_total - (timer.start_s if allreduce else 0.0),
+        "driver_step_s": row["fit_s"] - passes_total - start_s,
     }
 
 
