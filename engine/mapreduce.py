@@ -27,6 +27,9 @@ they emitted) into ``last_shuffle_bytes`` and logs it.
 
 :meth:`JobLauncher.start` runs a map-only job in a background thread (a :class:`BackgroundJob`): the
 AllReduce job of :mod:`mrtrain.engine.allreduce`, whose tasks serve a whole training's passes.
+
+Importing this module demotes mrjob's per-job "No configs specified for <runner> runner" warning to DEBUG
+(:class:`_DefaultSettingsNotice`): mrtrain passes every option a job needs on its command line.
 """
 
 import importlib
@@ -65,6 +68,25 @@ from mrtrain.storage.lock import pid_alive
 log = logging.getLogger(__name__)
 
 RUNNERS = ("inline", "local", "hadoop")
+
+
+class _DefaultSettingsNotice(logging.Filter):
+    """Demote mrjob's "No configs specified for <runner> runner" from WARNING to DEBUG.
+
+    mrjob logs it when no config file (``--conf-path``, ``$MRJOB_CONF``, ``~/.mrjob.conf``) holds options
+    for the runner, which is how mrtrain normally runs: every option a job needs is on its command line.
+    It came once per job, so once per pass, and from Python (where nothing configures logging) Python's
+    last-resort handler printed every one of them; passing ``--no-conf`` does not help, since mrjob warns
+    whenever no options were found. Other records of the ``mrjob.conf`` logger pass unchanged.
+    """
+
+    def filter(self, record):
+        if str(record.msg).startswith("No configs specified for "):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger("mrjob.conf").addFilter(_DefaultSettingsNotice())
 
 #: Environment variables forwarded to the tasks with mrjob's ``--cmdenv``: how to reach HDFS, where and how
 #: big the node-local partition cache is, and the fault switches of the retry tests.

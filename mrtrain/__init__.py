@@ -9,7 +9,8 @@ The public API::
     fitted.evaluate("iris")                                    # metrics, by the evaluate job
 
 ``ingest``, :class:`Dataset`, :class:`Trainer`, :class:`FittedModel`, ``__version__``, and the
-scikit-learn estimators :class:`LogisticRegression`, :class:`LinearRegression`, :class:`PoissonRegressor`
+scikit-learn estimators :class:`LogisticRegression`, :class:`LinearRegression`, :class:`PoissonRegressor`,
+:class:`LinearSVC`, :class:`MultinomialNB`, :class:`BernoulliNB`, :class:`GaussianNB` and :class:`KMeans`
 (these need scikit-learn: ``pip install mrtrain[sklearn]``). Everything lives
 under this one top-level name: ``mrtrain.engine`` (model math, optimizers, the driver loop),
 ``mrtrain.mr_jobs`` (the mrjob jobs), ``mrtrain.storage`` (filesystems, datasets, checkpoints) and
@@ -31,6 +32,11 @@ _EXPORTS = {
     "LogisticRegression": "mrtrain.estimators",
     "LinearRegression": "mrtrain.estimators",
     "PoissonRegressor": "mrtrain.estimators",
+    "LinearSVC": "mrtrain.estimators",
+    "MultinomialNB": "mrtrain.estimators",
+    "BernoulliNB": "mrtrain.estimators",
+    "GaussianNB": "mrtrain.estimators",
+    "KMeans": "mrtrain.estimators",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

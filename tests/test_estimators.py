@@ -1,9 +1,13 @@
 """The scikit-learn estimators (mrtrain.LogisticRegression, LinearRegression, PoissonRegressor).
 
-Parity with scikit-learn at matching penalties, model selection tools, dataset paths, sparse input,
-input refusal, temporary data clean-up, and scikit-learn's own estimator checks.
+Parity with scikit-learn at matching penalties (and PoissonRegressor.score as its D²), model selection
+tools, dataset paths, sparse input, input refusal, temporary data clean-up, scikit-learn's own estimator
+checks, and no mrjob notice per pass from Python. LinearSVC, the naive Bayes models and KMeans have their
+own files (test_linear_svc_estimator.py, test_naive_bayes_estimators.py, test_kmeans_estimator.py).
 """
 
+import logging
+import os
 import subprocess
 import sys
 import tempfile
@@ -15,6 +19,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn import linear_model
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -234,3 +239,44 @@ def test_dataframe_sets_feature_names():
     model = PoissonRegressor(optimizer="newton").fit(frame, y)
     assert_array_equal(model.feature_names_in_, ["a", "b", "c", "d"])
     assert_allclose(model.predict(frame), model.predict(X))
+
+
+def test_poisson_score_is_sklearns_d2():
+    X, y = poisson_data()
+    w = np.random.default_rng(2).uniform(0.5, 2.0, size=len(y))
+    ours = PoissonRegressor(l2=1e-2, **TIGHT).fit(X, y)
+    ref = linear_model.PoissonRegressor(alpha=1e-2).fit(X, y)
+    ref.coef_, ref.intercept_ = ours.coef_, ours.intercept_  # scikit-learn's score of our model
+    for weights in (None, w):
+        assert ours.score(X, y, sample_weight=weights) == pytest.approx(
+            ref.score(X, y, sample_weight=weights), rel=1e-12)
+    # D² is not R² on these counts: a score that stayed R² fails the comparison above.
+    assert abs(ours.score(X, y) - r2_score(y, ours.predict(X))) > 1e-3
+
+
+def test_no_mrjob_config_notice_from_python(tmp_path):
+    # mrjob warns "No configs specified for inline runner" once per job when no config file applies;
+    # mrtrain demotes it to DEBUG, so Python's last-resort handler prints nothing per pass.
+    code = (
+        "import numpy as np, mrtrain\n"
+        "X = np.arange(20.0).reshape(10, 2); y = X @ [1.0, 2.0]\n"
+        "mrtrain.LinearRegression(optimizer='newton').fit(X, y)\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path)}  # no ~/.mrjob.conf
+    env.pop("MRJOB_CONF", None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert "No configs specified" not in result.stderr
+    assert result.stderr == ""
+
+
+def test_mrjob_config_notice_is_debug_and_other_records_pass(caplog):
+    import mrtrain.engine.mapreduce  # noqa: F401  (installs the filter)
+
+    caplog.set_level(logging.DEBUG, logger="mrjob.conf")
+    logger = logging.getLogger("mrjob.conf")
+    logger.warning("No configs specified for inline runner")
+    logger.warning("Unexpected option foo (from conf)")
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.DEBUG, "No configs specified for inline runner"),
+        (logging.WARNING, "Unexpected option foo (from conf)"),
+    ]
