@@ -1,17 +1,19 @@
 """``mrtrain report``: one self-contained HTML page about a trained model, with plots drawn by matplotlib.
 
-The page holds what applies to the model in its checkpoint directory:
+The page holds what applies to the model in its checkpoint directory, in this order:
 
-- the run: model, data, result, and every training setting;
+- with a dataset (``--data``): the metrics of one evaluate job;
 - convergence (models trained by an optimizer): the objective, its distance to the final objective and the
   gradient max-norm per data pass on log scales, and the seconds of each pass, from the per-pass records
   of the newest checkpoint (:class:`mrtrain.engine.driver.LoopStatus`); a checkpoint written before those
   records existed gives the objective per accepted iteration only; k-means: the inertia per Lloyd pass;
+  naive Bayes, fitted in one pass, has none;
+- with a dataset: the confusion matrix (classifiers) and the ROC curve (binary logistic models:
+  :func:`mrtrain.engine.metrics.binned_roc_curve`, from the evaluate job's score histograms);
 - parameters: the largest coefficients by magnitude (linear models), the class priors (naive Bayes), the
-  rows nearest each centre (k-means);
-- with a dataset (``--data``): the metrics of one evaluate job, the confusion matrix (classifiers) and the
-  ROC curve (binary logistic models: :func:`mrtrain.engine.metrics.binned_roc_curve`, from that job's score
-  histograms).
+  rows nearest each centre (k-means); none for parameters that are not one coefficient per feature (an
+  MLP's layers);
+- the run: model, data, result, and every training setting.
 
 Every figure is a PNG inlined as base64 (``<img src="data:image/png;base64,...">``, with the figure's
 title also in the PNG's ``Title`` text chunk), followed by the numbers it shows in a table, so the page
@@ -418,7 +420,7 @@ def _table(columns, rows):
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
 td, th { border: 1px solid #ccc; padding: 2px 8px; text-align: left; }
