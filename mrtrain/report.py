@@ -6,8 +6,8 @@ The page holds what applies to the model in its checkpoint directory, in this or
 - convergence (models trained by an optimizer): the objective, its distance to the final objective and the
   gradient max-norm per data pass on log scales, and the seconds of each pass, from the per-pass records
   of the newest checkpoint (:class:`mrtrain.engine.driver.LoopStatus`); a checkpoint written before those
-  records existed gives the objective per accepted iteration only; k-means: the inertia per Lloyd pass;
-  naive Bayes, fitted in one pass, has none;
+  records existed (or a grid run's) gives the objective per accepted iteration only; k-means: the inertia
+  per Lloyd pass; naive Bayes, fitted in one pass, has none;
 - with a dataset: the confusion matrix (classifiers) and the ROC curve (binary logistic models:
   :func:`mrtrain.engine.metrics.binned_roc_curve`, from the evaluate job's score histograms);
 - parameters: the largest coefficients by magnitude (linear models), the class priors (naive Bayes), the
@@ -296,8 +296,9 @@ def _history_section(fitted, figure_class):
     _whole_numbers(axis)
     title = "Inertia per Lloyd pass" if kmeans else "Objective per iteration"
     caption = ("The inertia of each Lloyd pass's assignment." if kmeans else
-               "The objective after each accepted iteration (starting point first); this checkpoint has no "
-               "per-pass gradient norms or seconds (written before they were recorded).")
+               "The objective after each accepted iteration (starting point first); this checkpoint records "
+               "no per-pass gradient norms or seconds (it was written before they were recorded, or by a "
+               "grid of penalties trained in shared passes).")
     return Section(title, _png(figure, title), caption, ("Lloyd pass" if kmeans else "iteration", label),
                    list(zip(steps, history, strict=True)))
 
