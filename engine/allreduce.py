@@ -78,7 +78,7 @@ MAX_PENDING_HANDSHAKES = 32
 POLL_SECONDS = 0.5
 #: Least seconds to wait for the job to end after its tasks were told to stop.
 JOB_END_SECONDS = 60.0
-#: Name of the file holding the run's secret.
+#: Name of the file holding the run's secret (a random suffix follows).
 SECRET_FILE = "allreduce-secret"
 
 
@@ -275,8 +275,9 @@ class AllReduceSession:
         the distributed cache or a command line.
         """
         data = self.secret.encode("ascii")
+        name = f"{SECRET_FILE}-{secrets.token_hex(8)}"  # one per session, should a launcher serve several
         if self.launcher.runner == "local":
-            path = os.path.join(self.launcher.local_staging, SECRET_FILE)
+            path = os.path.join(self.launcher.local_staging, name)
             with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as handle:
                 handle.write(data)
             return path
@@ -295,7 +296,7 @@ class AllReduceSession:
         fs = get_filesystem(directory)
         fs._call("mkdir", directory, fs.client.makedirs, hdfs_path(directory), permission="700")
         fs._call("chmod", directory, fs.client.set_permission, hdfs_path(directory), "700")
-        uri = join(directory, SECRET_FILE)
+        uri = join(directory, name)
         fs._call("write", uri, fs.client.write, hdfs_path(uri), data=data, overwrite=False, permission="600")
         return uri
 

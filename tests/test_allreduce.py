@@ -581,6 +581,19 @@ def test_container_sizes_and_slots_follow_the_scheduler_rules():
                      Resources(512, 1)) == 7
 
 
+def test_a_local_dataset_on_hadoop_needs_an_hdfs_default_filesystem_for_the_secret(cancer, hadoop_conf):
+    from mrtrain.storage.dataset import Dataset
+
+    site_xml(hadoop_conf("127.0.0.1:1") / "core-site.xml", {"fs.defaultFS": "file:///"})
+    spec = {"kind": "logistic", "n_features": 30, "classes": [0.0, 1.0], "fit_intercept": True}
+    with JobLauncher(Dataset.open(cancer), spec, runner="hadoop") as launcher:
+        session = AllReduceSession(launcher, tasks=1)
+        with pytest.raises(OSError, match=r"^--allreduce on the hadoop runner with a dataset outside HDFS "
+                                          r"keeps the run's secret in a private HDFS directory: fs.defaultFS "
+                                          r".* must be an hdfs:// URI\. Got 'file:///' instead\.$"):
+            session._write_secret()
+
+
 def files_holding(root, text):
     """Files under ``root`` (a local directory) whose bytes contain ``text``."""
     found = []
