@@ -4,10 +4,11 @@ The page holds what applies to the model in its checkpoint directory, in this or
 
 - with a dataset (``--data``): the metrics of one evaluate job;
 - convergence (models trained by an optimizer): the objective, its distance to the final objective and the
-  gradient max-norm per data pass on log scales, and the seconds of each pass, from the per-pass records
-  of the newest checkpoint (:class:`mrtrain.engine.driver.LoopStatus`); a checkpoint written before those
-  records existed (or a grid run's) gives the objective per accepted iteration only; k-means: the inertia
-  per Lloyd pass; naive Bayes, fitted in one pass, has none;
+  gradient max-norm per data pass on log scales (the objective's when it spans more than a factor of 10),
+  and the seconds of each pass, from the per-pass records of the newest checkpoint
+  (:class:`mrtrain.engine.driver.LoopStatus`); a checkpoint written before those records existed (or a
+  grid run's) gives the objective per accepted iteration only; k-means: the inertia per Lloyd pass; naive
+  Bayes, fitted in one pass, has none;
 - with a dataset: the confusion matrix (classifiers) and the ROC curve (binary logistic models:
   :func:`mrtrain.engine.metrics.binned_roc_curve`, from the evaluate job's score histograms);
 - parameters: the largest coefficients by magnitude (linear models), the class priors (naive Bayes), the
@@ -229,8 +230,9 @@ def _pass_numbers(fitted, count):
 
 
 def _log_axis(axis, values):
-    """Log scale when every value is positive (non-positive ones would vanish), else linear."""
-    if len(values) and min(values) > 0:
+    """Log scale when every value is positive (non-positive ones would vanish) and they span more than a
+    factor of 10, else linear."""
+    if len(values) and min(values) > 0 and max(values) > 10 * min(values):
         axis.set_yscale("log")
 
 
@@ -430,6 +432,10 @@ details { margin: 0.4em 0 1em; } .status { font-size: 1.05em; }
 """
 
 
+def _count(number, singular, plural=None):
+    return f"{number} {singular if number == 1 else plural or singular + 's'}"
+
+
 def render_html(fitted, model_dir, data, sections):
     """The page: a header, then each section's figure, caption and table (tables of figures folded)."""
     status = "converged" if fitted.converged_ else "stopped before converging"
@@ -439,8 +445,9 @@ def render_html(fitted, model_dir, data, sections):
         f"<style>{STYLE}</style></head><body>",
         f"<h1>mrtrain report: {html.escape(fitted.model.kind)} model</h1>",
         f'<p class="status">Model directory <code>{html.escape(str(model_dir))}</code>, trained on '
-        f"<code>{html.escape(str(fitted.settings.get('data')))}</code>: {status} after {fitted.n_iter_} "
-        f"iterations ({fitted.n_passes_} passes), {html.escape(str(fitted.stop_reason_))}."
+        f"<code>{html.escape(str(fitted.settings.get('data')))}</code>: {status} after "
+        f"{_count(fitted.n_iter_, 'iteration')} ({_count(fitted.n_passes_, 'pass', 'passes')}), "
+        f"{html.escape(str(fitted.stop_reason_))}."
         + (f" Evaluated on <code>{html.escape(str(data))}</code>." if data is not None else "") + "</p>",
     ]
     for section in sections:
