@@ -58,6 +58,19 @@ def test_ingest_to_hdfs_gives_the_same_dataset(iris_pair):
     assert y_remote.tobytes() == y_local.tobytes()
 
 
+def test_cross_validation_grid_on_yarn_equals_inline_bitwise(iris_pair, hdfs_base):
+    """Per-fold sums on YARN: the same folds (row hash) and sums as in-process, to the bit."""
+    remote, local = iris_pair
+    settings = {"optimizer": "newton", "l2": [0.01, 0.1], "cv": 2, "max_iter": 2}
+    checkpoints = join(hdfs_base, "grid-ck")
+    on_yarn = Trainer("softmax", runner="hadoop", reducers=0, checkpoint_dir=checkpoints,
+                      **settings).fit(remote)
+    inline = Trainer("softmax", **settings).fit(local)
+    assert on_yarn.theta_.tobytes() == inline.theta_.tobytes()
+    assert on_yarn.cv_results_ == inline.cv_results_
+    assert FittedModel.load(checkpoints).cv_results_ == inline.cv_results_
+
+
 def test_softmax_on_yarn_equals_local_runner_bitwise(iris_pair, hdfs_base, tmp_path):
     remote, local = iris_pair
     settings = {"optimizer": "newton", "l2": 0.01, "max_iter": 2}
