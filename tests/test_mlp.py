@@ -16,6 +16,7 @@ Tolerances:
 
 import json
 import re
+import uuid
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.trainer import SettingsMismatchError, Trainer
+from mrtrain.storage.filesystem import get_filesystem, join
 from tests.command import evaluate_json, predict_tables, run, tree
 from tests.datasets import reference_data, write
 
@@ -274,3 +276,23 @@ def test_cli_refuses_regression_labels(tmp_path, capsys):
     assert err == [f"mrtrain: error: {data}: field 'label': expected class labels for mlp, found non-integer "
                    "or more than 1000 distinct label values"]
     assert tree(tmp_path) == before
+
+
+@pytest.mark.hadoop
+def test_yarn_equals_inline_bitwise(hadoop_cluster, tmp_path):
+    base = (f"{hadoop_cluster['MRTRAIN_HDFS_URL']}/user/{hadoop_cluster['MRTRAIN_HDFS_USER']}/mrtrain-tests/"
+            f"mlp-{uuid.uuid4().hex[:8]}")
+    X, y = reference_data("iris")
+    settings = {"layers": [5, 3], "activation": "relu", "max_iter": 2, "l2": 0.01, "seed": 4}
+    try:
+        remote = write(join(base, "iris"), X, y)
+        checkpoints = join(base, "model")
+        on_yarn = Trainer("mlp", runner="hadoop", checkpoint_dir=checkpoints, **settings).fit(remote)
+        inline = Trainer("mlp", **settings).fit(iris_data(tmp_path))
+        assert on_yarn.theta_.tobytes() == inline.theta_.tobytes()
+        assert on_yarn.history_ == inline.history_
+        loaded = FittedModel.load(checkpoints)
+        assert loaded.theta_.tobytes() == inline.theta_.tobytes()
+        assert loaded.evaluate(remote, runner="hadoop") == inline.evaluate(str(tmp_path / "iris"))
+    finally:
+        get_filesystem(base).delete(base, recursive=True)
