@@ -825,11 +825,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _E
         return X, np.zeros(X.shape[0])
 
     def _seed(self):
-        if self.random_state is None:
+        state = self.random_state
+        if state is None:
             return 0
-        if isinstance(self.random_state, np.random.RandomState):
-            return int(self.random_state.randint(np.iinfo(np.int32).max))
-        return check_int("random_state", self.random_state, minimum=0)
+        if isinstance(state, np.random.RandomState):
+            return int(state.randint(np.iinfo(np.int32).max))
+        if isinstance(state, int | np.integer) and not isinstance(state, bool) and state >= 0:
+            return int(state)
+        raise ValueError(f"The 'random_state' parameter of KMeans must be None, an int >= 0 or a numpy "
+                         f"RandomState. Got {state!r} instead.")
 
     def _fit_arrays(self, tmp, X, labels, sample_weight, partitions):
         super()._fit_arrays(tmp, X, labels, sample_weight, partitions)

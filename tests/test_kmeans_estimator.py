@@ -123,7 +123,9 @@ def test_exported_from_package():
     (KMeans(5), r"The 'n_clusters' parameter of KMeans must be at most the number of samples, n_samples=4\. "
                 r"Got 5 instead\."),
     (KMeans(0), r"The 'n_clusters' parameter must be an int >= 1\. Got 0 instead\."),
-    (KMeans(2, random_state=-1), r"The 'random_state' parameter must be an int >= 0\. Got -1 instead\."),
+    (KMeans(2, random_state=-1), r"The 'random_state' parameter of KMeans must be None, an int >= 0 or a "
+                                 r"numpy RandomState\. Got -1 instead\."),
+    (KMeans(2, random_state=np.random.default_rng(0)), r"The 'random_state' parameter of KMeans must be "),
     (KMeans(2, tol=-1.0), r"The 'tol' parameter must be a finite float >= 0\. Got -1\.0 instead\."),
 ])
 def test_bad_settings_are_refused(estimator, match):
