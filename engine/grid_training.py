@@ -203,9 +203,10 @@ class GridRun:
                                     holdout=bool(self.spec["validation_fraction"]))
         self.objectives = [Objective(self.model, l2=self.candidates[m.candidate][1],
                                      l1=self.candidates[m.candidate][0]) for m in self.members]
+        options = {"single_step": True} if self.optimizer_name == "lbfgs" else {}
         self.optimizers = [
             make_optimizer(self.optimizer_name,
-                           **({"l1": objective.l1_weights} if self.optimizer_name == "owlqn" else {}))
+                           **({"l1": objective.l1_weights} if self.optimizer_name == "owlqn" else options))
             for objective in self.objectives
         ]
         log.info("training %d models (%d penalties%s) in shared passes", len(self.members),

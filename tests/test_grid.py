@@ -243,3 +243,26 @@ def test_bad_grid_settings_are_refused(capsys, tmp_path, cancer, argv, message):
     assert len(err) == 1 and err[0].startswith("mrtrain: error:")
     assert re.search(message, err[0]), err
     assert not (tmp_path / "ck").exists()
+
+
+def test_single_step_lbfgs_tries_the_full_step_alone_and_backtracks_with_four():
+    from mrtrain.engine.driver import initial_status, optimize
+    from mrtrain.engine.optimizers.base import Evaluation
+    from mrtrain.engine.optimizers.lbfgs import LBFGS
+
+    A = np.diag([1.0, 10.0, 100.0])
+    b = np.array([1.0, -2.0, 3.0])
+    sizes = []
+
+    def evaluate(points, hessian):
+        sizes.append(len(points))
+        return [Evaluation(0.5 * x @ A @ x - b @ x, A @ x - b, None) for x in points]
+
+    optimizer = LBFGS(single_step=True)
+    status, _, converged = optimize(optimizer, evaluate, initial_status(optimizer, np.zeros(3)),
+                                    max_iter=100, tol=0.0, gtol=1e-10)
+    assert converged
+    np.testing.assert_allclose(status.state.x, np.linalg.solve(A, b), rtol=1e-9)
+    # The starting point alone, the first direction's four steps, then one point per pass except after
+    # a rejection (four again).
+    assert sizes[:2] == [1, 4] and set(sizes[2:]) <= {1, 4} and sizes.count(1) > sizes.count(4)

@@ -65,16 +65,23 @@ class LBFGS:
     ----------
     memory : int
         Number of ``(s, y)`` pairs kept. Default: 10.
+    single_step : bool
+        Evaluate the quasi-Newton step (``α = 1``) alone once curvature pairs exist and the last pass
+        accepted a point; the four step sizes come back after a rejection and for the first direction. A
+        pass then costs one point instead of four, which is what counts when many models share it
+        (:mod:`mrtrain.engine.grid`): the full step is accepted in nearly every iteration, and a rejection
+        costs that model one pass. Default: False.
     """
 
     name = "lbfgs"
     hessian_points = 0
     State = LBFGSState
 
-    def __init__(self, memory=10):
+    def __init__(self, memory=10, single_step=False):
         if memory < 1:
             raise ValueError(f"The 'memory' parameter of LBFGS must be an int >= 1. Got {memory!r} instead.")
         self.memory = memory
+        self.single_step = single_step
 
     def init(self, x0):
         x0 = np.asarray(x0, dtype=np.float64)
@@ -88,6 +95,8 @@ class LBFGS:
         return direction
 
     def _steps(self, state):
+        if self.single_step and len(state.s) and state.scale == 1.0:
+            return [1.0]
         return [state.scale * factor for factor in STEP_FACTORS]
 
     def trial_points(self, state):
