@@ -766,6 +766,12 @@ def model_summary(result):
     lines.append("intercept    " + ", ".join(f"{value:+.6g}" for value in intercept))
     if result.get("inference"):
         lines += inference_lines(result["inference"])
+    if result.get("cross_validation"):
+        grid = settings["grid"]
+        scoring = f"{grid['cv']}-fold cross-validation" if grid.get("cv") else \
+            f"a hold-out part of {grid['validation_fraction']:g} of the rows"
+        lines.append(f"selected     from {len(result['cross_validation'])} penalties by {scoring}")
+        lines += grid_table_lines(result["cross_validation"])
     return "\n".join(lines)
 
 

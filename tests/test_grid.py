@@ -216,6 +216,9 @@ def test_grid_on_the_command_line(capsys, tmp_path, cancer):
     rows = result["cross_validation"]
     assert [(row["l1"], row["l2"]) for row in rows] == [(0.0005, 0.0005), (0.005, 0.005)]
     assert result["settings"]["grid"]["cv"] == 3
+    status, out, err = run(capsys, "inspect", str(tmp_path / "ck"))
+    assert status == 0, err
+    assert "selected     from 2 penalties by 3-fold cross-validation" in out and "validation loss" in out
     status, out, err = run(capsys, "evaluate", data, "--model-dir", str(tmp_path / "ck"), "--runner",
                            "inline", "--json")
     assert status == 0, err
