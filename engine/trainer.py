@@ -322,6 +322,11 @@ class Trainer:
                     raise ValueError(f"The {name!r} parameter applies to model 'mlp' only. Got {name}="
                                      f"{getattr(self, name)!r} for model {self.model!r} instead.")
             return
+        if is_grid(self):
+            raise ValueError("Model 'mlp' trains one network per run: penalty lists, 'reg_path', 'cv' and "
+                             f"'validation_fraction' are not offered for it. Got l2={self.l2!r}, "
+                             f"l1={self.l1!r}, reg_path={self.reg_path!r}, cv={self.cv!r}, "
+                             f"validation_fraction={self.validation_fraction!r} instead.")
         if self.layers is not None:
             check_layers(self.layers)
         if self.activation is not None:

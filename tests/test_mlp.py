@@ -141,6 +141,7 @@ def test_model_refusals():
         ({"l1": 0.1}, "'l1' parameter of model 'mlp' must be 0"),
         ({"standardize": True}, "'standardize' parameter does not apply to model 'mlp'"),
         ({"layers": [4, 0]}, r"must be a non-empty list of ints >= 1 .*\[4, 0\]"),
+        ({"cv": 3}, "Model 'mlp' trains one network per run: penalty lists, 'reg_path', 'cv'"),
     ]:
         with pytest.raises(ValueError, match=message):
             Trainer("mlp", **options).fit("unused")
@@ -177,13 +178,15 @@ def iris_data(tmp_path):
     return write(tmp_path / "iris", X, y, partitions=3)
 
 
-def test_local_runner_equals_inline_bitwise(tmp_path):
+def test_local_runner_and_allreduce_equal_inline_bitwise(tmp_path):
     data = iris_data(tmp_path)
     settings = {"layers": [5], "activation": "relu", "max_iter": 3, "l2": 0.01, "seed": 2}
     inline = Trainer("mlp", **settings).fit(data)
     local = Trainer("mlp", runner="local", **settings).fit(data)
-    assert inline.theta_.tobytes() == local.theta_.tobytes()
-    assert inline.history_ == local.history_
+    allreduce = Trainer("mlp", runner="local", allreduce=True, **settings).fit(data)
+    for other in (local, allreduce):
+        assert other.theta_.tobytes() == inline.theta_.tobytes()
+        assert other.history_ == inline.history_
 
 
 def test_resume_gives_the_same_bits_and_refuses_other_settings(tmp_path):
