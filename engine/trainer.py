@@ -11,8 +11,9 @@ feature statistics pass comes first and the loop runs in standardized terms
 (:func:`mrtrain.engine.mrjob_conf.check_mrjob_conf`) before anything runs, and the reducers are capped at
 one per element of the summed vector (:func:`mrtrain.engine.mapreduce.effective_reducers`).
 
-A fresh run starts at the model's initial point (unless ``init="online"``): zeros, or for the MLP (:mod:`mrtrain.engine.mlp`) seeded
-Glorot-uniform weights (``seed``, recorded in the settings with ``layers`` and ``activation``).
+A fresh run starts at the model's initial point (unless ``init="online"``): zeros, or for the MLP
+(:mod:`mrtrain.engine.mlp`) seeded Glorot-uniform weights (``seed``, recorded in the settings with ``layers``
+and ``activation``).
 
 A naive Bayes model takes no loop: one map-only pass of class-wise statistics
 (:mod:`mrtrain.mr_jobs.naive_bayes`), merged in partition order, gives its parameters, saved as checkpoint 1;
