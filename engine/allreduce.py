@@ -47,6 +47,7 @@ import time
 
 import numpy as np
 
+from mrtrain.engine.folds import n_groups
 from mrtrain.engine.mapreduce import hdfs_staging_dir, task_uri
 from mrtrain.engine.models import PartialSums, model_from_spec
 from mrtrain.engine.params import check_number
@@ -54,6 +55,7 @@ from mrtrain.engine.yarn_capacity import hadoop_map_slots, site_properties
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce import MRAllReduce
 from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
 from mrtrain.mr_jobs.partition_job import (
     NON_FINITE_COUNTERS,
     PartitionDataError,
@@ -201,9 +203,10 @@ class AllReduceSession:
         Seconds for every group to connect, and for a lost group to reconnect.
     """
 
-    def __init__(self, launcher, *, address="127.0.0.1", tasks=None, timeout=DEFAULT_TIMEOUT):
+    def __init__(self, launcher, *, address="127.0.0.1", tasks=None, timeout=DEFAULT_TIMEOUT, split=None):
         check_settings(runner=launcher.runner, address=address, tasks=tasks, timeout=timeout)
         self.launcher = launcher
+        self.split = split
         self.bind_address = parse_address(address)
         self.timeout = timeout
         ids = [part.index for part in launcher.dataset.partitions]
@@ -261,7 +264,8 @@ class AllReduceSession:
         log.info("allreduce: %d map tasks (partition groups %s) connect to %s:%d", len(self.groups),
                  self.groups, connect_host, port)
         self.job = self.launcher.start(
-            MRAllReduce, np.zeros((0, self.n_params)), {"hessian": 0, "allreduce": settings},
+            MRAllReduce, np.zeros((0, self.n_params)),
+            {"hessian": 0, "allreduce": settings, **({"split": self.split} if self.split else {})},
             [f"{g:06d}" for g in range(len(self.groups))],
         )
         self._wait_for_gang()
@@ -466,15 +470,18 @@ class AllReduceSession:
         ndarray
             Every partition's vector added in partition order, bitwise as the reducer adds them.
         """
-        if job_class is not MRGradient:
-            raise ValueError(f"AllReduce passes serve MRGradient only. Got {job_class.__name__}.")
+        served = MRGradient if self.split is None else MRGroupedGradient
+        if job_class is not served:
+            raise ValueError(f"This AllReduce session serves {served.__name__} passes. Got "
+                             f"{job_class.__name__}.")
         if self.server is None:
             self.open()
         points = np.ascontiguousarray(thetas, dtype=np.float64)
         hessian = int(task["hessian"])
         self.passes += 1
         request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": hessian}
-        length = PartialSums.zeros(len(points), self.n_params, hessian).to_vector().size
+        one_group = PartialSums.zeros(len(points), self.n_params, hessian).to_vector().size
+        length = n_groups(self.split) * one_group
         answers = {}
         sent = {}
         lost_since = {}

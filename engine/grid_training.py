@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from mrtrain.engine.allreduce import AllReduceSession
 from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status
 from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint, standardization_arrays
 from mrtrain.engine.folds import n_groups
@@ -78,7 +79,7 @@ def fit_grid(trainer, dataset, model, classes):
     check_l1(optimizer_name, float(largest_l1))
     if optimizer_name == "newton":
         check_model_size(model.n_params)
-    for name, default in (("allreduce", False), ("warm_start", False), ("init", "zeros")):
+    for name, default in (("warm_start", False), ("init", "zeros")):
         if getattr(trainer, name) != default:
             raise ValueError(f"The {name!r} parameter does not apply to a grid of models (penalty lists, a "
                              f"path, cv or a validation fraction). Got {name}={getattr(trainer, name)!r}.")
@@ -97,25 +98,36 @@ def fit_grid(trainer, dataset, model, classes):
     spec_model = {"kind": model.kind, "n_features": model.n_features, "classes": classes,
                   "fit_intercept": model.fit_intercept}
     with lock, JobLauncher(dataset, spec_model, runner=trainer.runner, conf_path=trainer.conf_path,
-                           reducers=reducers, partition_cache=trainer.partition_cache) as launcher:
-        grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer)
+                           reducers=reducers, partition_cache=trainer.partition_cache) as launcher, \
+            _allreduce_session(trainer, launcher, split) as session:
+        grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer, session)
         try:
             grid.start()
             grid.train(limits, lock)
         except NonFiniteObjectiveError as error:
-            where = non_finite_partitions(launcher, dataset)
+            where = non_finite_partitions(session or launcher, dataset)
             raise NonFiniteObjectiveError(f"{dataset.uri}: {error}{where}") from None
         grid.score()
         grid.save(lock)
     return grid.fitted()
 
 
+def _allreduce_session(trainer, launcher, split):
+    """With ``trainer.allreduce``, the session whose tasks serve the grid's passes (per-group sums with a
+    split); else a context giving None (one job per pass)."""
+    if not trainer.allreduce:
+        return contextlib.nullcontext()
+    return AllReduceSession(launcher, address=trainer.allreduce_address, tasks=trainer.allreduce_tasks,
+                            timeout=trainer.allreduce_timeout, split=split)
+
+
 class GridRun:
     """One grid training: its candidates, members and their runs, its passes and checkpoints."""
 
-    def __init__(self, model, spec, split, settings, optimizer_name, launcher, trainer):
+    def __init__(self, model, spec, split, settings, optimizer_name, launcher, trainer, session=None):
         self.model, self.spec, self.split, self.settings = model, spec, split, settings
         self.optimizer_name, self.launcher, self.trainer = optimizer_name, launcher, trainer
+        self.passes_by = session or launcher  # what serves the training passes
         self.scaling = None
         self.feature_means = None
         self.candidates = None
@@ -135,11 +147,11 @@ class GridRun:
         originals = points if self.scaling is None else self.scaling.to_original(points)
         m, p = points.shape
         if self.split is None:
-            vector = self.launcher.sum_vector(MRGradient, originals, {"hessian": hessian})
+            vector = self.passes_by.sum_vector(MRGradient, originals, {"hessian": hessian})
             pieces = [vector]
         else:
-            vector = self.launcher.sum_vector(MRGroupedGradient, originals,
-                                              {"hessian": hessian, "split": self.split})
+            vector = self.passes_by.sum_vector(MRGroupedGradient, originals,
+                                               {"hessian": hessian, "split": self.split})
             pieces = np.split(vector, n_groups(self.split))
         sums = [PartialSums.from_vector(piece, m, p, hessian) for piece in pieces]
         if self.scaling is not None:

@@ -7,10 +7,11 @@ task reads its group's partitions once (through the same reading, checking and p
 :mod:`mrtrain.mr_jobs.gradient`), connects to the driver at the address in the task file, proves it
 belongs to this run (:mod:`mrtrain.mr_jobs.allreduce_wire`), then serves passes: it receives the parameter
 points and the Hessian count, computes every partition's vector with :meth:`MRGradient.partial_vector`
-(the job-per-pass code, on one BLAS thread) and sends back the partition ids and their vectors, which the
-driver adds in partition order. ``stop`` ends the task, and so does no message for the task file's
-``idle_timeout`` seconds. A task whose connection breaks connects again: a live driver sends it the current
-pass again; a driver that is gone refuses the connection, and the task ends. A task never outlives its
+(the job-per-pass code, on one BLAS thread; with the task's row ``split``, a grid's per-group sums:
+:func:`mrtrain.mr_jobs.grouped_gradient.grouped_vector`) and sends back the partition ids and their
+vectors, which the driver adds in partition order. ``stop`` ends the task, and so does no message for the task
+file's ``idle_timeout`` seconds. A task whose connection breaks connects again: a live driver sends it the
+current pass again; a driver that is gone refuses the connection, and the task ends. A task never outlives its
 driver.
 
 While it waits, a task reports its status to Hadoop (``set_status``) every :data:`STATUS_SECONDS`, so the
@@ -36,6 +37,7 @@ from mrjob.step import MRStep
 
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.mr_jobs.grouped_gradient import grouped_vector
 from mrtrain.mr_jobs.partition_job import _attempt_number, failures_named, single_threaded_blas
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import get_filesystem
@@ -84,6 +86,14 @@ class MRAllReduce(MRGradient):
 
     def steps(self):
         return [MRStep(mapper_init=self.mapper_init_load_task, mapper=self.mapper_serve_passes)]
+
+    def partial_vector(self, X, y, w):
+        """The gradient job's vector, or with the task's row ``split`` the grouped gradient job's."""
+        split = self.task.get("split")
+        if split is None:
+            return super().partial_vector(X, y, w)
+        return grouped_vector(self.model, split, self.partition_id, X, y, w, self.thetas,
+                              self.task["hessian"])
 
     def mapper_serve_passes(self, _, line):
         group = group_id(line)
@@ -217,6 +227,7 @@ class MRAllReduce(MRGradient):
             self.task["hessian"] = hessian
             vectors = []
             for partition_id, uri, X, y, w in partitions:
+                self.partition_id = partition_id
                 with failures_named(partition_id, uri), single_threaded_blas():
                     vectors.append(self.partial_vector(X, y, w))
             try:

@@ -6,7 +6,8 @@ partition in one group by a stable hash of (partition id, row index). Each mappe
 ``m`` parameter points (Hessians at the first ``k``: the task's ``"hessian"``), concatenated. The reducer
 adds the partitions' vectors in partition order, as for :mod:`mrtrain.mr_jobs.gradient`, so the sums of
 every group are bitwise the same on every runner. The driver adds the groups a model trains on and scores
-it on the others (:mod:`mrtrain.engine.grid`), so k-fold cross-validation costs no extra pass.
+it on the others (:mod:`mrtrain.engine.grid`), so k-fold cross-validation costs no extra pass. AllReduce
+tasks (:mod:`mrtrain.mr_jobs.allreduce`) serve the same vectors with :func:`grouped_vector`.
 
 Points are evaluated in chunks so that a chunk's margins hold at most :data:`CHUNK_ELEMENTS` numbers
 (hundreds of trial points of many models share a pass).
@@ -49,14 +50,20 @@ def group_rows(split, partition_id, X, y, w):
         yield X[rows], y[rows], None if w is None else w[rows]
 
 
+def grouped_vector(model, split, partition_id, X, y, w, thetas, hessian):
+    """One partition's vector: the flattened sums of each group of ``split``, in group order."""
+    return np.concatenate([
+        chunked_partial_sums(model, Xg, yg, wg, thetas, hessian).to_vector()
+        for Xg, yg, wg in group_rows(split, partition_id, X, y, w)
+    ])
+
+
 class MRGroupedGradient(PartitionSumJob):
     """Loss / gradient / Hessian sums per row group over all partitions at each parameter point."""
 
     def partial_vector(self, X, y, w):
-        return np.concatenate([
-            chunked_partial_sums(self.model, Xg, yg, wg, self.thetas, self.task["hessian"]).to_vector()
-            for Xg, yg, wg in group_rows(self.task["split"], self.partition_id, X, y, w)
-        ])
+        return grouped_vector(self.model, self.task["split"], self.partition_id, X, y, w, self.thetas,
+                              self.task["hessian"])
 
 
 if __name__ == "__main__":

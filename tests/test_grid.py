@@ -128,6 +128,15 @@ def test_grid_is_bitwise_the_same_on_every_runner_and_for_any_reducers(cancer):
         assert other.cv_results_ == inline.cv_results_
 
 
+def test_grid_over_allreduce_is_bitwise_the_job_per_pass_grid(cancer):
+    _, _, data = cancer
+    settings = {"l2": [1e-3, 1e-1], "cv": 3, "max_iter": 6}
+    inline = Trainer("logistic", **settings).fit(data)
+    served = Trainer("logistic", runner="local", allreduce=True, allreduce_tasks=2, **settings).fit(data)
+    assert np.array_equal(served.theta_, inline.theta_)
+    assert served.cv_results_ == inline.cv_results_
+
+
 class Interrupt(Exception):
     pass
 
