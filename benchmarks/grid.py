@@ -1,8 +1,8 @@
 """Cost of a penalty grid with k-fold cross-validation against one model, and against Spark's CrossValidator.
 
-Run ``python3 -m benchmarks.grid [--quick] [--runner local|hadoop] [--penalties 20] [--folds 5] [--no-spark]
-[--json FILE]``. On the higgs problem (1M x 28 logistic; ``--quick``: 20k rows) it trains, on the chosen
-runner with map-only jobs:
+Run ``python3 -m benchmarks.grid [--quick] [--runner local|hadoop] [--penalties 20] [--folds 5]
+[--allreduce] [--no-spark] [--json FILE]``. On the higgs problem (1M x 28 logistic; ``--quick``: 20k
+rows) it trains, on the chosen runner with map-only jobs:
 
 1. one model at the problem's l2;
 2. the grid: ``--penalties`` l2 values log-spaced over [1e-6, 1e-1] times ``--folds`` folds, plus the refits
@@ -56,14 +56,16 @@ def hdfs_copy(dataset):
     return Dataset.open(base)
 
 
-def run_mrtrain(dataset, runner, l2, **grid):
+def run_mrtrain(dataset, runner, l2, allreduce=False, **grid):
     _cold_cache()
     started = time.perf_counter()
-    fitted = Trainer("logistic", l2=l2, runner=runner, reducers=0, max_iter=200, **grid).fit(dataset.uri)
+    fitted = Trainer("logistic", l2=l2, runner=runner, reducers=0, max_iter=200, allreduce=allreduce,
+                     **grid).fit(dataset.uri)
     seconds = time.perf_counter() - started
     models = 1 if not grid else len(l2) * (grid["cv"] + 1)
-    return {"system": f"mrtrain {runner}" + (" grid" if grid else " one model"), "seconds": seconds,
-            "passes": fitted.n_passes_, "models": models, "l2": fitted.l2}
+    system = f"mrtrain {runner}" + (" --allreduce" if allreduce else "") + (" grid" if grid else " one model")
+    return {"system": system, "seconds": seconds, "passes": fitted.n_passes_, "models": models,
+            "l2": fitted.l2}
 
 
 def run_spark(dataset, values, folds):
@@ -95,7 +97,7 @@ def run_spark(dataset, values, folds):
 
 
 def render(rows, machine):
-    one = next(row for row in rows if row["system"].endswith("one model"))
+    one = rows[0]
     lines = ["| system | models | seconds | passes | chosen l2 | time / one model | passes / one model |",
              "|---|---|---|---|---|---|---|"]
     for row in rows:
@@ -116,6 +118,8 @@ def main(argv=None):
     parser.add_argument("--penalties", type=int, default=20)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument("--allreduce", action="store_true",
+                        help="also both trainings with --allreduce (one job serving every pass)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
     problem = next(p for p in (QUICK if args.quick else FULL) if p.name == "higgs")
@@ -126,6 +130,9 @@ def main(argv=None):
     values = grid_values(args.penalties)
     rows = [run_mrtrain(dataset, args.runner, problem.l2),
             run_mrtrain(dataset, args.runner, values, cv=args.folds)]
+    if args.allreduce:
+        rows += [run_mrtrain(dataset, args.runner, problem.l2, allreduce=True),
+                 run_mrtrain(dataset, args.runner, values, allreduce=True, cv=args.folds)]
     if not args.no_spark:
         rows.append(run_spark(ensure_dataset(problem), values, args.folds))
     print(render(rows, machine))
