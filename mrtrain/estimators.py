@@ -53,6 +53,7 @@ from mrtrain.engine.kmeans import nearest_centers
 from mrtrain.engine.params import check_int, check_number
 from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.dataset import Dataset, write_dataset
+from mrtrain.storage.filesystem import join
 
 log = logging.getLogger(__name__)
 
@@ -489,8 +490,7 @@ class LinearSVC(_ClassLabels, ClassifierMixin, _MRTrainModel):
         for index in range(len(self.classes_)):
             data = os.path.join(tmp, f"class-{index}")
             write_dataset(data, X, (labels == index).astype(np.float64), sample_weight, partitions=partitions)
-            checkpoint_dir = (None if self.checkpoint_dir is None
-                              else f"{self.checkpoint_dir.rstrip('/')}/class-{index}")
+            checkpoint_dir = self.checkpoint_dir and join(self.checkpoint_dir, f"class-{index}")
             self._fitted_per_class.append(self._fit_trainer(data, self._kind, checkpoint_dir))
             shutil.rmtree(data)
         self._fitted = None
