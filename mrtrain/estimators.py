@@ -543,11 +543,12 @@ class _NaiveBayes(_ClassLabels, ClassifierMixin, _Estimator):
         fitted = Trainer(self._kind, smoothing=float(getattr(self, self._smoothing_name)), runner=self.runner,
                          conf_path=self.conf_path, checkpoint_dir=self.checkpoint_dir).fit(data)
         self._fitted = fitted
-        self.class_log_prior_ = fitted.intercept_
-        self._set_feature_parameters(fitted.coef_)
+        self._set_parameters(fitted.coef_, fitted.intercept_)
 
-    def _set_feature_parameters(self, coef):
+    def _set_parameters(self, coef, log_prior):
+        """scikit-learn's fitted attributes from the model's ``(K, q)`` rows and class log priors."""
         self.feature_log_prob_ = coef
+        self.class_log_prior_ = log_prior
 
     def predict_joint_log_proba(self, X):
         """Joint log-likelihoods ``log P(c) + log P(x | c)``, shape (n_samples, n_classes).
@@ -728,14 +729,10 @@ class GaussianNB(_NaiveBayes):
         check_is_fitted(self)
         return validate_data(self, X, dtype=np.float64, reset=False)
 
-    def _train(self, data):
-        super()._train(data)
-        self.class_prior_ = np.exp(self.class_log_prior_)
-        del self.class_log_prior_
-
-    def _set_feature_parameters(self, coef):
+    def _set_parameters(self, coef, log_prior):
         d = coef.shape[1] // 2
         self.theta_, self.var_ = coef[:, :d], coef[:, d:]
+        self.class_prior_ = np.exp(log_prior)
 
 
 class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _Estimator):
