@@ -200,6 +200,7 @@ class MemberRun:
     best_history: int = 0
     best_state: tuple | None = None
     no_improve: int = 0
+    last_step: float = 0.0  # length of the last accepted step (progress display only; not checkpointed)
 
 
 def regularization_path(zero_sums, model, *, n_values, ratio, alpha, feature_means=None):
@@ -346,6 +347,7 @@ def run_grid(members, runs, optimizers, objectives, evaluate_groups, *, max_iter
                 if first_pass and not evaluations[0].finite:
                     raise NonFiniteObjectiveError(describe_non_finite(evaluations[0]))
                 state, step = optimizers[i].update(runs[i].status.state, evaluations)
+                runs[i].last_step = step.size
                 status = runs[i].status
                 runs[i].status = status._replace(
                     state=state, iteration=status.iteration + (0 if first_pass else 1),
@@ -365,7 +367,7 @@ def run_grid(members, runs, optimizers, objectives, evaluate_groups, *, max_iter
                  run.status.state.value)
         if callback is not None:
             grad = float(np.max(np.abs(run.status.state.grad), initial=0.0))
-            callback(Progress(run.status.iteration, run.status.state.value, grad, float("nan"),
+            callback(Progress(run.status.iteration, run.status.state.value, grad, run.last_step,
                               time.perf_counter() - started, passes, True))
 
 
