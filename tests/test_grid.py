@@ -110,7 +110,7 @@ def test_cross_validation_members_match_scikit_learn_on_their_rows(cancer, tmp_p
     other = records[(1 - selected) * 4 + 3]
     folds_done = max(record["passes"] for i, record in enumerate(records) if i % 4 != 3)
     assert other["passes"] <= folds_done
-    assert other["reason"] in ("not selected by cross-validation", "gradient norm <= gtol")
+    assert other["converged"] or other["reason"] == "not selected by cross-validation"
     # The checkpoint directory loads as the selected model.
     loaded = FittedModel.load(str(tmp_path / "ck"))
     assert np.array_equal(loaded.theta_, fitted.theta_) and loaded.cv_results_ == table
