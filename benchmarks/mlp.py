@@ -9,7 +9,7 @@ untouched 30% are the held-out rows. Both systems train the same architecture fu
 on the local runner with map-only jobs (tanh hidden layers), Spark ``local[2]`` on the same Parquet files,
 cached in memory first (its hidden layers are sigmoid; ``blockSize`` 128). Prints one line per system:
 seconds, iterations, data passes (mrtrain's jobs; Spark's jobs during the fit, each gradient evaluation
-being one), held-out accuracy, and the machine's load average.
+being one), held-out accuracy, and the machine's load average before and after each run.
 """
 
 import argparse
@@ -87,6 +87,13 @@ def run_spark(spark, dataset, X_test, y_test, layers, max_iter):
             "accuracy": float(np.mean(predicted == y_test)), "startup_s": spark.startup_s}
 
 
+def with_load(run, *args):
+    """``run(*args)``'s row with the machine's 1-minute load average before and after it."""
+    start = os.getloadavg()[0]
+    row = run(*args)
+    return {**row, "load_start": start, "load_end": os.getloadavg()[0]}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=500_000)
@@ -102,13 +109,13 @@ def main(argv=None):
     print(f"digits x{args.rows / len(y_train):.0f} with noise {args.noise:g}: {rows} rows, "
           f"{len(dataset.partitions)} partitions; layers {layers}; {args.max_iter} L-BFGS iterations; "
           f"held-out {len(y_test)} rows")
-    results = [run_mrtrain(dataset, X_test, y_test, layers, args.max_iter)]
+    results = [with_load(run_mrtrain, dataset, X_test, y_test, layers, args.max_iter)]
     reason = None if not args.no_spark else "--no-spark"
     reason = reason or spark_unavailable_reason()
     if reason is None:
         spark = Spark()
         try:
-            results.append(run_spark(spark, dataset, X_test, y_test, layers, args.max_iter))
+            results.append(with_load(run_spark, spark, dataset, X_test, y_test, layers, args.max_iter))
         finally:
             spark.stop()
     else:
@@ -117,7 +124,7 @@ def main(argv=None):
         print(f"{row['system']}: {row['seconds']:.1f} s, {row['iterations']} iterations, {row['passes']} "
               f"passes, held-out accuracy {row['accuracy']:.4f}"
               + (f" (session start-up {row['startup_s']:.1f} s not included)" if "startup_s" in row else "")
-              + f"; load average {os.getloadavg()[0]:.1f}")
+              + f"; load average {row['load_start']:.1f} at the start, {row['load_end']:.1f} at the end")
 
 
 if __name__ == "__main__":
