@@ -15,7 +15,7 @@ Two seeded problems, each a training and a held-out set drawn from one hidden mo
   with ``--n-features 100000``.
 
 Every system fits logistic regression with the same l2 (mean log-loss + (l2/2)·‖w‖², intercept not
-penalized) on the same rows: mrtrain (``Trainer``, L-BFGS, local runner, with one reducer and map-only),
+penalized) on the same rows: mrtrain (``Trainer``, L-BFGS, local runner, one reducer),
 scikit-learn (``LogisticRegression(C=1/(n·l2))`` on the dataset's CSR matrix), Spark MLlib ``local[2]``
 (``regParam=l2`` on the same matrix written as libsvm) and, when the ``vowpalwabbit`` package is installed,
 Vowpal Wabbit (online: adaptive, normalised SGD with ``--l2`` the same l2, several passes over the same
@@ -458,12 +458,9 @@ def run_problem(problem, quick, tmp, cache_dir, use_spark):
     paths = ensure_problem(problem, cache_dir)
     scorer = Scorer(problem, paths)
     rows = []
-    runs = [("mrtrain local lbfgs", 1)] + ([] if quick or problem.name == "criteo" else
-                                           [("mrtrain local lbfgs, map-only", 0)])
-    for label, reducers in runs:
-        log.info("%s: %s", problem.name, label)
-        rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=reducers, label=label,
-                                max_iter=QUICK_MAX_ITER if quick else MAX_ITER))
+    log.info("%s: mrtrain", problem.name)
+    rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain local lbfgs",
+                            max_iter=QUICK_MAX_ITER if quick else MAX_ITER))
     log.info("%s: scikit-learn", problem.name)
     rows.append(run_sklearn(problem, paths, scorer, tmp))
     if use_spark:
