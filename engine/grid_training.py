@@ -95,9 +95,7 @@ def fit_grid(trainer, dataset, model, classes):
     limits = {"max_iter": trainer.max_iter, "tol": trainer.tol, "gtol": trainer.gtol}
     lock = (DirectoryLock(trainer.checkpoint_dir, break_lock=trainer.break_lock) if trainer.checkpoint_dir
             else contextlib.nullcontext())
-    spec_model = {"kind": model.kind, "n_features": model.n_features, "classes": classes,
-                  "fit_intercept": model.fit_intercept}
-    with lock, JobLauncher(dataset, spec_model, runner=trainer.runner, conf_path=trainer.conf_path,
+    with lock, JobLauncher(dataset, model.spec(), runner=trainer.runner, conf_path=trainer.conf_path,
                            reducers=reducers, partition_cache=trainer.partition_cache) as launcher, \
             _allreduce_session(trainer, launcher, split) as session:
         grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer, session)

@@ -477,9 +477,7 @@ class Trainer:
                         )
                     log.info("%s: the model is fitted already", checkpoint.uri)
                     return FittedModel.load(self.checkpoint_dir)
-            spec = {"kind": model.kind, "n_features": model.n_features, "classes": model.classes,
-                    "fit_intercept": True}
-            with JobLauncher(dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=0,
+            with JobLauncher(dataset, model.spec(), runner=self.runner, conf_path=self.conf_path, reducers=0,
                              partition_cache=self.partition_cache) as launcher:
                 records = launcher.run(MRNaiveBayes, np.zeros((1, model.n_params)), {}, ["--map-only"])
             tagged = sorted((value for _, value in records), key=lambda item: item[0])

@@ -566,6 +566,11 @@ def penalties(args):
             _listed_value([(1.0 - alpha) * reg for reg, alpha in pairs]))
 
 
+def _option_text(value):
+    """An option's value as typed: a list comma-separated."""
+    return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
+
+
 def _listed_value(values):
     """A one-value list as its value; longer lists as they are."""
     return values[0] if len(values) == 1 else values
@@ -573,13 +578,13 @@ def _listed_value(values):
 
 def cmd_train(args):
     if args.model in NAIVE_BAYES_MODELS:
-        given = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in NAIVE_BAYES_REFUSED
-                 if getattr(args, name) is not None]
+        given = [f"--{name.replace('_', '-')} {_option_text(getattr(args, name))}"
+                 for name in NAIVE_BAYES_REFUSED if getattr(args, name) is not None]
         if given:
             raise ValueError(f"The 'model' parameter {args.model!r} is fitted in one pass and has no "
                              f"optimizer or penalty. Got {', '.join(given)} instead.")
     if args.model == "kmeans":
-        given = [f"--{name.replace('_', '-')} {getattr(args, name)}" for name in KMEANS_REFUSED
+        given = [f"--{name.replace('_', '-')} {_option_text(getattr(args, name))}" for name in KMEANS_REFUSED
                  if getattr(args, name) is not None]
         if given:
             raise ValueError(f"The 'model' parameter 'kmeans' is trained by Lloyd passes and has no "
