@@ -63,6 +63,29 @@ class LoopStatus(NamedTuple):
     pass_seconds: tuple = ()
 
 
+#: Stop reason when the optimizer's next trial points overflowed.
+OVERFLOW_REASON = "numerical overflow: the next trial points are not finite"
+
+
+class OptimizeResult(NamedTuple):
+    """What :func:`optimize` ends with (like scipy's ``OptimizeResult``; unpacks as a 3-tuple).
+
+    Attributes
+    ----------
+    status : LoopStatus
+        Where the loop stopped: the optimizer state (``status.state.x`` is the solution), iterations,
+        passes and history.
+    reason : str
+        Why it stopped (:func:`stop_reason`, or numerical overflow).
+    converged : bool
+        Whether ``reason`` counts as converged.
+    """
+
+    status: "LoopStatus"
+    reason: str
+    converged: bool
+
+
 class Progress(NamedTuple):
     """One line of progress, handed to the callback after every pass."""
 
@@ -131,21 +154,20 @@ def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=N
 
     Returns
     -------
-    status : LoopStatus
-    reason : str
-    converged : bool
+    OptimizeResult
+        ``(status, reason, converged)``, a named tuple.
     """
     while True:
         verdict = stop_reason(status, max_iter=max_iter, tol=tol, gtol=gtol)
         if verdict is not None:
-            return (status, *verdict)
+            return OptimizeResult(status, *verdict)
         started = time.perf_counter()
         first_pass = not status.state.evaluated
         # Overflow is detected explicitly (non-finite points and evaluations), not through numpy warnings.
         with np.errstate(all="ignore"):
             points = optimizer.trial_points(status.state)
             if not np.isfinite(points).all():
-                return status, "numerical overflow: the next trial points are not finite", False
+                return OptimizeResult(status, OVERFLOW_REASON, False)
             evaluations = evaluate(points, optimizer.hessian_points)
             if first_pass and not evaluations[0].finite:
                 raise NonFiniteObjectiveError(describe_non_finite(evaluations[0]))

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mrtrain.engine.driver import (
+    OVERFLOW_REASON,
     LoopStatus,
     NonFiniteObjectiveError,
     Progress,
@@ -328,7 +329,7 @@ def run_grid(members, runs, optimizers, objectives, evaluate_groups, *, max_iter
                 points = optimizers[i].trial_points(runs[i].status.state)
                 if not np.isfinite(points).all():
                     runs[i].done, runs[i].converged = True, False
-                    runs[i].reason = "numerical overflow: the next trial points are not finite"
+                    runs[i].reason = OVERFLOW_REASON
                     continue
                 requests[i] = points
             lead = {i: [table.add(p) for p in points[:optimizers[i].hessian_points]]

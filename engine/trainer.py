@@ -32,7 +32,14 @@ from typing import NamedTuple
 import numpy as np
 
 from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, AllReduceSession, check_settings
-from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, optimize, stop_reason
+from mrtrain.engine.driver import (
+    OVERFLOW_REASON,
+    LoopStatus,
+    NonFiniteObjectiveError,
+    initial_status,
+    optimize,
+    stop_reason,
+)
 from mrtrain.engine.fitted import (
     NAIVE_BAYES_PARAMS,
     PASS_RECORDS,
@@ -585,7 +592,7 @@ STOP_ADVICE = {
         "the objective could not be lowered along the search direction: check the scale of the features "
         "(values beyond about 1e150 overflow float64) or try another optimizer"
     ),
-    "numerical overflow: the next trial points are not finite": (
+    OVERFLOW_REASON: (
         "rescale the features and labels (values beyond about 1e150 overflow float64)"
     ),
 }
