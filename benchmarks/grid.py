@@ -118,6 +118,7 @@ def main(argv=None):
     parser.add_argument("--penalties", type=int, default=20)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--no-spark", action="store_true")
+    parser.add_argument("--spark-only", action="store_true", help="only Spark's CrossValidator")
     parser.add_argument("--allreduce", action="store_true",
                         help="also both trainings with --allreduce (one job serving every pass)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
@@ -128,6 +129,11 @@ def main(argv=None):
         dataset = hdfs_copy(dataset)
     machine = describe_machine()
     values = grid_values(args.penalties)
+    if args.spark_only:
+        row = run_spark(ensure_dataset(problem), values, args.folds)
+        print(f"| {row['system']} | {row['models']} | {row['seconds']:.1f} | - | {row['l2']:.3g} |")
+        print(f"load average at the start {machine['load_average']}, at the end {os.getloadavg()}")
+        return
     rows = [run_mrtrain(dataset, args.runner, problem.l2),
             run_mrtrain(dataset, args.runner, values, cv=args.folds)]
     if args.allreduce:

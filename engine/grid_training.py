@@ -96,15 +96,17 @@ def fit_grid(trainer, dataset, model, classes):
     lock = (DirectoryLock(trainer.checkpoint_dir, break_lock=trainer.break_lock) if trainer.checkpoint_dir
             else contextlib.nullcontext())
     with lock, JobLauncher(dataset, model.spec(), runner=trainer.runner, conf_path=trainer.conf_path,
-                           reducers=reducers, partition_cache=trainer.partition_cache) as launcher, \
-            _allreduce_session(trainer, launcher, split) as session:
-        grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer, session)
-        try:
-            grid.start()
-            grid.train(limits, lock)
-        except NonFiniteObjectiveError as error:
-            where = non_finite_partitions(session or launcher, dataset)
-            raise NonFiniteObjectiveError(f"{dataset.uri}: {error}{where}") from None
+                           reducers=reducers, partition_cache=trainer.partition_cache) as launcher:
+        # The AllReduce job ends with the training passes, before the scoring pass (another job whose
+        # files share the launcher's staging directory) starts.
+        with _allreduce_session(trainer, launcher, split) as session:
+            grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer, session)
+            try:
+                grid.start()
+                grid.train(limits, lock)
+            except NonFiniteObjectiveError as error:
+                where = non_finite_partitions(session or launcher, dataset)
+                raise NonFiniteObjectiveError(f"{dataset.uri}: {error}{where}") from None
         grid.score()
         grid.save(lock)
     return grid.fitted()
