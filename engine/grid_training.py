@@ -269,11 +269,14 @@ class GridRun:
         run_grid(self.members, self.runs, self.optimizers, self.objectives, self.evaluate_groups,
                  n_iter_no_change=self.spec["n_iter_no_change"] or 0, on_pass=on_pass,
                  callback=self.trainer.callback, select=self.result_member, **limits)
-        for i, run in enumerate(self.runs):
-            if not run.converged and run.reason != NOT_SELECTED:
-                m = self.members[i]
-                log.warning("model %d (l1 %g, l2 %g, %s) stopped before converging: %s", i,
-                            *self.candidates[m.candidate], m.role, run.reason)
+        unconverged = [i for i, run in enumerate(self.runs)
+                       if not run.converged and run.reason != NOT_SELECTED]
+        if unconverged:
+            reasons = sorted({self.runs[i].reason for i in unconverged})
+            log.warning("%d of %d models stopped before converging (%s): models %s; raise max_iter or loosen "
+                        "tol/gtol", len(unconverged), len(self.runs), "; ".join(reasons),
+                        ", ".join(str(i) for i in unconverged[:20])
+                        + (", ..." if len(unconverged) > 20 else ""))
 
     def _prune(self):
         """With cv: once every fold member has stopped, stop the refits of the candidates not selected."""
