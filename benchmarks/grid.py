@@ -18,13 +18,13 @@ with a cold partition cache. The load average at the start is printed with the m
 import argparse
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
 
 from benchmarks.data import FULL, QUICK, ensure_dataset
 from benchmarks.report import describe_machine
+from benchmarks.systems import cold_partition_cache
 from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
 from mrtrain.storage.filesystem import get_filesystem, join
@@ -35,13 +35,6 @@ GRID_LOG10 = (-6.0, -1.0)
 
 def grid_values(n):
     return [float(v) for v in np.logspace(*GRID_LOG10, n)]
-
-
-def _cold_cache():
-    """A fresh partition cache directory, so no run reads another's decoded partitions."""
-    directory = tempfile.mkdtemp(prefix="mrtrain-bench-cache-")
-    os.environ["MRTRAIN_PARTITION_CACHE_DIR"] = directory
-    return directory
 
 
 def hdfs_copy(dataset):
@@ -57,11 +50,11 @@ def hdfs_copy(dataset):
 
 
 def run_mrtrain(dataset, runner, l2, allreduce=False, **grid):
-    _cold_cache()
-    started = time.perf_counter()
-    fitted = Trainer("logistic", l2=l2, runner=runner, reducers=0, max_iter=200, allreduce=allreduce,
-                     **grid).fit(dataset.uri)
-    seconds = time.perf_counter() - started
+    with cold_partition_cache():
+        started = time.perf_counter()
+        fitted = Trainer("logistic", l2=l2, runner=runner, reducers=0, max_iter=200, allreduce=allreduce,
+                         **grid).fit(dataset.uri)
+        seconds = time.perf_counter() - started
     models = 1 if not grid else len(l2) * (grid["cv"] + 1)
     system = f"mrtrain {runner}" + (" --allreduce" if allreduce else "") + (" grid" if grid else " one model")
     return {"system": system, "seconds": seconds, "passes": fitted.n_passes_, "models": models,

@@ -21,7 +21,6 @@ and at the end: other work on the machine slows the figures.
 
 import argparse
 import os
-import tempfile
 import time
 
 import numpy as np
@@ -29,9 +28,8 @@ from sklearn.cluster import KMeans
 
 from benchmarks.data import FULL, QUICK, ensure_dataset
 from benchmarks.report import describe_machine
-from benchmarks.systems import Spark, spark_unavailable_reason
+from benchmarks.systems import Spark, cold_partition_cache, spark_unavailable_reason
 from mrtrain.engine.trainer import Trainer
-from mrtrain.storage import partition_cache as partition_cache_module
 
 #: Rows per block of :func:`inertia`.
 BLOCK_ROWS = 65536
@@ -62,19 +60,11 @@ def inertia(X, centers):
 
 def run_mrtrain(dataset, args):
     """mrtrain's local runner, map-only, from an empty partition cache: ``(row, centres)``."""
-    previous = os.environ.get(partition_cache_module.ROOT_ENV)
-    with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache:
-        os.environ[partition_cache_module.ROOT_ENV] = cache
-        try:
-            started = time.perf_counter()
-            fitted = Trainer("kmeans", k=args.k, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
-                             runner="local", reducers=0).fit(dataset.uri)
-            fit_s = time.perf_counter() - started
-        finally:
-            if previous is None:
-                os.environ.pop(partition_cache_module.ROOT_ENV)
-            else:
-                os.environ[partition_cache_module.ROOT_ENV] = previous
+    with cold_partition_cache():
+        started = time.perf_counter()
+        fitted = Trainer("kmeans", k=args.k, seed=args.seed, max_iter=args.max_iter, tol=args.tol,
+                         runner="local", reducers=0).fit(dataset.uri)
+        fit_s = time.perf_counter() - started
     row = {"system": "mrtrain local, map-only (k-means\\|\\|)", "load_s": None, "fit_s": fit_s,
            "iterations": fitted.n_iter_, "passes": fitted.n_passes_, "stop": fitted.stop_reason_}
     return row, fitted.coef_

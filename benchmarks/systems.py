@@ -6,6 +6,7 @@ first came within the target), ``iterations``, ``passes`` (over the data), ``per
 (mrtrain's objective at the system's coefficients), ``accuracy`` and ``reached``.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -19,6 +20,22 @@ from mrtrain.storage import partition_cache as partition_cache_module
 #: Stopping rules: tight enough that every system can get within 1e-6 of the optimum.
 TOL = 1e-9
 GTOL = 1e-7
+
+
+@contextlib.contextmanager
+def cold_partition_cache():
+    """Point the partition cache at a new empty directory for the block (so a run reads its Parquet as
+    a first run would), then restore the setting and remove the directory."""
+    previous = os.environ.get(partition_cache_module.ROOT_ENV)
+    with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache:
+        os.environ[partition_cache_module.ROOT_ENV] = cache
+        try:
+            yield cache
+        finally:
+            if previous is None:
+                os.environ.pop(partition_cache_module.ROOT_ENV)
+            else:
+                os.environ[partition_cache_module.ROOT_ENV] = previous
 
 
 def _row(system, scorer, params, *, load_s, fit_s, to_target_s, iterations, passes, **extra):
@@ -52,18 +69,10 @@ def run_mrtrain(scorer, dataset, *, runner, optimizer, max_iter=100, conf_path=N
     trainer = Trainer(scorer.problem.model, optimizer=optimizer, l2=scorer.problem.l2, max_iter=max_iter,
                       tol=TOL, gtol=GTOL, runner=runner, conf_path=conf_path, reducers=reducers,
                       partition_cache=partition_cache, allreduce=allreduce, callback=record)
-    previous = os.environ.get(partition_cache_module.ROOT_ENV)
-    with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache:
-        os.environ[partition_cache_module.ROOT_ENV] = cache
-        try:
-            started = time.perf_counter()
-            fitted = trainer.fit(dataset.uri)
-            fit_s = time.perf_counter() - started
-        finally:
-            if previous is None:
-                os.environ.pop(partition_cache_module.ROOT_ENV)
-            else:
-                os.environ[partition_cache_module.ROOT_ENV] = previous
+    with cold_partition_cache():
+        started = time.perf_counter()
+        fitted = trainer.fit(dataset.uri)
+        fit_s = time.perf_counter() - started
     theta = np.append(np.ravel(fitted.coef_), np.ravel(fitted.intercept_))
     hit = next(((s, p) for s, value, p in trace if scorer.reached(value)), (None, None))
     return _row(label or f"mrtrain {runner} {optimizer}", scorer, theta, load_s=0.0, fit_s=fit_s,
