@@ -250,21 +250,13 @@ def add_sums(a, b):
 
 
 def member_sums(group_sums, member, indices, hessian_rows):
-    """A member's training sums: its groups' sums added in group order, at its points' rows."""
+    """A member's training sums: its groups' sums at its points' rows, added in group order."""
     total = None
     for g in member.train_groups:
         sums = group_sums[g]
         part = PartialSums(sums.weight, sums.loss[indices], sums.grad[indices],
-                           None if not hessian_rows else sums.hess[hessian_rows])
-        if total is None:
-            total = PartialSums(part.weight, part.loss.copy(), part.grad.copy(),
-                                None if part.hess is None else part.hess.copy())
-        else:
-            total.weight += part.weight
-            total.loss += part.loss
-            total.grad += part.grad
-            if total.hess is not None:
-                total.hess += part.hess
+                           sums.hess[hessian_rows] if hessian_rows else None)
+        total = part if total is None else add_sums(total, part)
     return total
 
 

@@ -17,11 +17,15 @@ class MREvaluate(PartitionSumJob):
     """Sum of metric statistics over all partitions at one parameter point."""
 
     def partial_vector(self, X, y, w):
-        sums = metric_partials(self.model, X, y, w, self.thetas[0])
-        if not np.isfinite(sums).all():
-            raise DataError("the metric sums at the model's parameters are not finite: float64 overflowed "
-                            "(features this large need rescaling)")
-        return sums
+        return checked_finite(metric_partials(self.model, X, y, w, self.thetas[0]))
+
+
+def checked_finite(sums):
+    """``sums``, or a :class:`DataError` if any is not finite (the features overflowed float64)."""
+    if not np.isfinite(sums).all():
+        raise DataError("the metric sums at the model's parameters are not finite: float64 overflowed "
+                        "(features this large need rescaling)")
+    return sums
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ partition; the reducer adds them in partition order.
 import numpy as np
 
 from mrtrain.engine.metrics import metric_partials
+from mrtrain.mr_jobs.evaluate import checked_finite
 from mrtrain.mr_jobs.grouped_gradient import group_rows
 from mrtrain.mr_jobs.partition_job import PartitionSumJob
-from mrtrain.storage.errors import DataError
 
 
 class MRGroupedEvaluate(PartitionSumJob):
@@ -19,14 +19,10 @@ class MRGroupedEvaluate(PartitionSumJob):
 
     def partial_vector(self, X, y, w):
         groups = list(group_rows(self.task["split"], self.partition_id, X, y, w))
-        sums = np.concatenate([
+        return checked_finite(np.concatenate([
             metric_partials(self.model, *groups[group], theta)
             for theta, group in zip(self.thetas, self.task["point_groups"], strict=True)
-        ])
-        if not np.isfinite(sums).all():
-            raise DataError("the metric sums at the models' parameters are not finite: float64 overflowed "
-                            "(features this large need rescaling)")
-        return sums
+        ]))
 
 
 if __name__ == "__main__":
