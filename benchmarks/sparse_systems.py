@@ -50,7 +50,7 @@ def run_mrtrain(spec):
 
     trainer = Trainer("logistic", optimizer="lbfgs", l2=spec["l2"], tol=spec["tol"], gtol=spec["gtol"],
                       max_iter=spec["max_iter"], runner=spec["runner"], reducers=spec["reducers"],
-                      conf_path=spec.get("conf_path"),
+                      conf_path=spec.get("conf_path"), precondition=spec.get("precondition", True),
                       callback=lambda progress: pass_seconds.append(progress.seconds))
     baseline = peak_rss_bytes()
     with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache:
@@ -65,6 +65,7 @@ def run_mrtrain(spec):
     np.save(spec["theta_path"], fitted.theta_, allow_pickle=False)
     return {"fit_s": fit_s, "iterations": fitted.n_iter_, "passes": fitted.n_passes_,
             "stop_reason": fitted.stop_reason_, "pass_s": pass_seconds, "pass_bytes": pass_bytes,
+            "pass_objectives": fitted.pass_records_["pass_objectives"],
             "driver_peak_rss_bytes": peak_rss_bytes(), "driver_baseline_rss_bytes": baseline}
 
 

@@ -54,6 +54,7 @@ from mrtrain.engine.params import check_number
 from mrtrain.engine.yarn_capacity import hadoop_map_slots, site_properties
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce import MRAllReduce
+from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
 from mrtrain.mr_jobs.partition_job import (
@@ -214,7 +215,8 @@ class AllReduceSession:
                           else hadoop_tasks(launcher.conf_path, len(ids)))
         self.groups = group_partitions(ids, max(1, min(slots, len(ids))))
         spec = launcher.model_spec
-        self.n_params = model_from_spec(spec).n_params
+        model = model_from_spec(spec)
+        self.n_params, self.n_features = model.n_params, model.n_features
         self.secret = wire.new_secret()
         self.secret_uri = None
         self.private_dir = None
@@ -455,12 +457,13 @@ class AllReduceSession:
     # -- passes ------------------------------------------------------------------------------------------
 
     def sum_vector(self, job_class, thetas, task):
-        """One pass: the gradient job's total vector at ``thetas``, as ``JobLauncher.sum_vector`` gives it.
+        """One pass: the gradient job's total vector at ``thetas``, as ``JobLauncher.sum_vector`` gives it,
+        or the feature statistics job's (:class:`MRFeatureStats`, ``thetas`` unused) that the optimizer's
+        coordinates come from.
 
         Parameters
         ----------
-        job_class : MRGradient
-            The only job served.
+        job_class : MRGradient (MRGroupedGradient for a grid's session) or MRFeatureStats
         thetas : ndarray, shape (m, p)
         task : dict
             ``{"hessian": k}``.
@@ -471,17 +474,22 @@ class AllReduceSession:
             Every partition's vector added in partition order, bitwise as the reducer adds them.
         """
         served = MRGradient if self.split is None else MRGroupedGradient
-        if job_class is not served:
-            raise ValueError(f"This AllReduce session serves {served.__name__} passes. Got "
-                             f"{job_class.__name__}.")
+        if job_class not in (served, MRFeatureStats):
+            raise ValueError(f"This AllReduce session serves {served.__name__} and MRFeatureStats passes. "
+                             f"Got {job_class.__name__}.")
         if self.server is None:
             self.open()
         points = np.ascontiguousarray(thetas, dtype=np.float64)
-        hessian = int(task["hessian"])
         self.passes += 1
-        request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": hessian}
-        one_group = PartialSums.zeros(len(points), self.n_params, hessian).to_vector().size
-        length = n_groups(self.split) * one_group
+        if job_class is MRFeatureStats:
+            request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": 0,
+                       "statistics": True}
+            length = 1 + 2 * self.n_features
+        else:
+            hessian = int(task["hessian"])
+            request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": hessian}
+            one_group = PartialSums.zeros(len(points), self.n_params, hessian).to_vector().size
+            length = n_groups(self.split) * one_group
         answers = {}
         sent = {}
         lost_since = {}

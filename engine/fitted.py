@@ -341,9 +341,23 @@ def standardization_arrays(scaling):
     return dict(zip(STANDARDIZATION_ARRAYS, values, strict=True))
 
 
+def runs_in_standardized_coordinates(settings):
+    """True if a run's optimizer state (``state.x``) is in standardized coordinates: ``standardize`` or
+    ``precondition`` (both recorded in the checkpoint's :data:`STANDARDIZATION_ARRAYS`)."""
+    return bool(settings.get("standardize", False) or settings.get("precondition", False))
+
+
 def checkpoint_standardization(checkpoint, model):
-    """The :class:`Standardization` a checkpoint was trained with, or None."""
+    """The :class:`Standardization` whose penalty a checkpoint's run used (``standardize``), or None."""
     if not checkpoint.meta["settings"].get("standardize", False):
+        return None
+    return checkpoint_coordinates(checkpoint, model)
+
+
+def checkpoint_coordinates(checkpoint, model):
+    """The map from a checkpoint's optimizer coordinates to the stored features' parameters, or None when
+    they are the same (:func:`runs_in_standardized_coordinates`)."""
+    if not runs_in_standardized_coordinates(checkpoint.meta["settings"]):
         return None
     shift, scale, constant = (checkpoint.arrays[name] for name in STANDARDIZATION_ARRAYS)
     return Standardization(shift, scale, model.n_outputs, model.fit_intercept, constant != 0)
@@ -356,7 +370,7 @@ def checkpoint_theta(checkpoint):
         return checkpoint.arrays[NAIVE_BAYES_PARAMS]
     if checkpoint.meta["settings"]["model"] == KMEANS:
         return checkpoint.arrays[KMEANS_CENTERS].ravel()
-    scaling = checkpoint_standardization(checkpoint, _settings_model(checkpoint.meta["settings"]))
+    scaling = checkpoint_coordinates(checkpoint, _settings_model(checkpoint.meta["settings"]))
     x = checkpoint.arrays["state.x"]
     return x if scaling is None else scaling.to_original(x)
 
@@ -426,7 +440,9 @@ def validate_checkpoint(checkpoint):
     field(settings, "l2", "settings.", kind="float", minimum=0)
     if "l1" in settings:  # written since l1 penalties exist
         field(settings, "l1", "settings.", kind="float", minimum=0)
-    standardize = "standardize" in settings and field(settings, "standardize", "settings.", kind="bool")
+    for name in ("standardize", "precondition"):
+        if name in settings:
+            field(settings, name, "settings.", kind="bool")
     field(settings, "fit_intercept", "settings.", kind="bool")
     field(settings, "n_features", "settings.", kind="int", minimum=1)
     classes = field(settings, "classes", "settings.", kind="list", nullable=True)
@@ -474,7 +490,7 @@ def validate_checkpoint(checkpoint):
         _validate_kmeans(checkpoint, model.n_features)
         return
     _validate_state(checkpoint, OPTIMIZERS[optimizer](), model.n_params)
-    if standardize:
+    if runs_in_standardized_coordinates(settings):
         _validate_standardization(checkpoint, model)
 
 
@@ -537,7 +553,7 @@ def _validate_standardization(checkpoint, model):
             raise CheckpointError(uri, f"array {name!r}: expected shape ({d},) for a standardized run, "
                                        f"found {found}")
     try:
-        checkpoint_standardization(checkpoint, model)
+        checkpoint_coordinates(checkpoint, model)
     except ValueError as exc:
         raise CheckpointError(uri, f"standardization arrays: {exc}") from None
 

@@ -169,7 +169,7 @@ class GridRun:
         means = vector[1:1 + d] / vector[0]
         if self.trainer.standardize:
             self.scaling = Standardization.from_sums(vector, self.model.n_outputs, self.model.fit_intercept,
-                                                     center=self.launcher.dataset.layout == "dense")
+                                                     center=True)
             means = (means - self.scaling.shift) / self.scaling.scale
         self.feature_means = means
 

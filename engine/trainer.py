@@ -44,6 +44,7 @@ from mrtrain.engine.fitted import (
     NAIVE_BAYES_PARAMS,
     PASS_RECORDS,
     FittedModel,
+    checkpoint_coordinates,
     checkpoint_theta,
     latest_training_checkpoint,
     standardization_arrays,
@@ -81,12 +82,15 @@ from mrtrain.storage.lock import DirectoryLock
 log = logging.getLogger(__name__)
 
 #: Settings that must match for a checkpoint to be resumed.
-RESUME_KEYS = ("model", "optimizer", "l2", "l1", "standardize", "fit_intercept", "n_features", "classes",
-               "data_checksum", "layers", "activation", "seed")
+RESUME_KEYS = ("model", "optimizer", "l2", "l1", "standardize", "precondition", "fit_intercept", "n_features",
+               "classes", "data_checksum", "layers", "activation", "seed")
 #: Settings that fix the parameter vector's layout: they must match even for a warm start.
 LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes", "layers")
 #: Values of settings that checkpoints written before the setting existed lack.
-SETTING_DEFAULTS = {"l1": 0.0, "standardize": False}
+SETTING_DEFAULTS = {"l1": 0.0, "standardize": False, "precondition": False}
+#: The optimizers that run in standardized coordinates when ``precondition`` is on (Newton's steps are the
+#: same in any affine coordinates, so it gains nothing).
+PRECONDITIONED_OPTIMIZERS = ("gd", "lbfgs", "owlqn")
 #: What the one-pass fit of a naive Bayes model leaves at its default: (parameter, default, why).
 NAIVE_BAYES_FIXED = (
     ("optimizer", None, "no optimizer"), ("l2", 0.0, "no penalty"), ("l1", 0.0, "no penalty"),
@@ -134,6 +138,16 @@ class Trainer:
         Fit in terms of standardized features (:mod:`mrtrain.engine.standardization`: one statistics
         pass first; the penalties apply to the standardized coefficients) and report the coefficients and
         intercept of the features as stored. Default: False.
+    precondition : bool
+        Run ``"lbfgs"``, ``"gd"`` and ``"owlqn"`` in standardized coordinates whatever ``standardize`` says:
+        one statistics pass first (a fresh or warm-started run's; not counted in ``passes``, which are the
+        optimizer's, as with ``standardize``), then the optimizer works on ``θ'`` with
+        ``w = w'/σ`` and ``b = b' - μ·w`` while the objective stays the one asked for (penalties on ``w``
+        unless ``standardize``). This is a diagonal preconditioner plus centring through the intercept, as
+        Spark MLlib trains its linear models; on sparse data of uneven feature frequencies it cuts the
+        passes several-fold (``python3 -m benchmarks.sparse``). It changes the path, not the optimum; the
+        gradient that ``gtol`` bounds is then the one in standardized coordinates. Ignored for Newton and
+        the MLP. Default: True.
     fit_intercept : bool
         Default: True.
     max_iter : int >= 1
@@ -209,7 +223,8 @@ class Trainer:
         k-means: the sampling steps of k-means|| (Spark's ``initSteps``). Default: 2.
     """
 
-    def __init__(self, model, *, optimizer=None, l2=0.0, l1=0.0, standardize=False, fit_intercept=True,
+    def __init__(self, model, *, optimizer=None, l2=0.0, l1=0.0, standardize=False, precondition=True,
+                 fit_intercept=True,
                  max_iter=100, tol=1e-8, gtol=1e-6, runner="inline", conf_path=None, checkpoint_dir=None,
                  keep_checkpoints=None, warm_start=False, break_lock=False, reducers=1, partition_cache=True,
                  callback=None, allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
@@ -222,6 +237,7 @@ class Trainer:
         self.l2 = l2
         self.l1 = l1
         self.standardize = standardize
+        self.precondition = precondition
         self.fit_intercept = fit_intercept
         self.max_iter = max_iter
         self.tol = tol
@@ -291,7 +307,8 @@ class Trainer:
         check_int("reducers", self.reducers, minimum=0)
         if self.conf_path is not None:
             check_mrjob_conf(self.conf_path)
-        for name in ("warm_start", "break_lock", "partition_cache", "allreduce", "standardize"):
+        for name in ("warm_start", "break_lock", "partition_cache", "allreduce", "standardize",
+                     "precondition"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ValueError(f"The {name!r} parameter must be a bool. Got {value!r} instead.")
@@ -393,9 +410,11 @@ class Trainer:
         reducers = effective_reducers(
             self.reducers, PartialSums.zeros(1, model.n_params, 0).to_vector().size, "gradient"
         )
+        precondition = (self.precondition and optimizer_name in PRECONDITIONED_OPTIMIZERS
+                        and self.model not in NETWORK_MODELS)
         settings = {
             "model": self.model, "optimizer": optimizer_name, "l2": float(self.l2), "l1": float(self.l1),
-            "standardize": self.standardize, "init": self.init,
+            "standardize": self.standardize, "precondition": precondition, "init": self.init,
             "fit_intercept": bool(self.fit_intercept), "n_features": dataset.n_features,
             "classes": classes, "data": dataset.uri, "data_checksum": dataset.checksum,
             "encoding": dataset.encoding_digest,
@@ -403,9 +422,6 @@ class Trainer:
         if self.model in NETWORK_MODELS:
             settings.update(layers=list(model.layers), activation=model.activation, seed=self.seed)
         objective = Objective(model, self.l2, self.l1)
-        optimizer = make_optimizer(
-            optimizer_name, **({"l1": objective.l1_weights} if optimizer_name == "owlqn" else {})
-        )
         spec = model.spec()
         limits = {"max_iter": self.max_iter, "tol": self.tol, "gtol": self.gtol}
         lock = (DirectoryLock(self.checkpoint_dir, break_lock=self.break_lock) if self.checkpoint_dir
@@ -415,8 +431,19 @@ class Trainer:
             dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=reducers,
             partition_cache=self.partition_cache,
         ) as launcher, self._allreduce_session(launcher) as session:
-            scaling = feature_standardization(launcher, model, dataset) if self.standardize else None
-            start = self._start(optimizer, settings, model.initial_point(self.seed), scaling)
+            checkpoint, resume = self._latest_checkpoint(settings)
+            if resume:  # the coordinates the checkpointed state is in
+                scaling = checkpoint_coordinates(checkpoint, model)
+            elif self.standardize or precondition:
+                scaling = self._coordinates(session or launcher, model, dataset)
+            else:
+                scaling = None
+            optimizer = make_optimizer(optimizer_name, **(
+                {"l1": optimizer_l1_weights(objective, scaling, self.standardize)}
+                if optimizer_name == "owlqn" else {}
+            ))
+            reported = scaling if self.standardize else None
+            start = self._start(optimizer, checkpoint, resume, model.initial_point(self.seed), scaling)
             if self.init == "online" and start.status.passes == 0 and start.origin is None:
                 x0 = online_initial_point(launcher, model, self.l2)
                 x0 = x0 if scaling is None else scaling.to_standardized(x0)
@@ -427,9 +454,12 @@ class Trainer:
                 originals = points if scaling is None else scaling.to_original(points)
                 vector = passes.sum_vector(MRGradient, originals, {"hessian": hessian})
                 sums = PartialSums.from_vector(vector, len(points), model.n_params, hessian)
-                if scaling is not None:
-                    sums = scaling.sums_to_standardized(sums)
-                return objective.evaluations(sums, points)
+                if scaling is None:
+                    return objective.evaluations(sums, points)
+                if self.standardize:  # the penalties apply to the standardized coefficients
+                    return objective.evaluations(scaling.sums_to_standardized(sums), points)
+                return [scaling.evaluation_to_standardized(evaluation)
+                        for evaluation in objective.evaluations(sums, originals)]
 
             def save(status):
                 lock.check_held()  # a run whose lease was broken stops before writing
@@ -451,7 +481,7 @@ class Trainer:
         return FittedModel(
             model, theta, l2=self.l2, l1=self.l1, iterations=status.iteration, passes=status.passes,
             history=status.history, converged=converged, stop_reason=reason, settings=settings,
-            standardization=scaling, pass_records={name: getattr(status, name) for name in PASS_RECORDS},
+            standardization=reported, pass_records={name: getattr(status, name) for name in PASS_RECORDS},
         )
 
     def _fit_naive_bayes(self, dataset, model):
@@ -534,15 +564,26 @@ class Trainer:
             arrays, meta, keep=self.keep_checkpoints,
         )
 
-    def _start(self, optimizer, settings, x0, scaling):
-        """Where the loop starts: a fresh run, a resumed one, or a warm start (checkpoint dir locked).
+    def _coordinates(self, passes, model, dataset):
+        """The :class:`Standardization` the optimizer runs in: ``standardize``'s, else the preconditioner;
+        from one :class:`MRFeatureStats` pass (a job, or served by the AllReduce session ``passes``)."""
+        vector = passes.sum_vector(MRFeatureStats, np.zeros((1, model.n_params)), {})
+        if not np.isfinite(vector).all():
+            raise DataError(
+                f"{dataset.uri}: the feature statistics are not finite: float64 overflowed summing squared "
+                f"features{non_finite_partitions(passes, dataset)}; values beyond about 1e150 need "
+                "rescaling (or train with --no-precondition)"
+            )
+        if self.standardize:
+            return standardization_from_sums(vector, model)
+        return Standardization.preconditioner(vector, model.n_outputs, model.fit_intercept, float(self.l2))
 
-        A warm start begins at the checkpoint's model (in the stored features' terms), expressed in this
-        run's standardized terms when ``scaling`` is given.
-        """
-        fresh = Start(initial_status(optimizer, x0), 0, None)
+    def _latest_checkpoint(self, settings):
+        """The newest valid checkpoint of ``checkpoint_dir`` and whether this run resumes it (same
+        settings), after removing dead writers' temporaries; ``(None, False)`` for a fresh run. Raises
+        :class:`SettingsMismatchError` where neither resuming nor warm-starting is allowed."""
         if not self.checkpoint_dir:
-            return fresh
+            return None, False
         remove_temporaries(self.checkpoint_dir)
         checkpoint = latest_training_checkpoint(self.checkpoint_dir)
         if checkpoint is None:
@@ -550,10 +591,35 @@ class Trainer:
                 raise FileNotFoundError(
                     f"{self.checkpoint_dir}: warm start needs a valid checkpoint to start from; found none"
                 )
-            return fresh
-        meta = checkpoint.meta
-        differences = settings_differences(meta["settings"], settings, RESUME_KEYS)
+            return None, False
+        differences = settings_differences(checkpoint.meta["settings"], settings, RESUME_KEYS)
         if not differences:
+            return checkpoint, True
+        if not self.warm_start:
+            raise SettingsMismatchError(
+                f"{checkpoint.uri}: cannot resume, the checkpoint was made with other settings ("
+                + "; ".join(differences) + "); use another --checkpoint-dir, or pass --warm-start to start "
+                "from its parameters with this run's settings"
+            )
+        layout = settings_differences(checkpoint.meta["settings"], settings, LAYOUT_KEYS)
+        if layout:
+            raise SettingsMismatchError(
+                f"{checkpoint.uri}: cannot warm-start, the parameters have another layout ("
+                + "; ".join(layout) + "); use another --checkpoint-dir"
+            )
+        log.warning("warm start from %s (iteration %d): %s", checkpoint.uri, checkpoint.meta["iteration"],
+                    "; ".join(differences))
+        return checkpoint, False
+
+    @staticmethod
+    def _start(optimizer, checkpoint, resume, x0, scaling):
+        """Where the loop starts: fresh at ``x0`` (no checkpoint), resumed from ``checkpoint``'s optimizer
+        state (``resume``), or warm-started at its model, expressed in this run's standardized terms when
+        ``scaling`` is given."""
+        if checkpoint is None:
+            return Start(initial_status(optimizer, x0), 0, None)
+        meta = checkpoint.meta
+        if resume:
             arrays = {
                 k.removeprefix("state."): v for k, v in checkpoint.arrays.items() if k.startswith("state.")
             }
@@ -564,20 +630,6 @@ class Trainer:
                 *(tuple(meta.get(name, ())) for name in PASS_RECORDS),
             )
             return Start(status, meta.get("checkpoint_base", 0), meta.get("warm_start"))
-        if not self.warm_start:
-            raise SettingsMismatchError(
-                f"{checkpoint.uri}: cannot resume, the checkpoint was made with other settings ("
-                + "; ".join(differences) + "); use another --checkpoint-dir, or pass --warm-start to start "
-                "from its parameters with this run's settings"
-            )
-        layout = settings_differences(meta["settings"], settings, LAYOUT_KEYS)
-        if layout:
-            raise SettingsMismatchError(
-                f"{checkpoint.uri}: cannot warm-start, the parameters have another layout ("
-                + "; ".join(layout) + "); use another --checkpoint-dir"
-            )
-        log.warning("warm start from %s (iteration %d): %s", checkpoint.uri, meta["iteration"],
-                    "; ".join(differences))
         origin = {
             "checkpoint": checkpoint.uri, "iteration": checkpoint.iteration, "settings": meta["settings"]
         }
@@ -598,17 +650,23 @@ STOP_ADVICE = {
 }
 
 
-def feature_standardization(launcher, model, dataset):
-    """The :class:`Standardization` of ``dataset``'s features, from one :class:`MRFeatureStats` pass.
-
-    Dense datasets are centred when the model has an intercept; sparse ones are only scaled.
-    """
-    vector = launcher.sum_vector(MRFeatureStats, np.zeros((1, model.n_params)), {})
-    scaling = Standardization.from_sums(vector, model.n_outputs, model.fit_intercept,
-                                        center=dataset.layout == "dense")
+def standardization_from_sums(vector, model):
+    """:meth:`Standardization.from_sums` for ``model``, centred when it has an intercept, logged."""
+    scaling = Standardization.from_sums(vector, model.n_outputs, model.fit_intercept, center=True)
     log.info("standardization of %d features: %s", scaling.scale.size,
              "centred and scaled" if scaling.shift.any() else "scaled")
     return scaling
+
+
+def optimizer_l1_weights(objective, scaling, standardize):
+    """OWL-QN's per-parameter l1 strengths in the coordinates it runs in.
+
+    In standardized coordinates ``|wⱼ| = |w'ⱼ| / σⱼ``, so an l1 penalty on the stored features'
+    coefficients is one of strength ``l1/σⱼ`` on ``w'ⱼ``; with ``standardize`` the penalty is on ``w'``.
+    """
+    if scaling is None or standardize:
+        return objective.l1_weights
+    return objective.l1_weights / scaling.parameter_scales()
 
 
 def non_finite_partitions(passes, dataset):

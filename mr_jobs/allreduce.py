@@ -36,6 +36,7 @@ import numpy as np
 from mrjob.step import MRStep
 
 from mrtrain.mr_jobs import allreduce_wire as wire
+from mrtrain.mr_jobs.feature_stats import feature_sums_vector
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_gradient import grouped_vector
 from mrtrain.mr_jobs.partition_job import _attempt_number, failures_named, single_threaded_blas
@@ -44,8 +45,8 @@ from mrtrain.storage.filesystem import get_filesystem
 
 log = logging.getLogger(__name__)
 
-#: Environment variable naming a group whose first task attempt fails after answering its first pass
-#: (fault tests: Hadoop retries the attempt, which must rejoin the training).
+#: Environment variable naming a group whose first task attempt fails after answering its first gradient
+#: pass (fault tests: Hadoop retries the attempt, which must rejoin the training).
 FAULT_GROUP_ENV = "MRTRAIN_FAULT_FAIL_ALLREDUCE_GROUP"
 #: Seconds between status reports while a task waits for the driver.
 STATUS_SECONDS = 10.0
@@ -225,11 +226,14 @@ class MRAllReduce(MRGradient):
                 )
             self.thetas = payload.reshape(points, p)
             self.task["hessian"] = hessian
+            # A statistics pass (the driver's first, when the optimizer runs in standardized coordinates)
+            # returns the feature statistics job's vector instead of the gradient job's.
+            partial = feature_sums_vector if header.get("statistics") is True else self.partial_vector
             vectors = []
             for partition_id, uri, X, y, w in partitions:
                 self.partition_id = partition_id
                 with failures_named(partition_id, uri), single_threaded_blas():
-                    vectors.append(self.partial_vector(X, y, w))
+                    vectors.append(partial(X, y, w))
             try:
                 wire.send_message(sock, {
                     "type": "result", "pass": header.get("pass"),
@@ -239,9 +243,10 @@ class MRAllReduce(MRGradient):
                 log.warning("allreduce group %d: the connection to the driver broke (%s)", group, error)
                 return passes, False
             passes += 1
-            if os.environ.get(FAULT_GROUP_ENV) == str(group) and _attempt_number() == 0:
+            if (os.environ.get(FAULT_GROUP_ENV) == str(group) and _attempt_number() == 0
+                    and partial is not feature_sums_vector):
                 raise RuntimeError(
-                    f"failing the first attempt after its first pass on purpose ({FAULT_GROUP_ENV})"
+                    f"failing the first attempt after its first gradient pass on purpose ({FAULT_GROUP_ENV})"
                 )
 
 

@@ -302,8 +302,12 @@ def build_parser():
                         "Default: %(default)s")
     p.add_argument("--standardize", action="store_true",
                    help="fit in terms of standardized features (one statistics pass first; penalties apply "
-                        "there; dense data centred and scaled, sparse scaled) and report coefficients for "
+                        "there; centred through the intercept and scaled) and report coefficients for "
                         "the features as stored")
+    p.add_argument("--no-precondition", dest="precondition", action="store_false",
+                   help="run gd, lbfgs and owlqn on the coordinates as stored instead of standardized ones "
+                        "(by default one statistics pass comes first and the optimizer works on centred, "
+                        "scaled coordinates; the objective and its optimum are the same either way)")
     p.add_argument("--no-intercept", action="store_true", help="fit no intercept")
     p.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100,
                    help="optimizer iterations (kmeans: Lloyd passes). Default: %(default)s")
@@ -609,7 +613,7 @@ def cmd_train(args):
         progress = None if args.quiet else stack.enter_context(TrainingProgress(args.max_iter))
         trainer = Trainer(
             args.model, optimizer=args.optimizer, l2=l2, l1=l1, standardize=args.standardize,
-            fit_intercept=not args.no_intercept,
+            precondition=args.precondition, fit_intercept=not args.no_intercept,
             max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
             conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
             keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
@@ -748,6 +752,7 @@ def model_summary(result):
         f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
         f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}, l1 {settings.get('l1', 0.0):g}"
         + (", standardized features" if settings.get("standardize") else "")
+        + (", preconditioned" if settings.get("precondition") and not settings.get("standardize") else "")
         if settings["optimizer"] is not None else f"smoothing    {settings['smoothing']:g} (naive Bayes)",
         f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
         f"{result['stop_reason']}",

@@ -288,7 +288,7 @@ def test_inspect_shows_l1(tmp_path, capsys):
                "--no-metrics", "--checkpoint-dir", checkpoints)[0] == 0
     status, out, _ = run(capsys, "inspect", checkpoints)
     assert status == 0
-    assert "optimizer    owlqn, l2 0, l1 2" in out.splitlines()
+    assert "optimizer    owlqn, l2 0, l1 2, preconditioned" in out.splitlines()
 
 
 @pytest.mark.parametrize(("argv", "message"), [
