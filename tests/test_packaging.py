@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import mrtrain
-from mrtrain.engine.mapreduce import package_zip
+from mrtrain.launcher import package_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERIC_NAMES = ("engine", "storage", "scripts", "mr_jobs")
