@@ -6,7 +6,7 @@ rows) it trains, on the chosen runner with map-only jobs:
 
 1. one model at the problem's l2;
 2. the grid: ``--penalties`` l2 values log-spaced over [1e-6, 1e-1] times ``--folds`` folds, plus the refits
-   (``penalties x (folds + 1)`` models), all in the same passes (:mod:`mrtrain.engine.grid_training`);
+   (``penalties x (folds + 1)`` models), all in the same passes (:mod:`mrtrain.grid_training`);
 3. Spark MLlib's ``CrossValidator`` (``parallelism=2``, ``local[2]``) over the same l2 values and folds, with
    log-loss as the metric, on the same Parquet files (``--no-spark`` skips it).
 
@@ -25,9 +25,9 @@ import numpy as np
 from benchmarks.data import FULL, QUICK, ensure_dataset
 from benchmarks.report import describe_machine
 from benchmarks.systems import cold_partition_cache
-from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
 from mrtrain.storage.filesystem import get_filesystem, join
+from mrtrain.trainer import Trainer
 
 #: The l2 range of the grid, in log10.
 GRID_LOG10 = (-6.0, -1.0)

@@ -2,7 +2,7 @@
 
 Run ``python3 -m benchmarks.hadoop [--passes N] [--json OUT]`` with the cluster's environment
 (``eval "$(scripts/hadoop-cluster env)"``). It writes a tiny dataset (3 partitions) to HDFS and times
-gradient passes through :class:`mrtrain.engine.mapreduce.JobLauncher` with one reducer and map-only, counting
+gradient passes through :class:`mrtrain.launcher.JobLauncher` with one reducer and map-only, counting
 the ``hadoop`` commands each job runs by pointing mrjob's ``hadoop_bin`` at a wrapper that logs its calls.
 Nearly all of a pass here is Hadoop's fixed cost (JVM starts, submission, application master, containers).
 
@@ -26,13 +26,13 @@ import uuid
 import numpy as np
 
 from benchmarks import data
-from mrtrain.engine.mapreduce import JobLauncher
-from mrtrain.engine.trainer import Trainer
+from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.storage import partition_cache
 from mrtrain.storage.dataset import MANIFEST_NAME, Dataset, write_dataset
 from mrtrain.storage.filesystem import get_filesystem, join
 from mrtrain.storage.ingest import ingest
+from mrtrain.trainer import Trainer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: (dataset, model, optimizer, l2) of the trainings compared with and without AllReduce.

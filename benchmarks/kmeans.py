@@ -29,7 +29,7 @@ from sklearn.cluster import KMeans
 from benchmarks.data import FULL, QUICK, ensure_dataset
 from benchmarks.report import describe_machine
 from benchmarks.systems import Spark, cold_partition_cache, spark_unavailable_reason
-from mrtrain.engine.trainer import Trainer
+from mrtrain.trainer import Trainer
 
 #: Rows per block of :func:`inertia`.
 BLOCK_ROWS = 65536

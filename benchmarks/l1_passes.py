@@ -27,8 +27,8 @@ from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import LBFGS
 from mrtrain.engine.optimizers.base import Evaluation
-from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.dataset import write_dataset
+from mrtrain.trainer import Trainer
 
 log = logging.getLogger(__name__)
 

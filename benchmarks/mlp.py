@@ -22,8 +22,8 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.data import CACHE_DIR
 from benchmarks.systems import Spark, spark_unavailable_reason
-from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.dataset import Dataset, write_dataset
+from mrtrain.trainer import Trainer
 
 
 def digits_split(seed=0):

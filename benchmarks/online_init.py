@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.dataset import write_dataset
+from mrtrain.trainer import Trainer
 
 TARGETS = (1e-3, 1e-4, 1e-6)
 

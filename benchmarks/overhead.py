@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from benchmarks.mapper import ROOT
-from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.storage.dataset import write_dataset
 

@@ -4,7 +4,7 @@ its own: ``python3 -m benchmarks.sparse_systems SYSTEM SPEC_JSON`` writes one JS
 
 SYSTEM is one of:
 
-- ``mrtrain``: :class:`mrtrain.engine.trainer.Trainer` (logistic, L-BFGS) on the spec's dataset with the
+- ``mrtrain``: :class:`mrtrain.trainer.Trainer` (logistic, L-BFGS) on the spec's dataset with the
   spec's runner, reducers and mrjob config, from an empty partition cache. Reports the fit's seconds,
   iterations, passes, each pass's seconds and the bytes its map tasks emitted (the ``shuffle bytes``
   counter the launcher adds up), and the driver's peak resident memory (this process's ``VmHWM``); the
@@ -36,9 +36,9 @@ def peak_rss_bytes(pid="self"):
 
 def run_mrtrain(spec):
     """One mrtrain training (see the module docstring); returns its JSON-ready result."""
-    from mrtrain.engine.mapreduce import JobLauncher
-    from mrtrain.engine.trainer import Trainer
+    from mrtrain.launcher import JobLauncher
     from mrtrain.storage import partition_cache
+    from mrtrain.trainer import Trainer
 
     pass_seconds, pass_bytes = [], []
     run = JobLauncher.run

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from mrtrain.engine.trainer import Trainer
 from mrtrain.storage import partition_cache as partition_cache_module
+from mrtrain.trainer import Trainer
 
 #: Stopping rules: tight enough that every system can get within 1e-6 of the optimum.
 TOL = 1e-9
@@ -50,7 +50,7 @@ def _row(system, scorer, params, *, load_s, fit_s, to_target_s, iterations, pass
 
 def run_mrtrain(scorer, dataset, *, runner, optimizer, max_iter=100, conf_path=None, label=None, reducers=1,
                 partition_cache=True, allreduce=False):
-    """Train with mrtrain's :class:`mrtrain.engine.trainer.Trainer`; time to target from its per-pass
+    """Train with mrtrain's :class:`mrtrain.trainer.Trainer`; time to target from its per-pass
     callback.
 
     Every run starts with an empty partition cache of its own, so its first pass reads, hashes and

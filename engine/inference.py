@@ -15,36 +15,22 @@ around its own expectation, not of the unpenalized one:
 - linear (squared loss ½(y − η)²): φ = RSS / (W − p), estimated from the residuals
   (``RSS = 2 Σ sᵢ lᵢ``), and t statistics with ``W − p`` degrees of freedom (the classical OLS table).
 
-One data pass at the final parameters computes the Hessian (``mrtrain train --inference``; the Python API
-:func:`coefficient_inference`). Refused, in one line, where the table would not mean what it says: an l1
+One data pass at the final parameters sums the Hessian (:mod:`mrtrain.inference` runs it and keeps the
+table next to the checkpoints). Refused, in one line, where the table would not mean what it says: an l1
 penalty (no smooth optimum: the covariance of a lasso estimate is not the inverse Hessian), standardized
 training (the table would be of the standardized coefficients), models other than linear, logistic and
 poisson, more than :data:`MAX_PARAMS` parameters, ``W <= p`` for linear, or a singular Hessian (collinear
 features, or a separable logistic fit), which names the smallest eigenvalue.
-
-The table is kept next to the checkpoints as ``_inference.json`` (exact floats in JSON), tagged with the
-checkpoint iteration it belongs to; ``inspect`` shows it while that checkpoint is the newest.
 """
 
-import json
 import math
 
 import numpy as np
-
-from mrtrain.engine.mapreduce import JobLauncher
-from mrtrain.engine.models import PartialSums
-from mrtrain.mr_jobs.gradient import MRGradient
-from mrtrain.storage.filesystem import get_filesystem, join
 
 #: Models whose coefficients get a table.
 INFERENCE_MODELS = ("linear", "logistic", "poisson")
 #: Largest parameter count (the p x p Hessian is summed by the passes and inverted on the driver).
 MAX_PARAMS = 4096
-#: File of the table in a checkpoint directory.
-INFERENCE_NAME = "_inference.json"
-FORMAT = "mrtrain-inference"
-#: Largest ``_inference.json`` read.
-MAX_INFERENCE_BYTES = 64 * 2**20
 
 
 def check_inference(kind, *, l1, standardize, n_params):
@@ -117,51 +103,3 @@ def inference_table(model, sums, theta, *, l2):
         "statistic": statistic.tolist(), "p_value": [float(v) for v in p_value],
         "statistic_name": "z" if df is None else "t", "dispersion": dispersion, "df": df,
     }
-
-
-def coefficient_inference(fitted, data, *, runner="inline", conf_path=None, partition_cache=True):
-    """Run one pass over ``data`` (the training dataset) at ``fitted``'s coefficients and return
-    :func:`inference_table`.
-
-    Parameters
-    ----------
-    fitted : mrtrain.engine.fitted.FittedModel
-    data : str
-        The dataset the model was trained on (its checksum is checked against the training settings).
-    """
-    model = fitted.model
-    check_inference(model.kind, l1=fitted.l1, standardize=fitted.standardization is not None,
-                    n_params=model.n_params)
-    dataset = fitted._open_matching(data)
-    expected = fitted.settings.get("data_checksum")
-    if expected is not None and dataset.checksum != expected:
-        raise ValueError(f"{dataset.uri}: standard errors need the training data (checksum {expected[:12]}); "
-                         f"found checksum {dataset.checksum[:12]}")
-    with JobLauncher(dataset, fitted._model_spec(), runner=runner, conf_path=conf_path,
-                     partition_cache=partition_cache) as launcher:
-        vector = launcher.sum_vector(MRGradient, fitted.theta_[None, :], {"hessian": 1})
-    sums = PartialSums.from_vector(vector, 1, model.n_params, 1)
-    return inference_table(model, sums, fitted.theta_, l2=fitted.l2)
-
-
-def save_inference(checkpoint_dir, iteration, table):
-    """Write ``table`` for the checkpoint of ``iteration`` as ``_inference.json`` (atomically)."""
-    record = {"format": FORMAT, "version": 1, "iteration": int(iteration), "table": table}
-    get_filesystem(checkpoint_dir).write_bytes(join(checkpoint_dir, INFERENCE_NAME),
-                                               json.dumps(record).encode())
-
-
-def load_inference(checkpoint_dir, iteration):
-    """The table saved for the checkpoint of ``iteration``, or None (none saved, or for another one)."""
-    fs = get_filesystem(checkpoint_dir)
-    uri = join(checkpoint_dir, INFERENCE_NAME)
-    try:
-        record = json.loads(fs.read_bytes(uri, max_bytes=MAX_INFERENCE_BYTES))
-    except FileNotFoundError:
-        return None
-    except ValueError as exc:
-        raise ValueError(f"{uri}: expected the JSON of a coefficient table: {exc}") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT or not isinstance(record.get("table"),
-                                                                                       dict):
-        raise ValueError(f"{uri}: expected a JSON object with \"format\": {FORMAT!r} and a \"table\"")
-    return record["table"] if record.get("iteration") == int(iteration) else None

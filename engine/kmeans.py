@@ -13,7 +13,7 @@ scikit-learn instead moves it to a far point). The statistics vector is
 ``[rows (k), weight (k), inertia (k), Σ s·x (k·d), Σ s·‖x‖² (1)]``.
 
 k-means|| (Bahmani et al. 2012, Spark's default with ``initSteps = 2``) is driven by
-:mod:`mrtrain.engine.kmeans_training`; this module holds its pieces: :func:`sample_rows` keeps every row
+:mod:`mrtrain.kmeans_training`; this module holds its pieces: :func:`sample_rows` keeps every row
 with probability ``min(1, l·s·d²(x)/φ)`` (``l = 2k``, ``φ = Σ s·d²``) using a random stream that depends
 only on the seed, the step and the partition (:func:`partition_stream`), and :func:`reduce_candidates`
 reduces the weighted candidates to ``k`` centres on the driver with weighted k-means++ and weighted Lloyd

@@ -1,7 +1,7 @@
 """AllReduce job: one map-only job serves every data pass of a training over TCP.
 
 Vowpal Wabbit's "Hadoop-compatible AllReduce" (Agarwal et al., JMLR 2014): instead of one MapReduce job per
-pass, the driver (:mod:`mrtrain.engine.allreduce`) starts this job once. Its input has one line per *group*
+pass, the driver (:mod:`mrtrain.allreduce`) starts this job once. Its input has one line per *group*
 of partitions (the group id; on Hadoop ``NLineInputFormat`` gives each line its own map task). Each map
 task reads its group's partitions once (through the same reading, checking and partition cache as
 :mod:`mrtrain.mr_jobs.gradient`), connects to the driver at the address in the task file, proves it

@@ -13,11 +13,14 @@ scikit-learn estimators :class:`LogisticRegression`, :class:`LinearRegression`, 
 :class:`LinearSVC`, :class:`MultinomialNB`, :class:`BernoulliNB`, :class:`GaussianNB` and :class:`KMeans`
 (these need scikit-learn: ``pip install mrtrain[sklearn]``). Everything lives
 under this one top-level name: ``mrtrain.engine`` (model math, optimizers, the driver loop),
-``mrtrain.mr_jobs`` (the mrjob jobs), ``mrtrain.storage`` (filesystems, datasets, checkpoints) and
-``mrtrain.cli`` (the ``mrtrain`` command, also ``python -m mrtrain``).
+``mrtrain.mr_jobs`` (the mrjob jobs), ``mrtrain.storage`` (filesystems, datasets, checkpoints), and beside
+this file the driver application that launches the jobs: ``mrtrain.launcher`` (runs a job on any mrjob
+runner), ``mrtrain.trainer`` and ``mrtrain.fitted`` (training; evaluate and predict), the modules they
+use, and ``mrtrain.cli`` (the ``mrtrain`` command, also ``python -m mrtrain``).
 
 The exports are imported on first use: a map task imports ``mrtrain.mr_jobs...`` and so this module, and
-must not pay for the driver's imports (mrjob's runners, pyarrow) on every pass.
+must not pay for the driver's imports (mrjob's runners, pyarrow) on every pass. Hadoop tasks get this file
+and the three subpackages, not the driver modules beside it (:func:`mrtrain.launcher.package_zip`).
 """
 
 import importlib
@@ -27,8 +30,8 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "ingest": "mrtrain.storage.ingest",
     "Dataset": "mrtrain.storage.dataset",
-    "Trainer": "mrtrain.engine.trainer",
-    "FittedModel": "mrtrain.engine.fitted",
+    "Trainer": "mrtrain.trainer",
+    "FittedModel": "mrtrain.fitted",
     "LogisticRegression": "mrtrain.estimators",
     "LinearRegression": "mrtrain.estimators",
     "PoissonRegressor": "mrtrain.estimators",

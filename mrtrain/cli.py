@@ -1,7 +1,8 @@
 """The ``mrtrain`` command line: ingest, train, evaluate, predict, inspect, report.
 
-A thin layer over :mod:`engine` and :mod:`storage`. Progress goes to stderr, results to stdout (``--json``:
-one JSON object). Options, the mrjob config file and the output target are checked before any job runs.
+A thin layer over :class:`mrtrain.trainer.Trainer`, :class:`mrtrain.fitted.FittedModel` and
+:mod:`mrtrain.storage`. Progress goes to stderr, results to stdout (``--json``: one JSON object). Options,
+the mrjob config file and the output target are checked before any job runs.
 Bad input (also found by a map task) exits with status 2 and one line ``mrtrain: error: ...``; a failed
 MapReduce job exits with status 1 and one line naming the failed partition when a task's traceback names
 one (mrjob's own error log is shown with ``-vv``); any other error exits with status 1 and one line naming
@@ -23,19 +24,19 @@ from urllib.parse import urlsplit
 import numpy as np
 from mrjob.step import StepFailedException
 
-from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, parse_address
-from mrtrain.engine.fitted import FittedModel
+from mrtrain.allreduce import DEFAULT_TIMEOUT, parse_address
 from mrtrain.engine.grid import grid_table_lines
-from mrtrain.engine.inference import check_inference, coefficient_inference, load_inference, save_inference
+from mrtrain.engine.inference import check_inference
 from mrtrain.engine.initialization import INITS
-from mrtrain.engine.mapreduce import RUNNERS
 from mrtrain.engine.mlp import ACTIVATIONS, check_layers
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
-from mrtrain.engine.mrjob_conf import check_mrjob_conf
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.params import check_int, check_number
-from mrtrain.engine.trainer import Trainer
+from mrtrain.fitted import FittedModel
+from mrtrain.inference import coefficient_inference, load_inference, save_inference
+from mrtrain.launcher import RUNNERS
 from mrtrain.mr_jobs.partition_job import PartitionError
+from mrtrain.mrjob_conf import check_mrjob_conf
 from mrtrain.progress import StageProgress, TrainingProgress, job_progress
 from mrtrain.report import MissingDependencyError, require_matplotlib, write_report
 from mrtrain.storage.checkpoint import list_checkpoints
@@ -43,6 +44,7 @@ from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
+from mrtrain.trainer import Trainer
 
 log = logging.getLogger("mrtrain")
 

@@ -51,9 +51,9 @@ from sklearn.utils.validation import (
 
 from mrtrain.engine.kmeans import nearest_centers
 from mrtrain.engine.params import check_int, check_number
-from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.storage.filesystem import join
+from mrtrain.trainer import Trainer
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 
 class TrainingProgress:
-    """Callback for :class:`mrtrain.engine.trainer.Trainer` that reports every pass.
+    """Callback for :class:`mrtrain.trainer.Trainer` that reports every pass.
 
     Parameters
     ----------

@@ -32,8 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.models import NAIVE_BAYES_MODELS
+from mrtrain.fitted import FittedModel
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import get_filesystem
@@ -109,7 +109,7 @@ def build_report(model_dir, *, data=None, runner="inline", conf_path=None, parti
     data : str, optional
         A dataset to evaluate the model on (one evaluate job): metrics, confusion matrix, ROC curve.
     runner, conf_path, partition_cache
-        For the evaluate job, as in :meth:`mrtrain.engine.fitted.FittedModel.evaluate`.
+        For the evaluate job, as in :meth:`mrtrain.fitted.FittedModel.evaluate`.
 
     Returns
     -------

@@ -9,7 +9,7 @@ the canonical bytes of all of it. Loading never unpickles: only Parquet, JSON an
 Nothing read is trusted: a checkpoint is only a regular file of at most :data:`MAX_CHECKPOINT_BYTES`
 whose meta JSON is at most :data:`MAX_META_BYTES`, whose iteration is the one its name says, and whose
 array shapes match their values; anything else is a :class:`CheckpointError`. Callers that know what the
-meta must hold (the trainer's schema: :func:`mrtrain.engine.fitted.validate_checkpoint`) pass a ``validate``
+meta must hold (the trainer's schema: :func:`mrtrain.fitted.validate_checkpoint`) pass a ``validate``
 function to :func:`latest_checkpoint`, so that a checkpoint failing it is skipped like a corrupt one.
 """
 

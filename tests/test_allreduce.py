@@ -21,13 +21,13 @@ import time
 import numpy as np
 import pytest
 
-from mrtrain.engine import allreduce
-from mrtrain.engine.allreduce import AllReduceSession, group_partitions, parse_address
-from mrtrain.engine.mapreduce import BackgroundJob, JobLauncher
-from mrtrain.engine.trainer import Trainer
+from mrtrain import allreduce
+from mrtrain.allreduce import AllReduceSession, group_partitions, parse_address
+from mrtrain.launcher import BackgroundJob, JobLauncher
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce import FAULT_GROUP_ENV
 from mrtrain.storage.checkpoint import list_checkpoints
+from mrtrain.trainer import Trainer
 from tests.command import run
 from tests.conftest import ROOT
 from tests.datasets import poisson_data, reference_data, write
@@ -165,10 +165,10 @@ class RetryingLauncher(JobLauncher):
 def test_a_task_attempt_that_dies_is_retried_and_the_model_is_bitwise_unchanged(
     cancer, monkeypatch, caplog, reference
 ):
-    monkeypatch.setattr("mrtrain.engine.trainer.JobLauncher", RetryingLauncher)
+    monkeypatch.setattr("mrtrain.trainer.JobLauncher", RetryingLauncher)
     RetryingLauncher.attempts = []
     monkeypatch.setenv(FAULT_GROUP_ENV, "1")  # group 1's attempt 0 fails after answering pass 1
-    with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+    with caplog.at_level("INFO", logger="mrtrain.allreduce"):
         survived = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2)
     assert survived.theta_.tobytes() == reference.theta_.tobytes()
     assert survived.history_ == reference.history_
@@ -207,7 +207,7 @@ def test_a_task_whose_connection_breaks_reconnects_and_the_model_is_bitwise_unch
         if progress.passes == 2:
             sessions[0]._connections[0].sock.shutdown(socket.SHUT_RDWR)
 
-    with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+    with caplog.at_level("INFO", logger="mrtrain.allreduce"):
         survived = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2, callback=break_group_0)
     assert survived.theta_.tobytes() == reference.theta_.tobytes()
     messages = [record.getMessage() for record in caplog.records]
@@ -249,7 +249,7 @@ def test_strangers_get_nothing_and_change_nothing(cancer, caplog, reference):
             replies.extend(got)
             silent.append(sock)
 
-    with caplog.at_level("WARNING", logger="mrtrain.engine.allreduce"):
+    with caplog.at_level("WARNING", logger="mrtrain.allreduce"):
         visited = fit(cancer, LOGISTIC, allreduce=True, allreduce_address=f"127.0.0.1:{port}", callback=visit)
     silent[0].close()
     assert seen == ["challenge"]
@@ -265,7 +265,7 @@ def test_strangers_get_nothing_and_change_nothing(cancer, caplog, reference):
 
 DRIVER = textwrap.dedent("""
     import sys, time
-    from mrtrain.engine.trainer import Trainer
+    from mrtrain.trainer import Trainer
 
     data, checkpoints, marker = sys.argv[1:4]
 
@@ -509,7 +509,7 @@ def test_session_defaults(cancer, tmp_path, hadoop_conf, caplog):
     with JobLauncher(dataset, spec, runner="hadoop") as launcher, caplog.at_level("INFO"):
         assert AllReduceSession(launcher).groups == [[0, 1], [2]]
         assert allreduce.DEFAULT_HADOOP_TASKS == 2
-    lines = [r.getMessage() for r in caplog.records if r.name == "mrtrain.engine.allreduce"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "mrtrain.allreduce"]
     assert len(lines) == 1 and re.fullmatch(
         r"allreduce: could not read the cluster's map capacity \(rest at http://127\.0\.0\.1:\d+: .*; jmx at "
         r"http://127\.0\.0\.1:\d+: .*\); using 2 map tasks \(set --allreduce-tasks to choose\)", lines[0]
@@ -527,7 +527,7 @@ def test_session_defaults(cancer, tmp_path, hadoop_conf, caplog):
 def test_the_gang_size_on_hadoop_comes_from_the_resource_managers_rest_api(
     cancer, hadoop_conf, nodes, max_capacity, used_mb, expected, caplog
 ):
-    from mrtrain.engine.yarn_capacity import hadoop_map_slots
+    from mrtrain.yarn_capacity import hadoop_map_slots
 
     manager = FakeResourceManager(rest_answers(sum(mb for mb, _ in nodes), sum(v for _, v in nodes), nodes,
                                                max_capacity, used_mb))
@@ -537,7 +537,7 @@ def test_the_gang_size_on_hadoop_comes_from_the_resource_managers_rest_api(
         assert slots == expected, how
         assert how.startswith(f"http://{manager.address}/ws/v1/cluster/metrics: ")
         assert "map containers 1024 MB / 1 vcores, application master 2048 MB / 1" in how
-        with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+        with caplog.at_level("INFO", logger="mrtrain.allreduce"):
             assert allreduce.hadoop_tasks(None, 3) == max(1, min(expected, 3))  # at most one per partition
             assert allreduce.hadoop_tasks(None, 20) == max(1, expected)  # a full cluster: 1, which waits
     finally:
@@ -548,7 +548,7 @@ def test_the_gang_size_on_hadoop_comes_from_the_resource_managers_rest_api(
 
 
 def test_the_gang_size_from_jmx_when_the_rest_api_is_missing_and_with_ha(hadoop_conf, tmp_path):
-    from mrtrain.engine.yarn_capacity import hadoop_map_slots
+    from mrtrain.yarn_capacity import hadoop_map_slots
 
     beans = {"/jmx?qry=Hadoop:service=ResourceManager,name=QueueMetrics,*": {"beans": [
         {"tag.Queue": "root", "AvailableMB": 6144, "AvailableVCores": 8, "AllocatedMB": 2048,
@@ -571,7 +571,7 @@ def test_the_gang_size_from_jmx_when_the_rest_api_is_missing_and_with_ha(hadoop_
 
 
 def test_container_sizes_and_slots_follow_the_scheduler_rules():
-    from mrtrain.engine.yarn_capacity import Capacity, Resources, container_sizes, map_slots
+    from mrtrain.yarn_capacity import Capacity, Resources, container_sizes, map_slots
 
     task, master = container_sizes({"yarn.scheduler.minimum-allocation-mb": "256"}, {})
     assert (task, master) == (Resources(1024, 1), Resources(1536, 1))  # Hadoop's defaults
@@ -673,7 +673,7 @@ def test_on_yarn_a_task_attempt_that_dies_is_retried_and_the_model_is_bitwise_un
     X, y = reference_data("breast_cancer")
     remote = write(f"{hdfs_base}/cancer-fault", X, y, partitions=3)
     monkeypatch.setenv(FAULT_GROUP_ENV, "1")  # forwarded to the tasks: group 1 attempt 0 fails after pass 1
-    with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+    with caplog.at_level("INFO", logger="mrtrain.allreduce"):
         survived = fit(remote, LOGISTIC, runner="hadoop", allreduce=True)
     assert survived.theta_.tobytes() == reference.theta_.tobytes()
     messages = [record.getMessage() for record in caplog.records]
@@ -723,8 +723,8 @@ def hdfs_files_holding(fs, path, text):
 def test_on_yarn_the_secret_is_private_and_the_gang_fills_the_free_map_slots(
     where, hadoop_cluster, hdfs_base, tmp_path, reference, monkeypatch, caplog
 ):
-    from mrtrain.engine.yarn_capacity import hadoop_map_slots
     from mrtrain.storage.hdfs_fs import hdfs_filesystem, hdfs_path
+    from mrtrain.yarn_capacity import hadoop_map_slots
 
     X, y = reference_data("breast_cancer")
     data = write(f"{hdfs_base}/cancer-hdfs" if where == "hdfs" else tmp_path / "cancer", X, y, partitions=3)
@@ -747,7 +747,7 @@ def test_on_yarn_the_secret_is_private_and_the_gang_fills_the_free_map_slots(
 
     monkeypatch.setattr(AllReduceSession, "_wait_for_gang", look)
     slots, how = hadoop_map_slots(allreduce.hadoop_jobconf(hadoop_cluster["conf_path"]))
-    with caplog.at_level("INFO", logger="mrtrain.engine.allreduce"):
+    with caplog.at_level("INFO", logger="mrtrain.allreduce"):
         fitted = fit(data, LOGISTIC, runner="hadoop", allreduce=True, allreduce_timeout=240)
     assert fitted.theta_.tobytes() == reference.theta_.tobytes()
     # The mini cluster (4096 MB; 512 MB containers and master) has no REST API: its JMX answers.

@@ -17,10 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mrtrain.engine import mapreduce
-from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint, validate_checkpoint
-from mrtrain.engine.mapreduce import JobLauncher
-from mrtrain.engine.trainer import Trainer
+from mrtrain.fitted import FittedModel, latest_training_checkpoint, validate_checkpoint
+from mrtrain.launcher import JobLauncher, make_local_staging
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.storage import checkpoint as checkpoint_module
 from mrtrain.storage.checkpoint import (
@@ -33,6 +31,7 @@ from mrtrain.storage.checkpoint import (
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import CheckpointError
 from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
+from mrtrain.trainer import Trainer
 from tests.command import run
 from tests.datasets import poisson_data, write
 
@@ -239,7 +238,7 @@ def test_bad_parameter_arrays_fall_back_naming_the_file(ck, change, reason, capl
 
 def test_trainer_resumes_from_the_newest_valid_checkpoint(ck, trained, caplog):
     resave(newest(ck), meta=_set("history", [{}]))
-    with caplog.at_level(logging.INFO, logger="mrtrain.engine.trainer"):
+    with caplog.at_level(logging.INFO, logger="mrtrain.trainer"):
         model = Trainer("poisson", optimizer="lbfgs", max_iter=ITERATIONS + 1, tol=0, gtol=0,
                         checkpoint_dir=str(ck)).fit(trained[0])
     assert model.n_iter_ == ITERATIONS + 1
@@ -402,7 +401,7 @@ def _staging(root, pid, suffix, host=None, marker=True):
 
 def test_the_next_run_removes_only_dead_runs_leftovers(tmpdir_root, tmp_path):
     killed = subprocess.run(
-        [sys.executable, "-c", "import os, signal\nfrom mrtrain.engine.mapreduce import make_local_staging\n"
+        [sys.executable, "-c", "import os, signal\nfrom mrtrain.launcher import make_local_staging\n"
          "make_local_staging()\nos.kill(os.getpid(), signal.SIGKILL)"],
         env={**os.environ, "TMPDIR": str(tmpdir_root)}, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert killed.returncode == -signal.SIGKILL
@@ -417,7 +416,7 @@ def test_the_next_run_removes_only_dead_runs_leftovers(tmpdir_root, tmp_path):
     target = _staging(tmp_path, pid, "target")
     (tmpdir_root / target.name.replace("target", "symlink")).symlink_to(target)
     dead = _staging(tmpdir_root, pid, "dead")
-    staging = mapreduce.make_local_staging()
+    staging = make_local_staging()
     assert sorted(os.listdir(tmpdir_root)) == sorted(
         [p.name for p in kept] + [target.name.replace("target", "symlink"), os.path.basename(staging)])
     assert not dead.exists() and left not in os.listdir(tmpdir_root) and target.exists()

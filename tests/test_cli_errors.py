@@ -12,12 +12,12 @@ import pytest
 
 from mrtrain import cli
 from mrtrain.cli import main
-from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.engine.metrics import metric_vector_length
 from mrtrain.engine.models import make_model
-from mrtrain.engine.mrjob_conf import check_mrjob_conf
-from mrtrain.engine.trainer import Trainer
+from mrtrain.launcher import JobLauncher
+from mrtrain.mrjob_conf import check_mrjob_conf
 from mrtrain.storage.checkpoint import latest_checkpoint, list_checkpoints
+from mrtrain.trainer import Trainer
 from tests.command import run, tree
 from tests.datasets import write
 

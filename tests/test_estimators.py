@@ -270,7 +270,7 @@ def test_no_mrjob_config_notice_from_python(tmp_path):
 
 
 def test_mrjob_config_notice_is_debug_and_other_records_pass(caplog):
-    import mrtrain.engine.mapreduce  # noqa: F401  (installs the filter)
+    import mrtrain.launcher  # noqa: F401  (installs the filter)
 
     caplog.set_level(logging.DEBUG, logger="mrjob.conf")
     logger = logging.getLogger("mrjob.conf")

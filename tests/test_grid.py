@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.folds import row_groups, row_hash
-from mrtrain.engine.trainer import Trainer
+from mrtrain.fitted import FittedModel
 from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.dataset import Dataset
+from mrtrain.trainer import Trainer
 from tests.command import run
 from tests.datasets import reference_data, write
 

@@ -12,15 +12,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from benchmarks.hadoop import logging_hadoop_conf
-from mrtrain.engine.fitted import FittedModel
-from mrtrain.engine.mapreduce import JobLauncher
-from mrtrain.engine.trainer import Trainer
+from mrtrain.fitted import FittedModel
+from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import FAULT_PARTITION_ENV
 from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.storage.filesystem import get_filesystem, join
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
+from mrtrain.trainer import Trainer
 from tests.conftest import ROOT
 from tests.datasets import reference_data, write
 

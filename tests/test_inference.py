@@ -16,10 +16,11 @@ import pytest
 from scipy.stats import norm, t
 from sklearn.linear_model import LinearRegression, LogisticRegression, PoissonRegressor
 
-from mrtrain.engine.fitted import FittedModel
-from mrtrain.engine.inference import coefficient_inference, inference_table
+from mrtrain.engine.inference import inference_table
 from mrtrain.engine.models import PartialSums, make_model
-from mrtrain.engine.trainer import Trainer
+from mrtrain.fitted import FittedModel
+from mrtrain.inference import coefficient_inference
+from mrtrain.trainer import Trainer
 from tests.command import run
 from tests.datasets import write
 

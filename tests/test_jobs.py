@@ -11,9 +11,9 @@ import pytest
 from numpy.testing import assert_allclose
 
 from mrtrain.cli import main
-from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.engine.metrics import finalize_metrics, metric_partials
 from mrtrain.engine.models import PartialSums, make_model
+from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import format_partition_line

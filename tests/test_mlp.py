@@ -25,11 +25,11 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from mrtrain.engine.fitted import FittedModel
 from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
-from mrtrain.engine.trainer import SettingsMismatchError, Trainer
+from mrtrain.fitted import FittedModel
 from mrtrain.storage.filesystem import get_filesystem, join
+from mrtrain.trainer import SettingsMismatchError, Trainer
 from tests.command import evaluate_json, predict_tables, run, tree
 from tests.datasets import reference_data, write
 

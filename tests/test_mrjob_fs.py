@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from mrtrain.engine.mrjob_fs import WebHdfsFilesystem, webhdfs_first
+from mrtrain.mrjob_fs import WebHdfsFilesystem, webhdfs_first
 from mrtrain.storage.filesystem import get_filesystem
 
 pytestmark = pytest.mark.hadoop

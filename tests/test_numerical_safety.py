@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from mrtrain.engine.driver import NonFiniteObjectiveError, initial_status, optimize
-from mrtrain.engine.mapreduce import JobLauncher
 from mrtrain.engine.optimizers import make_optimizer
 from mrtrain.engine.optimizers.base import Evaluation, first_armijo
 from mrtrain.engine.optimizers.lbfgs import two_loop_direction
+from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import single_threaded_blas
 from mrtrain.storage.dataset import Dataset

@@ -9,12 +9,13 @@ pass; a resumed run does not repeat it.
 import numpy as np
 import pytest
 
-from mrtrain.engine.initialization import BATCH_ROWS, LEARNING_RATE, online_initial_point
-from mrtrain.engine.mapreduce import JobLauncher
+from mrtrain.engine.initialization import BATCH_ROWS, LEARNING_RATE
 from mrtrain.engine.models import make_model
-from mrtrain.engine.trainer import Trainer
+from mrtrain.initialization import online_initial_point
+from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.online_init import EPSILON, online_epoch
 from mrtrain.storage.dataset import Dataset
+from mrtrain.trainer import Trainer
 from tests.command import run
 from tests.datasets import write
 

@@ -28,8 +28,8 @@ from mrtrain.engine.optimizers import make_optimizer
 from mrtrain.engine.optimizers.base import Evaluation
 from mrtrain.engine.optimizers.lbfgs import LBFGS
 from mrtrain.engine.optimizers.owlqn import OWLQN, STEP_FACTORS, line_search_point, pseudo_gradient
-from mrtrain.engine.trainer import SettingsMismatchError, Trainer
 from mrtrain.estimators import LinearRegression
+from mrtrain.trainer import SettingsMismatchError, Trainer
 from tests.command import run, tree
 from tests.datasets import reference_data, standardized, write
 

@@ -9,12 +9,12 @@ import pytest
 from numpy.testing import assert_array_equal
 
 from mrtrain.cli import main
-from mrtrain.engine.mapreduce import JobLauncher
-from mrtrain.engine.trainer import Trainer
+from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.storage.dataset import Dataset, read_partition
 from mrtrain.storage.filesystem import FileStat, get_filesystem
 from mrtrain.storage.partition_cache import PartitionCache
+from mrtrain.trainer import Trainer
 from tests.datasets import reference_data, write
 
 KEY_A, KEY_B, KEY_C = "a" * 64, "b" * 64, "c" * 64

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 from mrtrain.engine.standardization import Standardization, feature_sums
-from mrtrain.engine.trainer import SettingsMismatchError, Trainer
+from mrtrain.trainer import SettingsMismatchError, Trainer
 from tests.command import run
 from tests.datasets import write
 
@@ -111,4 +111,5 @@ def test_a_checkpoint_made_without_it_is_not_resumed_with_it(tmp_path, capsys):
     other = str(tmp_path / "ck2")
     assert run(capsys, "train", data, "--model", "logistic", "--l2", str(L2), "--max-iter", "4",
                "--checkpoint-dir", other, "--no-metrics")[0] == 0
-    assert "optimizer    lbfgs, l2 0.001, l1 0, preconditioned" in run(capsys, "inspect", other)[1].splitlines()
+    lines = run(capsys, "inspect", other)[1].splitlines()
+    assert "optimizer    lbfgs, l2 0.001, l1 0, preconditioned" in lines

@@ -16,7 +16,6 @@ import pytest
 from numpy.testing import assert_allclose
 
 from mrtrain.cli import main
-from mrtrain.engine.trainer import SettingsMismatchError, Trainer
 from mrtrain.storage import hdfs_fs
 from mrtrain.storage.checkpoint import (
     latest_checkpoint,
@@ -25,6 +24,7 @@ from mrtrain.storage.checkpoint import (
     remove_temporaries,
 )
 from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
+from mrtrain.trainer import SettingsMismatchError, Trainer
 from tests.datasets import poisson_data, reference_data, write
 
 ROOT = Path(__file__).resolve().parent.parent

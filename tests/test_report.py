@@ -17,13 +17,13 @@ from PIL import Image
 from sklearn.metrics import roc_curve
 
 from mrtrain.engine.driver import LoopStatus
-from mrtrain.engine.fitted import PASS_RECORDS, FittedModel, latest_training_checkpoint, validate_checkpoint
 from mrtrain.engine.losses import sigmoid
 from mrtrain.engine.metrics import AUC_BINS, binned_roc_curve, metric_partials
 from mrtrain.engine.models import make_model
-from mrtrain.engine.trainer import Trainer
+from mrtrain.fitted import PASS_RECORDS, FittedModel, latest_training_checkpoint, validate_checkpoint
 from mrtrain.storage.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from mrtrain.storage.errors import CheckpointError
+from mrtrain.trainer import Trainer
 from tests.command import run
 from tests.datasets import reference_data, write
 

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pytest
 
 from mrtrain.cli import main
-from mrtrain.engine.fitted import FittedModel
-from mrtrain.engine.trainer import Trainer
+from mrtrain.fitted import FittedModel
 from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.predict import MRPredict
 from mrtrain.storage.checkpoint import list_checkpoints
+from mrtrain.trainer import Trainer
 from tests.datasets import reference_data, write
 from tests.test_storage_checkpoint import Exploit, _valid_metadata, _write_table
 

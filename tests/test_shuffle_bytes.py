@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mrtrain.engine.mapreduce import JobLauncher, shuffle_bytes
+from mrtrain.launcher import JobLauncher, shuffle_bytes
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import SHUFFLE_BYTES, split_shards
 from mrtrain.mr_jobs.protocols import TaggedVectorProtocol, encode_vector, encoded_length
@@ -107,7 +107,7 @@ def test_counter_with_reducers_is_the_size_of_every_shard_record(tmp_path, runne
 
 def test_launcher_logs_the_bytes_of_every_job(tmp_path, caplog):
     dataset = _iris(tmp_path)
-    with caplog.at_level(logging.INFO, logger="mrtrain.engine.mapreduce"), \
+    with caplog.at_level(logging.INFO, logger="mrtrain.launcher"), \
             JobLauncher(dataset, IRIS_SPEC, runner="inline") as launcher:
         sizes = []
         for m in (1, 4):

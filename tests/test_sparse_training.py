@@ -11,8 +11,8 @@ from scipy.sparse import csr_array, random_array
 from sklearn.linear_model import LogisticRegression
 
 from mrtrain.cli import main
-from mrtrain.engine.trainer import Trainer
 from mrtrain.storage.dataset import Dataset, write_dataset
+from mrtrain.trainer import Trainer
 
 TIGHT = {"optimizer": "newton", "tol": 0.0, "gtol": 1e-10, "max_iter": 50, "runner": "inline"}
 

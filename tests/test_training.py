@@ -5,9 +5,9 @@ import pytest
 from numpy.testing import assert_allclose
 from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
 
-from mrtrain.engine.fitted import FittedModel
-from mrtrain.engine.trainer import SettingsMismatchError, Trainer
+from mrtrain.fitted import FittedModel
 from mrtrain.storage.checkpoint import list_checkpoints
+from mrtrain.trainer import SettingsMismatchError, Trainer
 from tests.datasets import poisson_data, reference_data, write
 
 # Newton converges quadratically: at gtol=1e-10 the coefficients are exact to far below the 1e-6

@@ -1,6 +1,6 @@
 """Training k-means with MapReduce jobs: k-means|| initialisation, then one Lloyd pass per iteration.
 
-:func:`fit_kmeans` is what :meth:`mrtrain.engine.trainer.Trainer.fit` runs for ``model="kmeans"``. Every
+:func:`fit_kmeans` is what :meth:`mrtrain.trainer.Trainer.fit` runs for ``model="kmeans"``. Every
 pass is one :class:`mrtrain.mr_jobs.kmeans.MRKMeans` job (the math: :mod:`mrtrain.engine.kmeans`):
 
 1. Initial centres: the given ones (``init_centers=`` an array, or a ``.npy`` / CSV file), or k-means|| with
@@ -34,7 +34,6 @@ from typing import NamedTuple
 import numpy as np
 
 from mrtrain.engine.driver import Progress
-from mrtrain.engine.fitted import KMEANS_CENTERS, KMEANS_SIZES, FittedModel, latest_training_checkpoint
 from mrtrain.engine.kmeans import (
     ClusterStatistics,
     first_center_row,
@@ -42,14 +41,15 @@ from mrtrain.engine.kmeans import (
     statistics_length,
     update_centers,
 )
-from mrtrain.engine.mapreduce import JobLauncher, effective_reducers
 from mrtrain.engine.models import make_model
 from mrtrain.engine.params import check_int
-from mrtrain.engine.trainer import SettingsMismatchError, settings_differences
+from mrtrain.fitted import KMEANS_CENTERS, KMEANS_SIZES, FittedModel, latest_training_checkpoint
+from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.kmeans import MRKMeans
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.filesystem import get_filesystem
 from mrtrain.storage.lock import DirectoryLock
+from mrtrain.trainer import SettingsMismatchError, settings_differences
 
 log = logging.getLogger(__name__)
 

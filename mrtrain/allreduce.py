@@ -3,7 +3,7 @@
 Vowpal Wabbit's "Hadoop-compatible AllReduce" (Agarwal et al., JMLR 2014). A job per pass pays the
 framework's fixed costs on every pass (on YARN: a client JVM, an application master, containers); here the
 driver pays them once. :class:`AllReduceSession` opens a TCP server, starts one map-only job
-(:mod:`mrtrain.mr_jobs.allreduce`, through the same :class:`~mrtrain.engine.mapreduce.JobLauncher` as every
+(:mod:`mrtrain.mr_jobs.allreduce`, through the same :class:`~mrtrain.launcher.JobLauncher` as every
 other job) whose map tasks each hold a *group* of partitions, and waits until every group's task has
 connected and proved that it belongs to this run (HMAC-SHA256 over a per-run secret; see
 :mod:`mrtrain.mr_jobs.allreduce_wire`). Each pass then sends the parameter points to every task,
@@ -14,7 +14,7 @@ is bitwise the one job-per-pass training gives, on every runner. Evaluate and pr
 Gang scheduling: every task must run at the same time, so the partitions are cut into as many contiguous
 groups as there are map slots, at most one per partition: on the local runner mrjob's ``num_cores``
 (default: the machine's cores); on Hadoop the map containers the cluster can run at once next to the job's
-application master, as its ResourceManager says (:mod:`mrtrain.engine.yarn_capacity`), or
+application master, as its ResourceManager says (:mod:`mrtrain.yarn_capacity`), or
 :data:`DEFAULT_HADOOP_TASKS` with a warning when it cannot be asked; ``tasks`` overrides both. If not every
 group connects within ``timeout`` seconds the training stops with one line saying how many did, and the job
 is ended.
@@ -48,10 +48,9 @@ import time
 import numpy as np
 
 from mrtrain.engine.folds import n_groups
-from mrtrain.engine.mapreduce import hdfs_staging_dir, task_uri
 from mrtrain.engine.models import PartialSums, model_from_spec
 from mrtrain.engine.params import check_number
-from mrtrain.engine.yarn_capacity import hadoop_map_slots, site_properties
+from mrtrain.launcher import hdfs_staging_dir, task_uri
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce import MRAllReduce
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
@@ -66,6 +65,7 @@ from mrtrain.mr_jobs.partition_job import (
 )
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
 from mrtrain.storage.hdfs_fs import hadoop_conf_dir, hdfs_path
+from mrtrain.yarn_capacity import hadoop_map_slots, site_properties
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def hadoop_jobconf(conf_path):
 def hadoop_tasks(conf_path, partitions):
     """Map tasks on the hadoop runner: as many as the cluster can run at once now, at most ``partitions``.
 
-    The capacity comes from the ResourceManager (:func:`mrtrain.engine.yarn_capacity.hadoop_map_slots`);
+    The capacity comes from the ResourceManager (:func:`mrtrain.yarn_capacity.hadoop_map_slots`);
     when it cannot be asked, :data:`DEFAULT_HADOOP_TASKS`, with a warning saying why. A full cluster
     gives 1 (the task waits for a slot, up to the timeout).
     """
@@ -184,7 +184,7 @@ class _Connection:
 
 
 class AllReduceSession:
-    """The driver's side of AllReduce training over one :class:`~mrtrain.engine.mapreduce.JobLauncher`.
+    """The driver's side of AllReduce training over one :class:`~mrtrain.launcher.JobLauncher`.
 
     Use as a context manager: the first :meth:`sum_vector` binds the server, starts the job and waits for
     every group (a resumed training that has nothing left to do starts no job); every :meth:`sum_vector` is

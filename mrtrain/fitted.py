@@ -12,13 +12,13 @@ import math
 import numpy as np
 
 from mrtrain.engine.kmeans import KMEANS, ClusterStatistics, kmeans_metrics, statistics_length
-from mrtrain.engine.mapreduce import JobLauncher, effective_reducers, task_uri
 from mrtrain.engine.metrics import binned_roc_curve, finalize_metrics, metric_vector_length
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, Model, is_sparse, make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
 from mrtrain.engine.standardization import Standardization
+from mrtrain.launcher import JobLauncher, effective_reducers, task_uri
 from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.kmeans import MRKMeans
 from mrtrain.mr_jobs.kmeans_predict import MRKMeansPredict
@@ -36,7 +36,7 @@ PREDICTIONS_MANIFEST = "_predictions.json"
 
 
 class FittedModel:
-    """A fitted linear model, as produced by :class:`mrtrain.engine.trainer.Trainer` or loaded from
+    """A fitted linear model, as produced by :class:`mrtrain.trainer.Trainer` or loaded from
     checkpoints.
 
     Attributes
@@ -65,7 +65,7 @@ class FittedModel:
     settings : dict
         The training settings recorded in the checkpoints.
     cv_results_ : list of dict or None
-        A grid run's table of candidates (:mod:`mrtrain.engine.grid_training`): penalties, validation loss
+        A grid run's table of candidates (:mod:`mrtrain.grid_training`): penalties, validation loss
         and metric (mean and standard deviation over the folds), iterations, the selected one.
     cluster_sizes_ : ndarray of shape (k,) or None
         k-means: the rows nearest each centre in the last Lloyd pass (``coef_`` holds the centres, (k, d),
@@ -111,7 +111,7 @@ class FittedModel:
         meta = checkpoint.meta
         settings = meta["settings"]
         model = _settings_model(settings)
-        grid = meta.get("grid")  # a grid run (mrtrain.engine.grid_training): its result member's iterations
+        grid = meta.get("grid")  # a grid run (mrtrain.grid_training): its result member's iterations
         iterations = grid["result"]["iteration"] if isinstance(grid, dict) else meta["iteration"]
         fitted = cls(
             model, checkpoint_theta(checkpoint), l2=settings["l2"], l1=settings.get("l1", 0.0),
@@ -218,7 +218,7 @@ class FittedModel:
                  roc_curve=False):
         """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.
 
-        ``partition_cache`` and ``reducers`` are those of :class:`mrtrain.engine.trainer.Trainer`; with
+        ``partition_cache`` and ``reducers`` are those of :class:`mrtrain.trainer.Trainer`; with
         ``roc_curve`` a logistic model's metrics add ``"roc_curve"``
         (:func:`mrtrain.engine.metrics.binned_roc_curve`, from the same pass).
 
@@ -327,7 +327,7 @@ def _settings_model(settings):
 PASS_RECORDS = ("pass_objectives", "pass_grad_norms", "pass_seconds")
 #: Checkpoint array of a naive Bayes model: its parameter vector (:mod:`mrtrain.engine.naive_bayes`).
 NAIVE_BAYES_PARAMS = "naive_bayes.params"
-#: Checkpoint arrays of k-means (:mod:`mrtrain.engine.kmeans_training`): the centres (k, d) and the rows
+#: Checkpoint arrays of k-means (:mod:`mrtrain.kmeans_training`): the centres (k, d) and the rows
 #: nearest each centre in the last Lloyd pass (k,).
 KMEANS_CENTERS, KMEANS_SIZES = "kmeans.centers", "kmeans.sizes"
 
@@ -413,7 +413,7 @@ _MISSING = object()
 
 
 def validate_checkpoint(checkpoint):
-    """Check that ``checkpoint`` is a training checkpoint written by :class:`mrtrain.engine.trainer.Trainer`.
+    """Check that ``checkpoint`` is a training checkpoint written by :class:`mrtrain.trainer.Trainer`.
 
     Every meta field the trainer and :meth:`FittedModel.load` read is checked for its type and range
     (finite floats), the file number is ``checkpoint_base + iteration``, and the ``state.*`` arrays are
@@ -467,7 +467,7 @@ def validate_checkpoint(checkpoint):
         field(origin, "iteration", "warm_start.", kind="int", minimum=0)
         field(origin, "settings", "warm_start.", kind="dict")
     grid = _expect(uri, "grid", meta.get("grid"), kind="dict", nullable=True)
-    if grid is not None:  # a grid run's checkpoint (mrtrain.engine.grid_training)
+    if grid is not None:  # a grid run's checkpoint (mrtrain.grid_training)
         result = _expect(uri, "grid.result", grid.get("result", _MISSING), kind="dict")
         field(result, "iteration", "grid.result.", kind="int", minimum=0)
         field(grid, "members", "grid.", kind="list")

@@ -16,7 +16,7 @@ runner over an ``hdfs://`` dataset it is a scratch directory on that HDFS, writt
 then references these files instead of uploading each with a ``hadoop fs -put`` (one JVM start each), uses
 the same directory for its own files, writes the job output there, and the launcher reads the output and
 cleans up through WebHDFS too. mrjob's own HDFS work (``mkdir``, uploading its zip, setup wrapper and job
-script) goes over WebHDFS as well (:mod:`mrtrain.engine.mrjob_fs`), so a job runs one ``hadoop`` command,
+script) goes over WebHDFS as well (:mod:`mrtrain.mrjob_fs`), so a job runs one ``hadoop`` command,
 ``hadoop jar``, plus one ``hadoop version`` per launcher, where mrjob alone ran 12 per job.
 
 With ``reducers=0`` a partition-sum job is map-only: its output is one ``(partition id, vector)`` record per
@@ -26,7 +26,7 @@ After every job the launcher adds up the map tasks' ``shuffle bytes`` counter (t
 they emitted) into ``last_shuffle_bytes`` and logs it.
 
 :meth:`JobLauncher.start` runs a map-only job in a background thread (a :class:`BackgroundJob`): the
-AllReduce job of :mod:`mrtrain.engine.allreduce`, whose tasks serve a whole training's passes.
+AllReduce job of :mod:`mrtrain.allreduce`, whose tasks serve a whole training's passes.
 
 Importing this module demotes mrjob's per-job "No configs specified for <runner> runner" warning to DEBUG
 (:class:`_DefaultSettingsNotice`): mrtrain passes every option a job needs on its command line.
@@ -51,7 +51,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from mrtrain.engine.mrjob_fs import webhdfs_first
 from mrtrain.mr_jobs.allreduce import FAULT_GROUP_ENV
 from mrtrain.mr_jobs.partition_job import (
     FAULT_PARTITION_ENV,
@@ -59,6 +58,7 @@ from mrtrain.mr_jobs.partition_job import (
     format_partition_line,
     sum_in_partition_order,
 )
+from mrtrain.mrjob_fs import webhdfs_first
 from mrtrain.storage import partition_cache
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
 from mrtrain.storage.hdfs_fs import hdfs_user
@@ -95,7 +95,7 @@ TASK_ENVIRONMENT = (
     partition_cache.ROOT_ENV, partition_cache.MAX_BYTES_ENV, FAULT_PARTITION_ENV, FAULT_GROUP_ENV,
 )
 
-#: The subpackages of ``mrtrain`` that tasks import (the CLI stays on the driver).
+#: The subpackages of ``mrtrain`` that tasks import (the driver modules of ``mrtrain/`` stay on the driver).
 _TASK_PACKAGES = ("engine", "mr_jobs", "storage")
 
 #: Local staging directories: ``<tempdir>/mrtrain-job-<pid>-<random>``.
@@ -133,7 +133,8 @@ def package_zip():
     """A zip of the ``mrtrain`` package as tasks import it (``.py`` files only), as bytes.
 
     ``mrtrain/__init__.py`` and the subpackages tasks need, under the names they have when installed
-    (``mrtrain/engine/...``), wherever they live in a source checkout. The archive is byte-for-byte
+    (``mrtrain/engine/...``), wherever they live in a source checkout; not the driver modules beside
+    ``__init__.py`` (this one, the trainer, the CLI), which no task imports. The archive is byte-for-byte
     reproducible: sorted entries with a fixed timestamp.
     """
     import mrtrain
@@ -423,12 +424,12 @@ class JobLauncher:
     def start(self, job_class, thetas, task, input_lines):
         """Start a map-only job in a background thread (see :meth:`run`); returns its :class:`BackgroundJob`.
 
-        The AllReduce job (:mod:`mrtrain.engine.allreduce`) runs this way for a whole training.
+        The AllReduce job (:mod:`mrtrain.allreduce`) runs this way for a whole training.
         """
         return BackgroundJob(lambda: self.run(job_class, thetas, task, input_lines=input_lines, reducers=0))
 
     def _use_webhdfs(self, runner):
-        """Give a hadoop runner the filesystem of :func:`mrtrain.engine.mrjob_fs.webhdfs_first`.
+        """Give a hadoop runner the filesystem of :func:`mrtrain.mrjob_fs.webhdfs_first`.
 
         mrjob builds a runner's filesystem lazily in its ``fs`` property from ``_fs``; setting ``_fs``
         first is the only way in (mrjob 0.7.4). The ``hadoop`` command's filesystem of the first job is

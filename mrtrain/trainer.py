@@ -5,11 +5,11 @@ The trainer opens the dataset, builds the model, the objective and the optimizer
 valid checkpoint when it was made with the same data and settings (or, with ``warm_start``, starts from its
 parameters with a fresh optimizer), and runs :func:`mrtrain.engine.driver.optimize` with one gradient
 MapReduce job per iteration (with ``allreduce``, one job for the whole training whose tasks serve the passes
-over TCP: :mod:`mrtrain.engine.allreduce`), writing a checkpoint after every pass. With ``standardize`` a
+over TCP: :mod:`mrtrain.allreduce`), writing a checkpoint after every pass. With ``standardize`` a
 feature statistics pass comes first and the loop runs in standardized terms
 (:mod:`mrtrain.engine.standardization`). The mrjob config file is checked
-(:func:`mrtrain.engine.mrjob_conf.check_mrjob_conf`) before anything runs, and the reducers are capped at
-one per element of the summed vector (:func:`mrtrain.engine.mapreduce.effective_reducers`).
+(:func:`mrtrain.mrjob_conf.check_mrjob_conf`) before anything runs, and the reducers are capped at
+one per element of the summed vector (:func:`mrtrain.launcher.effective_reducers`).
 
 A fresh run starts at the model's initial point (unless ``init="online"``): zeros, or for the MLP
 (:mod:`mrtrain.engine.mlp`) seeded Glorot-uniform weights (``seed``, recorded in the settings with ``layers``
@@ -18,7 +18,7 @@ and ``activation``).
 A naive Bayes model takes no loop: one map-only pass of class-wise statistics
 (:mod:`mrtrain.mr_jobs.naive_bayes`), merged in partition order, gives its parameters, saved as checkpoint 1;
 a rerun with the same data and settings returns that checkpoint's model without a pass. k-means takes its
-own loop, k-means|| then Lloyd passes (:mod:`mrtrain.engine.kmeans_training`).
+own loop, k-means|| then Lloyd passes (:mod:`mrtrain.kmeans_training`).
 
 Checkpoint files are numbered ``base + iteration``: ``base`` is 0 for a fresh run and one past the source
 checkpoint for a warm start, so a warm-started run's checkpoints are always newer than the ones it started
@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.allreduce import DEFAULT_TIMEOUT, AllReduceSession, check_settings
+from mrtrain.allreduce import DEFAULT_TIMEOUT, AllReduceSession, check_settings
 from mrtrain.engine.driver import (
     OVERFLOW_REASON,
     LoopStatus,
@@ -40,18 +40,8 @@ from mrtrain.engine.driver import (
     optimize,
     stop_reason,
 )
-from mrtrain.engine.fitted import (
-    NAIVE_BAYES_PARAMS,
-    PASS_RECORDS,
-    FittedModel,
-    checkpoint_coordinates,
-    checkpoint_theta,
-    latest_training_checkpoint,
-    standardization_arrays,
-)
 from mrtrain.engine.grid import grid_spec, is_grid
-from mrtrain.engine.initialization import INITS, online_initial_point
-from mrtrain.engine.mapreduce import RUNNERS, JobLauncher, effective_reducers
+from mrtrain.engine.initialization import INITS
 from mrtrain.engine.mlp import check_activation, check_layers
 from mrtrain.engine.models import (
     CLASSIFIERS,
@@ -62,7 +52,6 @@ from mrtrain.engine.models import (
     PartialSums,
     make_model,
 )
-from mrtrain.engine.mrjob_conf import check_mrjob_conf
 from mrtrain.engine.naive_bayes import check_smoothing, merge_statistics, naive_bayes_parameters
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, default_optimizer, make_optimizer
@@ -70,10 +59,22 @@ from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.params import check_choice, check_int, check_number
 from mrtrain.engine.standardization import Standardization
+from mrtrain.fitted import (
+    NAIVE_BAYES_PARAMS,
+    PASS_RECORDS,
+    FittedModel,
+    checkpoint_coordinates,
+    checkpoint_theta,
+    latest_training_checkpoint,
+    standardization_arrays,
+)
+from mrtrain.initialization import online_initial_point
+from mrtrain.launcher import RUNNERS, JobLauncher, effective_reducers
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.naive_bayes import MRNaiveBayes
 from mrtrain.mr_jobs.partition_job import NON_FINITE_COUNTERS
+from mrtrain.mrjob_conf import check_mrjob_conf
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
@@ -126,7 +127,7 @@ class Trainer:
         ``"bernoulli-nb"``, ``"gaussian-nb"`` or ``"kmeans"``. The naive Bayes models are fitted in one pass
         (:mod:`mrtrain.engine.naive_bayes`) and take none of the optimizer, penalty, standardization, warm
         start and AllReduce settings; nor does ``"kmeans"`` (``k``, ``seed``, ``init_centers``,
-        ``init_steps``; :mod:`mrtrain.engine.kmeans_training`), whose ``max_iter`` counts Lloyd passes and
+        ``init_steps``; :mod:`mrtrain.kmeans_training`), whose ``max_iter`` counts Lloyd passes and
         whose ``tol`` bounds the largest squared centre move relative to the features' mean variance.
     optimizer : {"gd", "lbfgs", "newton", "owlqn"}, optional
         Default: ``"owlqn"`` when ``l1 > 0``, else ``"lbfgs"``. Only ``"owlqn"`` accepts ``l1 > 0``.
@@ -187,7 +188,7 @@ class Trainer:
         ``var_smoothing`` (Gaussian; default 1e-9).
     allreduce : bool
         Run one map-only job for the whole training whose map tasks keep their partitions and serve every
-        pass over TCP (:mod:`mrtrain.engine.allreduce`) instead of one job per pass; bitwise the same
+        pass over TCP (:mod:`mrtrain.allreduce`) instead of one job per pass; bitwise the same
         model. Needs the ``"local"`` or ``"hadoop"`` runner. Default: False.
     allreduce_address : str
         ``HOST[:PORT]`` the driver listens on for the tasks (port 0: any free port); on a cluster, an
@@ -218,7 +219,7 @@ class Trainer:
         the initial weights. Default: 0.
     init_centers : array_like of shape (k, d) or str, optional
         k-means: the initial centres, or a ``.npy`` / CSV file of them (local or ``hdfs://``), instead of
-        k-means|| (:mod:`mrtrain.engine.kmeans_training`). Default: None (k-means||).
+        k-means|| (:mod:`mrtrain.kmeans_training`). Default: None (k-means||).
     init_steps : int >= 1
         k-means: the sampling steps of k-means|| (Spark's ``initSteps``). Default: 2.
     """
@@ -383,7 +384,7 @@ class Trainer:
         dataset = Dataset.open(data)
         if self.model in CLUSTERING_MODELS:
             # Imported here: k-means training builds on this module.
-            from mrtrain.engine.kmeans_training import fit_kmeans
+            from mrtrain.kmeans_training import fit_kmeans
 
             return fit_kmeans(self, dataset)
         classes = None
@@ -400,7 +401,7 @@ class Trainer:
             return self._fit_naive_bayes(dataset, model)
         if is_grid(self):
             # Imported here: grid training builds on this module.
-            from mrtrain.engine.grid_training import fit_grid
+            from mrtrain.grid_training import fit_grid
 
             return fit_grid(self, dataset, model, classes)
         optimizer_name = self.optimizer or default_optimizer(float(self.l1))

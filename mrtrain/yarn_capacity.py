@@ -1,6 +1,6 @@
 """How many map tasks a YARN cluster can run at once for one new job: the AllReduce gang's size.
 
-Every task of an AllReduce job (:mod:`mrtrain.engine.allreduce`) must hold a container at the same time,
+Every task of an AllReduce job (:mod:`mrtrain.allreduce`) must hold a container at the same time,
 next to the job's application master. :func:`read_capacity` asks the ResourceManager what is free and
 :func:`map_slots` turns that into a task count:
 

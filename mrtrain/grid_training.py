@@ -1,6 +1,6 @@
 """Training a grid of penalized models in shared passes (:func:`fit_grid`; its loop: :mod:`.grid`).
 
-:meth:`mrtrain.engine.trainer.Trainer.fit` runs this when ``l1`` or ``l2`` is a list, or ``reg_path``, ``cv``
+:meth:`mrtrain.trainer.Trainer.fit` runs this when ``l1`` or ``l2`` is a list, or ``reg_path``, ``cv``
 or ``validation_fraction`` is set. Each pass is one grouped gradient job over the row split
 (:mod:`mrtrain.mr_jobs.grouped_gradient`; the plain gradient job without a split). After the loop, one grouped
 evaluate pass (:mod:`mrtrain.mr_jobs.grouped_evaluate`) scores every scored member's final point on its
@@ -11,7 +11,7 @@ Checkpoints: one per pass, numbered by the run's passes. Besides every member's 
 (``grid.<i>.state.*``, and ``grid.<i>.best.state.*`` for the best iterate of a hold-out member) and
 ``meta["grid"]`` (candidates, members' loop status, the table once made, the result), a checkpoint holds the
 current result's state as ``state.*`` and its penalties as ``settings.l1``/``settings.l2``, so
-:meth:`mrtrain.engine.fitted.FittedModel.load`, ``evaluate`` and ``predict`` use a grid's checkpoint directory
+:meth:`mrtrain.fitted.FittedModel.load`, ``evaluate`` and ``predict`` use a grid's checkpoint directory
 like any other. A rerun with the same data and settings resumes every member exactly.
 """
 
@@ -21,9 +21,8 @@ import math
 
 import numpy as np
 
-from mrtrain.engine.allreduce import AllReduceSession
+from mrtrain.allreduce import AllReduceSession
 from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status
-from mrtrain.engine.fitted import FittedModel, latest_training_checkpoint, standardization_arrays
 from mrtrain.engine.folds import n_groups
 from mrtrain.engine.grid import (
     CV_METRICS,
@@ -35,7 +34,6 @@ from mrtrain.engine.grid import (
     run_grid,
     split_of,
 )
-from mrtrain.engine.mapreduce import JobLauncher, effective_reducers
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
 from mrtrain.engine.models import PartialSums
 from mrtrain.engine.objective import Objective
@@ -43,12 +41,8 @@ from mrtrain.engine.optimizers import check_l1, default_optimizer, make_optimize
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.standardization import Standardization
-from mrtrain.engine.trainer import (
-    RESUME_KEYS,
-    SettingsMismatchError,
-    non_finite_partitions,
-    settings_differences,
-)
+from mrtrain.fitted import FittedModel, latest_training_checkpoint, standardization_arrays
+from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_evaluate import MRGroupedEvaluate
@@ -56,6 +50,12 @@ from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.errors import CheckpointError
 from mrtrain.storage.lock import DirectoryLock
+from mrtrain.trainer import (
+    RESUME_KEYS,
+    SettingsMismatchError,
+    non_finite_partitions,
+    settings_differences,
+)
 
 log = logging.getLogger(__name__)
 
