@@ -39,22 +39,29 @@ def huge_separable(tmp_path):
 
 
 @pytest.mark.parametrize("runner", ["inline", "local"])
-def test_an_overflowing_objective_is_a_clear_error_naming_the_partitions(tmp_path, capsys, runner):
+@pytest.mark.parametrize(("options", "message"), [
+    # The preconditioner's statistics pass comes first and overflows first (squares of ~1e300).
+    ((), "the feature statistics are not finite"),
+    (("--no-precondition",), "starting point is not finite"),
+])
+def test_an_overflowing_objective_is_a_clear_error_naming_the_partitions(tmp_path, capsys, runner, options,
+                                                                         message):
     data = huge_linear(tmp_path)
     checkpoints = tmp_path / "checkpoints"
     status, out, err = run(capsys, "train", data, "--model", "linear", "--runner", runner,
-                           "--checkpoint-dir", str(checkpoints))
+                           "--checkpoint-dir", str(checkpoints), *options)
     assert status == 2 and out == ""
     assert len(err) == 1, err
-    assert "starting point is not finite" in err[0] and "part-00000.parquet" in err[0], err
+    assert message in err[0] and "part-00000.parquet" in err[0], err
     assert "TypeError" not in err[0]
     assert not list(checkpoints.glob("ckpt-*"))
 
 
 @pytest.mark.parametrize("optimizer", ["gd", "lbfgs"])
 def test_overflowing_directions_never_count_as_converged(tmp_path, capsys, optimizer):
+    # Without the preconditioner, whose statistics pass would stop first (squares of 1e300 overflow).
     status, out, _ = run(capsys, "train", huge_separable(tmp_path), "--model", "logistic", "--optimizer",
-                         optimizer, "--runner", "inline", "--json", "--no-metrics")
+                         optimizer, "--runner", "inline", "--json", "--no-metrics", "--no-precondition")
     result = json.loads(out)
     assert status == 0
     assert result["converged"] is False, result

@@ -17,7 +17,7 @@ import pytest
 from benchmarks import sparse
 from mrtrain.engine.models import PartialSums
 
-HEADER = "| system | load s | fit s | iters | passes | s/pass | MiB per pass (max) |"
+HEADER = "| system | load s | fit s | s to target | iters | passes | s/pass | MiB per pass (max) |"
 
 
 @pytest.fixture(scope="module")
