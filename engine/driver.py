@@ -6,13 +6,21 @@ decides depends only on the :class:`LoopStatus` it checkpoints, so a run resumed
 exactly the same steps as one that was never interrupted. The status also records every pass's objective,
 gradient max-norm and seconds (``mrtrain report`` plots them); the loop never reads them back, so the
 wall-clock seconds cannot change a step.
+
+A pass is :func:`pass_plan` (the optimizer's trial points; on the first pass the start point alone), the
+evaluation, then :func:`finish_pass` (the optimizer's step and the next status). The grid
+(:func:`mrtrain.engine.grid.run_grid`) makes every member's passes with the same two functions.
 """
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
+
+from mrtrain.engine.optimizers.base import Evaluation, Plan, Step
+from mrtrain.engine.optimizers.protocol import Optimizer, OptimizerState
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,7 @@ class LoopStatus(NamedTuple):
         Wall-clock seconds of each pass: the data pass and the optimizer step, not the checkpoint write.
     """
 
-    state: tuple
+    state: OptimizerState
     iteration: int
     passes: int
     history: tuple
@@ -132,12 +140,22 @@ def stop_reason(status, *, max_iter, tol, gtol):
     return None
 
 
-def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=None, callback=None):
+def optimize(
+    optimizer: Optimizer,
+    evaluate: Callable[[np.ndarray, int], Sequence[Evaluation]],
+    status: LoopStatus,
+    *,
+    max_iter: int,
+    tol: float,
+    gtol: float,
+    on_iteration: Callable[[LoopStatus], None] | None = None,
+    callback: Callable[[Progress], None] | None = None,
+) -> OptimizeResult:
     """Run ``optimizer`` from ``status`` until :func:`stop_reason` says stop.
 
     Parameters
     ----------
-    optimizer : object with ``trial_points``, ``update``, ``hessian_points``
+    optimizer : Optimizer
     evaluate : callable ``(points: ndarray (m, p), hessian: int) -> list[Evaluation]``
         One data pass, with Hessians at the first ``hessian`` points.
     status : LoopStatus
@@ -162,24 +180,17 @@ def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=N
         if verdict is not None:
             return OptimizeResult(status, *verdict)
         started = time.perf_counter()
-        first_pass = not status.state.evaluated
         # Overflow is detected explicitly (non-finite points and evaluations), not through numpy warnings.
         with np.errstate(all="ignore"):
-            points = optimizer.trial_points(status.state)
-            if not np.isfinite(points).all():
+            plan = pass_plan(optimizer, status.state)
+            if not np.isfinite(plan.points).all():
                 return OptimizeResult(status, OVERFLOW_REASON, False)
-            evaluations = evaluate(points, optimizer.hessian_points)
-            if first_pass and not evaluations[0].finite:
-                raise NonFiniteObjectiveError(describe_non_finite(evaluations[0]))
-            state, step = optimizer.update(status.state, evaluations)
+            evaluations = evaluate(plan.points, optimizer.hessian_points)
+            status, step = finish_pass(optimizer, status, plan, evaluations)
         seconds = time.perf_counter() - started
+        state = status.state
         norm = max_norm(state.grad)
-        status = LoopStatus(
-            state=state,
-            iteration=status.iteration + (0 if first_pass else 1),
-            passes=status.passes + 1,
-            history=status.history + ((state.value,) if step.accepted else ()),
-            rejected=0 if step.accepted else status.rejected + 1,
+        status = status._replace(
             pass_objectives=status.pass_objectives + (float(state.value),),
             pass_grad_norms=status.pass_grad_norms + (norm,),
             pass_seconds=status.pass_seconds + (seconds,),
@@ -197,6 +208,45 @@ def optimize(optimizer, evaluate, status, *, max_iter, tol, gtol, on_iteration=N
             callback(progress)
 
 
+def pass_plan(optimizer: Optimizer, state: OptimizerState) -> Plan:
+    """The plan of the next pass: on the first pass (nothing evaluated yet) the start point alone."""
+    if not state.evaluated:
+        return Plan(state.x[None, :], (0.0,))
+    return optimizer.plan(state)
+
+
+def finish_pass(
+    optimizer: Optimizer, status: LoopStatus, plan: Plan, evaluations: Sequence[Evaluation]
+) -> tuple[LoopStatus, Step]:
+    """The status after the pass that evaluated ``plan`` (from :func:`pass_plan`), and the step taken.
+
+    The first pass only evaluates the start point: the optimizer's ``start`` takes it in, it counts as
+    an accepted pass but not as an iteration. Its evaluation must be finite. Later passes go to the
+    optimizer's ``update``. The pass records (``pass_objectives`` …) are left as they were.
+
+    Raises
+    ------
+    NonFiniteObjectiveError
+        If the start point's objective, gradient or Hessian is not finite.
+    """
+    first_pass = not status.state.evaluated
+    if first_pass:
+        (start,) = evaluations
+        if not start.finite:
+            raise NonFiniteObjectiveError(describe_non_finite(start))
+        state, step = optimizer.start(status.state, start), Step(True, 0.0)
+    else:
+        state, step = optimizer.update(status.state, plan, evaluations)
+    status = status._replace(
+        state=state,
+        iteration=status.iteration + (0 if first_pass else 1),
+        passes=status.passes + 1,
+        history=status.history + ((state.value,) if step.accepted else ()),
+        rejected=0 if step.accepted else status.rejected + 1,
+    )
+    return status, step
+
+
 def describe_non_finite(evaluation):
     """One line saying what overflowed in ``evaluation`` at the starting point."""
     parts = [f"objective {evaluation.value!r}"]
@@ -210,6 +260,6 @@ def describe_non_finite(evaluation):
     )
 
 
-def initial_status(optimizer, x0):
+def initial_status(optimizer: Optimizer, x0: np.ndarray) -> LoopStatus:
     """The loop status before any pass: ``x0`` not yet evaluated."""
     return LoopStatus(optimizer.init(x0), 0, 0, (), 0)

@@ -31,6 +31,7 @@ from ``λmax`` down to ``λmax · reg_path_ratio``; each gives ``l1 = αλ``, ``
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,13 +39,15 @@ import numpy as np
 from mrtrain.engine.driver import (
     OVERFLOW_REASON,
     LoopStatus,
-    NonFiniteObjectiveError,
     Progress,
-    describe_non_finite,
+    finish_pass,
+    pass_plan,
     stop_reason,
 )
 from mrtrain.engine.folds import check_split
 from mrtrain.engine.models import PartialSums
+from mrtrain.engine.objective import Objective
+from mrtrain.engine.optimizers.protocol import Optimizer
 from mrtrain.engine.params import check_int, check_number
 
 log = logging.getLogger(__name__)
@@ -276,8 +279,21 @@ class PointTable:
         return self._index[key]
 
 
-def run_grid(members, runs, optimizers, objectives, evaluate_groups, *, max_iter, tol, gtol, n_iter_no_change,
-             on_pass=None, callback=None, select=None):
+def run_grid(
+    members: Sequence[Member],
+    runs: Sequence[MemberRun],
+    optimizers: Sequence[Optimizer],
+    objectives: Sequence[Objective],
+    evaluate_groups: Callable[[np.ndarray, int], Sequence[PartialSums]],
+    *,
+    max_iter: int,
+    tol: float,
+    gtol: float,
+    n_iter_no_change: int,
+    on_pass: Callable[[], None] | None = None,
+    callback: Callable[[Progress], None] | None = None,
+    select: Callable[[], int] | None = None,
+) -> int:
     """Train every member concurrently until all have stopped.
 
     Parameters
@@ -285,7 +301,7 @@ def run_grid(members, runs, optimizers, objectives, evaluate_groups, *, max_iter
     members : list of Member
     runs : list of MemberRun
         Updated in place.
-    optimizers, objectives : lists, one per member
+    optimizers, objectives : sequences of Optimizer and Objective, one per member
     evaluate_groups : callable ``(points (m, p), hessian: int) -> list of PartialSums`` (one per group)
     max_iter, tol, gtol : the stopping rule of :func:`mrtrain.engine.driver.stop_reason`
     n_iter_no_change : int
@@ -315,41 +331,32 @@ def run_grid(members, runs, optimizers, objectives, evaluate_groups, *, max_iter
             return passes
         started = time.perf_counter()
         table = PointTable()
-        requests = {}
+        plans = {}
         with np.errstate(all="ignore"):
             for i in active:
-                points = optimizers[i].trial_points(runs[i].status.state)
-                if not np.isfinite(points).all():
+                plan = pass_plan(optimizers[i], runs[i].status.state)
+                if not np.isfinite(plan.points).all():
                     runs[i].done, runs[i].converged = True, False
                     runs[i].reason = OVERFLOW_REASON
                     continue
-                requests[i] = points
-            lead = {i: [table.add(p) for p in points[:optimizers[i].hessian_points]]
-                    for i, points in requests.items()}
+                plans[i] = plan
+            lead = {i: [table.add(p) for p in plan.points[:optimizers[i].hessian_points]]
+                    for i, plan in plans.items()}
             table.hessian = len(table.rows)
-            rest = {i: [table.add(p) for p in points[optimizers[i].hessian_points:]]
-                    for i, points in requests.items()}
-            if not requests:
+            rest = {i: [table.add(p) for p in plan.points[optimizers[i].hessian_points:]]
+                    for i, plan in plans.items()}
+            if not plans:
                 continue
             group_sums = evaluate_groups(np.stack(table.rows), table.hessian)
-            for i, points in requests.items():
+            for i, plan in plans.items():
                 indices = lead[i] + rest[i]
-                first_pass = not runs[i].status.state.evaluated
                 sums = member_sums(group_sums, members[i], indices, lead[i])
-                evaluations = objectives[i].evaluations(sums, points)
-                if first_pass and not evaluations[0].finite:
-                    raise NonFiniteObjectiveError(describe_non_finite(evaluations[0]))
-                state, step = optimizers[i].update(runs[i].status.state, evaluations)
+                evaluations = objectives[i].evaluations(sums, plan.points)
+                runs[i].status, step = finish_pass(optimizers[i], runs[i].status, plan, evaluations)
                 runs[i].last_step = step.size
-                status = runs[i].status
-                runs[i].status = status._replace(
-                    state=state, iteration=status.iteration + (0 if first_pass else 1),
-                    passes=status.passes + 1,
-                    history=status.history + ((state.value,) if step.accepted else ()),
-                    rejected=0 if step.accepted else status.rejected + 1,
-                )
                 if step.accepted and members[i].valid_group is not None:
-                    _score(runs[i], members[i], group_sums, indices, points, state, tol, n_iter_no_change)
+                    _score(runs[i], members[i], group_sums, indices, plan.points, runs[i].status.state, tol,
+                           n_iter_no_change)
         passes += 1
         if on_pass is not None:
             on_pass()

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mrtrain.engine.driver import initial_status, optimize
+from mrtrain.engine.driver import finish_pass, initial_status, optimize, pass_plan
 from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
-from mrtrain.engine.optimizers import OPTIMIZERS, make_optimizer
+from mrtrain.engine.optimizers import OPTIMIZERS, make_optimizer, newton
 from mrtrain.engine.optimizers.base import Evaluation, state_from_record, state_to_record
-from mrtrain.engine.optimizers.lbfgs import two_loop_direction
+from mrtrain.engine.optimizers.lbfgs import LBFGS, two_loop_direction
 from mrtrain.engine.optimizers.newton import STEP_FACTORS, NewtonState
+from mrtrain.engine.optimizers.owlqn import OWLQN
+from mrtrain.engine.optimizers.protocol import Optimizer
 from tests.datasets import poisson_data, reference_data
 
 
@@ -108,6 +110,62 @@ def test_interrupted_run_resumes_bitwise(name):
     assert resumed.history == full.history
 
 
+def logistic_evaluate(seed):
+    """The model and in-memory evaluate function of a small l2-penalized logistic problem."""
+    X, y = ridge_problem(seed=seed)
+    model = make_model("logistic", X.shape[1], classes=[0.0, 1.0])
+    labels = (y > np.median(y)).astype(float)
+    return model, in_memory_evaluate(model, Objective(model, 0.01), X, labels)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_implements_the_protocol(name):
+    optimizer = make_optimizer(name)
+    assert isinstance(optimizer, Optimizer)
+    state = optimizer.init(np.zeros(3))
+    assert isinstance(state, optimizer.State) and state.evaluated == 0
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_the_first_pass_evaluates_the_start_point_alone_and_is_no_iteration(name):
+    model, evaluate = logistic_evaluate(seed=5)
+    optimizer = make_optimizer(name)
+    x0 = np.full(model.n_params, 0.1)
+    status = initial_status(optimizer, x0)
+    plan = pass_plan(optimizer, status.state)
+    assert plan.points.tolist() == [x0.tolist()] and plan.steps == (0.0,)
+    (evaluation,) = evaluations = evaluate(plan.points, optimizer.hessian_points)
+    status, step = finish_pass(optimizer, status, plan, evaluations)
+    assert step.accepted and status.state.evaluated == 1
+    assert (status.iteration, status.passes, status.rejected) == (0, 1, 0)
+    assert status.state.value == evaluation.value and status.history == (evaluation.value,)
+    assert status.state.x.tolist() == x0.tolist()
+
+
+#: Where each optimizer computes its search direction (gradient descent's is ``-grad``: nothing to compute).
+DIRECTION_FUNCTIONS = {"lbfgs": (LBFGS, "_direction"), "newton": (newton, "newton_direction"),
+                       "owlqn": (OWLQN, "_direction")}
+
+
+@pytest.mark.parametrize("name", sorted(DIRECTION_FUNCTIONS))
+def test_each_pass_computes_the_search_direction_once(monkeypatch, name):
+    owner, attribute = DIRECTION_FUNCTIONS[name]
+    compute = getattr(owner, attribute)
+    calls = []
+
+    def counted(*args):
+        calls.append(args)
+        return compute(*args)
+
+    monkeypatch.setattr(owner, attribute, counted)
+    model, evaluate = logistic_evaluate(seed=6)
+    optimizer = make_optimizer(name)
+    status, _, _ = optimize(optimizer, evaluate, initial_status(optimizer, np.zeros(model.n_params)),
+                            max_iter=6, tol=0.0, gtol=0.0)
+    assert status.passes == 7
+    assert len(calls) == status.passes - 1  # none on the first pass, which evaluates the start point alone
+
+
 def test_two_loop_with_one_pair_matches_bfgs_formula():
     rng = np.random.default_rng(3)
     g, s, y = rng.normal(size=(3, 4))
@@ -160,22 +218,23 @@ def test_newton_state_takes_the_hessian_of_the_first_trial_point():
     optimizer = make_optimizer("newton")
     state = newton_state(2.0 * np.eye(2))
     first_hess = np.array([[3.0, 1.0], [1.0, 4.0]])
-    np.testing.assert_array_equal(optimizer.trial_points(state)[:, 0], [-0.5 * f for f in STEP_FACTORS])
+    plan = optimizer.plan(state)
+    np.testing.assert_array_equal(plan.points[:, 0], [-0.5 * f for f in STEP_FACTORS])
 
     def evaluations(values):
         return [Evaluation(v, np.full(2, j + 1.0), first_hess if j == 0 else None)
                 for j, v in enumerate(values)]
 
     # The full step is taken: its Hessian is exact.
-    new, step = optimizer.update(state, evaluations([0.5, 0.4, 0.3]))
+    new, step = optimizer.update(state, plan, evaluations([0.5, 0.4, 0.3]))
     assert step.accepted and new.x.tolist() == [-0.5, 0.0] and new.grad.tolist() == [1.0, 1.0]
     assert new.hess is first_hess
     # A shorter step is taken: the state gets the Hessian further along the same line, not the old one.
-    new, step = optimizer.update(state, evaluations([2.0, 0.9, 0.3]))
+    new, step = optimizer.update(state, plan, evaluations([2.0, 0.9, 0.3]))
     assert step.accepted and new.x.tolist() == [-0.25, 0.0] and new.grad.tolist() == [2.0, 2.0]
     assert new.hess is first_hess and new.scale == 1.0
     # Nothing is taken: the state stays, with its own Hessian, and the next steps are shorter.
-    new, step = optimizer.update(state, evaluations([2.0, 1.5, 1.0]))
+    new, step = optimizer.update(state, plan, evaluations([2.0, 1.5, 1.0]))
     assert not step.accepted and new.x.tolist() == [0.0, 0.0] and new.scale == 1.0 / 8.0
     assert new.hess is state.hess
 

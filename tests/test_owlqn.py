@@ -149,8 +149,8 @@ def test_owlqn_without_l1_takes_lbfgs_directions_to_the_ridge_optimum(tmp_path):
     x, grad = rng.normal(size=4), rng.normal(size=4)
     lbfgs = LBFGS().init(x)._replace(grad=grad, s=s, y=y, value=1.0, evaluated=1)
     owlqn = OWLQN().init(x)._replace(grad=grad, smooth_grad=grad, s=s, y=y, value=1.0, evaluated=1)
-    direction = LBFGS()._direction(lbfgs)
-    assert_array_equal(OWLQN().trial_points(owlqn), [x + a * direction for a in STEP_FACTORS])
+    direction = LBFGS().plan(lbfgs).direction
+    assert_array_equal(OWLQN().plan(owlqn).points, [x + a * direction for a in STEP_FACTORS])
     # Ridge's closed form. The run stops when F (about 1518) no longer changes in float64: Armijo cannot
     # tell points apart whose F differ by less than ε·F = 3.4e-13, and F - F* >= (μ/2)‖θ - θ*‖² with μ >=
     # min(l2, 1) = 0.1 (standardized features), so θ is within sqrt(2·3.4e-13 / 0.1) = 2.6e-6 of θ*.

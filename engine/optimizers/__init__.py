@@ -1,6 +1,6 @@
 """Optimizers: gradient descent, L-BFGS, Newton and OWL-QN (for l1 penalties), each with serializable state.
 
-See :mod:`mrtrain.engine.optimizers.base` for the protocol they share. Only OWL-QN handles an l1 term
+See :mod:`mrtrain.engine.optimizers.protocol` for the interface they share. Only OWL-QN handles an l1 term
 (:func:`check_l1`): the others need the objective to be differentiable everywhere.
 """
 

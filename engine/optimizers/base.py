@@ -1,18 +1,8 @@
-"""What every optimizer shares: evaluations, the one-pass line search, and state serialization.
+"""What every optimizer shares: evaluations, a pass's plan, the one-pass line search, state serialization.
 
-An optimizer is an ``(init, trial_points, update)`` triple over an immutable ``NamedTuple`` state (the
-optax shape, with the line search made explicit because every data pass is a MapReduce job):
-
-1. ``state = opt.init(x0)`` — nothing evaluated yet;
-2. ``points = opt.trial_points(state)`` — shape (m, p): the points whose objective the next data pass
-   computes, all in the same pass (the current point first, then the line-search trial points);
-3. ``state, step = opt.update(state, evaluations)`` — one :class:`Evaluation` per point.
-
-``opt.hessian_points`` (an int) says how many leading trial points the pass computes a Hessian at: 0 for
-the first-order optimizers, 1 for Newton (a Hessian costs ``p x p`` sums per point). Every
-``trial_points`` result has at least that many rows; the other evaluations have ``hess = None``.
-
-The state holds only arrays, floats and ints, so it goes into a checkpoint and comes back bit for bit.
+The interface the optimizers implement, and what the driver loop does with it, is
+:class:`mrtrain.engine.optimizers.protocol.Optimizer`. The state holds only arrays, floats and ints, so it
+goes into a checkpoint and comes back bit for bit (:func:`state_to_record`, :func:`state_from_record`).
 """
 
 from typing import NamedTuple
@@ -45,6 +35,30 @@ class Evaluation(NamedTuple):
             np.isfinite(self.value) and np.isfinite(self.grad).all()
             and (self.hess is None or np.isfinite(self.hess).all())
         )
+
+
+class Plan(NamedTuple):
+    """One pass's search, made from the state alone: the trial points and what reading them needs.
+
+    The optimizer's ``plan`` computes it (the search direction once) and its ``update`` reads it back
+    with the evaluations; it is never checkpointed: a resumed state gives the same plan bit for bit.
+
+    Attributes
+    ----------
+    points : ndarray, shape (m, p)
+        The trial points of the pass, in the order the evaluations come back.
+    steps : tuple of float, length m
+        The step size of each trial point along ``direction``.
+    direction : ndarray, shape (p,), or None
+        The search direction ``d`` (None for gradient descent: ``-grad``).
+    orthant : ndarray, shape (p,), or None
+        OWL-QN's orthant of the trial points (NaN where not penalized); None for the others.
+    """
+
+    points: np.ndarray
+    steps: tuple
+    direction: np.ndarray | None = None
+    orthant: np.ndarray | None = None
 
 
 class Step(NamedTuple):

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.optimizers.base import ARMIJO_C1, Step
+from mrtrain.engine.optimizers.base import ARMIJO_C1, Plan, Step
 
 STEP_FACTORS = (2.0, 1.0, 0.5, 0.25)
 
@@ -43,19 +43,15 @@ class GradientDescent:
         x0 = np.asarray(x0, dtype=np.float64)
         return GradientDescentState(x0, float("nan"), np.zeros_like(x0), self.initial_step, 0)
 
-    def _steps(self, state):
-        return [state.step * factor for factor in STEP_FACTORS]
+    def start(self, state, evaluation):
+        return state._replace(value=evaluation.value, grad=evaluation.grad, evaluated=1)
 
-    def trial_points(self, state):
-        if not state.evaluated:
-            return state.x[None, :]
-        return np.stack([state.x - alpha * state.grad for alpha in self._steps(state)])
+    def plan(self, state):
+        steps = tuple(state.step * factor for factor in STEP_FACTORS)
+        return Plan(np.stack([state.x - alpha * state.grad for alpha in steps]), steps)
 
-    def update(self, state, evaluations):
-        if not state.evaluated:
-            (first,) = evaluations
-            return state._replace(value=first.value, grad=first.grad, evaluated=1), Step(True, 0.0)
-        steps = self._steps(state)
+    def update(self, state, plan, evaluations):
+        steps = plan.steps
         slope = -float(state.grad @ state.grad)
         qualifying = []
         if np.isfinite(slope) and slope < 0:

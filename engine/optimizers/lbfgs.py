@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.optimizers.base import Step, first_armijo
+from mrtrain.engine.optimizers.base import Plan, Step, first_armijo
 
 STEP_FACTORS = (1.0, 0.5, 0.25, 0.1)
 
@@ -88,6 +88,9 @@ class LBFGS:
         empty = np.zeros((0, x0.size))
         return LBFGSState(x0, float("nan"), np.zeros_like(x0), empty, empty.copy(), 1.0, 0)
 
+    def start(self, state, evaluation):
+        return state._replace(value=evaluation.value, grad=evaluation.grad, evaluated=1)
+
     def _direction(self, state):
         direction = two_loop_direction(state.grad, state.s, state.y)
         if not direction @ state.grad < 0:
@@ -96,21 +99,16 @@ class LBFGS:
 
     def _steps(self, state):
         if self.single_step and len(state.s) and state.scale == 1.0:
-            return [1.0]
-        return [state.scale * factor for factor in STEP_FACTORS]
+            return (1.0,)
+        return tuple(state.scale * factor for factor in STEP_FACTORS)
 
-    def trial_points(self, state):
-        if not state.evaluated:
-            return state.x[None, :]
-        direction = self._direction(state)
-        return np.stack([state.x + alpha * direction for alpha in self._steps(state)])
-
-    def update(self, state, evaluations):
-        if not state.evaluated:
-            (first,) = evaluations
-            return state._replace(value=first.value, grad=first.grad, evaluated=1), Step(True, 0.0)
+    def plan(self, state):
         direction = self._direction(state)
         steps = self._steps(state)
+        return Plan(np.stack([state.x + alpha * direction for alpha in steps]), steps, direction)
+
+    def update(self, state, plan, evaluations):
+        direction, steps = plan.direction, plan.steps
         best = first_armijo(state.value, float(state.grad @ direction), steps, evaluations)
         if best is None:
             return state._replace(scale=state.scale / 20.0), Step(False, 0.0)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.optimizers.base import Step, first_armijo
+from mrtrain.engine.optimizers.base import Plan, Step, first_armijo
 
 STEP_FACTORS = (1.0, 0.5, 0.25)
 
@@ -97,22 +97,16 @@ class Newton:
         check_model_size(x0.size)
         return NewtonState(x0, float("nan"), np.zeros_like(x0), np.zeros((x0.size, x0.size)), 1.0, 0)
 
-    def _steps(self, state):
-        return [state.scale * factor for factor in STEP_FACTORS]
+    def start(self, state, evaluation):
+        return state._replace(value=evaluation.value, grad=evaluation.grad, hess=evaluation.hess, evaluated=1)
 
-    def trial_points(self, state):
-        if not state.evaluated:
-            return state.x[None, :]
+    def plan(self, state):
         direction = newton_direction(state.grad, state.hess)
-        return np.stack([state.x + alpha * direction for alpha in self._steps(state)])
+        steps = tuple(state.scale * factor for factor in STEP_FACTORS)
+        return Plan(np.stack([state.x + alpha * direction for alpha in steps]), steps, direction)
 
-    def update(self, state, evaluations):
-        if not state.evaluated:
-            (first,) = evaluations
-            new = state._replace(value=first.value, grad=first.grad, hess=first.hess, evaluated=1)
-            return new, Step(True, 0.0)
-        direction = newton_direction(state.grad, state.hess)
-        steps = self._steps(state)
+    def update(self, state, plan, evaluations):
+        direction, steps = plan.direction, plan.steps
         best = first_armijo(state.value, float(state.grad @ direction), steps, evaluations)
         if best is None or not evaluations[0].finite:
             # The next direction needs the Hessian computed at the first trial point: it must be finite.

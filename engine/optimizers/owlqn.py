@@ -50,7 +50,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.optimizers.base import ARMIJO_C1, Step
+from mrtrain.engine.optimizers.base import ARMIJO_C1, Plan, Step
 from mrtrain.engine.optimizers.lbfgs import two_loop_direction
 
 #: Trial step sizes of a pass, in units of ``scale`` (1 is the quasi-Newton step), longest first.
@@ -184,6 +184,9 @@ class OWLQN:
         zeros = np.zeros_like(x0)
         return OWLQNState(x0, float("nan"), zeros, zeros.copy(), empty, empty.copy(), 1.0, 0)
 
+    def start(self, state, evaluation):
+        return self._evaluated(state, state.x, evaluation)._replace(evaluated=1)
+
     def _direction(self, state):
         """The search direction and the orthant of the trial points."""
         v = state.grad
@@ -198,29 +201,19 @@ class OWLQN:
         orthant = np.where(state.x != 0, np.sign(state.x), np.sign(-v))
         return direction, np.where(penalized, orthant, np.nan)
 
-    def _steps(self, state):
-        return [state.scale * factor for factor in STEP_FACTORS]
-
-    def _projected_steps(self, state):
-        """The trial points, shape (m, p), and their orthant."""
+    def plan(self, state):
+        """The trial points (projected onto their orthant), their steps, the direction and the orthant."""
         direction, orthant = self._direction(state)
-        points = np.stack([state.x + alpha * direction for alpha in self._steps(state)])
-        return project(points, orthant), orthant
-
-    def trial_points(self, state):
-        if not state.evaluated:
-            return state.x[None, :]
-        return self._projected_steps(state)[0]
+        steps = tuple(state.scale * factor for factor in STEP_FACTORS)
+        points = np.stack([state.x + alpha * direction for alpha in steps])
+        return Plan(project(points, orthant), steps, direction, orthant)
 
     def _evaluated(self, state, x, evaluation):
         v = pseudo_gradient(x, evaluation.grad, self.l1)
         return state._replace(x=x, value=evaluation.value, grad=v, smooth_grad=evaluation.grad)
 
-    def update(self, state, evaluations):
-        if not state.evaluated:
-            (first,) = evaluations
-            return self._evaluated(state, state.x, first)._replace(evaluated=1), Step(True, 0.0)
-        points, orthant = self._projected_steps(state)
+    def update(self, state, plan, evaluations):
+        points, orthant = plan.points, plan.orthant
         l1_slope = np.where(np.isnan(orthant), 0.0, self.l1 * orthant)
         best = line_search_point(state.value, state.grad, l1_slope, state.x, points, evaluations)
         if best is None:
