@@ -294,16 +294,17 @@ def task_conf(path, rss_log, runner="local", base=None):
 
 
 def run_mrtrain(problem, paths, scorer, tmp, *, reducers, label, runner="local", data=None, base_conf=None,
-                max_iter=MAX_ITER, precondition=True):
+                max_iter=MAX_ITER, precondition=True, allreduce=False):
     """mrtrain's row: the fit, its passes, bytes per pass, and the driver's and the tasks' peak memory."""
     rss_log = os.path.join(tmp, f"{label}.rss")
     conf = task_conf(os.path.join(tmp, f"{label}.mrjob.json"), rss_log, runner, base_conf)
     spec = {"data": data or paths["train"], "l2": problem.l2, "tol": MRTRAIN_TOL, "gtol": GTOL,
             "max_iter": max_iter, "runner": runner, "reducers": reducers, "conf_path": conf,
-            "precondition": precondition}
+            "precondition": precondition, "allreduce": allreduce}
     result, theta = run_child("mrtrain", spec, tmp)
     peaks = peak_rss.read_log(rss_log)
-    pass_bytes = result["pass_bytes"]
+    # An AllReduce job's passes go over TCP, not through a shuffle: its one job's counter says nothing.
+    pass_bytes = [] if allreduce else result["pass_bytes"]
     return {"system": label, **result, **scorer.score(theta), "load_s": 0.0,
             "per_pass_s": result["fit_s"] / result["passes"],
             "bytes_per_pass": statistics.median(pass_bytes) if pass_bytes else None,
@@ -485,6 +486,12 @@ def run_problem(problem, quick, tmp, cache_dir, use_spark, unpreconditioned=Fals
     max_iter = QUICK_MAX_ITER if quick else MAX_ITER
     rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain local lbfgs",
                             max_iter=max_iter))
+    log.info("%s: mrtrain, inline runner", problem.name)
+    rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain inline lbfgs",
+                            runner="inline", max_iter=max_iter))
+    log.info("%s: mrtrain, local runner, --allreduce", problem.name)
+    rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain local lbfgs --allreduce",
+                            max_iter=max_iter, allreduce=True))
     if unpreconditioned:
         log.info("%s: mrtrain without the preconditioner", problem.name)
         rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, max_iter=max_iter,

@@ -51,6 +51,7 @@ def run_mrtrain(spec):
     trainer = Trainer("logistic", optimizer="lbfgs", l2=spec["l2"], tol=spec["tol"], gtol=spec["gtol"],
                       max_iter=spec["max_iter"], runner=spec["runner"], reducers=spec["reducers"],
                       conf_path=spec.get("conf_path"), precondition=spec.get("precondition", True),
+                      allreduce=spec.get("allreduce", False),
                       callback=lambda progress: pass_seconds.append(progress.seconds))
     baseline = peak_rss_bytes()
     with tempfile.TemporaryDirectory(prefix="mrtrain-bench-cache-") as cache:

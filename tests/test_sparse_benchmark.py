@@ -51,13 +51,23 @@ def test_bytes_per_pass_are_the_records_of_two_partitions(quick_report):
     _, _, report = quick_report
     criteo = sparse.QUICK[0]
     row = _rows(report)["criteo"]["mrtrain local lbfgs"]
-    # An L-BFGS pass sums 4 trial points (the first pass 1); each of the 2 partitions emits one dense
-    # record "0<TAB>PARTITION<TAB>BASE64\n" (every slot occurs in both partitions' gradients).
-    for points, counted in ((1, min(row["pass_bytes"])), (4, row["bytes_per_pass_max"])):
-        length = PartialSums.zeros(points, criteo.n_features + 1, 0).to_vector().size
-        record = len("0\t0\t") + len(base64.b64encode(bytes(8 * length))) + 1
-        assert counted == 2 * record
-    assert row["bytes_per_pass"] == row["bytes_per_pass_max"]
+
+    def two_records(length):
+        # Each of the 2 partitions emits one dense record "0<TAB>PARTITION<TAB>BASE64\n" (every slot occurs
+        # in both partitions' vectors).
+        return 2 * (len("0\t0\t") + len(base64.b64encode(bytes(8 * length))) + 1)
+
+    def points(m):
+        return two_records(PartialSums.zeros(m, criteo.n_features + 1, 0).to_vector().size)
+
+    # The preconditioner's statistics pass (Σs, Σs·x, Σs·x²), the start point, the first direction's four
+    # step sizes, then L-BFGS's quasi-Newton step alone (four again only after a rejection).
+    # (The statistics vectors are half zeros, the never-hashed slots: they may go sparse, so only their
+    # presence is checked.)
+    statistics, start, first, *later = row["pass_bytes"]
+    assert statistics > 0
+    assert (start, first) == (points(1), points(4))
+    assert later and set(later) <= {points(1), points(4)}
 
 
 def test_nothing_beats_the_optimum_and_the_held_out_rows_are_predictable(quick_report):

@@ -3,8 +3,9 @@
 The direction comes from the classic two-loop recursion over the last ``memory`` pairs
 ``(s, y) = (x_{k+1} - x_k, g_{k+1} - g_k)``, scaled by ``γ = s·y / y·y`` of the newest pair (the first
 direction is the normalised negative gradient). Each pass evaluates ``x + α d`` for ``α = scale·(1, 1/2,
-1/4, 1/10)`` and takes the first point that satisfies the Armijo condition, so a well-scaled quasi-Newton
-step costs exactly one pass. If none qualifies the point stays and ``scale`` shrinks twentyfold; a pair
+1/4, 1/10)`` (with ``single_step``, the quasi-Newton step ``α = 1`` alone while it keeps being accepted)
+and takes the first point that satisfies the Armijo condition, so a well-scaled quasi-Newton step costs
+exactly one pass. If none qualifies the point stays and ``scale`` shrinks twentyfold; a pair
 with too little curvature (``s·y ≤ 1e-10 ‖s‖‖y‖``) is not stored.
 """
 
@@ -68,9 +69,9 @@ class LBFGS:
     single_step : bool
         Evaluate the quasi-Newton step (``α = 1``) alone once curvature pairs exist and the last pass
         accepted a point; the four step sizes come back after a rejection and for the first direction. A
-        pass then costs one point instead of four, which is what counts when many models share it
-        (:mod:`mrtrain.engine.grid`): the full step is accepted in nearly every iteration, and a rejection
-        costs that model one pass. Default: False.
+        pass then ships and evaluates one point instead of four; a rejection costs one pass. The trainer
+        sets it for linear models and grids (:meth:`mrtrain.trainer.Trainer._optimizer_options`).
+        Default: False.
     """
 
     name = "lbfgs"
