@@ -8,7 +8,23 @@ Every function broadcasts over leading axes, so the model can evaluate ``m`` par
 at once: for the scalar losses ``eta`` has shape ``(m, n)`` (or ``(n,)``) and ``y`` shape
 ``(n,)``; for the multinomial loss ``eta`` has shape ``(m, n, K)`` (or ``(n, K)``) and ``y``
 holds class indices of shape ``(n,)``. All computations are in float64.
+
+Besides its derivatives, each loss declares what the models and metrics need to know of it (as
+scikit-learn's ``sklearn/_loss/loss.py`` does), so that they never ask for the model's name:
+
+- ``n_outputs``: margins per row (``K`` for the multinomial loss, else 1);
+- ``is_classifier``: the labels are classes (then ``encode_classes`` maps class indices to the labels
+  the loss takes and ``class_index`` maps them back); a binary classifier (not ``is_multiclass``) has one
+  margin, positive for ``classes[1]``;
+- ``is_multiclass``: ``K`` margins per row, one per class, and class-index labels;
+- ``interval_y``: the :class:`Interval` a regression loss's labels must lie in (None for a classifier,
+  whose labels must be one of its classes);
+- ``inverse_link``: margins to the mean prediction (regression) or the class probabilities, or None for a
+  margin classifier, which gives no probabilities;
+- ``metrics``: the metric family of :mod:`mrtrain.engine.metrics` it reports.
 """
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,13 +78,94 @@ def log_softmax(eta):
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
-class SquaredLoss:
-    """Half squared error ``l(y, eta) = (y - eta)**2 / 2`` for real labels ``y``.
+def identity(eta):
+    """Return ``eta`` itself: the inverse of the identity link."""
+    return eta
 
-    ``dl/deta = eta - y`` and ``d2l/deta2 = 1``.
+
+def exp_mean(eta):
+    """Return ``exp(eta)``, the mean of the log link; ``inf`` (no warning) where it overflows."""
+    with np.errstate(over="ignore"):
+        return np.exp(eta)
+
+
+def softmax(eta):
+    """Return the probabilities ``exp(log_softmax(eta))`` along the last axis, shape of `eta` (..., K)."""
+    return np.exp(log_softmax(eta))
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An interval of real labels whose ends are open or closed (scikit-learn's ``Interval``).
+
+    Labels in it are always finite: an infinite end is open whatever its flag says.
+
+    Attributes
+    ----------
+    low, high : float
+        The ends (``-inf`` and ``inf`` for none).
+    low_inclusive, high_inclusive : bool
+        Whether each end belongs to the interval.
     """
 
+    low: float
+    high: float
+    low_inclusive: bool
+    high_inclusive: bool
+
+    def includes(self, y):
+        """Whether each element of `y` lies in the interval: a bool ndarray of the shape of `y` (False for
+        NaN)."""
+        above = y >= self.low if self.low_inclusive else y > self.low
+        below = y <= self.high if self.high_inclusive else y < self.high
+        return np.isfinite(y) & above & below
+
+    def describe(self):
+        """The interval in words, e.g. ``"finite and >= 0"``."""
+        words = ["finite"]
+        if self.low > -np.inf:
+            words.append(f"{'>=' if self.low_inclusive else '>'} {self.low:g}")
+        if self.high < np.inf:
+            words.append(f"{'<=' if self.high_inclusive else '<'} {self.high:g}")
+        return " and ".join(words)
+
+
+#: Every finite real number.
+REAL_LINE = Interval(-np.inf, np.inf, False, False)
+#: The finite numbers >= 0.
+NON_NEGATIVE = Interval(0.0, np.inf, True, False)
+
+
+class RegressionLoss:
+    """What the regression losses share: one margin per row, real labels (each loss sets ``interval_y``)."""
+
     n_outputs = 1
+    is_classifier = False
+    is_multiclass = False
+
+
+class ClassificationLoss:
+    """What the classification losses share: labels are classes, which each loss encodes from their index
+    (``encode_classes``), so there is no ``interval_y``."""
+
+    is_classifier = True
+    interval_y = None
+
+    @staticmethod
+    def class_index(y):
+        """Class indices (intp ndarray (n,)) of labels made by ``encode_classes`` (0/1 or index labels)."""
+        return y.astype(np.intp)
+
+
+class SquaredLoss(RegressionLoss):
+    """Half squared error ``l(y, eta) = (y - eta)**2 / 2`` for real labels ``y``.
+
+    ``dl/deta = eta - y`` and ``d2l/deta2 = 1``. The prediction is ``eta`` itself (identity link).
+    """
+
+    interval_y = REAL_LINE
+    inverse_link = staticmethod(identity)
+    metrics = "regression"
 
     def value(self, y, eta):
         """Pointwise loss, shape of `eta` (``(m, n)`` or ``(n,)``)."""
@@ -88,7 +185,7 @@ class SquaredLoss:
         return 0.5 * residual * residual, residual, np.ones_like(eta) if hessian else None
 
 
-class LogisticLoss:
+class LogisticLoss(ClassificationLoss):
     """Binary cross-entropy ``l(y, eta) = log(1 + exp(eta)) - y * eta`` for ``y`` in {0, 1}.
 
     ``eta`` is the log-odds of ``y = 1``. ``dl/deta = sigmoid(eta) - y`` and
@@ -96,10 +193,19 @@ class LogisticLoss:
     (in (0, 1], never overflows): the loss as ``max(eta, 0) - y * eta + log1p(e)``, the two sigmoids as
     ``1 / (1 + e)`` and ``e / (1 + e)``, and the gradient as ``(1 - y) * sigmoid(eta) - y * sigmoid(-eta)``,
     so all are finite for any finite margin and keep full relative precision in the tails (no ``1 - p``
-    cancellation) for ``y`` in {0, 1}.
+    cancellation) for ``y`` in {0, 1}. Labels: ``classes[0]`` is 0, ``classes[1]`` is 1; the probability of
+    ``classes[1]`` is ``sigmoid(eta)``.
     """
 
     n_outputs = 1
+    is_multiclass = False
+    inverse_link = staticmethod(sigmoid)
+    metrics = "binary"
+
+    @staticmethod
+    def encode_classes(index):
+        """Labels of class indices ``index`` (int ndarray (n,) into ``classes``): 0.0 and 1.0."""
+        return index.astype(np.float64)
 
     def value(self, y, eta):
         """Pointwise loss, shape of `eta` (``(m, n)`` or ``(n,)``)."""
@@ -144,17 +250,19 @@ class LogisticLoss:
         return value, gradient, (large * small if hessian else None)
 
 
-class PoissonLoss:
+class PoissonLoss(RegressionLoss):
     """Poisson negative log-likelihood with log link, ``l(y, eta) = exp(eta) - y * eta``.
 
     ``eta`` is the log of the mean, ``y >= 0`` a count (any non-negative real). The constant
     ``log(y!)`` of the exact negative log-likelihood is dropped: it does not depend on the
     parameters. ``dl/deta = exp(eta) - y`` and ``d2l/deta2 = exp(eta)``. For ``eta`` above about
     709, ``exp(eta)`` overflows to ``inf``, which is the true limit of the loss; no warning is
-    raised so that a line search can simply reject such a point.
+    raised so that a line search can simply reject such a point. The prediction is the mean ``exp(eta)``.
     """
 
-    n_outputs = 1
+    interval_y = NON_NEGATIVE
+    inverse_link = staticmethod(exp_mean)
+    metrics = "count"
 
     def value(self, y, eta):
         """Pointwise loss, shape of `eta` (``(m, n)`` or ``(n,)``)."""
@@ -178,17 +286,27 @@ class PoissonLoss:
         return mean - y * eta, mean - y, mean if hessian else None
 
 
-class MultinomialLoss:
+class MultinomialLoss(ClassificationLoss):
     """Multinomial cross-entropy ``l(y, eta) = logsumexp(eta) - eta[y]`` over ``K`` classes.
 
     ``y`` is a class index in ``0..K-1`` and ``eta`` a vector of ``K`` class margins (all ``K``
     rows are parametrised, as in scikit-learn). With ``p = softmax(eta)``,
     ``dl/deta = p - onehot(y)`` and the ``K x K`` Hessian is ``diag(p) - p p^T``;
-    :meth:`hessian` returns ``p`` from which the model assembles that block.
+    :meth:`hessian` returns ``p`` from which the model assembles that block. The class probabilities are
+    ``p``.
     """
+
+    is_multiclass = True
+    inverse_link = staticmethod(softmax)
+    metrics = "multiclass"
 
     def __init__(self, n_classes):
         self.n_outputs = n_classes
+
+    @staticmethod
+    def encode_classes(index):
+        """Labels of class indices ``index`` (int ndarray (n,) into ``classes``): the indices as int64."""
+        return index.astype(np.int64)
 
     def value(self, y, eta):
         """Pointwise loss: `eta` (..., n, K), `y` (n,) -> (..., n)."""
@@ -196,13 +314,13 @@ class MultinomialLoss:
 
     def gradient(self, y, eta):
         """First derivative with respect to `eta`: (..., n, K), ``softmax(eta) - onehot(y)``."""
-        grad = np.exp(log_softmax(eta))
+        grad = softmax(eta)
         grad[..., np.arange(len(y)), y] -= 1.0
         return grad
 
     def hessian(self, y, eta):
         """Probabilities ``p = softmax(eta)``, (..., n, K); the Hessian is ``diag(p) - p p^T``."""
-        return np.exp(log_softmax(eta))
+        return softmax(eta)
 
     def derivatives(self, y, eta, hessian=False):
         """Loss (..., n), gradient (..., n, K) and (if `hessian`) probabilities, from one softmax."""
@@ -214,7 +332,7 @@ class MultinomialLoss:
         return -log_p[..., rows, y], gradient, probabilities if hessian else None
 
 
-class SquaredHingeLoss:
+class SquaredHingeLoss(ClassificationLoss):
     """Squared hinge ``l(y, eta) = max(0, 1 - y * eta)**2`` for ``y`` in {-1, +1} (a linear SVM).
 
     ``eta`` is the signed margin. Unlike the hinge ``max(0, 1 - y * eta)`` it is continuously
@@ -222,9 +340,23 @@ class SquaredHingeLoss:
     ``dl/deta = -2 y max(0, 1 - y * eta)`` and ``d2l/deta2 = 2 * 1[y * eta < 1]`` (the generalized
     Hessian, with which Newton's method converges on this piecewise quadratic). This is scikit-learn's
     ``LinearSVC(loss="squared_hinge")`` and Spark's ``LinearSVC`` objective with the hinge squared.
+    Labels: ``classes[0]`` is -1, ``classes[1]`` is +1. A margin is no probability: no inverse link.
     """
 
     n_outputs = 1
+    is_multiclass = False
+    inverse_link = None
+    metrics = "margin"
+
+    @staticmethod
+    def encode_classes(index):
+        """Labels of class indices ``index`` (int ndarray (n,) into ``classes``): -1.0 and +1.0."""
+        return 2.0 * index - 1.0
+
+    @staticmethod
+    def class_index(y):
+        """Class indices (intp ndarray (n,)) of labels made by :meth:`encode_classes`."""
+        return (y > 0).astype(np.intp)
 
     def value(self, y, eta):
         """Pointwise loss, shape of `eta` (``(m, n)`` or ``(n,)``)."""

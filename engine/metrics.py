@@ -2,20 +2,24 @@
 
 :func:`metric_partials` turns one block of rows into a 1-D float64 vector of weighted sums whose
 length depends only on the model; vectors of several blocks are merged by elementwise addition,
-and :func:`finalize_metrics` turns the merged vector into metrics. With ``s_i`` the sample weights:
+and :func:`finalize_metrics` turns the merged vector into metrics. Which metrics a model reports is its
+loss's metric family (``model.loss.metrics``, see :mod:`mrtrain.engine.losses`), never its name. With
+``s_i`` the sample weights:
 
 - every model: ``n`` (``sum s``) and ``loss`` (weighted mean pointwise loss, no regulariser);
-- ``linear``: ``rmse``, ``mae``, ``r2`` from ``sum s y``, ``sum s y^2``, ``sum s (y - eta)^2``
-  and ``sum s |y - eta|``; ``r2 = 1 - SSE / SST`` with ``SST = sum s y^2 - (sum s y)^2 / sum s``
-  (computed from raw sums, so it loses precision when ``|mean(y)|`` dwarfs ``std(y)``);
-- ``poisson``: ``mean_deviance`` (``2 (y log(y / mu) - y + mu)``, ``0 log 0 = 0``) and ``rmse``
-  of the mean ``mu = exp(eta)``;
-- classifiers (``logistic``, ``softmax``, ``linear-svc``, the naive Bayes models): ``accuracy`` and
-  ``confusion_matrix`` (K x K weighted counts, rows = true class, columns = predicted class, in the
-  order of ``model.classes``); those that give probabilities (all but ``linear-svc``) add ``log_loss``
-  (equal to ``loss``; unlike scikit-learn, probabilities are not clipped); ``logistic`` adds ``roc_auc``;
-  ``linear-svc`` adds ``hinge_loss``, the weighted mean of ``max(0, 1 - y eta)`` with ``y`` in {-1, +1}
-  (scikit-learn's ``hinge_loss``), while its ``loss`` is the squared hinge it was trained on.
+- ``"regression"`` (``linear``): ``rmse``, ``mae``, ``r2`` from ``sum s y``, ``sum s y^2``,
+  ``sum s (y - eta)^2`` and ``sum s |y - eta|``; ``r2 = 1 - SSE / SST`` with
+  ``SST = sum s y^2 - (sum s y)^2 / sum s`` (computed from raw sums, so it loses precision when
+  ``|mean(y)|`` dwarfs ``std(y)``);
+- ``"count"`` (``poisson``): ``mean_deviance`` (``2 (y log(y / mu) - y + mu)``, ``0 log 0 = 0``) and
+  ``rmse`` of the mean ``mu = exp(eta)``;
+- the classifiers' families, ``"binary"`` (``logistic``), ``"multiclass"`` (``softmax``, ``mlp``, the naive
+  Bayes models) and ``"margin"`` (``linear-svc``): ``accuracy`` and ``confusion_matrix`` (K x K weighted
+  counts, rows = true class, columns = predicted class, in the order of ``model.classes``); those that give
+  probabilities (all but ``"margin"``) add ``log_loss`` (equal to ``loss``; unlike scikit-learn,
+  probabilities are not clipped); ``"binary"`` adds ``roc_auc``; ``"margin"`` adds ``hinge_loss``, the
+  weighted mean of ``max(0, 1 - y eta)`` with ``y`` in {-1, +1} (scikit-learn's ``hinge_loss``), while its
+  ``loss`` is the squared hinge it was trained on.
 
 ``roc_auc`` is approximate: the predicted probability of ``classes[1]`` is binned into
 :data:`AUC_BINS` equal-width bins on [0, 1], one weighted histogram for positives and one for
@@ -31,10 +35,115 @@ zero weight.
 
 import numpy as np
 
-from mrtrain.engine.losses import sigmoid
 from mrtrain.engine.models import sample_weights
 
 AUC_BINS = 2**14
+
+
+# A metric family has three methods: ``length(model)``, the number of its sums; ``sums(model, y, s, eta)``,
+# those sums (ndarray) for one block from the encoded labels, sample weights and margins; and
+# ``finish(model, v, total, result)``, which adds its metrics to ``result`` from its merged sums ``v`` and
+# the total weight.
+
+
+class RegressionMetrics:
+    """``rmse``, ``mae`` and ``r2`` of the prediction ``eta`` (family ``"regression"``)."""
+
+    def length(self, model):
+        return 4
+
+    def sums(self, model, y, s, eta):
+        residual = y - eta
+        return np.array([s @ y, s @ y**2, s @ residual**2, s @ np.abs(residual)])
+
+    def finish(self, model, v, total, result):
+        sum_y, sum_y2, sse, sae = v
+        sst = sum_y2 - sum_y**2 / total if total > 0 else 0.0
+        result["rmse"] = _sqrt(_ratio(sse, total))
+        result["mae"] = _ratio(sae, total)
+        result["r2"] = 1.0 - float(sse / sst) if sst > 0 else None
+
+
+class CountMetrics:
+    """``mean_deviance`` (Poisson) and ``rmse`` of the mean ``mu = inverse_link(eta)`` (family
+    ``"count"``)."""
+
+    def length(self, model):
+        return 2
+
+    def sums(self, model, y, s, eta):
+        mu = model.loss.inverse_link(eta)
+        y_log_y = y * np.log(np.where(y > 0, y, 1.0))
+        deviance = 2.0 * (y_log_y - y * eta - y + mu)
+        return np.array([s @ deviance, s @ (y - mu) ** 2])
+
+    def finish(self, model, v, total, result):
+        result["mean_deviance"] = _ratio(v[0], total)
+        result["rmse"] = _sqrt(_ratio(v[1], total))
+
+
+class MulticlassMetrics:
+    """``accuracy``, ``log_loss`` and ``confusion_matrix`` (family ``"multiclass"``); the base of the other
+    classifiers' families, whose sums start with the K x K confusion matrix."""
+
+    def length(self, model):
+        return model.n_classes**2
+
+    def sums(self, model, y, s, eta):
+        k = model.n_classes
+        true = model.loss.class_index(y)
+        return np.bincount(true * k + model.predicted_class_index(eta), weights=s, minlength=k * k)
+
+    def finish(self, model, v, total, result):
+        k = model.n_classes
+        confusion = v[: k * k].reshape(k, k)
+        result["accuracy"] = _ratio(np.trace(confusion), total)
+        self._score(model, v, total, result)
+        result["confusion_matrix"] = [[_count(value) for value in row] for row in confusion]
+
+    def _score(self, model, v, total, result):
+        """Add the mean score of the predictions: ``log_loss``, the loss itself."""
+        result["log_loss"] = result["loss"]
+
+
+class BinaryMetrics(MulticlassMetrics):
+    """:class:`MulticlassMetrics` and ``roc_auc`` from positive and negative histograms of the probability
+    of ``classes[1]`` (family ``"binary"``)."""
+
+    def length(self, model):
+        return super().length(model) + 2 * AUC_BINS
+
+    def sums(self, model, y, s, eta):
+        probability = model.loss.inverse_link(eta)
+        bins = np.minimum((probability * AUC_BINS).astype(np.intp), AUC_BINS - 1)
+        positive = model.loss.class_index(y) == 1
+        hist_pos = np.bincount(bins[positive], weights=s[positive], minlength=AUC_BINS)
+        hist_neg = np.bincount(bins[~positive], weights=s[~positive], minlength=AUC_BINS)
+        return np.concatenate([super().sums(model, y, s, eta), hist_pos, hist_neg])
+
+    def finish(self, model, v, total, result):
+        super().finish(model, v, total, result)
+        result["roc_auc"] = _binned_auc(*_histograms(model, v))
+
+
+class MarginMetrics(MulticlassMetrics):
+    """``accuracy``, ``hinge_loss`` and ``confusion_matrix`` of a classifier without probabilities, whose
+    labels are -1 and +1 (family ``"margin"``)."""
+
+    def length(self, model):
+        return super().length(model) + 1
+
+    def sums(self, model, y, s, eta):
+        return np.concatenate([super().sums(model, y, s, eta), [s @ np.maximum(1.0 - y * eta, 0.0)]])
+
+    def _score(self, model, v, total, result):
+        """Add ``hinge_loss``, the mean hinge."""
+        result["hinge_loss"] = _ratio(v[-1], total)
+
+
+#: The metric family of each ``loss.metrics`` name.
+FAMILIES = {"regression": RegressionMetrics(), "count": CountMetrics(), "multiclass": MulticlassMetrics(),
+            "binary": BinaryMetrics(), "margin": MarginMetrics()}
 
 
 def metric_partials(model, X, y_encoded, w, theta):
@@ -64,52 +173,13 @@ def metric_partials(model, X, y_encoded, w, theta):
     y = np.asarray(y_encoded)
     if y.shape != (n,):
         raise ValueError(f"Labels must have shape ({n},) to match X. Got {y.shape} instead.")
-    head = [s.sum(), model.loss.value(y, eta) @ s]
-    if model.kind == "linear":
-        residual = y - eta
-        body = [s @ y, s @ y**2, s @ residual**2, s @ np.abs(residual)]
-        return np.array(head + body, dtype=np.float64)
-    if model.kind == "poisson":
-        with np.errstate(over="ignore"):
-            mu = np.exp(eta)
-        y_log_y = y * np.log(np.where(y > 0, y, 1.0))
-        deviance = 2.0 * (y_log_y - y * eta - y + mu)
-        return np.array(head + [s @ deviance, s @ (y - mu) ** 2], dtype=np.float64)
-    return np.concatenate([np.array(head), _classification_sums(model, y, s, eta)])
-
-
-def _classification_sums(model, y, s, eta):
-    """Confusion matrix (K*K,); for logistic, positive and negative histograms (2 * bins,); for
-    linear-svc, the hinge loss sum (1,)."""
-    k = model.n_classes
-    if model.kind == "linear-svc":
-        true = (y > 0).astype(np.intp)
-        confusion = np.bincount(true * k + (eta > 0), weights=s, minlength=k * k)
-        return np.concatenate([confusion, [s @ np.maximum(1.0 - y * eta, 0.0)]])
-    true = y.astype(np.intp)
-    if model.kind == "logistic":
-        predicted = (eta > 0).astype(np.intp)
-    else:
-        predicted = np.argmax(eta, axis=1)
-    confusion = np.bincount(true * k + predicted, weights=s, minlength=k * k)
-    if model.kind != "logistic":
-        return confusion
-    probability = sigmoid(eta)
-    bins = np.minimum((probability * AUC_BINS).astype(np.intp), AUC_BINS - 1)
-    positive = true == 1
-    hist_pos = np.bincount(bins[positive], weights=s[positive], minlength=AUC_BINS)
-    hist_neg = np.bincount(bins[~positive], weights=s[~positive], minlength=AUC_BINS)
-    return np.concatenate([confusion, hist_pos, hist_neg])
+    head = np.array([s.sum(), model.loss.value(y, eta) @ s])
+    return np.concatenate([head, FAMILIES[model.loss.metrics].sums(model, y, s, eta)])
 
 
 def metric_vector_length(model):
     """Length of the vector :func:`metric_partials` returns for `model`."""
-    if model.kind == "linear":
-        return 6
-    if model.kind == "poisson":
-        return 4
-    length = 2 + model.n_classes**2
-    return length + {"logistic": 2 * AUC_BINS, "linear-svc": 1}.get(model.kind, 0)
+    return 2 + FAMILIES[model.loss.metrics].length(model)
 
 
 def _count(value):
@@ -141,30 +211,21 @@ def finalize_metrics(model, v):
         )
     total = v[0]
     result = {"n": _count(total), "loss": _ratio(v[1], total)}
-    if model.kind == "linear":
-        sum_y, sum_y2, sse, sae = v[2:]
-        sst = sum_y2 - sum_y**2 / total if total > 0 else 0.0
-        result["rmse"] = _sqrt(_ratio(sse, total))
-        result["mae"] = _ratio(sae, total)
-        result["r2"] = 1.0 - float(sse / sst) if sst > 0 else None
-        return result
-    if model.kind == "poisson":
-        result["mean_deviance"] = _ratio(v[2], total)
-        result["rmse"] = _sqrt(_ratio(v[3], total))
-        return result
-    k = model.n_classes
-    confusion = v[2 : 2 + k * k].reshape(k, k)
-    result["accuracy"] = _ratio(np.trace(confusion), total)
-    if model.kind == "linear-svc":
-        result["hinge_loss"] = _ratio(v[2 + k * k], total)
-    else:
-        result["log_loss"] = result["loss"]
-    result["confusion_matrix"] = [[_count(value) for value in row] for row in confusion]
-    if model.kind == "logistic":
-        hist_pos = v[2 + k * k : 2 + k * k + AUC_BINS]
-        hist_neg = v[2 + k * k + AUC_BINS :]
-        result["roc_auc"] = _binned_auc(hist_pos, hist_neg)
+    FAMILIES[model.loss.metrics].finish(model, v[2:], total, result)
     return result
+
+
+def has_roc_curve(model):
+    """Whether ``model``'s metric sums hold the score histograms of ``roc_auc`` and :func:`binned_roc_curve`
+    (a binary classifier with probabilities)."""
+    loss = getattr(model, "loss", None)  # k-means has none
+    return loss is not None and loss.metrics == "binary"
+
+
+def _histograms(model, v):
+    """The positive and negative score histograms in the family sums ``v`` of a ``"binary"`` model."""
+    start = model.n_classes**2
+    return v[start : start + AUC_BINS], v[start + AUC_BINS :]
 
 
 def _binned_auc(hist_pos, hist_neg):
@@ -198,12 +259,10 @@ def binned_roc_curve(model, v):
         ``{"threshold": [...], "fpr": [...], "tpr": [...]}`` starting at (0, 0) for threshold > 1 and
         ending at (1, 1); None when one class has zero weight.
     """
-    if model.kind != "logistic":
+    if not has_roc_curve(model):
         raise ValueError(f"The 'model' parameter of binned_roc_curve must be a logistic model. Got "
                          f"{model.kind!r} instead.")
-    v = np.asarray(v, dtype=np.float64)
-    start = 2 + model.n_classes**2
-    hist_pos, hist_neg = v[start : start + AUC_BINS], v[start + AUC_BINS :]
+    hist_pos, hist_neg = _histograms(model, np.asarray(v, dtype=np.float64)[2:])
     total_pos, total_neg = hist_pos.sum(), hist_neg.sum()
     if total_pos <= 0 or total_neg <= 0:
         return None

@@ -30,7 +30,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from mrtrain.engine.losses import MultinomialLoss, log_softmax
+from mrtrain.engine.losses import MultinomialLoss
 from mrtrain.engine.models import Model, PartialSums, hessian_count, is_sparse, sample_weights
 
 #: Hidden-layer activations: tanh (default; smooth, which suits L-BFGS's line search) or relu.
@@ -43,7 +43,8 @@ class MLPModel(Model):
     """A multilayer perceptron over ``d`` features and ``K`` classes; see the module docstring.
 
     Build it with :func:`mrtrain.engine.models.make_model` (``kind="mlp"``). It shares :class:`Model`'s
-    label encoding (class indices) and metrics: :meth:`decision_function` gives the ``K`` output logits.
+    label encoding (class indices), predictions (class and ``probabilities``, the softmax of the logits) and
+    metrics: :meth:`decision_function` gives the ``K`` output logits.
 
     Attributes
     ----------
@@ -169,13 +170,6 @@ class MLPModel(Model):
         theta : ndarray of shape (p,)
         """
         return self._forward(self._features(X), self.unpack(self._check_theta(theta)))[-1]
-
-    def predict(self, X, theta):
-        """``{"prediction": class label (n,), "probabilities": softmax of the logits (n, K)}``."""
-        logits = self.decision_function(X, theta)
-        classes = np.asarray(self.classes, dtype=np.float64)
-        return {"prediction": classes[np.argmax(logits, axis=1)],
-                "probabilities": np.exp(log_softmax(logits))}
 
     def _check_theta(self, theta):
         theta = np.asarray(theta, dtype=np.float64)

@@ -12,11 +12,14 @@ One block's sums cover ``m`` parameter points (an optimizer's trial points). Hes
 point, the dominant cost for wide data) are computed only for the first ``k`` of them, ``0 <= k <= m``,
 where ``k`` is the ``hessian`` argument: Newton asks for ``k = 1``, the first-order optimizers for 0.
 
-``linear-svc`` is a linear SVM: the squared hinge loss on labels encoded as -1 and +1
-(:class:`mrtrain.engine.losses.SquaredHingeLoss`). The naive Bayes models are built here too but are not
-linear predictors of this kind: see :mod:`mrtrain.engine.naive_bayes`; nor is ``kmeans``
-(:mod:`mrtrain.engine.kmeans`). ``mlp``, a multilayer perceptron (:mod:`mrtrain.engine.mlp`), returns the
-same partial sums (no Hessian) over its own flat parameter vector.
+Each linear model is its loss (:data:`GLM_LOSSES`); what the model does with labels and margins (label
+validation and encoding, predictions, the metrics of :mod:`mrtrain.engine.metrics`) follows from the
+loss's properties, never from the model's name. ``linear-svc`` is a linear SVM: the squared hinge loss on
+labels encoded as -1 and +1 (:class:`mrtrain.engine.losses.SquaredHingeLoss`). The naive Bayes models are
+built here too but are not linear predictors of this kind: see :mod:`mrtrain.engine.naive_bayes`; nor is
+``kmeans`` (:mod:`mrtrain.engine.kmeans`). ``mlp``, a multilayer perceptron (:mod:`mrtrain.engine.mlp`),
+returns the same partial sums (no Hessian) over its own flat parameter vector. The naive Bayes models and
+``mlp`` have the multinomial loss, so they share :class:`Model`'s label encoding, predictions and metrics.
 
 Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logistic``, ``linear-svc`` and
 ``poisson``, ``theta = [w_1, ..., w_d, b]`` (or ``[w_1, ..., w_d]`` without intercept); for
@@ -40,12 +43,13 @@ from mrtrain.engine.losses import (
     PoissonLoss,
     SquaredHingeLoss,
     SquaredLoss,
-    log_softmax,
-    sigmoid,
 )
 
+#: The loss of each model trained by minimising the objective above with an optimizer.
+GLM_LOSSES = {"linear": SquaredLoss, "logistic": LogisticLoss, "softmax": MultinomialLoss,
+              "poisson": PoissonLoss, "linear-svc": SquaredHingeLoss}
 #: Models trained by minimising the objective above with an optimizer.
-GLM_MODELS = ("linear", "logistic", "softmax", "poisson", "linear-svc")
+GLM_MODELS = tuple(GLM_LOSSES)
 #: Naive Bayes models, fitted in one pass from class-wise feature statistics
 #: (:mod:`mrtrain.engine.naive_bayes`).
 NAIVE_BAYES_MODELS = ("multinomial-nb", "bernoulli-nb", "gaussian-nb")
@@ -56,9 +60,11 @@ NETWORK_MODELS = ("mlp",)
 #: Every model kind :func:`make_model` builds.
 MODELS = GLM_MODELS + NAIVE_BAYES_MODELS + CLUSTERING_MODELS + NETWORK_MODELS
 #: Binary classifiers: one margin, exactly two classes.
-BINARY_MODELS = ("logistic", "linear-svc")
+BINARY_MODELS = tuple(kind for kind, loss in GLM_LOSSES.items()
+                      if loss.is_classifier and not loss.is_multiclass)
 #: Models whose labels are classes.
-CLASSIFIERS = ("logistic", "softmax", "linear-svc") + NAIVE_BAYES_MODELS + NETWORK_MODELS
+CLASSIFIERS = (tuple(kind for kind, loss in GLM_LOSSES.items() if loss.is_classifier) + NAIVE_BAYES_MODELS
+               + NETWORK_MODELS)
 
 #: Rows per block when summing Hessians: bounds the temporary copy of a block of ``X`` (here 8 MiB at
 #: d = 16) while keeping each ``block.T @ weighted`` a large BLAS call.
@@ -174,17 +180,17 @@ class Model:
     n_features : int
         Number of features ``d``.
     classes : list of float or None
-        Sorted distinct class labels for ``logistic`` and ``softmax``, None otherwise.
+        Sorted distinct class labels of a classifier (``loss.is_classifier``), None otherwise.
     n_classes : int or None
         ``len(classes)`` or None.
     fit_intercept : bool
         Whether each output has an intercept.
     n_outputs : int
-        Margins per row: ``K`` for ``softmax``, 1 otherwise.
+        Margins per row: ``K`` for a multiclass loss (``softmax``), 1 otherwise.
     n_params : int
         Length ``p`` of the parameter vector: ``n_outputs * (d + fit_intercept)``.
     loss : object
-        The pointwise loss from :mod:`mrtrain.engine.losses`.
+        The pointwise loss from :mod:`mrtrain.engine.losses`, with the properties listed there.
     dense_only : bool
         Whether the model refuses sparse features (only ``gaussian-nb`` does).
     """
@@ -218,45 +224,32 @@ class Model:
         Returns
         -------
         ndarray of shape (n,)
-            ``linear``: the labels as float64; ``poisson``: the labels as float64, all >= 0;
-            ``logistic``: 1.0 where the label is ``classes[1]``, 0.0 where it is ``classes[0]``;
-            ``linear-svc``: +1.0 for ``classes[1]``, -1.0 for ``classes[0]``;
-            ``softmax`` and the naive Bayes models: int64 index into ``classes``.
+            For a regression loss the labels as float64 (each in ``loss.interval_y``); for a classifier
+            ``loss.encode_classes`` of each label's index into ``classes``: 0.0 and 1.0 for ``logistic``,
+            -1.0 and +1.0 for ``linear-svc``, the int64 index for ``softmax``, ``mlp`` and naive Bayes.
 
         Raises
         ------
         ValueError
-            If a label is not finite, negative for ``poisson``, or not one of ``classes``.
+            If a label is outside ``loss.interval_y`` (e.g. not finite, or negative for ``poisson``), or
+            not one of ``classes``.
         """
         y = np.asarray(y_raw, dtype=np.float64)
         if y.ndim != 1:
             raise ValueError(f"Labels must be 1-D of shape (n,). Got shape {y.shape} instead.")
-        bad = ~np.isfinite(y)
-        if self.kind == "poisson":
-            bad |= y < 0
-        if self.classes is not None:
+        if self.loss.is_classifier:
             allowed = np.asarray(self.classes)
             index = np.minimum(np.searchsorted(allowed, y), len(allowed) - 1)
-            bad |= allowed[index] != y
+            bad = allowed[index] != y
+            valid = f"labels must be one of the classes {self.classes}"
+        else:
+            bad = ~self.loss.interval_y.includes(y)
+            valid = f"labels must be {self.loss.interval_y.describe()}"
         if np.any(bad):
             raise ValueError(
-                f"Label {float(y[np.argmax(bad)])!r} is not valid for model {self.kind!r}: "
-                f"{self._allowed_labels()}."
+                f"Label {float(y[np.argmax(bad)])!r} is not valid for model {self.kind!r}: {valid}."
             )
-        if self.kind == "logistic":
-            return index.astype(np.float64)
-        if self.kind == "linear-svc":
-            return 2.0 * index - 1.0
-        if self.classes is not None:
-            return index.astype(np.int64)
-        return y
-
-    def _allowed_labels(self):
-        if self.classes is not None:
-            return f"labels must be one of the classes {self.classes}"
-        if self.kind == "poisson":
-            return "labels must be finite and >= 0"
-        return "labels must be finite"
+        return self.loss.encode_classes(index) if self.loss.is_classifier else y
 
     def partial_sums(self, X, y, w, thetas, *, hessian=0):
         """Weighted sums of loss and gradient at m points, and of the Hessian at the first k, over a block.
@@ -343,27 +336,40 @@ class Model:
         Returns
         -------
         dict of str to ndarray
-            ``"prediction"`` (n,) always: the mean for ``linear`` and ``poisson`` (``exp(eta)``),
-            the predicted class label (float, from ``classes``) for classifiers; ``logistic``
-            adds ``"probability"`` (n,) of ``classes[1]``, ``softmax`` adds
-            ``"probabilities"`` (n, K), ``linear-svc`` adds ``"margin"`` (n,), the decision function
-            (positive for ``classes[1]``).
+            ``"prediction"`` (n,) always: for a regression loss the mean, ``loss.inverse_link(eta)``
+            (``eta`` for ``linear``, ``exp(eta)`` for ``poisson``); for a classifier the predicted class
+            label (float, from ``classes``, see :meth:`predicted_class_index`). A multiclass loss adds
+            ``"probabilities"`` (n, K); a binary one ``"probability"`` (n,) of ``classes[1]``, or, with no
+            inverse link (``linear-svc``), ``"margin"`` (n,), the decision function (positive for
+            ``classes[1]``).
         """
         eta = self.decision_function(X, theta)
-        if self.kind == "linear":
-            return {"prediction": eta}
-        if self.kind == "poisson":
-            with np.errstate(over="ignore"):
-                return {"prediction": np.exp(eta)}
-        classes = np.asarray(self.classes, dtype=np.float64)
-        if self.kind == "logistic":
-            return {"prediction": classes[(eta > 0).astype(np.intp)], "probability": sigmoid(eta)}
-        if self.kind == "linear-svc":
-            return {"prediction": classes[(eta > 0).astype(np.intp)], "margin": eta}
-        return {
-            "prediction": classes[np.argmax(eta, axis=1)],
-            "probabilities": np.exp(log_softmax(eta)),
-        }
+        loss = self.loss
+        if not loss.is_classifier:
+            return {"prediction": loss.inverse_link(eta)}
+        prediction = np.asarray(self.classes, dtype=np.float64)[self.predicted_class_index(eta)]
+        if loss.is_multiclass:
+            return {"prediction": prediction, "probabilities": loss.inverse_link(eta)}
+        if loss.inverse_link is None:
+            return {"prediction": prediction, "margin": eta}
+        return {"prediction": prediction, "probability": loss.inverse_link(eta)}
+
+    def predicted_class_index(self, eta):
+        """Index into ``classes`` of each row's predicted class, from the margins of a classifier.
+
+        Parameters
+        ----------
+        eta : ndarray of shape (n, K) for a multiclass loss, else (n,)
+            Margins (:meth:`decision_function`).
+
+        Returns
+        -------
+        ndarray of shape (n,), intp
+            The largest margin's class; with one margin, 1 where it is positive, else 0.
+        """
+        if self.loss.is_multiclass:
+            return np.argmax(eta, axis=1)
+        return (eta > 0).astype(np.intp)
 
     def coefficients(self, theta):
         """Coefficients and intercepts of a parameter vector, in scikit-learn's shapes.
@@ -649,16 +655,15 @@ def make_model(kind, n_features, *, classes=None, fit_intercept=True, layers=Non
 
         return make_naive_bayes(kind, int(n_features), classes=_check_classes(kind, classes),
                                 fit_intercept=fit_intercept)
-    if kind in ("linear", "poisson"):
+    loss = GLM_LOSSES[kind]
+    if not loss.is_classifier:
         if classes is not None:
             raise ValueError(
                 f"Model {kind!r} takes no classes (classes=None). Got classes={classes!r}."
             )
-        loss = SquaredLoss() if kind == "linear" else PoissonLoss()
-        return Model(kind, int(n_features), loss, None, bool(fit_intercept))
+        return Model(kind, int(n_features), loss(), None, bool(fit_intercept))
     found = _check_classes(kind, classes)
-    loss = {"logistic": LogisticLoss, "linear-svc": SquaredHingeLoss}.get(kind)
-    loss = MultinomialLoss(len(found)) if loss is None else loss()
+    loss = loss(len(found)) if loss.is_multiclass else loss()
     return Model(kind, int(n_features), loss, found, bool(fit_intercept))
 
 

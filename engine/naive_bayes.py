@@ -35,7 +35,7 @@ import logging
 
 import numpy as np
 
-from mrtrain.engine.losses import MultinomialLoss, log_softmax
+from mrtrain.engine.losses import MultinomialLoss
 from mrtrain.engine.models import NAIVE_BAYES_MODELS, Model, is_sparse, sample_weights
 from mrtrain.engine.params import check_number
 from mrtrain.storage.errors import DataError
@@ -50,9 +50,10 @@ class NaiveBayesModel(Model):
     """A naive Bayes classifier over ``d`` features and ``K`` classes; see the module docstring.
 
     Build it with :func:`mrtrain.engine.models.make_model`. It shares :class:`Model`'s label encoding (class
-    indices), coefficient split and metrics (``loss`` is the multinomial cross-entropy of the joint
-    log-likelihoods, i.e. the log loss), but it is fitted from statistics, not by an optimizer: it has no
-    :meth:`partial_sums` and no penalty.
+    indices), predictions (class and ``probabilities``, the softmax of the joint log-likelihoods), coefficient
+    split and metrics (``loss`` is the multinomial cross-entropy of the joint log-likelihoods, i.e. the log
+    loss), but it is fitted from statistics, not by an optimizer: it has no :meth:`partial_sums` and no
+    penalty.
     """
 
     def __init__(self, kind, n_features, classes):
@@ -111,13 +112,6 @@ class NaiveBayesModel(Model):
         jll = np.asarray(binarized(X) @ (feature_log_prob - neg_prob).T)
         jll += log_prior + neg_prob.sum(axis=1)
         return jll
-
-    def predict(self, X, theta):
-        """``{"prediction": class label (n,), "probabilities": (n, K)}``, the softmax of the joint
-        log-likelihoods."""
-        jll = self.decision_function(X, theta)
-        classes = np.asarray(self.classes, dtype=np.float64)
-        return {"prediction": classes[np.argmax(jll, axis=1)], "probabilities": np.exp(log_softmax(jll))}
 
     def _dense_features(self, X):
         if is_sparse(X):

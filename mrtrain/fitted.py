@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from mrtrain.engine.kmeans import KMEANS, ClusterStatistics, kmeans_metrics, statistics_length
-from mrtrain.engine.metrics import binned_roc_curve, finalize_metrics, metric_vector_length
+from mrtrain.engine.metrics import binned_roc_curve, finalize_metrics, has_roc_curve, metric_vector_length
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, Model, is_sparse, make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS
@@ -137,18 +137,18 @@ class FittedModel:
         Raises
         ------
         ValueError
-            For a model without probabilities: a regression, or ``linear-svc`` (use
-            :meth:`decision_function`).
+            For a model without probabilities: one that is no classifier (a regression, k-means), or one
+            whose loss has no inverse link, ``linear-svc`` (use :meth:`decision_function`).
         """
-        out = self.model.predict(_features(X), self.theta_)
-        if "probabilities" in out:
-            return out["probabilities"]
-        if "probability" in out:
-            return np.column_stack([1.0 - out["probability"], out["probability"]])
-        if "margin" in out:
+        if self.model.classes is None:
+            raise ValueError(f"predict_proba needs a classifier; this model is {self.model.kind!r}.")
+        if self.model.loss.inverse_link is None:
             raise ValueError(f"Model {self.model.kind!r} gives no probabilities (an SVM's margin is not "
                              "one); use decision_function for its signed margins.")
-        raise ValueError(f"predict_proba needs a classifier; this model is {self.model.kind!r}.")
+        out = self.model.predict(_features(X), self.theta_)
+        if self.model.loss.is_multiclass:
+            return out["probabilities"]
+        return np.column_stack([1.0 - out["probability"], out["probability"]])
 
     def decision_function(self, X):
         """Margins, shape (n,) (positive for ``classes_[1]`` in binary models), or (n, K) per class (for
@@ -219,8 +219,8 @@ class FittedModel:
         """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.
 
         ``partition_cache`` and ``reducers`` are those of :class:`mrtrain.trainer.Trainer`; with
-        ``roc_curve`` a logistic model's metrics add ``"roc_curve"``
-        (:func:`mrtrain.engine.metrics.binned_roc_curve`, from the same pass).
+        ``roc_curve`` the metrics of a binary classifier with probabilities (``logistic``) add
+        ``"roc_curve"`` (:func:`mrtrain.engine.metrics.binned_roc_curve`, from the same pass).
 
         Returns
         -------
@@ -235,7 +235,7 @@ class FittedModel:
                          partition_cache=partition_cache, reducers=reducers) as launcher:
             vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
         metrics = finalize_metrics(self.model, vector)
-        if roc_curve and self.model.kind == "logistic":
+        if roc_curve and has_roc_curve(self.model):
             metrics["roc_curve"] = binned_roc_curve(self.model, vector)
         if metrics.get("loss") is not None:
             theta = self.theta_ if self.standardization is None else self.standardization.to_standardized(

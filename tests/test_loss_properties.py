@@ -1,0 +1,143 @@
+"""Loss properties (label interval, class encoding, inverse link, metric family) and that models and metrics
+follow them rather than the model's name."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_array_equal
+from scipy.special import expit, softmax
+
+from mrtrain.engine.losses import (
+    NON_NEGATIVE,
+    REAL_LINE,
+    Interval,
+    LogisticLoss,
+    MultinomialLoss,
+    PoissonLoss,
+    SquaredHingeLoss,
+    SquaredLoss,
+)
+from mrtrain.engine.metrics import (
+    AUC_BINS,
+    FAMILIES,
+    finalize_metrics,
+    has_roc_curve,
+    metric_partials,
+    metric_vector_length,
+)
+from mrtrain.engine.models import BINARY_MODELS, CLASSIFIERS, GLM_LOSSES, Model, make_model
+
+LOSSES = [SquaredLoss(), PoissonLoss(), LogisticLoss(), SquaredHingeLoss(), MultinomialLoss(3)]
+
+
+@pytest.mark.parametrize(
+    ("interval", "y", "expected"),
+    [
+        (REAL_LINE, [-1e300, 0.0, 5.0, np.inf, -np.inf, np.nan], [True, True, True, False, False, False]),
+        (NON_NEGATIVE, [0.0, 2.5, -1e-300, np.inf, np.nan], [True, True, False, False, False]),
+        (Interval(0.0, 1.0, False, True), [0.0, 0.5, 1.0, 1.5], [False, True, True, False]),
+        (Interval(-1.0, 1.0, True, False), [-1.0, 1.0], [True, False]),
+        (Interval(-np.inf, np.inf, True, True), [np.inf, -np.inf, 3.0], [False, False, True]),
+    ],
+)
+def test_interval_includes(interval, y, expected):
+    assert_array_equal(interval.includes(np.array(y)), expected)
+
+
+@pytest.mark.parametrize(
+    ("interval", "words"),
+    [
+        (REAL_LINE, "finite"),
+        (NON_NEGATIVE, "finite and >= 0"),
+        (Interval(0.0, 1.0, False, True), "finite and > 0 and <= 1"),
+        (Interval(-np.inf, 2.5, False, False), "finite and < 2.5"),
+    ],
+)
+def test_interval_describe(interval, words):
+    assert interval.describe() == words
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda loss: type(loss).__name__)
+def test_declared_properties_agree(loss):
+    assert loss.is_multiclass == (loss.n_outputs > 1)
+    assert (loss.interval_y is None) == loss.is_classifier
+    assert loss.metrics in FAMILIES
+    if loss.is_classifier:
+        index = np.array([1, 0, 2, 1] if loss.is_multiclass else [1, 0, 0, 1])
+        assert_array_equal(loss.class_index(loss.encode_classes(index)), index)
+
+
+@pytest.mark.parametrize(
+    ("loss", "expected"),
+    [
+        (SquaredLoss(), lambda eta: eta),
+        (PoissonLoss(), np.exp),
+        (LogisticLoss(), expit),
+        (MultinomialLoss(3), lambda eta: softmax(eta, axis=-1)),
+    ],
+    ids=lambda value: type(value).__name__,
+)
+def test_inverse_link_is_the_mean_or_the_probabilities(loss, expected):
+    eta = np.random.default_rng(0).normal(size=(5, loss.n_outputs)).squeeze()
+    np.testing.assert_allclose(loss.inverse_link(eta), expected(eta), rtol=1e-14)
+
+
+def test_a_margin_classifier_has_no_inverse_link():
+    assert SquaredHingeLoss.inverse_link is None and SquaredHingeLoss.metrics == "margin"
+
+
+def test_kind_lists_follow_the_losses():
+    assert BINARY_MODELS == ("logistic", "linear-svc")
+    assert [kind for kind in CLASSIFIERS if kind in GLM_LOSSES] == ["logistic", "softmax", "linear-svc"]
+    for kind, loss in GLM_LOSSES.items():
+        assert isinstance(make_model(kind, 2, classes=[0.0, 1.0] if loss.is_classifier else None).loss, loss)
+
+
+def renamed(loss, classes=None):
+    """A model of ``loss`` under a name no code knows."""
+    return Model("renamed", 2, loss, classes, True)
+
+
+def test_label_validation_follows_the_interval():
+    model = renamed(PoissonLoss())
+    assert_array_equal(model.encode_labels([0.0, 3.0]), [0.0, 3.0])
+    with pytest.raises(ValueError, match=r"^Label -2\.0 is not valid for model 'renamed': labels must be "
+                                         r"finite and >= 0\.$"):
+        model.encode_labels([1.0, -2.0])
+
+
+@pytest.mark.parametrize(
+    ("loss", "encoded", "keys", "extra"),
+    [
+        (LogisticLoss(), [1.0, 0.0], ["prediction", "probability"], 2 * AUC_BINS),
+        (SquaredHingeLoss(), [1.0, -1.0], ["prediction", "margin"], 1),
+        (MultinomialLoss(2), [1, 0], ["prediction", "probabilities"], 0),
+    ],
+    ids=["binary", "margin", "multiclass"],
+)
+def test_classifier_behaviour_follows_the_loss(loss, encoded, keys, extra):
+    model = renamed(loss, [-1.0, 4.0])
+    encoded_labels = model.encode_labels([4.0, -1.0])
+    assert_array_equal(encoded_labels, encoded)
+    # The first row's margin favours classes[1], the second row's classes[0].
+    theta = np.array([1.0, -1.0, 0.0] if model.n_outputs == 1 else [-1.0, 1.0, 0.0, 1.0, -1.0, 0.0])
+    X = np.array([[2.0, 0.0], [0.0, 2.0]])
+    out = model.predict(X, theta)
+    assert list(out) == keys
+    assert_array_equal(out["prediction"], [4.0, -1.0])
+    assert metric_vector_length(model) == 2 + 4 + extra
+    metrics = finalize_metrics(model, metric_partials(model, X, encoded_labels, None, theta))
+    assert metrics["accuracy"] == 1.0 and metrics["confusion_matrix"] == [[1, 0], [0, 1]]
+    assert has_roc_curve(model) == ("roc_auc" in metrics)
+
+
+@pytest.mark.parametrize(("loss", "names"), [(SquaredLoss(), ["rmse", "mae", "r2"]),
+                                             (PoissonLoss(), ["mean_deviance", "rmse"])])
+def test_regression_behaviour_follows_the_loss(loss, names):
+    model = renamed(loss)
+    X, theta = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.5, -0.5, 0.1])
+    out = model.predict(X, theta)
+    np.testing.assert_array_equal(out["prediction"], loss.inverse_link(X @ theta[:2] + theta[2]))
+    metrics = finalize_metrics(model, metric_partials(model, X, model.encode_labels([1.0, 0.0, 2.0]), None,
+                                                      theta))
+    assert list(metrics) == ["n", "loss", *names]
+    assert not has_roc_curve(model)
