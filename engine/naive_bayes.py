@@ -31,7 +31,6 @@ Parameter layout: ``theta`` is the row-major ravel of a ``(K, q)`` matrix; for t
 scikit-learn does.
 """
 
-import logging
 
 import numpy as np
 
@@ -39,8 +38,6 @@ from mrtrain.engine.losses import MultinomialLoss
 from mrtrain.engine.models import NAIVE_BAYES_MODELS, Model, is_sparse, sample_weights
 from mrtrain.engine.params import check_number
 from mrtrain.storage.errors import DataError
-
-log = logging.getLogger(__name__)
 
 #: Smoothing when none is given: scikit-learn's ``alpha`` and ``var_smoothing`` defaults.
 DEFAULT_SMOOTHING = {"multinomial-nb": 1.0, "bernoulli-nb": 1.0, "gaussian-nb": 1e-9}

@@ -23,7 +23,6 @@ its ``LogisticRegression(C=C, l1_ratio=r)``; :class:`LinearSVC`'s ``l2`` is scik
 scikit-learn is optional for mrtrain: only this module imports it.
 """
 
-import logging
 import os
 import shutil
 import tempfile
@@ -54,8 +53,6 @@ from mrtrain.engine.params import check_int, check_number
 from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.storage.filesystem import join
 from mrtrain.trainer import Trainer
-
-log = logging.getLogger(__name__)
 
 __all__ = ["LogisticRegression", "LinearRegression", "PoissonRegressor", "LinearSVC", "MultinomialNB",
            "BernoulliNB", "GaussianNB", "KMeans"]

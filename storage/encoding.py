@@ -17,13 +17,10 @@ The record stored in a dataset manifest (``"encoding"``) is validated on read by
 
 import hashlib
 import json
-import logging
 
 import numpy as np
 
 from mrtrain.storage.errors import DataError
-
-logger = logging.getLogger(__name__)
 
 MISSING = "<missing>"
 OTHER = "<other>"

@@ -8,7 +8,6 @@ files (never a FIFO or a device, which could block or never end) and can be capp
 """
 
 import abc
-import logging
 import os
 import posixpath
 import uuid
@@ -16,8 +15,6 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from mrtrain.storage.errors import DataError
-
-logger = logging.getLogger(__name__)
 
 SCHEMES = ("", "file", "hdfs")
 
