@@ -1,6 +1,6 @@
 """Sparse benchmark: mrtrain against scikit-learn, Spark MLlib and Vowpal Wabbit on wide sparse data.
 
-Run ``python3 -m benchmarks.sparse [--quick] [--json OUT] [--hadoop]``.
+Run ``python3 -m benchmarks.sparse [--quick] [--json OUT] [--hadoop] [--hadoop-allreduce]``.
 
 Two seeded problems, each a training and a held-out set drawn from one hidden model:
 
@@ -26,7 +26,8 @@ mrtrain's tasks and Vowpal Wabbit report theirs through :mod:`benchmarks.peak_rs
 parameters are scored here the same way: the training objective (mrtrain's, on the training rows) and the
 held-out log-loss and ROC AUC (Vowpal Wabbit's held-out predictions come from the model it saved).
 mrtrain's bytes per pass are the ``shuffle bytes`` its map tasks count. ``--hadoop`` also times passes of
-the criteo model on the running mini cluster (``scripts/hadoop-cluster start``).
+the criteo model on the running mini cluster (``scripts/hadoop-cluster start``), one job each;
+``--hadoop-allreduce`` trains it there to convergence in one AllReduce job.
 
 Datasets are cached in ``.cache/bench/sparse/`` and rebuilt only when missing; the output is Markdown on
 stdout and everything in ``--json``.
@@ -297,7 +298,9 @@ def run_mrtrain(problem, paths, scorer, tmp, *, reducers, label, runner="local",
                 max_iter=MAX_ITER, precondition=True, allreduce=False):
     """mrtrain's row: the fit, its passes, bytes per pass, and the driver's and the tasks' peak memory."""
     rss_log = os.path.join(tmp, f"{label}.rss")
-    conf = task_conf(os.path.join(tmp, f"{label}.mrjob.json"), rss_log, runner, base_conf)
+    # The inline runner runs its tasks in this process: no task_python_bin, no task peaks.
+    conf = (base_conf if runner == "inline"
+            else task_conf(os.path.join(tmp, f"{label}.mrjob.json"), rss_log, runner, base_conf))
     spec = {"data": data or paths["train"], "l2": problem.l2, "tol": MRTRAIN_TOL, "gtol": GTOL,
             "max_iter": max_iter, "runner": runner, "reducers": reducers, "conf_path": conf,
             "precondition": precondition, "allreduce": allreduce}
@@ -383,8 +386,9 @@ def run_vw(problem, paths, scorer, tmp):
             **scorer.held_out(np.clip(probabilities, 1e-15, 1 - 1e-15))}
 
 
-def run_hadoop(problem, paths, scorer, tmp, passes):
-    """s/pass of the criteo model on the running mini cluster (``--runner hadoop``, one reducer)."""
+def run_hadoop(problem, paths, scorer, tmp, passes, allreduce=False):
+    """The criteo model on the running mini cluster (``--runner hadoop``, one reducer): ``passes`` passes
+    one job each, or with ``allreduce`` a whole training (to the stopping rule) in one AllReduce job."""
     from mrtrain.storage.dataset import MANIFEST_NAME
     from mrtrain.storage.filesystem import get_filesystem, join
 
@@ -400,8 +404,10 @@ def run_hadoop(problem, paths, scorer, tmp, passes):
             if name == MANIFEST_NAME or name.endswith(".parquet"):
                 with open(os.path.join(paths["train"], name), "rb") as handle:
                     fs.write_bytes(join(base, name), handle.read())
-        row = run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain hadoop lbfgs",
-                          runner="hadoop", data=base, base_conf=os.environ["MRJOB_CONF"], max_iter=passes - 1)
+        label = "mrtrain hadoop lbfgs" + (" --allreduce" if allreduce else "")
+        row = run_mrtrain(problem, paths, scorer, tmp, reducers=1, label=label, runner="hadoop", data=base,
+                          base_conf=os.environ["MRJOB_CONF"], max_iter=MAX_ITER if allreduce else passes - 1,
+                          allreduce=allreduce)
     finally:
         fs.delete(base, recursive=True)
     row["later_pass_s_median"] = statistics.median(row["pass_s"][1:]) if len(row["pass_s"]) > 1 else None
@@ -461,6 +467,23 @@ def render(results):
              f"Machine: {machine['nproc']} cores, {machine['cpu']}, {machine['ram_gib']} GiB; load average "
              f"{results['load_average_start']} at the start, {results['load_average_end']} at the end"]
     parts += [problem_table(section) for section in results["problems"]]
+    trained = results.get("hadoop_allreduce")
+    if trained and trained.get("skipped"):
+        parts.append(f"Hadoop --allreduce: skipped: {trained['skipped']}")
+    elif trained:
+        criteo = next((section for section in results["problems"] if section["problem"]["name"] == "criteo"),
+                      None)
+        best = None if criteo is None else min(row["objective"] for row in criteo["systems"]
+                                               if row.get("objective") is not None)
+        gap = "" if best is None else f", (f − f*)/f* {(trained['objective'] - best) / best:+.1e}"
+        parts.append(
+            f"Hadoop mini cluster, criteo ({trained['n_features']:,} features), L-BFGS, `--allreduce` (one "
+            f"job): {trained['iterations']} iterations, {trained['passes']} passes, "
+            f"{trained['stop_reason']}, "
+            f"fit {trained['fit_s']:.1f} s, median s/pass {statistics.median(trained['pass_s']):.2f}, "
+            f"objective {trained['objective']:.9f}{gap}, held-out AUC {trained['test_auc']:.4f}, map task "
+            f"peak {_mib(trained['mapper_peak_rss_bytes'])} MiB, driver peak "
+            f"{_mib(trained['driver_peak_rss_bytes'])} MiB")
     hadoop = results.get("hadoop")
     if hadoop:
         if hadoop.get("skipped"):
@@ -522,6 +545,8 @@ def main(argv=None):
     parser.add_argument("--hadoop", action="store_true",
                         help="also time passes of the criteo model on the running mini cluster")
     parser.add_argument("--hadoop-passes", type=int, default=4, help="Default: %(default)s")
+    parser.add_argument("--hadoop-allreduce", action="store_true",
+                        help="also train the criteo model to convergence on the mini cluster, --allreduce")
     parser.add_argument("--problems", default="criteo,bow", metavar="NAME[,NAME]",
                         help="the problems to run (criteo, bow; empty for none). Default: %(default)s")
     parser.add_argument("--cache-dir", default=CACHE_DIR, help="dataset cache. Default: %(default)s")
@@ -550,6 +575,11 @@ def main(argv=None):
             paths = ensure_problem(criteo, args.cache_dir)
             row = run_hadoop(criteo, paths, Scorer(criteo, paths), tmp, args.hadoop_passes)
             results["hadoop"] = {**row, "n_features": criteo.n_features}
+        if args.hadoop_allreduce:
+            criteo = problems[0]
+            paths = ensure_problem(criteo, args.cache_dir)
+            row = run_hadoop(criteo, paths, Scorer(criteo, paths), tmp, 0, allreduce=True)
+            results["hadoop_allreduce"] = {**row, "n_features": criteo.n_features}
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print(render(results))
     if args.json:
