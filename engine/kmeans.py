@@ -74,6 +74,10 @@ class KMeansModel:
         self.n_features = n_features
         self.n_params = n_features
 
+    def spec(self):
+        """What rebuilds the model (:func:`mrtrain.engine.models.model_from_spec`)."""
+        return {"kind": self.kind, "n_features": self.n_features, "classes": None, "fit_intercept": False}
+
     def __repr__(self):
         return f"KMeansModel(n_features={self.n_features})"
 

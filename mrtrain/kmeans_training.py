@@ -172,7 +172,6 @@ def fit_kmeans(trainer, dataset):
         "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "k": k, "seed": trainer.seed,
         "init_centers": init, "init_steps": trainer.init_steps,
     }
-    spec = {"kind": "kmeans", "n_features": d, "classes": None, "fit_intercept": False}
     reducers = effective_reducers(trainer.reducers, statistics_length(1, d), "k-means statistics")
     directory = trainer.checkpoint_dir
     lock = DirectoryLock(directory, break_lock=trainer.break_lock) if directory else contextlib.nullcontext()
@@ -194,8 +193,8 @@ def fit_kmeans(trainer, dataset):
 
     with lock:
         status = resumed_status(directory, settings) if directory else None
-        with JobLauncher(dataset, spec, runner=trainer.runner, conf_path=trainer.conf_path, reducers=reducers,
-                         partition_cache=trainer.partition_cache) as launcher:
+        with JobLauncher(dataset, model.spec(), runner=trainer.runner, conf_path=trainer.conf_path,
+                         reducers=reducers, partition_cache=trainer.partition_cache) as launcher:
             if status is None:
                 if given is None:
                     centers, passes = kmeans_parallel(launcher, dataset, k, trainer.seed, trainer.init_steps)
