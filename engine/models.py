@@ -476,9 +476,8 @@ class Model:
         ``Xa = [X | 1]``, assembled from ``X.T @ diag(s h) @ X``, ``X.T @ (s h)`` and ``sum(s h)`` over
         blocks of :data:`HESSIAN_BLOCK_ROWS` rows (the temporary is one block, not a copy of ``X``).
         ``s h >= 0`` for every loss here, so ``X.T @ diag(s h) @ X = B.T @ B`` with ``B = diag(√(s h)) X``:
-        numpy hands ``B.T @ B`` to BLAS ``syrk``, which computes one triangle (~40% less time than
-        ``X.T @ (X * sh)``, measured on 100k x 200 and 500k x 28) and mirrors it, so the result is
-        exactly symmetric.
+        numpy hands ``B.T @ B`` to BLAS ``syrk``, which computes one triangle (about half the work of
+        ``X.T @ (X * sh)``) and mirrors it, so the result is exactly symmetric.
         For ``K`` outputs, ``h`` (n, K) holds the probabilities ``P`` and the Hessian is the sum over
         rows of ``(diag(p_i) - p_i p_i^T) kron (xa_i xa_i^T)``.
         A sparse ``X`` goes to :meth:`_sparse_hessian_sum`.

@@ -87,7 +87,7 @@ def single_threaded_blas():
     """Context in which the model math of a task runs: BLAS on one thread, overflow checked explicitly.
 
     One task per core is the parallelism; a multi-threaded BLAS in every task oversubscribes the cores
-    (measured: 27% slower passes on 2 cores), and a thread count that follows the machine would let the
+    (slower passes), and a thread count that follows the machine would let the
     last bits of the sums depend on where a task ran. With one thread they are the same on every runner
     and node.
 
