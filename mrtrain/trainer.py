@@ -433,6 +433,10 @@ class Trainer:
             partition_cache=self.partition_cache,
         ) as launcher, self._allreduce_session(launcher) as session:
             checkpoint, resume = self._latest_checkpoint(settings)
+            x0 = model.initial_point(self.seed)
+            online = self.init == "online" and checkpoint is None  # a resumed or warm start has its own
+            if online:  # its own job, before an AllReduce job (started by the next pass) holds the slots
+                x0 = online_initial_point(launcher, model, self.l2)
             if resume:  # the coordinates the checkpointed state is in
                 scaling = checkpoint_coordinates(checkpoint, model)
             elif self.standardize or precondition:
@@ -443,11 +447,10 @@ class Trainer:
                 optimizer_name, objective, scaling
             ))
             reported = scaling if self.standardize else None
-            start = self._start(optimizer, checkpoint, resume, model.initial_point(self.seed), scaling)
-            if self.init == "online" and start.status.passes == 0 and start.origin is None:
-                x0 = online_initial_point(launcher, model, self.l2)
-                x0 = x0 if scaling is None else scaling.to_standardized(x0)
-                start = start._replace(status=initial_status(optimizer, x0)._replace(passes=1))
+            start = self._start(optimizer, checkpoint, resume,
+                                x0 if scaling is None else scaling.to_standardized(x0), scaling)
+            if online:  # its pass counts
+                start = start._replace(status=start.status._replace(passes=1))
             passes = session or launcher
 
             def evaluate(points, hessian):

@@ -96,6 +96,18 @@ def test_allreduce_equals_one_job_per_pass_bitwise_with_one_job(settings, datase
     assert together.n_passes_ == per_pass.n_passes_ > 2
 
 
+def test_the_online_start_runs_its_job_before_the_allreduce_job_and_gives_the_same_bits(cancer, jobs_run):
+    """On YARN the AllReduce job holds its containers until training ends: a job started after it could
+    wait for a slot forever, so the online start's job must come first."""
+    settings = {**LOGISTIC, "init": "online"}
+    per_pass = fit(cancer, settings, reducers=0)
+    jobs_run.clear()
+    together = fit(cancer, settings, allreduce=True, allreduce_tasks=2)
+    assert jobs_run == ["MROnlineInit", "MRAllReduce"]
+    assert together.theta_.tobytes() == per_pass.theta_.tobytes()
+    assert together.n_passes_ == per_pass.n_passes_
+
+
 def test_one_task_per_partition_and_one_task_for_all_give_the_same_bits(cancer, tmp_path):
     conf = tmp_path / "mrjob.conf"
     conf.write_text(json.dumps({"runners": {"local": {"num_cores": 3}}}))
