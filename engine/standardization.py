@@ -47,6 +47,12 @@ from mrtrain.engine.optimizers.base import Evaluation
 CONSTANT_RTOL = 1e-12
 
 
+def feature_sums_length(d):
+    """Length of a :func:`feature_sums` vector of ``d`` features: ``Σs``, then ``d`` sums of ``s·x`` and
+    ``d`` of ``s·x²``."""
+    return 1 + 2 * d
+
+
 def feature_sums(X, w):
     """``[Σs, Σs·x₁..Σs·x_d, Σs·x₁²..Σs·x_d²]`` of one block of rows.
 

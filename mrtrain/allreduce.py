@@ -50,6 +50,7 @@ import numpy as np
 from mrtrain.engine.folds import n_groups
 from mrtrain.engine.models import PartialSums, model_from_spec
 from mrtrain.engine.params import check_number
+from mrtrain.engine.standardization import feature_sums_length
 from mrtrain.launcher import hdfs_staging_dir, task_uri
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce import MRAllReduce
@@ -484,7 +485,7 @@ class AllReduceSession:
         if job_class is MRFeatureStats:
             request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": 0,
                        "statistics": True}
-            length = 1 + 2 * self.n_features
+            length = feature_sums_length(self.n_features)
         else:
             hessian = int(task["hessian"])
             request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": hessian}
