@@ -1,6 +1,7 @@
 """Sparse benchmark: mrtrain against scikit-learn, Spark MLlib and Vowpal Wabbit on wide sparse data.
 
-Run ``python3 -m benchmarks.sparse [--quick] [--json OUT] [--hadoop] [--hadoop-allreduce]``.
+Run ``python3 -m benchmarks.sparse [--quick] [--json OUT] [--systems NAME,...] [--criteo-rows N] [--hadoop]
+[--hadoop-allreduce]``.
 
 Two seeded problems, each a training and a held-out set drawn from one hidden model:
 
@@ -15,8 +16,9 @@ Two seeded problems, each a training and a held-out set drawn from one hidden mo
   with ``--n-features 100000``.
 
 Every system fits logistic regression with the same l2 (mean log-loss + (l2/2)·‖w‖², intercept not
-penalized) on the same rows: mrtrain (``Trainer``, L-BFGS, local runner, one reducer; with
-``--unpreconditioned`` also without its preconditioner),
+penalized) on the same rows: mrtrain (``Trainer``, L-BFGS, one reducer: local runner one job per pass,
+inline runner, local runner ``--allreduce``, and with ``--systems ...,unpreconditioned`` also without its
+preconditioner),
 scikit-learn (``LogisticRegression(C=1/(n·l2))`` on the dataset's CSR matrix), Spark MLlib ``local[2]``
 (``regParam=l2`` on the same matrix written as libsvm) and, when the ``vowpalwabbit`` package is installed,
 Vowpal Wabbit (online: adaptive, normalised SGD with ``--l2`` the same l2, several passes over the same
@@ -34,6 +36,7 @@ stdout and everything in ``--json``.
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -191,9 +194,8 @@ def _mrtrain(*args):
 
 def ensure_problem(problem, cache_dir=CACHE_DIR):
     """The problem's datasets (made once): ``{"train", "test", "train_libsvm", "train_vw", "test_vw",
-    "ingest_s"}``, the paths of the mrtrain datasets and of the other systems' copies of the same rows."""
-    import scipy.sparse as sp
-
+    "ingest_s"}``, the paths of the mrtrain datasets and of the other systems' copies of the same rows (the
+    copies are written when a system first needs them: :func:`ensure_copies`)."""
     from mrtrain.storage.dataset import Dataset
 
     fields = "-".join(str(value) for value in (problem.name, problem.train_rows, problem.test_rows,
@@ -229,17 +231,32 @@ def ensure_problem(problem, cache_dir=CACHE_DIR):
         _mrtrain("ingest", os.path.join(root, "test.libsvm"), paths["test"], "--n-features",
                  str(problem.dimension), "--partitions", "1")
     X_train, y_train, _ = Dataset.open(paths["train"]).read_all()
-    X_test, y_test, _ = Dataset.open(paths["test"]).read_all()
-    if problem.name == "criteo":
-        write_libsvm(paths["train_libsvm"], sp.csr_array(X_train), y_train)
-    write_vw(paths["train_vw"], X_train, y_train)
-    write_vw(paths["test_vw"], X_test, y_test)
     train = Dataset.open(paths["train"])
     info = {"ingest_s": ingest_s, "nnz": int(X_train.nnz), "rows": int(X_train.shape[0]),
             "positive_rate": float(y_train.mean()), "dataset_bytes": sum(p.bytes for p in train.partitions)}
     with open(info_path, "w", encoding="utf-8") as handle:
         json.dump(info, handle)
     return {**paths, **info}
+
+
+def ensure_copies(paths, names):
+    """Write the other systems' copies of the rows named in ``names`` (``train_libsvm``, ``train_vw``,
+    ``test_vw``) that do not exist yet, from the mrtrain datasets."""
+    import scipy.sparse as sp
+
+    from mrtrain.storage.dataset import Dataset
+
+    for name in names:
+        if os.path.exists(paths[name]):
+            continue
+        X, y, _ = Dataset.open(paths["test" if name.startswith("test") else "train"]).read_all()
+        log.info("writing %s", paths[name])
+        temporary = paths[name] + ".tmp"
+        if name == "train_libsvm":
+            write_libsvm(temporary, sp.csr_array(X), y)
+        else:
+            write_vw(temporary, X, y)
+        os.replace(temporary, paths[name])
 
 
 class Scorer:
@@ -347,6 +364,7 @@ def run_spark(problem, paths, scorer, tmp):
     reason = spark_unavailable_reason()
     if reason:
         return {"system": "Spark MLlib local[2] l-bfgs", "skipped": reason}
+    ensure_copies(paths, ["train_libsvm"])
     spec = {"libsvm": paths["train_libsvm"], "n_features": problem.n_features, "l2": problem.l2, "tol": TOL,
             "max_iter": MAX_ITER}
     result, theta = run_child("spark", spec, tmp)
@@ -369,6 +387,7 @@ def run_vw(problem, paths, scorer, tmp):
     reason = vw_unavailable_reason()
     if reason:
         return {"system": system, "skipped": reason}
+    ensure_copies(paths, ["train_vw", "test_vw"])
     model, predictions = os.path.join(tmp, "vw.model"), os.path.join(tmp, "vw.predictions")
     rss_log = os.path.join(tmp, "vw.rss")
     vw = [sys.executable, "-I", "-S", peak_rss.__file__, rss_log, sys.executable, "-m", "vowpalwabbit",
@@ -501,34 +520,35 @@ def render(results):
     return "\n\n".join(parts)
 
 
-def run_problem(problem, quick, tmp, cache_dir, use_spark, unpreconditioned=False):
+#: The systems a run can compare (``--systems``), in the order of the tables.
+SYSTEMS = ("local", "inline", "allreduce", "unpreconditioned", "sklearn", "spark", "vw")
+
+
+def run_problem(problem, quick, tmp, cache_dir, systems, use_spark):
     paths = ensure_problem(problem, cache_dir)
     scorer = Scorer(problem, paths)
-    rows = []
-    log.info("%s: mrtrain", problem.name)
     max_iter = QUICK_MAX_ITER if quick else MAX_ITER
-    rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain local lbfgs",
-                            max_iter=max_iter))
-    log.info("%s: mrtrain, inline runner", problem.name)
-    rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain inline lbfgs",
-                            runner="inline", max_iter=max_iter))
-    log.info("%s: mrtrain, local runner, --allreduce", problem.name)
-    rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain local lbfgs --allreduce",
-                            max_iter=max_iter, allreduce=True))
-    if unpreconditioned:
-        log.info("%s: mrtrain without the preconditioner", problem.name)
-        rows.append(run_mrtrain(problem, paths, scorer, tmp, reducers=1, max_iter=max_iter,
-                                label="mrtrain local lbfgs --no-precondition", precondition=False))
-    log.info("%s: scikit-learn", problem.name)
-    rows.append(run_sklearn(problem, paths, scorer, tmp))
-    if use_spark:
-        log.info("%s: Spark", problem.name)
-        rows.append(run_spark(problem, paths, scorer, tmp))
-    else:
-        rows.append({"system": "Spark MLlib local[2] l-bfgs", "skipped": "not requested (--quick leaves "
-                     "Spark out; --spark yes runs it)"})
-    log.info("%s: Vowpal Wabbit", problem.name)
-    rows.append(run_vw(problem, paths, scorer, tmp))
+    runs = {
+        "local": lambda: run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain local lbfgs",
+                                     max_iter=max_iter),
+        "inline": lambda: run_mrtrain(problem, paths, scorer, tmp, reducers=1, label="mrtrain inline lbfgs",
+                                      runner="inline", max_iter=max_iter),
+        "allreduce": lambda: run_mrtrain(problem, paths, scorer, tmp, reducers=1, max_iter=max_iter,
+                                         label="mrtrain local lbfgs --allreduce", allreduce=True),
+        "unpreconditioned": lambda: run_mrtrain(problem, paths, scorer, tmp, reducers=1, max_iter=max_iter,
+                                                label="mrtrain local lbfgs --no-precondition",
+                                                precondition=False),
+        "sklearn": lambda: run_sklearn(problem, paths, scorer, tmp),
+        "spark": lambda: (run_spark(problem, paths, scorer, tmp) if use_spark else
+                          {"system": "Spark MLlib local[2] l-bfgs",
+                           "skipped": "not requested (--quick leaves Spark out; --spark yes runs it)"}),
+        "vw": lambda: run_vw(problem, paths, scorer, tmp),
+    }
+    rows = []
+    for system in SYSTEMS:
+        if system in systems:
+            log.info("%s: %s", problem.name, system)
+            rows.append(runs[system]())
     data = {key: paths[key] for key in ("ingest_s", "nnz", "rows", "positive_rate", "dataset_bytes")}
     return {"problem": {**asdict(problem), "n_features": problem.n_features}, "data": data,
             "test_rows": problem.test_rows, "systems": rows}
@@ -550,8 +570,13 @@ def main(argv=None):
     parser.add_argument("--problems", default="criteo,bow", metavar="NAME[,NAME]",
                         help="the problems to run (criteo, bow; empty for none). Default: %(default)s")
     parser.add_argument("--cache-dir", default=CACHE_DIR, help="dataset cache. Default: %(default)s")
-    parser.add_argument("--unpreconditioned", action="store_true",
-                        help="also train mrtrain with --no-precondition (slow: it needs the 100 iterations)")
+    parser.add_argument("--systems", default="local,inline,allreduce,sklearn,spark,vw", metavar="NAME[,NAME]",
+                        help=f"the systems to compare, of {', '.join(SYSTEMS)} (unpreconditioned: mrtrain "
+                        "--no-precondition, slow: it needs the 100 iterations). Default: %(default)s; "
+                        "--quick leaves spark out")
+    parser.add_argument("--criteo-rows", type=int, metavar="N",
+                        help="training rows of the criteo problem (held out: N/4). Default: 100,000 "
+                        "(3,000 with --quick)")
     args = parser.parse_args(argv)
     names = [name for name in args.problems.split(",") if name]
     if not set(names) <= {"criteo", "bow"}:
@@ -559,16 +584,22 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     for noisy in ("mrjob", "mrtrain", "py4j"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    systems = [name for name in args.systems.split(",") if name]
+    if not set(systems) <= set(SYSTEMS):
+        parser.error(f"--systems takes {', '.join(SYSTEMS)}. Got {args.systems!r}.")
     use_spark = (args.spark or ("no" if args.quick else "auto")) != "no"
     if args.spark == "yes" and spark_unavailable_reason():
         parser.error(f"--spark yes, but {spark_unavailable_reason()}")
     problems = QUICK if args.quick else FULL
+    if args.criteo_rows:
+        problems = tuple(dataclasses.replace(problem, train_rows=args.criteo_rows,
+                                             test_rows=args.criteo_rows // 4)
+                         if problem.name == "criteo" else problem for problem in problems)
     command = " ".join(["python3", "-m", "benchmarks.sparse", *(sys.argv[1:] if argv is None else argv)])
     results = {"command": command, "machine": report.describe_machine(),
                "load_average_start": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="mrtrain-sparse-bench-") as tmp:
-        results["problems"] = [run_problem(problem, args.quick, tmp, args.cache_dir, use_spark,
-                                           args.unpreconditioned)
+        results["problems"] = [run_problem(problem, args.quick, tmp, args.cache_dir, systems, use_spark)
                                for problem in problems if problem.name in names]
         if args.hadoop:
             criteo = problems[0]
