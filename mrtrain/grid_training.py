@@ -47,7 +47,8 @@ from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_evaluate import MRGroupedEvaluate
 from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
-from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
+from mrtrain.storage.checkpoint import remove_temporaries
+from mrtrain.storage.checkpoint_writer import CheckpointWriter
 from mrtrain.storage.errors import CheckpointError
 from mrtrain.storage.lock import DirectoryLock
 from mrtrain.trainer import (
@@ -95,12 +96,16 @@ def fit_grid(trainer, dataset, model, classes):
     limits = {"max_iter": trainer.max_iter, "tol": trainer.tol, "gtol": trainer.gtol}
     lock = (DirectoryLock(trainer.checkpoint_dir, break_lock=trainer.break_lock) if trainer.checkpoint_dir
             else contextlib.nullcontext())
+    # Left before the lock is released: every checkpoint saved is on disk first.
+    writer = (CheckpointWriter(trainer.checkpoint_dir, keep=trainer.keep_checkpoints)
+              if trainer.checkpoint_dir else None)
     with lock, JobLauncher(dataset, model.spec(), runner=trainer.runner, conf_path=trainer.conf_path,
-                           reducers=reducers, partition_cache=trainer.partition_cache) as launcher:
+                           reducers=reducers, partition_cache=trainer.partition_cache) as launcher, \
+            writer or contextlib.nullcontext():
         # The AllReduce job ends with the training passes, before the scoring pass (another job whose
         # files share the launcher's staging directory) starts.
         with _allreduce_session(trainer, launcher, split) as session:
-            grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer, session)
+            grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer, session, writer)
             try:
                 grid.start()
                 grid.train(limits, lock)
@@ -124,9 +129,11 @@ def _allreduce_session(trainer, launcher, split):
 class GridRun:
     """One grid training: its candidates, members and their runs, its passes and checkpoints."""
 
-    def __init__(self, model, spec, split, settings, optimizer_name, launcher, trainer, session=None):
+    def __init__(self, model, spec, split, settings, optimizer_name, launcher, trainer, session=None,
+                 writer=None):
         self.model, self.spec, self.split, self.settings = model, spec, split, settings
         self.optimizer_name, self.launcher, self.trainer = optimizer_name, launcher, trainer
+        self.writer = writer  # a CheckpointWriter of trainer.checkpoint_dir, or None
         self.passes_by = session or launcher  # what serves the training passes
         self.scaling = None
         self.feature_means = None
@@ -372,7 +379,7 @@ class GridRun:
 
     def save(self, lock):
         """Write the checkpoint of the current pass (every member, the current result as ``state.*``)."""
-        if not self.trainer.checkpoint_dir:
+        if self.writer is None:
             return
         lock.check_held()
         result = self.result_member()
@@ -411,8 +418,7 @@ class GridRun:
                 "result": {"member": result, "iteration": iteration},
             },
         }
-        save_checkpoint(self.trainer.checkpoint_dir, self.passes, arrays, meta,
-                        keep=self.trainer.keep_checkpoints)
+        self.writer.save(self.passes, arrays, meta)
 
     def fitted(self):
         result = self.result_member()

@@ -76,6 +76,7 @@ from mrtrain.mr_jobs.naive_bayes import MRNaiveBayes
 from mrtrain.mr_jobs.partition_job import NON_FINITE_COUNTERS
 from mrtrain.mrjob_conf import check_mrjob_conf
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
+from mrtrain.storage.checkpoint_writer import CheckpointWriter
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.lock import DirectoryLock
@@ -427,11 +428,14 @@ class Trainer:
         limits = {"max_iter": self.max_iter, "tol": self.tol, "gtol": self.gtol}
         lock = (DirectoryLock(self.checkpoint_dir, break_lock=self.break_lock) if self.checkpoint_dir
                 else contextlib.nullcontext())
+        # Left before the lock is released: every checkpoint saved is on disk first.
+        writer = (CheckpointWriter(self.checkpoint_dir, keep=self.keep_checkpoints) if self.checkpoint_dir
+                  else contextlib.nullcontext())
 
         with lock, JobLauncher(
             dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=reducers,
             partition_cache=self.partition_cache,
-        ) as launcher, self._allreduce_session(launcher) as session:
+        ) as launcher, self._allreduce_session(launcher) as session, writer:
             checkpoint, resume = self._latest_checkpoint(settings)
             x0 = model.initial_point(self.seed)
             online = self.init == "online" and checkpoint is None  # a resumed or warm start has its own
@@ -466,7 +470,7 @@ class Trainer:
 
             def save(status):
                 lock.check_held()  # a run whose lease was broken stops before writing
-                self._save(status, settings, stop_reason(status, **limits), start, scaling)
+                self._save(writer, status, settings, stop_reason(status, **limits), start, scaling)
 
             try:
                 status, reason, converged = optimize(
@@ -550,7 +554,7 @@ class Trainer:
         return AllReduceSession(launcher, address=self.allreduce_address, tasks=self.allreduce_tasks,
                                 timeout=self.allreduce_timeout)
 
-    def _save(self, status, settings, verdict, start, scaling):
+    def _save(self, writer, status, settings, verdict, start, scaling):
         arrays, scalars = state_to_record(status.state)
         arrays = {f"state.{k}": v for k, v in arrays.items()}
         if scaling is not None:
@@ -562,10 +566,7 @@ class Trainer:
             "checkpoint_base": start.base, "warm_start": start.origin,
             **{name: list(getattr(status, name)) for name in PASS_RECORDS},
         }
-        save_checkpoint(
-            self.checkpoint_dir, start.base + status.iteration,
-            arrays, meta, keep=self.keep_checkpoints,
-        )
+        writer.save(start.base + status.iteration, arrays, meta)
 
     def _optimizer_options(self, name, objective, scaling):
         """OWL-QN's l1 strengths in the coordinates it runs in; for L-BFGS on a linear model, the quasi-

@@ -110,12 +110,14 @@ def content_checksum(iteration, arrays, meta_json):
         encoded = name.encode()
         digest.update(struct.pack("<Q", len(encoded)) + encoded)
         digest.update(struct.pack(f"<Q{value.ndim}q", value.ndim, *value.shape))
-        digest.update(value.astype("<f8", copy=False).tobytes())
+        digest.update(np.ascontiguousarray(value, dtype="<f8"))  # its buffer: no copy
     digest.update(struct.pack("<Q", len(meta_json)) + meta_json)
     return digest.hexdigest()
 
 
-def _validate_inputs(iteration, arrays, meta, keep):
+def validate_inputs(iteration, arrays, meta, keep):
+    """Check :func:`save_checkpoint`'s arguments; ``(iteration, arrays, meta_json)`` with every array a
+    float64 C-ordered copy (a snapshot: the caller may change its arrays afterwards)."""
     if isinstance(iteration, bool) or not isinstance(iteration, int | np.integer) or iteration < 0:
         raise ValueError(f"The 'iteration' parameter must be an int >= 0. Got {iteration!r} instead.")
     if iteration > MAX_ITERATION:
@@ -150,10 +152,17 @@ def _validate_inputs(iteration, arrays, meta, keep):
 def encode_checkpoint(iteration, arrays, meta_json):
     """Return the Parquet bytes of a checkpoint (validated inputs; see ``save_checkpoint``)."""
     names = sorted(arrays)
+    sizes = [arrays[n].size for n in names]
+    offsets = np.zeros(len(names) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ValueError(f"A checkpoint holds at most {np.iinfo(np.int32).max} values (Parquet list "
+                         f"offsets). Got {int(offsets[-1])} instead.")
+    flat = np.concatenate([arrays[n].reshape(-1) for n in names]) if names else np.zeros(0)
     table = pa.table({
         "name": pa.array(names, pa.string()),
         "shape": pa.array([list(arrays[n].shape) for n in names], pa.list_(pa.int64())),
-        "values": pa.array([arrays[n].reshape(-1) for n in names], pa.list_(pa.float64())),
+        "values": pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat)),
     })
     table = table.replace_schema_metadata({
         _KEY_FORMAT: FORMAT.encode(),
@@ -189,10 +198,21 @@ def save_checkpoint(directory, iteration, arrays, meta, *, keep=None):
     str
         The URI of the written file.
     """
-    iteration, arrays, meta_json = _validate_inputs(iteration, arrays, meta, keep)
+    iteration, arrays, meta_json = validate_inputs(iteration, arrays, meta, keep)
+    return write_validated(directory, iteration, arrays, meta_json, keep)
+
+
+def write_validated(directory, iteration, arrays, meta_json, keep):
+    """Encode and write what :func:`validate_inputs` returned, then drop the checkpoints that ``keep``
+    leaves out; the URI written. :class:`~mrtrain.storage.checkpoint_writer.CheckpointWriter` runs this in
+    its thread."""
     uri = join(str(directory), checkpoint_name(iteration))
     fs = get_filesystem(uri)
-    fs.write_bytes(uri, encode_checkpoint(iteration, arrays, meta_json))
+    data = encode_checkpoint(iteration, arrays, meta_json)
+    if len(data) > MAX_CHECKPOINT_BYTES:
+        raise ValueError(f"{uri}: the checkpoint would be {len(data)} bytes, more than the "
+                         f"{MAX_CHECKPOINT_BYTES} read back (MAX_CHECKPOINT_BYTES); not written")
+    fs.write_bytes(uri, data)
     logger.debug("wrote checkpoint %s", uri)
     if keep is not None:
         older = [found for found in list_checkpoints(directory) if found[0] < iteration]

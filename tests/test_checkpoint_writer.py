@@ -1,0 +1,109 @@
+"""Checkpoints written in the background (:class:`CheckpointWriter`): snapshots, order, pruning, errors."""
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from mrtrain.storage import checkpoint as checkpoint_module
+from mrtrain.storage.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from mrtrain.storage.checkpoint_writer import CheckpointWriter
+
+
+def test_save_snapshots_the_arrays_so_the_caller_may_change_them_at_once(tmp_path):
+    x = np.arange(200_000, dtype=np.float64)
+    with CheckpointWriter(tmp_path) as writer:
+        writer.save(0, {"x": x}, {"note": "first"})
+        x += 1.0  # the optimizer's next step, while checkpoint 0 may still be written
+        writer.save(1, {"x": x}, {"note": "second"})
+    first, second = (load_checkpoint(uri) for _, uri in list_checkpoints(tmp_path))
+    np.testing.assert_array_equal(first.arrays["x"], np.arange(200_000, dtype=np.float64))
+    np.testing.assert_array_equal(second.arrays["x"], np.arange(200_000, dtype=np.float64) + 1.0)
+    assert (first.meta, second.meta) == ({"note": "first"}, {"note": "second"})
+
+
+def test_the_files_are_those_of_save_checkpoint_bit_for_bit(tmp_path):
+    arrays = {"w": np.random.default_rng(0).normal(size=(3, 1000)), "b": np.float64(0.5)}
+    with CheckpointWriter(tmp_path / "background") as writer:
+        writer.save(7, arrays, {"a": [1, 2.5]})
+    foreground = save_checkpoint(tmp_path / "foreground", 7, arrays, {"a": [1, 2.5]})
+    background = list_checkpoints(tmp_path / "background")[0][1]
+    assert open(background, "rb").read() == open(foreground, "rb").read()
+
+
+def test_writes_run_one_at_a_time_in_order_and_keep_prunes(tmp_path, monkeypatch):
+    active, overlapped, order = [], [], []
+    original = checkpoint_module.write_validated
+
+    def tracking(directory, iteration, arrays, meta_json, keep):
+        overlapped.append(bool(active))
+        active.append(iteration)
+        try:
+            return original(directory, iteration, arrays, meta_json, keep)
+        finally:
+            order.append(iteration)
+            active.remove(iteration)
+
+    monkeypatch.setattr("mrtrain.storage.checkpoint_writer.write_validated", tracking)
+    with CheckpointWriter(tmp_path, keep=2) as writer:
+        for iteration in range(6):
+            writer.save(iteration, {"x": np.full(50_000, float(iteration))}, {})
+    assert order == list(range(6)) and not any(overlapped)
+    assert [iteration for iteration, _ in list_checkpoints(tmp_path)] == [4, 5]
+
+
+def test_the_caller_runs_while_a_write_is_under_way(tmp_path, monkeypatch):
+    """``save`` returns before the write ends: the pass that follows overlaps it."""
+    release = threading.Event()
+    original = checkpoint_module.write_validated
+
+    def held(*args):
+        assert release.wait(10)
+        return original(*args)
+
+    monkeypatch.setattr("mrtrain.storage.checkpoint_writer.write_validated", held)
+    with CheckpointWriter(tmp_path) as writer:
+        writer.save(0, {"x": np.zeros(10)}, {})
+        assert list_checkpoints(tmp_path) == []  # not written yet, and save has returned
+        release.set()
+    assert [iteration for iteration, _ in list_checkpoints(tmp_path)] == [0]
+
+
+def test_a_failed_write_is_raised_by_the_next_save_and_nothing_is_written(tmp_path):
+    target = tmp_path / "not-a-directory"
+    target.write_text("a file where the checkpoint directory should be")
+    writer = CheckpointWriter(target)
+    writer.save(0, {"x": np.zeros(3)}, {})
+    with pytest.raises(OSError):
+        writer.save(1, {"x": np.zeros(3)}, {})
+    writer.wait()  # the error was handed over once; the writer is usable again
+    assert target.read_text().startswith("a file")
+
+
+def test_leaving_the_block_raises_the_last_write_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint_module, "MAX_CHECKPOINT_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"ckpt-000000\.parquet: the checkpoint would be \d+ bytes, more than "
+                                         r"the 1000 read back"):
+        with CheckpointWriter(tmp_path) as writer:
+            writer.save(0, {"x": np.zeros(10_000)}, {})
+    assert list_checkpoints(tmp_path) == [] and os.listdir(tmp_path) == []
+
+
+def test_an_error_of_the_run_wins_and_the_last_checkpoint_is_still_written(tmp_path, caplog):
+    with pytest.raises(KeyboardInterrupt):
+        with CheckpointWriter(tmp_path) as writer:
+            writer.save(3, {"x": np.ones(100_000)}, {})
+            raise KeyboardInterrupt
+    (found,) = list_checkpoints(tmp_path)
+    np.testing.assert_array_equal(load_checkpoint(found[1]).arrays["x"], np.ones(100_000))
+
+
+def test_a_write_error_under_another_error_is_logged(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(checkpoint_module, "MAX_CHECKPOINT_BYTES", 1000)
+    with pytest.raises(RuntimeError, match="the pass failed"):
+        with CheckpointWriter(tmp_path) as writer:
+            writer.save(0, {"x": np.zeros(10_000)}, {})
+            raise RuntimeError("the pass failed")
+    assert "checkpoint write failed while the run stopped on another error" in caplog.text
+    assert list_checkpoints(tmp_path) == []
