@@ -37,9 +37,11 @@ VERSION = 1
 NAME_PATTERN = re.compile(r"ckpt-([0-9]{6,18})\.parquet")
 #: Temporary files of checkpoint writes (:func:`mrtrain.storage.filesystem.temp_sibling`), left by a crash.
 TEMPORARY_PATTERN = re.compile(r"\.ckpt-[0-9]{6,18}\.parquet\.tmp-[0-9a-f]{12}")
-#: Largest checkpoint file read: generous for ``p`` parameters plus optimizer state (a Newton state holds
-#: a ``p x p`` Hessian: p = 16000 is 2 GiB).
-MAX_CHECKPOINT_BYTES = 2 * 1024**3
+#: Largest checkpoint file written and read: room for ``p`` parameters plus optimizer state. An L-BFGS
+#: state at p = 2^24 (the point, the gradient and 10 pairs of history vectors) is 3 GB of float64 before
+#: compression; a Newton state holds a ``p x p`` Hessian (p = 16000 is 2 GiB). A resume reads the file
+#: into memory and decodes a copy.
+MAX_CHECKPOINT_BYTES = 8 * 1024**3
 #: Largest meta JSON read (settings, objective history and optimizer scalars are far smaller).
 MAX_META_BYTES = 16 * 1024**2
 #: Largest iteration number (the checksum packs it as a signed 64-bit int).
