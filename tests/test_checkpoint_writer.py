@@ -83,8 +83,8 @@ def test_a_failed_write_is_raised_by_the_next_save_and_nothing_is_written(tmp_pa
 
 def test_leaving_the_block_raises_the_last_write_error(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint_module, "MAX_CHECKPOINT_BYTES", 1000)
-    with pytest.raises(ValueError, match=r"ckpt-000000\.parquet: the checkpoint would be \d+ bytes, more than "
-                                         r"the 1000 read back"):
+    with pytest.raises(ValueError, match=r"ckpt-000000\.parquet: the checkpoint would be \d+ bytes, more "
+                                         r"than the 1000 read back"):
         with CheckpointWriter(tmp_path) as writer:
             writer.save(0, {"x": np.zeros(10_000)}, {})
     assert list_checkpoints(tmp_path) == [] and os.listdir(tmp_path) == []

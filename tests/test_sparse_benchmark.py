@@ -116,3 +116,27 @@ def test_criteo_rows_have_the_stated_columns_and_levels():
     assert np.all(categorical.min(axis=0) >= 0) and np.all(categorical.max(axis=0) < levels)
     again = sparse.criteo_rows(problem)
     assert all(np.array_equal(a, b) for a, b in zip(again, (numeric, categorical, y), strict=True))
+
+
+def test_systems_and_criteo_rows_choose_what_runs(tmp_path):
+    """``--systems`` runs only the systems named, in the tables' order; ``--criteo-rows`` sizes the criteo
+    problem (a quarter of it held out); the other systems' copies of the rows are not written unasked."""
+    out = tmp_path / "sparse.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = sparse.main(["--quick", "--problems", "criteo", "--systems", "allreduce,inline",
+                              "--criteo-rows", "1200", "--json", str(out), "--cache-dir", str(tmp_path)])
+    assert status == 0
+    (section,) = json.loads(out.read_text())["problems"]
+    assert section["data"]["rows"] == 1200 and section["test_rows"] == 300
+    assert [row["system"] for row in section["systems"]] == ["mrtrain inline lbfgs",
+                                                             "mrtrain local lbfgs --allreduce"]
+    inline, allreduce = section["systems"]
+    assert inline["theta_sha256"] == allreduce["theta_sha256"]  # bitwise the same model
+    (root,) = tmp_path.glob("criteo-1200-300-*")
+    assert not list(root.glob("*.libsvm")) and not list(root.glob("*.vw"))
+
+
+def test_systems_must_be_known(capsys):
+    with pytest.raises(SystemExit):
+        sparse.main(["--quick", "--systems", "local,mahout"])
+    assert "--systems takes local, inline, allreduce" in capsys.readouterr().err
