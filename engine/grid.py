@@ -49,6 +49,7 @@ from mrtrain.engine.models import PartialSums
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers.protocol import Optimizer
 from mrtrain.engine.params import check_int, check_number
+from mrtrain.engine.standardization import Standardization
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +294,7 @@ def run_grid(
     on_pass: Callable[[], None] | None = None,
     callback: Callable[[Progress], None] | None = None,
     select: Callable[[], int] | None = None,
+    coordinates: Sequence[Standardization] | None = None,
 ) -> int:
     """Train every member concurrently until all have stopped.
 
@@ -312,6 +314,11 @@ def run_grid(
         Called after every pass with the progress of the member ``select()`` names.
     select : callable ``() -> int``, optional
         The member whose progress ``callback`` shows.
+    coordinates : sequence of Standardization, optional
+        One per member: the coordinates its optimizer runs in (the preconditioner of its ``l2``). Its
+        points are mapped to the model's parameters before they are evaluated (identical parameters of
+        several members once) and its evaluations pulled back, so its objective stays the stored
+        features'. Without, every member runs in the model's parameters.
 
     Returns
     -------
@@ -340,18 +347,20 @@ def run_grid(
                     runs[i].reason = OVERFLOW_REASON
                     continue
                 plans[i] = plan
-            lead = {i: [table.add(p) for p in plan.points[:optimizers[i].hessian_points]]
-                    for i, plan in plans.items()}
+            originals = {i: plan.points if coordinates is None else coordinates[i].to_original(plan.points)
+                         for i, plan in plans.items()}
+            lead = {i: [table.add(p) for p in originals[i][:optimizers[i].hessian_points]] for i in plans}
             table.hessian = len(table.rows)
-            rest = {i: [table.add(p) for p in plan.points[optimizers[i].hessian_points:]]
-                    for i, plan in plans.items()}
+            rest = {i: [table.add(p) for p in originals[i][optimizers[i].hessian_points:]] for i in plans}
             if not plans:
                 continue
             group_sums = evaluate_groups(np.stack(table.rows), table.hessian)
             for i, plan in plans.items():
                 indices = lead[i] + rest[i]
                 sums = member_sums(group_sums, members[i], indices, lead[i])
-                evaluations = objectives[i].evaluations(sums, plan.points)
+                evaluations = objectives[i].evaluations(sums, originals[i])
+                if coordinates is not None:
+                    evaluations = [coordinates[i].evaluation_to_standardized(e) for e in evaluations]
                 runs[i].status, step = finish_pass(optimizers[i], runs[i].status, plan, evaluations)
                 runs[i].last_step = step.size
                 if step.accepted and members[i].valid_group is not None:

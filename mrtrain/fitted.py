@@ -110,7 +110,7 @@ class FittedModel:
             raise FileNotFoundError(f"{checkpoint_dir}: no valid checkpoint found")
         meta = checkpoint.meta
         settings = meta["settings"]
-        model = _settings_model(settings)
+        model = settings_model(settings)
         grid = meta.get("grid")  # a grid run (mrtrain.grid_training): its result member's iterations
         iterations = grid["result"]["iteration"] if isinstance(grid, dict) else meta["iteration"]
         fitted = cls(
@@ -316,7 +316,8 @@ def _features(X):
     return X if is_sparse(X) else np.asarray(X, dtype=np.float64)
 
 
-def _settings_model(settings):
+def settings_model(settings):
+    """The (untrained) model a checkpoint's settings describe."""
     return make_model(settings["model"], settings["n_features"], classes=settings["classes"],
                       fit_intercept=settings["fit_intercept"], layers=settings.get("layers"),
                       activation=settings.get("activation"))
@@ -370,7 +371,7 @@ def checkpoint_theta(checkpoint):
         return checkpoint.arrays[NAIVE_BAYES_PARAMS]
     if checkpoint.meta["settings"]["model"] == KMEANS:
         return checkpoint.arrays[KMEANS_CENTERS].ravel()
-    scaling = checkpoint_coordinates(checkpoint, _settings_model(checkpoint.meta["settings"]))
+    scaling = checkpoint_coordinates(checkpoint, settings_model(checkpoint.meta["settings"]))
     x = checkpoint.arrays["state.x"]
     return x if scaling is None else scaling.to_original(x)
 

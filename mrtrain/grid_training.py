@@ -13,6 +13,12 @@ Checkpoints: one per pass, numbered by the run's passes. Besides every member's 
 current result's state as ``state.*`` and its penalties as ``settings.l1``/``settings.l2``, so
 :meth:`mrtrain.fitted.FittedModel.load`, ``evaluate`` and ``predict`` use a grid's checkpoint directory
 like any other. A rerun with the same data and settings resumes every member exactly.
+
+Coordinates: with ``standardize`` every member's optimizer runs in the one standardization's coordinates
+(the penalty is in them); otherwise, with the preconditioner (gd, L-BFGS, OWL-QN), each member runs in
+those of its own candidate's l2 (:func:`member_coordinates`), made from the statistics pass, whose sums the
+checkpoints keep (``grid.statistics``): a resume makes the same coordinates from them without a pass, and
+:func:`member_parameters` maps the members' points back to the model's parameters.
 """
 
 import contextlib
@@ -35,13 +41,19 @@ from mrtrain.engine.grid import (
     split_of,
 )
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
-from mrtrain.engine.models import PartialSums
+from mrtrain.engine.models import NETWORK_MODELS, PartialSums
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import check_l1, default_optimizer, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
-from mrtrain.engine.standardization import Standardization
-from mrtrain.fitted import FittedModel, latest_training_checkpoint, standardization_arrays
+from mrtrain.engine.standardization import Standardization, feature_sums_length
+from mrtrain.fitted import (
+    FittedModel,
+    checkpoint_coordinates,
+    latest_training_checkpoint,
+    settings_model,
+    standardization_arrays,
+)
 from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
@@ -49,17 +61,22 @@ from mrtrain.mr_jobs.grouped_evaluate import MRGroupedEvaluate
 from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
 from mrtrain.storage.checkpoint import remove_temporaries
 from mrtrain.storage.checkpoint_writer import CheckpointWriter
-from mrtrain.storage.errors import CheckpointError
+from mrtrain.storage.errors import CheckpointError, DataError
 from mrtrain.storage.lock import DirectoryLock
 from mrtrain.trainer import (
+    PRECONDITIONED_OPTIMIZERS,
     RESUME_KEYS,
     SettingsMismatchError,
     non_finite_partitions,
+    optimizer_l1_weights,
     settings_differences,
 )
 
 log = logging.getLogger(__name__)
 
+#: Checkpoint array of the feature statistics a grid started with (:func:`feature_sums`): a resume makes the
+#: members' coordinates from it, and :func:`member_parameters` maps their points back with it.
+GRID_STATISTICS = "grid.statistics"
 #: Settings of a grid run that must match to resume it (its penalties are in ``grid``).
 GRID_RESUME_KEYS = tuple(key for key in RESUME_KEYS if key not in ("l1", "l2")) + ("grid",)
 def fit_grid(trainer, dataset, model, classes):
@@ -90,6 +107,8 @@ def fit_grid(trainer, dataset, model, classes):
     settings = {
         "model": model.kind, "optimizer": optimizer_name, "l2": 0.0, "l1": 0.0,
         "standardize": trainer.standardize, "init": "zeros", "fit_intercept": bool(model.fit_intercept),
+        "precondition": bool(trainer.precondition and optimizer_name in PRECONDITIONED_OPTIMIZERS
+                             and model.kind not in NETWORK_MODELS),
         "n_features": dataset.n_features, "classes": classes, "data": dataset.uri,
         "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "grid": spec,
     }
@@ -135,7 +154,12 @@ class GridRun:
         self.optimizer_name, self.launcher, self.trainer = optimizer_name, launcher, trainer
         self.writer = writer  # a CheckpointWriter of trainer.checkpoint_dir, or None
         self.passes_by = session or launcher  # what serves the training passes
-        self.scaling = None
+        self.scaling = None  # standardize's coordinates, shared by every member (the penalty is in them)
+        # With the preconditioner (and no standardize), each member's optimizer runs in the coordinates of
+        # its candidate's l2, made from the statistics pass's sums (:meth:`_build`).
+        self.preconditioned = settings["precondition"] and not trainer.standardize
+        self.statistics = None
+        self.coordinates = None
         self.feature_means = None
         self.candidates = None
         self.lambda_max = None
@@ -166,12 +190,29 @@ class GridRun:
         self._cached = (key, sums)
         return sums
 
-    def _statistics(self):
-        """The feature statistics pass, when standardizing or when a path needs the feature means."""
+    def _statistics(self, checkpoint):
+        """The feature statistics, when standardizing, preconditioning or when a path needs the feature
+        means: from the checkpoint resumed (``grid.statistics``, the sums the run started with), else one
+        statistics pass."""
         needs_means = self.spec["reg_path"] and self.model.fit_intercept
-        if not (self.trainer.standardize or needs_means):
+        if not (self.trainer.standardize or self.preconditioned or needs_means):
             return
-        vector = self.launcher.sum_vector(MRFeatureStats, np.zeros((1, self.model.n_params)), {})
+        vector = None if checkpoint is None else checkpoint.arrays.get(GRID_STATISTICS)
+        if vector is not None:
+            expected = feature_sums_length(self.model.n_features)
+            if vector.shape != (expected,) or not np.isfinite(vector).all() or not vector[0] > 0:
+                raise CheckpointError(checkpoint.uri, f"array {GRID_STATISTICS!r}: expected {expected} "
+                                                      f"finite sums, found shape {list(vector.shape)}")
+        else:
+            vector = self.launcher.sum_vector(MRFeatureStats, np.zeros((1, self.model.n_params)), {})
+        if not np.isfinite(vector).all():  # only a pass's sums can get here
+            raise DataError(
+                f"{self.launcher.dataset.uri}: the feature statistics are not finite: float64 overflowed "
+                f"summing squared features{non_finite_partitions(self.launcher, self.launcher.dataset)}; "
+                "values beyond about 1e150 need rescaling"
+                + (" (or train with --no-precondition)" if self.preconditioned else "")
+            )
+        self.statistics = vector
         d = self.model.n_features
         means = vector[1:1 + d] / vector[0]
         if self.trainer.standardize:
@@ -185,7 +226,6 @@ class GridRun:
     def start(self):
         """Resume from the newest checkpoint, or start fresh (with a path: its first pass makes the
         candidates)."""
-        self._statistics()
         checkpoint = None
         if self.trainer.checkpoint_dir:
             remove_temporaries(self.trainer.checkpoint_dir)
@@ -197,6 +237,8 @@ class GridRun:
                     f"{checkpoint.uri}: cannot resume, the checkpoint was made with other settings ("
                     + "; ".join(differences) + "); use another --checkpoint-dir"
                 )
+        self._statistics(checkpoint)
+        if checkpoint is not None:
             self._restore(checkpoint)
             return
         if self.spec["reg_path"]:
@@ -222,14 +264,27 @@ class GridRun:
                                     holdout=bool(self.spec["validation_fraction"]))
         self.objectives = [Objective(self.model, l2=self.candidates[m.candidate][1],
                                      l1=self.candidates[m.candidate][0]) for m in self.members]
+        if self.preconditioned:
+            self.coordinates = member_coordinates(self.statistics, self.model, self.candidates, self.members)
         options = {"single_step": True} if self.optimizer_name == "lbfgs" else {}
         self.optimizers = [
             make_optimizer(self.optimizer_name,
-                           **({"l1": objective.l1_weights} if self.optimizer_name == "owlqn" else options))
-            for objective in self.objectives
+                           **({"l1": self._l1_weights(i)} if self.optimizer_name == "owlqn" else options))
+            for i in range(len(self.members))
         ]
         log.info("training %d models (%d penalties%s) in shared passes", len(self.members),
                  len(self.candidates), f" x {self.spec['cv']} folds + refits" if self.spec["cv"] else "")
+
+    def _l1_weights(self, i):
+        """OWL-QN's l1 strengths of member ``i`` in the coordinates it runs in (``l1/s`` when
+        preconditioned, as :func:`mrtrain.trainer.optimizer_l1_weights`)."""
+        scaling = self.coordinates[i] if self.coordinates is not None else None
+        return optimizer_l1_weights(self.objectives[i], scaling, standardize=False)
+
+    def to_model(self, i, x):
+        """Member ``i``'s point ``x`` (its optimizer's coordinates) as the model's parameters."""
+        scaling = self.scaling if self.coordinates is None else self.coordinates[i]
+        return x if scaling is None else scaling.to_original(x)
 
     def _restore(self, checkpoint):
         meta, arrays = checkpoint.meta, checkpoint.arrays
@@ -275,7 +330,8 @@ class GridRun:
         self._prune()
         run_grid(self.members, self.runs, self.optimizers, self.objectives, self.evaluate_groups,
                  n_iter_no_change=self.spec["n_iter_no_change"] or 0, on_pass=on_pass,
-                 callback=self.trainer.callback, select=self.result_member, **limits)
+                 callback=self.trainer.callback, select=self.result_member, coordinates=self.coordinates,
+                 **limits)
         unconverged = [i for i, run in enumerate(self.runs)
                        if not run.converged and run.reason != NOT_SELECTED]
         if unconverged:
@@ -344,8 +400,7 @@ class GridRun:
             self.selected = next(row["candidate"] for row in self.table if row["selected"])
             return
         scored = [i for i, m in enumerate(self.members) if m.valid_group is not None]
-        points = np.stack([self._result_state(i).x for i in scored])
-        originals = points if self.scaling is None else self.scaling.to_original(points)
+        originals = np.stack([self.to_model(i, self._result_state(i).x) for i in scored])
         vector = self.launcher.sum_vector(MRGroupedEvaluate, originals, {
             "split": self.split, "point_groups": [self.members[i].valid_group for i in scored]})
         self.passes += 1
@@ -402,8 +457,10 @@ class GridRun:
             })
         state_arrays, scalars = state_to_record(self._result_state(result))
         arrays.update({f"state.{k}": v for k, v in state_arrays.items()})
-        if self.scaling is not None:
-            arrays.update(standardization_arrays(self.scaling))
+        if self.scaling is not None or self.coordinates is not None:  # what state.x is in
+            arrays.update(standardization_arrays(self.scaling or self.coordinates[result]))
+        if self.statistics is not None:
+            arrays[GRID_STATISTICS] = self.statistics
         run = self.runs[result]
         iteration, history = self._result_progress(result)
         l1, l2 = self.candidates[self.members[result].candidate]
@@ -424,9 +481,7 @@ class GridRun:
         result = self.result_member()
         run = self.runs[result]
         l1, l2 = self.candidates[self.members[result].candidate]
-        theta = self._result_state(result).x
-        if self.scaling is not None:
-            theta = self.scaling.to_original(theta)
+        theta = self.to_model(result, self._result_state(result).x)
         iteration, history = self._result_progress(result)
         fitted = FittedModel(
             self.model, theta, l2=l2, l1=l1, iterations=iteration, passes=self.passes, history=history,
@@ -435,6 +490,35 @@ class GridRun:
         )
         fitted.cv_results_ = self.table
         return fitted
+
+
+def member_coordinates(statistics, model, candidates, members):
+    """The coordinates each member's optimizer runs in with the preconditioner: its candidate's
+    :meth:`Standardization.preconditioner` (the scale depends on the candidate's l2), one object per
+    candidate shared by its members."""
+    by_candidate = [
+        Standardization.preconditioner(statistics, model.n_outputs, model.fit_intercept, float(l2))
+        for _, l2 in candidates
+    ]
+    return [by_candidate[m.candidate] for m in members]
+
+
+def member_parameters(checkpoint):
+    """Every member's parameters for the features as stored, in member order, from a grid's checkpoint
+    (its ``grid.<i>.state.x`` are in the coordinates each member's optimizer ran in)."""
+    settings, grid = checkpoint.meta["settings"], checkpoint.meta["grid"]
+    model = settings_model(settings)
+    xs = [checkpoint.arrays[f"grid.{i}.state.x"] for i in range(len(grid["members"]))]
+    if settings.get("standardize"):
+        scaling = checkpoint_coordinates(checkpoint, model)
+        return [scaling.to_original(x) for x in xs]
+    if not settings.get("precondition"):
+        return xs
+    spec = settings["grid"]
+    candidates = [tuple(pair) for pair in grid["candidates"]]
+    members = grid_members(len(candidates), cv=spec["cv"], holdout=bool(spec["validation_fraction"]))
+    coordinates = member_coordinates(checkpoint.arrays[GRID_STATISTICS], model, candidates, members)
+    return [scaling.to_original(x) for scaling, x in zip(coordinates, xs, strict=True)]
 
 
 #: Stop reason of a refit whose candidate cross-validation did not select.

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mrtrain.engine.folds import row_groups, row_hash
 from mrtrain.fitted import FittedModel
+from mrtrain.grid_training import member_parameters
 from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.dataset import Dataset
 from mrtrain.trainer import Trainer
@@ -62,7 +63,9 @@ def dataset_groups(uri, split):
 def member_thetas(checkpoint_dir):
     checkpoint = latest_checkpoint(checkpoint_dir)
     members = checkpoint.meta["grid"]["members"]
-    return [checkpoint.arrays[f"grid.{i}.state.x"] for i in range(len(members))], checkpoint.meta
+    thetas = member_parameters(checkpoint)
+    assert len(thetas) == len(members)
+    return thetas, checkpoint.meta
 
 
 def log_loss(X, y, theta):
