@@ -296,7 +296,7 @@ class Model:
             rows = np.empty((n, m, k))
             np.multiply(g.transpose(1, 0, 2), s[:, None, None], out=rows)
             gs = rows.transpose(1, 2, 0).reshape(m * k, n)
-        grad = self._stack(gs @ X, gs.sum(axis=1)).reshape(m, self.n_params)
+        grad = self._gradient_rows(X, gs).reshape(m, self.n_params)
         hess = None
         if n_hessians:
             hess = np.stack([self._hessian_sum(X, s, h_j) for h_j in h[:n_hessians]])
@@ -438,6 +438,20 @@ class Model:
             X = X.tocsr()
         data = X.data.astype(np.float64, copy=False)
         return sparse.csr_array((data, X.indices, X.indptr), shape=X.shape)
+
+    def _gradient_rows(self, X, gs):
+        """Rows ``[gs @ X | gs.sum(axis=1)]`` (or ``gs @ X`` alone without intercept): C-ordered (r, q).
+
+        The product is copied once, into rows that :meth:`PartialSums.to_vector` flattens without copying
+        them again (a sparse ``gs @ X`` is the transpose of a (q, r) array, which would not flatten in
+        place), so a pass holds two gradient-sized arrays at a time: the product and these rows.
+        """
+        d = self.n_features
+        rows = np.empty((gs.shape[0], d + int(self.fit_intercept)))
+        rows[:, :d] = gs @ X
+        if self.fit_intercept:
+            rows[:, d] = gs.sum(axis=1)
+        return rows
 
     def _stack(self, coef, intercept):
         """Rows ``[coef | intercept]`` (or ``coef`` alone without intercept): (r, d + fit_intercept)."""

@@ -67,13 +67,33 @@ def feature_sums(X, w):
     ndarray of shape (1 + 2d,), float64
     """
     s = sample_weights(w, X.shape[0])
+    d = X.shape[1]
+    sums = np.empty(feature_sums_length(d))
+    sums[0] = s.sum()
     if hasattr(X, "tocsr"):
-        X = X.tocsr().astype(np.float64)
-        squares = X.multiply(X)
+        X = X.tocsr().astype(np.float64, copy=False)
+        squares = _sparse_squares(X)
     else:
         X = np.asarray(X, dtype=np.float64)
         squares = X * X
-    return np.concatenate([[s.sum()], X.T @ s, squares.T @ s]).astype(np.float64, copy=False)
+    sums[1:d + 1] = X.T @ s
+    sums[d + 1:] = squares.T @ s
+    return sums
+
+
+def _sparse_squares(X):
+    """The elementwise squares of a float64 CSR matrix ``X``, as a CSR matrix.
+
+    For ``X`` in canonical format (sorted indices, no duplicates) the squares share ``X``'s indices: only
+    the values are new. ``X.multiply(X)`` would instead build a new structure (allocated for twice the
+    stored values) without the squares that are 0; those add ``+0.0`` to sums of terms ``x²·s >= 0`` that
+    start at ``+0.0``, which leaves every bit of ``squares.T @ s`` as it is.
+    """
+    if not X.has_canonical_format:
+        return X.multiply(X)
+    from scipy.sparse import csr_array
+
+    return csr_array((X.data * X.data, X.indices, X.indptr), shape=X.shape)
 
 
 class Standardization:

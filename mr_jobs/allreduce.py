@@ -32,7 +32,6 @@ import secrets
 import select
 import time
 
-import numpy as np
 from mrjob.step import MRStep
 
 from mrtrain.mr_jobs import allreduce_wire as wire
@@ -214,6 +213,7 @@ class MRAllReduce(MRGradient):
             if isinstance(message, str):
                 return passes, message == "idle"
             header, payload = message
+            del message
             if header["type"] == "stop":
                 return passes, True
             wire.expect(header, "pass")
@@ -224,30 +224,41 @@ class MRAllReduce(MRGradient):
                     f"expected a pass of 1..{MAX_POINTS} points of {p} parameters and 0..points Hessians, "
                     f"found points={points!r:.20}, hessian={hessian!r:.20}, {payload.size} values"
                 )
-            self.thetas = payload.reshape(points, p)
-            self.task["hessian"] = hessian
             # A statistics pass (the driver's first, when the optimizer runs in standardized coordinates)
             # returns the feature statistics job's vector instead of the gradient job's.
-            partial = feature_sums_vector if header.get("statistics") is True else self.partial_vector
-            vectors = []
+            statistics = header.get("statistics") is True
+            self.task["hessian"] = hessian
+            try:
+                self.answer_pass(sock, header, payload.reshape(points, p), partitions, statistics)
+            except OSError as error:
+                log.warning("allreduce group %d: the connection to the driver broke (%s)", group, error)
+                return passes, False
+            del payload  # nothing of a pass is held while waiting for the next one
+            passes += 1
+            if os.environ.get(FAULT_GROUP_ENV) == str(group) and _attempt_number() == 0 and not statistics:
+                raise RuntimeError(
+                    f"failing the first attempt after its first gradient pass on purpose ({FAULT_GROUP_ENV})"
+                )
+
+    def answer_pass(self, sock, header, thetas, partitions, statistics):
+        """Compute every partition's vector at ``thetas`` (m, p) and send them as one ``result`` message.
+
+        The vectors go to the socket one after another (:func:`wire.send_message`), never copied into one
+        array; the points are dropped once the answer is sent. Raises OSError if the connection broke.
+        """
+        self.thetas = thetas
+        partial = feature_sums_vector if statistics else self.partial_vector
+        vectors = []
+        try:
             for partition_id, uri, X, y, w in partitions:
                 self.partition_id = partition_id
                 with failures_named(partition_id, uri), single_threaded_blas():
                     vectors.append(partial(X, y, w))
-            try:
-                wire.send_message(sock, {
-                    "type": "result", "pass": header.get("pass"),
-                    "partitions": [part[0] for part in partitions],
-                }, np.concatenate(vectors))
-            except OSError as error:
-                log.warning("allreduce group %d: the connection to the driver broke (%s)", group, error)
-                return passes, False
-            passes += 1
-            if (os.environ.get(FAULT_GROUP_ENV) == str(group) and _attempt_number() == 0
-                    and partial is not feature_sums_vector):
-                raise RuntimeError(
-                    f"failing the first attempt after its first gradient pass on purpose ({FAULT_GROUP_ENV})"
-                )
+            wire.send_message(sock, {
+                "type": "result", "pass": header.get("pass"), "partitions": [part[0] for part in partitions],
+            }, vectors)
+        finally:
+            self.thetas = thetas[:0].copy()
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ _FLOAT = np.dtype("<f8")
 MAX_HEADER_BYTES = 64 * 1024
 #: Largest parameter-point payload a task accepts (the optimizer's trial points, m × p float64).
 MAX_POINTS_BYTES = 2**33
+#: Most buffers one ``sendmsg`` call gathers (within every system's ``IOV_MAX``).
+_MAX_BUFFERS = 512
 #: Bytes of the random secret and of each nonce.
 SECRET_BYTES = NONCE_BYTES = 32
 
@@ -85,21 +87,41 @@ def nonce_from(header, key):
 
 
 def send_message(sock, header, payload=None):
-    """Send one message: ``header`` (a JSON-able dict with ``"type"``) and an optional float64 payload."""
+    """Send one message: ``header`` (a JSON-able dict with ``"type"``) and an optional float64 payload.
+
+    ``payload`` is one array or a list of arrays, sent one after another as one payload. The frame and the
+    arrays' buffers go to the socket together (:func:`_send_buffers`), the arrays as they are (C-contiguous
+    little-endian float64 arrays are not copied), so a message never holds a second copy of its payload.
+    """
     body = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    data = b"" if payload is None else np.ascontiguousarray(payload, dtype=_FLOAT).tobytes()
-    sock.sendall(_FRAME.pack(MAGIC, len(body), len(data)) + body + data)
+    parts = [] if payload is None else payload if isinstance(payload, list) else [payload]
+    parts = [np.ascontiguousarray(part, dtype=_FLOAT) for part in parts]
+    frame = _FRAME.pack(MAGIC, len(body), sum(part.nbytes for part in parts)) + body
+    _send_buffers(sock, [frame, *(part.reshape(-1).view(np.uint8) for part in parts if part.size)])
+
+
+def _send_buffers(sock, buffers):
+    """Send ``buffers`` in order as one byte stream, as ``sendall`` of their concatenation would: gathered
+    by ``sendmsg``, so a message that fits the socket's buffer leaves in one call, as a whole."""
+    views = [memoryview(buffer) for buffer in buffers]
+    while views:
+        sent = sock.sendmsg(views[:_MAX_BUFFERS])
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if sent:
+            views[0] = views[0][sent:]
 
 
 def _receive_exactly(sock, size):
-    chunks, left = [], size
-    while left:
-        chunk = sock.recv(min(left, 1 << 20))
-        if not chunk:
-            raise EOFError(f"connection closed mid-message, {left} of {size} bytes unread")
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+    """``size`` bytes from ``sock``, received into one buffer (a bytearray)."""
+    buffer = bytearray(size)
+    view, received = memoryview(buffer), 0
+    while received < size:
+        count = sock.recv_into(view[received:], min(size - received, 1 << 20))
+        if not count:
+            raise EOFError(f"connection closed mid-message, {size - received} of {size} bytes unread")
+        received += count
+    return buffer
 
 
 def receive_message(sock, max_payload_bytes):
@@ -116,7 +138,7 @@ def receive_message(sock, max_payload_bytes):
     header : dict
         With a str ``"type"``.
     payload : ndarray, shape (k,), float64
-        Empty without a payload.
+        Empty without a payload; a view of the one buffer the payload was received into.
 
     Raises
     ------

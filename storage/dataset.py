@@ -473,7 +473,32 @@ def _float64_column(table, name, where):
     if array.null_count:
         row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0]) + 1
         raise DataError(f"{where}: row {row}: column {name!r} is null; expected a number")
-    return array.to_numpy(zero_copy_only=True)
+    return numpy_view(array)
+
+
+def numpy_view(array):
+    """A primitive Arrow array without nulls as a read-only numpy view of its values (no copy).
+
+    What ``array.to_numpy(zero_copy_only=True)`` returns, without that conversion's import of pandas
+    (where pandas is installed, the first ``to_numpy`` of a process loads it, for nothing a map task uses).
+
+    Parameters
+    ----------
+    array : pyarrow.Array
+        Of a fixed-width numeric type (int32, float32, float64), without nulls, possibly a slice.
+
+    Returns
+    -------
+    ndarray, shape (len(array),), read-only, sharing memory with the Arrow buffer.
+    """
+    dtype = np.dtype(array.type.to_pandas_dtype())
+    buffer = array.buffers()[1]
+    if buffer is None or not len(array):
+        view = np.empty(0, dtype=dtype)
+    else:
+        view = np.frombuffer(buffer, dtype=dtype, count=len(array), offset=array.offset * dtype.itemsize)
+    view.flags.writeable = False
+    return view
 
 
 def features_to_numpy(array, where):
@@ -499,7 +524,7 @@ def features_to_numpy(array, where):
         flat = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
         raise DataError(f"{where}: row {flat // d + 1}: feature {flat % d} is null; "
                         "expected a number")
-    return values.to_numpy(zero_copy_only=True).reshape(len(array), d)
+    return numpy_view(values).reshape(len(array), d)
 
 
 def _features_type(schema, where, n_features=None):
@@ -601,14 +626,14 @@ def _list_buffers(array, name, where):
     if array.null_count:
         row = int(np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[0]) + 1
         raise DataError(f"{where}: row {row}: column {name!r} is null; expected a list")
-    offsets = array.offsets.to_numpy(zero_copy_only=True)
+    offsets = numpy_view(array.offsets)
     start, stop = int(offsets[0]), int(offsets[-1])
     values = array.values.slice(start, stop - start)
     if values.null_count:
         flat = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
         row = int(np.searchsorted(offsets, start + flat, side="right"))
         raise DataError(f"{where}: row {row}: column {name!r}: a null element; expected a number")
-    return (offsets - start if start else offsets), values.to_numpy(zero_copy_only=True)
+    return (offsets - start if start else offsets), numpy_view(values)
 
 
 def features_to_csr(table, where, n_features):
@@ -774,10 +799,29 @@ def read_partition(uri, *, expected_sha256=None, n_features=None, expected_rows=
             check_dense_cells(rows, _features_type(parquet.schema_arrow, uri, n_features).list_size, uri)
         else:
             _check_csr_metadata(parquet, uri, rows, expected_nnz)
-        table = parquet.read(use_threads=False)
+        table = read_table(parquet)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{uri}: not a readable Parquet file: {exc}") from exc
     return decode_partition(table, uri, n_features, has_weight, layout, expected_nnz)
+
+
+def read_table(parquet):
+    """The table of a ``pyarrow.parquet.ParquetFile``, read one column at a time on the calling thread.
+
+    Arrow's memory pool keeps what a read frees (the decoder's page, level and growing value buffers) for
+    later allocations, which a map task does not make: it is released to the system after every column, so
+    a read's peak is one column's working memory on top of the columns decoded so far, and the decoded
+    table is what stays.
+    """
+    schema = parquet.schema_arrow
+    if len(set(schema.names)) != len(schema.names):  # columns not named uniquely cannot be read by name
+        return parquet.read(use_threads=False)
+    pool = pa.default_memory_pool()
+    columns = []
+    for name in schema.names:
+        columns.append(parquet.read(columns=[name], use_threads=False).column(0))
+        pool.release_unused()
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _check_csr_metadata(parquet, uri, rows, expected_nnz):
