@@ -41,7 +41,7 @@ from mrtrain.engine.grid import (
     split_of,
 )
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
-from mrtrain.engine.models import NETWORK_MODELS, PartialSums
+from mrtrain.engine.models import PartialSums
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import check_l1, default_optimizer, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
@@ -55,20 +55,19 @@ from mrtrain.fitted import (
     standardization_arrays,
 )
 from mrtrain.launcher import JobLauncher, effective_reducers
-from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_evaluate import MRGroupedEvaluate
 from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
 from mrtrain.storage.checkpoint import remove_temporaries
 from mrtrain.storage.checkpoint_writer import CheckpointWriter
-from mrtrain.storage.errors import CheckpointError, DataError
+from mrtrain.storage.errors import CheckpointError
 from mrtrain.storage.lock import DirectoryLock
 from mrtrain.trainer import (
-    PRECONDITIONED_OPTIMIZERS,
     RESUME_KEYS,
     SettingsMismatchError,
+    feature_statistics,
     non_finite_partitions,
-    optimizer_l1_weights,
+    optimizer_options,
     settings_differences,
 )
 
@@ -107,8 +106,7 @@ def fit_grid(trainer, dataset, model, classes):
     settings = {
         "model": model.kind, "optimizer": optimizer_name, "l2": 0.0, "l1": 0.0,
         "standardize": trainer.standardize, "init": "zeros", "fit_intercept": bool(model.fit_intercept),
-        "precondition": bool(trainer.precondition and optimizer_name in PRECONDITIONED_OPTIMIZERS
-                             and model.kind not in NETWORK_MODELS),
+        "precondition": trainer.runs_preconditioned(optimizer_name),
         "n_features": dataset.n_features, "classes": classes, "data": dataset.uri,
         "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "grid": spec,
     }
@@ -200,18 +198,16 @@ class GridRun:
         vector = None if checkpoint is None else checkpoint.arrays.get(GRID_STATISTICS)
         if vector is not None:
             expected = feature_sums_length(self.model.n_features)
-            if vector.shape != (expected,) or not np.isfinite(vector).all() or not vector[0] > 0:
+            if vector.shape != (expected,):
                 raise CheckpointError(checkpoint.uri, f"array {GRID_STATISTICS!r}: expected {expected} "
-                                                      f"finite sums, found shape {list(vector.shape)}")
+                                                      f"sums, found shape {list(vector.shape)}")
+            if not np.isfinite(vector).all() or not vector[0] > 0:
+                raise CheckpointError(checkpoint.uri, f"array {GRID_STATISTICS!r}: expected finite sums "
+                                                      f"of a positive total weight, found {vector[0]!r} "
+                                                      "as the total or non-finite sums")
         else:
-            vector = self.launcher.sum_vector(MRFeatureStats, np.zeros((1, self.model.n_params)), {})
-        if not np.isfinite(vector).all():  # only a pass's sums can get here
-            raise DataError(
-                f"{self.launcher.dataset.uri}: the feature statistics are not finite: float64 overflowed "
-                f"summing squared features{non_finite_partitions(self.launcher, self.launcher.dataset)}; "
-                "values beyond about 1e150 need rescaling"
-                + (" (or train with --no-precondition)" if self.preconditioned else "")
-            )
+            vector = feature_statistics(self.passes_by, self.model, self.launcher.dataset,
+                                        precondition=self.preconditioned)
         self.statistics = vector
         d = self.model.n_features
         means = vector[1:1 + d] / vector[0]
@@ -233,9 +229,11 @@ class GridRun:
         if checkpoint is not None:
             differences = settings_differences(checkpoint.meta["settings"], self.settings, GRID_RESUME_KEYS)
             if differences:
+                hint = (", or pass --no-precondition to resume a grid made without the preconditioner"
+                        if any(d.startswith("precondition:") for d in differences) else "")
                 raise SettingsMismatchError(
                     f"{checkpoint.uri}: cannot resume, the checkpoint was made with other settings ("
-                    + "; ".join(differences) + "); use another --checkpoint-dir"
+                    + "; ".join(differences) + "); use another --checkpoint-dir" + hint
                 )
         self._statistics(checkpoint)
         if checkpoint is not None:
@@ -266,24 +264,22 @@ class GridRun:
                                      l1=self.candidates[m.candidate][0]) for m in self.members]
         if self.preconditioned:
             self.coordinates = member_coordinates(self.statistics, self.model, self.candidates, self.members)
-        options = {"single_step": True} if self.optimizer_name == "lbfgs" else {}
         self.optimizers = [
-            make_optimizer(self.optimizer_name,
-                           **({"l1": self._l1_weights(i)} if self.optimizer_name == "owlqn" else options))
-            for i in range(len(self.members))
+            make_optimizer(self.optimizer_name, **optimizer_options(
+                self.optimizer_name, objective, self.member_scaling(i), self.trainer.standardize,
+                self.model.kind))
+            for i, objective in enumerate(self.objectives)
         ]
         log.info("training %d models (%d penalties%s) in shared passes", len(self.members),
                  len(self.candidates), f" x {self.spec['cv']} folds + refits" if self.spec["cv"] else "")
 
-    def _l1_weights(self, i):
-        """OWL-QN's l1 strengths of member ``i`` in the coordinates it runs in (``l1/s`` when
-        preconditioned, as :func:`mrtrain.trainer.optimizer_l1_weights`)."""
-        scaling = self.coordinates[i] if self.coordinates is not None else None
-        return optimizer_l1_weights(self.objectives[i], scaling, standardize=False)
+    def member_scaling(self, i):
+        """The coordinates member ``i``'s optimizer runs in (None: the model's parameters)."""
+        return self.scaling if self.coordinates is None else self.coordinates[i]
 
     def to_model(self, i, x):
         """Member ``i``'s point ``x`` (its optimizer's coordinates) as the model's parameters."""
-        scaling = self.scaling if self.coordinates is None else self.coordinates[i]
+        scaling = self.member_scaling(i)
         return x if scaling is None else scaling.to_original(x)
 
     def _restore(self, checkpoint):
@@ -323,9 +319,7 @@ class GridRun:
         def on_pass():
             self.passes += 1
             self._prune()
-            if self.trainer.checkpoint_dir:
-                lock.check_held()
-                self.save(lock)
+            self.save(lock)
 
         self._prune()
         run_grid(self.members, self.runs, self.optimizers, self.objectives, self.evaluate_groups,

@@ -412,8 +412,7 @@ class Trainer:
         reducers = effective_reducers(
             self.reducers, PartialSums.zeros(1, model.n_params, 0).to_vector().size, "gradient"
         )
-        precondition = (self.precondition and optimizer_name in PRECONDITIONED_OPTIMIZERS
-                        and self.model not in NETWORK_MODELS)
+        precondition = self.runs_preconditioned(optimizer_name)
         settings = {
             "model": self.model, "optimizer": optimizer_name, "l2": float(self.l2), "l1": float(self.l1),
             "standardize": self.standardize, "precondition": precondition, "init": self.init,
@@ -430,12 +429,12 @@ class Trainer:
                 else contextlib.nullcontext())
         # Left before the lock is released: every checkpoint saved is on disk first.
         writer = (CheckpointWriter(self.checkpoint_dir, keep=self.keep_checkpoints) if self.checkpoint_dir
-                  else contextlib.nullcontext())
+                  else None)
 
         with lock, JobLauncher(
             dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=reducers,
             partition_cache=self.partition_cache,
-        ) as launcher, self._allreduce_session(launcher) as session, writer:
+        ) as launcher, self._allreduce_session(launcher) as session, writer or contextlib.nullcontext():
             checkpoint, resume = self._latest_checkpoint(settings)
             x0 = model.initial_point(self.seed)
             online = self.init == "online" and checkpoint is None  # a resumed or warm start has its own
@@ -447,8 +446,8 @@ class Trainer:
                 scaling = self._coordinates(session or launcher, model, dataset)
             else:
                 scaling = None
-            optimizer = make_optimizer(optimizer_name, **self._optimizer_options(
-                optimizer_name, objective, scaling
+            optimizer = make_optimizer(optimizer_name, **optimizer_options(
+                optimizer_name, objective, scaling, self.standardize, self.model
             ))
             reported = scaling if self.standardize else None
             start = self._start(optimizer, checkpoint, resume,
@@ -568,33 +567,16 @@ class Trainer:
         }
         writer.save(start.base + status.iteration, arrays, meta)
 
-    def _optimizer_options(self, name, objective, scaling):
-        """OWL-QN's l1 strengths in the coordinates it runs in; for L-BFGS on a linear model, the quasi-
-        Newton step alone in every pass that follows an accepted one (``single_step``).
-
-        A linear model's objective is convex and, in the preconditioner's coordinates, well scaled: the
-        full step is accepted in nearly every iteration (the same passes within 7%, one pass on a 14-pass
-        problem, on dense and sparse problems), while each extra trial point of a wide model is its whole
-        parameter vector shipped to and summed back from every task. The MLP keeps the four step sizes
-        per pass: on its non-convex objective the full step is rejected far more often (iris, 20 passes:
-        accuracy 0.53 with single steps against 0.95).
-        """
-        if name == "owlqn":
-            return {"l1": optimizer_l1_weights(objective, scaling, self.standardize)}
-        if name == "lbfgs" and self.model not in NETWORK_MODELS:
-            return {"single_step": True}
-        return {}
+    def runs_preconditioned(self, optimizer_name):
+        """Whether ``precondition`` applies: an optimizer whose path depends on the coordinates (not
+        Newton's), and not the MLP."""
+        return bool(self.precondition and optimizer_name in PRECONDITIONED_OPTIMIZERS
+                    and self.model not in NETWORK_MODELS)
 
     def _coordinates(self, passes, model, dataset):
         """The :class:`Standardization` the optimizer runs in: ``standardize``'s, else the preconditioner;
         from one :class:`MRFeatureStats` pass (a job, or served by the AllReduce session ``passes``)."""
-        vector = passes.sum_vector(MRFeatureStats, np.zeros((1, model.n_params)), {})
-        if not np.isfinite(vector).all():
-            raise DataError(
-                f"{dataset.uri}: the feature statistics are not finite: float64 overflowed summing squared "
-                f"features{non_finite_partitions(passes, dataset)}; values beyond about 1e150 need "
-                "rescaling (or train with --no-precondition)"
-            )
+        vector = feature_statistics(passes, model, dataset, precondition=not self.standardize)
         if self.standardize:
             return standardization_from_sums(vector, model)
         return Standardization.preconditioner(vector, model.n_outputs, model.fit_intercept, float(self.l2))
@@ -677,6 +659,40 @@ def standardization_from_sums(vector, model):
     log.info("standardization of %d features: %s", scaling.scale.size,
              "centred and scaled" if scaling.shift.any() else "scaled")
     return scaling
+
+
+def optimizer_options(name, objective, scaling, standardize, model_kind):
+    """The options of optimizer ``name`` for ``objective`` in the coordinates ``scaling`` (None: the
+    model's): OWL-QN's l1 strengths in them (:func:`optimizer_l1_weights`); for L-BFGS on a linear model,
+    the quasi-Newton step alone in every pass that follows an accepted one (``single_step``).
+
+    A linear model's objective is convex and, in the preconditioner's coordinates, well scaled: the
+    full step is accepted in nearly every iteration (the same passes within 7%, one pass on a 14-pass
+    problem, on dense and sparse problems), while each extra trial point of a wide model is its whole
+    parameter vector shipped to and summed back from every task. The MLP keeps the four step sizes
+    per pass: on its non-convex objective the full step is rejected far more often (iris, 20 passes:
+    accuracy 0.53 with single steps against 0.95).
+    """
+    if name == "owlqn":
+        return {"l1": optimizer_l1_weights(objective, scaling, standardize)}
+    if name == "lbfgs" and model_kind not in NETWORK_MODELS:
+        return {"single_step": True}
+    return {}
+
+
+def feature_statistics(passes, model, dataset, *, precondition):
+    """The :func:`~mrtrain.engine.standardization.feature_sums` total of ``dataset`` from one
+    :class:`MRFeatureStats` pass (a job, or served by the AllReduce session ``passes``); a
+    :class:`DataError` naming the partitions when float64 overflowed (``precondition``: the message
+    names ``--no-precondition``)."""
+    vector = passes.sum_vector(MRFeatureStats, np.zeros((1, model.n_params)), {})
+    if not np.isfinite(vector).all():
+        raise DataError(
+            f"{dataset.uri}: the feature statistics are not finite: float64 overflowed summing squared "
+            f"features{non_finite_partitions(passes, dataset)}; values beyond about 1e150 need rescaling"
+            + (" (or train with --no-precondition)" if precondition else "")
+        )
+    return vector
 
 
 def optimizer_l1_weights(objective, scaling, standardize):

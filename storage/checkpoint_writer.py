@@ -11,10 +11,10 @@ What stays true:
   optimizer may change them at once.
 - One write at a time, in order: ``save`` first waits for the previous write, so checkpoint ``k`` is on
   disk before checkpoint ``k + 1`` starts, and ``keep`` prunes as :func:`save_checkpoint` does.
-- Leaving the ``with`` block, normally or by an exception (an error, Ctrl-C), waits for the last write:
-  a finished or failed run has every checkpoint it saved on disk. Only a process killed outright (SIGKILL,
-  power loss) can lose the checkpoint being written, and each write is atomic, so it then resumes from
-  the one before (one pass more to redo than with writes in the foreground).
+- Leaving the ``with`` block, normally or by an exception (an error, Ctrl-C), waits for the last write,
+  through further Ctrl-Cs: a finished or failed run has every checkpoint it saved on disk. Only a process
+  killed outright (SIGKILL, power loss) can lose the checkpoint being written, and each write is atomic,
+  so it then resumes from the one before (one pass more to redo than with writes in the foreground).
 - A failed write is raised by the next ``save`` or when leaving the block (when the block is left by
   another exception, that exception wins and the write's error is logged).
 """
@@ -47,10 +47,10 @@ class CheckpointWriter:
         self._error = None
 
     def save(self, iteration, arrays, meta):
-        """Snapshot ``arrays`` and ``meta`` and start writing them; returns once the previous write is on
-        disk and this one has started. Raises the previous write's error, if it failed."""
+        """Wait for the previous write, then snapshot ``arrays`` and ``meta`` and start writing them; returns
+        once this write has started. Raises the previous write's error, if it failed."""
+        self.wait()  # first: the snapshot is not held beside the previous write's
         iteration, arrays, meta_json = validate_inputs(iteration, arrays, meta, self.keep)
-        self.wait()
         self._thread = threading.Thread(target=self._write, args=(iteration, arrays, meta_json),
                                          name=f"checkpoint-{iteration}")
         self._thread.start()
@@ -74,11 +74,17 @@ class CheckpointWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.wait()
-            return False
-        try:
-            self.wait()
-        except BaseException as error:
+        # Uninterruptible: a second Ctrl-C must not let the caller release the directory's lock while the
+        # last write (and its pruning) is still under way.
+        while self._thread is not None:
+            try:
+                self._thread.join()
+                self._thread = None
+            except KeyboardInterrupt:
+                logger.warning("still writing the last checkpoint; waiting for it to finish")
+        error, self._error = self._error, None
+        if error is not None:
+            if exc_type is None:
+                raise error
             logger.error("checkpoint write failed while the run stopped on another error: %s", error)
         return False

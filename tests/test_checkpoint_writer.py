@@ -107,3 +107,32 @@ def test_a_write_error_under_another_error_is_logged(tmp_path, monkeypatch, capl
             raise RuntimeError("the pass failed")
     assert "checkpoint write failed while the run stopped on another error" in caplog.text
     assert list_checkpoints(tmp_path) == []
+
+
+def test_a_second_ctrl_c_while_leaving_still_waits_for_the_last_write(tmp_path, monkeypatch, caplog):
+    """The caller releases the directory's lock after the block: a Ctrl-C during the final wait must not
+    let it go while the write (and its pruning) is under way."""
+    release = threading.Event()
+    original = checkpoint_module.write_validated
+
+    def held(*args):
+        assert release.wait(10)
+        return original(*args)
+
+    monkeypatch.setattr("mrtrain.storage.checkpoint_writer.write_validated", held)
+    with pytest.raises(KeyboardInterrupt):
+        with CheckpointWriter(tmp_path) as writer:
+            writer.save(0, {"x": np.ones(10)}, {})
+            real_join, interrupted = writer._thread.join, []
+
+            def join_interrupted_once():
+                if not interrupted:
+                    interrupted.append(True)
+                    release.set()
+                    raise KeyboardInterrupt  # the second Ctrl-C, during the wait
+                real_join()
+
+            writer._thread.join = join_interrupted_once
+            raise KeyboardInterrupt  # the first Ctrl-C, during the pass
+    assert interrupted and [iteration for iteration, _ in list_checkpoints(tmp_path)] == [0]
+    assert "still writing the last checkpoint" in caplog.text

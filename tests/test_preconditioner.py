@@ -153,3 +153,15 @@ def test_a_grid_runs_each_member_in_the_coordinates_of_its_own_l2(tmp_path):
     # The checkpoint directory loads as the selected model, and a rerun resumes it to the same bits.
     loaded = Trainer("logistic", l2=l2s, cv=2, checkpoint_dir=str(checkpoints), **TIGHT).fit(data)
     assert_array_equal(loaded.theta_, fast.theta_)
+
+
+def test_a_grid_made_without_the_preconditioner_resumes_only_without_it(tmp_path):
+    X, y = badly_scaled(n=300)
+    data = write(tmp_path / "d", X, y)
+    checkpoints = str(tmp_path / "ck")
+    settings = {"l2": [L2, 1e-2], "cv": 2, "max_iter": 2, "checkpoint_dir": checkpoints}
+    Trainer("logistic", precondition=False, **settings).fit(data)
+    with pytest.raises(SettingsMismatchError, match=r"precondition: checkpoint has False, this run has True.*"
+                                                    r"or pass --no-precondition to resume a grid"):
+        Trainer("logistic", **settings).fit(data)
+    assert Trainer("logistic", precondition=False, **settings).fit(data).n_passes_ > 0
