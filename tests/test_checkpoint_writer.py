@@ -11,6 +11,19 @@ from mrtrain.storage.checkpoint import list_checkpoints, load_checkpoint, save_c
 from mrtrain.storage.checkpoint_writer import CheckpointWriter
 
 
+def hold_writes(monkeypatch):
+    """Make every background write wait until the returned event is set."""
+    release = threading.Event()
+    original = checkpoint_module.write_validated
+
+    def held(*args):
+        assert release.wait(10)
+        return original(*args)
+
+    monkeypatch.setattr("mrtrain.storage.checkpoint_writer.write_validated", held)
+    return release
+
+
 def test_save_snapshots_the_arrays_so_the_caller_may_change_them_at_once(tmp_path):
     x = np.arange(200_000, dtype=np.float64)
     with CheckpointWriter(tmp_path) as writer:
@@ -55,14 +68,7 @@ def test_writes_run_one_at_a_time_in_order_and_keep_prunes(tmp_path, monkeypatch
 
 def test_the_caller_runs_while_a_write_is_under_way(tmp_path, monkeypatch):
     """``save`` returns before the write ends: the pass that follows overlaps it."""
-    release = threading.Event()
-    original = checkpoint_module.write_validated
-
-    def held(*args):
-        assert release.wait(10)
-        return original(*args)
-
-    monkeypatch.setattr("mrtrain.storage.checkpoint_writer.write_validated", held)
+    release = hold_writes(monkeypatch)
     with CheckpointWriter(tmp_path) as writer:
         writer.save(0, {"x": np.zeros(10)}, {})
         assert list_checkpoints(tmp_path) == []  # not written yet, and save has returned
@@ -112,14 +118,7 @@ def test_a_write_error_under_another_error_is_logged(tmp_path, monkeypatch, capl
 def test_a_second_ctrl_c_while_leaving_still_waits_for_the_last_write(tmp_path, monkeypatch, caplog):
     """The caller releases the directory's lock after the block: a Ctrl-C during the final wait must not
     let it go while the write (and its pruning) is under way."""
-    release = threading.Event()
-    original = checkpoint_module.write_validated
-
-    def held(*args):
-        assert release.wait(10)
-        return original(*args)
-
-    monkeypatch.setattr("mrtrain.storage.checkpoint_writer.write_validated", held)
+    release = hold_writes(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         with CheckpointWriter(tmp_path) as writer:
             writer.save(0, {"x": np.ones(10)}, {})
