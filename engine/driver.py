@@ -95,7 +95,10 @@ class OptimizeResult(NamedTuple):
 
 
 class Progress(NamedTuple):
-    """One line of progress, handed to the callback after every pass."""
+    """One line of progress, handed to the callback after every pass.
+
+    ``model`` names the model the line is about when a run trains several (a grid's member), else "".
+    """
 
     iteration: int
     objective: float
@@ -104,6 +107,7 @@ class Progress(NamedTuple):
     seconds: float
     passes: int
     accepted: bool
+    model: str = ""
 
 
 def grad_norm(status):

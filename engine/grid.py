@@ -402,26 +402,32 @@ def _score(run, member, group_sums, indices, points, state, tol, n_iter_no_chang
 
 
 def grid_table_lines(table):
-    """The table of a grid's candidates as text lines (``mrtrain train``'s output), selected one marked."""
+    """The table of a grid's candidates as text lines (``mrtrain train``'s output), selected one marked.
+
+    Every column is as wide as its widest entry and columns are two spaces apart, so no two values run
+    together however long they are (a cv of 10 folds lists 10 iteration counts).
+    """
     if not table:
         return []
     metric = table[0].get("metric")
-    columns = ["l1", "l2"] + (["lambda", "alpha"] if "lambda" in table[0] else [])
-    header = "".join(f"{name:>12}" for name in columns)
-    if metric:
-        header += f"{'validation loss':>26}{metric:>26}{'iterations':>14}"
-    lines = ["candidates:", header + "  selected"]
+    names = ["l1", "l2"] + (["lambda", "alpha"] if "lambda" in table[0] else [])
+    header = [*names] + (["validation loss", metric, "iterations"] if metric else []) + ["selected"]
+    rows = []
     for row in table:
-        line = "".join(f"{row[name]:>12.4g}" for name in columns)
+        cells = [f"{row[name]:.4g}" for name in names]
         if metric:
-            line += _mean_std_text(row["validation_loss_mean"], row["validation_loss_std"])
-            line += _mean_std_text(row[f"{metric}_mean"], row[f"{metric}_std"])
-            line += f"{','.join(str(n) for n in row['iterations']):>14}"
-        lines.append(line + ("  *" if row["selected"] else ""))
+            cells += [_mean_std_text(row["validation_loss_mean"], row["validation_loss_std"]),
+                      _mean_std_text(row[f"{metric}_mean"], row[f"{metric}_std"]),
+                      ",".join(str(n) for n in row["iterations"])]
+        rows.append([*cells, "*" if row["selected"] else ""])
+    widths = [max(len(line[j]) for line in [header, *rows]) for j in range(len(header))]
+    lines = ["candidates:"]
+    for line in [header, *rows]:
+        lines.append("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
     return lines
 
 
 def _mean_std_text(mean, std):
     if mean is None:
-        return f"{'-':>26}"
-    return f"{f'{mean:.6g} ± {std:.2g}' if std is not None else f'{mean:.6g}':>26}"
+        return "-"
+    return f"{mean:.6g} ± {std:.2g}" if std is not None else f"{mean:.6g}"

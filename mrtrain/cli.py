@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 from mrjob.step import StepFailedException
 
+from mrtrain import __version__
 from mrtrain.allreduce import DEFAULT_TIMEOUT, parse_address
 from mrtrain.engine.grid import grid_table_lines
 from mrtrain.engine.inference import check_inference
@@ -195,27 +196,45 @@ def _conf_path(text):
         raise _type_error(error) from None
 
 
-def _runner_args(parser):
+def _runner_args(parser, json=True):
+    """``--runner``, ``--conf-path``, ``--no-partition-cache`` and (if ``json``) ``--json`` on ``parser``
+    (a parser or an argument group)."""
     parser.add_argument("--runner", choices=RUNNERS, default="local",
-                        help="mrjob runner. Default: %(default)s")
+                             help="mrjob runner. Default: %(default)s")
     parser.add_argument("--conf-path", type=_conf_path,
-                        help="mrjob config file (default: mrjob's own lookup)")
+                             help="mrjob config file (default: mrjob's own lookup)")
     parser.add_argument("--no-partition-cache", dest="partition_cache", action="store_false",
-                        help="map tasks read, hash and decode every partition on every pass instead of "
+                             help="map tasks read, hash and decode every partition on every pass instead of "
                              "keeping decoded partitions in their node's cache")
-    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    if json:
+        parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+#: The command's description in ``mrtrain --help``: plain text, no reStructuredText markup.
+DESCRIPTION = "The mrtrain command line: ingest, train, evaluate, predict, inspect, report."
+
+
+def _logging_args(parser, default):
+    """``-v`` and ``-q``, accepted before the subcommand (``default``: their values) and after it
+    (``default=SUPPRESS``, so a subcommand that does not see them keeps the values given before it)."""
+    parser.add_argument("-v", "--verbose", action="count", default=0 if default else argparse.SUPPRESS,
+                        help="more logging (-v: our INFO, -vv: mrjob and Hadoop too)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=False if default else argparse.SUPPRESS,
+                        help="no progress (default: a progress bar on a terminal, else one line per pass)")
 
 
 def build_parser():
     """The argument parser of ``mrtrain``."""
-    parser = _Parser(prog="mrtrain", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more logging (-v: our INFO, -vv: mrjob and Hadoop too)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress (default: a progress bar on a terminal, else one line per pass)")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="mrtrain", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _logging_args(parser, default=True)
+    common = argparse.ArgumentParser(add_help=False)
+    _logging_args(common, default=False)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                     parser_class=_Parser)
 
-    p = commands.add_parser("ingest", help="convert CSV / libsvm / Parquet / npz into a dataset")
+    p = commands.add_parser("ingest", parents=[common],
+                            help="convert CSV / libsvm / Parquet / npz into a dataset")
     p.add_argument("src")
     p.add_argument("dest")
     p.add_argument("--format", choices=("csv", "libsvm", "parquet", "npz"),
@@ -248,129 +267,142 @@ def build_parser():
                    help="reuse the encoding (columns, hashing or levels, imputation, classes) of DATASET")
     p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
 
-    p = commands.add_parser("train", help="train a model with iterative MapReduce jobs")
-    p.add_argument("data")
-    p.add_argument("--model", choices=MODELS, required=True,
+    p = commands.add_parser("train", parents=[common], help="train a model with iterative MapReduce jobs",
+                            description="Train a model with iterative MapReduce jobs, one data pass per "
+                                        "optimizer iteration; the options come in groups by family.")
+    p.add_argument("data", help="dataset directory made by 'mrtrain ingest' (local or hdfs://)")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=MODELS, required=True,
                    help="GLMs and linear-svc are trained by an optimizer; the naive Bayes models (*-nb) are "
                         "fitted in one pass and take no optimizer, penalty or standardization; kmeans runs "
                         "k-means|| then Lloyd passes (labels are ignored); mlp is a multilayer perceptron "
                         "classifier trained by lbfgs (or gd)")
-    p.add_argument("--k", type=_int_at_least(1, "k"), help="kmeans: number of centres (at most the rows)")
-    p.add_argument("--seed", type=_int_at_least(0, "seed"), default=0,
+    g.add_argument("--k", type=_int_at_least(1, "k"), help="kmeans: number of centres (at most the rows)")
+    g.add_argument("--seed", type=_int_at_least(0, "seed"), default=0,
                    help="kmeans: seed of the k-means|| initialisation; mlp: seed of the initial weights. "
                         "Default: %(default)s")
-    p.add_argument("--layers", type=_layer_sizes, metavar="N[,N...]",
+    g.add_argument("--layers", type=_layer_sizes, metavar="N[,N...]",
                    help="mlp: hidden layer sizes, e.g. 64,32 (softmax output over the classes). Default: 100")
-    p.add_argument("--activation", choices=ACTIVATIONS,
+    g.add_argument("--activation", choices=ACTIVATIONS,
                    help="mlp: activation of the hidden layers. Default: tanh")
-    p.add_argument("--init-centers", metavar="FILE",
+    g.add_argument("--init-centers", metavar="FILE",
                    help="kmeans: initial centres instead of k-means||, a .npy array or CSV rows of numbers "
                         "(k x features; --k may be left out)")
-    p.add_argument("--init-steps", type=_int_at_least(1, "init_steps"), default=2,
+    g.add_argument("--init-steps", type=_int_at_least(1, "init_steps"), default=2,
                    help="kmeans: k-means|| sampling steps (Spark's initSteps). Default: %(default)s")
-    p.add_argument("--smoothing", type=_argument(check_number, "smoothing", float, minimum=0, strictly=True),
+    g.add_argument("--smoothing", type=_argument(check_number, "smoothing", float, minimum=0, strictly=True),
                    metavar="A",
                    help="naive Bayes smoothing > 0: alpha of multinomial-nb and bernoulli-nb (default 1.0), "
                         "var_smoothing of gaussian-nb (default 1e-9), as in scikit-learn")
-    p.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
-                   help="Default: owlqn when the l1 penalty is > 0, else lbfgs")
-    p.add_argument("--l2", type=_number_list(check_number, "l2", minimum=0), metavar="L2[,L2...]",
+    g.add_argument("--no-intercept", action="store_true", help="fit no intercept")
+    g = p.add_argument_group("penalty")
+    g.add_argument("--l2", type=_number_list(check_number, "l2", minimum=0), metavar="L2[,L2...]",
                    help="strength of the (l2/2)||w||^2 penalty; a list trains one model per value in the "
                         "same passes (with --cv or --validation-fraction to choose). Default: 0")
-    p.add_argument("--l1", type=_number_list(check_number, "l1", minimum=0), metavar="L1[,L1...]",
+    g.add_argument("--l1", type=_number_list(check_number, "l1", minimum=0), metavar="L1[,L1...]",
                    help="strength of the l1*||w||_1 penalty (needs owlqn); lists as for --l2, paired with "
                         "an --l2 list of the same length. Default: 0")
-    p.add_argument("--reg", type=_number_list(check_number, "reg", minimum=0), metavar="LAMBDA[,LAMBDA...]",
+    g.add_argument("--reg", type=_number_list(check_number, "reg", minimum=0), metavar="LAMBDA[,LAMBDA...]",
                    help="Spark's regParam, instead of --l1/--l2: l1 = ALPHA*LAMBDA, l2 = (1-ALPHA)*LAMBDA")
-    p.add_argument("--elastic-net", type=_number_list(_fraction, "elastic_net"), metavar="ALPHA[,ALPHA...]",
+    g.add_argument("--elastic-net", type=_number_list(_fraction, "elastic_net"), metavar="ALPHA[,ALPHA...]",
                    help="Spark's elasticNetParam in [0, 1], with --reg (default 0, pure l2) or --reg-path "
                         "(default 1, the lasso, as glmnet)")
-    p.add_argument("--reg-path", type=_int_at_least(1, "reg_path"), metavar="N",
-                   help="train N penalties log-spaced from the smallest that keeps every coefficient 0 "
-                        "(glmnet's lambda max) down to that times --reg-path-ratio, in the same passes")
-    p.add_argument("--reg-path-ratio", type=_float_at_least(0, "reg_path_ratio"), metavar="R",
-                   help="smallest / largest penalty of --reg-path, in (0, 1). Default: 1e-4")
-    p.add_argument("--cv", type=_int_at_least(2, "cv"), metavar="K",
-                   help="k-fold cross-validation of every penalty in the same passes; the best one's model "
-                        "refitted on all rows is the result")
-    p.add_argument("--validation-fraction", type=_float_at_least(0, "validation_fraction"), metavar="F",
-                   help="hold out about F of the rows (a stable row hash) to score the models and stop each "
-                        "early (--n-iter-no-change); the result is the best iterate of the best penalty")
-    p.add_argument("--n-iter-no-change", type=_int_at_least(1, "n_iter_no_change"), default=5, metavar="N",
-                   help="with --validation-fraction: stop after N iterations without a better validation "
-                        "loss. Default: %(default)s")
-    p.add_argument("--fold-seed", type=_int_at_least(0, "fold_seed"), default=0, metavar="S",
-                   help="seed of the row hash that makes the folds or the hold-out part. "
-                        "Default: %(default)s")
-    p.add_argument("--standardize", action="store_true",
+    g.add_argument("--standardize", action="store_true",
                    help="fit in terms of standardized features (one statistics pass first; penalties apply "
                         "there; centred through the intercept and scaled) and report coefficients for "
                         "the features as stored")
-    p.add_argument("--no-precondition", dest="precondition", action="store_false",
+    g = p.add_argument_group("penalty lists, paths and model selection")
+    g.add_argument("--reg-path", type=_int_at_least(1, "reg_path"), metavar="N",
+                   help="train N penalties log-spaced from the smallest that keeps every coefficient 0 "
+                        "(glmnet's lambda max) down to that times --reg-path-ratio, in the same passes")
+    g.add_argument("--reg-path-ratio", type=_float_at_least(0, "reg_path_ratio"), metavar="R",
+                   help="smallest / largest penalty of --reg-path, in (0, 1). Default: 1e-4")
+    g.add_argument("--cv", type=_int_at_least(2, "cv"), metavar="K",
+                   help="k-fold cross-validation of every penalty in the same passes; the best one's model "
+                        "refitted on all rows is the result")
+    g.add_argument("--validation-fraction", type=_float_at_least(0, "validation_fraction"), metavar="F",
+                   help="hold out about F of the rows (a stable row hash) to score the models and stop each "
+                        "early (--n-iter-no-change); the result is the best iterate of the best penalty")
+    g.add_argument("--n-iter-no-change", type=_int_at_least(1, "n_iter_no_change"), default=5, metavar="N",
+                   help="with --validation-fraction: stop after N iterations without a better validation "
+                        "loss. Default: %(default)s")
+    g.add_argument("--fold-seed", type=_int_at_least(0, "fold_seed"), default=0, metavar="S",
+                   help="seed of the row hash that makes the folds or the hold-out part. "
+                        "Default: %(default)s")
+    g = p.add_argument_group("optimizer and stopping rule")
+    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
+                   help="Default: owlqn when the l1 penalty is > 0, else lbfgs")
+    g.add_argument("--init", choices=INITS, default="zeros",
+                   help="starting point: zeros, or one online epoch (AdaGrad) per partition averaged by "
+                        "weight, one more pass (Vowpal Wabbit's recipe). Default: %(default)s")
+    g.add_argument("--no-precondition", dest="precondition", action="store_false",
                    help="run gd, lbfgs and owlqn on the coordinates as stored instead of standardized ones "
                         "(by default one statistics pass comes first and the optimizer works on centred, "
                         "scaled coordinates; the objective and its optimum are the same either way)")
-    p.add_argument("--no-intercept", action="store_true", help="fit no intercept")
-    p.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100,
+    g.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100,
                    help="optimizer iterations (kmeans: Lloyd passes). Default: %(default)s")
-    p.add_argument("--tol", type=_float_at_least(0, "tol"), default=1e-8,
+    g.add_argument("--tol", type=_float_at_least(0, "tol"), default=1e-8,
                    help="relative objective change to stop at (kmeans: largest squared centre move over the "
                         "features' mean variance). Default: %(default)s")
-    p.add_argument("--gtol", type=_float_at_least(0, "gtol"), default=1e-6,
+    g.add_argument("--gtol", type=_float_at_least(0, "gtol"), default=1e-6,
                    help="gradient max-norm to stop at. Default: %(default)s")
-    p.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
-    p.add_argument("--keep-checkpoints", type=_int_at_least(1, "keep_checkpoints"),
+    g = p.add_argument_group("checkpoints")
+    g.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
+    g.add_argument("--keep-checkpoints", type=_int_at_least(1, "keep_checkpoints"),
                    help="keep only the newest N checkpoints")
-    p.add_argument("--reducers", type=_int_at_least(0, "reducers"), default=1,
+    g.add_argument("--warm-start", action="store_true",
+                   help="if the newest checkpoint was made with other data, optimizer or penalty, start from "
+                        "its parameters with a fresh optimizer and this run's settings instead of refusing")
+    g.add_argument("--break-lock", action="store_true",
+                   help="take the checkpoint directory's lock even if another run seems to hold it")
+    g = p.add_argument_group("output")
+    g.add_argument("--no-metrics", action="store_true", help="skip the evaluation pass after training")
+    g.add_argument("--inference", action="store_true",
+                   help="one more pass for standard errors, z/t statistics and p-values of the coefficients "
+                        "(linear, logistic, poisson; no l1, no --standardize); kept with the checkpoints")
+    g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    g = p.add_argument_group("execution")
+    g.add_argument("--reducers", type=_int_at_least(0, "reducers"), default=1,
                    help="reduce tasks adding the summed vector in parallel pieces, at most one per element; "
                         "0: map-only jobs, the driver adds the partitions' vectors (same bits). "
                         "Default: %(default)s")
-    p.add_argument("--warm-start", action="store_true",
-                   help="if the newest checkpoint was made with other data, optimizer or penalty, start from "
-                        "its parameters with a fresh optimizer and this run's settings instead of refusing")
-    p.add_argument("--break-lock", action="store_true",
-                   help="take the checkpoint directory's lock even if another run seems to hold it")
-    p.add_argument("--no-metrics", action="store_true", help="skip the evaluation pass after training")
-    p.add_argument("--init", choices=INITS, default="zeros",
-                   help="starting point: zeros, or one online epoch (AdaGrad) per partition averaged by "
-                        "weight, one more pass (Vowpal Wabbit's recipe). Default: %(default)s")
-    p.add_argument("--inference", action="store_true",
-                   help="one more pass for standard errors, z/t statistics and p-values of the coefficients "
-                        "(linear, logistic, poisson; no l1, no --standardize); kept with the checkpoints")
-    p.add_argument("--allreduce", action="store_true",
+    g.add_argument("--allreduce", action="store_true",
                    help="one map-only job for the whole training: its tasks keep their partitions and serve "
                         "every pass over TCP (local and hadoop runners; same bits as one job per pass)")
-    p.add_argument("--allreduce-address", type=_argument(_address, "allreduce_address", str),
+    g.add_argument("--allreduce-address", type=_argument(_address, "allreduce_address", str),
                    default="127.0.0.1", metavar="HOST[:PORT]",
                    help="where the driver listens for the allreduce tasks (port 0: any free port); on a "
                         "cluster an address of this host that the NodeManagers reach. Default: %(default)s")
-    p.add_argument("--allreduce-tasks", type=_int_at_least(1, "allreduce_tasks"), metavar="N",
+    g.add_argument("--allreduce-tasks", type=_int_at_least(1, "allreduce_tasks"), metavar="N",
                    help="allreduce map tasks, all running at once. Default: the local runner's cores; on "
                         "hadoop the free map slots the ResourceManager reports, else 2 (at most one per "
                         "partition)")
-    p.add_argument("--allreduce-timeout",
+    g.add_argument("--allreduce-timeout",
                    type=_argument(check_number, "allreduce_timeout", float, minimum=0, strictly=True),
                    default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help="seconds for every allreduce task to connect (and a lost one to come back). "
                         "Default: %(default)s")
-    _runner_args(p)
+    _runner_args(g, json=False)
 
-    p = commands.add_parser("evaluate", help="metrics of a trained model on a dataset")
+    p = commands.add_parser("evaluate", parents=[common], help="metrics of a trained model on a dataset")
     p.add_argument("data")
     p.add_argument("--model-dir", required=True, help="checkpoint directory of the trained model")
     _runner_args(p)
 
-    p = commands.add_parser("predict", help="write predictions as Parquet, one file per partition")
+    p = commands.add_parser("predict", parents=[common],
+                            help="write predictions as Parquet, one file per partition")
     p.add_argument("data")
     p.add_argument("--model-dir", required=True, help="checkpoint directory of the trained model")
     p.add_argument("--output", required=True, help="output directory (must not exist)")
     _runner_args(p)
 
-    p = commands.add_parser("inspect", help="summarize a model (checkpoint) directory or a dataset")
+    p = commands.add_parser("inspect", parents=[common],
+                            help="summarize a model (checkpoint) directory or a dataset")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true")
 
-    p = commands.add_parser("report", help="an HTML page with plots about a trained model (needs matplotlib)")
+    p = commands.add_parser("report", parents=[common],
+                            help="an HTML page with plots about a trained model (needs matplotlib)")
     p.add_argument("model_dir", help="checkpoint directory of the trained model")
     p.add_argument("--data", help="a dataset to evaluate the model on: metrics, confusion matrix, ROC curve")
     p.add_argument("--output", required=True, help="the HTML file to write (must not exist)")
@@ -401,13 +433,16 @@ def _clean(value):
     return value
 
 
-def _print_result(result, as_json):
+def _print_result(result, as_json, names=None):
+    """``result`` on stdout: one JSON object, or aligned ``key: value`` lines in which a value that is None
+    (a regression's classes, an unencoded dataset's encoding) is left out; ``names`` renames keys there."""
     if as_json:
         print(json.dumps(_clean(result), sort_keys=True))
         return
     for key, value in result.items():
-        if key == "settings":
+        if key == "settings" or value is None:
             continue
+        key = (names or {}).get(key, key)
         if key == "inference":
             print("\n".join(inference_lines(value)))
             continue
@@ -523,7 +558,12 @@ def cmd_ingest(args):
             dtype=args.dtype, dense=args.dense, categorical=args.categorical, hash_bits=args.hash_bits,
             min_count=args.min_count, impute=args.impute, like=args.like, progress=progress,
         )
-    _print_result(dataset_summary(dataset), args.json)
+    _print_result(dataset_summary(dataset), args.json, DATASET_NAMES)
+
+
+#: Keys of :func:`dataset_summary` shown under another name in text: a dataset's distinct integer labels
+#: become classes only when a classifier trains on them (a Poisson model's counts are no classes).
+DATASET_NAMES = {"classes": "label values"}
 
 
 def dataset_summary(dataset):
@@ -665,7 +705,7 @@ def cmd_predict(args):
 
 def cmd_inspect(args):
     if get_filesystem(args.dir).exists(join(args.dir, MANIFEST_NAME)):
-        _print_result(dataset_summary(Dataset.open(args.dir)), args.json)
+        _print_result(dataset_summary(Dataset.open(args.dir)), args.json, DATASET_NAMES)
         return
     fitted = FittedModel.load(args.dir)
     result = fitted.to_dict()
@@ -831,19 +871,39 @@ def _inputs(args):
     return ", ".join(str(getattr(args, name)) for name in names if getattr(args, name, None))
 
 
+#: Exit status when the reader of stdout went away (128 + SIGPIPE), as shells report a command killed by
+#: SIGPIPE, e.g. ``yes | head``.
+BROKEN_PIPE = 141
+
+
+def _closed_stdout():
+    """``mrtrain inspect ck | head``: the reader closed the pipe. As the Python docs recommend, point
+    stdout at /dev/null, so that the interpreter's flush at exit does not fail again, and end quietly."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return BROKEN_PIPE
+
+
 def main(argv=None):
     """Entry point of the ``mrtrain`` console script; returns the exit status.
 
     0: done; 2: bad input (options, files, data, also found by a map task); 1: a failed MapReduce job or
-    any other error; 130: interrupted (Ctrl-C).
+    any other error; 130: interrupted (Ctrl-C); 141: stdout's reader closed the pipe (nothing printed).
     """
     try:
         args = build_parser().parse_args(argv)
-    except SystemExit as stop:  # --help (0) or a usage error, already printed (2)
+        sys.stdout.flush()
+    except SystemExit as stop:  # --help, --version (0) or a usage error, already printed (2)
         return stop.code
+    except BrokenPipeError:  # mrtrain train --help | head
+        return _closed_stdout()
     _configure_logging(args.verbose, args.quiet)
     try:
         COMMANDS[args.command](args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_stdout()
     except KeyboardInterrupt:
         print("mrtrain: interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -321,11 +321,15 @@ class GridRun:
             self._prune()
             self.save(lock)
 
+        callback = None
+        if self.trainer.callback is not None:
+            def callback(progress):
+                self.trainer.callback(progress._replace(model=self.describe(self.result_member())))
+
         self._prune()
         run_grid(self.members, self.runs, self.optimizers, self.objectives, self.evaluate_groups,
                  n_iter_no_change=self.spec["n_iter_no_change"] or 0, on_pass=on_pass,
-                 callback=self.trainer.callback, select=self.result_member, coordinates=self.coordinates,
-                 **limits)
+                 callback=callback, select=self.result_member, coordinates=self.coordinates, **limits)
         unconverged = [i for i, run in enumerate(self.runs)
                        if not run.converged and run.reason != NOT_SELECTED]
         if unconverged:
@@ -334,6 +338,15 @@ class GridRun:
                         "tol/gtol", len(unconverged), len(self.runs), "; ".join(reasons),
                         ", ".join(str(i) for i in unconverged[:20])
                         + (", ..." if len(unconverged) > 20 else ""))
+
+    def describe(self, i):
+        """Which model member ``i`` is, for progress lines: ``model 4 of 8 (l1 0, l2 0.01; fold 2 of 3)``."""
+        member = self.members[i]
+        l1, l2 = self.candidates[member.candidate]
+        role = {"fold": f"fold {member.fold + 1} of {self.spec['cv']}" if member.fold is not None else "fold",
+                "refit": "refit on all rows" if self.spec["cv"] else "all rows",
+                "holdout": "scored on the hold-out part"}[member.role]
+        return f"model {i + 1} of {len(self.members)} (l1 {l1:.4g}, l2 {l2:.4g}; {role})"
 
     def _prune(self):
         """With cv: once every fold member has stopped, stop the refits of the candidates not selected."""

@@ -49,6 +49,8 @@ class TrainingProgress:
             print(plain_line(progress), file=self.stream, flush=True)
             return
         self.bar.n = progress.iteration
+        if progress.model:
+            self.bar.set_description_str(f"train {progress.model}", refresh=False)
         self.bar.set_postfix_str(
             f"objective {progress.objective:.10g}, |grad| {progress.grad_norm:.2e}, "
             f"{progress.seconds:.2f} s/pass, pass {progress.passes}"
@@ -69,10 +71,12 @@ class TrainingProgress:
 
 
 def plain_line(progress):
-    """The one-line form of a :class:`mrtrain.engine.driver.Progress`."""
+    """The one-line form of a :class:`mrtrain.engine.driver.Progress`, led by the model it is about when a
+    run trains several (a grid: ``model 4 of 8 (l1 0, l2 0.01; fold 2 of 3)  iter ...``)."""
     mark = "" if progress.accepted else "  (no decrease; smaller step next)"
     return (
-        f"iter {progress.iteration:4d}  objective {progress.objective:.12g}  "
+        (f"{progress.model}  " if progress.model else "")
+        + f"iter {progress.iteration:4d}  objective {progress.objective:.12g}  "
         f"|grad| {progress.grad_norm:.3e}  step {progress.step:.3e}  {progress.seconds:6.2f}s{mark}"
     )
 
