@@ -10,8 +10,8 @@ The public API::
 
 ``ingest``, :class:`Dataset`, :class:`Trainer`, :class:`FittedModel`, ``__version__``, and the
 scikit-learn estimators :class:`LogisticRegression`, :class:`LinearRegression`, :class:`PoissonRegressor`,
-:class:`LinearSVC`, :class:`MultinomialNB`, :class:`BernoulliNB`, :class:`GaussianNB` and :class:`KMeans`
-(these need scikit-learn: ``pip install mrtrain[sklearn]``). Everything lives
+:class:`LinearSVC`, :class:`MultinomialNB`, :class:`BernoulliNB`, :class:`GaussianNB`, :class:`KMeans` and
+:class:`MLPClassifier` (these need scikit-learn: ``pip install mrtrain[sklearn]``). Everything lives
 under this one top-level name: ``mrtrain.engine`` (model math, optimizers, the driver loop),
 ``mrtrain.mr_jobs`` (the mrjob jobs), ``mrtrain.storage`` (filesystems, datasets, checkpoints), and beside
 this file the driver application that launches the jobs: ``mrtrain.launcher`` (runs a job on any mrjob
@@ -40,6 +40,7 @@ _EXPORTS = {
     "BernoulliNB": "mrtrain.estimators",
     "GaussianNB": "mrtrain.estimators",
     "KMeans": "mrtrain.estimators",
+    "MLPClassifier": "mrtrain.mlp_estimator",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

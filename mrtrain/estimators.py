@@ -58,6 +58,25 @@ __all__ = ["LogisticRegression", "LinearRegression", "PoissonRegressor", "Linear
            "BernoulliNB", "GaussianNB", "KMeans"]
 
 
+def random_seed(estimator, state):
+    """mrtrain's ``seed`` from scikit-learn's ``random_state``: None gives 0 (the same data give the same
+    model), an int >= 0 itself, a numpy RandomState one draw.
+
+    Raises
+    ------
+    ValueError
+        Naming ``estimator`` and the value, for anything else.
+    """
+    if state is None:
+        return 0
+    if isinstance(state, np.random.RandomState):
+        return int(state.randint(np.iinfo(np.int32).max))
+    if isinstance(state, int | np.integer) and not isinstance(state, bool) and state >= 0:
+        return int(state)
+    raise ValueError(f"The 'random_state' parameter of {estimator} must be None, an int >= 0 or a numpy "
+                     f"RandomState. Got {state!r} instead.")
+
+
 class _Estimator(BaseEstimator):
     """What every estimator shares: fitting on arrays through a temporary dataset or on a dataset path.
 
@@ -380,8 +399,9 @@ class LogisticRegression(_ClassLabels, ClassifierMixin, _MRTrainModel):
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
-    coef_ : ndarray of shape (n_features,) for two classes, (n_classes, n_features) for more
-    intercept_ : float for two classes, ndarray of shape (n_classes,) for more
+    coef_ : ndarray of shape (1, n_features) for two classes, (n_classes, n_features) for more
+        scikit-learn's shapes: for two classes the row of ``classes_[1]``.
+    intercept_ : ndarray of shape (1,) for two classes, (n_classes,) for more
     n_iter_ : int
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features,)
@@ -390,6 +410,12 @@ class LogisticRegression(_ClassLabels, ClassifierMixin, _MRTrainModel):
 
     def _model_kind(self):
         return "logistic" if len(self.classes_) == 2 else "softmax"
+
+    def _train(self, data):
+        super()._train(data)
+        if self.coef_.ndim == 1:  # scikit-learn's shapes for two classes: (1, n_features) and (1,)
+            self.coef_ = self.coef_[None, :]
+            self.intercept_ = np.atleast_1d(self.intercept_)
 
     def decision_function(self, X):
         """Margins: of ``classes_[1]`` for two classes, one column per class for more.
@@ -818,16 +844,6 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _E
                                  f"{shape} instead.")
         return X, np.zeros(X.shape[0])
 
-    def _seed(self):
-        state = self.random_state
-        if state is None:
-            return 0
-        if isinstance(state, np.random.RandomState):
-            return int(state.randint(np.iinfo(np.int32).max))
-        if isinstance(state, int | np.integer) and not isinstance(state, bool) and state >= 0:
-            return int(state)
-        raise ValueError(f"The 'random_state' parameter of KMeans must be None, an int >= 0 or a numpy "
-                         f"RandomState. Got {state!r} instead.")
 
     def _fit_arrays(self, tmp, X, labels, sample_weight, partitions):
         super()._fit_arrays(tmp, X, labels, sample_weight, partitions)
@@ -837,9 +853,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _E
 
     def _train(self, data):
         init = None if isinstance(self.init, str) else self.init
-        fitted = Trainer("kmeans", k=self.n_clusters, seed=self._seed(), init_centers=init,
-                         init_steps=self.init_steps, max_iter=self.max_iter, tol=self.tol, runner=self.runner,
-                         conf_path=self.conf_path, checkpoint_dir=self.checkpoint_dir,
+        fitted = Trainer("kmeans", k=self.n_clusters, seed=random_seed("KMeans", self.random_state),
+                         init_centers=init, init_steps=self.init_steps, max_iter=self.max_iter, tol=self.tol,
+                         runner=self.runner, conf_path=self.conf_path, checkpoint_dir=self.checkpoint_dir,
                          reducers=self.reducers).fit(data)
         if not fitted.converged_:
             warnings.warn(f"KMeans stopped before converging ({fitted.stop_reason_}) after {fitted.n_iter_} "

@@ -11,10 +11,16 @@ The page holds what applies to the model in its checkpoint directory, in this or
   Bayes, fitted in one pass, has none;
 - with a dataset: the confusion matrix (classifiers) and the ROC curve (binary logistic models:
   :func:`mrtrain.engine.metrics.binned_roc_curve`, from the evaluate job's score histograms);
+- a grid run (``--cv``, ``--validation-fraction``, ``--reg-path``, penalty lists): the validation loss
+  against the penalty λ with the selected λ marked, and the coefficient path
+  (:mod:`mrtrain.report_grid`);
 - parameters: the largest coefficients by magnitude (linear models), the class priors (naive Bayes), the
   rows nearest each centre (k-means); none for parameters that are not one coefficient per feature (an
   MLP's layers);
-- the run: model, data, result, and every training setting.
+- with ``--standardize``: every coefficient on both scales, for the features as stored and for the
+  standardized features the penalty applied to;
+- the ``--inference`` table (estimate, standard error, z or t, p-value) kept with the newest checkpoint;
+- the run: result and every training setting, one readable row each (a grid's settings one per row).
 
 Every figure is a PNG inlined as base64 (``<img src="data:image/png;base64,...">``, with the figure's
 title also in the PNG's ``Title`` text chunk), followed by the numbers it shows in a table, so the page
@@ -33,7 +39,9 @@ from typing import NamedTuple
 import numpy as np
 
 from mrtrain.engine.models import NAIVE_BAYES_MODELS
-from mrtrain.fitted import FittedModel
+from mrtrain.fitted import FittedModel, latest_training_checkpoint
+from mrtrain.inference import load_inference
+from mrtrain.report_grid import grid_sections
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import get_filesystem
@@ -125,12 +133,15 @@ def build_report(model_dir, *, data=None, runner="inline", conf_path=None, parti
         If ``model_dir`` holds no valid checkpoint.
     """
     figure_class = require_matplotlib()
+    checkpoint = latest_training_checkpoint(model_dir)
     fitted = FittedModel.load(model_dir)
+    inference = load_inference(model_dir, checkpoint.iteration) if checkpoint is not None else None
     metrics = None
     if data is not None:
         metrics = fitted.evaluate(data, runner=runner, conf_path=conf_path, partition_cache=partition_cache,
                                   roc_curve=True)
-    sections = report_sections(fitted, metrics, figure_class, feature_names=_feature_names(fitted, data))
+    sections = report_sections(fitted, metrics, figure_class, feature_names=_feature_names(fitted, data),
+                               checkpoint=checkpoint, inference=inference)
     return render_html(fitted, model_dir, data, sections), sections
 
 
@@ -147,8 +158,10 @@ def write_report(model_dir, output, **options):
     return sections
 
 
-def report_sections(fitted, metrics, figure_class, feature_names=None):
-    """The sections that apply to ``fitted`` (and to ``metrics``, an evaluate result, if given)."""
+def report_sections(fitted, metrics, figure_class, feature_names=None, checkpoint=None, inference=None):
+    """The sections that apply to ``fitted`` (and to ``metrics``, an evaluate result, if given; to
+    ``checkpoint``, the newest one, for a grid's candidates; to ``inference``, the ``--inference`` table
+    kept with that checkpoint)."""
     sections = [] if metrics is None else [_metrics_section(metrics)]
     kind = fitted.model.kind
     records = fitted.pass_records_
@@ -161,6 +174,7 @@ def report_sections(fitted, metrics, figure_class, feature_names=None):
         sections.append(_confusion_section(fitted, metrics["confusion_matrix"], figure_class))
     if metrics is not None and metrics.get("roc_curve"):
         sections.append(_roc_section(metrics["roc_curve"], metrics.get("roc_auc"), figure_class))
+    sections += grid_sections(fitted, checkpoint, figure_class, feature_names, Section, _png, _figure)
     if fitted.cluster_sizes_ is not None:
         sections.append(_cluster_section(fitted, figure_class))
     elif kind in NAIVE_BAYES_MODELS:
@@ -169,6 +183,10 @@ def report_sections(fitted, metrics, figure_class, feature_names=None):
         coefficients = _coefficient_section(fitted, figure_class, feature_names)
         if coefficients is not None:
             sections.append(coefficients)
+        if fitted.standardization is not None and coefficients is not None:
+            sections.append(_scales_section(fitted, feature_names))
+    if inference:
+        sections.append(_inference_section(inference))
     sections.append(_run_section(fitted))
     return sections
 
@@ -204,18 +222,103 @@ def _whole_numbers(axis):
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+#: Readable names of the recorded settings (any other setting is shown under its own name, ``_`` as spaces).
+SETTING_NAMES = {
+    "model": "model", "data": "trained on", "data_checksum": "dataset checksum", "n_features": "features",
+    "classes": "classes", "fit_intercept": "intercept", "optimizer": "optimizer", "l2": "l2 penalty",
+    "l1": "l1 penalty", "standardize": "standardized features", "precondition": "preconditioned optimizer",
+    "init": "starting point", "encoding": "categorical encoding", "smoothing": "smoothing",
+    "layers": "hidden layers", "activation": "activation", "seed": "seed", "k": "centres (k)",
+    "init_centers": "initial centres", "init_steps": "k-means|| steps",
+}
+#: Readable names of a grid's settings, shown as ``grid: <name>``.
+GRID_NAMES = {
+    "l1": "l1 list", "l2": "l2 list", "reg_path": "penalty path values", "reg_path_ratio": "path ratio",
+    "elastic_net": "elastic-net mix", "cv": "cross-validation folds",
+    "validation_fraction": "hold-out fraction",
+    "n_iter_no_change": "early stop after", "fold_seed": "fold seed",
+}
+
+
+def _setting_text(value):
+    """A setting's value as a person reads it: yes/no, numbers in %g, lists comma-separated."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_setting_text(item) for item in value) if value else "none"
+    if value is None:
+        return "none"
+    return str(value)
+
+
+def setting_rows(settings):
+    """The recorded training settings as ``(name, text)`` rows: readable names, the model's identity first,
+    a grid's settings one per row, settings that do not apply (None) left out."""
+    rows = []
+    order = [*(name for name in SETTING_NAMES if name in settings),
+             *sorted(name for name in settings if name not in SETTING_NAMES and name != "grid")]
+    for name in order:
+        value = settings[name]
+        if value is None:  # a setting that does not apply (a regression's classes, a dataset's encoding)
+            continue
+        if name == "encoding" and isinstance(value, dict):
+            value = ", ".join(f"{key} {_setting_text(item)}" for key, item in sorted(value.items())
+                              if not isinstance(item, dict | list))
+        rows.append((SETTING_NAMES.get(name, name.replace("_", " ")), _setting_text(value)))
+    for name, value in sorted((settings.get("grid") or {}).items()):
+        if value is not None:
+            rows.append((f"grid: {GRID_NAMES.get(name, name.replace('_', ' '))}", _setting_text(value)))
+    return rows
+
+
 def _run_section(fitted):
     rows = [
-        ("model", fitted.model.kind),
         ("iterations", fitted.n_iter_),
         ("passes", fitted.n_passes_),
         ("objective" if fitted.model.kind != "kmeans" else "inertia (last pass)", fitted.objective_),
-        ("converged", fitted.converged_),
+        ("converged", _setting_text(fitted.converged_)),
         ("stop reason", fitted.stop_reason_),
     ]
-    rows += [(f"settings.{name}", value) for name, value in sorted(fitted.settings.items())]
+    rows += setting_rows(fitted.settings)
     return Section("Run and settings", None, "The training result and every setting recorded in the "
                    "newest checkpoint.", ("name", "value"), rows)
+
+
+def _inference_section(table):
+    statistic = table["statistic_name"]
+    caption = (f"Standard errors, {statistic} statistics and two-sided p-values of the coefficients "
+               "(mrtrain train --inference, one pass at the fitted coefficients)")
+    if table.get("df"):
+        caption += (f", with {table['df']:g} residual degrees of freedom and dispersion "
+                    f"{table['dispersion']:.6g}")
+    columns = ("coefficient", "estimate", "std. error", statistic, "p-value")
+    rows = list(zip(table["names"], table["estimate"], table["std_error"], table["statistic"],
+                    table["p_value"], strict=True))
+    return Section("Coefficient inference", None, caption + ".", columns, rows)
+
+
+def _scales_section(fitted, feature_names):
+    """Coefficients for the features as stored and for the standardized features ``(x - μ) / σ`` the
+    penalty applied to: ``σⱼ wⱼ`` (constant features keep scale 1)."""
+    scaling = fitted.standardization
+    rows = np.atleast_2d(fitted.coef_)
+    d = rows.shape[1]
+    names = feature_names or [f"feature {j}" for j in range(d)]
+    several = rows.shape[0] > 1
+    table = []
+    for k, row in enumerate(rows):
+        for j in range(d):
+            table.append(((f"class {_class_name(fitted.classes_[k])}: " if several else "") + names[j],
+                          float(row[j]), float(row[j] * scaling.scale[j]), float(scaling.shift[j]),
+                          float(scaling.scale[j])))
+    caption = ("With --standardize the penalty applied to the coefficients of the standardized features "
+               "(x − shift) / scale, where they compare with one another; the model predicts with the "
+               "coefficients for the features as stored. Standardized coefficient = stored coefficient × "
+               "scale.")
+    return Section("Coefficients on both scales", None, caption,
+                   ("coefficient", "features as stored", "standardized features", "shift", "scale"), table)
 
 
 def _metrics_section(metrics):
