@@ -60,9 +60,10 @@ def test_logistic_parity_with_sklearn(name):
     ref = linear_model.LogisticRegression(
         C=1 / (len(y) * l2), solver="newton-cholesky", tol=1e-12, max_iter=1000).fit(X, y)
     assert_array_equal(ours.classes_, ref.classes_)
-    assert_allclose(ours.coef_, ref.coef_[0] if len(ref.classes_) == 2 else ref.coef_, atol=1e-6)
-    assert_allclose(ours.intercept_, ref.intercept_[0] if len(ref.classes_) == 2 else ref.intercept_,
-                    atol=1e-6)
+    # scikit-learn's shapes, also for two classes: coef_ (1, n_features) and intercept_ (1,).
+    assert ours.coef_.shape == ref.coef_.shape and ours.intercept_.shape == ref.intercept_.shape
+    assert_allclose(ours.coef_, ref.coef_, atol=1e-6)
+    assert_allclose(ours.intercept_, ref.intercept_, atol=1e-6)
     assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-6)
     assert_allclose(ours.decision_function(X), ref.decision_function(X), atol=1e-5)
     assert_array_equal(ours.predict(X), ref.predict(X))
@@ -106,7 +107,7 @@ def test_grid_search_over_l2():
     assert_allclose(search.cv_results_["mean_test_score"], ref.cv_results_["mean_test_score"], rtol=1e-6)
     assert search.best_params_["l2"] == grid["l2"][ref.best_index_]
     assert isinstance(search.best_estimator_, LogisticRegression)
-    assert search.best_estimator_.coef_.shape == (X.shape[1],)
+    assert search.best_estimator_.coef_.shape == (1, X.shape[1])
 
 
 def test_cross_val_score_matches_ridge():
@@ -210,6 +211,17 @@ def test_non_convergence_warns():
     X, y = reference_data("breast_cancer")
     with pytest.warns(ConvergenceWarning, match="stopped before converging .* raise max_iter"):
         LogisticRegression(max_iter=2).fit(X, y)
+
+
+def test_default_runner_is_inline_and_gives_the_local_runners_bits():
+    # The estimators default to the inline runner (the CLI to local): arrays in memory fit in one process,
+    # and the inline runner's passes skip the local runner's task processes; the model is the same bits.
+    X, y = reference_data("breast_cancer")
+    assert LogisticRegression().runner == "inline" and mrtrain.MLPClassifier().runner == "inline"
+    inline = LogisticRegression(l2=1e-2, optimizer="newton", partitions=2).fit(X, y)
+    local = LogisticRegression(l2=1e-2, optimizer="newton", partitions=2, runner="local").fit(X, y)
+    assert_array_equal(local.coef_, inline.coef_)
+    assert_array_equal(local.intercept_, inline.intercept_)
 
 
 def test_checkpoint_dir_is_passed_to_trainer(tmp_path):

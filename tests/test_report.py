@@ -203,7 +203,7 @@ def test_logistic_report_shows_convergence_metrics_confusion_roc_and_coefficient
     assert [abs(float(value)) for _, value in coefficients] == pytest.approx(magnitudes.tolist(), rel=1e-9)
     assert coefficients[0][0] == f"f{int(np.argmax(np.abs(fitted.coef_)))}"  # the dataset's feature names
     settings = dict(sections["Run and settings"][1])
-    assert settings["settings.l2"] == "0.01" and settings["passes"] == str(fitted.n_passes_)
+    assert settings["l2 penalty"] == "0.01" and settings["passes"] == str(fitted.n_passes_)
 
 
 @pytest.mark.parametrize("model, options, expected", [
