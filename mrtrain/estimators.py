@@ -11,7 +11,15 @@ directory or ``hdfs://`` URI instead. Prediction is in memory, by :class:`mrtrai
 ``predict`` and ``predict_proba``.
 The estimators fit into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` and pass scikit-learn's
 ``check_estimator``; no check is skipped, and only :class:`KMeans` fails two, as scikit-learn's own KMeans
-does (see its docstring).
+does (see its docstring). :class:`mrtrain.MLPClassifier` (:mod:`mrtrain.mlp_estimator`) builds on the same
+base. Fitted attributes have scikit-learn's shapes (a binary classifier's ``coef_`` is
+``(1, n_features)``).
+
+Their default runner is ``"inline"``, as :class:`mrtrain.Trainer`'s, where the ``mrtrain`` command's is
+``"local"``: ``fit(X, y)`` takes arrays already in one process's memory, and model selection fits many
+models, each pass of which the inline runner runs in-process without the local runner's task processes
+(about 17 times less overhead per pass, the README's runner-overhead table); every runner gives the same
+bits. Pass ``runner="local"`` or ``"hadoop"`` to train a large dataset path on many cores.
 
 The objective is mrtrain's (see the README): ``mean_s loss + (l2/2)‖w‖² + l1‖w‖₁``, the intercept not
 penalized, so ``l2`` corresponds to scikit-learn's ``C = 1/(n·l2)`` (LogisticRegression), ``alpha = n·l2``
@@ -20,7 +28,7 @@ scikit-learn's ``ElasticNet(alpha=a, l1_ratio=r)`` and ``LogisticRegression(l1=r
 its ``LogisticRegression(C=C, l1_ratio=r)``; :class:`LinearSVC`'s ``l2`` is scikit-learn's ``LinearSVC``'s
 ``C = 1/(n·l2)`` (whose intercept is penalized, mrtrain's is not).
 
-scikit-learn is optional for mrtrain: only this module imports it.
+scikit-learn is optional for mrtrain: only the estimator modules import it.
 """
 
 import os
