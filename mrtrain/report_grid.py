@@ -120,8 +120,9 @@ def _coefficient_path_section(fitted, checkpoint, figure_class, feature_names, s
     drawn, listed = top[:PATH_LINES], top[:PATH_COLUMNS]
     canvas = figure(figure_class, 8, 4)
     axis = canvas.subplots()
-    for j in drawn:
-        axis.plot(x, paths[:, j], marker="o", markersize=2.5, linewidth=1.2, label=labels[j])
+    for n, j in enumerate(drawn):  # past the 10 colours of the cycle, dashed lines tell them apart
+        axis.plot(x, paths[:, j], marker="o", markersize=2.5, linewidth=1.2, label=labels[j],
+                  linestyle="-" if n < 10 else "--")
     selected = next(row for row in table if row["selected"])
     axis.axvline(_penalty(selected), color="C3", linestyle="--", linewidth=1)
     axis.axhline(0, color="0.5", linewidth=0.6)
