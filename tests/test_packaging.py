@@ -72,8 +72,8 @@ def test_installed_package_trains_and_shadows_nothing(installed, tmp_path, runne
     assert Path(result["file"]).is_relative_to(site)
     assert result["version"] == mrtrain.__version__
     assert result["all"] == ["BernoulliNB", "Dataset", "FittedModel", "GaussianNB", "KMeans",
-                             "LinearRegression", "LinearSVC", "LogisticRegression", "MultinomialNB",
-                             "PoissonRegressor", "Trainer", "__version__", "ingest"]
+                             "LinearRegression", "LinearSVC", "LogisticRegression", "MLPClassifier",
+                             "MultinomialNB", "PoissonRegressor", "Trainer", "__version__", "ingest"]
     assert result["generic"] == dict.fromkeys(GENERIC_NAMES, False)
     assert result["accuracy"] >= 0.95
 
