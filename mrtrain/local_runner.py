@@ -1,0 +1,172 @@
+"""mrjob's local runner with its tasks forked from a warm interpreter (:mod:`mrtrain.task_server`).
+
+:class:`TaskServer` is the driver's handle on one server process: started by a
+:class:`~mrtrain.launcher.JobLauncher` of the local runner (its imports overlap the driver's own work), its
+socket in the launcher's staging directory, stopped when the launcher closes (and by itself when the driver
+dies). :class:`WarmLocalRunner` is mrjob's :class:`~mrjob.local.LocalMRJobRunner` with two methods changed:
+
+- ``_invoke_task_func``: a task whose command is ``<task python> <job script> ARGS`` runs in a child of the
+  server (:func:`run_task`) instead of ``subprocess.check_call`` of that command; the same files, working
+  directory and environment, and a non-zero exit is the same ``_TaskFailedException``. Any other command
+  (a setup wrapper script) runs as mrjob runs it.
+- ``_run_multiple``: a wave of tasks runs on ``num_cores`` threads of the driver, each waiting for its task,
+  instead of a ``multiprocessing.Pool`` forked for every wave, whose workers receive the tasks pickled.
+
+Everything else (working directories, input splits, the sort, counters, output) is mrjob's own, so a job
+computes what it computes on the plain local runner, bit for bit.
+"""
+
+import concurrent.futures
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+from functools import partial
+from subprocess import CalledProcessError
+
+from mrjob.local import LocalMRJobRunner, _invoke_task_in_subprocess, _TaskFailedException
+
+from mrtrain.task_server import READY, recv_frame, send_frame
+
+log = logging.getLogger(__name__)
+
+#: Seconds a new server may take to import its modules and listen.
+START_TIMEOUT = 120
+#: Seconds :meth:`TaskServer.close` waits for the server to exit before killing it.
+STOP_TIMEOUT = 5
+#: Environment of the server besides the driver's: what the launcher gives every local task
+#: (one BLAS thread, set before numpy loads; the standard library's distutils for mrjob below Python 3.12).
+SERVER_ENVIRONMENT = {
+    "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    **({"SETUPTOOLS_USE_DISTUTILS": "stdlib"} if sys.version_info < (3, 12) else {}),
+}
+
+
+class TaskServerError(RuntimeError):
+    """The task server could not start, or ended while a task was running."""
+
+
+class TaskServer:
+    """One :mod:`mrtrain.task_server` process serving the tasks of one launcher's jobs.
+
+    Parameters
+    ----------
+    directory : str
+        A private (0700) directory for the server's socket; the caller removes it.
+    """
+
+    def __init__(self, directory):
+        self.address = os.path.join(directory, "task-server.sock")
+        alive_r, self._alive_w = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mrtrain.task_server", self.address, str(alive_r)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, pass_fds=(alive_r,),
+                env={**os.environ, **SERVER_ENVIRONMENT},
+            )
+        except BaseException:
+            os.close(self._alive_w)
+            raise
+        finally:
+            os.close(alive_r)
+        self._ready = None
+        self._lock = threading.Lock()
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def wait_ready(self):
+        """Block until the server listens. Raises :class:`TaskServerError` if it exited instead."""
+        with self._lock:
+            if self._ready is None:
+                line = self.process.stdout.readline()
+                self.process.stdout.close()
+                self._ready = line == READY
+                if not self._ready:
+                    self.process.wait(STOP_TIMEOUT)
+        if not self._ready:
+            raise TaskServerError(
+                f"the local runner's task server (pid {self.process.pid}) exited with status "
+                f"{self.process.returncode} before listening"
+            )
+
+    def run(self, argv, cwd, env, stdin, stdout, stderr):
+        """Run the task ``python ARGV`` in a child of the server and return its exit status.
+
+        ``stdin``, ``stdout`` and ``stderr`` are open files the task gets as its standard streams.
+        """
+        self.wait_ready()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(self.address)
+            send_frame(sock, {"argv": list(argv), "cwd": cwd, "env": dict(env)},
+                       [stdin.fileno(), stdout.fileno(), stderr.fileno()])
+            reply, _ = recv_frame(sock)
+        if reply is None or not isinstance(reply.get("returncode"), int):
+            raise TaskServerError(
+                f"the local runner's task server (pid {self.process.pid}) ended while running {argv[0]}"
+            )
+        return reply["returncode"]
+
+    def close(self):
+        """Stop the server (closing its pipe ends it; killed after :data:`STOP_TIMEOUT` seconds)."""
+        if self._alive_w is None:
+            return
+        os.close(self._alive_w)
+        self._alive_w = None
+        if self._ready is None:
+            self.process.stdout.close()
+        try:
+            self.process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _invoke_task_in_server(server, task_type, step_num, task_num, argv, num_steps,
+                           stdin, stdout, stderr, wd, env):
+    """mrjob's ``_invoke_task_in_subprocess`` with the task forked by ``server``."""
+    returncode = server.run(argv, wd, env, stdin, stdout, stderr)
+    if returncode:
+        raise _TaskFailedException(
+            reason=str(CalledProcessError(returncode, argv)), step_num=step_num, num_steps=num_steps,
+            task_type=task_type, task_num=task_num,
+        )
+
+
+class WarmLocalRunner(LocalMRJobRunner):
+    """mrjob's local runner whose tasks are children of a :class:`TaskServer` (see the module docstring).
+
+    Parameters
+    ----------
+    task_server : TaskServer
+    **kwargs
+        :class:`mrjob.local.LocalMRJobRunner`'s.
+    """
+
+    def __init__(self, task_server, **kwargs):
+        super().__init__(**kwargs)
+        self._task_server = task_server
+
+    def _invoke_task_func(self, task_type, step_num, task_num):
+        args = self._substep_args(step_num, task_type)
+        python = self._task_python_bin()
+        if args[:len(python)] != python or python != [sys.executable]:
+            return partial(_invoke_task_in_subprocess, task_type, step_num, task_num, args, self._num_steps())
+        return partial(_invoke_task_in_server, self._task_server, task_type, step_num, task_num,
+                       args[len(python):], self._num_steps())
+
+    def _run_multiple(self, funcs, num_processes=None):
+        """Run ``funcs`` on ``num_cores`` threads; the first failure cancels those not started and is raised."""
+        workers = self._opts["num_cores"] or os.cpu_count() or 1
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="mrtrain-task") as pool:
+            futures = [pool.submit(func) for func in funcs]
+            try:
+                for future in futures:
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
