@@ -119,8 +119,10 @@ def measure(passes=5):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python3 -m benchmarks.overhead", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--passes", type=int, default=7, help="timed passes per launcher. Default: %(default)s")
+    parser = argparse.ArgumentParser(prog="python3 -m benchmarks.overhead",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--passes", type=int, default=7,
+                        help="timed passes per launcher. Default: %(default)s")
     parser.add_argument("--repeats", type=int, default=3,
                         help="rounds over the configurations. Default: %(default)s")
     args = parser.parse_args(argv)

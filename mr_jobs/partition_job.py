@@ -22,6 +22,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 import warnings
 from typing import NamedTuple
 
@@ -45,6 +46,10 @@ NON_FINITE_COUNTERS = "mrtrain non-finite sums"
 #: of the ``KEY<TAB>TAG<TAB>VECTOR`` line and its newline, which cross the shuffle to the reducers (with
 #: ``--map-only``, the job's output that the driver reads back).
 SHUFFLE_BYTES = "shuffle bytes"
+#: Counter (group ``mrtrain``) a partition-sum map task adds the milliseconds of its work to: reading (or
+#: taking from the cache) its partition and computing its vector. What is left of a job's wall time is the
+#: job's own cost, which ``--allreduce`` pays once per training (see :mod:`mrtrain.allreduce_hint`).
+MAP_WORK_MS = "map work ms"
 #: Environment variable naming a partition id whose first map attempt fails on purpose (fault tests).
 FAULT_PARTITION_ENV = "MRTRAIN_FAULT_FAIL_PARTITION"
 
@@ -269,6 +274,7 @@ class PartitionSumJob(PartitionJob):
         return [MRStep(mapper_init=self.mapper_init_load_task, mapper=self.mapper_partition_sums, **reducer)]
 
     def mapper_partition_sums(self, _, line):
+        started = time.perf_counter()
         partition_id, uri, X, y_raw, w = self.read_partition_line(line)
         y = self.encoded_labels(partition_id, uri, y_raw)
         self.partition_id = partition_id  # for sums that depend on where a row is (row splits)
@@ -278,6 +284,7 @@ class PartitionSumJob(PartitionJob):
             # Trial points may overflow (the line search rejects them); the driver names these partitions
             # when the point it cannot do without does.
             self.increment_counter(NON_FINITE_COUNTERS, str(partition_id))
+        self.increment_counter("mrtrain", MAP_WORK_MS, round(1000 * (time.perf_counter() - started)))
         for shard, piece in enumerate(split_shards(vector, self.task.get("shards", 1))):
             record = (str(shard), (partition_id, piece))
             self.increment_counter("mrtrain", SHUFFLE_BYTES, TaggedVectorProtocol().size(*record) + 1)

@@ -26,6 +26,7 @@ from mrjob.step import StepFailedException
 
 from mrtrain import __version__
 from mrtrain.allreduce import DEFAULT_TIMEOUT, parse_address
+from mrtrain.allreduce_hint import allreduce_hint
 from mrtrain.engine.grid import grid_table_lines
 from mrtrain.engine.inference import check_inference
 from mrtrain.engine.initialization import INITS
@@ -670,6 +671,11 @@ def cmd_train(args):
             activation=args.activation,
         )
         fitted = trainer.fit(args.data)
+    hint = None if args.quiet or args.allreduce or args.runner == "inline" else allreduce_hint(
+        trainer.job_times, os.cpu_count() if args.runner == "local" else None
+    )
+    if hint:
+        print(f"mrtrain: {hint}", file=sys.stderr)
     result = fitted.to_dict()
     if args.inference:
         result["inference"] = coefficient_inference(fitted, args.data, runner=args.runner,

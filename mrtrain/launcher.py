@@ -23,7 +23,8 @@ With ``reducers=0`` a partition-sum job is map-only: its output is one ``(partit
 partition, which :meth:`JobLauncher.sum_vector` adds in partition order with the reducer's own function.
 That saves the reduce task (a process on the local runner, a container on YARN) and is bitwise the same.
 After every job the launcher adds up the map tasks' ``shuffle bytes`` counter (the size of the records
-they emitted) into ``last_shuffle_bytes`` and logs it.
+they emitted) into ``last_shuffle_bytes`` and logs it, and appends the job's wall time and its map tasks'
+reported work to ``job_times`` (:class:`JobTime`, for :mod:`mrtrain.allreduce_hint`).
 
 :meth:`JobLauncher.start` runs a map-only job in a background thread (a :class:`BackgroundJob`): the
 AllReduce job of :mod:`mrtrain.allreduce`, whose tasks serve a whole training's passes.
@@ -44,21 +45,24 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 import uuid
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
 
+from mrtrain.local_runner import TaskServer, TaskServerError, WarmLocalRunner
 from mrtrain.mr_jobs.allreduce import FAULT_GROUP_ENV
 from mrtrain.mr_jobs.partition_job import (
     FAULT_PARTITION_ENV,
+    MAP_WORK_MS,
     SHUFFLE_BYTES,
     format_partition_line,
     sum_in_partition_order,
 )
-from mrtrain.local_runner import TaskServer, TaskServerError, WarmLocalRunner
 from mrtrain.mrjob_fs import webhdfs_first
 from mrtrain.storage import partition_cache
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
@@ -236,6 +240,12 @@ def shuffle_bytes(counters):
     return sum(int(step.get("mrtrain", {}).get(SHUFFLE_BYTES, 0)) for step in counters)
 
 
+def map_work_seconds(counters):
+    """The seconds a job's partition-sum map tasks spent reading and computing, added over the tasks (the
+    ``mrtrain`` / :data:`~mrtrain.mr_jobs.partition_job.MAP_WORK_MS` counter); 0 for other jobs."""
+    return sum(int(step.get("mrtrain", {}).get(MAP_WORK_MS, 0)) for step in counters) / 1000
+
+
 def effective_reducers(reducers, vector_length, job):
     """The reducers a partition-sum job runs with: ``reducers``, at most one per summed element.
 
@@ -327,6 +337,7 @@ class JobLauncher:
         self.jobs_run = 0
         self.last_counters = []
         self.last_shuffle_bytes = 0
+        self.job_times = []
         self.hadoop_fs = None
 
     @property
@@ -407,7 +418,8 @@ class JobLauncher:
         -------
         list of (key, value)
             The job's output; its Hadoop counters (one dict per step) are kept in ``last_counters``, and
-            the bytes its map tasks emitted (:func:`shuffle_bytes`) in ``last_shuffle_bytes``.
+            the bytes its map tasks emitted (:func:`shuffle_bytes`) in ``last_shuffle_bytes``; its
+            :class:`JobTime` is appended to ``job_times``.
         """
         job_dir = join(self.staging, f"job-{self.jobs_run:06d}")
         self.jobs_run += 1
@@ -416,11 +428,15 @@ class JobLauncher:
             input_path = join(job_dir, "input.txt")
             self.fs.write_bytes(input_path, "".join(f"{line}\n" for line in input_lines).encode("utf-8"))
         job = job_class(args=[*self._args(task, thetas, job_dir, reducers, input_path), *job_args])
+        started = time.perf_counter()
         with self._make_runner(job) as runner:
             if self.on_hdfs:
                 self._use_webhdfs(runner)
             runner.run()
             self.last_counters = runner.counters()
+            self.job_times.append(JobTime(time.perf_counter() - started, map_work_seconds(self.last_counters),
+                                          len(input_lines) if input_lines is not None
+                                          else len(self.dataset.partitions)))
             self.last_shuffle_bytes = shuffle_bytes(self.last_counters)
             log.info("%s: the map tasks emitted %d bytes", job_class.__name__, self.last_shuffle_bytes)
             if not self.on_hdfs:
@@ -495,6 +511,15 @@ class JobLauncher:
                 f"{self.shards} shard(s)."
             )
         return np.concatenate([vector for _, (_, vector) in records])
+
+
+class JobTime(NamedTuple):
+    """One job as :meth:`JobLauncher.run` timed it: wall ``seconds`` from the job's start to its end, the
+    ``map_work_seconds`` its map tasks reported (:func:`map_work_seconds`) and its ``map_tasks``."""
+
+    seconds: float
+    map_work_seconds: float
+    map_tasks: int
 
 
 class BackgroundJob:

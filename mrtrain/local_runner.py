@@ -10,7 +10,9 @@ dies). :class:`WarmLocalRunner` is mrjob's :class:`~mrjob.local.LocalMRJobRunner
   directory and environment, and a non-zero exit is the same ``_TaskFailedException``. Any other command
   (a setup wrapper script) runs as mrjob runs it.
 - ``_run_multiple``: a wave of tasks runs on ``num_cores`` threads of the driver, each waiting for its task,
-  instead of a ``multiprocessing.Pool`` forked for every wave, whose workers receive the tasks pickled.
+  instead of a ``multiprocessing.Pool`` forked for every wave, whose workers receive the tasks pickled. As
+  with the pool, the first task that fails ends the wave: the tasks still running are killed (their
+  connections to the server closed, :class:`TaskWave`) and that failure is raised.
 
 Everything else (working directories, input splits, the sort, counters, output) is mrjob's own, so a job
 computes what it computes on the plain local runner, bit for bit.
@@ -19,6 +21,7 @@ computes what it computes on the plain local runner, bit for bit.
 import concurrent.futures
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -93,17 +96,30 @@ class TaskServer:
                 f"{self.process.returncode} before listening"
             )
 
-    def run(self, argv, cwd, env, stdin, stdout, stderr):
+    def run(self, argv, cwd, env, stdin, stdout, stderr, wave=None):
         """Run the task ``python ARGV`` in a child of the server and return its exit status.
 
-        ``stdin``, ``stdout`` and ``stderr`` are open files the task gets as its standard streams.
+        ``stdin``, ``stdout`` and ``stderr`` are open files the task gets as its standard streams. A task of
+        a ``wave`` (:class:`TaskWave`) that is cancelled is killed and returns ``-SIGKILL``.
         """
         self.wait_ready()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(self.address)
-            send_frame(sock, {"argv": list(argv), "cwd": cwd, "env": dict(env)},
-                       [stdin.fileno(), stdout.fileno(), stderr.fileno()])
-            reply, _ = recv_frame(sock)
+            try:
+                if wave is not None and not wave.add(sock):
+                    return -signal.SIGKILL
+                send_frame(sock, {"argv": list(argv), "cwd": cwd, "env": dict(env)},
+                           [stdin.fileno(), stdout.fileno(), stderr.fileno()])
+                reply, _ = recv_frame(sock)
+            except OSError:
+                if wave is None or not wave.cancelled:
+                    raise
+                reply = None
+            finally:
+                if wave is not None:
+                    wave.discard(sock)
+        if reply is None and wave is not None and wave.cancelled:
+            return -signal.SIGKILL
         if reply is None or not isinstance(reply.get("returncode"), int):
             raise TaskServerError(
                 f"the local runner's task server (pid {self.process.pid}) ended while running {argv[0]}"
@@ -125,10 +141,40 @@ class TaskServer:
             self.process.wait()
 
 
-def _invoke_task_in_server(server, task_type, step_num, task_num, argv, num_steps,
+class TaskWave:
+    """The connections of the tasks running in one wave, to end them all at once (:meth:`cancel`)."""
+
+    def __init__(self):
+        self.cancelled = False
+        self._lock = threading.Lock()
+        self._sockets = set()
+
+    def add(self, sock):
+        """Count ``sock``'s task in; False (and nothing added) once the wave is cancelled."""
+        with self._lock:
+            if not self.cancelled:
+                self._sockets.add(sock)
+            return not self.cancelled
+
+    def discard(self, sock):
+        with self._lock:
+            self._sockets.discard(sock)
+
+    def cancel(self):
+        """Close every running task's connection (the server kills those tasks); start no more."""
+        with self._lock:
+            self.cancelled = True
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def _invoke_task_in_server(server, wave, task_type, step_num, task_num, argv, num_steps,
                            stdin, stdout, stderr, wd, env):
     """mrjob's ``_invoke_task_in_subprocess`` with the task forked by ``server``."""
-    returncode = server.run(argv, wd, env, stdin, stdout, stderr)
+    returncode = server.run(argv, wd, env, stdin, stdout, stderr, wave)
     if returncode:
         raise _TaskFailedException(
             reason=str(CalledProcessError(returncode, argv)), step_num=step_num, num_steps=num_steps,
@@ -149,24 +195,33 @@ class WarmLocalRunner(LocalMRJobRunner):
     def __init__(self, task_server, **kwargs):
         super().__init__(**kwargs)
         self._task_server = task_server
+        self._wave = TaskWave()
 
     def _invoke_task_func(self, task_type, step_num, task_num):
         args = self._substep_args(step_num, task_type)
         python = self._task_python_bin()
         if args[:len(python)] != python or python != [sys.executable]:
             return partial(_invoke_task_in_subprocess, task_type, step_num, task_num, args, self._num_steps())
-        return partial(_invoke_task_in_server, self._task_server, task_type, step_num, task_num,
-                       args[len(python):], self._num_steps())
+        return partial(self._invoke_in_server, task_type, step_num, task_num, args[len(python):])
+
+    def _invoke_in_server(self, task_type, step_num, task_num, argv, *streams):
+        _invoke_task_in_server(self._task_server, self._wave, task_type, step_num, task_num, argv,
+                               self._num_steps(), *streams)
 
     def _run_multiple(self, funcs, num_processes=None):
-        """Run ``funcs`` on ``num_cores`` threads; the first failure cancels those not started and is raised."""
+        """Run ``funcs`` on ``num_cores`` threads; the first failure cancels those not started and is
+        raised."""
         workers = self._opts["num_cores"] or os.cpu_count() or 1
+        self._wave = wave = TaskWave()
         with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="mrtrain-task") as pool:
             futures = [pool.submit(func) for func in funcs]
             try:
-                for future in futures:
-                    future.result()
+                concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+                failed = [future for future in futures if future.done() and future.exception() is not None]
+                if failed:
+                    failed[0].result()
             except BaseException:
                 for future in futures:
                     future.cancel()
+                wave.cancel()
                 raise

@@ -1,4 +1,4 @@
-"""The local runner's warm task server: a Python that has imported what tasks import, forking one process per task.
+"""The local runner's warm task server: a Python that imported what tasks import, forking a process per task.
 
 A task of mrjob's local runner is ``python <job script> --step-num=N --mapper ...`` in a fresh interpreter,
 which imports numpy, pyarrow, mrjob and mrtrain's job modules again in every task of every pass (a few tenths
@@ -35,12 +35,15 @@ import sys
 import tempfile
 import traceback
 
+from threadpoolctl import threadpool_info
+
 log = logging.getLogger(__name__)
 
 #: Modules the server imports before serving: everything a task of an mrtrain job imports.
 PRELOAD = (
-    "numpy", "pyarrow", "pyarrow.parquet", "threadpoolctl", "mrjob.job", "mrjob.protocol", "mrjob.step",
-    "mrtrain.storage.dataset", "mrtrain.mr_jobs.allreduce", "mrtrain.mr_jobs.evaluate",
+    "numpy", "pyarrow", "pyarrow.parquet", "scipy.sparse", "threadpoolctl", "mrjob.job", "mrjob.protocol",
+    "mrjob.step", "mrtrain.storage.local_fs", "mrtrain.storage.dataset", "mrtrain.mr_jobs.allreduce",
+    "mrtrain.mr_jobs.evaluate",
     "mrtrain.mr_jobs.feature_stats", "mrtrain.mr_jobs.gradient", "mrtrain.mr_jobs.grouped_evaluate",
     "mrtrain.mr_jobs.grouped_gradient", "mrtrain.mr_jobs.kmeans", "mrtrain.mr_jobs.kmeans_predict",
     "mrtrain.mr_jobs.naive_bayes", "mrtrain.mr_jobs.online_init", "mrtrain.mr_jobs.predict",
@@ -134,14 +137,15 @@ def run_task(request, fds, base_path):
         os.environ.update(request["env"])
         tempfile.tempdir = None  # chosen again from this environment's TMPDIR
         script, *args = request["argv"]
-        script = os.path.abspath(script)
         extra = [path for path in os.environ.get("PYTHONPATH", "").split(os.pathsep) if path]
-        sys.path[:] = [os.path.dirname(script), *extra, *(p for p in base_path if p not in extra)]
-        sys.argv = [request["argv"][0], *args]
+        sys.path[:] = [os.path.dirname(os.path.abspath(script)), *extra,
+                       *(path for path in base_path if path not in extra)]
+        sys.argv = [script, *args]
         sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
         sys.stdout = sys.__stdout__ = io.TextIOWrapper(io.BufferedWriter(io.FileIO(1, "w", closefd=False)))
         sys.stderr = sys.__stderr__ = io.TextIOWrapper(
-            io.BufferedWriter(io.FileIO(2, "w", closefd=False)), errors="backslashreplace", line_buffering=True
+            io.BufferedWriter(io.FileIO(2, "w", closefd=False)), errors="backslashreplace",
+            line_buffering=True,
         )
         try:
             runpy.run_path(script, run_name="__main__")
@@ -284,6 +288,7 @@ def main(argv=None):
         return 0
     for name in PRELOAD:
         importlib.import_module(name)
+    threadpool_info()  # threadpoolctl's first look at the loaded libraries (otherwise every task's)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(64)

@@ -253,6 +253,8 @@ class Trainer:
         self.reducers = reducers
         self.partition_cache = partition_cache
         self.callback = callback
+        #: The jobs of the last :meth:`fit` of a linear or softmax model (:class:`mrtrain.launcher.JobTime`).
+        self.job_times = []
         self.allreduce = allreduce
         self.allreduce_address = allreduce_address
         self.allreduce_tasks = allreduce_tasks
@@ -435,6 +437,7 @@ class Trainer:
             dataset, spec, runner=self.runner, conf_path=self.conf_path, reducers=reducers,
             partition_cache=self.partition_cache,
         ) as launcher, self._allreduce_session(launcher) as session, writer or contextlib.nullcontext():
+            self.job_times = launcher.job_times
             checkpoint, resume = self._latest_checkpoint(settings)
             x0 = model.initial_point(self.seed)
             online = self.init == "online" and checkpoint is None  # a resumed or warm start has its own
