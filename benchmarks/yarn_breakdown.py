@@ -76,7 +76,7 @@ def breakdown(lines, started, ended, counters=None, maps=1):
         previous = at if at is not None else previous
     phases["after"] = ended - previous
     phases["total"] = ended - started
-    tasks = (counters or {}).get("Job Counters", {})
+    tasks = next((group for name, group in (counters or {}).items() if name.strip() == "Job Counters"), {})
     phases["map task s"] = tasks.get("Total time spent by all map tasks (ms)", 0) / 1000 / maps
     phases["map work s"] = (counters or {}).get("mrtrain", {}).get("map work ms", 0) / 1000 / maps
     phases["uber"] = any("running in uber mode : true" in text for _, text in lines)
