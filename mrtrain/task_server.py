@@ -120,15 +120,18 @@ def _exit_code(error):
     return 1
 
 
-def run_task(request, fds, base_path):
-    """In a forked child: become the task ``request`` describes and run it; never returns."""
+def run_task(request, fds, base_path, sigint=signal.default_int_handler):
+    """In a forked child: become the task ``request`` describes and run it; never returns.
+
+    ``sigint`` is the SIGINT handler a fresh Python would have had: Python's own, or SIG_IGN where the
+    driver was started with SIGINT ignored (a background job of a shell)."""
     status = 1
     try:
         die_with_parent()
         signal.set_wakeup_fd(-1)
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, sigint)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -168,8 +171,9 @@ def run_task(request, fds, base_path):
 class _Server:
     """The accept / fork / reap loop (see the module docstring)."""
 
-    def __init__(self, listener, alive_fd):
+    def __init__(self, listener, alive_fd, sigint):
         self.listener = listener
+        self.sigint = sigint
         self.alive_fd = alive_fd
         self.base_path = [path for path in sys.path[1:]
                           if path not in os.environ.get("PYTHONPATH", "").split(os.pathsep)]
@@ -229,7 +233,7 @@ class _Server:
             for other in self.tasks.values():
                 if other is not None:
                     other.close()
-            run_task(request, fds, self.base_path)
+            run_task(request, fds, self.base_path, self.sigint)
         for fd in fds:
             os.close(fd)
         self.tasks[pid] = conn
@@ -283,7 +287,7 @@ def main(argv=None):
     alive_fd = int(alive_fd)
     parent = os.getppid()
     die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C stops
+    sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server outlives a Ctrl-C; its tasks do not
     if os.getppid() != parent:
         return 0
     for name in PRELOAD:
@@ -298,7 +302,7 @@ def main(argv=None):
     os.dup2(devnull, 1)
     os.close(devnull)
     try:
-        _Server(listener, alive_fd).serve()
+        _Server(listener, alive_fd, sigint).serve()
     finally:
         listener.close()
         try:

@@ -21,7 +21,7 @@ from mrtrain.storage.dataset import write_dataset
 from mrtrain.task_server import send_frame
 
 PROBE = textwrap.dedent("""
-    import json, os, sys
+    import json, os, signal, sys
     import mrtrain.mr_jobs.partition_job as partition_job
     seen = getattr(partition_job, "_probe_mark", None)
     partition_job._probe_mark = os.getpid()
@@ -29,6 +29,7 @@ PROBE = textwrap.dedent("""
     print(json.dumps({
         "argv": sys.argv, "cwd": os.getcwd(), "path0": sys.path[0], "probe": os.environ.get("PROBE_VAR"),
         "stdin": sys.stdin.read(), "main": __name__, "seen": seen, "pid": os.getpid(), "ppid": os.getppid(),
+        "sigint": str(signal.getsignal(signal.SIGINT)),
     }))
     if len(sys.argv) > 1 and sys.argv[1] == "raise":
         raise KeyError("boom")
@@ -79,9 +80,26 @@ def test_a_task_is_what_a_fresh_python_would_have_been(server, tmp_path, args, s
     assert facts(warm_out) == facts(cold_out)
     assert facts(warm_out)["probe"] == "value \u00e9" and facts(warm_out)["stdin"] == "line one\nline two\n"
     assert facts(warm_out)["seen"] is None and facts(warm_out)["main"] == "__main__"
+    assert facts(warm_out)["sigint"] == str(signal.default_int_handler)
     assert warm_err.splitlines()[0] == cold_err.splitlines()[0] == "to stderr \u00e9".encode()
     # An uncaught exception: the traceback's last line, as the interpreter prints it.
     assert warm_err.splitlines()[-1:] == cold_err.splitlines()[-1:]
+
+
+def test_a_ctrl_c_reaches_a_task_as_it_would_a_fresh_python_also_when_ignored(tmp_path):
+    """A driver started with SIGINT ignored (a shell's background job) has tasks that ignore it too."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        server = TaskServer(str(tmp_path))
+        try:
+            server.wait_ready()
+            (warm, _, _), (cold, _, _) = [(json.loads(out), status, err)
+                                          for status, out, err in run_both(server, tmp_path, [], "ignored")]
+        finally:
+            server.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert warm["sigint"] == cold["sigint"] == str(signal.SIG_IGN)
 
 
 def test_each_task_is_its_own_child_of_a_server_no_task_changed(server, tmp_path):
