@@ -26,6 +26,11 @@ After every job the launcher adds up the map tasks' ``shuffle bytes`` counter (t
 they emitted) into ``last_shuffle_bytes`` and logs it, and appends the job's wall time and its map tasks'
 reported work to ``job_times`` (:class:`JobTime`, for :mod:`mrtrain.allreduce_hint`).
 
+On the local runner the launcher starts a :class:`mrtrain.local_runner.TaskServer` with its staging
+directory (its imports overlap the driver's work) and runs every job with a
+:class:`~mrtrain.local_runner.WarmLocalRunner`, whose tasks are forked by that server instead of each
+starting a Python; closing the launcher stops the server (``warm_tasks=False``: mrjob's local runner as is).
+
 :meth:`JobLauncher.start` runs a map-only job in a background thread (a :class:`BackgroundJob`): the
 AllReduce job of :mod:`mrtrain.allreduce`, whose tasks serve a whole training's passes.
 
