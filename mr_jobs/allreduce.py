@@ -12,7 +12,8 @@ points and the Hessian count, computes every partition's vector with :meth:`MRGr
 vectors, which the driver adds in partition order. ``stop`` ends the task, and so does no message for the task
 file's ``idle_timeout`` seconds. A task whose connection breaks connects again: a live driver sends it the
 current pass again; a driver that is gone refuses the connection, and the task ends. A task never outlives its
-driver.
+driver. A handshake that fails otherwise (the driver, flooded by other connections, closed it; it did not
+complete in time) is tried again with exponential backoff for the task file's ``connect_timeout`` seconds.
 
 While it waits, a task reports its status to Hadoop (``set_status``) every :data:`STATUS_SECONDS`, so the
 framework's task timeout does not kill an idle but healthy task. A partition with bad data is reported to
@@ -21,12 +22,13 @@ attempt, and the retry loads its partitions, reconnects under the same group id 
 
 The task file's ``allreduce`` object: ``address`` ``[host, port]``, ``secret_file`` (a local path or
 ``hdfs://`` URI of the owner-only file holding the run's secret, which the task reads itself, as it reads
-its partitions), ``groups`` (per group, its partition-list lines), ``idle_timeout`` and ``read_timeout``
-(seconds).
+its partitions), ``groups`` (per group, its partition-list lines), ``idle_timeout``, ``read_timeout`` and
+``connect_timeout`` (seconds).
 """
 
 import logging
 import os
+import random
 import re
 import secrets
 import select
@@ -49,11 +51,13 @@ log = logging.getLogger(__name__)
 FAULT_GROUP_ENV = "MRTRAIN_FAULT_FAIL_ALLREDUCE_GROUP"
 #: Seconds between status reports while a task waits for the driver.
 STATUS_SECONDS = 10.0
-#: Seconds a starting task keeps trying to reach the driver (unless refused) before concluding it is gone.
-CONNECT_SECONDS = 20.0
-#: Seconds to connect and to complete the handshake. (A listening socket can outlive the driver in forked
-#: processes, mrjob's local task pool: then connecting succeeds but nobody answers.)
+#: Seconds to connect, and then to complete the whole handshake. (A listening socket can outlive the driver
+#: in forked processes, mrjob's local task pool: then connecting succeeds but nobody answers.)
 HANDSHAKE_SECONDS = 10.0
+#: Seconds before the first retry of a failed handshake; each retry waits twice as long, at most
+#: :data:`MAX_RETRY_SECONDS`, less a random part (so tasks that failed together do not retry together).
+FIRST_RETRY_SECONDS = 0.2
+MAX_RETRY_SECONDS = 5.0
 #: Most parameter points one pass may carry.
 MAX_POINTS = 4096
 #: Reconnections in a row, without a pass served in between, before a task gives up.
@@ -126,36 +130,53 @@ class MRAllReduce(MRGradient):
         return partitions, None
 
     def connect_to_driver(self, settings, group):
-        """An authenticated connection to the driver, or None if it cannot be reached (it is gone)."""
+        """An authenticated connection to the driver, or None if it is gone.
+
+        A connection refused means nothing listens there (the driver listens before it starts the job, and
+        stops listening only when it ends): the driver is gone. Any other failure (the driver busy with
+        other connections hung up, a handshake that did not complete within :data:`HANDSHAKE_SECONDS`)
+        is tried again with exponential backoff for the task file's ``connect_timeout`` seconds (the gang
+        timeout, for which the driver waits for a task).
+        """
         address = tuple(settings["address"])
-        deadline = time.monotonic() + CONNECT_SECONDS
+        give_up = time.monotonic() + settings["connect_timeout"]
+        delay, tries = FIRST_RETRY_SECONDS, 0
         while True:
+            tries += 1
             try:
                 sock = wire.connect(address, timeout=HANDSHAKE_SECONDS)
-                break
+            except ConnectionRefusedError as error:
+                log.warning("allreduce group %d: nothing listens at %s:%s (%s): the driver is gone; exiting",
+                            group, *address, error)
+                return None
             except OSError as error:
-                # Refused: nothing listens there, and the driver listens before it starts the job.
-                if isinstance(error, ConnectionRefusedError) or time.monotonic() > deadline:
-                    log.warning("allreduce group %d: the driver at %s:%s is unreachable (%s); exiting",
-                                group, *address, error)
-                    return None
-                time.sleep(1.0)
-        try:
-            self.prove_membership(sock, settings["secret"], group)
-            sock.settimeout(settings["read_timeout"])
-        except (EOFError, ConnectionResetError, TimeoutError) as error:
-            sock.close()
-            log.warning("allreduce group %d: the driver hung up during the handshake (%s); exiting", group,
-                        error)
-            return None
-        except BaseException:
-            sock.close()
-            raise
-        return sock
+                failure = error
+            else:
+                try:
+                    self.prove_membership(sock, settings["secret"], group,
+                                          time.monotonic() + HANDSHAKE_SECONDS)
+                    sock.settimeout(settings["read_timeout"])
+                    return sock
+                except wire.ProtocolError:
+                    sock.close()
+                    raise
+                except (EOFError, OSError) as error:
+                    sock.close()
+                    failure = error
+            wait = min(delay, MAX_RETRY_SECONDS) * random.uniform(0.5, 1.0)
+            if time.monotonic() + wait > give_up:
+                log.warning("allreduce group %d: no handshake with the driver at %s:%s completed in %d "
+                            "tries over %g s (last: %s); exiting", group, *address, tries,
+                            settings["connect_timeout"], failure)
+                return None
+            log.info("allreduce group %d: the handshake with the driver failed (%s); trying again in %.1f s",
+                     group, failure, wait)
+            time.sleep(wait)
+            delay *= 2
 
-    def prove_membership(self, sock, secret, group):
-        """The task's side of the handshake (see :mod:`mrtrain.mr_jobs.allreduce_wire`)."""
-        header, _ = wire.receive_message(sock, 0)
+    def prove_membership(self, sock, secret, group, deadline):
+        """The task's side of the handshake (see :mod:`mrtrain.mr_jobs.allreduce_wire`), by ``deadline``."""
+        header, _ = wire.receive_message(sock, 0, deadline)
         wire.expect(header, "challenge")
         if header.get("protocol") != wire.PROTOCOL:
             raise wire.ProtocolError(
@@ -169,7 +190,7 @@ class MRAllReduce(MRGradient):
             "attempt": os.environ.get("mapreduce_task_attempt_id", ""),
             "job": os.environ.get("mapreduce_job_id", ""),
         })
-        header, _ = wire.receive_message(sock, 0)
+        header, _ = wire.receive_message(sock, 0, deadline)
         wire.expect(header, "welcome")
         if not wire.macs_equal(wire.driver_mac(secret, driver_nonce, task_nonce, group), header.get("mac")):
             raise wire.ProtocolError("the driver's proof does not match this run's secret")

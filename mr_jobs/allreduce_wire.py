@@ -16,8 +16,9 @@ its own nonce and ``HMAC-SHA256(secret, "task" | driver nonce | task nonce | gro
 ``HMAC-SHA256(secret, "driver" | task nonce | driver nonce | group)``, which the task checks in turn. The
 secret is 32 random bytes per training run, in a file only the run's user can read, which the driver writes
 and the tasks read themselves (never in the task file or on a command line). A connection
-that fails any check is closed without an answer, so a stranger learns nothing and changes nothing, and a
-recorded handshake cannot be replayed (the nonces are fresh).
+that fails any check, or does not complete its ``hello`` within the driver's deadline for the whole
+handshake, is closed without an answer, so a stranger learns nothing and changes nothing, and a recorded
+handshake cannot be replayed (the nonces are fresh).
 """
 
 import hashlib
@@ -26,6 +27,7 @@ import json
 import secrets
 import socket
 import struct
+import time
 
 import numpy as np
 
@@ -34,6 +36,8 @@ MAGIC = b"MRAR"
 #: Version of this format; the driver sends it in ``challenge``.
 PROTOCOL = 1
 _FRAME = struct.Struct("<4sIQ")
+#: Bytes of the frame before the JSON header.
+FRAME_BYTES = _FRAME.size
 _FLOAT = np.dtype("<f8")
 #: Largest JSON header either side accepts.
 MAX_HEADER_BYTES = 64 * 1024
@@ -112,11 +116,12 @@ def _send_buffers(sock, buffers):
             views[0] = views[0][sent:]
 
 
-def _receive_exactly(sock, size):
-    """``size`` bytes from ``sock``, received into one buffer (a bytearray)."""
+def _receive_exactly(sock, size, deadline=None):
+    """``size`` bytes from ``sock``, received into one buffer (a bytearray), by ``deadline`` if given."""
     buffer = bytearray(size)
     view, received = memoryview(buffer), 0
     while received < size:
+        _wait_until(sock, deadline)
         count = sock.recv_into(view[received:], min(size - received, 1 << 20))
         if not count:
             raise EOFError(f"connection closed mid-message, {size - received} of {size} bytes unread")
@@ -124,7 +129,51 @@ def _receive_exactly(sock, size):
     return buffer
 
 
-def receive_message(sock, max_payload_bytes):
+def _wait_until(sock, deadline):
+    """Let the next ``recv`` on ``sock`` wait only until ``deadline`` (``time.monotonic()``); None: as set."""
+    if deadline is None:
+        return
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the message did not arrive in time")
+    sock.settimeout(left)
+
+
+def check_frame(frame, max_header_bytes, max_payload_bytes):
+    """The JSON header's and the payload's lengths announced by a 16-byte ``frame``, checked.
+
+    Raises
+    ------
+    ProtocolError
+        A frame without the magic, or a length over its limit, or a payload of not whole float64 values.
+    """
+    magic, header_bytes, payload_bytes = _FRAME.unpack(frame)
+    if magic != MAGIC:
+        raise ProtocolError(f"expected a frame starting {MAGIC!r}, found {magic!r}")
+    if header_bytes > max_header_bytes:
+        raise ProtocolError(
+            f"expected a JSON header of at most {max_header_bytes} bytes, found {header_bytes}"
+        )
+    if payload_bytes > max_payload_bytes or payload_bytes % _FLOAT.itemsize:
+        raise ProtocolError(
+            f"expected a payload of whole float64 values, at most {max_payload_bytes} bytes, found "
+            f"{payload_bytes}"
+        )
+    return header_bytes, payload_bytes
+
+
+def decode_header(body):
+    """The JSON header in ``body`` (bytes): a dict with a str ``"type"``; ProtocolError otherwise."""
+    try:
+        header = json.loads(bytes(body).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise ProtocolError(f"expected a JSON header, found one that does not parse ({error})") from None
+    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
+        raise ProtocolError("expected a JSON object with a 'type', found another value")
+    return header
+
+
+def receive_message(sock, max_payload_bytes, deadline=None):
     """Read one message, checking its frame against the limits before reading the rest.
 
     Parameters
@@ -132,6 +181,9 @@ def receive_message(sock, max_payload_bytes):
     sock : socket.socket
     max_payload_bytes : int
         Largest payload accepted.
+    deadline : float, optional
+        ``time.monotonic()`` by which the whole message must have arrived (a peer sending it a byte at a
+        time cannot hold the reader longer). Without it every read waits up to the socket's timeout.
 
     Returns
     -------
@@ -147,32 +199,17 @@ def receive_message(sock, max_payload_bytes):
     ProtocolError
         A bad frame, a length over the limits, a header that is not a JSON object with a ``"type"``, or a
         payload that is not whole float64 values.
-    socket.timeout
-        Nothing arrived within the socket's timeout.
+    TimeoutError
+        Nothing arrived within the socket's timeout, or the message not by ``deadline``.
     """
-    first = sock.recv(_FRAME.size)
+    _wait_until(sock, deadline)
+    first = sock.recv(FRAME_BYTES)
     if not first:
         raise EOFError("connection closed")
-    frame = first + _receive_exactly(sock, _FRAME.size - len(first))
-    magic, header_bytes, payload_bytes = _FRAME.unpack(frame)
-    if magic != MAGIC:
-        raise ProtocolError(f"expected a frame starting {MAGIC!r}, found {magic!r}")
-    if header_bytes > MAX_HEADER_BYTES:
-        raise ProtocolError(
-            f"expected a JSON header of at most {MAX_HEADER_BYTES} bytes, found {header_bytes}"
-        )
-    if payload_bytes > max_payload_bytes or payload_bytes % _FLOAT.itemsize:
-        raise ProtocolError(
-            f"expected a payload of whole float64 values, at most {max_payload_bytes} bytes, found "
-            f"{payload_bytes}"
-        )
-    try:
-        header = json.loads(_receive_exactly(sock, header_bytes).decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise ProtocolError(f"expected a JSON header, found one that does not parse ({error})") from None
-    if not isinstance(header, dict) or not isinstance(header.get("type"), str):
-        raise ProtocolError("expected a JSON object with a 'type', found another value")
-    payload = np.frombuffer(_receive_exactly(sock, payload_bytes), dtype=_FLOAT)
+    frame = first + _receive_exactly(sock, FRAME_BYTES - len(first), deadline)
+    header_bytes, payload_bytes = check_frame(frame, MAX_HEADER_BYTES, max_payload_bytes)
+    header = decode_header(_receive_exactly(sock, header_bytes, deadline))
+    payload = np.frombuffer(_receive_exactly(sock, payload_bytes, deadline), dtype=_FLOAT)
     return header, payload
 
 

@@ -6,18 +6,20 @@ driver pays them once. :class:`AllReduceSession` opens a TCP server, starts one 
 (:mod:`mrtrain.mr_jobs.allreduce`, through the same :class:`~mrtrain.launcher.JobLauncher` as every
 other job) whose map tasks each hold a *group* of partitions, and waits until every group's task has
 connected and proved that it belongs to this run (HMAC-SHA256 over a per-run secret; see
-:mod:`mrtrain.mr_jobs.allreduce_wire`). Each pass then sends the parameter points to every task,
-receives every partition's vector, computed by the job-per-pass code, and adds them in partition order
-with the reducer's own function (:func:`~mrtrain.mr_jobs.partition_job.sum_in_partition_order`): the model
-is bitwise the one job-per-pass training gives, on every runner. Evaluate and predict stay jobs.
+:mod:`mrtrain.mr_jobs.allreduce_wire`; connections are accepted and their handshakes run by
+:class:`mrtrain.allreduce_gate.Gate`, which nobody else connecting to the port can hold up). Each pass
+then sends the parameter points to every task, receives every partition's vector, computed by the
+job-per-pass code, and adds them in partition order with the reducer's own function
+(:func:`~mrtrain.mr_jobs.partition_job.sum_in_partition_order`): the model is bitwise the one job-per-pass
+training gives, on every runner. Evaluate and predict stay jobs.
 
 Gang scheduling: every task must run at the same time, so the partitions are cut into as many contiguous
 groups as there are map slots, at most one per partition: on the local runner mrjob's ``num_cores``
 (default: the machine's cores); on Hadoop the map containers the cluster can run at once next to the job's
 application master, as its ResourceManager says (:mod:`mrtrain.yarn_capacity`), or
 :data:`DEFAULT_HADOOP_TASKS` with a warning when it cannot be asked; ``tasks`` overrides both. If not every
-group connects within ``timeout`` seconds the training stops with one line saying how many did, and the job
-is ended.
+group connects within ``timeout`` seconds the training stops with one line saying how many did (and how many
+other connections the port refused, and why), and the job is ended.
 
 The secret: written into a file that only the run's user can read (0600 in a 0700 directory): the local
 staging directory on the local runner, the HDFS staging directory on Hadoop, or for a dataset outside HDFS
@@ -47,6 +49,7 @@ import time
 
 import numpy as np
 
+from mrtrain.allreduce_gate import BACKLOG, Gate
 from mrtrain.engine.folds import n_groups
 from mrtrain.engine.models import PartialSums, model_from_spec
 from mrtrain.engine.params import check_number
@@ -74,10 +77,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 120.0
 #: Map tasks on the hadoop runner when the ResourceManager cannot tell the cluster's capacity.
 DEFAULT_HADOOP_TASKS = 2
-#: Seconds a connecting peer has to complete the handshake.
-HANDSHAKE_SECONDS = 10.0
-#: Handshakes in progress at once; further connections are closed at once.
-MAX_PENDING_HANDSHAKES = 32
 #: Seconds between checks of the job and of lost groups while a pass waits.
 POLL_SECONDS = 0.5
 #: Least seconds to wait for the job to end after its tasks were told to stop.
@@ -226,11 +225,12 @@ class AllReduceSession:
         self.job_id = None
         self.last_counters = []
         self.server = None
+        self.port = None
         self._connections = {}
         #: Connections replaced by a newer one of their group, for the main thread to stop and close.
         self._superseded = []
         self._closed = False
-        self._pending_handshakes = 0
+        self._gate = None
         self._cond = threading.Condition()
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -246,13 +246,14 @@ class AllReduceSession:
         host, port = self.bind_address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self.server = socket.create_server((host, port), family=family, backlog=64)
+            self.server = socket.create_server((host, port), family=family, backlog=BACKLOG)
         except OSError as error:
             raise OSError(f"--allreduce-address {host}:{port}: cannot listen for map tasks: {error}") \
                 from None
         connect_host = host if host not in ("0.0.0.0", "::", "") else socket.getfqdn()
-        port = self.server.getsockname()[1]
-        threading.Thread(target=self._accept_loop, name="mrtrain-allreduce-accept", daemon=True).start()
+        port = self.port = self.server.getsockname()[1]
+        self._gate = Gate(self.server, self.secret, len(self.groups), self._admit, max(self.timeout, 60.0))
+        self._gate.start()
         self.secret_uri = self._write_secret()
         partitions = {part.index: part for part in self.launcher.dataset.partitions}
         lines = [
@@ -263,6 +264,7 @@ class AllReduceSession:
         settings = {
             "address": [connect_host, port], "secret_file": task_uri(self.secret_uri), "groups": lines,
             "read_timeout": max(self.timeout, 60.0), "idle_timeout": 3 * self.timeout + 60.0,
+            "connect_timeout": self.timeout,
         }
         log.info("allreduce: %d map tasks (partition groups %s) connect to %s:%d", len(self.groups),
                  self.groups, connect_host, port)
@@ -335,7 +337,7 @@ class AllReduceSession:
         raise TimeoutError(
             f"--allreduce: {connected} of {len(self.groups)} map tasks connected within {self.timeout:g} s "
             "(every task needs a map slot for the whole training); train without --allreduce (one job per "
-            "pass), or give the cluster more free map slots, or lower --allreduce-tasks"
+            f"pass), or give the cluster more free map slots, or lower --allreduce-tasks{self._refusals()}"
         )
 
     def close(self, stop=True):
@@ -349,7 +351,9 @@ class AllReduceSession:
             connections = list(self._connections.values()) + self._superseded
             self._connections.clear()
             self._superseded = []
-        if self.server is not None:
+        if self._gate is not None:
+            self._gate.close()
+        elif self.server is not None:
             self.server.close()
         for connection in connections:
             connection.stop()
@@ -377,57 +381,10 @@ class AllReduceSession:
 
     # -- connections -------------------------------------------------------------------------------------
 
-    def _accept_loop(self):
-        while True:
-            try:
-                sock, peer = self.server.accept()
-            except OSError as error:
-                if self._closed:
-                    return
-                log.warning("allreduce: accepting a connection failed: %s", error)
-                time.sleep(POLL_SECONDS)
-                continue
-            with self._cond:
-                refuse = self._closed or self._pending_handshakes >= MAX_PENDING_HANDSHAKES
-                if not refuse:
-                    self._pending_handshakes += 1
-            if refuse:
-                sock.close()
-                continue
-            threading.Thread(target=self._handshake, args=(sock, peer), name="mrtrain-allreduce-handshake",
-                             daemon=True).start()
-
-    def _handshake(self, sock, peer):
-        """Check a new connection's proof; register it under its group, or close it without an answer."""
-        try:
-            sock.settimeout(HANDSHAKE_SECONDS)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            driver_nonce = secrets.token_bytes(wire.NONCE_BYTES)
-            wire.send_message(sock, {"type": "challenge", "protocol": wire.PROTOCOL,
-                                     "nonce": driver_nonce.hex()})
-            header, _ = wire.receive_message(sock, 0)
-            wire.expect(header, "hello")
-            group = header.get("group")
-            if isinstance(group, bool) or not isinstance(group, int) or not 0 <= group < len(self.groups):
-                raise wire.ProtocolError(
-                    f"expected a group in 0..{len(self.groups) - 1}, found {group!r:.20}"
-                )
-            task_nonce = wire.nonce_from(header, "nonce")
-            expected = wire.task_mac(self.secret, driver_nonce, task_nonce, group)
-            if not wire.macs_equal(expected, header.get("mac")):
-                raise wire.ProtocolError("the proof does not match this run's secret")
-            wire.send_message(sock, {"type": "welcome",
-                                     "mac": wire.driver_mac(self.secret, driver_nonce, task_nonce, group)})
-            sock.settimeout(max(self.timeout, 60.0))
-        except (OSError, EOFError, wire.ProtocolError) as error:
-            log.warning("allreduce: refused a connection from %s: %s", peer, error)
-            sock.close()
-            with self._cond:
-                self._pending_handshakes -= 1
-            return
-        attempt, job = str(header.get("attempt", ""))[:100], str(header.get("job", ""))[:100]
+    def _admit(self, sock, group, hello, peer):
+        """Register a connection that passed the handshake (the gate's callback) under its group."""
+        attempt, job = str(hello.get("attempt", ""))[:100], str(hello.get("job", ""))[:100]
         with self._cond:
-            self._pending_handshakes -= 1
             if self._closed:
                 sock.close()
                 return
@@ -438,6 +395,14 @@ class AllReduceSession:
                 self.job_id = job
             self._cond.notify_all()
         log.info("allreduce: group %d connected from %s (%s)", group, peer, attempt or "attempt unknown")
+
+    def _refusals(self):
+        """``"; meanwhile N other connections to the port ..."`` if the gate refused any, else ``""``."""
+        count, causes = self._gate.refusals() if self._gate is not None else (0, "")
+        if not count:
+            return ""
+        return (f"; meanwhile the driver's port {self.port} refused {count} connections "
+                f"that did not prove they belong to this run ({causes})")
 
     def _drop(self, connection, reason):
         """Forget a connection that failed; its group waits for a new attempt."""
@@ -453,7 +418,9 @@ class AllReduceSession:
             return
         if self.job.error is not None:
             raise self.job.error
-        raise RuntimeError("the allreduce job ended while the training still needed its map tasks")
+        raise RuntimeError(
+            f"--allreduce: the job ended while the training still needed its map tasks{self._refusals()}"
+        )
 
     # -- passes ------------------------------------------------------------------------------------------
 
@@ -512,6 +479,7 @@ class AllReduceSession:
                             f"--allreduce: the map task of partition group {group} (partitions "
                             f"{self.groups[group]}) was lost and no new attempt connected within "
                             f"{self.timeout:g} s; rerun the same command to resume from the last checkpoint"
+                            f"{self._refusals()}"
                         )
                     continue
                 lost_since.pop(group, None)

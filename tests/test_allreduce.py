@@ -21,7 +21,7 @@ import time
 import numpy as np
 import pytest
 
-from mrtrain import allreduce
+from mrtrain import allreduce, allreduce_gate
 from mrtrain.allreduce import AllReduceSession, group_partitions, parse_address
 from mrtrain.launcher import BackgroundJob, JobLauncher
 from mrtrain.mr_jobs import allreduce_wire as wire
@@ -775,3 +775,132 @@ def test_on_yarn_the_secret_is_private_and_the_gang_fills_the_free_map_slots(
     assert not fs.exists(seen["uri"])
     if where == "local":  # the directory made for the secret is gone too
         assert not fs.exists(seen["uri"].rsplit("/", 1)[0])
+
+
+class Flood:
+    """Local users hostile to a training: ``silent`` connections to ``port`` that never send a byte and
+    ``trickling`` ones that send a valid frame's bytes one every 0.5 s, each opened again as soon
+    as the driver closes it (and until the port listens), from threads, until :meth:`stop`."""
+
+    def __init__(self, port, silent=40, trickling=8):
+        self.port = port
+        self.stopping = threading.Event()
+        self.opened = [0]
+        self.threads = [threading.Thread(target=self._hold, args=(kind,), daemon=True)
+                        for kind in ["silent"] * silent + ["trickling"] * trickling]
+        for thread in self.threads:
+            thread.start()
+
+    def _hold(self, kind):
+        trickle = wire.MAGIC + (200).to_bytes(4, "little") + (0).to_bytes(8, "little") + b"{" * 200
+        while not self.stopping.is_set():
+            try:
+                sock = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+            except OSError:
+                time.sleep(0.05)
+                continue
+            self.opened[0] += 1
+            with sock:
+                sent = 0
+                while not self.stopping.is_set():
+                    try:
+                        sock.settimeout(0.5)
+                        if sock.recv(100) == b"" and kind == "silent":
+                            break  # hung up on: connect again
+                    except TimeoutError:
+                        pass
+                    except OSError:
+                        break
+                    if kind == "trickling":
+                        try:
+                            sock.sendall(trickle[sent % len(trickle):][:1])
+                        except OSError:
+                            break
+                        sent += 1
+
+    def stop(self):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join()
+
+
+@pytest.mark.parametrize("pending", [allreduce_gate.MAX_PENDING_HANDSHAKES, 8])
+def test_a_flood_of_silent_and_trickling_connections_changes_nothing(cancer, reference, caplog, monkeypatch,
+                                                                     pending):
+    """A local user holding 40 silent and 8 trickling connections to the port, each reopened as soon as
+    the driver closes it, from before the tasks connect until after training: the gang still connects, a
+    connection broken mid-training reconnects, the bits are the same. With room for 8 handshakes at once
+    the flood holds more than the driver keeps: every new connection evicts the oldest, and the evicted
+    connect again at once."""
+    monkeypatch.setattr(allreduce_gate, "MAX_PENDING_HANDSHAKES", pending)
+    # Shorter than the training: handshakes the flood holds expire while it runs (a byte every 0.5 s kept
+    # a connection forever when every read had its own timeout).
+    monkeypatch.setattr(allreduce_gate, "HANDSHAKE_SECONDS", 2.0)
+    port = free_port()
+    flood = Flood(port)
+    sessions = []
+    original = AllReduceSession.open
+
+    def opening(self):
+        sessions.append(self)
+        original(self)
+
+    def break_group_0(progress):
+        if progress.passes == 2:
+            sessions[0]._connections[0].sock.shutdown(socket.SHUT_RDWR)
+
+    try:
+        with pytest.MonkeyPatch.context() as patch, caplog.at_level("INFO", logger="mrtrain.allreduce"):
+            patch.setattr(AllReduceSession, "open", opening)
+            flooded = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2,
+                          allreduce_address=f"127.0.0.1:{port}", allreduce_timeout=60, callback=break_group_0)
+    finally:
+        flood.stop()
+    assert flooded.theta_.tobytes() == reference.theta_.tobytes()
+    assert flooded.history_ == reference.history_
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("group 0 connected" in message for message in messages) == 2, messages
+    assert flood.opened[0] > 48, flood.opened
+    refused = [m for m in messages if m.startswith("allreduce: refused a connection")]
+    assert len(refused) == allreduce_gate.LOGGED_REFUSALS, refused  # then counted, not logged one by one
+    count, causes = sessions[0]._gate.refusals()
+    # Room for the whole flood: its handshakes expire. Room for 8: they are evicted after their second.
+    assert ("no whole hello within 2 s" in causes) == (pending > 48), causes
+    assert ("evicted by a newer connection (8 handshakes pending)" in causes) == (pending == 8), causes
+
+
+def test_a_training_stopped_while_strangers_connect_says_what_the_port_refused(cancer, tmp_path):
+    """One map slot for two tasks: the gang cannot form. Strangers meanwhile send garbage and hold silent
+    connections: the one line that stops the training says how many connections the port refused, and why."""
+    conf = tmp_path / "mrjob.conf"
+    conf.write_text(json.dumps({"runners": {"local": {"num_cores": 1}}}))
+    port = free_port()
+    flood = Flood(port, silent=2, trickling=0)
+    stopping = threading.Event()
+
+    def garbage():
+        while not stopping.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                    sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                    sock.recv(100)
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=garbage, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(TimeoutError) as raised:
+            fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2, allreduce_timeout=12,
+                allreduce_address=f"127.0.0.1:{port}", conf_path=str(conf))
+    finally:
+        stopping.set()
+        flood.stop()
+        thread.join()
+    assert re.fullmatch(
+        r"--allreduce: 1 of 2 map tasks connected within 12 s \(.*\); train without --allreduce .*; "
+        rf"meanwhile the driver's port {port} refused (\d+) connections that did not prove they belong to "
+        r"this run \((.*)\)", str(raised.value)), str(raised.value)
+    causes = str(raised.value).rsplit("(", 1)[1]
+    assert "not the protocol: " in causes and re.search(r"no whole hello within 10 s: \d", causes), causes
