@@ -120,6 +120,12 @@ def max_norm(vector):
     return float(np.max(np.abs(vector), initial=0.0))
 
 
+#: The reasons :func:`stop_reason` gives: a loop stopped for one of them is judged again, under the limits of
+#: the run that resumes it (a higher ``max_iter`` trains on).
+STOPPING_RULE_REASONS = ("gradient norm <= gtol", "relative objective change <= tol",
+                         "line search found no decrease", "max_iter reached")
+
+
 def stop_reason(status, *, max_iter, tol, gtol):
     """Why the loop should stop now, or None to go on.
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from mrtrain.engine.driver import (
     OVERFLOW_REASON,
+    STOPPING_RULE_REASONS,
     LoopStatus,
     Progress,
     finish_pass,
@@ -278,6 +279,28 @@ class PointTable:
             self._index[key] = len(self.rows)
             self.rows.append(point)
         return self._index[key]
+
+
+def judge_again(runs: Sequence[MemberRun], *, max_iter: int, tol: float, gtol: float) -> list[int]:
+    """Judge every member that stopped by the stopping rule again under these limits, as a resumed single
+    model is (:func:`mrtrain.engine.driver.stop_reason` from its status): a member stopped by a lower
+    ``max_iter`` trains on. Members stopped otherwise (overflow, early stopping, not selected) stay stopped.
+
+    Returns
+    -------
+    list of int
+        The members that train on (updated in place).
+    """
+    reopened = []
+    for i, run in enumerate(runs):
+        if run.done and run.reason in STOPPING_RULE_REASONS:
+            verdict = stop_reason(run.status, max_iter=max_iter, tol=tol, gtol=gtol)
+            if verdict is None:
+                run.done, run.reason, run.converged = False, None, False
+                reopened.append(i)
+            else:
+                run.reason, run.converged = verdict
+    return reopened
 
 
 def run_grid(

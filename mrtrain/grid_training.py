@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from mrtrain.allreduce import AllReduceSession
-from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status
+from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, stop_reason
 from mrtrain.engine.folds import n_groups
 from mrtrain.engine.grid import (
     CV_METRICS,
@@ -36,6 +36,7 @@ from mrtrain.engine.grid import (
     add_sums,
     grid_members,
     grid_spec,
+    judge_again,
     regularization_path,
     run_grid,
     split_of,
@@ -326,6 +327,7 @@ class GridRun:
             def callback(progress):
                 self.trainer.callback(progress._replace(model=self.describe(self.result_member())))
 
+        self._train_on(limits)
         self._prune()
         run_grid(self.members, self.runs, self.optimizers, self.objectives, self.evaluate_groups,
                  n_iter_no_change=self.spec["n_iter_no_change"] or 0, on_pass=on_pass,
@@ -347,6 +349,27 @@ class GridRun:
                 "refit": "refit on all rows" if self.spec["cv"] else "all rows",
                 "holdout": "scored on the hold-out part"}[member.role]
         return f"model {i + 1} of {len(self.members)} (l1 {l1:.4g}, l2 {l2:.4g}; {role})"
+
+    def _train_on(self, limits):
+        """A resumed grid continues as a single model does: the members stopped by the stopping rule are
+        judged again under this run's limits (:func:`judge_again`; a higher ``max_iter`` trains them on).
+        If a fold member trains on, the folds choose again, so the refits they had dropped train on too
+        (as they would have until the folds were done), and the table is made again once all have stopped.
+        Nothing changes for a rerun with the same limits (or a fresh grid)."""
+        reopened = judge_again(self.runs, **limits)
+        if any(not run.done for run, m in zip(self.runs, self.members, strict=True) if m.role == "fold"):
+            for i, run in enumerate(self.runs):
+                if run.done and run.reason == NOT_SELECTED:
+                    verdict = stop_reason(run.status, **limits)
+                    if verdict is None:
+                        run.done, run.reason, run.converged = False, None, False
+                        reopened.append(i)
+                    else:
+                        run.reason, run.converged = verdict
+        if reopened:
+            log.info("training %d of %d models on (their stopping rule, with max_iter %d, says go on)",
+                     len(reopened), len(self.runs), limits["max_iter"])
+            self.table, self.selected = None, None
 
     def _prune(self):
         """With cv: once every fold member has stopped, stop the refits of the candidates not selected."""

@@ -161,6 +161,52 @@ def test_an_interrupted_grid_resumes_to_the_same_bits(cancer, tmp_path):
     assert resumed.n_passes_ == whole.n_passes_
 
 
+@pytest.mark.parametrize("settings", [
+    {"l2": [1e-3, 1e-1], "cv": 3},  # folds, then the refits of the candidate they select
+    {"l1": [1e-3, 1e-2], "l2": 1e-3, "cv": 3, "optimizer": "owlqn"},
+    {"l2": 1e-4, "validation_fraction": 0.3, "n_iter_no_change": 50},
+])
+def test_a_grid_resumed_with_a_higher_max_iter_trains_on_as_a_single_model_does(cancer, tmp_path, settings):
+    """A single model trained to 4 iterations and resumed with --max-iter 9 is bitwise the model trained to
+    9 at once (tests/test_training.py::test_resumed_run_ends_bitwise_identical). So is a grid: every
+    member that stopped at the old limit trains on, the folds choose again, and the result, its history
+    and the table are those of the grid trained to 9 at once. (The resumed grid made more passes: the
+    first run's scoring pass, and passes in which only some members trained.)"""
+    _, _, data = cancer
+    settings = {**settings, "tol": 0.0, "gtol": 0.0}
+    whole = Trainer("logistic", max_iter=9, **settings).fit(data)
+    checkpoints = str(tmp_path / "ck")
+    short = Trainer("logistic", max_iter=4, checkpoint_dir=checkpoints, **settings).fit(data)
+    assert short.n_iter_ == 4
+    resumed = Trainer("logistic", max_iter=9, checkpoint_dir=checkpoints, **settings).fit(data)
+    assert resumed.theta_.tobytes() == whole.theta_.tobytes()
+    assert resumed.history_ == whole.history_ and resumed.n_iter_ == whole.n_iter_
+    assert resumed.cv_results_ == whole.cv_results_
+    # Every scored member reached 9 (a hold-out's result is its best iterate, which may be earlier).
+    assert max(max(row["iterations"]) for row in resumed.cv_results_) == 9
+    loaded = FittedModel.load(checkpoints)
+    assert loaded.theta_.tobytes() == whole.theta_.tobytes() and loaded.cv_results_ == whole.cv_results_
+    # Resumed again with the same limit: nothing left to do, no pass.
+    again = Trainer("logistic", max_iter=9, checkpoint_dir=checkpoints, **settings).fit(data)
+    assert again.theta_.tobytes() == whole.theta_.tobytes() and again.n_passes_ == resumed.n_passes_
+
+
+def test_a_grid_resumed_with_a_higher_max_iter_on_the_command_line(capsys, tmp_path, cancer, monkeypatch):
+    _, _, data = cancer
+    monkeypatch.chdir(tmp_path)
+    common = ["train", data, "--model", "logistic", "--reg", "0.001,0.1", "--cv", "3", "--tol", "0",
+              "--gtol", "0", "--json"]
+    status, whole, err = run(capsys, *common, "--max-iter", "7")
+    assert status == 0, err
+    status, _, err = run(capsys, *common, "--max-iter", "3", "--checkpoint-dir", "ck")
+    assert status == 0, err
+    status, resumed, err = run(capsys, *common, "--max-iter", "7", "--checkpoint-dir", "ck")
+    assert status == 0, err
+    whole, resumed = json.loads(whole), json.loads(resumed)
+    assert resumed["coefficients"] == whole["coefficients"] and resumed["iterations"] == 7
+    assert resumed["cross_validation"] == whole["cross_validation"]
+
+
 @pytest.mark.parametrize("standardize", [False, True])
 def test_the_path_starts_at_the_lasso_lambda_max(tmp_path, standardize):
     X, y = reference_data("diabetes")
