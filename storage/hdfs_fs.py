@@ -9,6 +9,10 @@ the path is.
 Transient connection errors are retried ``ATTEMPTS`` times with exponential backoff, then raised
 as ``ConnectionError`` naming the URI. A missing path raises ``FileNotFoundError`` naming it.
 Reads ask for the path's status first, so a directory or an over-long file is refused unread.
+
+Each thread gets its own WebHDFS client (and with it its own ``requests.Session``, which is not safe to
+share between threads): the checkpoint writer's thread and the lock's lease thread use HDFS while the main
+thread does.
 """
 
 import errno
@@ -113,8 +117,9 @@ def hdfs_filesystem(uri=None):
     with _lock:
         if key not in _filesystems:
             url, user = key
-            client = hdfs.InsecureClient(url, user=user, timeout=TIMEOUT_SECONDS)
-            _filesystems[key] = HdfsFileSystem(client, url)
+            _filesystems[key] = HdfsFileSystem(
+                lambda: hdfs.InsecureClient(url, user=user, timeout=TIMEOUT_SECONDS), url
+            )
         return _filesystems[key]
 
 
@@ -123,15 +128,24 @@ class HdfsFileSystem(FileSystem):
 
     Parameters
     ----------
-    client : hdfs.Client
-        The WebHDFS client (one per URL and user).
+    new_client : callable ``() -> hdfs.Client``
+        Makes a WebHDFS client; called once in each thread that uses the filesystem (:attr:`client`).
     url : str
         Its WebHDFS URL, for error messages.
     """
 
-    def __init__(self, client, url):
-        self.client = client
+    def __init__(self, new_client, url):
+        self._new_client = new_client
+        self._threads = threading.local()
         self.url = url
+
+    @property
+    def client(self):
+        """This thread's WebHDFS client (its own ``requests.Session``), made on first use."""
+        client = getattr(self._threads, "client", None)
+        if client is None:
+            client = self._threads.client = self._new_client()
+        return client
 
     def _call(self, action, uri, fn, *args, **kwargs):
         """Run ``fn`` with bounded retries on transient errors; map HDFS errors to OSErrors."""

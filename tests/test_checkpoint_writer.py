@@ -135,3 +135,42 @@ def test_a_second_ctrl_c_while_leaving_still_waits_for_the_last_write(tmp_path, 
             raise KeyboardInterrupt  # the first Ctrl-C, during the pass
     assert interrupted and [iteration for iteration, _ in list_checkpoints(tmp_path)] == [0]
     assert "still writing the last checkpoint" in caplog.text
+
+
+@pytest.mark.hadoop
+def test_on_hdfs_every_thread_talks_to_webhdfs_through_its_own_session(hadoop_cluster, tmp_path):
+    """A training checkpointing to HDFS: the main thread (the lock, listing, resume), the checkpoint
+    writer's threads and the lock's lease thread all use WebHDFS at once. ``requests.Session`` is not safe
+    to share between threads: every session must serve one thread only. Every checkpoint is there, and the
+    model is bitwise the one checkpointed to a local directory."""
+    import requests
+
+    from mrtrain.storage.filesystem import get_filesystem
+    from mrtrain.trainer import Trainer
+    from tests.datasets import reference_data, write
+
+    users = {}
+    send = requests.Session.send
+
+    def recorded(session, request, **kwargs):
+        users.setdefault(id(session), set()).add(threading.current_thread().name)
+        return send(session, request, **kwargs)
+
+    X, y = reference_data("breast_cancer")
+    data = write(tmp_path / "data", X, y, partitions=2)
+    directory = f"{hadoop_cluster['MRTRAIN_HDFS_URL']}/user/{hadoop_cluster['MRTRAIN_HDFS_USER']}/" \
+                f"mrtrain-tests/writer-{os.urandom(4).hex()}"
+    settings = {"optimizer": "lbfgs", "l2": 0.01, "max_iter": 8, "tol": 0.0, "gtol": 0.0}
+    local = Trainer("logistic", checkpoint_dir=str(tmp_path / "ck"), **settings).fit(data)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(requests.Session, "send", recorded)
+            on_hdfs = Trainer("logistic", checkpoint_dir=directory, **settings).fit(data)
+        assert list_checkpoints(directory)[-1][0] == list_checkpoints(str(tmp_path / "ck"))[-1][0] == 8
+    finally:
+        get_filesystem(directory).delete(directory, recursive=True)
+    assert on_hdfs.theta_.tobytes() == local.theta_.tobytes()
+    writers = {name for names in users.values() for name in names if name.startswith("checkpoint-")}
+    assert len(writers) == 9, users  # checkpoints 0..8, each written in its own thread
+    shared = {session: names for session, names in users.items() if len(names) > 1}
+    assert shared == {}, shared

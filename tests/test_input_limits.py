@@ -136,7 +136,7 @@ class FakeWebHdfs:
 
 def test_hdfs_read_bytes_checks_the_status_before_reading():
     client = FakeWebHdfs({"/d/f": b"0123456789", "/d": None})
-    fs = HdfsFileSystem(client, "http://nn:9870")
+    fs = HdfsFileSystem(lambda: client, "http://nn:9870")
     assert fs.read_bytes("hdfs://nn/d/f") == b"0123456789"
     assert fs.read_bytes("hdfs://nn/d/f", max_bytes=10) == b"0123456789"
     assert client.reads == [("/d/f", None), ("/d/f", 11)]

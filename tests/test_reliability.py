@@ -279,7 +279,7 @@ def test_hdfs_lock_uses_create_without_overwrite():
                 raise hdfs_fs.hdfs.HdfsError("already exists", exception="FileAlreadyExistsException")
             self.files[path] = data
 
-    fs = hdfs_fs.HdfsFileSystem(Client(), "http://nn:9870")
+    fs = hdfs_fs.HdfsFileSystem(Client, "http://nn:9870")
     fs.create_exclusive("hdfs://nn/ck/_mrtrain.lock", b"one")
     with pytest.raises(FileExistsError, match="hdfs://nn/ck/_mrtrain.lock"):
         fs.create_exclusive("hdfs://nn/ck/_mrtrain.lock", b"two")

@@ -222,7 +222,7 @@ def no_backoff(monkeypatch):
 
 def test_transient_errors_are_retried(no_backoff, caplog):
     client = FlakyClient(failures=hdfs_fs.ATTEMPTS - 1)
-    fs = hdfs_fs.HdfsFileSystem(client, "http://nn:9870")
+    fs = hdfs_fs.HdfsFileSystem(lambda: client, "http://nn:9870")
     assert fs.size("hdfs://nn/data/x") == 7
     assert client.calls == hdfs_fs.ATTEMPTS
     assert len([r for r in caplog.records if r.levelname == "WARNING"]) == hdfs_fs.ATTEMPTS - 1
@@ -230,7 +230,7 @@ def test_transient_errors_are_retried(no_backoff, caplog):
 
 def test_retries_are_bounded(no_backoff):
     client = FlakyClient(failures=100)
-    fs = hdfs_fs.HdfsFileSystem(client, "http://nn:9870")
+    fs = hdfs_fs.HdfsFileSystem(lambda: client, "http://nn:9870")
     with pytest.raises(ConnectionError, match=r"hdfs://nn/data/x: status failed.*unreachable"):
         fs.exists("hdfs://nn/data/x")
     assert client.calls == hdfs_fs.ATTEMPTS
@@ -238,14 +238,14 @@ def test_retries_are_bounded(no_backoff):
 
 def test_remote_file_not_found_maps_to_file_not_found(no_backoff):
     error = hdfs.HdfsError("File does not exist: /x", exception="FileNotFoundException")
-    fs = hdfs_fs.HdfsFileSystem(FlakyClient(0, error), "http://nn:9870")
+    fs = hdfs_fs.HdfsFileSystem(lambda: FlakyClient(0, error), "http://nn:9870")
     with pytest.raises(FileNotFoundError, match="hdfs://nn/x"):
         fs.size("hdfs://nn/x")
 
 
 def test_other_remote_errors_name_the_uri(no_backoff):
     error = hdfs.HdfsError("Permission denied", exception="AccessControlException")
-    fs = hdfs_fs.HdfsFileSystem(FlakyClient(0, error), "http://nn:9870")
+    fs = hdfs_fs.HdfsFileSystem(lambda: FlakyClient(0, error), "http://nn:9870")
     with pytest.raises(OSError, match="hdfs://nn/x: status failed: Permission denied"):
         fs.exists("hdfs://nn/x")
 
