@@ -54,7 +54,7 @@ from mrtrain.engine.folds import n_groups
 from mrtrain.engine.models import PartialSums, model_from_spec
 from mrtrain.engine.params import check_number
 from mrtrain.engine.standardization import feature_sums_length
-from mrtrain.launcher import hdfs_staging_dir, task_uri
+from mrtrain.launcher import make_hdfs_staging, task_uri
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce import MRAllReduce
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
@@ -301,7 +301,7 @@ class AllReduceSession:
                     "a private HDFS directory: fs.defaultFS in the Hadoop configuration ($HADOOP_CONF_DIR) "
                     f"must be an hdfs:// URI. Got {default_fs!r} instead."
                 )
-            directory = self.private_dir = hdfs_staging_dir(default_fs)
+            directory = self.private_dir = make_hdfs_staging(default_fs, permission="700")
         fs = get_filesystem(directory)
         fs._call("mkdir", directory, fs.client.makedirs, hdfs_path(directory), permission="700")
         fs._call("chmod", directory, fs.client.set_permission, hdfs_path(directory), "700")

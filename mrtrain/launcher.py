@@ -71,9 +71,9 @@ from mrtrain.mr_jobs.partition_job import (
 from mrtrain.mrjob_fs import webhdfs_first
 from mrtrain.storage import partition_cache
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
-from mrtrain.storage.hdfs_fs import hdfs_user
+from mrtrain.storage.hdfs_fs import hdfs_path, hdfs_user
 from mrtrain.storage.local_fs import LOCAL
-from mrtrain.storage.lock import pid_alive
+from mrtrain.storage.lock import pid_alive, pid_namespace, process_start
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,11 @@ _TASK_PACKAGES = ("engine", "mr_jobs", "storage")
 #: Local staging directories: ``<tempdir>/mrtrain-job-<pid>-<random>``.
 STAGING_PREFIX = "mrtrain-job-"
 _STAGING_NAME = re.compile(r"mrtrain-job-([0-9]{1,10})-[A-Za-z0-9_]{1,32}")
-#: The file in a local staging directory naming its owner: ``{"format", "host", "pid"}``.
+#: The file in a staging directory (local or HDFS) naming its owner: ``{"format", "host", "pid", "pid_ns",
+#: "start"}`` (:func:`staging_marker`).
 STAGING_MARKER = "_owner.json"
+#: HDFS staging directories: ``/user/<user>/tmp/mrtrain/<16 hex digits>`` (:func:`hdfs_staging_dir`).
+_HDFS_STAGING_NAME = re.compile(r"[0-9a-f]{16}")
 _STAGING_FORMAT = "mrtrain-staging"
 
 #: The local runner's tasks run on this machine with this Python, so they import mrtrain (installed) and
@@ -167,21 +170,46 @@ def make_local_staging():
     """A new local staging directory (mode 0700) with its owner marker, after removing dead runs' ones."""
     remove_dead_staging()
     path = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
-    marker = {"format": _STAGING_FORMAT, "host": socket.gethostname(), "pid": os.getpid()}
     try:
-        LOCAL.write_bytes(os.path.join(path, STAGING_MARKER), json.dumps(marker).encode())
+        LOCAL.write_bytes(os.path.join(path, STAGING_MARKER), json.dumps(staging_marker()).encode())
     except BaseException:
         shutil.rmtree(path, ignore_errors=True)
         raise
     return path
 
 
+def staging_marker():
+    """The owner marker of a staging directory this process makes: this host, this pid, and what tells this
+    process from a later one given the same pid (its PID namespace and start time, as the lock records)."""
+    pid = os.getpid()
+    return {"format": _STAGING_FORMAT, "host": socket.gethostname(), "pid": pid, "pid_ns": pid_namespace(),
+            "start": process_start(pid)}
+
+
+def owner_gone(marker):
+    """True if ``marker`` (a staging directory's :data:`STAGING_MARKER`) names a process of this host that no
+    longer runs: its pid is free, or taken by a process started at another time. Anything else (another
+    host, another PID namespace, a live owner, a marker that is not one) is False: kept."""
+    if not (isinstance(marker, dict) and marker.get("format") == _STAGING_FORMAT
+            and marker.get("host") == socket.gethostname()):
+        return False
+    pid, start = marker.get("pid"), marker.get("start")
+    if isinstance(pid, bool) or not isinstance(pid, int):
+        return False
+    if marker.get("pid_ns", pid_namespace()) != pid_namespace():  # another container's pids: unknown here
+        return False
+    if not pid_alive(pid):
+        return True
+    return isinstance(start, int) and not isinstance(start, bool) and process_start(pid) not in (None, start)
+
+
 def remove_dead_staging(root=None):
     """Remove the local staging directories in ``root`` left by runs on this host that no longer exist.
 
     Only directories named like :data:`STAGING_PREFIX` ``<pid>-...``, owned by this user, not symlinks,
-    whose marker names this host and that pid, and whose process no longer exists are removed: a live
-    run's directory, another host's or user's, or one whose marker is missing or unreadable is kept.
+    whose marker names this host and that pid, and whose process no longer exists (:func:`owner_gone`) are
+    removed: a live run's directory, another host's or user's, or one whose marker is missing or unreadable
+    is kept.
 
     Parameters
     ----------
@@ -201,7 +229,7 @@ def remove_dead_staging(root=None):
         return removed
     for name in names:
         match = _STAGING_NAME.fullmatch(name)
-        if not match or pid_alive(int(match.group(1))):
+        if not match:
             continue
         path = os.path.join(root, name)
         try:
@@ -211,8 +239,7 @@ def remove_dead_staging(root=None):
             marker = json.loads(LOCAL.read_bytes(os.path.join(path, STAGING_MARKER), max_bytes=4096))
         except (OSError, ValueError, RecursionError):
             continue
-        if not (isinstance(marker, dict) and marker.get("format") == _STAGING_FORMAT
-                and marker.get("host") == socket.gethostname() and marker.get("pid") == int(match.group(1))):
+        if not (owner_gone(marker) and marker.get("pid") == int(match.group(1))):
             continue
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path)
@@ -222,8 +249,71 @@ def remove_dead_staging(root=None):
 
 def hdfs_staging_dir(dataset_uri):
     """A new scratch directory on the HDFS holding ``dataset_uri``: ``/user/<user>/tmp/mrtrain/<id>``."""
-    parts = urlsplit(dataset_uri)
-    return f"{parts.scheme}://{parts.netloc}/user/{hdfs_user()}/tmp/mrtrain/{uuid.uuid4().hex[:16]}"
+    return join(hdfs_staging_root(dataset_uri), uuid.uuid4().hex[:16])
+
+
+def hdfs_staging_root(uri):
+    """``hdfs://<authority>/user/<user>/tmp/mrtrain``, where the HDFS of ``uri`` keeps staging directories."""
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}/user/{hdfs_user()}/tmp/mrtrain"
+
+
+def make_hdfs_staging(uri, permission=None):
+    """A new HDFS staging directory (:func:`hdfs_staging_dir`) holding its owner marker, after removing those
+    of dead runs (:func:`remove_dead_hdfs_staging`); ``permission`` (octal text) for the directory."""
+    remove_dead_hdfs_staging(uri)
+    path = hdfs_staging_dir(uri)
+    fs = get_filesystem(path)
+    fs._call("mkdir", path, fs.client.makedirs, hdfs_path(path), permission=permission)
+    fs.write_bytes(join(path, STAGING_MARKER), json.dumps(staging_marker()).encode())
+    return path
+
+
+def remove_dead_hdfs_staging(uri):
+    """Remove the HDFS staging directories left by runs of this host that no longer exist, as
+    :func:`remove_dead_staging` removes local ones.
+
+    Only directories of :func:`hdfs_staging_root` named like :func:`hdfs_staging_dir`'s, owned by the HDFS
+    user, whose marker says their process no longer exists (:func:`owner_gone`) are removed; one of another
+    host, of a live run, or without a readable marker (a run that has not written it yet, or a version
+    before markers) is kept. Errors are logged, never raised: a run does not fail for another's leftovers.
+
+    Returns
+    -------
+    list of str
+        The directories removed.
+    """
+    root = hdfs_staging_root(uri)
+    fs = get_filesystem(root)
+    removed = []
+    try:
+        names = fs.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        if not _HDFS_STAGING_NAME.fullmatch(name):
+            continue
+        path = join(root, name)
+        try:
+            status = fs._call("status", path, fs.client.status, hdfs_path(path))
+            if status.get("type") != "DIRECTORY" or status.get("owner") != hdfs_user():
+                continue
+            marker = json.loads(fs.read_bytes(join(path, STAGING_MARKER), max_bytes=4096))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if not owner_gone(marker):
+            continue
+        try:
+            fs.delete(path, recursive=True)
+        except FileNotFoundError:
+            continue  # another run removed it first
+        except OSError as error:
+            log.warning("could not remove %s, the staging directory of the dead run pid %s: %s", path,
+                        marker.get("pid"), error)
+            continue
+        removed.append(path)
+        log.info("removed %s, the staging directory of the dead run pid %s", path, marker.get("pid"))
+    return removed
 
 
 def shuffle_bytes(counters):
@@ -322,7 +412,11 @@ class JobLauncher:
         self.partition_cache = bool(partition_cache)
         self.on_hdfs = runner == "hadoop" and split_scheme(dataset.uri) == "hdfs"
         self.local_staging = make_local_staging()
-        self.staging = hdfs_staging_dir(dataset.uri) if self.on_hdfs else self.local_staging
+        try:
+            self.staging = make_hdfs_staging(dataset.uri) if self.on_hdfs else self.local_staging
+        except BaseException:
+            shutil.rmtree(self.local_staging, ignore_errors=True)
+            raise
         self.fs = get_filesystem(self.staging)
         self.task_server = None
         try:

@@ -30,7 +30,7 @@ from mrtrain.storage.checkpoint import (
 )
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import CheckpointError
-from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock
+from mrtrain.storage.lock import LOCK_NAME, CheckpointLockedError, DirectoryLock, pid_namespace, process_start
 from mrtrain.trainer import Trainer
 from tests.command import run
 from tests.datasets import poisson_data, write
@@ -389,13 +389,18 @@ def test_staging_is_private_and_holds_mrjobs_temporaries(trained, tmpdir_root):
     assert os.listdir(tmpdir_root) == []
 
 
-def _staging(root, pid, suffix, host=None, marker=True):
+def _marker(pid, host=None, start=None):
+    """An owner marker, as a run of ``pid`` writes it (with ``start``: as one started then writes it)."""
+    marker = {"format": "mrtrain-staging", "pid": pid, "host": host or socket.gethostname()}
+    return marker if start is None else {**marker, "pid_ns": pid_namespace(), "start": start}
+
+
+def _staging(root, pid, suffix, host=None, marker=True, start=None):
     path = root / f"mrtrain-job-{pid}-{suffix}"
     path.mkdir()
     (path / "params.npy").write_bytes(b"x" * 100)
     if marker:
-        (path / "_owner.json").write_text(json.dumps({"format": "mrtrain-staging", "pid": pid,
-                                                      "host": host or socket.gethostname()}))
+        (path / "_owner.json").write_text(json.dumps(_marker(pid, host, start)))
     return path
 
 
@@ -409,6 +414,7 @@ def test_the_next_run_removes_only_dead_runs_leftovers(tmpdir_root, tmp_path):
     pid = dead_pid()
     kept = [
         _staging(tmpdir_root, os.getpid(), "live"),
+        _staging(tmpdir_root, os.getpid(), "livestarted", start=process_start(os.getpid())),
         _staging(tmpdir_root, pid, "elsewhere", host="elsewhere.example"),
         _staging(tmpdir_root, pid, "nomarker", marker=False),
         _staging(tmpdir_root, os.getppid(), "parent"),
@@ -416,8 +422,56 @@ def test_the_next_run_removes_only_dead_runs_leftovers(tmpdir_root, tmp_path):
     target = _staging(tmp_path, pid, "target")
     (tmpdir_root / target.name.replace("target", "symlink")).symlink_to(target)
     dead = _staging(tmpdir_root, pid, "dead")
+    # This pid, but a process started at another time wrote the marker: that process is gone.
+    reused = _staging(tmpdir_root, os.getpid(), "reused", start=process_start(os.getpid()) - 1)
     staging = make_local_staging()
     assert sorted(os.listdir(tmpdir_root)) == sorted(
         [p.name for p in kept] + [target.name.replace("target", "symlink"), os.path.basename(staging)])
-    assert not dead.exists() and left not in os.listdir(tmpdir_root) and target.exists()
+    assert not dead.exists() and not reused.exists() and left not in os.listdir(tmpdir_root)
+    assert target.exists()
     shutil.rmtree(staging)
+
+
+@pytest.mark.hadoop
+def test_the_next_run_on_hdfs_removes_only_dead_runs_staging_directories(hadoop_cluster, tmp_path):
+    """A run on HDFS data stages under /user/<user>/tmp/mrtrain/<id>; a run killed there leaves it. The
+    next launcher over HDFS removes it, judged as local leftovers are (host, pid, its start time), and
+    keeps a live run's, another host's and one without a marker."""
+    from mrtrain.launcher import STAGING_MARKER, hdfs_staging_dir, hdfs_staging_root
+    from mrtrain.storage.filesystem import get_filesystem, join
+
+    url = hadoop_cluster["MRTRAIN_HDFS_URL"]
+    fs = get_filesystem(hdfs_staging_root(url))
+    killed = subprocess.run(
+        [sys.executable, "-c", "import os, signal\nfrom mrtrain.launcher import make_hdfs_staging\n"
+         f"print(make_hdfs_staging({url!r}), flush=True)\nos.kill(os.getpid(), signal.SIGKILL)"],
+        capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = killed.stdout.strip()
+    assert fs.exists(join(left, STAGING_MARKER))
+
+    def staged(marker):
+        path = hdfs_staging_dir(url)
+        fs.write_bytes(join(path, "partitions.txt"), b"0\tx\n")
+        if marker is not None:
+            fs.write_bytes(join(path, STAGING_MARKER), json.dumps(marker).encode())
+        return path
+
+    pid, me = dead_pid(), os.getpid()
+    kept = [staged(_marker(me, start=process_start(me))), staged(_marker(pid, host="elsewhere.example")),
+            staged(None)]
+    dead = [staged(_marker(pid)), staged(_marker(me, start=process_start(me) - 1))]
+    X, y = poisson_data()
+    home = f"{url}/user/{hadoop_cluster['MRTRAIN_HDFS_USER']}"
+    data = write(f"{home}/mrtrain-tests/sweep-{os.urandom(4).hex()}", X, y, partitions=2)
+    dataset = Dataset.open(data)
+    spec = {"kind": "poisson", "n_features": dataset.n_features, "classes": None, "fit_intercept": True}
+    try:
+        with JobLauncher(dataset, spec, runner="hadoop") as launcher:
+            assert json.loads(fs.read_bytes(join(launcher.staging, STAGING_MARKER)))["pid"] == me
+            assert [fs.exists(path) for path in [left, *dead]] == [False] * 3
+            assert [fs.exists(path) for path in kept] == [True] * 3
+        assert not fs.exists(launcher.staging)
+    finally:
+        for path in [*kept, data]:
+            fs.delete(path, recursive=True)
