@@ -62,26 +62,28 @@ LOGGED_REFUSALS = 10
 POLL_SECONDS = 0.5
 
 
-#: Listening sockets of the gates open in this process (see :func:`_close_listeners_in_child`).
-_LISTENERS = weakref.WeakSet()
+#: The gates open in this process (see :func:`_close_gates_in_child`).
+_GATES = weakref.WeakSet()
 
 
-def _close_listeners_in_child():
-    """In a process forked from the driver, close its copies of the listening sockets.
+def _close_gates_in_child():
+    """In a process forked from the driver, close its copies of the gates' sockets.
 
-    mrjob's local runner runs its tasks from a ``multiprocessing`` pool forked after the port was opened:
-    a copy of the listener in those processes would outlive a driver that was killed, and the kernel would
-    then complete the connections of its tasks with nobody to answer them, instead of refusing them (which
-    tells a task at once that its driver is gone).
+    mrjob's local runner runs its tasks from a ``multiprocessing`` pool forked after the port was opened. A
+    copy of the listener in those processes would outlive a driver that was killed, and the kernel would
+    then complete its tasks' connections with nobody to answer them instead of refusing them (which tells a
+    task at once that its driver is gone); a copy of a pending connection would keep it open after the gate
+    closed it (its peer would see no end of it).
     """
-    for server in list(_LISTENERS):
-        try:
-            server.close()
-        except OSError:
-            pass
+    for gate in list(_GATES):
+        for sock in [gate.server, gate._wake_read, gate._wake_write, *list(gate._pending)]:
+            try:
+                sock.close()
+            except OSError:
+                pass
 
 
-os.register_at_fork(after_in_child=_close_listeners_in_child)
+os.register_at_fork(after_in_child=_close_gates_in_child)
 
 
 class _Pending:
@@ -129,7 +131,7 @@ class Gate:
         self._thread = threading.Thread(target=self._run, name="mrtrain-allreduce-gate", daemon=True)
 
     def start(self):
-        _LISTENERS.add(self.server)
+        _GATES.add(self)
         self.server.setblocking(False)
         self._thread.start()
 
