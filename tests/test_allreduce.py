@@ -845,15 +845,21 @@ def test_a_flood_of_silent_and_trickling_connections_changes_nothing(cancer, ref
         sessions.append(self)
         original(self)
 
-    def break_group_0(progress):
-        if progress.passes == 2:
+    def hold_then_break_group_0(progress):
+        if progress.passes == 1:  # however fast the passes: the flood's handshakes end while training
+            deadline = time.monotonic() + 30
+            while sessions[0]._gate.refusals()[0] < 2 * allreduce_gate.LOGGED_REFUSALS \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+        if progress.passes == 2:  # and group 0 reconnects through the flood
             sessions[0]._connections[0].sock.shutdown(socket.SHUT_RDWR)
 
     try:
         with pytest.MonkeyPatch.context() as patch, caplog.at_level("INFO", logger="mrtrain.allreduce"):
             patch.setattr(AllReduceSession, "open", opening)
             flooded = fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2,
-                          allreduce_address=f"127.0.0.1:{port}", allreduce_timeout=60, callback=break_group_0)
+                          allreduce_address=f"127.0.0.1:{port}", allreduce_timeout=60,
+                          callback=hold_then_break_group_0)
     finally:
         flood.stop()
     assert flooded.theta_.tobytes() == reference.theta_.tobytes()
