@@ -16,8 +16,11 @@ loss's metric family (``model.loss.metrics``, see :mod:`mrtrain.engine.losses`),
 - the classifiers' families, ``"binary"`` (``logistic``), ``"multiclass"`` (``softmax``, ``mlp``, the naive
   Bayes models) and ``"margin"`` (``linear-svc``): ``accuracy`` and ``confusion_matrix`` (K x K weighted
   counts, rows = true class, columns = predicted class, in the order of ``model.classes``); those that give
-  probabilities (all but ``"margin"``) add ``log_loss`` (equal to ``loss``; unlike scikit-learn,
-  probabilities are not clipped); ``"binary"`` adds ``roc_auc``; ``"margin"`` adds ``hinge_loss``, the
+  probabilities (all but ``"margin"``) add ``log_loss``, scikit-learn's ``log_loss``: the weighted mean of
+  ``-log p`` of the true class with ``p`` clipped to ``[eps, 1 - eps]``, ``eps`` float64's machine epsilon
+  (:data:`LOG_LOSS_EPS`; so one row adds at most ``-log eps = 36.04``). It differs from ``loss``, the
+  unclipped cross-entropy, only where a row's ``p`` is outside that interval: a confident wrong naive Bayes
+  prediction's ``-log p`` can be in the thousands. ``"binary"`` adds ``roc_auc``; ``"margin"`` adds ``hinge_loss``, the
   weighted mean of ``max(0, 1 - y eta)`` with ``y`` in {-1, +1} (scikit-learn's ``hinge_loss``), while its
   ``loss`` is the squared hinge it was trained on.
 
@@ -38,6 +41,15 @@ import numpy as np
 from mrtrain.engine.models import sample_weights
 
 AUC_BINS = 2**14
+#: Probabilities are clipped to ``[LOG_LOSS_EPS, 1 - LOG_LOSS_EPS]`` for ``log_loss``, as scikit-learn's
+#: ``log_loss`` (since 1.5) clips with the machine epsilon of float64 probabilities.
+LOG_LOSS_EPS = float(np.finfo(np.float64).eps)
+
+
+def clipped_log_loss(pointwise):
+    """``-log(clip(p, eps, 1 - eps))`` from the exact pointwise cross-entropy ``-log p`` (``-log`` is
+    decreasing, so clipping ``p`` is clipping ``-log p`` to ``[-log1p(-eps), -log eps]``)."""
+    return np.clip(pointwise, -np.log1p(-LOG_LOSS_EPS), -np.log(LOG_LOSS_EPS))
 
 
 # A metric family has three methods: ``length(model)``, the number of its sums; ``sums(model, y, s, eta)``,
@@ -84,15 +96,20 @@ class CountMetrics:
 
 class MulticlassMetrics:
     """``accuracy``, ``log_loss`` and ``confusion_matrix`` (family ``"multiclass"``); the base of the other
-    classifiers' families, whose sums start with the K x K confusion matrix."""
+    classifiers' families, whose sums start with the K x K confusion matrix and the sum of the score."""
 
     def length(self, model):
-        return model.n_classes**2
+        return model.n_classes**2 + 1
 
     def sums(self, model, y, s, eta):
         k = model.n_classes
         true = model.loss.class_index(y)
-        return np.bincount(true * k + model.predicted_class_index(eta), weights=s, minlength=k * k)
+        confusion = np.bincount(true * k + model.predicted_class_index(eta), weights=s, minlength=k * k)
+        return np.concatenate([confusion, [self._score_sum(model, y, s, eta)]])
+
+    def _score_sum(self, model, y, s, eta):
+        """The weighted sum of the score: the clipped log loss (:func:`clipped_log_loss`)."""
+        return s @ clipped_log_loss(model.loss.value(y, eta))
 
     def finish(self, model, v, total, result):
         k = model.n_classes
@@ -102,8 +119,8 @@ class MulticlassMetrics:
         result["confusion_matrix"] = [[_count(value) for value in row] for row in confusion]
 
     def _score(self, model, v, total, result):
-        """Add the mean score of the predictions: ``log_loss``, the loss itself."""
-        result["log_loss"] = result["loss"]
+        """Add the mean score of the predictions: ``log_loss``, clipped as scikit-learn's."""
+        result["log_loss"] = _ratio(v[model.n_classes**2], total)
 
 
 class BinaryMetrics(MulticlassMetrics):
@@ -130,15 +147,13 @@ class MarginMetrics(MulticlassMetrics):
     """``accuracy``, ``hinge_loss`` and ``confusion_matrix`` of a classifier without probabilities, whose
     labels are -1 and +1 (family ``"margin"``)."""
 
-    def length(self, model):
-        return super().length(model) + 1
-
-    def sums(self, model, y, s, eta):
-        return np.concatenate([super().sums(model, y, s, eta), [s @ np.maximum(1.0 - y * eta, 0.0)]])
+    def _score_sum(self, model, y, s, eta):
+        """The weighted sum of the hinge."""
+        return s @ np.maximum(1.0 - y * eta, 0.0)
 
     def _score(self, model, v, total, result):
         """Add ``hinge_loss``, the mean hinge."""
-        result["hinge_loss"] = _ratio(v[-1], total)
+        result["hinge_loss"] = _ratio(v[model.n_classes**2], total)
 
 
 #: The metric family of each ``loss.metrics`` name.
@@ -224,7 +239,7 @@ def has_roc_curve(model):
 
 def _histograms(model, v):
     """The positive and negative score histograms in the family sums ``v`` of a ``"binary"`` model."""
-    start = model.n_classes**2
+    start = model.n_classes**2 + 1
     return v[start : start + AUC_BINS], v[start + AUC_BINS :]
 
 

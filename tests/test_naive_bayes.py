@@ -243,3 +243,25 @@ def test_gaussian_model_refuses_to_evaluate_or_predict_a_sparse_dataset(tmp_path
     status = run(capsys, "predict", sparse, "--model-dir", model_dir, "--output", str(output))
     assert status == (2, "", message)
     assert not output.exists()
+
+
+@pytest.mark.parametrize(("kind", "reference"), [("multinomial-nb", MultinomialNB()),
+                                                  ("gaussian-nb", GaussianNB())])
+def test_log_loss_is_clipped_as_scikit_learns_on_digits(tmp_path, capsys, kind, reference):
+    # On digits both models give some rows a true-class probability below float64's eps (the Gaussian
+    # one's -log p reaches the hundreds of thousands): scikit-learn's log_loss clips p to [eps, 1 - eps],
+    # and so does mrtrain's; ``loss`` stays the unclipped cross-entropy.
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    y = y.astype(float)
+    data = write(tmp_path / "digits", X, y, None, 3)
+    status, out, err = run(capsys, "train", data, "--model", kind, "--json")
+    assert status == 0, err
+    metrics = json.loads(out)["metrics"]
+    probabilities = reference.fit(X, y).predict_proba(X)
+    assert metrics["log_loss"] == pytest.approx(log_loss(y, probabilities), rel=1e-9)
+    true = probabilities[np.arange(len(y)), y.astype(int)]
+    assert (true < np.finfo(np.float64).eps).any()
+    assert metrics["loss"] > metrics["log_loss"] + 0.5
+    assert Trainer(kind).fit(data).evaluate(data)["log_loss"] == metrics["log_loss"]
