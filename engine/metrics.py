@@ -20,9 +20,9 @@ loss's metric family (``model.loss.metrics``, see :mod:`mrtrain.engine.losses`),
   ``-log p`` of the true class with ``p`` clipped to ``[eps, 1 - eps]``, ``eps`` float64's machine epsilon
   (:data:`LOG_LOSS_EPS`; so one row adds at most ``-log eps = 36.04``). It differs from ``loss``, the
   unclipped cross-entropy, only where a row's ``p`` is outside that interval: a confident wrong naive Bayes
-  prediction's ``-log p`` can be in the thousands. ``"binary"`` adds ``roc_auc``; ``"margin"`` adds ``hinge_loss``, the
-  weighted mean of ``max(0, 1 - y eta)`` with ``y`` in {-1, +1} (scikit-learn's ``hinge_loss``), while its
-  ``loss`` is the squared hinge it was trained on.
+  prediction's ``-log p`` can be in the thousands. ``"binary"`` adds ``roc_auc``; ``"margin"`` adds
+  ``hinge_loss``, the weighted mean of ``max(0, 1 - y eta)`` with ``y`` in {-1, +1} (scikit-learn's
+  ``hinge_loss``), while its ``loss`` is the squared hinge it was trained on.
 
 ``roc_auc`` is approximate: the predicted probability of ``classes[1]`` is binned into
 :data:`AUC_BINS` equal-width bins on [0, 1], one weighted histogram for positives and one for

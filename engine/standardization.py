@@ -1,8 +1,19 @@
 """Training in standardized feature space while every data pass reads the features as stored.
 
 With ``--standardize`` the model is fitted in terms of ``zⱼ = (xⱼ - μⱼ) / σⱼ`` (σ the weighted standard
-deviation, μ the weighted mean or 0), so the penalties apply to ``w'ⱼ = σⱼ wⱼ``, Spark's and glmnet's
-convention, and the optimizer sees better conditioned curvature. The data are never transformed: a linear
+deviation, μ the weighted mean or 0), so the penalties apply to ``w'ⱼ = σⱼ wⱼ``, and the optimizer sees
+better conditioned curvature. Two conventions for σ (:data:`CONVENTIONS`):
+
+- ``"spark"`` (the default, Spark MLlib's ``standardization=True``, whose ``Summarizer`` variance is the
+  unbiased one with reliability weights): ``σ² = Σs(x - μ)² / (W - Σs²/W)``, ``W = Σs``; for unit weights
+  the sample variance with ``n - 1``. Where ``W - Σs²/W <= 0`` (one row of non-zero weight) Spark's
+  variance is 0: the feature counts as constant;
+- ``"glmnet"`` (glmnet's ``standardize=TRUE`` and scikit-learn's ``StandardScaler``): the population
+  variance ``σ² = Σs(x - μ)² / W``.
+
+The two differ by the factor ``c = W / (W - Σs²/W)`` on every variance: Spark's model at ``(l1, l2)``
+is glmnet's at ``(l1·√c, l2·c)`` with standardized coefficients ``w'_spark = √c · w'_glmnet``, the
+same model on the stored features. The data are never transformed: a linear
 model in ``z`` is a linear model in ``x``,
 
 ``z·w' + b' = x·(w'/σ) + (b' - μ·(w'/σ))``,
@@ -15,9 +26,9 @@ block there, this keeps the jobs, the partition cache and sparse blocks untouche
 matrix would densify it; here it would not even be computed), and costs ``O(p)`` per point on the driver.
 
 ``μ`` and ``σ`` come from one statistics pass (:mod:`mrtrain.mr_jobs.feature_stats`): per partition the
-weighted sums ``Σs``, ``Σs·x`` and ``Σs·x²`` (:func:`feature_sums`), added in partition order like every
-other pass, so they are bitwise the same on every runner. The variance is the population one,
-``Σs·x²/Σs - μ²`` (scikit-learn's ``StandardScaler``, glmnet); computed this way it keeps about
+weighted sums ``Σs``, ``Σs·x``, ``Σs·x²`` and ``Σs²`` (:func:`feature_sums`), added in partition order like
+every other pass, so they are bitwise the same on every runner. The population variance is
+``Σs·x²/Σs - μ²`` (Spark's is that times ``c``); computed this way it keeps about
 ``-log10(eps·μ²/σ²)`` digits, so a feature whose mean is more than ~1e6 standard deviations from 0 should
 be centered before ingest. A feature whose variance is at most :data:`CONSTANT_RTOL` times its mean square
 counts as constant and gets scale 1 (no division by zero).
@@ -45,16 +56,42 @@ from mrtrain.engine.optimizers.base import Evaluation
 #: one-pass variance of a constant column stays far below this, while a real spread this small relative
 #: to the feature's magnitude is not resolved by ``Σs·x² - μ²·Σs`` anyway.
 CONSTANT_RTOL = 1e-12
+#: The conventions of ``standardize`` for the standard deviation: Spark MLlib's (unbiased, reliability
+#: weights) and glmnet's (population).
+CONVENTIONS = ("spark", "glmnet")
+#: How ``inspect`` names the standard deviation of a recorded ``standardize`` setting (checkpoints written
+#: before the conventions existed record True: the population one).
+STANDARD_DEVIATIONS = {"spark": "Spark's n - 1 standard deviation", "glmnet": "glmnet's population standard "
+                       "deviation", True: "population standard deviation"}
+
+
+def check_convention(value):
+    """The convention ``standardize=value`` asks for: None (False), ``"spark"`` (True or ``"spark"``) or
+    ``"glmnet"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the allowed values and what was given.
+    """
+    if value is False:
+        return None
+    if value is True:
+        return "spark"
+    if isinstance(value, str) and value in CONVENTIONS:
+        return value
+    raise ValueError(f"The 'standardize' parameter must be a bool or one of {list(CONVENTIONS)}. Got "
+                     f"{value!r} instead.")
 
 
 def feature_sums_length(d):
-    """Length of a :func:`feature_sums` vector of ``d`` features: ``Σs``, then ``d`` sums of ``s·x`` and
-    ``d`` of ``s·x²``."""
-    return 1 + 2 * d
+    """Length of a :func:`feature_sums` vector of ``d`` features: ``Σs``, then ``d`` sums of ``s·x``,
+    ``d`` of ``s·x²`` and ``Σs²``."""
+    return 2 + 2 * d
 
 
 def feature_sums(X, w):
-    """``[Σs, Σs·x₁..Σs·x_d, Σs·x₁²..Σs·x_d²]`` of one block of rows.
+    """``[Σs, Σs·x₁..Σs·x_d, Σs·x₁²..Σs·x_d², Σs²]`` of one block of rows.
 
     Parameters
     ----------
@@ -64,7 +101,7 @@ def feature_sums(X, w):
 
     Returns
     -------
-    ndarray of shape (1 + 2d,), float64
+    ndarray of shape (2 + 2d,), float64
     """
     s = sample_weights(w, X.shape[0])
     d = X.shape[1]
@@ -77,7 +114,8 @@ def feature_sums(X, w):
         X = np.asarray(X, dtype=np.float64)
         squares = X * X
     sums[1:d + 1] = X.T @ s
-    sums[d + 1:] = squares.T @ s
+    sums[d + 1:2 * d + 1] = squares.T @ s
+    sums[-1] = s @ s
     return sums
 
 
@@ -130,26 +168,37 @@ class Standardization:
                              "a non-zero shift instead.")
 
     @classmethod
-    def from_sums(cls, vector, n_outputs, fit_intercept, center):
+    def from_sums(cls, vector, n_outputs, fit_intercept, center, convention="spark"):
         """The standardization of the data whose :func:`feature_sums` total is ``vector``.
 
         Parameters
         ----------
-        vector : ndarray of shape (1 + 2d,)
+        vector : ndarray of shape (2 + 2d,)
         n_outputs : int
         fit_intercept : bool
         center : bool
             Shift by the means (only with an intercept; see the module docstring).
+        convention : {"spark", "glmnet"}
+            The standard deviation's (see the module docstring). Default: ``"spark"``.
         """
         vector = np.asarray(vector, dtype=np.float64)
-        d = (vector.size - 1) // 2
+        d = (vector.size - 2) // 2
         total = vector[0]
         if not total > 0:
             raise ValueError(f"The dataset's total sample weight must be > 0. Got {total!r}.")
         mean = vector[1 : 1 + d] / total
-        mean_square = vector[1 + d :] / total
+        mean_square = vector[1 + d : 1 + 2 * d] / total
         variance = np.maximum(mean_square - mean * mean, 0.0)
         constant = variance <= CONSTANT_RTOL * mean_square
+        if convention == "spark":
+            denominator = total - vector[-1] / total  # W - Σs²/W: n - 1 for unit weights
+            if denominator > 0:
+                variance = variance * (total / denominator)
+            else:  # Spark's variance is 0
+                constant = np.ones(d, dtype=bool)
+        elif convention != "glmnet":
+            raise ValueError(f"The 'convention' parameter must be one of {list(CONVENTIONS)}. Got "
+                             f"{convention!r} instead.")
         scale = np.where(constant, 1.0, np.sqrt(variance))
         centered = bool(center and fit_intercept)
         shift = mean if centered else np.zeros(d)
@@ -168,16 +217,16 @@ class Standardization:
 
         Parameters
         ----------
-        vector : ndarray of shape (1 + 2d,)
+        vector : ndarray of shape (2 + 2d,)
             The :func:`feature_sums` total.
         n_outputs : int
         fit_intercept : bool
         l2 : float >= 0
         """
-        centering = cls.from_sums(vector, n_outputs, fit_intercept, center=True)
+        centering = cls.from_sums(vector, n_outputs, fit_intercept, center=True, convention="glmnet")
         vector = np.asarray(vector, dtype=np.float64)
         d = centering.scale.size
-        mean_square = vector[1 + d :] / vector[0]
+        mean_square = vector[1 + d : 1 + 2 * d] / vector[0]
         spread = centering.scale**2 if fit_intercept else mean_square
         flat = centering.constant | ~(spread + l2 > 0)
         scale = np.where(flat, 1.0, np.sqrt(spread + l2))

@@ -34,6 +34,7 @@ from mrtrain.engine.mlp import ACTIVATIONS, check_layers
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.params import check_int, check_number
+from mrtrain.engine.standardization import CONVENTIONS, STANDARD_DEVIATIONS
 from mrtrain.fitted import FittedModel
 from mrtrain.inference import coefficient_inference, load_inference, save_inference
 from mrtrain.launcher import RUNNERS
@@ -308,10 +309,12 @@ def build_parser():
     g.add_argument("--elastic-net", type=_number_list(_fraction, "elastic_net"), metavar="ALPHA[,ALPHA...]",
                    help="Spark's elasticNetParam in [0, 1], with --reg (default 0, pure l2) or --reg-path "
                         "(default 1, the lasso, as glmnet)")
-    g.add_argument("--standardize", action="store_true",
+    g.add_argument("--standardize", nargs="?", const="spark", default=False, choices=CONVENTIONS,
+                   metavar="spark|glmnet",
                    help="fit in terms of standardized features (one statistics pass first; penalties apply "
                         "there; centred through the intercept and scaled) and report coefficients for "
-                        "the features as stored")
+                        "the features as stored. The standard deviation is Spark MLlib's (n - 1, the "
+                        "default) or, with --standardize glmnet, glmnet's and scikit-learn's (n)")
     g = p.add_argument_group("penalty lists, paths and model selection")
     g.add_argument("--reg-path", type=_int_at_least(1, "reg_path"), metavar="N",
                    help="train N penalties log-spaced from the smallest that keeps every coefficient 0 "
@@ -799,7 +802,8 @@ def model_summary(result):
         f"model        {kind}",
         f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
         f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}, l1 {settings.get('l1', 0.0):g}"
-        + (", standardized features" if settings.get("standardize") else "")
+        + (f", standardized features ({STANDARD_DEVIATIONS[settings['standardize']]})"
+           if settings.get("standardize") else "")
         + (", preconditioned" if settings.get("precondition") and not settings.get("standardize") else "")
         if settings["optimizer"] is not None else f"smoothing    {settings['smoothing']:g} (naive Bayes)",
         f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "

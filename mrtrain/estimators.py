@@ -263,9 +263,10 @@ class LinearRegression(_Regressor):
         Strength of the penalty ``(l2/2)‖w‖²``; the intercept is not penalized. Default: 0.
     l1 : float >= 0
         Strength of the penalty ``l1‖w‖₁``; the intercept is not penalized. Default: 0.
-    standardize : bool
+    standardize : bool or {"spark", "glmnet"}
         Fit in terms of standardized features, the penalties applying there (see
-        :class:`mrtrain.Trainer`); ``coef_`` and ``intercept_`` are for ``X`` as given. Default: False.
+        :class:`mrtrain.Trainer`; True is Spark MLlib's standard deviation, ``"glmnet"`` the population
+        one); ``coef_`` and ``intercept_`` are for ``X`` as given. Default: False.
     fit_intercept : bool
         Default: True.
     optimizer : {"gd", "lbfgs", "newton", "owlqn"}, optional

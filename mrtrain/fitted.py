@@ -17,7 +17,7 @@ from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, Model, is_sparse, 
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
-from mrtrain.engine.standardization import Standardization
+from mrtrain.engine.standardization import CONVENTIONS, Standardization
 from mrtrain.launcher import JobLauncher, effective_reducers, task_uri
 from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.kmeans import MRKMeans
@@ -441,9 +441,11 @@ def validate_checkpoint(checkpoint):
     field(settings, "l2", "settings.", kind="float", minimum=0)
     if "l1" in settings:  # written since l1 penalties exist
         field(settings, "l1", "settings.", kind="float", minimum=0)
-    for name in ("standardize", "precondition"):
-        if name in settings:
-            field(settings, name, "settings.", kind="bool")
+    if "precondition" in settings:
+        field(settings, "precondition", "settings.", kind="bool")
+    if "standardize" in settings and not isinstance(settings["standardize"], bool):
+        # the convention's name since standardize has two; a bool before (True was glmnet's)
+        field(settings, "standardize", "settings.", kind="str", choices=set(CONVENTIONS))
     field(settings, "fit_intercept", "settings.", kind="bool")
     field(settings, "n_features", "settings.", kind="int", minimum=1)
     classes = field(settings, "classes", "settings.", kind="list", nullable=True)

@@ -47,7 +47,7 @@ from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import check_l1, default_optimizer, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
-from mrtrain.engine.standardization import Standardization, feature_sums_length
+from mrtrain.engine.standardization import Standardization, check_convention, feature_sums_length
 from mrtrain.fitted import (
     FittedModel,
     checkpoint_coordinates,
@@ -70,6 +70,8 @@ from mrtrain.trainer import (
     non_finite_partitions,
     optimizer_options,
     settings_differences,
+    standardization_from_sums,
+    standardize_setting,
 )
 
 log = logging.getLogger(__name__)
@@ -106,7 +108,8 @@ def fit_grid(trainer, dataset, model, classes):
     reducers = effective_reducers(trainer.reducers, vector_length, "gradient")
     settings = {
         "model": model.kind, "optimizer": optimizer_name, "l2": 0.0, "l1": 0.0,
-        "standardize": trainer.standardize, "init": "zeros", "fit_intercept": bool(model.fit_intercept),
+        "standardize": standardize_setting(trainer.standardize), "init": "zeros",
+        "fit_intercept": bool(model.fit_intercept),
         "precondition": trainer.runs_preconditioned(optimizer_name),
         "n_features": dataset.n_features, "classes": classes, "data": dataset.uri,
         "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "grid": spec,
@@ -213,8 +216,8 @@ class GridRun:
         d = self.model.n_features
         means = vector[1:1 + d] / vector[0]
         if self.trainer.standardize:
-            self.scaling = Standardization.from_sums(vector, self.model.n_outputs, self.model.fit_intercept,
-                                                     center=True)
+            self.scaling = standardization_from_sums(vector, self.model,
+                                                     check_convention(self.trainer.standardize))
             means = (means - self.scaling.shift) / self.scaling.scale
         self.feature_means = means
 

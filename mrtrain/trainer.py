@@ -58,7 +58,7 @@ from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, default_optimizer, m
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.params import check_choice, check_int, check_number
-from mrtrain.engine.standardization import Standardization
+from mrtrain.engine.standardization import Standardization, check_convention
 from mrtrain.fitted import (
     NAIVE_BAYES_PARAMS,
     PASS_RECORDS,
@@ -136,10 +136,13 @@ class Trainer:
         Strength of ``(l2/2)‖w‖²``; intercepts are not penalized. Default: 0.
     l1 : float >= 0
         Strength of ``l1‖w‖₁``; intercepts are not penalized. Default: 0.
-    standardize : bool
+    standardize : bool or {"spark", "glmnet"}
         Fit in terms of standardized features (:mod:`mrtrain.engine.standardization`: one statistics
         pass first; the penalties apply to the standardized coefficients) and report the coefficients and
-        intercept of the features as stored. Default: False.
+        intercept of the features as stored. True or ``"spark"``: Spark MLlib's standard deviation (the
+        unbiased one, ``n - 1`` for unit weights); ``"glmnet"``: glmnet's and scikit-learn's
+        ``StandardScaler``'s (population, ``n``). Recorded in the settings as the convention's name.
+        Default: False.
     precondition : bool
         Run ``"lbfgs"``, ``"gd"`` and ``"owlqn"`` in standardized coordinates whatever ``standardize`` says:
         one statistics pass first (a fresh or warm-started run's; not counted in ``passes``, which are the
@@ -311,8 +314,8 @@ class Trainer:
         check_int("reducers", self.reducers, minimum=0)
         if self.conf_path is not None:
             check_mrjob_conf(self.conf_path)
-        for name in ("warm_start", "break_lock", "partition_cache", "allreduce", "standardize",
-                     "precondition"):
+        check_convention(self.standardize)
+        for name in ("warm_start", "break_lock", "partition_cache", "allreduce", "precondition"):
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise ValueError(f"The {name!r} parameter must be a bool. Got {value!r} instead.")
@@ -417,7 +420,8 @@ class Trainer:
         precondition = self.runs_preconditioned(optimizer_name)
         settings = {
             "model": self.model, "optimizer": optimizer_name, "l2": float(self.l2), "l1": float(self.l1),
-            "standardize": self.standardize, "precondition": precondition, "init": self.init,
+            "standardize": standardize_setting(self.standardize), "precondition": precondition,
+            "init": self.init,
             "fit_intercept": bool(self.fit_intercept), "n_features": dataset.n_features,
             "classes": classes, "data": dataset.uri, "data_checksum": dataset.checksum,
             "encoding": dataset.encoding_digest,
@@ -581,7 +585,7 @@ class Trainer:
         from one :class:`MRFeatureStats` pass (a job, or served by the AllReduce session ``passes``)."""
         vector = feature_statistics(passes, model, dataset, precondition=not self.standardize)
         if self.standardize:
-            return standardization_from_sums(vector, model)
+            return standardization_from_sums(vector, model, check_convention(self.standardize))
         return Standardization.preconditioner(vector, model.n_outputs, model.fit_intercept, float(self.l2))
 
     def _latest_checkpoint(self, settings):
@@ -656,12 +660,19 @@ STOP_ADVICE = {
 }
 
 
-def standardization_from_sums(vector, model):
-    """:meth:`Standardization.from_sums` for ``model``, centred when it has an intercept, logged."""
-    scaling = Standardization.from_sums(vector, model.n_outputs, model.fit_intercept, center=True)
-    log.info("standardization of %d features: %s", scaling.scale.size,
+def standardization_from_sums(vector, model, convention):
+    """:meth:`Standardization.from_sums` for ``model``, centred when it has an intercept, with the standard
+    deviation of ``convention`` (``"spark"`` or ``"glmnet"``), logged."""
+    scaling = Standardization.from_sums(vector, model.n_outputs, model.fit_intercept, center=True,
+                                        convention=convention)
+    log.info("standardization of %d features (%s's standard deviation): %s", scaling.scale.size, convention,
              "centred and scaled" if scaling.shift.any() else "scaled")
     return scaling
+
+
+def standardize_setting(value):
+    """What the settings record of ``standardize=value``: False, or the convention's name."""
+    return check_convention(value) or False
 
 
 def optimizer_options(name, objective, scaling, standardize, model_kind):

@@ -213,7 +213,8 @@ def test_the_path_starts_at_the_lasso_lambda_max(tmp_path, standardize):
     data = write(tmp_path / "data", X, y, partitions=2)
     fitted = Trainer("linear", reg_path=4, reg_path_ratio=1e-2, cv=3, standardize=standardize, max_iter=300,
                      checkpoint_dir=str(tmp_path / "ck")).fit(data)
-    Z = (X - X.mean(axis=0)) / X.std(axis=0) if standardize else X - X.mean(axis=0)
+    # --standardize: Spark's (n - 1) standard deviation
+    Z = (X - X.mean(axis=0)) / X.std(axis=0, ddof=1) if standardize else X - X.mean(axis=0)
     # scikit-learn's (and glmnet's) lambda max of the lasso: max |Xc' (y - mean y)| / n. mrtrain's linear loss
     # is (y - eta)^2 / 2 per row, the Lasso's scaling.
     lambda_max = np.max(np.abs(Z.T @ (y - y.mean()))) / len(y)

@@ -256,7 +256,7 @@ def test_log_loss_is_clipped_as_scikit_learns_on_digits(tmp_path, capsys, kind, 
     X, y = load_digits(return_X_y=True)
     y = y.astype(float)
     data = write(tmp_path / "digits", X, y, None, 3)
-    status, out, err = run(capsys, "train", data, "--model", kind, "--json")
+    status, out, err = run(capsys, "train", data, "--model", kind, "--runner", "inline", "--json")
     assert status == 0, err
     metrics = json.loads(out)["metrics"]
     probabilities = reference.fit(X, y).predict_proba(X)

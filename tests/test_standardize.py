@@ -1,5 +1,8 @@
 """--standardize: the statistics pass, the map between standardized and stored-feature parameters, and
-training that equals the same fit on pre-standardized data (numpy, scikit-learn).
+training that equals the same fit on pre-standardized data (numpy, scikit-learn), with Spark MLlib's
+standard deviation (the default: unbiased, ``W - Σs²/W`` in the denominator) and glmnet's (population), and
+the exact relation between the two models. (Spark's own fit is compared by ``python3 -m
+benchmarks.spark_standardize``: Spark is too slow to start for the suite.)
 
 Tolerances: parameters are compared in standardized terms, where the objective is ``l2``-strongly convex,
 so ``‖θ - θ*‖² <= 2 (f - f*) / l2``. Both fits stop at a relative objective change of 1e-12 on objectives
@@ -28,9 +31,14 @@ from tests.datasets import write
 TIGHT = {"max_iter": 2000, "tol": 1e-12, "gtol": 1e-10}
 
 
-def weighted_stats(X, s):
+def weighted_stats(X, s, convention="glmnet"):
+    """Weighted means and standard deviations: glmnet's population ones, or Spark's unbiased ones with
+    reliability weights (``Σs(x - μ)² / (W - Σs²/W)``; ``n - 1`` for unit weights)."""
     mean = np.average(X, axis=0, weights=s)
-    return mean, np.sqrt(np.average((X - mean) ** 2, axis=0, weights=s))
+    variance = np.average((X - mean) ** 2, axis=0, weights=s)
+    if convention == "spark":
+        variance = variance * s.sum() / (s.sum() - (s @ s) / s.sum())
+    return mean, np.sqrt(variance)
 
 
 def cancer():
@@ -49,23 +57,24 @@ def test_feature_sums_dense_and_sparse():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 4)) * (rng.random((50, 4)) < 0.4)
     s = rng.random(50)
-    expected = np.concatenate([[s.sum()], s @ X, s @ X**2])
+    expected = np.concatenate([[s.sum()], s @ X, s @ X**2, [s @ s]])
     assert_allclose(feature_sums(X, s), expected, rtol=1e-14)
     assert_allclose(feature_sums(sp.csr_matrix(X), s), expected, rtol=1e-14)
     assert_allclose(feature_sums(X.astype(np.float32), None)[0], 50.0)
 
 
-def test_statistics_are_weighted_means_and_population_deviations_constant_columns_get_scale_one():
+@pytest.mark.parametrize("convention", ["spark", "glmnet"])
+def test_statistics_are_weighted_means_and_deviations_constant_columns_get_scale_one(convention):
     rng = np.random.default_rng(1)
     X = np.column_stack([rng.normal(3.0, 2.0, 80), np.full(80, 7.25), rng.normal(size=80), np.zeros(80)])
     s = rng.random(80) + 0.5
-    mean, std = weighted_stats(X, s)
-    scaling = Standardization.from_sums(feature_sums(X, s), 1, True, center=True)
+    mean, std = weighted_stats(X, s, convention)
+    scaling = Standardization.from_sums(feature_sums(X, s), 1, True, center=True, convention=convention)
     assert_allclose(scaling.shift, mean, rtol=1e-12)
     assert_allclose(scaling.scale[[0, 2]], std[[0, 2]], rtol=1e-10)
     assert_array_equal(scaling.scale[[1, 3]], [1.0, 1.0])  # constant: scale 1, no division by zero
     assert_array_equal(scaling.constant, [False, True, False, True])
-    uncentred = Standardization.from_sums(feature_sums(X, s), 1, True, center=False)
+    uncentred = Standardization.from_sums(feature_sums(X, s), 1, True, center=False, convention=convention)
     assert_array_equal(uncentred.shift, np.zeros(4))
     assert_allclose(uncentred.scale, scaling.scale)
     assert not uncentred.constant.any()  # uncentred, a constant column is a real feature
@@ -102,12 +111,14 @@ def test_chain_rule_matches_finite_differences(kind, fit_intercept):
     assert_allclose(mapped.hess[0], numeric_hess, rtol=1e-5, atol=1e-5 * np.abs(numeric_hess).max())
 
 
-@pytest.mark.parametrize(("l1", "l2"), [(0.0, 0.01), (0.005, 0.005)])
-def test_logistic_equals_the_fit_on_pre_standardized_data(tmp_path, l1, l2):
+@pytest.mark.parametrize(("l1", "l2", "standardize"), [(0.0, 0.01, True), (0.005, 0.005, True),
+                                                       (0.005, 0.005, "glmnet")])
+def test_logistic_equals_the_fit_on_pre_standardized_data(tmp_path, l1, l2, standardize):
     X, y = cancer()
-    mean, std = weighted_stats(X, np.ones(len(y)))
+    mean, std = weighted_stats(X, np.ones(len(y)), "glmnet" if standardize == "glmnet" else "spark")
     Z = (X - mean) / std
-    fitted = Trainer("logistic", l1=l1, l2=l2, standardize=True, **TIGHT).fit(write(tmp_path / "raw", X, y))
+    fitted = Trainer("logistic", l1=l1, l2=l2, standardize=standardize, **TIGHT).fit(
+        write(tmp_path / "raw", X, y))
     reference = Trainer("logistic", l1=l1, l2=l2, **TIGHT).fit(write(tmp_path / "z", Z, y))
     standardized = fitted.standardization.to_standardized(fitted.theta_)
     assert_allclose(standardized, reference.theta_, rtol=0, atol=1e-4 * np.abs(reference.theta_).max())
@@ -123,17 +134,19 @@ def test_logistic_equals_the_fit_on_pre_standardized_data(tmp_path, l1, l2):
                     rtol=1e-7, atol=1e-7)
 
 
-def test_weighted_elastic_net_equals_sklearn_on_pre_standardized_data(tmp_path):
+@pytest.mark.parametrize("convention", ["spark", "glmnet"])
+def test_weighted_elastic_net_equals_sklearn_on_pre_standardized_data(tmp_path, convention):
     from sklearn.linear_model import ElasticNet
 
     X, y = load_diabetes(return_X_y=True)
     X = X * np.array([1.0, 10.0, 100.0, 0.1, 1.0, 1.0, 1000.0, 1.0, 0.01, 1.0]) + 5.0  # unequal scales
     s = np.random.default_rng(3).random(len(y)) + 0.5
-    mean, std = weighted_stats(X, s)
+    mean, std = weighted_stats(X, s, convention)
     Z = (X - mean) / std
     # sklearn: (1/(2Σs)) Σ s (y - Zw - b)² + a·r‖w‖₁ + (a(1-r)/2)‖w‖²  ->  l1 = a r, l2 = a (1 - r)
     reference = ElasticNet(alpha=2.0, l1_ratio=0.5, tol=1e-14, max_iter=100_000).fit(Z, y, sample_weight=s)
-    fitted = Trainer("linear", l1=1.0, l2=1.0, standardize=True, **TIGHT).fit(write(tmp_path / "d", X, y, s))
+    fitted = Trainer("linear", l1=1.0, l2=1.0, standardize=convention, **TIGHT).fit(
+        write(tmp_path / "d", X, y, s))
     w = fitted.standardization.to_standardized(fitted.theta_)
     ours = objective_value("linear", Z, y, s, w[:-1], w[-1], 1.0, 1.0)
     theirs = objective_value("linear", Z, y, s, reference.coef_, reference.intercept_, 1.0, 1.0)
@@ -182,11 +195,16 @@ def test_resume_inspect_and_evaluate_of_a_standardized_run(tmp_path, capsys):
     loaded = FittedModel.load(checkpoints)
     assert_array_equal(loaded.theta_, whole.theta_)  # stored-feature parameters, not standardized ones
     assert_allclose(loaded.evaluate(data)["objective"], whole.objective_, rtol=1e-12)
-    with pytest.raises(SettingsMismatchError, match="standardize: checkpoint has True, this run has False"):
+    with pytest.raises(SettingsMismatchError,
+                       match="standardize: checkpoint has 'spark', this run has False"):
         Trainer("logistic", l2=0.01, checkpoint_dir=checkpoints).fit(data)
+    with pytest.raises(SettingsMismatchError, match="standardize: checkpoint has 'spark', this run has "
+                                                    "'glmnet'"):
+        Trainer("logistic", l2=0.01, standardize="glmnet", checkpoint_dir=checkpoints).fit(data)
     status, out, _ = run(capsys, "inspect", checkpoints)
     assert status == 0
-    assert "optimizer    lbfgs, l2 0.01, l1 0, standardized features" in out.splitlines()
+    assert ("optimizer    lbfgs, l2 0.01, l1 0, standardized features (Spark's n - 1 standard deviation)"
+            in out.splitlines())
 
 
 def test_cli_standardize_json(tmp_path, capsys):
@@ -196,7 +214,7 @@ def test_cli_standardize_json(tmp_path, capsys):
                          "--runner", "inline", "--json")
     assert status == 0
     result = json.loads(out)
-    assert result["settings"]["standardize"] is True
+    assert result["settings"]["standardize"] == "spark"
     fitted = Trainer("logistic", l2=0.01, standardize=True).fit(data)
     assert result["coefficients"] == fitted.coef_.tolist()
     model = make_model("logistic", X.shape[1], classes=[0.0, 1.0])
@@ -213,3 +231,44 @@ def test_local_runner_gives_the_inline_model_bitwise(tmp_path):
     local = Trainer("logistic", l1=0.01, standardize=True, max_iter=3, runner="local").fit(data)
     assert_array_equal(local.standardization.scale, inline.standardization.scale)
     assert_array_equal(local.theta_, inline.theta_)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_spark_model_is_the_glmnet_model_at_rescaled_penalties(tmp_path, weighted):
+    # Spark's variance is glmnet's times c = W / (W - Σs²/W) (n / (n - 1) for unit weights), so its
+    # penalties l2‖σ_s w‖²/2 + l1‖σ_s w‖₁ are glmnet's at (l2·c, l1·√c): the same model on the stored
+    # features, and standardized coefficients √c times glmnet's.
+    X, y = cancer()
+    X, y = X[:120], y[:120]  # n = 120: c - 1 = 0.8% (unweighted), large enough to tell the conventions apart
+    s = np.random.default_rng(4).integers(1, 4, len(y)).astype(float) if weighted else np.ones(len(y))
+    c = s.sum() / (s.sum() - (s @ s) / s.sum())
+    data = write(tmp_path / "d", X, y, s if weighted else None)
+    spark = Trainer("logistic", l1=0.004, l2=0.01, standardize=True, **TIGHT).fit(data)
+    glmnet = Trainer("logistic", l1=0.004 * np.sqrt(c), l2=0.01 * c, standardize="glmnet", **TIGHT).fit(data)
+    atol = 1e-4 * np.abs(spark.theta_).max()
+    assert_allclose(spark.coef_, glmnet.coef_, rtol=1e-4, atol=atol)
+    assert_allclose(spark.objective_, glmnet.objective_, rtol=1e-9)
+    assert_allclose(spark.standardization.scale, glmnet.standardization.scale * np.sqrt(c), rtol=1e-12)
+    assert_allclose(spark.standardization.to_standardized(spark.theta_)[:-1],
+                    np.sqrt(c) * glmnet.standardization.to_standardized(glmnet.theta_)[:-1], rtol=1e-4,
+                    atol=atol)
+    # Both conventions at the same penalties are different models (the bug was to give glmnet's for both).
+    same_penalties = Trainer("logistic", l1=0.004, l2=0.01, standardize="glmnet", **TIGHT).fit(data)
+    assert np.abs(same_penalties.coef_ - spark.coef_).max() > 10 * atol
+
+
+def test_cli_standardize_glmnet_and_a_bad_convention(tmp_path, capsys):
+    X, y = cancer()
+    data = write(tmp_path / "raw", X[:100], y[:100])
+    status, out, err = run(capsys, "train", data, "--model", "logistic", "--l2", "0.01", "--standardize",
+                           "glmnet", "--runner", "inline", "--json")
+    assert status == 0, err
+    assert json.loads(out)["settings"]["standardize"] == "glmnet"
+    status, out, err = run(capsys, "train", data, "--model", "logistic", "--standardize", "population",
+                           "--runner", "inline")
+    assert status == 2 and out == ""
+    assert len(err) == 1 and ("argument --standardize: invalid choice: 'population' (choose from 'spark', "
+                              "'glmnet')") in err[0]
+    with pytest.raises(ValueError, match=r"^The 'standardize' parameter must be a bool or one of \['spark', "
+                                         r"'glmnet'\]. Got 'n-1' instead.$"):
+        Trainer("logistic", standardize="n-1").fit(data)
