@@ -121,13 +121,36 @@ def max_norm(vector):
 
 
 #: The reasons :func:`stop_reason` gives: a loop stopped for one of them is judged again, under the limits of
-#: the run that resumes it (a higher ``max_iter`` trains on).
-STOPPING_RULE_REASONS = ("gradient norm <= gtol", "relative objective change <= tol",
-                         "line search found no decrease", "max_iter reached")
+#: the run that resumes it (a higher ``max_iter`` trains on). "relative objective change <= tol" is the
+#: reason checkpoints written before the predicted-decrease condition record.
+STOPPING_RULE_REASONS = ("gradient norm <= gtol", "relative objective change and predicted decrease <= tol",
+                         "relative objective change <= tol", "line search found no decrease",
+                         "max_iter reached")
 
 
-def stop_reason(status, *, max_iter, tol, gtol):
+def predicted_decrease(optimizer, state):
+    """``-g·d``: the decrease of the objective that the optimizer's model predicts for its next full step
+    ``d`` (twice the estimated gap to the optimum ``-½ g·d`` of a quadratic model), or None for an
+    optimizer without a curvature model (gradient descent's plan has no direction).
+
+    For Newton ``g·H⁻¹g`` (the squared Newton decrement), for L-BFGS and OWL-QN the same with their
+    inverse-Hessian approximation. A function of the state alone, so a resumed run decides the same.
+    """
+    with np.errstate(all="ignore"):
+        direction = optimizer.plan(state).direction
+    if direction is None:
+        return None
+    return float(-(state.grad @ direction))
+
+
+def stop_reason(status, *, max_iter, tol, gtol, optimizer=None):
     """Why the loop should stop now, or None to go on.
+
+    Converged: the gradient's max-norm is at most ``gtol``, or the relative objective change of the last
+    accepted iteration is at most ``tol`` *and* so is the decrease the optimizer predicts for its next
+    step (:func:`predicted_decrease`, relative to ``max(|f|, 1)``; checked when ``optimizer`` is given and
+    has a curvature model). A small change alone is no proof: a short step far from the optimum of an
+    ill-conditioned objective changes it little too.
 
     Returns
     -------
@@ -140,9 +163,12 @@ def stop_reason(status, *, max_iter, tol, gtol):
         return "gradient norm <= gtol", True
     history = status.history
     if status.iteration > 0 and status.rejected == 0 and len(history) >= 2:
-        change = abs(history[-2] - history[-1]) / max(abs(history[-2]), abs(history[-1]), 1.0)
+        scale = max(abs(history[-2]), abs(history[-1]), 1.0)
+        change = abs(history[-2] - history[-1]) / scale
         if change <= tol:
-            return "relative objective change <= tol", True
+            predicted = None if optimizer is None else predicted_decrease(optimizer, status.state)
+            if predicted is None or predicted / scale <= tol:
+                return "relative objective change and predicted decrease <= tol", True
     if status.rejected >= MAX_REJECTED_PASSES:
         return "line search found no decrease", False
     if status.iteration >= max_iter:
@@ -186,7 +212,7 @@ def optimize(
         ``(status, reason, converged)``, a named tuple.
     """
     while True:
-        verdict = stop_reason(status, max_iter=max_iter, tol=tol, gtol=gtol)
+        verdict = stop_reason(status, max_iter=max_iter, tol=tol, gtol=gtol, optimizer=optimizer)
         if verdict is not None:
             return OptimizeResult(status, *verdict)
         started = time.perf_counter()

@@ -281,10 +281,12 @@ class PointTable:
         return self._index[key]
 
 
-def judge_again(runs: Sequence[MemberRun], *, max_iter: int, tol: float, gtol: float) -> list[int]:
+def judge_again(runs: Sequence[MemberRun], *, max_iter: int, tol: float, gtol: float,
+                optimizers: Sequence[Optimizer] | None = None) -> list[int]:
     """Judge every member that stopped by the stopping rule again under these limits, as a resumed single
     model is (:func:`mrtrain.engine.driver.stop_reason` from its status): a member stopped by a lower
     ``max_iter`` trains on. Members stopped otherwise (overflow, early stopping, not selected) stay stopped.
+    ``optimizers`` (one per member) give the rule its predicted-decrease condition, as in the loop.
 
     Returns
     -------
@@ -294,7 +296,8 @@ def judge_again(runs: Sequence[MemberRun], *, max_iter: int, tol: float, gtol: f
     reopened = []
     for i, run in enumerate(runs):
         if run.done and run.reason in STOPPING_RULE_REASONS:
-            verdict = stop_reason(run.status, max_iter=max_iter, tol=tol, gtol=gtol)
+            verdict = stop_reason(run.status, max_iter=max_iter, tol=tol, gtol=gtol,
+                                  optimizer=None if optimizers is None else optimizers[i])
             if verdict is None:
                 run.done, run.reason, run.converged = False, None, False
                 reopened.append(i)
@@ -351,9 +354,9 @@ def run_grid(
     limits = {"max_iter": max_iter, "tol": tol, "gtol": gtol}
     passes = 0
     while True:
-        for run in runs:
+        for run_index, run in enumerate(runs):
             if not run.done:
-                verdict = stop_reason(run.status, **limits)
+                verdict = stop_reason(run.status, **limits, optimizer=optimizers[run_index])
                 if verdict is not None:
                     run.done, (run.reason, run.converged) = True, verdict
         active = [i for i, run in enumerate(runs) if not run.done]

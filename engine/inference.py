@@ -15,8 +15,13 @@ around its own expectation, not of the unpenalized one:
 - linear (squared loss ½(y − η)²): φ = RSS / (W − p), estimated from the residuals
   (``RSS = 2 Σ sᵢ lᵢ``), and t statistics with ``W − p`` degrees of freedom (the classical OLS table).
 
-One data pass at the final parameters sums the Hessian (:mod:`mrtrain.inference` runs it and keeps the
-table next to the checkpoints). Refused, in one line, where the table would not mean what it says: an l1
+The table is taken at the optimum, not wherever the optimizer stopped: :func:`newton_finish` takes Newton
+steps ``δ = -(H + l2·diag(mask))⁻¹ g`` (one data pass with the Hessian each) from the fitted coefficients
+until the remaining step is at most ``tol`` standard errors in the covariance's own norm,
+``sqrt(δᵀ Cov⁻¹ δ) = sqrt(W δᵀ (H + l2·diag(mask)) δ / φ)``, which bounds every coefficient's distance from
+the optimum in its standard errors and so every statistic's error (a p-value moves by at most
+``0.8`` times that). :mod:`mrtrain.inference` runs the passes and keeps the table next to the
+checkpoints. Refused, in one line, where the table would not mean what it says: an l1
 penalty (no smooth optimum: the covariance of a lasso estimate is not the inverse Hessian), standardized
 training (the table would be of the standardized coefficients), models other than linear, logistic and
 poisson, more than :data:`MAX_PARAMS` parameters, ``W <= p`` for linear, or a singular Hessian (collinear
@@ -31,6 +36,12 @@ import numpy as np
 INFERENCE_MODELS = ("linear", "logistic", "poisson")
 #: Largest parameter count (the p x p Hessian is summed by the passes and inverted on the driver).
 MAX_PARAMS = 4096
+#: The remaining Newton step, in standard errors (:func:`newton_finish`), at which the table is taken:
+#: statistics within 1e-9 of those at the exact optimum, p-values within 1e-9 absolute.
+INFERENCE_TOL = 1e-9
+#: Most Newton steps :func:`newton_finish` takes (Newton converges quadratically from a fitted point: 1 to
+#: 3 steps; rounding stops it earlier, see there).
+MAX_NEWTON_STEPS = 20
 
 
 def check_inference(kind, *, l1, standardize, n_params):
@@ -103,3 +114,58 @@ def inference_table(model, sums, theta, *, l2):
         "statistic": statistic.tolist(), "p_value": [float(v) for v in p_value],
         "statistic_name": "z" if df is None else "t", "dispersion": dispersion, "df": df,
     }
+
+
+def newton_step(model, sums, theta, *, l2):
+    """The Newton step of the penalized mean objective at ``theta`` from one pass's ``sums`` (Hessian at
+    ``theta``), and its length in standard errors.
+
+    Returns
+    -------
+    step : ndarray, shape (p,)
+        ``-(H + l2·diag(mask))⁻¹ g``, ``H`` and ``g`` of the mean objective.
+    length : float
+        ``sqrt(W stepᵀ (H + l2·diag(mask)) step / φ)`` (``φ`` the dispersion at ``theta``).
+    decrement : float
+        The Newton decrement of the mean objective, ``sqrt(stepᵀ (H + l2·diag(mask)) step)``.
+    """
+    weight = float(sums.weight)
+    mask = model.penalty_mask()
+    hessian = sums.hess[0] / weight + l2 * np.diag(mask)
+    grad = sums.grad[0] / weight + l2 * mask * theta
+    step = -np.linalg.solve(hessian, grad)
+    dispersion = 1.0
+    if model.kind == "linear":
+        dispersion = 2.0 * float(sums.loss[0]) / max(weight - theta.size, np.finfo(np.float64).tiny)
+    quadratic = max(float(step @ hessian @ step), 0.0)
+    return step, math.sqrt(weight * quadratic / dispersion) if dispersion > 0 else 0.0, math.sqrt(quadratic)
+
+
+def newton_finish(model, hessian_pass, theta, *, l2, tol=INFERENCE_TOL, max_steps=MAX_NEWTON_STEPS):
+    """The coefficient table at the optimum reached by Newton steps from ``theta``.
+
+    Each step is one ``hessian_pass(theta) -> PartialSums`` (loss, gradient and Hessian sums at one point).
+    Near the optimum (Newton decrement ``λ <= 1/4``) the full step is taken, further away the damped one,
+    ``1/(1 + λ)`` of it (the step that converges for self-concordant objectives without a line search, so
+    without extra passes). The table is taken at the first point whose remaining step
+    (:func:`newton_step`) is at most ``tol`` standard errors; also where, already within 1e-6 standard
+    errors, a step no longer halves the remaining one (the rounding of the sums, which on a large dataset
+    can stay above ``tol``), or after ``max_steps`` steps. ``remaining_step`` records what was left, so
+    the table says how far from the optimum it is.
+
+    Returns
+    -------
+    dict
+        :func:`inference_table` at the final point, plus ``newton_steps`` (steps taken from ``theta``) and
+        ``remaining_step`` (in standard errors).
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    steps, previous = 0, math.inf
+    while True:
+        sums = hessian_pass(theta)
+        table = inference_table(model, sums, theta, l2=l2)  # refuses a singular Hessian
+        step, length, decrement = newton_step(model, sums, theta, l2=l2)
+        if length <= tol or (previous <= 1e-6 and length > previous / 2) or steps == max_steps:
+            return {**table, "newton_steps": steps, "remaining_step": length}
+        damping = 1.0 if decrement <= 0.25 else 1.0 / (1.0 + decrement)
+        theta, previous, steps = theta + damping * step, length, steps + 1

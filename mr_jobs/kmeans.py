@@ -6,7 +6,10 @@ The shipped ``--params`` file holds the centres, one parameter point each, shape
 
 - ``"statistics"``: each row's nearest centre and :func:`~mrtrain.engine.kmeans.cluster_statistics` (rows,
   weight, inertia and weighted feature sums per centre); the reducer adds the partitions' vectors in
-  partition order. A Lloyd pass, k-means||'s cost and candidate-weight passes, and ``evaluate``.
+  partition order. A Lloyd pass, k-means||'s cost and candidate-weight passes, and ``evaluate``. With
+  ``"groups": N`` the centres are N sets of ``k = rows / N`` (the starts of ``n_init``), each row is
+  assigned within every set, and the vector is the N sets' statistics one after the other: one pass
+  serves every start's Lloyd iteration, each set's sums bitwise those of a pass of its own.
 - ``"sample"`` (map-only): the rows k-means|| keeps in step ``"step"``, drawn from the partition's own
   stream :func:`~mrtrain.engine.kmeans.partition_stream` with ``"phi"`` and ``"oversampling"``; with
   ``"pick": [partition, row]``, that one row (k-means||'s first centre). The vector is the kept rows,
@@ -31,7 +34,11 @@ class MRKMeans(PartitionSumJob):
     def partial_vector(self, X, y, w):
         X = self.model.features(X)  # float64, whatever the stored type
         if self.task["pass"] == "statistics":
-            return cluster_statistics(X, w, self.thetas)
+            groups = self.task.get("groups", 1)
+            if groups == 1:
+                return cluster_statistics(X, w, self.thetas)
+            return np.concatenate([cluster_statistics(X, w, centers)
+                                   for centers in np.split(self.thetas, groups)])
         pick = self.task.get("pick")
         if pick is not None:
             partition, row = pick

@@ -292,6 +292,10 @@ def build_parser():
                         "(k x features; --k may be left out)")
     g.add_argument("--init-steps", type=_int_at_least(1, "init_steps"), default=2,
                    help="kmeans: k-means|| sampling steps (Spark's initSteps). Default: %(default)s")
+    g.add_argument("--n-init", type=_int_at_least(1, "n_init"), default=1, metavar="N",
+                   help="kmeans: keep the best (lowest inertia) of N k-means|| starts, seeds --seed .. "
+                        "--seed + N - 1, their Lloyd passes shared (one pass serves all). Default: "
+                        "%(default)s")
     g.add_argument("--smoothing", type=_argument(check_number, "smoothing", float, minimum=0, strictly=True),
                    metavar="A",
                    help="naive Bayes smoothing > 0: alpha of multinomial-nb and bernoulli-nb (default 1.0), "
@@ -667,7 +671,8 @@ def cmd_train(args):
             allreduce=args.allreduce, allreduce_address=args.allreduce_address,
             allreduce_tasks=args.allreduce_tasks, allreduce_timeout=args.allreduce_timeout,
             smoothing=args.smoothing, init=args.init, k=args.k, seed=args.seed,
-            init_centers=args.init_centers, init_steps=args.init_steps, reg_path=args.reg_path,
+            init_centers=args.init_centers, init_steps=args.init_steps, n_init=args.n_init,
+            reg_path=args.reg_path,
             reg_path_ratio=args.reg_path_ratio, elastic_net=alpha, cv=args.cv,
             validation_fraction=args.validation_fraction, n_iter_no_change=args.n_iter_no_change,
             fold_seed=args.fold_seed, layers=args.layers,
@@ -743,7 +748,9 @@ def kmeans_summary(result):
         f"model        kmeans, k {settings['k']}, {settings['n_features']} features",
         f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
         "init         " + (f"k-means|| (seed {settings['seed']}, {settings['init_steps']} steps)"
-                            if init == "k-means||" else f"given centres ({init[:19]})"),
+                            if init == "k-means||" else f"given centres ({init[:19]})")
+        + (f"; best of {settings['n_init']} starts: seed {settings['best_seed']}"
+           if settings.get("n_init", 1) > 1 and "best_seed" in settings else ""),
         f"result       {status} after {result['iterations']} Lloyd passes ({result['passes']} passes): "
         f"{result['stop_reason']}",
         f"inertia      {result['objective']:.12g} (last pass)",
@@ -843,6 +850,10 @@ def inference_lines(table):
     width = max(len(name) for name in table["names"])
     heading = f"inference    {statistic} statistics" + (
         f", {table['df']:g} degrees of freedom, dispersion {table['dispersion']:.6g}" if table["df"] else "")
+    if "newton_steps" in table:  # tables saved before the Newton finish lack it
+        steps = table["newton_steps"]
+        heading += (f"; at the optimum: {steps} Newton step{'' if steps == 1 else 's'} from the trained "
+                    f"coefficients, {table['remaining_step']:.1e} standard errors left")
     columns = f"{'estimate':>13}  {'std. error':>11}  {statistic:>9}  {'p-value':>10}"
     lines = [heading, f"  {'':<{width}}  {columns}"]
     for name, estimate, error, value, p_value in zip(table["names"], table["estimate"], table["std_error"],

@@ -798,6 +798,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _E
         the same data give the same centres. Default: None.
     init_steps : int >= 1
         Sampling steps of k-means|| (Spark's ``initSteps``). Default: 2.
+    n_init : int >= 1
+        k-means|| starts (seeds ``seed .. seed + n_init - 1``); the one of lowest final inertia is kept,
+        their Lloyd passes shared (:class:`mrtrain.Trainer`'s ``n_init``). Default: 1, scikit-learn's
+        ``n_init="auto"`` for its k-means++ start.
     runner, partitions, checkpoint_dir, reducers, conf_path
         As in :class:`LinearRegression`.
 
@@ -818,7 +822,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _E
     """
 
     def __init__(self, n_clusters=8, *, init="k-means||", max_iter=300, tol=1e-4, random_state=None,
-                 init_steps=2, runner="inline", partitions=1, checkpoint_dir=None, reducers=1,
+                 init_steps=2, n_init=1, runner="inline", partitions=1, checkpoint_dir=None, reducers=1,
                  conf_path=None):
         self.n_clusters = n_clusters
         self.init = init
@@ -826,6 +830,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _E
         self.tol = tol
         self.random_state = random_state
         self.init_steps = init_steps
+        self.n_init = n_init
         self.runner = runner
         self.partitions = partitions
         self.checkpoint_dir = checkpoint_dir
@@ -863,8 +868,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, _E
     def _train(self, data):
         init = None if isinstance(self.init, str) else self.init
         fitted = Trainer("kmeans", k=self.n_clusters, seed=random_seed("KMeans", self.random_state),
-                         init_centers=init, init_steps=self.init_steps, max_iter=self.max_iter, tol=self.tol,
-                         runner=self.runner, conf_path=self.conf_path, checkpoint_dir=self.checkpoint_dir,
+                         init_centers=init, init_steps=self.init_steps, n_init=self.n_init,
+                         max_iter=self.max_iter, tol=self.tol, runner=self.runner, conf_path=self.conf_path,
+                         checkpoint_dir=self.checkpoint_dir,
                          reducers=self.reducers).fit(data)
         if not fitted.converged_:
             warnings.warn(f"KMeans stopped before converging ({fitted.stop_reason_}) after {fitted.n_iter_} "

@@ -359,11 +359,11 @@ class GridRun:
         If a fold member trains on, the folds choose again, so the refits they had dropped train on too
         (as they would have until the folds were done), and the table is made again once all have stopped.
         Nothing changes for a rerun with the same limits (or a fresh grid)."""
-        reopened = judge_again(self.runs, **limits)
+        reopened = judge_again(self.runs, **limits, optimizers=self.optimizers)
         if any(not run.done for run, m in zip(self.runs, self.members, strict=True) if m.role == "fold"):
             for i, run in enumerate(self.runs):
                 if run.done and run.reason == NOT_SELECTED:
-                    verdict = stop_reason(run.status, **limits)
+                    verdict = stop_reason(run.status, **limits, optimizer=self.optimizers[i])
                     if verdict is None:
                         run.done, run.reason, run.converged = False, None, False
                         reopened.append(i)

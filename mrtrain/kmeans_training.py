@@ -16,6 +16,16 @@ pass is one :class:`mrtrain.mr_jobs.kmeans.MRKMeans` job (the math: :mod:`mrtrai
    at most ``tol`` times the features' mean variance (scikit-learn's scale of ``tol``, which it applies to
    the sum of the squared moves instead of their maximum), or after ``max_iter`` passes.
 
+3. With ``n_init = N > 1`` (k-means|| only): N starts, k-means|| with seeds ``seed .. seed + N - 1``
+   (their initialisation passes one start after the other), then their Lloyd passes together: one pass
+   ships every running start's centres and sums each start's statistics separately
+   (:mod:`mrtrain.mr_jobs.kmeans`'s ``"groups"``), so a pass costs one read of the data whatever N, and
+   start ``seed`` follows exactly the path of an ``n_init = 1`` run. A start stops on its own rule; one
+   more pass computes every start's inertia at its final centres, and the lowest wins (the first on a
+   tie), as in scikit-learn's ``n_init``. Only the winner is checkpointed, once all starts have finished
+   (an interrupted run starts over); its ``settings`` record ``n_init``, ``best_seed`` and every start's
+   ``start_inertias``.
+
 A checkpoint holds the centres, the rows nearest each centre in the last pass, and in ``meta["kmeans"]``
 that pass's largest squared move (``shift``) and its stopping threshold; a rerun with the same data and
 settings resumes from the newest one and ends with bitwise the same centres. ``history`` is the inertia of
@@ -56,7 +66,8 @@ log = logging.getLogger(__name__)
 #: The ``init_centers`` setting of a run initialised by k-means||.
 KMEANS_PARALLEL = "k-means||"
 #: Settings that must match for a k-means checkpoint to be resumed.
-KMEANS_RESUME_KEYS = ("model", "k", "seed", "init_centers", "init_steps", "n_features", "data_checksum")
+KMEANS_RESUME_KEYS = ("model", "k", "seed", "init_centers", "init_steps", "n_init", "n_features",
+                      "data_checksum")
 #: Largest file of initial centres read.
 MAX_INIT_BYTES = 256 * 1024**2
 
@@ -172,6 +183,8 @@ def fit_kmeans(trainer, dataset):
         "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "k": k, "seed": trainer.seed,
         "init_centers": init, "init_steps": trainer.init_steps,
     }
+    if trainer.n_init > 1:
+        settings["n_init"] = trainer.n_init
     reducers = effective_reducers(trainer.reducers, statistics_length(1, d), "k-means statistics")
     directory = trainer.checkpoint_dir
     lock = DirectoryLock(directory, break_lock=trainer.break_lock) if directory else contextlib.nullcontext()
@@ -195,6 +208,10 @@ def fit_kmeans(trainer, dataset):
         status = resumed_status(directory, settings) if directory else None
         with JobLauncher(dataset, model.spec(), runner=trainer.runner, conf_path=trainer.conf_path,
                          reducers=reducers, partition_cache=trainer.partition_cache) as launcher:
+            if status is None and trainer.n_init > 1:
+                status, best, inertias = best_of_starts(launcher, dataset, k, trainer)
+                settings.update(best_seed=trainer.seed + best, start_inertias=inertias)
+                save(status)
             if status is None:
                 if given is None:
                     centers, passes = kmeans_parallel(launcher, dataset, k, trainer.seed, trainer.init_steps)
@@ -204,13 +221,9 @@ def fit_kmeans(trainer, dataset):
                 save(status)
             while (verdict := kmeans_stop_reason(status, trainer.max_iter)) is None:
                 started = time.perf_counter()
-                statistics = cluster_pass(launcher, status.centers)
-                centers, shift = update_centers(statistics, status.centers)
-                status = KMeansStatus(
-                    centers, status.iteration + 1, status.passes + 1,
-                    status.history + (float(statistics.inertia.sum()),), statistics.rows.copy(), shift,
-                    trainer.tol * statistics.mean_variance(),
-                )
+                status = lloyd_step(status, cluster_pass(launcher, status.centers), trainer.tol,
+                                    status.passes + 1)
+                shift = status.shift
                 save(status)
                 progress = Progress(status.iteration, status.history[-1], shift, shift,
                                     time.perf_counter() - started, status.passes, True)
@@ -254,6 +267,58 @@ def cluster_pass(launcher, centers):
     """One statistics pass at ``centers``: a :class:`ClusterStatistics`."""
     vector = launcher.sum_vector(MRKMeans, centers, {"pass": "statistics"})
     return ClusterStatistics(vector, *centers.shape)
+
+
+def grouped_cluster_pass(launcher, center_sets):
+    """One statistics pass at every set of centres in ``center_sets`` (each (k, d), the same k): one
+    :class:`ClusterStatistics` per set, each bitwise that of :func:`cluster_pass` at that set alone."""
+    if len(center_sets) == 1:
+        return [cluster_pass(launcher, center_sets[0])]
+    k, d = center_sets[0].shape
+    vector = launcher.sum_vector(MRKMeans, np.concatenate(center_sets),
+                                 {"pass": "statistics", "groups": len(center_sets)})
+    return [ClusterStatistics(piece, k, d) for piece in np.split(vector, len(center_sets))]
+
+
+def lloyd_step(status, statistics, tol, passes):
+    """The :class:`KMeansStatus` after a Lloyd pass whose statistics at ``status.centers`` are
+    ``statistics``."""
+    centers, shift = update_centers(statistics, status.centers)
+    history = status.history + (float(statistics.inertia.sum()),)
+    return KMeansStatus(centers, status.iteration + 1, passes, history, statistics.rows.copy(), shift,
+                        tol * statistics.mean_variance())
+
+
+def best_of_starts(launcher, dataset, k, trainer):
+    """``n_init`` k-means|| starts run to their stopping rule with shared Lloyd passes (module docstring,
+    3.): ``(the best start's final status, its index, every start's final inertia)``."""
+    starts, passes = [], 0
+    for i in range(trainer.n_init):
+        centers, used = kmeans_parallel(launcher, dataset, k, trainer.seed + i, trainer.init_steps)
+        passes += used
+        starts.append(KMeansStatus(centers, 0, 0, (), np.zeros(k), None, None))
+    while active := [i for i, start in enumerate(starts)
+                     if kmeans_stop_reason(start, trainer.max_iter) is None]:
+        started = time.perf_counter()
+        passes += 1
+        for i, statistics in zip(active, grouped_cluster_pass(launcher, [starts[i].centers for i in active]),
+                                 strict=True):
+            starts[i] = lloyd_step(starts[i], statistics, trainer.tol, passes)
+        lowest = min(starts[i].history[-1] for i in active)
+        shift = max(starts[i].shift for i in active)
+        log.info("Lloyd pass %d of %d running starts: lowest inertia %.12g, largest squared centre move "
+                 "%.3e  %.2fs", max(starts[i].iteration for i in active), len(active), lowest, shift,
+                 time.perf_counter() - started)
+        if trainer.callback is not None:
+            trainer.callback(Progress(max(starts[i].iteration for i in active), lowest, shift, shift,
+                                      time.perf_counter() - started, passes, True))
+    inertias = [float(statistics.inertia.sum())
+                for statistics in grouped_cluster_pass(launcher, [start.centers for start in starts])]
+    passes += 1
+    best = int(np.argmin(inertias))
+    log.info("best of %d k-means|| starts: seed %d, inertia %.12g (starts: %s)", trainer.n_init,
+             trainer.seed + best, inertias[best], ", ".join(f"{value:.6g}" for value in inertias))
+    return starts[best]._replace(passes=passes), best, inertias
 
 
 def sampled_rows(launcher, dataset, centers, task):

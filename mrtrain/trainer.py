@@ -89,7 +89,7 @@ RESUME_KEYS = ("model", "optimizer", "l2", "l1", "standardize", "precondition", 
 #: Settings that fix the parameter vector's layout: they must match even for a warm start.
 LAYOUT_KEYS = ("model", "fit_intercept", "n_features", "classes", "layers")
 #: Values of settings that checkpoints written before the setting existed lack.
-SETTING_DEFAULTS = {"l1": 0.0, "standardize": False, "precondition": False}
+SETTING_DEFAULTS = {"l1": 0.0, "standardize": False, "precondition": False, "n_init": 1}
 #: The optimizers that run in standardized coordinates when ``precondition`` is on (Newton's steps are the
 #: same in any affine coordinates, so it gains nothing).
 PRECONDITIONED_OPTIMIZERS = ("gd", "lbfgs", "owlqn")
@@ -111,7 +111,7 @@ KMEANS_FIXED = (
     ("smoothing", None, "not naive Bayes"), ("init", "zeros", "init_centers gives the starting centres"),
 )
 #: k-means' own parameters with their defaults; other models leave them there.
-KMEANS_PARAMETERS = (("k", None), ("seed", 0), ("init_centers", None), ("init_steps", 2))
+KMEANS_PARAMETERS = (("k", None), ("seed", 0), ("init_centers", None), ("init_steps", 2), ("n_init", 1))
 
 
 class SettingsMismatchError(ValueError):
@@ -226,6 +226,11 @@ class Trainer:
         k-means|| (:mod:`mrtrain.kmeans_training`). Default: None (k-means||).
     init_steps : int >= 1
         k-means: the sampling steps of k-means|| (Spark's ``initSteps``). Default: 2.
+    n_init : int >= 1
+        k-means: the number of k-means|| starts (seeds ``seed, seed + 1, ...``), each run to convergence;
+        the one of lowest inertia at its final centres is kept (scikit-learn's ``n_init``). Their Lloyd
+        passes are shared: one pass sums every start's statistics. Needs k-means|| (no
+        ``init_centers``). Default: 1.
     """
 
     def __init__(self, model, *, optimizer=None, l2=0.0, l1=0.0, standardize=False, precondition=True,
@@ -234,7 +239,7 @@ class Trainer:
                  keep_checkpoints=None, warm_start=False, break_lock=False, reducers=1, partition_cache=True,
                  callback=None, allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
                  allreduce_timeout=DEFAULT_TIMEOUT, smoothing=None, init="zeros", k=None, seed=0,
-                 init_centers=None, init_steps=2, layers=None, activation=None, reg_path=None,
+                 init_centers=None, init_steps=2, n_init=1, layers=None, activation=None, reg_path=None,
                  reg_path_ratio=None, elastic_net=None, cv=None, validation_fraction=None, n_iter_no_change=5,
                  fold_seed=0):
         self.model = model
@@ -268,6 +273,7 @@ class Trainer:
         self.seed = seed
         self.init_centers = init_centers
         self.init_steps = init_steps
+        self.n_init = n_init
         self.layers = layers
         self.activation = activation
         self.reg_path = reg_path
@@ -347,6 +353,10 @@ class Trainer:
             check_int("k", self.k, minimum=1)
         check_int("seed", self.seed, minimum=0)
         check_int("init_steps", self.init_steps, minimum=1)
+        check_int("n_init", self.n_init, minimum=1)
+        if self.n_init > 1 and self.init_centers is not None:
+            raise ValueError(f"The 'n_init' parameter needs k-means|| starts: with 'init_centers' there is "
+                             f"one start. Got n_init={self.n_init!r} instead.")
 
     def _validate_network(self):
         """Refuse MLP settings for other models, and for the MLP what a non-convex network without Hessian
@@ -476,7 +486,8 @@ class Trainer:
 
             def save(status):
                 lock.check_held()  # a run whose lease was broken stops before writing
-                self._save(writer, status, settings, stop_reason(status, **limits), start, scaling)
+                verdict = stop_reason(status, **limits, optimizer=optimizer)
+                self._save(writer, status, settings, verdict, start, scaling)
 
             try:
                 status, reason, converged = optimize(

@@ -207,7 +207,7 @@ def test_negative_count_is_refused_naming_partition_row_and_feature(tmp_path, ca
          "'gaussian-nb'] only. Got smoothing=1.0 for model 'logistic' instead."),
         (["--model", "gaussian-nb", "--standardize"],
          "The 'standardize' parameter does not apply to model 'gaussian-nb' (naive Bayes is fitted in one "
-         "pass: no penalty to standardize for); leave it at False. Got True instead."),
+         "pass: no penalty to standardize for); leave it at False. Got 'spark' instead."),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(tmp_path, capsys, options, message):
