@@ -289,7 +289,10 @@ def _run_section(fitted):
 def _inference_section(table):
     statistic = table["statistic_name"]
     caption = (f"Standard errors, {statistic} statistics and two-sided p-values of the coefficients "
-               "(mrtrain train --inference, one pass at the fitted coefficients)")
+               "(mrtrain train --inference, at the optimum"
+               + (f": {table['newton_steps']} Newton step(s) from the fitted coefficients, "
+                  f"{table['remaining_step']:.1e} standard errors left" if "newton_steps" in table else "")
+               + ")")
     if table.get("df"):
         caption += (f", with {table['df']:g} residual degrees of freedom and dispersion "
                     f"{table['dispersion']:.6g}")
@@ -314,7 +317,10 @@ def _scales_section(fitted, feature_names):
                           float(row[j]), float(row[j] * scaling.scale[j]), float(scaling.shift[j]),
                           float(scaling.scale[j])))
     caption = ("With --standardize the penalty applied to the coefficients of the standardized features "
-               "(x − shift) / scale, where they compare with one another; the model predicts with the "
+               "(x − shift) / scale (scale: "
+               + ("Spark's n − 1 standard deviation" if fitted.settings.get("standardize") == "spark" else
+                  "the population standard deviation")
+               + "), where they compare with one another; the model predicts with the "
                "coefficients for the features as stored. Standardized coefficient = stored coefficient × "
                "scale.")
     return Section("Coefficients on both scales", None, caption,
