@@ -19,11 +19,19 @@ runner), ``mrtrain.trainer`` and ``mrtrain.fitted`` (training; evaluate and pred
 use, and ``mrtrain.cli`` (the ``mrtrain`` command, also ``python -m mrtrain``).
 
 The exports are imported on first use: a map task imports ``mrtrain.mr_jobs...`` and so this module, and
-must not pay for the driver's imports (mrjob's runners, pyarrow) on every pass. Hadoop tasks get this file
-and the three subpackages, not the driver modules beside it (:func:`mrtrain.launcher.package_zip`).
+must not pay for the driver's imports (mrjob's runners, pyarrow) on every pass. Hadoop tasks get this file,
+``mrtrain._mrjob_compat`` and the three subpackages, not the driver modules beside them
+(:func:`mrtrain.launcher.package_zip`).
+
+Importing this module installs :mod:`mrtrain._mrjob_compat`'s stand-ins for the standard-library modules
+that mrjob imports and Python 3.12 and 3.13 removed, before any mrtrain module imports mrjob.
 """
 
 import importlib
+
+from mrtrain import _mrjob_compat
+
+_mrjob_compat.install()
 
 __version__ = "0.2.0"
 

@@ -47,7 +47,6 @@ import re
 import shutil
 import socket
 import stat
-import sys
 import tempfile
 import threading
 import time
@@ -107,6 +106,8 @@ TASK_ENVIRONMENT = (
 
 #: The subpackages of ``mrtrain`` that tasks import (the driver modules of ``mrtrain/`` stay on the driver).
 _TASK_PACKAGES = ("engine", "mr_jobs", "storage")
+#: The modules beside ``mrtrain/__init__.py`` that it imports, so tasks do too.
+_TASK_MODULES = ("_mrjob_compat.py",)
 
 #: Local staging directories: ``<tempdir>/mrtrain-job-<pid>-<random>``.
 STAGING_PREFIX = "mrtrain-job-"
@@ -121,10 +122,9 @@ _STAGING_FORMAT = "mrtrain-staging"
 #: The local runner's tasks run on this machine with this Python, so they import mrtrain (installed) and
 #: mrjob from where the driver does instead of from zips (a zip is unpacked and compiled by every task: no
 #: bytecode cache, plus a wrapper script and a lock per task), and take the standard library's distutils,
-#: which mrjob imports, instead of setuptools' shim (about 0.12 s of imports per task).
-_LOCAL_TASK_ARGS = ["--no-bootstrap-mrjob"] + (
-    ["--cmdenv", "SETUPTOOLS_USE_DISTUTILS=stdlib"] if sys.version_info < (3, 12) else []
-)
+#: which mrjob imports (from Python 3.12 on, :mod:`mrtrain._mrjob_compat`'s stand-in), instead of
+#: setuptools' shim where setuptools is installed (about 0.12 s of imports per task).
+_LOCAL_TASK_ARGS = ["--no-bootstrap-mrjob", "--cmdenv", "SETUPTOOLS_USE_DISTUTILS=stdlib"]
 
 #: Task processes of the local and hadoop runners run their math on one BLAS thread (see
 #: :func:`mrtrain.mr_jobs.partition_job.single_threaded_blas`); saying so before numpy loads also spares
@@ -145,14 +145,15 @@ def task_uri(uri):
 def package_zip():
     """A zip of the ``mrtrain`` package as tasks import it (``.py`` files only), as bytes.
 
-    ``mrtrain/__init__.py`` and the subpackages tasks need, under the names they have when installed
-    (``mrtrain/engine/...``), wherever they live in a source checkout; not the driver modules beside
-    ``__init__.py`` (this one, the trainer, the CLI), which no task imports. The archive is byte-for-byte
-    reproducible: sorted entries with a fixed timestamp.
+    ``mrtrain/__init__.py``, the :data:`_TASK_MODULES` beside it and the subpackages tasks need, under the
+    names they have when installed (``mrtrain/engine/...``), wherever they live in a source checkout; not
+    the driver modules beside ``__init__.py`` (this one, the trainer, the CLI), which no task imports. The
+    archive is byte-for-byte reproducible: sorted entries with a fixed timestamp.
     """
     import mrtrain
 
-    files = [(Path(mrtrain.__file__), "mrtrain/__init__.py")]
+    top = Path(mrtrain.__file__).parent
+    files = [(top / name, f"mrtrain/{name}") for name in ("__init__.py", *_TASK_MODULES)]
     for name in _TASK_PACKAGES:
         root = Path(importlib.import_module(f"mrtrain.{name}").__file__).parent
         files += [(source, f"mrtrain/{name}/{source.relative_to(root).as_posix()}")

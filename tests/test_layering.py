@@ -9,7 +9,8 @@
 
 So nothing those three hold imports the driver modules of ``mrtrain/`` (the launcher, the trainer, the
 CLI, ...), which are not shipped to Hadoop tasks; and ``mrtrain/__init__.py``, which tasks import, imports
-only the standard library.
+only the standard library and ``mrtrain._mrjob_compat`` (shipped with it), which imports only the standard
+library.
 """
 
 import ast
@@ -31,6 +32,8 @@ ALLOWED = {
 }
 #: The libraries besides the standard library that the engine's modules may import.
 ENGINE_LIBRARIES = {"numpy", "scipy"}
+#: The modules beside ``mrtrain/__init__.py`` that it imports and tasks get with it.
+TOP_TASK_MODULES = ("mrtrain._mrjob_compat",)
 
 
 def module_name(path, folder):
@@ -95,9 +98,14 @@ def test_the_engine_imports_no_library_but_numpy_and_scipy():
     assert found - set(sys.stdlib_module_names) - {"mrtrain"} <= ENGINE_LIBRARIES
 
 
-def test_the_package_top_imports_only_the_standard_library():
-    names = {name.split(".")[0] for _, name in imports(ROOT / "mrtrain" / "__init__.py", "mrtrain")}
-    assert names <= set(sys.stdlib_module_names)
+def test_the_package_top_imports_only_the_standard_library_and_its_compat_module():
+    top = imports(ROOT / "mrtrain" / "__init__.py", "mrtrain")
+    ours = {name for _, name in top if within(name, ("mrtrain",))}
+    assert ours == set(TOP_TASK_MODULES)
+    assert {name.split(".")[0] for _, name in top if name not in ours} <= set(sys.stdlib_module_names)
+    for module in TOP_TASK_MODULES:
+        path = ROOT / "mrtrain" / f"{module.rpartition('.')[2]}.py"
+        assert {name.split(".")[0] for _, name in imports(path, module)} <= set(sys.stdlib_module_names)
 
 
 def test_importing_every_job_loads_no_driver_module():
@@ -108,4 +116,5 @@ def test_importing_every_job_loads_no_driver_module():
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert "mrtrain.mr_jobs.gradient" in loaded
-    assert [name for name in loaded if name != "mrtrain" and not within(name, PACKAGES.values())] == []
+    assert [name for name in loaded
+            if name not in ("mrtrain", *TOP_TASK_MODULES) and not within(name, PACKAGES.values())] == []
