@@ -26,6 +26,9 @@ its partitions), ``groups`` (per group, its partition-list lines), ``idle_timeou
 ``connect_timeout`` (seconds).
 """
 
+import mrtrain.mr_jobs  # noqa: F401  (first: mrtrain/__init__.py provides what mrjob needs, mrtrain._mrjob_compat)
+
+# isort: split
 import logging
 import os
 import random

@@ -6,6 +6,9 @@ writes ``part-NNNNN.parquet`` into the shipped output directory itself (atomical
 ``(partition id, rows written)`` for the driver's manifest of the output.
 """
 
+import mrtrain.mr_jobs  # noqa: F401  (first: mrtrain/__init__.py provides what mrjob needs, mrtrain._mrjob_compat)
+
+# isort: split
 import io
 
 import numpy as np

@@ -6,6 +6,7 @@ The other Pythons themselves (3.12, 3.13, ... in fresh venvs) are run by ``scrip
 modules from every import finder, as if they had been removed.
 """
 
+import ast
 import importlib.machinery
 import importlib.util
 import json
@@ -211,3 +212,19 @@ def test_the_import_check_fails_a_module_that_uses_something_deprecated(tmp_path
     # The same warning caused by a module not in the list is not an error.
     passed = import_with_deprecations_as_errors(["oldpkg.removed_soon"], cwd=tmp_path, pythonpath=tmp_path)
     assert passed.returncode == 0, passed.stderr
+
+
+def test_every_job_script_imports_mrtrain_before_mrjob():
+    """A task runs its job's file as a script (``python predict.py``): its first module-level import of
+    mrjob must come after one of ``mrtrain``, whose ``__init__`` installs the stand-ins."""
+    scripts = [path for path in sorted((ROOT / "mr_jobs").glob("*.py")) if "__main__" in path.read_text()]
+    assert {"gradient.py", "predict.py", "allreduce.py"} <= {path.name for path in scripts}
+    for path in scripts:
+        tree = ast.parse(path.read_text())
+        names = [(node.lineno, alias.name if isinstance(node, ast.Import) else node.module)
+                 for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+                 for alias in node.names]
+        first = {top: min((line for line, name in names if name.split(".")[0] == top), default=None)
+                 for top in ("mrtrain", "mrjob")}
+        assert first["mrtrain"] is not None, path.name
+        assert first["mrjob"] is None or first["mrtrain"] < first["mrjob"], path.name
