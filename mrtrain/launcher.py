@@ -136,6 +136,24 @@ _TASK_THREAD_ARGS = [
 ]
 
 
+def preload_mrtrain_in_forkserver():
+    """Add ``mrtrain`` to the modules multiprocessing's fork server imports when it starts.
+
+    mrjob's local runner runs its tasks from a ``multiprocessing.Pool``, whose workers unpickle
+    ``mrjob.local`` functions and so import mrjob. Under the ``forkserver`` start method (Python 3.14's
+    default on Linux) the workers are forked from a fresh interpreter that imported only ``__main__``'s
+    file, if any; run from ``python -c``, a notebook or ``python -m mrtrain`` on a Python without ``pipes``,
+    their import of mrjob failed and the pool waited forever. Preloading ``mrtrain`` installs
+    :mod:`mrtrain._mrjob_compat` there first. The modules already listed stay; a fork server that is
+    already running is not changed.
+    """
+    from multiprocessing import forkserver
+
+    preload = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))
+    if "mrtrain" not in preload:
+        forkserver.set_forkserver_preload(preload + ["mrtrain"])
+
+
 def task_uri(uri):
     """``uri`` as a task sees it: tasks run in their own working directories, so relative local paths
     become absolute; ``file://`` and ``hdfs://`` URIs are unchanged."""
@@ -484,6 +502,7 @@ class JobLauncher:
             args += ["--conf-path", self.conf_path]
         if self.runner == "local":
             args += _LOCAL_TASK_ARGS + _TASK_THREAD_ARGS
+            preload_mrtrain_in_forkserver()
         elif self.runner == "hadoop":
             args += ["--py-files", self.code_zip] + _TASK_THREAD_ARGS
         if self.on_hdfs:

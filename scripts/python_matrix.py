@@ -16,7 +16,8 @@ which runs on the default ``python3`` (so that version is left out here). For ea
 4. in a scratch directory, with relative paths and the venv's ``mrtrain`` command: ingest the shipped Iris
    data (dense), a sparse libsvm file and a CSV with categorical columns (both generated, seeded); train
    (``--optimizer newton``), evaluate and predict each with the inline and the local runner (local: map-only,
-   ``--reducers 0``), and Iris once more with ``--allreduce`` on the local runner. Checks: the runners'
+   ``--reducers 0``), Iris once more with ``--allreduce`` on the local runner, and two iterations on Iris
+   with the local runner from ``python -c`` under the ``forkserver`` start method. Checks: the runners'
    models and predictions are bitwise the same, the accuracy reaches :data:`MIN_ACCURACY` and equals the
    predictions' share of correct labels, and each model matches this interpreter's own inline training
    (when it can import mrtrain) to 1e-9 of the largest parameter.
@@ -97,6 +98,17 @@ for part in manifest["partitions"]:
     right += int(np.sum(table.column("label").to_numpy() == table.column("prediction").to_numpy()))
     rows += table.num_rows
 print(json.dumps({"rows": rows, "right": right, "sha256": digest.hexdigest()}))
+"""
+
+#: Run by the venv's Python in the scratch directory: the local runner from ``python -c`` under the
+#: ``forkserver`` start method (Python 3.14's default on Linux), whose pool workers import only what the
+#: fork server preloaded (:func:`mrtrain.launcher.preload_mrtrain_in_forkserver`).
+FORKSERVER = """
+import multiprocessing
+multiprocessing.set_start_method("forkserver")
+import mrtrain
+fitted = mrtrain.Trainer("softmax", l2=0.001, optimizer="newton", max_iter=2, runner="local").fit("iris")
+print(fitted.n_iter_)
 """
 
 
@@ -204,9 +216,11 @@ def reference_models(scratch):
     command = [sys.executable, "-m", "mrtrain", "-q"]
     models = {}
     for name, ingest in make_data(scratch).items():
+        ingest = [str(scratch / ingest[0]), str(scratch / ingest[1]), *ingest[2:]]  # absolute: not the check
         run(command + ["ingest", *ingest], scratch)
-        trained = last_json(run(command + ["train", name, *TRAIN[name], "--runner", "inline", "--no-metrics",
-                                           "--checkpoint-dir", f"{name}-reference", "--json"], scratch))
+        train = ["train", ingest[1], *TRAIN[name], "--runner", "inline", "--no-metrics",
+                 "--checkpoint-dir", str(scratch / f"{name}-reference"), "--json"]
+        trained = last_json(run(command + train, scratch))
         models[name] = model_of(trained)
     return models
 
@@ -255,6 +269,12 @@ def smoke(venv, scratch, reference):
                 check_close(label, model, reference[name])
             log(f"  {label}: {trained['iterations']} iterations, accuracy {evaluated['accuracy']:.4f}, "
                 f"{predicted['rows']} predictions ({time.perf_counter() - started:.1f} s)")
+    started = time.perf_counter()
+    iterations = last_json(run([python, "-c", FORKSERVER], scratch))
+    if iterations != 2:
+        raise StepFailed(f"forkserver: {iterations} iterations, expected 2")
+    log(f"  iris-local from `python -c` under the forkserver start method: 2 iterations "
+        f"({time.perf_counter() - started:.1f} s)")
 
 
 def check_imports(python, scratch):
@@ -308,7 +328,12 @@ def main(argv=None):
         work = Path(temporary)
         started = time.perf_counter()
         (work / "reference").mkdir()
-        reference = reference_models(work / "reference")
+        try:
+            reference = reference_models(work / "reference")
+        except StepFailed as error:
+            counts["failed"] += 1
+            reference = None
+            log(f"reference models FAILED: {error}")
         made = f"Python {own}, inline runner" if reference else "none (this Python cannot import mrtrain)"
         log(f"reference models: {made} ({time.perf_counter() - started:.1f} s)")
         for version in versions:

@@ -228,3 +228,13 @@ def test_every_job_script_imports_mrtrain_before_mrjob():
                  for top in ("mrtrain", "mrjob")}
         assert first["mrtrain"] is not None, path.name
         assert first["mrjob"] is None or first["mrtrain"] < first["mrjob"], path.name
+
+
+def test_the_local_runner_has_the_fork_server_preload_mrtrain():
+    code = ("import multiprocessing, multiprocessing.forkserver as fs\n"
+            "from mrtrain.launcher import preload_mrtrain_in_forkserver\n"
+            "multiprocessing.set_forkserver_preload(['__main__', 'mine'])\n"
+            "preload_mrtrain_in_forkserver(); preload_mrtrain_in_forkserver()\n"
+            "print(fs._forkserver._preload_modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "['__main__', 'mine', 'mrtrain']"
