@@ -139,11 +139,12 @@ _TASK_THREAD_ARGS = [
 def preload_mrtrain_in_forkserver():
     """Add ``mrtrain`` to the modules multiprocessing's fork server imports when it starts.
 
-    mrjob's local runner runs its tasks from a ``multiprocessing.Pool``, whose workers unpickle
-    ``mrjob.local`` functions and so import mrjob. Under the ``forkserver`` start method (Python 3.14's
-    default on Linux) the workers are forked from a fresh interpreter that imported only ``__main__``'s
-    file, if any; run from ``python -c``, a notebook or ``python -m mrtrain`` on a Python without ``pipes``,
-    their import of mrjob failed and the pool waited forever. Preloading ``mrtrain`` installs
+    Where the task server does not start, the launcher falls back to mrjob's own local runner, which runs
+    its tasks from a ``multiprocessing.Pool`` whose workers unpickle ``mrjob.local`` functions and so import
+    mrjob. Under the ``forkserver`` start method (Python 3.14's default on Linux) the workers are forked
+    from a fresh interpreter that imported only ``__main__``'s file, if any; run from ``python -c``, a
+    notebook or ``python -m mrtrain`` on a Python without ``pipes``, their import of mrjob failed and the
+    pool waited forever (seen on 3.13 with that start method). Preloading ``mrtrain`` installs
     :mod:`mrtrain._mrjob_compat` there first. The modules already listed stay; a fork server that is
     already running is not changed.
     """
