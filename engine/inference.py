@@ -60,13 +60,20 @@ def check_inference(kind, *, l1, standardize, n_params):
                          f"is summed and inverted). Got {n_params} instead.")
 
 
-def parameter_names(model):
-    """``feature 0 .. feature d-1`` (as ``inspect`` names them) and ``intercept``, in ``theta``'s order."""
-    names = [f"feature {j}" for j in range(model.n_features)]
+def singular(eigenvalues):
+    """True if a symmetric p x p matrix of ascending ``eigenvalues`` is singular to working precision: its
+    smallest eigenvalue is not above ``p * eps`` times its largest."""
+    return not eigenvalues[0] > eigenvalues[-1] * len(eigenvalues) * np.finfo(np.float64).eps
+
+
+def parameter_names(model, feature_names=None):
+    """``feature_names`` (default ``feature 0 .. feature d-1``) and ``intercept``, in ``theta``'s order."""
+    names = (list(feature_names) if feature_names is not None
+             else [f"feature {j}" for j in range(model.n_features)])
     return names + ["intercept"] if model.fit_intercept else names
 
 
-def inference_table(model, sums, theta, *, l2):
+def inference_table(model, sums, theta, *, l2, feature_names=None):
     """The coefficient table from the sums of one pass at ``theta`` with a Hessian.
 
     Parameters
@@ -76,6 +83,8 @@ def inference_table(model, sums, theta, *, l2):
         Totals over the dataset at the single point ``theta``, with ``hess`` of shape (1, p, p).
     theta : ndarray, shape (p,)
     l2 : float
+    feature_names : list of str, optional
+        The names of the d features, for the table's ``names``; default ``feature 0 .. feature d-1``.
 
     Returns
     -------
@@ -96,7 +105,7 @@ def inference_table(model, sums, theta, *, l2):
     else:
         df, dispersion = None, 1.0
     eigenvalues = np.linalg.eigvalsh(hessian)
-    if not eigenvalues[0] > eigenvalues[-1] * p * np.finfo(np.float64).eps:
+    if singular(eigenvalues):
         raise ValueError(f"The Hessian at the fitted coefficients is singular (smallest eigenvalue "
                          f"{eigenvalues[0]:.3g}, largest {eigenvalues[-1]:.3g}): collinear or constant "
                          "features, or a separable classification; drop features or add an l2 penalty.")
@@ -110,7 +119,8 @@ def inference_table(model, sums, theta, *, l2):
 
         p_value = (2.0 * t.sf(np.abs(statistic), df)).tolist()
     return {
-        "names": parameter_names(model), "estimate": theta.tolist(), "std_error": std_error.tolist(),
+        "names": parameter_names(model, feature_names), "estimate": theta.tolist(),
+        "std_error": std_error.tolist(),
         "statistic": statistic.tolist(), "p_value": [float(v) for v in p_value],
         "statistic_name": "z" if df is None else "t", "dispersion": dispersion, "df": df,
     }

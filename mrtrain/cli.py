@@ -36,7 +36,7 @@ from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.params import check_int, check_number
 from mrtrain.engine.standardization import CONVENTIONS, STANDARD_DEVIATIONS
 from mrtrain.fitted import FittedModel
-from mrtrain.inference import coefficient_inference, load_inference, save_inference
+from mrtrain.inference import check_identifiable, coefficient_inference, load_inference, save_inference
 from mrtrain.launcher import RUNNERS
 from mrtrain.mr_jobs.partition_job import PartitionError
 from mrtrain.mrjob_conf import check_mrjob_conf
@@ -44,6 +44,7 @@ from mrtrain.progress import StageProgress, TrainingProgress, job_progress
 from mrtrain.report import MissingDependencyError, require_matplotlib, write_report
 from mrtrain.storage.checkpoint import list_checkpoints
 from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
+from mrtrain.storage.encoding import DROPS
 from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
@@ -241,8 +242,14 @@ def build_parser():
     p.add_argument("dest")
     p.add_argument("--format", choices=("csv", "libsvm", "parquet", "npz"),
                    help="source format. Default: from the extension")
-    p.add_argument("--label", default="label", help="label column. Default: %(default)s")
-    p.add_argument("--weight", help="sample-weight column")
+    p.add_argument("--label", help="label column; a CSV label column without any number (a Parquet string "
+                                   "column) holds class names, stored by their sorted index. Default: label, "
+                                   "or the --like dataset's")
+    p.add_argument("--weight", help="sample-weight column. Default: none, or the --like dataset's")
+    p.add_argument("--id", metavar="COLUMN",
+                   help="csv/parquet: a row id column, no feature, passed through to predictions")
+    p.add_argument("--keep", type=_column_list, metavar="COL[,COL...]",
+                   help="csv/parquet: more columns that are no features, passed through to predictions")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--partitions", type=_int_at_least(1, "partitions"), help="number of partitions")
     size.add_argument("--partition-size", type=_argument(_partition_size, "partition_size", float),
@@ -252,8 +259,8 @@ def build_parser():
                         "sources must have it. Default: libsvm's largest index")
     p.add_argument("--dense", action="store_true",
                    help="libsvm: write a dense dataset instead of a sparse (csr) one")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                   help="stored feature type. Default: %(default)s")
+    p.add_argument("--dtype", choices=("float64", "float32"),
+                   help="stored feature type. Default: float64, or the --like dataset's")
     p.add_argument("--categorical", type=_column_list, metavar="COL[,COL...]",
                    help="csv/parquet: categorical (string or integer) columns, encoded after the numeric "
                         "ones into a sparse (csr) dataset")
@@ -263,10 +270,16 @@ def build_parser():
     p.add_argument("--min-count", type=_int_at_least(1, "min_count"), default=1, metavar="N",
                    help="one-hot: values seen fewer than N times go to the column's <other> slot. "
                         "Default: %(default)s")
+    p.add_argument("--drop", choices=DROPS,
+                   help="one-hot: leave each column's first category without a slot (first: R's treatment "
+                        "coding, identifiable coefficients with an intercept), only in two-category columns "
+                        "(if-binary), or keep every slot (none). Default: none")
     p.add_argument("--impute", choices=("zero", "mean"),
                    help="fill a missing numeric value with 0 or the column's mean. Default: an error")
     p.add_argument("--like", metavar="DATASET",
-                   help="reuse the encoding (columns, hashing or levels, imputation, classes) of DATASET")
+                   help="reuse the recipe of DATASET: label and weight columns, dtype, column order, "
+                        "encoding (hashing or levels and slots, imputation) and classes; a source without "
+                        "the label column is ingested for predict")
     p.add_argument("--json", action="store_true", help="print the manifest summary as JSON")
 
     p = commands.add_parser("train", parents=[common], help="train a model with iterative MapReduce jobs",
@@ -441,6 +454,43 @@ def _clean(value):
     return value
 
 
+def _class_texts(result):
+    """The classes of a ``to_dict`` result as outputs show them: their names, else their labels as ``%g``."""
+    classes = result.get("classes")
+    if classes is None:
+        return None
+    return list(result.get("class_names") or [c if isinstance(c, str) else f"{c:g}" for c in classes])
+
+
+def coefficient_lines(result):
+    """A linear model's coefficients as aligned ``name  value`` lines (a column per class for several)."""
+    rows = np.atleast_2d(np.asarray(result["coefficients"], dtype=float))
+    names = result["feature_names"]
+    header = [] if rows.shape[0] == 1 else [f"  {'':<{max(map(len, names))}}  "
+                                             + "  ".join(f"{c:>13}" for c in _class_texts(result))]
+    width = max(len(name) for name in names)
+    return header + [f"  {name:<{width}}  " + "  ".join(f"{value:>+13.6g}" for value in rows[:, j])
+                     for j, name in enumerate(names)]
+
+
+def confusion_lines(confusion, classes):
+    """A confusion matrix as aligned lines, rows and columns named by the classes."""
+    width = max(8, *(len(c) for c in classes))
+    cells = max(8, *(len(c) for c in classes), *(len(f"{v:g}") for row in confusion for v in row))
+    lines = [f"  {'':<{width}}  " + "  ".join(f"{c:>{cells}}" for c in classes)]
+    lines += [f"  {name:<{width}}  " + "  ".join(f"{v:>{cells}g}" for v in row)
+              for name, row in zip(classes, confusion, strict=True)]
+    return lines
+
+
+def _has_named_coefficients(result):
+    coefficients = result.get("coefficients")
+    if "feature_names" not in result or not isinstance(coefficients, list) or not coefficients:
+        return False
+    rows = np.atleast_2d(np.asarray(coefficients, dtype=object))
+    return rows.ndim == 2 and rows.shape[1] == len(result["feature_names"]) and result.get("centers") is None
+
+
 def _print_result(result, as_json, names=None):
     """``result`` on stdout: one JSON object, or aligned ``key: value`` lines in which a value that is None
     (a regression's classes, an unencoded dataset's encoding) is left out; ``names`` renames keys there."""
@@ -448,7 +498,14 @@ def _print_result(result, as_json, names=None):
         print(json.dumps(_clean(result), sort_keys=True))
         return
     for key, value in result.items():
-        if key == "settings" or value is None:
+        if key in ("settings", "feature_names", "class_names") or value is None:
+            continue
+        if key == "classes" and (result.get("class_names") or any(isinstance(c, str) for c in value)):
+            print(f"{(names or {}).get(key, key):>16}: {', '.join(_class_texts(result))}")
+            continue
+        if key == "coefficients" and _has_named_coefficients(result):
+            print(f"{key:>16}:")
+            print("\n".join(coefficient_lines(result)))
             continue
         key = (names or {}).get(key, key)
         if key == "inference":
@@ -460,6 +517,10 @@ def _print_result(result, as_json, names=None):
         if isinstance(value, dict):
             print(f"{key}:")
             for name, item in value.items():
+                if name == "confusion_matrix" and _class_texts(result) and item is not None:
+                    print(f"{name:>20}: (rows: true class, columns: predicted class)")
+                    print("\n".join(confusion_lines(item, _class_texts(result))))
+                    continue
                 print(f"{name:>20}: {item}")
         else:
             print(f"{key:>16}: {value}")
@@ -564,7 +625,8 @@ def cmd_ingest(args):
             args.src, args.dest, format=args.format, label=args.label, weight=args.weight,
             partitions=args.partitions, partition_size_mb=args.partition_size, n_features=args.n_features,
             dtype=args.dtype, dense=args.dense, categorical=args.categorical, hash_bits=args.hash_bits,
-            min_count=args.min_count, impute=args.impute, like=args.like, progress=progress,
+            min_count=args.min_count, impute=args.impute, drop=args.drop, id=args.id, keep=args.keep,
+            like=args.like, progress=progress,
         )
     _print_result(dataset_summary(dataset), args.json, DATASET_NAMES)
 
@@ -580,7 +642,8 @@ def dataset_summary(dataset):
         "dataset": dataset.uri, "rows": dataset.n_rows, "features": dataset.n_features,
         "layout": dataset.layout, "nnz": dataset.nnz,
         "density": dataset.nnz / (dataset.n_rows * dataset.n_features),
-        "partitions": len(dataset.partitions), "classes": dataset.classes,
+        "partitions": len(dataset.partitions), "label": dataset.label_name if dataset.has_label else None,
+        "classes": dataset.class_names or dataset.classes,
         "encoding": None if dataset.encoding is None else dataset.encoding_digest,
         "checksum": dataset.checksum,
     }
@@ -659,6 +722,10 @@ def cmd_train(args):
         check_inference(args.model, l1=l1, standardize=args.standardize, n_params=0)
     if args.checkpoint_dir is not None:
         _check_checkpoint_dir(args.checkpoint_dir, args.data)
+    if args.inference:
+        with job_progress("identifiability", enabled=not args.quiet):
+            check_identifiable(args.data, args.model, fit_intercept=not args.no_intercept, runner=args.runner,
+                               conf_path=args.conf_path, partition_cache=args.partition_cache)
     with contextlib.ExitStack() as stack:
         progress = None if args.quiet else stack.enter_context(TrainingProgress(args.max_iter))
         trainer = Trainer(
@@ -704,7 +771,9 @@ def cmd_evaluate(args):
     with job_progress("evaluate", enabled=not args.quiet):
         metrics = fitted.evaluate(args.data, runner=args.runner, conf_path=args.conf_path,
                                   partition_cache=args.partition_cache)
-    _print_result({"model": fitted.model.kind, "metrics": metrics}, args.json)
+    _print_result({"model": fitted.model.kind, "classes": fitted.classes_,
+                   **({} if fitted.class_names_ is None else {"class_names": fitted.class_names_}),
+                   "metrics": metrics}, args.json)
 
 
 def cmd_predict(args):
@@ -773,7 +842,7 @@ def mlp_summary(result):
     sizes = [settings["n_features"], *settings["layers"], len(result["classes"])]
     lines = [
         f"model        mlp, layers {' -> '.join(map(str, sizes))} ({settings['activation']} hidden, softmax "
-        f"output over classes {', '.join(f'{c:g}' for c in result['classes'])}), seed {settings['seed']}",
+        f"output over classes {', '.join(_class_texts(result))}), seed {settings['seed']}",
         f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
         f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}",
         f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
@@ -797,10 +866,10 @@ def model_summary(result):
     if result["model"] == "mlp":
         return mlp_summary(result)
     settings = result["settings"]
-    classes = result["classes"]
+    classes = _class_texts(result)
     kind = result["model"]
     if classes:
-        kind += f" ({len(classes)} classes: {', '.join(f'{c:g}' for c in classes)})"
+        kind += f" ({len(classes)} classes: {', '.join(classes)})"
     kind += f", {settings['n_features']} features" + (", intercept" if settings["fit_intercept"] else "")
     status = "converged" if result["converged"] else "stopped before converging"
     history = result["history"]
@@ -821,10 +890,11 @@ def model_summary(result):
     ]
     rows = np.atleast_2d(np.asarray(result["coefficients"], dtype=float))
     d = settings["n_features"]
+    features = result.get("feature_names") or [f"feature {j}" for j in range(d)]
     # gaussian-nb's rows are each class's feature means, then its variances.
-    names = [f"feature {j}" for j in range(d)] if rows.shape[1] == d else (
-        [f"mean of feature {j}" for j in range(d)] + [f"variance of feature {j}" for j in range(d)])
-    flat = [(abs(value), (f"class {classes[k]:g}, " if len(rows) > 1 else "") + names[j], value)
+    names = features if rows.shape[1] == d else (
+        [f"mean of {name}" for name in features] + [f"variance of {name}" for name in features])
+    flat = [(abs(value), (f"class {classes[k]}, " if len(rows) > 1 else "") + names[j], value)
             for k, row in enumerate(rows) for j, value in enumerate(row)]
     flat.sort(key=lambda item: -item[0])
     shown = flat[:SUMMARY_COEFFICIENTS]

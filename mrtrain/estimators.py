@@ -58,6 +58,7 @@ from sklearn.utils.validation import (
 
 from mrtrain.engine.kmeans import nearest_centers
 from mrtrain.engine.params import check_int, check_number
+from mrtrain.names import dataset_names
 from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.storage.filesystem import join
 from mrtrain.trainer import Trainer
@@ -107,7 +108,8 @@ class _Estimator(BaseEstimator):
         X : array_like or sparse matrix of shape (n_samples, n_features), or str or os.PathLike
             Finite features; a pandas DataFrame also sets ``feature_names_in_``. A path or ``hdfs://``
             URI of a dataset made by ``mrtrain ingest`` trains on that dataset (then ``y`` and
-            ``sample_weight`` must be None: the dataset holds the labels and weights).
+            ``sample_weight`` must be None: the dataset holds the labels and weights; its feature names,
+            when it records them, set ``feature_names_in_``, and its class names ``classes_``).
         y : array_like of shape (n_samples,)
             Targets (ignored by :class:`KMeans`).
         sample_weight : array_like of shape (n_samples,), optional
@@ -150,6 +152,9 @@ class _Estimator(BaseEstimator):
         self.n_features_in_ = dataset.n_features
         if hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+        names = dataset_names(dataset).get("feature_names")
+        if names is not None:  # a dataset that names its features (a CSV header, a categorical encoding)
+            self.feature_names_in_ = np.asarray(names, dtype=object)
         self._after_dataset_fit(data)
         return self
 
@@ -380,7 +385,8 @@ class _ClassLabels:
         if dataset.classes is None or len(dataset.classes) < 2:
             raise ValueError(f"{dataset.uri}: field '{dataset.label_name}': expected at least 2 class labels "
                              f"for {type(self).__name__}, found {dataset.classes!r}")
-        self.classes_ = np.asarray(dataset.classes)
+        # String labels: the dataset stores class codes 0..K-1 of its class names.
+        self.classes_ = np.asarray(dataset.classes if dataset.class_names is None else dataset.class_names)
 
     def _labels(self, indices):
         """Labels (from ``classes_``) of the fitted model's predicted classes.

@@ -23,6 +23,7 @@ from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.kmeans import MRKMeans
 from mrtrain.mr_jobs.kmeans_predict import MRKMeansPredict
 from mrtrain.mr_jobs.predict import MRPredict
+from mrtrain.names import class_labels, feature_names
 from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.encoding import encoding_difference
@@ -49,6 +50,13 @@ class FittedModel:
     intercept_ : float or ndarray of shape (K,)
         For ``mlp``: a list of the layers' biases, ``(n_l,)`` each (scikit-learn's ``intercepts_``).
     classes_ : list of float or None
+    feature_names_ : list of str, length d
+        The training dataset's feature names (:func:`mrtrain.names.feature_names`: ``feature j`` where it
+        had none).
+    class_names_ : list of str or None
+        String labels: the name of each class of ``classes_`` (``classes_[k] == k``); None otherwise.
+    class_labels_ : list of str or None
+        Each class as outputs show it: its name, else its label as ``%g``; None for a model without classes.
     l2 : float
     l1 : float
     standardization : mrtrain.engine.standardization.Standardization or None
@@ -90,6 +98,9 @@ class FittedModel:
         self.converged_ = bool(converged)
         self.stop_reason_ = stop_reason
         self.settings = dict(settings)
+        self.feature_names_ = feature_names(self.settings, model.n_features)
+        self.class_names_ = self.settings.get("class_names")
+        self.class_labels_ = class_labels(self.settings, self.classes_)
         self.coef_, self.intercept_ = model.coefficients(self.theta_)
         self.cluster_sizes_ = None if cluster_sizes is None else np.asarray(cluster_sizes, dtype=np.float64)
         self.cv_results_ = None
@@ -162,6 +173,8 @@ class FittedModel:
             "coefficients": _listed(self.coef_),
             "intercept": _listed(self.intercept_),
             "classes": self.classes_,
+            **({} if self.class_names_ is None else {"class_names": self.class_names_}),
+            "feature_names": self.feature_names_,
             "iterations": self.n_iter_,
             "passes": self.n_passes_,
             "objective": self.objective_,
@@ -195,6 +208,10 @@ class FittedModel:
         if difference is not None:
             raise DataError(f"{dataset.uri}: expected the categorical encoding of the training data "
                             f"(ingest it with --like TRAINING_DATASET): {difference}")
+        if dataset.has_label and self.class_names_ != dataset.class_names and self.model.classes is not None:
+            raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected the classes of the "
+                            f"training data {self.class_labels_} (ingest it with --like TRAINING_DATASET), "
+                            f"found {dataset.class_names or dataset.classes}")
         return dataset
 
     def _encoding_difference(self, dataset):
@@ -228,6 +245,9 @@ class FittedModel:
             :func:`mrtrain.engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + penalty).
         """
         dataset = self._open_matching(data)
+        if not dataset.has_label and self.model.kind != KMEANS:
+            raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected labels to evaluate on, "
+                            "found a dataset ingested without its label column (for predict only)")
         if self.model.kind == KMEANS:
             return self._evaluate_kmeans(dataset, runner, conf_path, partition_cache, reducers)
         reducers = effective_reducers(reducers, metric_vector_length(self.model), "evaluate")
@@ -254,12 +274,25 @@ class FittedModel:
             vector = launcher.sum_vector(MRKMeans, centers, {"pass": "statistics"})
         return kmeans_metrics(ClusterStatistics(vector, *centers.shape))
 
+    def _predict_task(self, dataset):
+        """What the predict tasks need beyond the model: row offsets, class names, the kept columns' files."""
+        offsets = np.concatenate([[0], np.cumsum([part.rows for part in dataset.partitions])[:-1]])
+        task = {"row_offsets": [int(v) for v in offsets], "class_labels": self.class_labels_,
+                "class_names": self.class_names_, "has_label": dataset.has_label}
+        if dataset.kept_columns:
+            files = [dataset.kept_file(part.index) for part in dataset.partitions]
+            task.update(kept_columns=dataset.kept_columns,
+                        kept=[{**entry, "uri": task_uri(entry["uri"])} for entry in files])
+        return task
+
     def predict_dataset(self, data, output, *, runner="inline", conf_path=None, partition_cache=True):
         """Write predictions for dataset ``data`` to the directory ``output``, by a MapReduce job.
 
-        One Parquet file per input partition (``part-NNNNN.parquet``: ``label``, ``prediction`` and, for
-        classifiers, ``probability`` / ``probabilities``; for k-means the centre index and ``distance``)
-        plus ``_predictions.json``. The tasks write into
+        One Parquet file per input partition (``part-NNNNN.parquet``: ``row`` (the dataset's row index), the
+        dataset's kept columns (``ingest --id/--keep``), ``label`` (unless the dataset has none),
+        ``prediction`` (class names for string labels) and, for classifiers with probabilities, one
+        ``probability_<class>`` column per class (``linear-svc``: ``margin``; k-means: the centre index and
+        ``distance``); see :mod:`mrtrain.mr_jobs.predict`) plus ``_predictions.json``. The tasks write into
         a temporary sibling directory that is renamed to ``output`` only when every partition is done, so
         a failed run leaves no partial output.
 
@@ -280,7 +313,8 @@ class FittedModel:
                 job, points = (MRPredict, self.theta_[None, :])
                 if self.model.kind == KMEANS:
                     job, points = (MRKMeansPredict, self.model.centers(self.theta_))
-                records = launcher.run(job, points, {"output": task_uri(staging)})
+                task = {"output": task_uri(staging), **self._predict_task(dataset)}
+                records = launcher.run(job, points, task)
             rows = dict(records)
             expected = [part.index for part in dataset.partitions]
             if sorted(rows) != expected:
@@ -292,6 +326,7 @@ class FittedModel:
                     {"file": f"part-{index:05d}.parquet", "rows": rows[index]} for index in expected
                 ],
                 "n_rows": sum(rows.values()),
+                **({} if self.class_labels_ is None else {"classes": self.class_labels_}),
             }
             fs.write_bytes(join(staging, PREDICTIONS_MANIFEST), json.dumps(manifest, indent=1).encode())
             fs.rename(staging, output)
@@ -451,6 +486,10 @@ def validate_checkpoint(checkpoint):
     classes = field(settings, "classes", "settings.", kind="list", nullable=True)
     for i, label in enumerate(classes or []):
         _expect(uri, f"settings.classes[{i}]", label, kind="float")
+    for key in ("feature_names", "class_names"):  # written since names are recorded
+        for i, name in enumerate((field(settings, key, "settings.", kind="list", nullable=True)
+                                  if key in settings else None) or []):
+            _expect(uri, f"settings.{key}[{i}]", name, kind="str")
     field(settings, "data", "settings.", kind="str")
     field(settings, "data_checksum", "settings.", kind="str")
     if "encoding" in settings:  # written since categorical encodings exist

@@ -59,6 +59,7 @@ from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_evaluate import MRGroupedEvaluate
 from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
+from mrtrain.names import dataset_names
 from mrtrain.storage.checkpoint import remove_temporaries
 from mrtrain.storage.checkpoint_writer import CheckpointWriter
 from mrtrain.storage.errors import CheckpointError
@@ -113,6 +114,7 @@ def fit_grid(trainer, dataset, model, classes):
         "precondition": trainer.runs_preconditioned(optimizer_name),
         "n_features": dataset.n_features, "classes": classes, "data": dataset.uri,
         "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "grid": spec,
+        **dataset_names(dataset),
     }
     limits = {"max_iter": trainer.max_iter, "tol": trainer.tol, "gtol": trainer.gtol}
     lock = (DirectoryLock(trainer.checkpoint_dir, break_lock=trainer.break_lock) if trainer.checkpoint_dir

@@ -9,6 +9,12 @@ stopped by L-BFGS's tolerances on unscaled data can be a few thousandths of a st
 optimum, which moves p-values by ~1e-4; the table must be the one statsmodels gives, whatever the
 optimizer, so it is taken at the optimum, which usually costs two or three passes (one from a Newton fit).
 
+:func:`check_identifiable` refuses, before any training, a design whose coefficients are not
+identifiable: first from the dataset's encoding alone (one-hot columns that keep every slot add up to the
+intercept, or to each other: ingest with ``--drop first``), then from one pass summing the Hessian at zero
+coefficients, where every model's weights ``h(0)`` are positive, so that it has the rank of the weighted
+design ``[X 1]ᵀ S [X 1]``; a null direction names the columns involved.
+
 The table is kept next to the checkpoints as ``_inference.json`` (exact floats in JSON), tagged with the
 checkpoint iteration it belongs to; ``inspect`` shows it while that checkpoint is the newest.
 """
@@ -16,11 +22,25 @@ checkpoint iteration it belongs to; ``inspect`` shows it while that checkpoint i
 import json
 import logging
 
-from mrtrain.engine.inference import INFERENCE_TOL, MAX_NEWTON_STEPS, check_inference, newton_finish
-from mrtrain.engine.models import PartialSums
+import numpy as np
+
+from mrtrain.engine.inference import (
+    INFERENCE_TOL,
+    MAX_NEWTON_STEPS,
+    check_inference,
+    newton_finish,
+    parameter_names,
+    singular,
+)
+from mrtrain.engine.models import PartialSums, make_model
 from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient
+from mrtrain.names import dataset_names, feature_names
+from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.encoding import column_levels, full_rank_columns
+from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import get_filesystem, join
+from mrtrain.trainer import check_trainable
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +86,63 @@ def coefficient_inference(fitted, data, *, runner="inline", conf_path=None, part
             return PartialSums.from_vector(vector, 1, model.n_params, 1)
 
         table = newton_finish(model, hessian_pass, fitted.theta_, l2=fitted.l2, tol=tol, max_steps=max_steps)
+    table["names"] = parameter_names(model, fitted.feature_names_)
     if table["remaining_step"] > WARN_STEP:
         log.warning("The coefficient table is %.3g standard errors from the optimum after %d Newton steps: "
                     "its statistics and p-values are off by about that much; train to convergence first.",
                     table["remaining_step"], table["newton_steps"])
     return table
+
+
+#: A null direction's entries at least this share of its largest name the columns involved.
+NULL_SHARE = 1e-3
+
+
+def check_identifiable(data, kind, *, fit_intercept=True, runner="inline", conf_path=None,
+                       partition_cache=True):
+    """Refuse (DataError, one line naming the columns) a design whose coefficients are not identifiable.
+
+    Parameters
+    ----------
+    data : str
+        The training dataset.
+    kind : str
+        The model, one of :data:`mrtrain.engine.inference.INFERENCE_MODELS`.
+    fit_intercept : bool
+
+    Raises
+    ------
+    DataError
+        One-hot columns keeping every slot with an intercept (or two of them): the fix is ``--drop
+        first``; else a singular Hessian at zero coefficients: the columns of its null direction.
+    """
+    dataset = Dataset.open(data)
+    full = full_rank_columns(dataset.encoding)
+    if len(full) + bool(fit_intercept) > 1:
+        column = full[0]
+        slots = [f"{column}={level}" for level in column_levels(dataset.encoding, column)]
+        against = "the intercept" if fit_intercept else f"the slots of column {full[1]!r}"
+        listed = ", ".join(slots[:4]) + (", ..." if len(slots) > 4 else "")
+        raise DataError(f"{dataset.uri}: expected identifiable coefficients for --inference, found the "
+                        f"one-hot slots of column {column!r} ({listed}) adding up to {against} in every row: "
+                        "ingest with --drop first (a reference level)")
+    check_trainable(dataset, kind)
+    model = make_model(kind, dataset.n_features, classes=dataset.classes if kind == "logistic" else None,
+                       fit_intercept=fit_intercept)
+    with JobLauncher(dataset, model.spec(), runner=runner, conf_path=conf_path,
+                     partition_cache=partition_cache) as launcher:
+        vector = launcher.sum_vector(MRGradient, np.zeros((1, model.n_params)), {"hessian": 1})
+    hessian = PartialSums.from_vector(vector, 1, model.n_params, 1).hess[0]
+    eigenvalues, vectors = np.linalg.eigh(hessian)
+    if not singular(eigenvalues):
+        return
+    null = np.abs(vectors[:, 0])
+    names = parameter_names(model, feature_names(dataset_names(dataset), dataset.n_features))
+    involved = [names[j] for j in np.flatnonzero(null >= NULL_SHARE * null.max())]
+    listed = ", ".join(involved[:8]) + (", ..." if len(involved) > 8 else "")
+    raise DataError(f"{dataset.uri}: expected identifiable coefficients for --inference, found the columns "
+                    f"{listed} linearly dependent (the design's smallest eigenvalue {eigenvalues[0]:.3g}, "
+                    f"largest {eigenvalues[-1]:.3g}): drop one of them")
 
 
 def save_inference(checkpoint_dir, iteration, table):

@@ -56,6 +56,7 @@ from mrtrain.engine.params import check_int
 from mrtrain.fitted import KMEANS_CENTERS, KMEANS_SIZES, FittedModel, latest_training_checkpoint
 from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.kmeans import MRKMeans
+from mrtrain.names import dataset_names
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.filesystem import get_filesystem
 from mrtrain.storage.lock import DirectoryLock
@@ -181,7 +182,7 @@ def fit_kmeans(trainer, dataset):
         "model": "kmeans", "optimizer": None, "l2": 0.0, "l1": 0.0, "standardize": False,
         "fit_intercept": True, "n_features": d, "classes": None, "data": dataset.uri,
         "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "k": k, "seed": trainer.seed,
-        "init_centers": init, "init_steps": trainer.init_steps,
+        "init_centers": init, "init_steps": trainer.init_steps, **dataset_names(dataset),
     }
     if trainer.n_init > 1:
         settings["n_init"] = trainer.n_init

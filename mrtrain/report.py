@@ -192,7 +192,10 @@ def report_sections(fitted, metrics, figure_class, feature_names=None, checkpoin
 
 
 def _feature_names(fitted, data):
-    """Feature names from ``data``, else from the training dataset if it is still there, else None."""
+    """Feature names recorded at training, else from ``data``, else from the training dataset if it is still
+    there, else None."""
+    if "feature_names" in fitted.settings:
+        return fitted.feature_names_
     for uri in (data, fitted.settings.get("data")):
         if uri is None:
             continue
@@ -313,7 +316,7 @@ def _scales_section(fitted, feature_names):
     table = []
     for k, row in enumerate(rows):
         for j in range(d):
-            table.append(((f"class {_class_name(fitted.classes_[k])}: " if several else "") + names[j],
+            table.append(((f"class {fitted.class_labels_[k]}: " if several else "") + names[j],
                           float(row[j]), float(row[j] * scaling.scale[j]), float(scaling.shift[j]),
                           float(scaling.scale[j])))
     caption = ("With --standardize the penalty applied to the coefficients of the standardized features "
@@ -414,13 +417,9 @@ def _history_section(fitted, figure_class):
                    list(zip(steps, history, strict=True)))
 
 
-def _class_name(label):
-    return f"{label:g}" if isinstance(label, int | float) else str(label)
-
-
 def _confusion_section(fitted, confusion, figure_class):
     counts = np.asarray(confusion, dtype=np.float64)
-    names = [_class_name(c) for c in fitted.classes_]
+    names = fitted.class_labels_
     k = len(names)
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
@@ -469,7 +468,7 @@ def _coefficient_section(fitted, figure_class, feature_names):
     rows = np.atleast_2d(coef)
     names = feature_names or [f"feature {j}" for j in range(fitted.model.n_features)]
     several = rows.shape[0] > 1
-    labels = [(f"class {_class_name(fitted.classes_[k])}: " if several else "") + names[j]
+    labels = [(f"class {fitted.class_labels_[k]}: " if several else "") + names[j]
               for k in range(rows.shape[0]) for j in range(rows.shape[1])]
     values = rows.ravel()
     order = np.argsort(-np.abs(values), kind="stable")[:TOP_COEFFICIENTS]
@@ -490,7 +489,7 @@ def _coefficient_section(fitted, figure_class, feature_names):
 
 def _prior_section(fitted, figure_class):
     priors = np.exp(np.atleast_1d(np.asarray(fitted.intercept_, dtype=np.float64)))
-    names = [_class_name(c) for c in fitted.classes_]
+    names = fitted.class_labels_
     figure = _figure(figure_class, min(3 + 0.4 * len(names), 12), 3)
     axis = figure.subplots()
     axis.bar(range(len(names)), priors, color="C0")

@@ -113,7 +113,7 @@ def _coefficient_path_section(fitted, checkpoint, figure_class, feature_names, s
                       for row in table])
     rows_per_class = np.atleast_2d(coef).shape[0]
     names = feature_names or [f"feature {j}" for j in range(d)]
-    labels = [(f"class {_label(fitted.classes_[k])}: " if rows_per_class > 1 else "") + names[j]
+    labels = [(f"class {fitted.class_labels_[k]}: " if rows_per_class > 1 else "") + names[j]
               for k in range(rows_per_class) for j in range(d)]
     x = [_penalty(row) for row in table]
     top = np.argsort(-np.max(np.abs(paths), axis=0), kind="stable")
@@ -149,5 +149,3 @@ def _coefficient_path_section(fitted, checkpoint, figure_class, feature_names, s
     return section(title, png(canvas, title), caption, columns, rows)
 
 
-def _label(value):
-    return f"{value:g}" if isinstance(value, int | float) else str(value)

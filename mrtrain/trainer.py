@@ -75,6 +75,7 @@ from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.naive_bayes import MRNaiveBayes
 from mrtrain.mr_jobs.partition_job import NON_FINITE_COUNTERS
 from mrtrain.mrjob_conf import check_mrjob_conf
+from mrtrain.names import dataset_names
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.checkpoint_writer import CheckpointWriter
 from mrtrain.storage.dataset import Dataset
@@ -116,6 +117,19 @@ KMEANS_PARAMETERS = (("k", None), ("seed", 0), ("init_centers", None), ("init_st
 
 class SettingsMismatchError(ValueError):
     """The checkpoint directory holds a run made with other data or settings."""
+
+
+def check_trainable(dataset, model):
+    """Refuse (DataError, one line) a dataset without labels, and string labels for a model that is no
+    classifier."""
+    if not dataset.has_label:
+        raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected labels to train {model}, "
+                        "found a dataset ingested without its label column (for predict only)")
+    if dataset.class_names is not None and model not in CLASSIFIERS and model not in CLUSTERING_MODELS:
+        names = dataset.class_names
+        raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected numeric labels for {model}, "
+                        f"found class names {names[:3] + ['...'] if len(names) > 3 else names} (a "
+                        "classifier takes them)")
 
 
 class Trainer:
@@ -403,6 +417,7 @@ class Trainer:
             from mrtrain.kmeans_training import fit_kmeans
 
             return fit_kmeans(self, dataset)
+        check_trainable(dataset, self.model)
         classes = None
         if self.model in CLASSIFIERS:
             if dataset.classes is None:
@@ -434,7 +449,7 @@ class Trainer:
             "init": self.init,
             "fit_intercept": bool(self.fit_intercept), "n_features": dataset.n_features,
             "classes": classes, "data": dataset.uri, "data_checksum": dataset.checksum,
-            "encoding": dataset.encoding_digest,
+            "encoding": dataset.encoding_digest, **dataset_names(dataset),
         }
         if self.model in NETWORK_MODELS:
             settings.update(layers=list(model.layers), activation=model.activation, seed=self.seed)
@@ -520,7 +535,7 @@ class Trainer:
             "model": self.model, "optimizer": None, "l2": 0.0, "l1": 0.0, "standardize": False,
             "smoothing": smoothing, "fit_intercept": True, "n_features": dataset.n_features,
             "classes": model.classes, "data": dataset.uri, "data_checksum": dataset.checksum,
-            "encoding": dataset.encoding_digest,
+            "encoding": dataset.encoding_digest, **dataset_names(dataset),
         }
         lock = (DirectoryLock(self.checkpoint_dir, break_lock=self.break_lock) if self.checkpoint_dir
                 else contextlib.nullcontext())

@@ -23,6 +23,7 @@ import logging
 import threading
 
 from mrtrain.storage.checkpoint import validate_inputs, write_validated
+from mrtrain.storage.filesystem import absolute
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ class CheckpointWriter:
     """
 
     def __init__(self, directory, *, keep=None):
-        self.directory = str(directory)
+        # Absolute: the writes run in a thread while the inline runner changes the working directory.
+        self.directory = absolute(str(directory))
         self.keep = keep
         self._thread = None
         self._error = None

@@ -12,9 +12,13 @@ manifests written before sparse data still read):
   densified, so ``d`` may be far larger than a dense dataset's.
 
 Both layouts have ``label: float64`` and optionally ``weight: float64``. The manifest records the
-schema, the label classes, the rows, bytes and sha256 of every partition, and a sha256 checksum of
-its own canonical JSON. Feature names are recorded only
-when they are not the default ``f0 ... f{d-1}``, so the manifest's size does not grow with ``d``.
+schema, the label classes (``label.classes``; for string labels also ``label.class_names``, the names of
+the class codes ``0 .. K-1`` stored as labels, sorted as scikit-learn's ``LabelEncoder`` sorts them; a
+dataset ingested without its label column, for ``predict`` only, has ``label.absent: true`` and zeros as
+labels), the columns kept for predictions (``"keep"``: an id and other columns that are no features,
+stored per partition in ``keep-NNNNN.parquet`` beside it, with their bytes and sha256), the rows, bytes
+and sha256 of every partition, and a sha256 checksum of its own canonical JSON. Feature names are recorded
+only when they are not the default ``f0 ... f{d-1}``, so the manifest's size does not grow with ``d``.
 A dataset ingested with categorical columns (or ``--impute``) records its ``"encoding"`` instead
 (:mod:`mrtrain.storage.encoding`: numeric columns, hashing or one-hot levels, imputation), from which
 its feature names derive.
@@ -57,6 +61,8 @@ VERSION = 1
 MANIFEST_NAME = "_dataset.json"
 DTYPES = ("float64", "float32")
 MAX_CLASSES = 1000
+#: The most columns kept for predictions (``ingest --id/--keep``).
+MAX_KEPT_COLUMNS = 256
 MAX_MANIFEST_BYTES = 16 * 2**20
 MAX_FEATURES = 2**20
 MAX_DENSE_CELLS = 2**28
@@ -72,7 +78,8 @@ N_FEATURES_KEY = b"mrtrain.n_features"
 _MANIFEST_KEYS = (
     "format", "version", "n_features", "dtype", "label", "weight", "n_rows", "partitions", "checksum",
 )
-_OPTIONAL_KEYS = ("encoding", "feature_names", "layout")
+_OPTIONAL_KEYS = ("encoding", "feature_names", "keep", "layout")
+_KEEP_KEYS = ("columns", "id", "partitions")
 _PARTITION_KEYS = ("bytes", "file", "rows", "sha256")
 _SHA256_DIGITS = frozenset("0123456789abcdef")
 
@@ -197,6 +204,13 @@ class Dataset:
     label_name : str
     classes : list of float or None
         Sorted distinct labels when they are integer-valued and at most 1000; else None.
+    class_names : list of str or None
+        String labels: the name of each class code ``classes[k] == k``; None for numeric labels.
+    has_label : bool
+        False for a dataset ingested without its label column (``predict`` only).
+    kept_columns : list of str
+        Columns passed through to predictions (``ingest --id/--keep``), the id first; empty without.
+    id_column : str or None
     weight_name : str or None
     has_weight : bool
     n_rows : int
@@ -219,6 +233,12 @@ class Dataset:
         self.label_name = manifest["label"]["name"]
         classes = manifest["label"]["classes"]
         self.classes = None if classes is None else [float(c) for c in classes]
+        names = manifest["label"].get("class_names")
+        self.class_names = None if names is None else list(names)
+        self.has_label = not manifest["label"].get("absent", False)
+        keep = manifest.get("keep") or {"columns": [], "id": None, "partitions": []}
+        self.kept_columns, self.id_column = list(keep["columns"]), keep["id"]
+        self._kept_partitions = keep["partitions"]
         self.weight_name = manifest["weight"]
         self.has_weight = manifest["weight"] is not None
         self.n_rows = manifest["n_rows"]
@@ -295,6 +315,24 @@ class Dataset:
         return read_partition(part.uri, expected_sha256=part.sha256, n_features=self.n_features,
                               expected_rows=part.rows, expected_bytes=part.bytes,
                               has_weight=self.has_weight, layout=self.layout, expected_nnz=part.nnz)
+
+    def read_kept(self, index):
+        """The kept columns of partition ``index`` (a pyarrow Table), checked against the manifest's bytes
+        and sha256 and the partition's rows.
+
+        Raises
+        ------
+        DataError
+            The file differs from the manifest, or holds other columns or rows.
+        """
+        entry = self.kept_file(index)
+        return read_kept(entry["uri"], entry["bytes"], entry["sha256"], self.kept_columns,
+                         self.partitions[index].rows)
+
+    def kept_file(self, index):
+        """``{"uri", "bytes", "sha256"}`` of partition ``index``'s kept columns."""
+        entry = self._kept_partitions[index]
+        return {"uri": join(self.uri, entry["file"]), "bytes": entry["bytes"], "sha256": entry["sha256"]}
 
     def read_all(self):
         """Read every partition and concatenate; for small data and tests.
@@ -381,6 +419,61 @@ def _validate_classes(classes, where):
                 f"a label greater than the previous one {classes[i - 1]!r}", value)
 
 
+def read_kept(uri, n_bytes, sha256, columns, rows):
+    """The kept columns in file ``uri`` (a pyarrow Table), checked: its bytes and sha256 as the manifest
+    records them, then its ``columns`` and ``rows``.
+
+    Raises
+    ------
+    DataError
+        One line naming the file, what was expected and what was found.
+    """
+    data = get_filesystem(uri).read_bytes(uri, max_bytes=n_bytes)
+    if len(data) != n_bytes or hashlib.sha256(data).hexdigest() != sha256:
+        raise DataError(f"{uri}: expected {n_bytes} bytes with sha256 {sha256[:12]} (as the manifest "
+                        f"records), found {len(data)} bytes with another content")
+    table = pq.read_table(io.BytesIO(data))
+    if table.column_names != list(columns) or table.num_rows != rows:
+        raise DataError(f"{uri}: expected the columns {list(columns)} and {rows} rows, found "
+                        f"{table.column_names} and {table.num_rows} rows")
+    return table
+
+
+def keep_name(index):
+    """The file of partition ``index``'s kept columns, e.g. ``keep-00003.parquet``."""
+    return f"keep-{index:05d}.parquet"
+
+
+def _validate_keep(keep, n_partitions, where):
+    _expect(isinstance(keep, dict), where, '{"columns": [...], "id": str or null, "partitions": [...]}', keep)
+    _validate_keys(keep, _KEEP_KEYS, (), where)
+    columns = keep["columns"]
+    _expect(isinstance(columns, list) and 1 <= len(columns) <= MAX_KEPT_COLUMNS
+            and all(isinstance(c, str) and c for c in columns) and len(set(columns)) == len(columns),
+            f"{where}.columns", f"a list of 1 to {MAX_KEPT_COLUMNS} distinct column names", columns)
+    _expect(keep["id"] is None or keep["id"] == columns[0], f"{where}.id", "null or the first column",
+            keep["id"])
+    parts = keep["partitions"]
+    _expect(isinstance(parts, list) and len(parts) == n_partitions, f"{where}.partitions",
+            f"a list of {n_partitions} entries, one per partition", parts)
+    for i, part in enumerate(parts):
+        at = f"{where}.partitions[{i}]"
+        _expect(isinstance(part, dict), at, "a JSON object", part)
+        _validate_keys(part, ("bytes", "file", "sha256"), (), at)
+        _expect(part["file"] == keep_name(i), f"{at}.file", repr(keep_name(i)), part["file"])
+        _expect(_is_int(part["bytes"]) and 0 <= part["bytes"] <= MAX_INT64, f"{at}.bytes",
+                f"an int in [0, {MAX_INT64}]", part["bytes"])
+        _expect(_is_sha256(part["sha256"]), f"{at}.sha256", "64 lowercase hex digits", part["sha256"])
+
+
+def _validate_class_names(names, classes, where):
+    _expect(isinstance(names, list) and 1 <= len(names) <= MAX_CLASSES
+            and all(isinstance(n, str) and n for n in names) and names == sorted(set(names)), where,
+            f"a sorted list of 1 to {MAX_CLASSES} distinct non-empty strings", names)
+    _expect(classes is not None and [float(c) for c in classes] == [float(k) for k in range(len(names))],
+            where, f"the names of the class codes 0..{len(names) - 1} (label.classes)", classes)
+
+
 def _validate_partitions(parts, d, layout, where):
     _expect(isinstance(parts, list) and 1 <= len(parts) <= MAX_PARTITIONS, where,
             f"a list of 1 to {MAX_PARTITIONS} partitions (MAX_PARTITIONS)",
@@ -443,11 +536,18 @@ def validate_manifest(manifest, where):
             f"one of {DTYPES}", manifest["dtype"])
     label = manifest["label"]
     _expect(isinstance(label, dict), f"{where}: label", '{"name": str, "classes": list or null}', label)
-    _validate_keys(label, ("classes", "name"), (), f"{where}: label")
+    _validate_keys(label, ("classes", "name"), ("absent", "class_names"), f"{where}: label")
     _expect(isinstance(label["name"], str), f"{where}: label.name", "a string", label["name"])
     _validate_classes(label["classes"], f"{where}: label.classes")
+    _expect(label.get("absent", False) in (True, False) and isinstance(label.get("absent", False), bool),
+            f"{where}: label.absent", "a bool", label.get("absent"))
+    if "class_names" in label:
+        _validate_class_names(label["class_names"], label["classes"], f"{where}: label.class_names")
     _expect(manifest["weight"] is None or isinstance(manifest["weight"], str),
             f"{where}: weight", "a column name or null", manifest["weight"])
+    if "keep" in manifest:
+        parts = manifest["partitions"]
+        _validate_keep(manifest["keep"], len(parts) if isinstance(parts, list) else 0, f"{where}: keep")
     if "encoding" in manifest:
         _encoding.validate_encoding(manifest["encoding"], f"{where}: encoding")
         expected_d = _encoding.n_features(manifest["encoding"])
@@ -1102,9 +1202,17 @@ def partition_bounds(n_rows, bytes_per_row, partitions=None, partition_size_mb=6
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
+def _write_kept(fs, directory, index, table):
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    data = sink.getvalue()
+    fs.write_bytes(join(directory, keep_name(index)), data)
+    return {"file": keep_name(index), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", weight_name=None,
                   partitions=None, partition_size_mb=64, dtype="float64", encoding=None, classes=None,
-                  progress=None):
+                  class_names=None, label_absent=False, kept=None, id_column=None, progress=None):
     """Write ``(X, y, w)`` as a dataset directory at ``uri``, atomically.
 
     Everything is written into a temporary sibling directory that is renamed to ``uri`` at the
@@ -1144,6 +1252,15 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     classes : list of float, optional
         Label classes to record instead of the distinct labels of ``y`` (``--like``): used only when
         every label is one of them.
+    class_names : list of str, optional
+        String labels: ``y`` holds class codes ``0 .. K-1`` and these are their names (sorted, distinct);
+        recorded as ``label.class_names`` with ``label.classes`` ``[0.0 .. K-1]``.
+    label_absent : bool
+        The source had no label column (``y`` is zeros): recorded as ``label.absent`` for ``predict``.
+    kept : pyarrow.Table, optional
+        n rows of columns passed through to predictions, written per partition (``keep-NNNNN.parquet``).
+    id_column : str, optional
+        The id column among ``kept``, its first column.
     progress : callable ``(stage, done, total, unit) -> None``, optional
         Called with ``("write", rows written, n, "rows")`` before the first partition and after each.
 
@@ -1179,8 +1296,11 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
             raise ValueError(f"The 'encoding' parameter must describe {d} features. "
                              f"Got {_encoding.n_features(encoding)} instead.")
         feature_names = None
-    recorded_classes = label_classes(y)
-    if classes is not None:
+    recorded_classes = None if label_absent else label_classes(y)
+    if class_names is not None:
+        recorded_classes = [float(k) for k in range(len(class_names))]
+        _validate_class_names(class_names, recorded_classes, f"{uri}: class_names")
+    elif classes is not None and not label_absent:
         _validate_classes(classes, f"{uri}: classes")
         if np.isin(y, classes).all():
             recorded_classes = [float(c) for c in classes]
@@ -1199,7 +1319,7 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     tmp = temp_sibling(uri)
     fs.makedirs(tmp)
     try:
-        entries = []
+        entries, kept_entries = [], []
         if progress is not None:
             progress("write", 0, n, "rows")
         for i, (start, stop) in enumerate(bounds):
@@ -1210,6 +1330,8 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
                             "sha256": hashlib.sha256(data).hexdigest()})
             if csr:
                 entries[-1]["nnz"] = int(X.indptr[stop] - X.indptr[start])
+            if kept is not None:
+                kept_entries.append(_write_kept(fs, tmp, i, kept.slice(start, stop - start)))
             if progress is not None:
                 progress("write", stop, n, "rows")
         manifest = {
@@ -1217,6 +1339,12 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
             "label": {"name": label_name, "classes": recorded_classes},
             "weight": weight_name, "n_rows": n, "partitions": entries,
         }
+        if class_names is not None:
+            manifest["label"]["class_names"] = list(class_names)
+        if label_absent:
+            manifest["label"]["absent"] = True
+        if kept is not None:
+            manifest["keep"] = {"columns": kept.column_names, "id": id_column, "partitions": kept_entries}
         if csr:
             manifest["layout"] = "csr"
         if feature_names is not None:

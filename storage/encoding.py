@@ -7,8 +7,15 @@ missing value, null or empty, written ``<missing>``).
   unsigned 32-bit MurmurHash3_x86_32 (Austin Appleby's reference, as Spark's ``FeatureHasher`` and
   Vowpal Wabbit use it); each value contributes 1.0, so collisions within a row add up.
 - One-hot: a dictionary of levels per column built during ingest, sorted; values seen fewer than
-  ``min_count`` times go to the column's ``c=<other>`` slot, as do values unseen at ingest time (with
-  ``--like``). Every column has a ``c=<missing>`` and a ``c=<other>`` slot, after its sorted levels.
+  ``min_count`` times go to the column's ``<other>`` category, a missing value to ``<missing>``. A column's
+  slots (``"slots"``) are its categories in the order levels, ``<missing>``, ``<other>``, keeping only
+  those the training data fills, less the reference category that ``drop`` removes (``"reference"``):
+  ``"none"`` keeps every slot, ``"first"`` drops the first (R's treatment coding: its effect is in the
+  intercept), ``"if-binary"`` drops the first of a column with exactly two (scikit-learn's
+  ``OneHotEncoder(drop=...)`` vocabulary). A row of the reference category, or (with ``--like``) of a
+  category without a slot (unseen values when the training data had no ``<other>``, a missing value when
+  it had none) has no entry in the column, as scikit-learn's ``handle_unknown="ignore"``. Encodings
+  written before ``"slots"`` existed have every level's slot, then ``<missing>`` and ``<other>``.
 
 The record stored in a dataset manifest (``"encoding"``) is validated on read by :func:`validate_encoding`;
 :func:`encoding_digest` is a short sha256 of it that identifies an encoding, and
@@ -29,7 +36,11 @@ MIN_HASH_BITS, MAX_HASH_BITS = 1, 30
 MAX_LEVELS = 2**20
 MAX_COLUMNS = 2**16
 IMPUTE = ("zero", "mean")
+#: ``drop`` policies of one-hot encoding (scikit-learn's ``OneHotEncoder(drop=...)`` vocabulary).
+DROPS = ("none", "first", "if-binary")
 _KEYS = ("categorical", "hash_bits", "impute", "levels", "means", "min_count", "numeric")
+#: Keys of a one-hot encoding written since reference levels exist (all three or none).
+_SLOT_KEYS = ("drop", "reference", "slots")
 _MASK32 = 0xFFFFFFFF
 
 
@@ -118,9 +129,37 @@ def build_levels(column, distinct, counts, min_count, src):
     return sorted(v for v, c in zip(distinct, counts, strict=True) if c >= min_count)
 
 
+def check_drop(drop):
+    """Raise ValueError unless ``drop`` is one of ``DROPS``."""
+    if drop not in DROPS:
+        raise ValueError(f"The 'drop' parameter must be one of {DROPS}. Got {drop!r} instead.")
+
+
 def column_levels(encoding, column):
-    """All slots' levels of a one-hot ``column``: its sorted levels, then ``<missing>``, ``<other>``."""
+    """The categories with a slot of a one-hot ``column``, in slot order: ``"slots"`` when recorded, else
+    (older encodings) its sorted levels, then ``<missing>``, ``<other>``."""
+    if "slots" in encoding:
+        return list(encoding["slots"][column])
     return [*encoding["levels"][column], MISSING, OTHER]
+
+
+def choose_slots(categories, filled, drop):
+    """``(slots, reference)`` of one column: the ``filled`` categories in ``categories``' order, less the
+    reference category ``drop`` removes (None when it keeps them all)."""
+    slots = [c for c in categories if c in filled]
+    if slots and (drop == "first" or (drop == "if-binary" and len(slots) == 2)):
+        return slots[1:], slots[0]
+    return slots, None
+
+
+def full_rank_columns(encoding):
+    """One-hot columns whose slots add up to one in every training row (no reference category dropped):
+    with an intercept, or with each other, such columns make a rank-deficient design."""
+    if encoding is None or encoding["hash_bits"] is not None:
+        return []
+    if "slots" not in encoding:
+        return list(encoding["categorical"])
+    return [c for c in encoding["categorical"] if encoding["reference"][c] is None and encoding["slots"][c]]
 
 
 def feature_names(encoding):
@@ -136,7 +175,7 @@ def feature_names(encoding):
 def n_features(encoding):
     """Number of features ``d`` of the datasets written with ``encoding``."""
     slots = (2 ** encoding["hash_bits"] if encoding["hash_bits"] is not None
-             else sum(len(encoding["levels"][c]) + 2 for c in encoding["categorical"]))
+             else sum(len(column_levels(encoding, c)) for c in encoding["categorical"]))
     return len(encoding["numeric"]) + slots
 
 
@@ -159,9 +198,10 @@ def validate_encoding(encoding, where):
     DataError
         One line naming ``where`` and the field, what was expected and what was found.
     """
-    _expect(isinstance(encoding, dict) and sorted(encoding) == list(_KEYS), where,
-            f"an object with the keys {list(_KEYS)}", encoding if not isinstance(encoding, dict)
-            else sorted(encoding))
+    _expect(isinstance(encoding, dict) and sorted(set(encoding) - set(_SLOT_KEYS)) == list(_KEYS)
+            and len(set(encoding) & set(_SLOT_KEYS)) in (0, len(_SLOT_KEYS)), where,
+            f"an object with the keys {list(_KEYS)} (and {list(_SLOT_KEYS)} for one-hot columns)",
+            encoding if not isinstance(encoding, dict) else sorted(encoding))
     _names(encoding["numeric"], f"{where}.numeric", MAX_COLUMNS)
     _names(encoding["categorical"], f"{where}.categorical", MAX_COLUMNS)
     _expect(not set(encoding["numeric"]) & set(encoding["categorical"]), f"{where}.categorical",
@@ -184,6 +224,8 @@ def validate_encoding(encoding, where):
             _expect(levels[column] == sorted(levels[column]) and not {MISSING, OTHER} & set(levels[column]),
                     at, f"sorted levels without {MISSING!r} and {OTHER!r}", levels[column])
             total += len(levels[column]) + 2
+        if "slots" in encoding:
+            _validate_slots(encoding, where)
         _expect(total <= MAX_LEVELS, f"{where}.levels", f"at most {MAX_LEVELS} levels in total (MAX_LEVELS)",
                 total)
     _expect(encoding["impute"] is None or encoding["impute"] in IMPUTE, f"{where}.impute",
@@ -195,6 +237,25 @@ def validate_encoding(encoding, where):
                 f"a list of {len(encoding['numeric'])} finite numbers", means)
     else:
         _expect(means is None, f"{where}.means", "null unless impute is 'mean'", means)
+
+
+def _validate_slots(encoding, where):
+    _expect(encoding["drop"] in DROPS, f"{where}.drop", f"one of {DROPS}", encoding["drop"])
+    for key in ("slots", "reference"):
+        value = encoding[key]
+        _expect(isinstance(value, dict) and sorted(value) == sorted(encoding["categorical"]),
+                f"{where}.{key}", "an object with one entry per categorical column",
+                sorted(value) if isinstance(value, dict) else value)
+    for column in encoding["categorical"]:
+        categories = [*encoding["levels"][column], MISSING, OTHER]
+        slots, reference = encoding["slots"][column], encoding["reference"][column]
+        at = f"{where}.slots[{column!r}]"
+        _names(slots, at, MAX_LEVELS)
+        _expect(all(s in categories for s in slots) and slots == [c for c in categories if c in slots], at,
+                "categories of the column in the order levels, <missing>, <other>", slots)
+        _expect(reference is None or (reference in categories and reference not in slots),
+                f"{where}.reference[{column!r}]", "null or a category of the column without a slot",
+                reference)
 
 
 def encoding_digest(encoding):
@@ -211,7 +272,8 @@ def describe_encoding(encoding):
         return "no categorical encoding"
     if encoding["hash_bits"] is not None:
         return f"categorical {encoding['categorical']} hashed to 2^{encoding['hash_bits']}"
-    return f"categorical {encoding['categorical']} one-hot"
+    return f"categorical {encoding['categorical']} one-hot" + (
+        f" (drop {encoding['drop']})" if "drop" in encoding else "")
 
 
 def encoding_difference(expected, found):
@@ -229,4 +291,7 @@ def encoding_difference(expected, found):
             extra, lacking = sorted(set(b) - set(a))[:3], sorted(set(a) - set(b))[:3]
             return (f"levels of column {column!r}: expected {len(a)} levels, found {len(b)} "
                     f"(extra {extra}, lacking {lacking})")
+    for key in _SLOT_KEYS:
+        if expected.get(key) != found.get(key):
+            return f"encoding field {key!r}: expected {expected.get(key)!r}, found {found.get(key)!r}"
     return "encodings differ"

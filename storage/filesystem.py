@@ -46,6 +46,12 @@ def join(uri, *names):
     return posixpath.join(uri, *names)
 
 
+def absolute(uri):
+    """``uri`` with a relative local path made absolute (``file://`` and ``hdfs://`` URIs unchanged): for a
+    path used from a thread while mrjob's inline runner changes the working directory of the process."""
+    return uri if split_scheme(uri) or os.path.isabs(uri) else os.path.abspath(uri)
+
+
 def parent(uri):
     """Return the parent directory of ``uri`` (local path or URI)."""
     uri = os.fspath(uri).rstrip("/")

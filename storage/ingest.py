@@ -33,8 +33,10 @@ import pyarrow.parquet as pq
 
 from mrtrain.storage import encoding as enc
 from mrtrain.storage.dataset import (
+    MAX_CLASSES,
     MAX_DENSE_CELLS,
     MAX_FEATURES,
+    MAX_KEPT_COLUMNS,
     MAX_SPARSE_FEATURES,
     Dataset,
     check_dense_cells,
@@ -83,6 +85,12 @@ class Source:
         only the numeric feature columns, named by ``feature_names``.
     missing : ndarray, shape (n, d), bool, optional
         Where X holds a missing numeric value (read only when imputing; X is NaN there).
+    class_names : list of str, optional
+        String labels: the sorted class names, ``y`` holding each row's index into them.
+    label_absent : bool
+        The source has no label column (``--like`` for ``predict``): ``y`` is zeros.
+    kept : pyarrow.Table, optional
+        The ``keep`` columns (an id first), passed through to predictions, not features.
     """
 
     X: np.ndarray
@@ -94,6 +102,9 @@ class Source:
     locate: object
     categorical: dict | None = None
     missing: np.ndarray | None = None
+    class_names: list | None = None
+    label_absent: bool = False
+    kept: pa.Table | None = None
 
 
 def _row_locator(i):
@@ -123,7 +134,42 @@ def _decode_text(data, src):
                         f"0x{data[exc.start]:02x}") from exc
 
 
-def _split_columns(columns, label, weight, src):
+def _present(columns, label, weight, optional):
+    """``(label, weight)`` with an ``optional`` role (``"label"``, ``"weight"``) that ``columns`` lack set to
+    None: a holdout ingested ``--like`` a labelled dataset, for ``predict``."""
+    return (None if "label" in optional and label not in columns else label,
+            None if "weight" in optional and weight not in columns else weight)
+
+
+def _string_labels(column, src, label, locate, like_names=None):
+    """``(y, class_names)`` of a label column of class names: the names sorted (as scikit-learn's
+    ``LabelEncoder``) or ``like_names``, ``y`` each row's index into them as float64."""
+    values, codes = _distinct(column)
+    for value in ("", *sorted(set(values) - set(like_names or values))):
+        if value in values:
+            row = int(np.flatnonzero(codes == values.index(value))[0])
+            expected = ("a class name" if value == "" else
+                        f"one of the classes of the --like dataset {_short(like_names)}")
+            raise DataError(f"{src}: {locate(row)}: column {label!r}: expected {expected}, found "
+                            f"{'an empty value' if value == '' else repr(value)}")
+    names = list(like_names) if like_names is not None else sorted(values)
+    if len(names) > MAX_CLASSES:
+        raise DataError(f"{src}: column {label!r}: expected at most {MAX_CLASSES} class names (MAX_CLASSES), "
+                        f"found {len(names)}")
+    index = {name: k for k, name in enumerate(names)}
+    return np.array([index[v] for v in values], dtype=np.float64)[codes], names
+
+
+def _short(values, limit=5):
+    return repr(values) if len(values) <= limit else repr(values[:limit])[:-1] + ", ...]"
+
+
+def _is_class_name_column(distinct, like_names):
+    """A label column holds class names if the --like dataset's do, or if none of its values is a number."""
+    return like_names is not None or (any(distinct) and not any(_is_number(v) for v in distinct if v))
+
+
+def _split_columns(columns, label, weight, src, keep=()):
     if len(set(columns)) != len(columns):
         duplicates = sorted({c for c in columns if columns.count(c) > 1})
         raise DataError(f"{src}: duplicate column names {duplicates}")
@@ -131,7 +177,13 @@ def _split_columns(columns, label, weight, src):
         if name is not None and name not in columns:
             raise DataError(f"{src}: {role} column {name!r} not found; available columns: "
                             f"{columns}")
-    features = [c for c in columns if c not in (label, weight)]
+    for name in keep:
+        if name not in columns:
+            raise DataError(f"{src}: kept column {name!r} not found; available columns: {columns}")
+        if name in (label, weight):
+            raise DataError(f"{src}: kept column {name!r}: expected a column other than the label and the "
+                            f"weight, found the {'label' if name == label else 'weight'}")
+    features = [c for c in columns if c not in (label, weight) and c not in keep]
     if not features:
         raise DataError(f"{src}: no feature columns: expected at least one column besides "
                         f"label {label!r}" + (f" and weight {weight!r}" if weight else ""))
@@ -220,46 +272,47 @@ def _csv_first_error(text, header, src, categorical=(), optional=()):
     return None
 
 
-def read_csv(data, src, *, label, weight, categorical=(), impute=None):
+def read_csv(data, src, *, label, weight, categorical=(), impute=None, optional=(), class_names=None,
+             keep=()):
     """Parse CSV bytes with a header row into a :class:`Source`; columns are numeric but ``categorical``.
 
     The parser's block size grows with the longest line, so a wide file (a header line over the
     default 1 MiB block) is read as well as a long one. With ``impute``, an empty numeric feature
-    field is a missing value (``Source.missing``) instead of an error.
+    field is a missing value (``Source.missing``) instead of an error. A label column none of whose values
+    is a number (or any label column given ``class_names``, those of a ``--like`` dataset) holds class
+    names (``Source.class_names``). The roles in ``optional`` (``"label"``, ``"weight"``) may be absent.
     """
     text = _decode_text(data, src)
     header = next((row for _, row in _csv_records(text, src)), None)
     if not header:
         raise DataError(f"{src}: no rows: expected a header row and at least one data row, "
                         "found an empty file")
-    features = _split_columns(header, label, weight, src)
+    label, weight = _present(header, label, weight, optional)
+    keep = [c for c in keep if c in header or "keep" not in optional]
+    features = _split_columns(header, label, weight, src, keep)
     numeric = _check_categorical(header, features, categorical, src)
     encoded = text.encode()
     lines = max(encoded.count(b"\n"), encoded.count(b"\r")) + (not encoded.endswith((b"\n", b"\r")))
     check_dense_cells(lines - 1, len(numeric), src)
     read_options = pacsv.ReadOptions(
         block_size=min(MAX_CSV_BLOCK_BYTES, max(CSV_BLOCK_BYTES, 2 * _longest_line(encoded))))
-    convert = pacsv.ConvertOptions(column_types={c: pa.string() if c in categorical else pa.float64()
-                                                 for c in header},
+    convert = pacsv.ConvertOptions(column_types={c: pa.string() if c in categorical or c == label or c in keep
+                                                 else pa.float64() for c in header},
                                    null_values=[""] if impute else [], strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
-    optional = numeric if impute else ()
+    optional_numbers = numeric if impute else ()
     try:
         table = pacsv.read_csv(pa.BufferReader(encoded), read_options=read_options,
                                convert_options=convert)
-        error = next((_csv_first_error(text, header, src, categorical, optional)
-                      for c in (label, weight) if c and table.column(c).null_count), None)
+        error = next((_csv_first_error(text, header, src, categorical, optional_numbers)
+                      for c in (weight,) if c and table.column(c).null_count), None)
     except pa.ArrowInvalid as exc:
-        error = _csv_first_error(text, header, src, categorical, optional)
+        error = _csv_first_error(text, header, src, categorical, optional_numbers)
         if error is None:
             raise DataError(f"{src}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
         raise error from exc
     if error is not None:
         raise error
-    X = np.column_stack([table.column(c).to_numpy() for c in numeric]) if len(table) and numeric else (
-        np.empty((len(table), len(numeric))))
-    missing = (np.column_stack([table.column(c).is_null().to_numpy(zero_copy_only=False) for c in numeric])
-               if impute and len(table) and numeric else None)
 
     def locate(i):
         for k, (line, _) in enumerate(_csv_rows(text, src)):
@@ -267,11 +320,26 @@ def read_csv(data, src, *, label, weight, categorical=(), impute=None):
                 return f"line {line}"
         return f"row {i + 1}"
 
-    return Source(X, table.column(label).to_numpy(),
-                  table.column(weight).to_numpy() if weight else None,
+    names = None
+    if label is None:
+        y = np.zeros(len(table))
+    elif _is_class_name_column(pc.unique(table.column(label)).to_pylist(), class_names):
+        y, names = _string_labels(table.column(label), src, label, locate, class_names)
+    else:
+        try:
+            y = pc.cast(pc.utf8_trim_whitespace(table.column(label)), pa.float64()).to_numpy()
+        except pa.ArrowInvalid as exc:
+            error = _csv_first_error(text, header, src, categorical, optional_numbers)
+            raise (error or DataError(f"{src}: column {label!r}: expected numbers or class names, found "
+                                      f"neither: {str(exc).splitlines()[0]}")) from exc
+    X = np.column_stack([table.column(c).to_numpy() for c in numeric]) if len(table) and numeric else (
+        np.empty((len(table), len(numeric))))
+    missing = (np.column_stack([table.column(c).is_null().to_numpy(zero_copy_only=False) for c in numeric])
+               if impute and len(table) and numeric else None)
+    return Source(X, y, table.column(weight).to_numpy() if weight else None,
                   numeric, label, weight, locate,
                   {c: table.column(c) for c in features if c in categorical} if categorical else None,
-                  missing)
+                  missing, names, label is None, table.select(keep) if keep else None)
 
 
 def _libsvm_error(src, line, what, found):
@@ -388,32 +456,50 @@ def _categorical_column(table, name, src):
     return column
 
 
-def read_parquet(data, src, *, label, weight, categorical=(), impute=None):
+def read_parquet(data, src, *, label, weight, categorical=(), impute=None, optional=(), class_names=None,
+                 keep=()):
     """Parse a wide Parquet file (one column per feature, a label column) into a Source.
 
     Feature columns are numeric, but ``categorical`` ones (string or integer). With ``impute``, a
     null numeric feature is a missing value (``Source.missing``) instead of an error. The shape is
-    read from the Parquet metadata and checked before any column is decoded.
+    read from the Parquet metadata and checked before any column is decoded. A string label column (or any
+    given ``class_names``) holds class names; the roles in ``optional`` may be absent, as in :func:`read_csv`.
     """
     try:
         parquet = pq.ParquetFile(pa.BufferReader(data))
         names = parquet.schema_arrow.names
-        features = _split_columns(names, label, weight, src)
+        label, weight = _present(names, label, weight, optional)
+        keep = [c for c in keep if c in names or "keep" not in optional]
+        features = _split_columns(names, label, weight, src, keep)
         numeric = _check_categorical(names, features, categorical, src)
         check_dense_cells(parquet.metadata.num_rows, len(numeric), src)
         table = parquet.read(use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{src}: not a readable Parquet file: {exc}") from exc
+    names = None
+    if label is not None and (class_names is not None or _is_text(table.column(label).type)):
+        y, names = _string_labels(table.column(label), src, label, _row_locator, class_names)
     columns = {c: _numeric_column(table, c, src, (True if impute else None) if c in numeric else False)
-               for c in table.column_names if c not in categorical}
+               for c in table.column_names
+               if c not in categorical and c not in keep and not (c == label and names)}
+    if label is None:
+        y = np.zeros(len(table))
+    elif names is None:
+        y = columns[label]
     X = np.column_stack([columns[c] for c in numeric]) if len(table) and numeric else (
         np.empty((len(table), len(numeric))))
     missing = (np.column_stack([table.column(c).is_null().to_numpy(zero_copy_only=False) for c in numeric])
                if impute and len(table) and numeric else None)
-    return Source(X, columns[label], columns[weight] if weight else None, numeric, label, weight,
+    return Source(X, y, columns[weight] if weight else None, numeric, label, weight,
                   _row_locator,
                   {c: _categorical_column(table, c, src) for c in features if c in categorical}
-                  if categorical else None, missing)
+                  if categorical else None, missing, names, label is None,
+                  table.select(keep) if keep else None)
+
+
+def _is_text(kind):
+    kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 def _npz_headers(data, src):
@@ -599,7 +685,8 @@ def _distinct(column):
 
 
 def _encode_columns(source, encoding, src):
-    """Build the csr X of numeric then categorical slots; fills ``encoding["levels"]`` when it is new."""
+    """Build the csr X of numeric then categorical slots; fills ``encoding["levels"]`` (and, one-hot, its
+    ``"slots"`` and ``"reference"`` from the categories the rows fill) when it is new."""
     from scipy import sparse
 
     n, m = source.X.shape
@@ -607,42 +694,63 @@ def _encode_columns(source, encoding, src):
     parts_rows, parts_cols, parts_data = [rows], [cols], [source.X[rows, cols]]
     offset, total = m, 0
     build = encoding["hash_bits"] is None and encoding["levels"] is None
-    levels_out = {}
+    levels_out, slots_out, reference_out, columns = {}, {}, {}, []
     for column in encoding["categorical"]:
         distinct, codes = _distinct(source.categorical[column])
         if encoding["hash_bits"] is not None:
-            slots = enc.hash_slots(column, distinct, encoding["hash_bits"]) + m
+            columns.append((enc.hash_slots(column, distinct, encoding["hash_bits"]), codes))
+            continue
+        if build:
+            counts = np.bincount(codes, minlength=len(distinct))
+            kept = [(v, c) for v, c in zip(distinct, counts, strict=True) if v != ""]
+            levels = enc.build_levels(column, [v for v, _ in kept], [c for _, c in kept],
+                                      encoding["min_count"], src)
+            total += len(levels) + 2
+            if total > enc.MAX_LEVELS:
+                raise DataError(f"{src}: column {column!r}: expected at most {enc.MAX_LEVELS} one-hot "
+                                f"levels in total (MAX_LEVELS), found {total} so far; pass --hash-bits "
+                                "or a larger --min-count")
+            levels_out[column] = levels
         else:
-            if build:
-                counts = np.bincount(codes, minlength=len(distinct))
-                kept = [(v, c) for v, c in zip(distinct, counts, strict=True) if v != ""]
-                levels = enc.build_levels(column, [v for v, _ in kept], [c for _, c in kept],
-                                          encoding["min_count"], src)
-                total += len(levels) + 2
-                if total > enc.MAX_LEVELS:
-                    raise DataError(f"{src}: column {column!r}: expected at most {enc.MAX_LEVELS} one-hot "
-                                    f"levels in total (MAX_LEVELS), found {total} so far; pass --hash-bits "
-                                    "or a larger --min-count")
-                levels_out[column] = levels
-            else:
-                levels = encoding["levels"][column]
-            position = {level: i for i, level in enumerate(levels)}
-            other = len(levels) + 1
-            slots = offset + np.array([len(levels) if v == "" else position.get(v, other) for v in distinct],
-                                      dtype=np.int64)
-            offset += len(levels) + 2
-        parts_rows.append(np.arange(n))
-        parts_cols.append(slots[codes] if len(distinct) else np.zeros(0, dtype=np.int64))
-        parts_data.append(np.ones(n))
+            levels = encoding["levels"][column]
+        known = set(levels)
+        categories = [enc.MISSING if v == "" else v if v in known else enc.OTHER for v in distinct]
+        if build:
+            filled = {categories[i] for i in np.unique(codes)}
+            slots_out[column], reference_out[column] = enc.choose_slots(
+                [*levels, enc.MISSING, enc.OTHER], filled, encoding["drop"])
+            slots = slots_out[column]
+        else:
+            slots = enc.column_levels(encoding, column)
+        position = {category: i for i, category in enumerate(slots)}
+        at = np.array([position.get(c, -1) for c in categories], dtype=np.int64)
+        if not build:
+            reference = encoding.get("reference", {}).get(column)
+            unknown = sorted({v or enc.MISSING for c, v, i in zip(categories, distinct, at, strict=True)
+                              if i < 0 and c != reference})
+            if unknown:
+                logger.warning("%s: column %r: %d value(s) without a slot in the --like encoding (first %r) "
+                               "have no entry, like the reference level", src, column, len(unknown),
+                               unknown[0])
+        columns.append((at, codes))
     if build:
         encoding["levels"] = levels_out
+        encoding["slots"], encoding["reference"] = slots_out, reference_out
+    for column, (at, codes) in zip(encoding["categorical"], columns, strict=True):
+        row_slots = at[codes] if len(at) else np.zeros(0, dtype=np.int64)
+        keep = row_slots >= 0
+        parts_rows.append(np.arange(n)[keep])
+        parts_cols.append(row_slots[keep] + offset)
+        parts_data.append(np.ones(int(keep.sum())))
+        if encoding["hash_bits"] is None:  # hashed columns share one space of slots
+            offset += len(enc.column_levels(encoding, column))
     d = enc.n_features(encoding)
     X = sparse.coo_array((np.concatenate(parts_data), (np.concatenate(parts_rows),
                                                        np.concatenate(parts_cols))), shape=(n, d))
     return sparse.csr_array(X.tocsr())
 
 
-def _apply_encoding(source, src, *, categorical, hash_bits, min_count, impute, like):
+def _apply_encoding(source, src, *, categorical, hash_bits, min_count, impute, like, drop=None):
     """Impute and encode ``source`` in place with a new encoding, or ``like``'s; return the encoding."""
     if like is not None:
         encoding = dict(like)
@@ -659,6 +767,8 @@ def _apply_encoding(source, src, *, categorical, hash_bits, min_count, impute, l
         encoding = {"numeric": list(source.feature_names), "categorical": list(source.categorical or {}),
                     "hash_bits": hash_bits, "levels": None, "min_count": min_count, "impute": impute,
                     "means": None}
+        if encoding["categorical"] and hash_bits is None:
+            encoding["drop"] = drop or "none"
     if source.missing is not None and source.missing.any() and encoding["impute"] is None:
         row, j = (int(i) for i in np.argwhere(source.missing)[0])
         raise DataError(f"{src}: {source.locate(row)}: column {source.feature_names[j]!r}: expected a "
@@ -674,8 +784,14 @@ def _apply_encoding(source, src, *, categorical, hash_bits, min_count, impute, l
     return encoding
 
 
-def _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like):
+def _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like, drop=None):
     enc.check_hash_bits(hash_bits)
+    if drop is not None:
+        enc.check_drop(drop)
+        if not categorical or hash_bits is not None:
+            raise ValueError("The 'drop' parameter applies to one-hot encoded 'categorical' columns (not "
+                             f"with 'hash_bits'). Got drop={drop!r} with categorical={categorical!r}, "
+                             f"hash_bits={hash_bits!r} instead.")
     enc.check_min_count(min_count)
     enc.check_impute(impute)
     if categorical is not None and (not isinstance(categorical, (list, tuple))
@@ -686,9 +802,9 @@ def _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like
     if (categorical or impute or like is not None) and fmt not in ("csv", "parquet"):
         raise ValueError("The 'categorical', 'impute' and 'like' parameters apply to csv and parquet "
                          f"sources. Got format {fmt!r} instead.")
-    if like is not None and (categorical or hash_bits is not None or min_count != 1 or impute):
+    if like is not None and (categorical or hash_bits is not None or min_count != 1 or impute or drop):
         raise ValueError("The 'like' parameter takes the encoding of its dataset: it cannot be combined "
-                         "with 'categorical', 'hash_bits', 'min_count' or 'impute'.")
+                         "with 'categorical', 'hash_bits', 'min_count', 'impute' or 'drop'.")
     if not categorical and like is None and (hash_bits is not None or min_count != 1):
         raise ValueError("The 'hash_bits' and 'min_count' parameters need 'categorical' columns. "
                          "Got none instead.")
@@ -697,17 +813,39 @@ def _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like
                          f"Got {min_count!r} instead.")
 
 
-def _like_encoding(like):
-    dataset = Dataset.open(like)
-    if dataset.encoding is None:
-        raise DataError(f"{dataset.uri}: expected a --like dataset with an encoding (ingested with "
-                        "--categorical or --impute), found none")
-    return dataset
+def _check_kept(fmt, id, keep):
+    """The columns kept for predictions, the id first; ValueError for a bad ``id`` or ``keep``."""
+    if id is not None and (not isinstance(id, str) or not id):
+        raise ValueError(f"The 'id' parameter must be a column name. Got {id!r} instead.")
+    if keep is not None and (not isinstance(keep, (list, tuple))
+                             or not all(isinstance(c, str) and c for c in keep)
+                             or len(set(keep)) != len(keep) or id in keep):
+        raise ValueError("The 'keep' parameter must be a list of distinct column names other than 'id'. "
+                         f"Got {keep!r} instead.")
+    kept = ([id] if id else []) + list(keep or [])
+    if kept and fmt not in ("csv", "parquet"):
+        raise ValueError("The 'id' and 'keep' parameters apply to csv and parquet sources. Got format "
+                         f"{fmt!r} instead.")
+    if len(kept) > MAX_KEPT_COLUMNS:
+        raise ValueError(f"The 'keep' parameter takes at most {MAX_KEPT_COLUMNS} columns (MAX_KEPT_COLUMNS). "
+                         f"Got {len(kept)} instead.")
+    return kept
 
 
-def ingest(src, dest, *, format=None, label="label", weight=None, partitions=None,
-           partition_size_mb=64, n_features=None, dtype="float64", dense=False, categorical=None,
-           hash_bits=None, min_count=1, impute=None, like=None, progress=None):
+def _order_like(source, like, src):
+    """Put the numeric columns of ``source`` in the order of the --like dataset ``like`` (no encoding)."""
+    expected, found = like.feature_names, source.feature_names or []
+    if sorted(expected) != sorted(found):
+        raise DataError(f"{src}: expected the feature columns of the --like dataset "
+                        f"{_short(sorted(expected))}, found {_short(sorted(found))}")
+    order = [found.index(c) for c in expected]
+    source.X = source.X[:, order]
+    source.feature_names = list(expected)
+
+
+def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
+           partition_size_mb=64, n_features=None, dtype=None, dense=False, categorical=None,
+           hash_bits=None, min_count=1, impute=None, drop=None, id=None, keep=None, like=None, progress=None):
     """Convert a source file into a dataset directory.
 
     Parameters
@@ -719,10 +857,14 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     format : {"csv", "libsvm", "parquet", "npz"}, optional
         Default: inferred from the extension (``.csv``, ``.libsvm``/``.svm``, ``.parquet``,
         ``.npz``).
-    label : str
-        Label column (CSV, Parquet); for libsvm and npz the name recorded in the manifest.
+    label : str, optional
+        Label column (CSV, Parquet); for libsvm and npz the name recorded in the manifest. Default
+        ``"label"``, or the ``like`` dataset's. A CSV label column none of whose values is a number, or a
+        Parquet string column, holds class names: stored as their index into the sorted names, which the
+        manifest records (``label.class_names``).
     weight : str, optional
-        Sample-weight column (CSV, Parquet); for npz the name recorded for array ``w``.
+        Sample-weight column (CSV, Parquet); for npz the name recorded for array ``w``. Default: none, or
+        the ``like`` dataset's.
     partitions : int, optional
         Number of partitions, at most ``MAX_PARTITIONS``; default from ``partition_size_mb``.
     partition_size_mb : float
@@ -730,8 +872,8 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     n_features : int, optional
         Number of features d: libsvm rows get it (an index beyond it is an error), other formats must
         match it. At most ``MAX_SPARSE_FEATURES`` for libsvm and npz, ``MAX_FEATURES`` for dense data.
-    dtype : {"float64", "float32"}
-        Element type of the stored features.
+    dtype : {"float64", "float32"}, optional
+        Element type of the stored features. Default ``"float64"``, or the ``like`` dataset's.
     dense : bool
         libsvm only: write a dense dataset (today's layout, bounded by ``MAX_FEATURES`` and
         ``MAX_DENSE_CELLS``) instead of a csr one.
@@ -745,9 +887,18 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
     impute : {"zero", "mean"}, optional
         csv and parquet: fill a missing numeric feature with 0 or with the column's mean in ``src``
         (recorded in the encoding); default a missing number is an error.
+    drop : {"none", "first", "if-binary"}, optional
+        One-hot: the reference category left without a slot in each column (see
+        :mod:`mrtrain.storage.encoding`). Default ``"none"``.
+    id : str, optional
+        csv and parquet: a row identifier column, no feature, passed through to predictions (first).
+    keep : list of str, optional
+        csv and parquet: more columns, no features, passed through to predictions (CSV columns as text).
     like : str, optional
-        A dataset whose encoding (columns, hashing or levels, imputation, label classes) is reused;
-        values unseen in its levels go to ``<other>``.
+        A dataset whose recipe is reused: its label and weight columns (unless given), its dtype, the
+        order of its feature columns, its encoding (columns, hashing or levels and slots, imputation) and its
+        label classes (a class name it lacks is an error). A source without the label column is ingested
+        for ``predict`` (``label.absent``), without the weight column too.
     progress : callable ``(stage, done, total, unit) -> None``, optional
         Told where the ingest is: ``("read", size, size, "B")`` and ``("parse", rows, rows, "rows")``
         once the source is read, parsed and checked, then
@@ -778,34 +929,54 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
         raise ValueError(f"The 'dense' parameter must be a bool. Got {dense!r} instead.")
     check_n_features(n_features, "csr" if fmt in ("libsvm", "npz") and not dense else "dense")
     check_partitioning(partitions, partition_size_mb)
-    check_dtype(dtype)
-    _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like)
+    if dtype is not None:
+        check_dtype(dtype)
+    _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like, drop)
+    kept = _check_kept(fmt, id, keep)
     if get_filesystem(dest).exists(dest):
         raise FileExistsError(f"{dest}: destination already exists; choose a new path or "
                               "delete it")
-    like_dataset = None if like is None else _like_encoding(str(like))
-    encoded = bool(categorical or impute or like_dataset)
+    like_dataset = None if like is None else Dataset.open(str(like))
+    optional, class_names = (), None
+    if like_dataset is not None:
+        optional = tuple(role for role, given in (("label", label), ("weight", weight), ("keep", kept))
+                         if not given)
+        if not kept:
+            id, kept = like_dataset.id_column, like_dataset.kept_columns
+        label = label or like_dataset.label_name
+        weight = weight or like_dataset.weight_name
+        dtype = dtype or like_dataset.dtype
+        class_names = like_dataset.class_names
+    label, dtype = label or "label", dtype or "float64"
+    like_encoding = None if like_dataset is None else like_dataset.encoding
+    encoded = bool(categorical or impute or like_encoding)
     data = get_filesystem(src).read_bytes(src)
     if fmt == "libsvm":
         source = read_libsvm(data, src, label=label, n_features=n_features, dense=dense)
     elif encoded:
         reader = read_csv if fmt == "csv" else read_parquet
-        like_encoding = None if like_dataset is None else like_dataset.encoding
         columns = like_encoding["categorical"] if like_encoding else categorical or ()
         source = reader(data, src, label=label, weight=weight, categorical=tuple(columns),
-                        impute=like_encoding["impute"] if like_encoding else impute)
+                        impute=like_encoding["impute"] if like_encoding else impute, optional=optional,
+                        class_names=class_names, keep=tuple(kept))
         encoding = _apply_encoding(source, src, categorical=categorical, hash_bits=hash_bits,
-                                   min_count=min_count, impute=impute,
-                                   like=like_encoding)
+                                   min_count=min_count, impute=impute, like=like_encoding, drop=drop)
         if n_features is not None and source.X.shape[1] != n_features:
             raise DataError(f"{src}: expected n_features={n_features} features, found {source.X.shape[1]} "
                             "after encoding")
     else:
         reader = {"csv": read_csv, "parquet": read_parquet, "npz": read_npz}[fmt]
-        source = reader(data, src, label=label, weight=weight)
+        extra = ({} if fmt == "npz" else
+                 {"optional": optional, "class_names": class_names, "keep": tuple(kept)})
+        source = reader(data, src, label=label, weight=weight, **extra)
+        if like_dataset is not None:
+            _order_like(source, like_dataset, src)
         if n_features is not None and source.X.shape[1] != n_features:
             raise DataError(f"{src}: expected n_features={n_features} feature columns, found "
                             f"{source.X.shape[1]}")
+    if "weight" in optional and source.weight_name is None and weight and not source.label_absent:
+        raise DataError(f"{src}: weight column {weight!r} (of the --like dataset) not found: expected it "
+                        "beside the label column, or no label column either (a dataset for predict)")
     _check_values(source, src)
     if progress is not None:  # once the source is known to be good: no progress precedes a data error
         progress("read", len(data), len(data), "B")
@@ -814,7 +985,10 @@ def ingest(src, dest, *, format=None, label="label", weight=None, partitions=Non
                 "csr" if hasattr(source.X, "indptr") else "dense", *source.X.shape)
     return write_dataset(dest, source.X, source.y, source.w,
                          feature_names=None if encoded else source.feature_names,
-                         label_name=source.label_name, weight_name=source.weight_name,
+                         label_name=source.label_name or label, weight_name=source.weight_name,
                          partitions=partitions, partition_size_mb=partition_size_mb, dtype=dtype,
                          encoding=encoding if encoded else None,
-                         classes=None if like_dataset is None else like_dataset.classes, progress=progress)
+                         classes=None if like_dataset is None else like_dataset.classes,
+                         class_names=source.class_names, label_absent=source.label_absent, kept=source.kept,
+                         id_column=id if source.kept is not None and id in source.kept.column_names else None,
+                         progress=progress)

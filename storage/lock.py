@@ -46,7 +46,7 @@ import threading
 import time
 import uuid
 
-from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
+from mrtrain.storage.filesystem import absolute, get_filesystem, join, temp_sibling
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,8 @@ class DirectoryLock:
 
     def __init__(self, directory, *, break_lock=False, lease=LEASE_SECONDS):
         self.directory = str(directory)
-        self.uri = join(self.directory, LOCK_NAME)
+        # Absolute: the lease thread reads it while the inline runner changes the working directory.
+        self.uri = join(absolute(self.directory), LOCK_NAME)
         self.break_lock = bool(break_lock)
         self.fs = get_filesystem(self.uri)
         self.token = uuid.uuid4().hex

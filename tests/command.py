@@ -33,3 +33,11 @@ def predict_tables(capsys, data, model_dir, output, *options):
     status, _, err = run(capsys, "predict", data, "--model-dir", model_dir, "--output", str(output), *options)
     assert status == 0, err
     return [pq.read_table(path) for path in sorted(Path(output).glob("part-*.parquet"))]
+
+
+def probabilities(tables):
+    """The ``probability_<class>`` columns of prediction tables as one (n, K) array, classes in order."""
+    import numpy as np
+
+    names = [name for name in tables[0].column_names if name.startswith("probability_")]
+    return np.concatenate([np.column_stack([t.column(name).to_numpy() for name in names]) for t in tables])

@@ -71,14 +71,15 @@ def test_hash_collisions_within_a_row_add_up(tmp_path):
     assert X[0, slots[0]] == (2.0 if slots[0] == slots[1] else 1.0)
 
 
-def test_one_hot_csv_sorted_levels_with_missing_and_other_slots(tmp_path):
+def test_one_hot_csv_sorted_levels_and_only_the_filled_missing_and_other_slots(tmp_path):
     dataset = ingest(_csv(tmp_path), str(tmp_path / "d"), categorical=["city"], impute="mean")
-    assert dataset.feature_names == ["x", "city=Lyon", "city=Nice", "city=Paris", "city=<missing>",
-                                     "city=<other>"]
+    # No value went to <other> (min_count 1): no slot for it; a missing city fills <missing>.
+    assert dataset.feature_names == ["x", "city=Lyon", "city=Nice", "city=Paris", "city=<missing>"]
+    assert dataset.encoding["drop"] == "none" and dataset.encoding["reference"] == {"city": None}
     X, _ = _dense(dataset)
     mean = (1.5 + 0 + 2 + 3) / 4
-    np.testing.assert_array_equal(X, [[1.5, 0, 0, 1, 0, 0], [0, 1, 0, 0, 0, 0], [2, 0, 0, 1, 0, 0],
-                                      [mean, 0, 1, 0, 0, 0], [3, 0, 0, 0, 1, 0]])
+    np.testing.assert_array_equal(X, [[1.5, 0, 0, 1, 0], [0, 1, 0, 0, 0], [2, 0, 0, 1, 0],
+                                      [mean, 0, 1, 0, 0], [3, 0, 0, 0, 1]])
     assert dataset.encoding["means"] == [mean]
     reopened = Dataset.open(dataset.uri)
     assert reopened.encoding == dataset.encoding and reopened.encoding_digest == dataset.encoding_digest
@@ -91,6 +92,55 @@ def test_min_count_sends_rare_values_to_other(tmp_path):
     np.testing.assert_array_equal(X[:, 1:], [[1, 0, 0], [0, 0, 1], [1, 0, 0], [0, 0, 1], [0, 1, 0]])
 
 
+@pytest.mark.parametrize("drop, names, rows", [
+    # R's treatment coding: the first level (Lyon) is the reference, in the intercept.
+    ("first", ["city=Nice", "city=Paris", "city=<missing>"],
+     [[0, 1, 0], [0, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]),
+    # Four filled categories: not binary, nothing dropped.
+    ("if-binary", ["city=Lyon", "city=Nice", "city=Paris", "city=<missing>"],
+     [[0, 0, 1, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]]),
+])
+def test_drop_leaves_the_reference_level_without_a_slot(tmp_path, drop, names, rows):
+    dataset = ingest(_csv(tmp_path), str(tmp_path / "d"), categorical=["city"], impute="zero", drop=drop)
+    assert dataset.feature_names == ["x", *names]
+    assert dataset.encoding["reference"] == {"city": "Lyon" if drop == "first" else None}
+    np.testing.assert_array_equal(_dense(dataset)[0][:, 1:], rows)
+
+
+def test_drop_if_binary_matches_scikit_learn(tmp_path):
+    from sklearn.preprocessing import OneHotEncoder
+
+    text = "x,sex,city,label\n1,f,Paris,1\n2,m,Lyon,0\n3,f,Nice,1\n4,m,Paris,0\n"
+    dataset = ingest(_csv(tmp_path, text), str(tmp_path / "d"), categorical=["sex", "city"],
+                     drop="if-binary")
+    values = [["f", "Paris"], ["m", "Lyon"], ["f", "Nice"], ["m", "Paris"]]
+    for drop in ("if_binary", "first"):
+        reference = OneHotEncoder(drop=drop, sparse_output=False).fit(values)
+        if drop == "if_binary":
+            np.testing.assert_array_equal(_dense(dataset)[0][:, 1:], reference.transform(values))
+            assert dataset.feature_names[1:] == [n.replace("x0_", "sex=").replace("x1_", "city=")
+                                                 for n in reference.get_feature_names_out()]
+    first = ingest(_csv(tmp_path, text), str(tmp_path / "f"), categorical=["sex", "city"], drop="first")
+    np.testing.assert_array_equal(_dense(first)[0][:, 1:], reference.transform(values))
+
+
+def test_an_encoding_written_before_slots_keeps_every_slot_and_like_follows_it(tmp_path):
+    dataset = ingest(_csv(tmp_path), str(tmp_path / "d"), categorical=["city"], impute="zero")
+    path = tmp_path / "d" / MANIFEST_NAME
+    manifest = json.loads(path.read_text())
+    for key in ("drop", "slots", "reference"):
+        del manifest["encoding"][key]
+    manifest["n_features"] = 6
+    manifest["checksum"] = manifest_checksum(manifest)
+    path.write_text(json.dumps(manifest))
+    old = Dataset.open(dataset.uri)
+    assert old.feature_names == ["x", "city=Lyon", "city=Nice", "city=Paris", "city=<missing>",
+                                 "city=<other>"]
+    test = _csv(tmp_path, "city,label,x\nRome,0,5\nParis,0,1\n", name="test.csv")
+    X, _ = _dense(ingest(test, str(tmp_path / "test"), like=old.uri))
+    np.testing.assert_array_equal(X, [[5, 0, 0, 0, 0, 1], [1, 0, 0, 1, 0, 0]])
+
+
 def test_parquet_string_and_integer_categoricals_with_nulls(tmp_path):
     path = str(tmp_path / "t.parquet")
     pq.write_table(pa.table({
@@ -101,11 +151,10 @@ def test_parquet_string_and_integer_categoricals_with_nulls(tmp_path):
     }), path)
     dataset = ingest(path, str(tmp_path / "d"), categorical=["zip", "dev"], impute="mean")
     assert dataset.feature_names == [
-        "x", "zip=69001", "zip=75001", "zip=<missing>", "zip=<other>",
-        "dev=ios", "dev=web", "dev=<missing>", "dev=<other>"]
+        "x", "zip=69001", "zip=75001", "zip=<missing>", "dev=ios", "dev=web", "dev=<missing>"]
     X, _ = _dense(dataset)
-    np.testing.assert_array_equal(X, [[1, 0, 1, 0, 0, 1, 0, 0, 0], [7 / 3, 1, 0, 0, 0, 0, 1, 0, 0],
-                                      [2, 0, 0, 1, 0, 1, 0, 0, 0], [4, 0, 1, 0, 0, 0, 0, 1, 0]])
+    np.testing.assert_array_equal(X, [[1, 0, 1, 0, 1, 0, 0], [7 / 3, 1, 0, 0, 0, 1, 0],
+                                      [2, 0, 0, 1, 1, 0, 0], [4, 0, 1, 0, 0, 0, 1]])
     hashed = ingest(path, str(tmp_path / "h"), categorical=["zip", "dev"], hash_bits=8, impute="zero")
     Xh, _ = _dense(hashed)
     assert Xh[0, 1 + murmurhash3_32(b"zip=75001") % 256] >= 1
@@ -134,7 +183,8 @@ def test_like_reuses_levels_classes_column_order_and_means(tmp_path):
     assert dataset.encoding == train.encoding and dataset.feature_names == train.feature_names
     assert dataset.classes == [0.0, 1.0]
     X, _ = _dense(dataset)
-    np.testing.assert_array_equal(X, [[5, 0, 0, 0, 0, 1], [1.625, 0, 0, 1, 0, 0], [1, 1, 0, 0, 0, 0]])
+    # Rome: no <other> slot in the training data, so no entry (scikit-learn's handle_unknown="ignore").
+    np.testing.assert_array_equal(X, [[5, 0, 0, 0, 0], [1.625, 0, 0, 1, 0], [1, 1, 0, 0, 0]])
 
 
 def test_manifest_encoding_is_validated(tmp_path):
@@ -169,11 +219,13 @@ def test_bad_ingest_arguments_exit_2_with_one_line_and_write_nothing(tmp_path, c
     assert not (tmp_path / "out").exists()
 
 
-def test_like_of_a_dataset_without_encoding_is_refused(tmp_path, capsys):
+def test_like_of_a_dataset_without_encoding_needs_its_columns(tmp_path, capsys):
     assert main(["-q", "ingest", _csv(tmp_path, "x,label\n1,0\n2,1\n"), str(tmp_path / "plain")]) == 0
     out, plain = str(tmp_path / "out"), str(tmp_path / "plain")
-    assert main(["-q", "ingest", _csv(tmp_path), out, "--like", plain]) == 2
-    assert "expected a --like dataset with an encoding" in capsys.readouterr().err
+    other = _csv(tmp_path, "x,z,label\n1,2,0\n", name="other.csv")
+    assert main(["-q", "ingest", other, out, "--like", plain]) == 2
+    assert "expected the feature columns of the --like dataset ['x'], found ['x', 'z']" in \
+        capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -19,6 +19,7 @@ from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.partition_job import format_partition_line
 from mrtrain.mr_jobs.predict import MRPredict
 from mrtrain.storage.dataset import Dataset, encode_partition
+from tests.command import probabilities as probability_columns
 from tests.datasets import edit_manifest, reference_data, write
 
 SPEC = {"kind": "softmax", "n_features": 4, "classes": [0.0, 1.0, 2.0], "fit_intercept": True}
@@ -109,12 +110,13 @@ def test_predict_job_writes_one_file_per_partition(tmp_path):
     output = tmp_path / "out"
     output.mkdir()
     with JobLauncher(dataset, SPEC, runner="inline") as launcher:
-        records = launcher.run(MRPredict, theta, {"output": str(output)})
+        records = launcher.run(MRPredict, theta, {"output": str(output), "row_offsets": [0, 50, 100]})
     assert sorted(records) == [(0, 50), (1, 50), (2, 50)]
     tables = [pq.read_table(output / f"part-{i:05d}.parquet") for i in range(3)]
-    probabilities = np.concatenate(
-        [np.stack(t["probabilities"].to_numpy(zero_copy_only=False)) for t in tables]
-    )
+    assert tables[0].column_names == ["row", "label", "prediction", "probability_0", "probability_1",
+                                      "probability_2"]
+    assert np.concatenate([t["row"].to_numpy() for t in tables]).tolist() == list(range(150))
+    probabilities = probability_columns(tables)
     predicted = np.concatenate([t["prediction"].to_numpy() for t in tables])
     want = model.predict(X, theta[0])
     assert_allclose(probabilities, want["probabilities"], rtol=1e-13)

@@ -167,7 +167,7 @@ def test_cli_train_evaluate_predict_inspect(tmp_path, capsys):
     assert evaluate_json(capsys, data, model_dir) == metrics
 
     table = predict_tables(capsys, data, model_dir, tmp_path / "predictions")[0]
-    assert table.column_names == ["label", "prediction", "margin"]
+    assert table.column_names == ["row", "label", "prediction", "margin"]
     rows = table.num_rows
     assert_array_equal(table.column("prediction").to_numpy(), predicted[:rows])
     assert_allclose(table.column("margin").to_numpy(), margin[:rows], rtol=1e-12)

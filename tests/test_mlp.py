@@ -31,6 +31,7 @@ from mrtrain.fitted import FittedModel
 from mrtrain.storage.filesystem import get_filesystem, join
 from mrtrain.trainer import SettingsMismatchError, Trainer
 from tests.command import evaluate_json, predict_tables, run, tree
+from tests.command import probabilities as probability_columns
 from tests.datasets import reference_data, write
 
 CLASSES = [0.0, 1.0, 2.0]
@@ -241,8 +242,7 @@ def test_cli_train_evaluate_predict_inspect(tmp_path, capsys):
     assert evaluate_json(capsys, data, model_dir) == result["metrics"]
     assert result["metrics"]["accuracy"] == float(np.mean(fitted.predict(X) == y))
     tables = predict_tables(capsys, data, model_dir, tmp_path / "predictions")
-    probabilities = np.concatenate([np.stack(t["probabilities"].to_numpy(zero_copy_only=False))
-                                    for t in tables])
+    probabilities = probability_columns(tables)
     assert np.array_equal(probabilities, fitted.predict_proba(X))
     status, out, err = run(capsys, "inspect", model_dir)
     assert status == 0, err

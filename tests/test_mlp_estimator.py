@@ -19,6 +19,7 @@ import mrtrain
 from mrtrain import MLPClassifier
 from mrtrain.fitted import FittedModel
 from tests.command import predict_tables, run
+from tests.command import probabilities as probability_columns
 
 #: A small, short network keeps the ~60 checks' fits (about 0.2 s per inline pass) to about two minutes;
 #: the checks need accuracy above 0.83 on easy blobs, which 8 L-BFGS steps of 4 tanh units reach.
@@ -66,7 +67,7 @@ def test_same_bits_as_the_cli_and_trainer(tmp_path, capsys):
     assert_array_equal(ours.predict_proba(X), cli.predict_proba(X))
     assert_array_equal(ours.predict(X), cli.predict(X))
     tables = predict_tables(capsys, data, model_dir, tmp_path / "predictions", "--runner", "inline")
-    written = np.concatenate([np.stack(t["probabilities"].to_numpy(zero_copy_only=False)) for t in tables])
+    written = probability_columns(tables)
     assert_array_equal(written, ours.predict_proba(X))
     # The estimator on the dataset path: the same bits again.
     with pytest.warns(ConvergenceWarning):

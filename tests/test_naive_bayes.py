@@ -21,6 +21,7 @@ from mrtrain.engine.naive_bayes import class_statistics, merge_statistics
 from mrtrain.launcher import JobLauncher
 from mrtrain.trainer import SettingsMismatchError
 from tests.command import evaluate_json, predict_tables, run
+from tests.command import probabilities as probability_columns
 from tests.datasets import write
 
 CLASSES = [1.0, 3.0, 5.0]
@@ -161,8 +162,8 @@ def test_cli_train_evaluate_predict_inspect(tmp_path, capsys):
     assert evaluate_json(capsys, data, model_dir, "--runner", "inline") == metrics
 
     tables = predict_tables(capsys, data, model_dir, tmp_path / "predictions", "--runner", "inline")
-    assert tables[0].column_names == ["label", "prediction", "probabilities"]
-    written = np.concatenate([np.stack(table.column("probabilities").to_pylist()) for table in tables])
+    assert tables[0].column_names[:3] == ["row", "label", "prediction"]
+    written = probability_columns(tables)
     assert_allclose(written, probabilities, rtol=1e-10, atol=1e-14)
 
     status, out, err = run(capsys, "inspect", model_dir, "--json")
