@@ -39,10 +39,13 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 120
 #: Seconds :meth:`TaskServer.close` waits for the server to exit before killing it.
 STOP_TIMEOUT = 5
-#: Environment of the server besides the driver's: what the launcher gives every local task
-#: (one BLAS thread, set before numpy loads; the standard library's distutils for mrjob below Python 3.12).
+#: Environment of the server besides the driver's: what the launcher gives every local task (one BLAS
+#: thread, set before numpy loads; the standard library's distutils for mrjob below Python 3.12), and no
+#: background thread in Arrow's jemalloc, so that the server has one thread when it forks (a fork of a
+#: threaded process copies locks other threads may hold; Python 3.12 warns of it in every child).
 SERVER_ENVIRONMENT = {
     "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    "JE_ARROW_MALLOC_CONF": "background_thread:false",
     **({"SETUPTOOLS_USE_DISTUTILS": "stdlib"} if sys.version_info < (3, 12) else {}),
 }
 

@@ -10,9 +10,11 @@ error (file descriptors passed with the request, ``SCM_RIGHTS``), working direct
 ``sys.argv`` and ``sys.path``, then runs the job script as ``__main__`` and exits with its status.
 
 Each task is still its own process, forked from a server that has run no task, so no task sees another's
-state; nothing is pickled: a request is one JSON object ``{"argv", "cwd", "env"}`` and a reply
-``{"returncode"}``, each framed as a 4-byte little-endian length (at most :data:`MAX_FRAME_BYTES`) and the
-bytes. The server accepts connections only from its own user (``SO_PEERCRED``).
+state; the server forks from its only thread (it exits before listening if its imports left another
+running), so no child inherits a lock held by a thread it does not have. Nothing is pickled: a request is
+one JSON object ``{"argv", "cwd", "env"}`` and a reply ``{"returncode"}``, each framed as a 4-byte
+little-endian length (at most :data:`MAX_FRAME_BYTES`) and the bytes. The server accepts connections
+only from its own user (``SO_PEERCRED``).
 
 Lifetime: the driver holds the write end of a pipe whose read end the server watches. When the driver exits,
 however it exits (SIGKILL too), the pipe reaches end of file and the server kills its running tasks and
@@ -281,6 +283,22 @@ class _Server:
         self.tasks.clear()
 
 
+def thread_names():
+    """The names of this process's operating-system threads (``/proc/self/task``; ``[]`` where absent)."""
+    try:
+        tasks = sorted(os.listdir("/proc/self/task"), key=int)
+    except OSError:
+        return []
+    names = []
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/comm") as comm:
+                names.append(comm.read().strip())
+        except OSError:
+            pass
+    return names
+
+
 def main(argv=None):
     """``python -m mrtrain.task_server SOCKET_PATH ALIVE_FD``: serve until ALIVE_FD reaches end of file."""
     socket_path, alive_fd = (argv or sys.argv[1:])[:2]
@@ -293,6 +311,11 @@ def main(argv=None):
     for name in PRELOAD:
         importlib.import_module(name)
     threadpool_info()  # threadpoolctl's first look at the loaded libraries (otherwise every task's)
+    threads = thread_names()
+    if len(threads) > 1:
+        log.error("the task server has threads %s after its imports and forks only from one thread",
+                  ", ".join(threads))
+        return 1
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(socket_path)
     listener.listen(64)

@@ -210,3 +210,25 @@ def test_warm_tasks_python_per_task_and_inline_give_the_same_bits(tmp_path, redu
             vectors.append(launcher.sum_vector(MRGradient, thetas, {"hessian": 1}))
     assert vectors[0].size > 18 * 18
     assert vectors[1].tobytes() == vectors[0].tobytes() == vectors[2].tobytes()
+
+
+def test_the_server_forks_from_its_only_thread(server):
+    """A fork copies the locks other threads hold, not the threads: the server, imports done, has one."""
+    assert len(os.listdir(f"/proc/{server.pid}/task")) == 1
+
+
+def test_a_server_whose_imports_left_a_thread_running_refuses_to_serve(tmp_path):
+    """Arrow's jemalloc with its background thread on: the server names the thread and exits unready."""
+    alive_r, alive_w = os.pipe()
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:true"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mrtrain.task_server", str(tmp_path / "s.sock"), str(alive_r)],
+            pass_fds=(alive_r,), env=env, capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        os.close(alive_r)
+        os.close(alive_w)
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert "jemalloc_bg_thd" in done.stderr and "forks only from one thread" in done.stderr
