@@ -39,6 +39,7 @@ from typing import NamedTuple
 import numpy as np
 
 from mrtrain.engine.models import NAIVE_BAYES_MODELS
+from mrtrain.engine.standardization import STANDARD_DEVIATIONS
 from mrtrain.fitted import FittedModel, latest_training_checkpoint
 from mrtrain.inference import load_inference
 from mrtrain.report_grid import grid_sections
@@ -269,6 +270,8 @@ def setting_rows(settings):
         if name == "encoding" and isinstance(value, dict):
             value = ", ".join(f"{key} {_setting_text(item)}" for key, item in sorted(value.items())
                               if not isinstance(item, dict | list))
+        if name == "standardize" and value in STANDARD_DEVIATIONS:  # a convention's name, or True before it
+            value = f"yes, {STANDARD_DEVIATIONS[value]}"
         rows.append((SETTING_NAMES.get(name, name.replace("_", " ")), _setting_text(value)))
     for name, value in sorted((settings.get("grid") or {}).items()):
         if value is not None:

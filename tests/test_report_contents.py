@@ -100,8 +100,12 @@ def test_inference_table_is_in_the_report(tmp_path, capsys):
     assert [row[0] for row in rows] == expected["names"]
     for column, key in enumerate(("estimate", "std_error", "statistic", "p_value"), start=1):
         assert [float(row[column]) for row in rows] == pytest.approx(expected[key], rel=1e-9)
+    # The table is taken at the optimum Newton steps reach from the model (no farther from the model than its
+    # stopping rule allows: well within a thousandth of a standard error on these 300 rows).
     fitted = FittedModel.load(checkpoints)
-    assert [float(row[1]) for row in rows[:-1]] == pytest.approx(fitted.coef_.tolist(), rel=1e-9)
+    estimates = np.array([float(row[1]) for row in rows[:-1]])
+    errors = np.array([float(row[2]) for row in rows[:-1]])
+    assert np.all(np.abs(estimates - fitted.coef_) <= 1e-3 * errors)
     settings = dict(sections["Run and settings"][1])
     assert "classes" not in settings  # not "classes: none", nor the counts
 
@@ -132,8 +136,7 @@ def test_standardized_model_shows_both_scales_and_readable_settings(tmp_path, ca
     scale = np.array([float(row[4]) for row in rows])
     np.testing.assert_allclose(stored, fitted.coef_, rtol=1e-9)
     np.testing.assert_allclose(shift, X.mean(axis=0), rtol=1e-9)
-    # The population or the sample standard deviation, whichever convention --standardize follows.
-    assert any(np.allclose(scale, X.std(axis=0, ddof=ddof), rtol=1e-9) for ddof in (0, 1))
+    np.testing.assert_allclose(scale, X.std(axis=0, ddof=1), rtol=1e-9)  # Spark's n - 1, the default
     np.testing.assert_allclose(standardized, stored * scale, rtol=1e-9)
     # The same model either way: margins on the standardized features equal the stored features' margins.
     margins = ((X - shift) / scale) @ standardized + fitted.intercept_ + shift @ stored
@@ -141,7 +144,8 @@ def test_standardized_model_shows_both_scales_and_readable_settings(tmp_path, ca
     for raw in names:
         assert raw not in text  # escaped: <, &, " and ' never reach the page as they are
     settings = dict(sections["Run and settings"][1])
-    assert settings["standardized features"] == "yes" and settings["l2 penalty"] == "0.01"
+    assert settings["standardized features"] == "yes, Spark's n - 1 standard deviation"
+    assert settings["l2 penalty"] == "0.01"
     assert settings["classes"] == "0, 1" and settings["model"] == "logistic"
     assert not any(name.startswith("settings.") for name in settings)
     assert not any(value.startswith(("{", "[")) for value in settings.values())
