@@ -21,6 +21,7 @@ import numpy as np
 
 from mrtrain.engine.optimizers.base import Evaluation, Plan, Step
 from mrtrain.engine.optimizers.protocol import Optimizer, OptimizerState
+from mrtrain.engine.overflow import RESCALE_ADVICE, OverflowDataError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 MAX_REJECTED_PASSES = 4
 
 
-class NonFiniteObjectiveError(ValueError):
+class NonFiniteObjectiveError(OverflowDataError):
     """The objective, its gradient or Hessian at the starting point is not finite: float64 overflowed.
 
     Bad input rather than a bug: features or labels too large (or too many) for float64 sums. The message
@@ -292,7 +293,7 @@ def describe_non_finite(evaluation):
             parts.append(f"Hessian max-norm {float(np.max(np.abs(evaluation.hess), initial=0.0))!r}")
     return (
         "the objective at the starting point is not finite (" + ", ".join(parts) + "): float64 overflowed "
-        "summing the loss over the data; features or labels this large (beyond about 1e150) need rescaling"
+        f"summing the loss over the data; {RESCALE_ADVICE}"
     )
 
 

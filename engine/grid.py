@@ -175,6 +175,13 @@ class Member:
     valid_group: int | None
 
 
+def member_count(spec):
+    """How many members the grid ``spec`` (:func:`grid_spec`) trains, without making them: per candidate
+    its ``cv`` fold members and its refit, or one member."""
+    n_candidates = spec["reg_path"] or len(spec["l2"])
+    return n_candidates * (spec["cv"] + 1 if spec["cv"] else 1)
+
+
 def grid_members(n_candidates, *, cv=None, holdout=False):
     """The members of a grid: per candidate its K fold members then its refit (``cv = K``), or its hold-out
     member."""

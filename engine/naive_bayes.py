@@ -182,6 +182,11 @@ def class_statistics(model, X, y, w):
     ValueError
         For sparse features of ``gaussian-nb``.
     """
+    with np.errstate(over="ignore", invalid="ignore"):  # overflowed sums are refused by the driver
+        return _class_statistics(model, X, y, w)
+
+
+def _class_statistics(model, X, y, w):
     k = model.n_outputs
     X = model._dense_features(X) if model.kind == "gaussian-nb" else model._features(X)
     n = X.shape[0]

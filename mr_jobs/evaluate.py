@@ -6,11 +6,9 @@ parameters (``--params`` holds one point); the reducer adds the partitions' sums
 driver turns the total into metrics with :func:`mrtrain.engine.metrics.finalize_metrics`.
 """
 
-import numpy as np
-
 from mrtrain.engine.metrics import metric_partials
+from mrtrain.engine.overflow import check_finite
 from mrtrain.mr_jobs.partition_job import PartitionSumJob
-from mrtrain.storage.errors import DataError
 
 
 class MREvaluate(PartitionSumJob):
@@ -22,9 +20,7 @@ class MREvaluate(PartitionSumJob):
 
 def checked_finite(sums):
     """``sums``, or a :class:`DataError` if any is not finite (the features overflowed float64)."""
-    if not np.isfinite(sums).all():
-        raise DataError("the metric sums at the model's parameters are not finite: float64 overflowed "
-                        "(features this large need rescaling)")
+    check_finite("the metric sums at the model's parameters", sums)
     return sums
 
 

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from mrjob.protocol import JSONProtocol
 from mrjob.step import MRStep
 
+from mrtrain.engine.overflow import RESCALE_ADVICE
 from mrtrain.mr_jobs.partition_job import PartitionJob, failures_named, single_threaded_blas
 from mrtrain.storage.dataset import read_kept
 from mrtrain.storage.errors import DataError
@@ -71,7 +72,7 @@ def predictions_table(model, X, y_raw, theta, *, first_row=0, class_labels=None,
         if not finite.all():
             row = int(np.argmin(finite))
             raise DataError(f"row {row + 1}: column {name!r}: expected a finite prediction, found "
-                            f"{values[row]!r} (float64 overflowed: features this large need rescaling)")
+                            f"{values[row].tolist()!r} (float64 overflowed; {RESCALE_ADVICE})")
         if name == "prediction" and names is not None:
             columns[name] = pa.array(names[values.astype(np.intp)].tolist(), type=pa.string())
         elif name == "probabilities":

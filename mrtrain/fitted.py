@@ -17,6 +17,7 @@ from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, Model, is_sparse, 
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
+from mrtrain.engine.overflow import RESCALE_ADVICE, OverflowDataError, check_finite
 from mrtrain.engine.standardization import CONVENTIONS, Standardization
 from mrtrain.launcher import JobLauncher, effective_reducers, task_uri
 from mrtrain.mr_jobs.evaluate import MREvaluate
@@ -272,6 +273,7 @@ class FittedModel:
         with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
                          partition_cache=partition_cache, reducers=reducers) as launcher:
             vector = launcher.sum_vector(MRKMeans, centers, {"pass": "statistics"})
+        check_finite(f"{dataset.uri}: the k-means statistics at the model's {len(centers)} centres", vector)
         return kmeans_metrics(ClusterStatistics(vector, *centers.shape))
 
     def _predict_task(self, dataset):
@@ -418,6 +420,26 @@ def latest_training_checkpoint(checkpoint_dir):
     (:func:`mrtrain.storage.checkpoint.latest_checkpoint`).
     """
     return latest_checkpoint(checkpoint_dir, validate=validate_checkpoint)
+
+
+def validate_new_checkpoint(checkpoint):
+    """:func:`validate_checkpoint` for a checkpoint about to be written: the ``validate`` every training
+    passes to its checkpoint writes, so that nothing is written that a reader would skip.
+
+    Raises
+    ------
+    OverflowDataError
+        For a value that is not finite (float64 overflowed in the run's sums), naming the file and field.
+    mrtrain.storage.errors.CheckpointError
+        For anything else :func:`validate_checkpoint` refuses.
+    """
+    try:
+        validate_checkpoint(checkpoint)
+    except CheckpointError as exc:
+        if "finite" not in exc.reason:
+            raise
+        raise OverflowDataError(f"{checkpoint.uri}: not written: {exc.reason}: float64 overflowed; "
+                                f"{RESCALE_ADVICE}") from None
 
 
 def _expect(uri, where, value, kind, *, minimum=None, choices=None, nullable=False):

@@ -37,14 +37,16 @@ from mrtrain.engine.grid import (
     grid_members,
     grid_spec,
     judge_again,
+    member_count,
     regularization_path,
     run_grid,
     split_of,
 )
+from mrtrain.engine.memory import check_training_size, optimizer_training_size
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
 from mrtrain.engine.models import PartialSums
 from mrtrain.engine.objective import Objective
-from mrtrain.engine.optimizers import check_l1, default_optimizer, make_optimizer
+from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, default_optimizer, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.standardization import Standardization, check_convention, feature_sums_length
@@ -54,6 +56,7 @@ from mrtrain.fitted import (
     latest_training_checkpoint,
     settings_model,
     standardization_arrays,
+    validate_new_checkpoint,
 )
 from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.gradient import MRGradient
@@ -105,6 +108,10 @@ def fit_grid(trainer, dataset, model, classes):
             raise ValueError(f"The {name!r} parameter does not apply to a grid of models (penalty lists, a "
                              f"path, cv or a validation fraction). Got {name}={getattr(trainer, name)!r}.")
     groups = n_groups(split)
+    check_training_size(optimizer_training_size(
+        *grid_size_option(spec), model.n_params, OPTIMIZERS[optimizer_name](),
+        models=member_count(spec), groups=groups, checkpoint=bool(trainer.checkpoint_dir),
+    ))
     vector_length = groups * PartialSums.zeros(1, model.n_params, 0).to_vector().size
     reducers = effective_reducers(trainer.reducers, vector_length, "gradient")
     settings = {
@@ -120,7 +127,8 @@ def fit_grid(trainer, dataset, model, classes):
     lock = (DirectoryLock(trainer.checkpoint_dir, break_lock=trainer.break_lock) if trainer.checkpoint_dir
             else contextlib.nullcontext())
     # Left before the lock is released: every checkpoint saved is on disk first.
-    writer = (CheckpointWriter(trainer.checkpoint_dir, keep=trainer.keep_checkpoints)
+    writer = (CheckpointWriter(trainer.checkpoint_dir, keep=trainer.keep_checkpoints,
+                               validate=validate_new_checkpoint)
               if trainer.checkpoint_dir else None)
     with lock, JobLauncher(dataset, model.spec(), runner=trainer.runner, conf_path=trainer.conf_path,
                            reducers=reducers, partition_cache=trainer.partition_cache) as launcher, \
@@ -138,6 +146,14 @@ def fit_grid(trainer, dataset, model, classes):
         grid.score()
         grid.save(lock)
     return grid.fitted()
+
+
+def grid_size_option(spec):
+    """``(name, value)`` of the parameter that sets a grid's size: ``reg_path``, else the longer penalty
+    list (``l2`` on a tie), for :func:`~mrtrain.engine.memory.check_training_size`'s error."""
+    if spec["reg_path"]:
+        return "reg_path", spec["reg_path"]
+    return ("l1", spec["l1"]) if len(set(spec["l1"])) > len(set(spec["l2"])) else ("l2", spec["l2"])
 
 
 def _allreduce_session(trainer, launcher, split):

@@ -51,16 +51,24 @@ from mrtrain.engine.kmeans import (
     statistics_length,
     update_centers,
 )
+from mrtrain.engine.memory import check_training_size, clustering_training_size
 from mrtrain.engine.models import make_model
+from mrtrain.engine.overflow import check_finite
 from mrtrain.engine.params import check_int
-from mrtrain.fitted import KMEANS_CENTERS, KMEANS_SIZES, FittedModel, latest_training_checkpoint
+from mrtrain.fitted import (
+    KMEANS_CENTERS,
+    KMEANS_SIZES,
+    FittedModel,
+    latest_training_checkpoint,
+    validate_new_checkpoint,
+)
 from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.kmeans import MRKMeans
 from mrtrain.names import dataset_names
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.filesystem import get_filesystem
 from mrtrain.storage.lock import DirectoryLock
-from mrtrain.trainer import SettingsMismatchError, settings_differences
+from mrtrain.trainer import SettingsMismatchError, non_finite_partitions, settings_differences
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +185,8 @@ def fit_kmeans(trainer, dataset):
     if k > dataset.n_rows:
         raise ValueError(f"The 'k' parameter must be an int <= the number of rows ({dataset.n_rows}) of "
                          f"{dataset.uri}. Got {k} instead.")
+    steps = trainer.init_steps if given is None else None
+    check_training_size(clustering_training_size(k, d, init_steps=steps, starts=trainer.n_init))
     model = make_model("kmeans", d)
     settings = {
         "model": "kmeans", "optimizer": None, "l2": 0.0, "l1": 0.0, "standardize": False,
@@ -203,7 +213,8 @@ def fit_kmeans(trainer, dataset):
             "kmeans": {"shift": status.shift, "threshold": status.threshold},
         }
         arrays = {KMEANS_CENTERS: status.centers, KMEANS_SIZES: status.sizes}
-        save_checkpoint(directory, status.iteration, arrays, meta, keep=trainer.keep_checkpoints)
+        save_checkpoint(directory, status.iteration, arrays, meta, keep=trainer.keep_checkpoints,
+                        validate=validate_new_checkpoint)
 
     with lock:
         status = resumed_status(directory, settings) if directory else None
@@ -223,7 +234,7 @@ def fit_kmeans(trainer, dataset):
             while (verdict := kmeans_stop_reason(status, trainer.max_iter)) is None:
                 started = time.perf_counter()
                 status = lloyd_step(status, cluster_pass(launcher, status.centers), trainer.tol,
-                                    status.passes + 1)
+                                    status.passes + 1, dataset.uri)
                 shift = status.shift
                 save(status)
                 progress = Progress(status.iteration, status.history[-1], shift, shift,
@@ -265,8 +276,17 @@ def resumed_status(directory, settings):
 
 
 def cluster_pass(launcher, centers):
-    """One statistics pass at ``centers``: a :class:`ClusterStatistics`."""
+    """One statistics pass at ``centers``: a :class:`ClusterStatistics`.
+
+    Raises
+    ------
+    OverflowDataError
+        If a sum is not finite (squared distances of features beyond about 1e150), naming the partitions.
+    """
     vector = launcher.sum_vector(MRKMeans, centers, {"pass": "statistics"})
+    dataset = launcher.dataset
+    check_finite(f"{dataset.uri}: the k-means statistics (sums of squared distances to {len(centers)} "
+                 "centres)", vector, where=non_finite_partitions(launcher, dataset))
     return ClusterStatistics(vector, *centers.shape)
 
 
@@ -278,16 +298,24 @@ def grouped_cluster_pass(launcher, center_sets):
     k, d = center_sets[0].shape
     vector = launcher.sum_vector(MRKMeans, np.concatenate(center_sets),
                                  {"pass": "statistics", "groups": len(center_sets)})
+    dataset = launcher.dataset
+    check_finite(f"{dataset.uri}: the k-means statistics (sums of squared distances to {len(center_sets)} "
+                 f"sets of {k} centres)", vector, where=non_finite_partitions(launcher, dataset))
     return [ClusterStatistics(piece, k, d) for piece in np.split(vector, len(center_sets))]
 
 
-def lloyd_step(status, statistics, tol, passes):
+def lloyd_step(status, statistics, tol, passes, uri):
     """The :class:`KMeansStatus` after a Lloyd pass whose statistics at ``status.centers`` are
-    ``statistics``."""
-    centers, shift = update_centers(statistics, status.centers)
-    history = status.history + (float(statistics.inertia.sum()),)
-    return KMeansStatus(centers, status.iteration + 1, passes, history, statistics.rows.copy(), shift,
-                        tol * statistics.mean_variance())
+    ``statistics``; an :class:`~mrtrain.engine.overflow.OverflowDataError` naming the dataset ``uri`` when the
+    new centres, their moves, the inertia or the stopping threshold are not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        centers, shift = update_centers(statistics, status.centers)
+        inertia = float(statistics.inertia.sum())
+        threshold = tol * statistics.mean_variance()
+    check_finite(f"{uri}: the centres of Lloyd pass {status.iteration + 1}, their moves and inertia", centers,
+                 shift, inertia, threshold)
+    return KMeansStatus(centers, status.iteration + 1, passes, status.history + (inertia,),
+                        statistics.rows.copy(), shift, threshold)
 
 
 def best_of_starts(launcher, dataset, k, trainer):
@@ -304,7 +332,7 @@ def best_of_starts(launcher, dataset, k, trainer):
         passes += 1
         for i, statistics in zip(active, grouped_cluster_pass(launcher, [starts[i].centers for i in active]),
                                  strict=True):
-            starts[i] = lloyd_step(starts[i], statistics, trainer.tol, passes)
+            starts[i] = lloyd_step(starts[i], statistics, trainer.tol, passes, dataset.uri)
         lowest = min(starts[i].history[-1] for i in active)
         shift = max(starts[i].shift for i in active)
         log.info("Lloyd pass %d of %d running starts: lowest inertia %.12g, largest squared centre move "

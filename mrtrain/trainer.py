@@ -42,6 +42,7 @@ from mrtrain.engine.driver import (
 )
 from mrtrain.engine.grid import grid_spec, is_grid
 from mrtrain.engine.initialization import INITS
+from mrtrain.engine.memory import check_training_size, optimizer_training_size, statistics_training_size
 from mrtrain.engine.mlp import check_activation, check_layers
 from mrtrain.engine.models import (
     CLASSIFIERS,
@@ -53,10 +54,12 @@ from mrtrain.engine.models import (
     make_model,
 )
 from mrtrain.engine.naive_bayes import check_smoothing, merge_statistics, naive_bayes_parameters
+from mrtrain.engine.naive_bayes import statistics_length as nb_statistics_length
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, default_optimizer, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
 from mrtrain.engine.optimizers.newton import check_model_size
+from mrtrain.engine.overflow import RESCALE_ADVICE, check_finite
 from mrtrain.engine.params import check_choice, check_int, check_number
 from mrtrain.engine.standardization import Standardization, check_convention
 from mrtrain.fitted import (
@@ -67,6 +70,7 @@ from mrtrain.fitted import (
     checkpoint_theta,
     latest_training_checkpoint,
     standardization_arrays,
+    validate_new_checkpoint,
 )
 from mrtrain.initialization import online_initial_point
 from mrtrain.launcher import RUNNERS, JobLauncher, effective_reducers
@@ -438,6 +442,10 @@ class Trainer:
         optimizer_name = self.optimizer or default_optimizer(float(self.l1))
         if optimizer_name == "newton":
             check_model_size(model.n_params)  # before the lock and any job
+        check_training_size(optimizer_training_size(
+            *self.size_option(optimizer_name), model.n_params, OPTIMIZERS[optimizer_name](),
+            checkpoint=bool(self.checkpoint_dir),
+        ))
         # The smallest vector a pass sums: one parameter point, no Hessian.
         reducers = effective_reducers(
             self.reducers, PartialSums.zeros(1, model.n_params, 0).to_vector().size, "gradient"
@@ -459,7 +467,8 @@ class Trainer:
         lock = (DirectoryLock(self.checkpoint_dir, break_lock=self.break_lock) if self.checkpoint_dir
                 else contextlib.nullcontext())
         # Left before the lock is released: every checkpoint saved is on disk first.
-        writer = (CheckpointWriter(self.checkpoint_dir, keep=self.keep_checkpoints) if self.checkpoint_dir
+        writer = (CheckpointWriter(self.checkpoint_dir, keep=self.keep_checkpoints,
+                                   validate=validate_new_checkpoint) if self.checkpoint_dir
                   else None)
 
         with lock, JobLauncher(
@@ -531,6 +540,8 @@ class Trainer:
                              f"implicit zeros would count as values). Got the {dataset.layout!r} dataset "
                              f"{dataset.uri} instead; use 'multinomial-nb' or 'bernoulli-nb'.")
         smoothing = check_smoothing(self.model, self.smoothing)
+        check_training_size(statistics_training_size("model", self.model, model.n_params,
+                                                     nb_statistics_length(model), len(dataset.partitions)))
         settings = {
             "model": self.model, "optimizer": None, "l2": 0.0, "l1": 0.0, "standardize": False,
             "smoothing": smoothing, "fit_intercept": True, "n_features": dataset.n_features,
@@ -561,11 +572,18 @@ class Trainer:
             if [partition_id for partition_id, _ in tagged] != expected:
                 raise RuntimeError(f"MRNaiveBayes returned partitions {[i for i, _ in tagged]}; expected "
                                    f"{expected}, each once.")
-            statistics = merge_statistics(model, [vector for _, vector in tagged])
-            try:
-                theta = naive_bayes_parameters(model, statistics, smoothing)
-            except DataError as error:
-                raise DataError(f"{dataset.uri}: {error}") from None
+            vectors = [vector for _, vector in tagged]
+            overflowed = {partition_id for partition_id, vector in tagged if not np.isfinite(vector).all()}
+            check_finite(f"{dataset.uri}: the {self.model} class statistics", *vectors,
+                         where=partitions_named(dataset, overflowed))
+            with np.errstate(over="ignore", invalid="ignore"):
+                statistics = merge_statistics(model, vectors)
+                try:
+                    theta = naive_bayes_parameters(model, statistics, smoothing)
+                except DataError as error:
+                    raise DataError(f"{dataset.uri}: {error}") from None
+            check_finite(f"{dataset.uri}: the {self.model} statistics merged over the partitions and the "
+                         "model's parameters", statistics, theta)
             meta = {
                 "settings": settings, "iteration": 1, "passes": 1, "history": [], "rejected": 0,
                 "state_scalars": {}, "stop_reason": "fitted in one pass", "converged": True,
@@ -574,7 +592,7 @@ class Trainer:
             if self.checkpoint_dir:
                 lock.check_held()
                 save_checkpoint(self.checkpoint_dir, 1, {NAIVE_BAYES_PARAMS: theta}, meta,
-                                keep=self.keep_checkpoints)
+                                keep=self.keep_checkpoints, validate=validate_new_checkpoint)
         return FittedModel(model, theta, l2=0.0, iterations=1, passes=1, history=[], converged=True,
                            stop_reason=meta["stop_reason"], settings=settings)
 
@@ -599,6 +617,16 @@ class Trainer:
             **{name: list(getattr(status, name)) for name in PASS_RECORDS},
         }
         writer.save(start.base + status.iteration, arrays, meta)
+
+    def size_option(self, optimizer_name):
+        """``(name, value)`` of the parameter that sets a training's size, for
+        :func:`~mrtrain.engine.memory.check_training_size`'s error: the MLP's ``layers``, Newton's
+        ``optimizer`` (its ``p x p`` Hessian), else ``model`` (its parameters per feature of the data)."""
+        if self.model in NETWORK_MODELS:
+            return "layers", list(self.layers) if self.layers is not None else None
+        if optimizer_name == "newton":
+            return "optimizer", optimizer_name
+        return "model", self.model
 
     def runs_preconditioned(self, optimizer_name):
         """Whether ``precondition`` applies: an optimizer whose path depends on the coordinates (not
@@ -678,11 +706,9 @@ class Trainer:
 STOP_ADVICE = {
     "line search found no decrease": (
         "the objective could not be lowered along the search direction: check the scale of the features "
-        "(values beyond about 1e150 overflow float64) or try another optimizer"
+        f"({RESCALE_ADVICE}) or try another optimizer"
     ),
-    OVERFLOW_REASON: (
-        "rescale the features and labels (values beyond about 1e150 overflow float64)"
-    ),
+    OVERFLOW_REASON: f"rescale the features and labels ({RESCALE_ADVICE})",
 }
 
 
@@ -729,7 +755,7 @@ def feature_statistics(passes, model, dataset, *, precondition):
     if not np.isfinite(vector).all():
         raise DataError(
             f"{dataset.uri}: the feature statistics are not finite: float64 overflowed summing squared "
-            f"features{non_finite_partitions(passes, dataset)}; values beyond about 1e150 need rescaling"
+            f"features{non_finite_partitions(passes, dataset)}; {RESCALE_ADVICE}"
             + (" (or train with --no-precondition)" if precondition else "")
         )
     return vector
@@ -752,9 +778,15 @@ def non_finite_partitions(passes, dataset):
     ids = set()
     for step in passes.last_counters:
         ids.update(int(name) for name in step.get(NON_FINITE_COUNTERS, {}))
-    if not ids:
-        return ""
+    return partitions_named(dataset, ids)
+
+
+def partitions_named(dataset, ids):
+    """``" (non-finite sums in partitions 0 (URI), ...)"`` for the partitions of ``dataset`` whose index is in
+    ``ids``, or ``""``."""
     names = [f"{part.index} ({part.uri})" for part in dataset.partitions if part.index in ids]
+    if not names:
+        return ""
     return " (non-finite sums in partition" + ("s " if len(names) > 1 else " ") + ", ".join(names) + ")"
 
 

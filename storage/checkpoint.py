@@ -178,7 +178,23 @@ def encode_checkpoint(iteration, arrays, meta_json):
     return sink.getvalue()
 
 
-def save_checkpoint(directory, iteration, arrays, meta, *, keep=None):
+def check_loadable(directory, iteration, arrays, meta_json, validate):
+    """Raise :class:`CheckpointError` (``"<uri>: not written: ..."``) when ``validate`` rejects the
+    checkpoint that :func:`validate_inputs`' results would read back as; None: no check.
+
+    A writer that passes the ``validate`` its readers pass to :func:`latest_checkpoint` never writes a
+    checkpoint they would skip, so a reader never falls back to an older one because of what a run wrote.
+    """
+    if validate is None:
+        return
+    uri = join(str(directory), checkpoint_name(iteration))
+    try:
+        validate(Checkpoint(iteration, arrays, json.loads(meta_json), uri))
+    except CheckpointError as exc:
+        raise CheckpointError(uri, f"not written: it would not load back ({exc.reason})") from None
+
+
+def save_checkpoint(directory, iteration, arrays, meta, *, keep=None, validate=None):
     """Write ``ckpt-<iteration>.parquet`` into ``directory`` atomically.
 
     Parameters
@@ -194,6 +210,8 @@ def save_checkpoint(directory, iteration, arrays, meta, *, keep=None):
     keep : int, optional
         After a successful write, keep it and the ``keep - 1`` newest checkpoints numbered below it, and
         delete the older ones. Files numbered above it are left alone (they are not this run's).
+    validate : callable, optional
+        As :func:`latest_checkpoint`'s: a checkpoint it rejects is not written (:func:`check_loadable`).
 
     Returns
     -------
@@ -201,6 +219,7 @@ def save_checkpoint(directory, iteration, arrays, meta, *, keep=None):
         The URI of the written file.
     """
     iteration, arrays, meta_json = validate_inputs(iteration, arrays, meta, keep)
+    check_loadable(directory, iteration, arrays, meta_json, validate)
     return write_validated(directory, iteration, arrays, meta_json, keep)
 
 
@@ -408,7 +427,9 @@ def remove_temporaries(directory):
 def latest_checkpoint(directory, validate=None):
     """Return the newest valid checkpoint in ``directory``, or None if there is none.
 
-    An invalid newer checkpoint is skipped with one warning naming the file and the reason.
+    An invalid newer checkpoint is skipped with one warning naming the file and the reason; the last of
+    these warnings also names the checkpoint returned instead, so that a reader never falls back to an older
+    checkpoint without saying which.
 
     Parameters
     ----------
@@ -417,14 +438,25 @@ def latest_checkpoint(directory, validate=None):
         ``validate(checkpoint)`` raises :class:`CheckpointError` if the loaded checkpoint's meta or arrays
         are not what the caller needs; such a checkpoint is skipped like a corrupt one.
     """
+    skipped = []
     for _, uri in reversed(list_checkpoints(directory)):
         try:
             checkpoint = load_checkpoint(uri)
             if validate is not None:
                 validate(checkpoint)
-            return checkpoint
         except CheckpointError as exc:
-            logger.warning("skipping invalid checkpoint %s: %s", exc.uri, exc.reason)
+            skipped.append(f"skipping invalid checkpoint {exc.uri}: {exc.reason}")
+            continue
         except FileNotFoundError:
-            logger.warning("skipping checkpoint %s: deleted while reading", uri)
+            skipped.append(f"skipping checkpoint {uri}: deleted while reading")
+            continue
+        _warn_skipped(skipped, f"; using {checkpoint.uri} (iteration {checkpoint.iteration}) instead, the "
+                               "newest valid checkpoint")
+        return checkpoint
+    _warn_skipped(skipped, "")
     return None
+
+
+def _warn_skipped(messages, last_suffix):
+    for i, message in enumerate(messages):
+        logger.warning("%s%s", message, last_suffix if i == len(messages) - 1 else "")

@@ -15,6 +15,7 @@ What stays true:
   through further Ctrl-Cs: a finished or failed run has every checkpoint it saved on disk. Only a process
   killed outright (SIGKILL, power loss) can lose the checkpoint being written, and each write is atomic,
   so it then resumes from the one before (one pass more to redo than with writes in the foreground).
+- A checkpoint that its readers would skip (``validate``) is never written: ``save`` raises at once.
 - A failed write is raised by the next ``save`` or when leaving the block (when the block is left by
   another exception, that exception wins and the write's error is logged).
 """
@@ -22,7 +23,7 @@ What stays true:
 import logging
 import threading
 
-from mrtrain.storage.checkpoint import validate_inputs, write_validated
+from mrtrain.storage.checkpoint import check_loadable, validate_inputs, write_validated
 from mrtrain.storage.filesystem import absolute
 
 logger = logging.getLogger(__name__)
@@ -37,14 +38,16 @@ class CheckpointWriter:
     ----------
     directory : str
         Checkpoint directory (local or ``hdfs://``); created if missing.
-    keep : int, optional
-        As :func:`~mrtrain.storage.checkpoint.save_checkpoint`'s.
+    keep, validate : optional
+        As :func:`~mrtrain.storage.checkpoint.save_checkpoint`'s: a checkpoint ``validate`` rejects is
+        refused by :meth:`save` itself, before any write starts.
     """
 
-    def __init__(self, directory, *, keep=None):
+    def __init__(self, directory, *, keep=None, validate=None):
         # Absolute: the writes run in a thread while the inline runner changes the working directory.
         self.directory = absolute(str(directory))
         self.keep = keep
+        self.validate = validate
         self._thread = None
         self._error = None
 
@@ -53,6 +56,7 @@ class CheckpointWriter:
         once this write has started. Raises the previous write's error, if it failed."""
         self.wait()  # first: the snapshot is not held beside the previous write's
         iteration, arrays, meta_json = validate_inputs(iteration, arrays, meta, self.keep)
+        check_loadable(self.directory, iteration, arrays, meta_json, self.validate)
         self._thread = threading.Thread(target=self._write, args=(iteration, arrays, meta_json),
                                          name=f"checkpoint-{iteration}")
         self._thread.start()

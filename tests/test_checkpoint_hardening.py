@@ -92,7 +92,8 @@ def test_a_checkpoint_copied_to_a_newer_name_is_skipped_by_every_reader(ck, trai
         model = FittedModel.load(str(ck))
     assert model.n_iter_ == ITERATIONS
     assert skipped(caplog) == [f"skipping invalid checkpoint {fake}: iteration: expected 999999999999 (as "
-                               "in the file name), found 1"]
+                               f"in the file name), found 1; using {ck / checkpoint_name(ITERATIONS)} "
+                               f"(iteration {ITERATIONS}) instead, the newest valid checkpoint"]
     status, out, _ = run(capsys, "inspect", str(ck), "--json")
     assert status == 0 and json.loads(out)["iterations"] == ITERATIONS
     Trainer("poisson", optimizer="lbfgs", max_iter=ITERATIONS + 2, tol=0, gtol=0, checkpoint_dir=str(ck),
@@ -244,8 +245,10 @@ def test_trainer_resumes_from_the_newest_valid_checkpoint(ck, trained, caplog):
     assert model.n_iter_ == ITERATIONS + 1
     assert f"resuming from {ck / checkpoint_name(ITERATIONS - 1)} (iteration {ITERATIONS - 1})" in [
         r.getMessage() for r in caplog.records]
+    previous = ck / checkpoint_name(ITERATIONS - 1)
     assert skipped(caplog) == [f"skipping invalid checkpoint {newest(ck)}: meta field 'history[0]': expected "
-                               "a finite number, found {}"]
+                               f"a finite number, found {{}}; using {previous} (iteration {ITERATIONS - 1}) "
+                               "instead, the newest valid checkpoint"]
 
 
 def test_size_caps(ck, monkeypatch, caplog):

@@ -39,6 +39,14 @@ class GradientDescent:
     def __init__(self, initial_step=1.0):
         self.initial_step = initial_step
 
+    def state_floats(self, n_params):
+        """float64 values of the state for ``n_params`` parameters: the point and the gradient."""
+        return 2 * n_params
+
+    def pass_floats(self, n_params):
+        """float64 values of one pass: its trial points and their gradients."""
+        return 2 * len(STEP_FACTORS) * n_params
+
     def init(self, x0):
         x0 = np.asarray(x0, dtype=np.float64)
         return GradientDescentState(x0, float("nan"), np.zeros_like(x0), self.initial_step, 0)

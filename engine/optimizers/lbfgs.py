@@ -84,6 +84,15 @@ class LBFGS:
         self.memory = memory
         self.single_step = single_step
 
+    def state_floats(self, n_params):
+        """float64 values of the state for ``n_params`` parameters: the point, the gradient and ``memory``
+        pairs of history vectors."""
+        return (2 + 2 * self.memory) * n_params
+
+    def pass_floats(self, n_params):
+        """float64 values of one pass: the direction, the trial points and their gradients."""
+        return (1 + 2 * len(STEP_FACTORS)) * n_params
+
     def init(self, x0):
         x0 = np.asarray(x0, dtype=np.float64)
         empty = np.zeros((0, x0.size))

@@ -92,6 +92,15 @@ class Newton:
     hessian_points = 1
     State = NewtonState
 
+    def state_floats(self, n_params):
+        """float64 values of the state for ``n_params`` parameters: the point, the gradient, the Hessian."""
+        return 2 * n_params + n_params**2
+
+    def pass_floats(self, n_params):
+        """float64 values of one pass: the direction, the trial points and their gradients, the new Hessian
+        and the eigendecomposition solving for the direction (two more ``p x p``)."""
+        return (1 + 2 * len(STEP_FACTORS)) * n_params + 3 * n_params**2
+
     def init(self, x0):
         x0 = np.asarray(x0, dtype=np.float64)
         check_model_size(x0.size)

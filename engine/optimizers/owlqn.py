@@ -178,6 +178,15 @@ class OWLQN:
         self.l1 = l1
         self.memory = memory
 
+    def state_floats(self, n_params):
+        """float64 values of the state for ``n_params`` parameters: the point, the pseudo- and smooth
+        gradients, ``memory`` pairs of history vectors, and the l1 strengths."""
+        return (4 + 2 * self.memory) * n_params
+
+    def pass_floats(self, n_params):
+        """float64 values of one pass: the direction, the orthant, the trial points and their gradients."""
+        return (2 + 2 * len(STEP_FACTORS)) * n_params
+
     def init(self, x0):
         x0 = np.asarray(x0, dtype=np.float64)
         empty = np.zeros((0, x0.size))

@@ -76,6 +76,13 @@ class Optimizer(Protocol[S]):
     hessian_points: int
     State: type[S]
 
+    def state_floats(self, n_params: int) -> int:
+        """How many float64 values its state holds for ``n_params`` parameters (for
+        :mod:`mrtrain.engine.memory`, before any is allocated)."""
+
+    def pass_floats(self, n_params: int) -> int:
+        """How many float64 values one pass's plan and evaluations hold besides the state."""
+
     def init(self, x0: np.ndarray) -> S:
         """The state at ``x0`` before any pass."""
 
