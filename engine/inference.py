@@ -26,9 +26,23 @@ penalty (no smooth optimum: the covariance of a lasso estimate is not the invers
 training (the table would be of the standardized coefficients), models other than linear, logistic and
 poisson, more than :data:`MAX_PARAMS` parameters, ``W <= p`` for linear, or a singular Hessian (collinear
 features, or a separable logistic fit), which names the smallest eigenvalue.
+
+Quasi-separation (:func:`separation_probe`, :func:`check_identified`). When the classes of a logistic fit
+can be split by a hyperplane, completely or with ties on it (for a Poisson fit: when the zero counts can), the
+maximum-likelihood estimate does not exist: the objective keeps decreasing as some coefficients grow without
+bound, the optimizer stops wherever its tolerance says, and the Wald table shows a huge coefficient with a
+huger standard error and a meaningless p-value (the Hauck–Donner effect). The Hessian there is nearly, not
+numerically, singular, so one more pass tests the fit itself: it evaluates the objective at ``θ + k·s``,
+``k = 1, 2, 4, 8``, with ``s = -H⁻¹g`` the Newton step at the fit. Near a finite optimum the objective is
+quadratic along ``s`` and lowest at ``k = 1`` (``k = 2`` is back at the fit's value); with separation the
+curvature vanishes as the coefficients grow and the objective keeps falling all along the ladder. Such a fit
+is refused in one line naming quasi-separation and the coefficients that move along ``s``. statsmodels'
+``Logit`` fits such data and notes "Complete Separation" or "Possibly complete quasi-separation" under its
+summary; mrtrain refuses instead of printing a table whose p-values are wrong.
 """
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,6 +50,11 @@ import numpy as np
 INFERENCE_MODELS = ("linear", "logistic", "poisson")
 #: Largest parameter count (the p x p Hessian is summed by the passes and inverted on the driver).
 MAX_PARAMS = 4096
+#: Models whose maximum-likelihood estimate can fail to exist by (quasi-)separation: checked by a probe pass.
+SEPARABLE_MODELS = ("logistic", "poisson")
+#: A coefficient is named as affected by separation when its part of the Newton step is at least this
+#: fraction of the largest part.
+AFFECTED_SHARE = 0.1
 #: The remaining Newton step, in standard errors (:func:`newton_finish`), at which the table is taken:
 #: statistics within 1e-9 of those at the exact optimum, p-values within 1e-9 absolute.
 INFERENCE_TOL = 1e-9
@@ -71,6 +90,61 @@ def parameter_names(model, feature_names=None):
     names = (list(feature_names) if feature_names is not None
              else [f"feature {j}" for j in range(model.n_features)])
     return names + ["intercept"] if model.fit_intercept else names
+
+
+class SeparationProbe(NamedTuple):
+    """The points of the pass that tests a fit for (quasi-)separation (see the module docstring).
+
+    Attributes
+    ----------
+    step : ndarray of shape (p,)
+        The Newton step ``s = -H⁻¹g`` at the fit.
+    points : ndarray of shape (len(LADDER), p)
+        ``θ + k·s`` for ``k`` in :data:`LADDER`.
+    value : float
+        The objective at ``θ``.
+    """
+
+    step: np.ndarray
+    points: np.ndarray
+    value: float
+
+
+#: Multiples of the Newton step at which the separation probe evaluates the objective.
+LADDER = (1.0, 2.0, 4.0, 8.0)
+
+
+def separation_probe(model, theta, evaluation):
+    """The :class:`SeparationProbe` of a fit of ``model`` at ``theta`` from the objective's
+    :class:`~mrtrain.engine.optimizers.base.Evaluation` there (with its Hessian), or None for a model whose
+    objective is quadratic (linear: the estimate always exists)."""
+    if model.kind not in SEPARABLE_MODELS:
+        return None
+    theta = np.asarray(theta, dtype=np.float64)
+    step = -np.linalg.solve(evaluation.hess, evaluation.grad)
+    return SeparationProbe(step, np.stack([theta + k * step for k in LADDER]), float(evaluation.value))
+
+
+def check_identified(model, theta, probe, values):
+    """Raise ValueError (one line naming quasi-separation and the affected coefficients) if the objective
+    ``values`` at ``probe.points`` keep falling along the whole ladder (see the module docstring)."""
+    values = [float(v) for v in values]
+    falling = values[0] < probe.value and all(b <= a for a, b in zip(values, values[1:], strict=False))
+    if not falling or not values[-1] < values[0]:
+        return
+    names = parameter_names(model)
+    share = np.abs(probe.step)
+    affected = [j for j in np.argsort(-share, kind="stable") if share[j] >= AFFECTED_SHARE * share.max()]
+    shown = ", ".join(f"{names[j]} ({theta[j]:+.4g})" for j in affected[:5])
+    more = f" and {len(affected) - 5} more" if len(affected) > 5 else ""
+    labels = "classes" if model.kind == "logistic" else "zero counts from the others"
+    raise ValueError(
+        f"The maximum-likelihood estimate does not exist: the data are quasi-separated (a hyperplane "
+        f"splits the {labels}, ties allowed on it): the objective keeps falling, from {probe.value:.10g} "
+        f"at the fit to {values[-1]:.10g} {LADDER[-1]:g} Newton steps further, as the coefficients "
+        f"{shown}{more} grow without bound, so their standard errors and p-values would mean nothing. Drop "
+        "or merge the separating features, or add an l2 penalty."
+    )
 
 
 def inference_table(model, sums, theta, *, l2, feature_names=None):

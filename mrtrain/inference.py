@@ -27,12 +27,17 @@ import numpy as np
 from mrtrain.engine.inference import (
     INFERENCE_TOL,
     MAX_NEWTON_STEPS,
+    SEPARABLE_MODELS,
+    check_identified,
     check_inference,
+    inference_table,
     newton_finish,
     parameter_names,
+    separation_probe,
     singular,
 )
 from mrtrain.engine.models import PartialSums, make_model
+from mrtrain.engine.objective import Objective
 from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.names import dataset_names, feature_names
@@ -85,6 +90,7 @@ def coefficient_inference(fitted, data, *, runner="inline", conf_path=None, part
             vector = launcher.sum_vector(MRGradient, theta[None, :], {"hessian": 1})
             return PartialSums.from_vector(vector, 1, model.n_params, 1)
 
+        check_not_separated(model, launcher, hessian_pass, fitted, dataset)
         table = newton_finish(model, hessian_pass, fitted.theta_, l2=fitted.l2, tol=tol, max_steps=max_steps)
     table["names"] = parameter_names(model, fitted.feature_names_)
     if table["remaining_step"] > WARN_STEP:
@@ -143,6 +149,27 @@ def check_identifiable(data, kind, *, fit_intercept=True, runner="inline", conf_
     raise DataError(f"{dataset.uri}: expected identifiable coefficients for --inference, found the columns "
                     f"{listed} linearly dependent (the design's smallest eigenvalue {eigenvalues[0]:.3g}, "
                     f"largest {eigenvalues[-1]:.3g}): drop one of them")
+
+
+def check_not_separated(model, launcher, hessian_pass, fitted, dataset):
+    """Refuse a (quasi-)separated fit in one line (:func:`mrtrain.engine.inference.check_identified`): a
+    pass with the Hessian at the fitted coefficients, then one at the Newton-step ladder
+    (:func:`mrtrain.engine.inference.separation_probe`); nothing for a linear model."""
+    if model.kind not in SEPARABLE_MODELS:
+        return
+    theta = fitted.theta_
+    objective = Objective(model, fitted.l2)
+    sums = hessian_pass(theta)
+    inference_table(model, sums, theta, l2=fitted.l2)  # refuses a singular Hessian first
+    (at_fit,) = objective.evaluations(sums, theta[None, :])
+    probe = separation_probe(model, theta, at_fit)
+    vector = launcher.sum_vector(MRGradient, probe.points, {"hessian": 0})
+    along = objective.evaluations(PartialSums.from_vector(vector, len(probe.points), model.n_params, 0),
+                                  probe.points)
+    try:
+        check_identified(model, theta, probe, [evaluation.value for evaluation in along])
+    except ValueError as error:
+        raise ValueError(f"{dataset.uri}: {error}") from None
 
 
 def save_inference(checkpoint_dir, iteration, table):

@@ -1,6 +1,6 @@
-"""Model and grid sizes are bounded before the first pass (:mod:`mrtrain.engine.memory`): one estimate for every
-family, refused in one line naming the parameter and the estimate when it exceeds ``MAX_TRAINING_BYTES`` or
-the machine's available memory."""
+"""Model and grid sizes are bounded before the first pass (:mod:`mrtrain.engine.memory`): one estimate for
+every family, refused in one line naming the parameter and the estimate when it exceeds
+``MAX_TRAINING_BYTES`` or the machine's available memory."""
 
 import os
 import resource
