@@ -45,7 +45,7 @@ from mrtrain.report import MissingDependencyError, require_matplotlib, write_rep
 from mrtrain.storage.checkpoint import list_checkpoints
 from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
 from mrtrain.storage.encoding import DROPS
-from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
+from mrtrain.storage.filesystem import absolute, get_filesystem, join, split_scheme
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
 from mrtrain.trainer import Trainer
@@ -956,6 +956,20 @@ def _fail(message, status):
     return status
 
 
+#: Arguments that are local paths or URIs: a relative path is made absolute once, before the command runs.
+PATH_ARGUMENTS = ("src", "dest", "data", "model_dir", "dir", "checkpoint_dir", "output", "like",
+                  "init_centers", "conf_path")
+
+
+def absolute_paths(args):
+    """Make every relative local path among ``args`` absolute (:func:`mrtrain.storage.filesystem.absolute`),
+    so that nothing the command runs depends on the working directory, which mrjob's inline runner
+    changes while a task runs."""
+    for name in PATH_ARGUMENTS:
+        if getattr(args, name, None) is not None:
+            setattr(args, name, absolute(getattr(args, name)))
+
+
 def _inputs(args):
     """The paths a command reads, for errors that cannot say which file they came from."""
     names = ("src", "data", "model_dir", "dir", "checkpoint_dir", "conf_path")
@@ -990,6 +1004,7 @@ def main(argv=None):
     except BrokenPipeError:  # mrtrain train --help | head
         return _closed_stdout()
     _configure_logging(args.verbose, args.quiet)
+    absolute_paths(args)
     try:
         COMMANDS[args.command](args)
         sys.stdout.flush()

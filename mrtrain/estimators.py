@@ -60,7 +60,7 @@ from mrtrain.engine.kmeans import nearest_centers
 from mrtrain.engine.params import check_int, check_number
 from mrtrain.names import dataset_names
 from mrtrain.storage.dataset import Dataset, write_dataset
-from mrtrain.storage.filesystem import join
+from mrtrain.storage.filesystem import absolute, join
 from mrtrain.trainer import Trainer
 
 __all__ = ["LogisticRegression", "LinearRegression", "PoissonRegressor", "LinearSVC", "MultinomialNB",
@@ -122,7 +122,7 @@ class _Estimator(BaseEstimator):
         self._check_params()
         partitions = check_int("partitions", self.partitions, minimum=1)
         if isinstance(X, str | os.PathLike):
-            return self._fit_dataset(os.fspath(X), y, sample_weight)
+            return self._fit_dataset(absolute(os.fspath(X)), y, sample_weight)
         X, y = self._validate_fit_data(X, y)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         labels = self._encode_targets(y, sample_weight)

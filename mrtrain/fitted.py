@@ -29,7 +29,7 @@ from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.encoding import encoding_difference
 from mrtrain.storage.errors import CheckpointError, DataError
-from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
+from mrtrain.storage.filesystem import absolute, get_filesystem, join, temp_sibling
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class FittedModel:
         FileNotFoundError
             If the directory holds no valid checkpoint.
         """
+        checkpoint_dir = absolute(checkpoint_dir)
         checkpoint = latest_training_checkpoint(checkpoint_dir)
         if checkpoint is None:
             raise FileNotFoundError(f"{checkpoint_dir}: no valid checkpoint found")
@@ -196,7 +197,7 @@ class FittedModel:
         }
 
     def _open_matching(self, data):
-        dataset = Dataset.open(data)
+        dataset = Dataset.open(absolute(data))
         if self.model.dense_only and dataset.layout != "dense":
             raise DataError(f"{dataset.uri}: expected a dense dataset for model {self.model.kind!r}, found "
                             f"layout {dataset.layout!r}")
@@ -304,6 +305,7 @@ class FittedModel:
             The written ``_predictions.json`` content.
         """
         dataset = self._open_matching(data)
+        output = absolute(output)
         fs = get_filesystem(output)
         if fs.exists(output):
             raise FileExistsError(f"{output}: output already exists; choose a new path")

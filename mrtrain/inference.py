@@ -44,7 +44,7 @@ from mrtrain.names import dataset_names, feature_names
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.encoding import column_levels, full_rank_columns
 from mrtrain.storage.errors import DataError
-from mrtrain.storage.filesystem import get_filesystem, join
+from mrtrain.storage.filesystem import absolute, get_filesystem, join
 from mrtrain.trainer import check_trainable
 
 log = logging.getLogger(__name__)
@@ -175,12 +175,14 @@ def check_not_separated(model, launcher, hessian_pass, fitted, dataset):
 def save_inference(checkpoint_dir, iteration, table):
     """Write ``table`` for the checkpoint of ``iteration`` as ``_inference.json`` (atomically)."""
     record = {"format": FORMAT, "version": 1, "iteration": int(iteration), "table": table}
+    checkpoint_dir = absolute(checkpoint_dir)
     get_filesystem(checkpoint_dir).write_bytes(join(checkpoint_dir, INFERENCE_NAME),
                                                json.dumps(record).encode())
 
 
 def load_inference(checkpoint_dir, iteration):
     """The table saved for the checkpoint of ``iteration``, or None (none saved, or for another one)."""
+    checkpoint_dir = absolute(checkpoint_dir)
     fs = get_filesystem(checkpoint_dir)
     uri = join(checkpoint_dir, INFERENCE_NAME)
     try:

@@ -69,7 +69,7 @@ from mrtrain.mr_jobs.partition_job import (
 )
 from mrtrain.mrjob_fs import webhdfs_first
 from mrtrain.storage import partition_cache
-from mrtrain.storage.filesystem import get_filesystem, join, split_scheme
+from mrtrain.storage.filesystem import absolute, get_filesystem, join, split_scheme
 from mrtrain.storage.hdfs_fs import hdfs_path, hdfs_user
 from mrtrain.storage.local_fs import LOCAL
 from mrtrain.storage.lock import pid_alive, pid_namespace, process_start
@@ -157,8 +157,8 @@ def preload_mrtrain_in_forkserver():
 
 def task_uri(uri):
     """``uri`` as a task sees it: tasks run in their own working directories, so relative local paths
-    become absolute; ``file://`` and ``hdfs://`` URIs are unchanged."""
-    return uri if split_scheme(uri) else os.path.abspath(uri)
+    become absolute (:func:`~mrtrain.storage.filesystem.absolute`); URIs are unchanged."""
+    return absolute(uri)
 
 
 def package_zip():

@@ -26,7 +26,9 @@ Every figure is a PNG inlined as base64 (``<img src="data:image/png;base64,...">
 title also in the PNG's ``Title`` text chunk), followed by the numbers it shows in a table, so the page
 needs nothing but itself. matplotlib is an optional dependency (``pip install 'mrtrain[report]'``); figures
 are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas, never through pyplot's global
-state.
+state. What a user wrote (column names, category values) is drawn literally: every ``$`` in it is escaped,
+so matplotlib never reads it as math markup, and TeX rendering is off whatever the matplotlib configuration
+says.
 """
 
 import base64
@@ -43,9 +45,10 @@ from mrtrain.engine.standardization import STANDARD_DEVIATIONS
 from mrtrain.fitted import FittedModel, latest_training_checkpoint
 from mrtrain.inference import load_inference
 from mrtrain.report_grid import grid_sections
+from mrtrain.report_text import literal
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
-from mrtrain.storage.filesystem import get_filesystem
+from mrtrain.storage.filesystem import absolute, get_filesystem, parent
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +137,7 @@ def build_report(model_dir, *, data=None, runner="inline", conf_path=None, parti
         If ``model_dir`` holds no valid checkpoint.
     """
     figure_class = require_matplotlib()
+    model_dir, data = absolute(model_dir), absolute(data)
     checkpoint = latest_training_checkpoint(model_dir)
     fitted = FittedModel.load(model_dir)
     inference = load_inference(model_dir, checkpoint.iteration) if checkpoint is not None else None
@@ -147,14 +151,32 @@ def build_report(model_dir, *, data=None, runner="inline", conf_path=None, parti
 
 
 def write_report(model_dir, output, **options):
-    """Write :func:`build_report`'s page to ``output`` (local or ``hdfs://``) in one atomic write.
+    """Write :func:`build_report`'s page to the new file ``output`` (local or ``hdfs://``).
+
+    The page appears complete and never replaces anything: a temporary sibling is linked to ``output``
+    (HDFS: created without overwrite), which fails if anything appeared at ``output`` while the report
+    was built, say another report to the same path.
 
     Returns
     -------
     list of Section
+
+    Raises
+    ------
+    FileExistsError
+        If ``output`` exists (checked again by the final, exclusive step).
     """
+    output = absolute(output)
+    fs = get_filesystem(output)
+    if fs.exists(output):
+        raise FileExistsError(f"{output}: destination already exists; choose a new path or delete it")
     page, sections = build_report(model_dir, **options)
-    get_filesystem(output).write_bytes(output, page.encode("utf-8"))
+    fs.makedirs(parent(output))
+    try:
+        fs.create_exclusive(output, page.encode("utf-8"))
+    except FileExistsError:
+        raise FileExistsError(f"{output}: destination already exists (it appeared while the report was "
+                              "built); nothing was overwritten: choose a new path or delete it") from None
     log.info("wrote the report of %s to %s (%d sections)", model_dir, output, len(sections))
     return sections
 
@@ -163,6 +185,13 @@ def report_sections(fitted, metrics, figure_class, feature_names=None, checkpoin
     """The sections that apply to ``fitted`` (and to ``metrics``, an evaluate result, if given; to
     ``checkpoint``, the newest one, for a grid's candidates; to ``inference``, the ``--inference`` table
     kept with that checkpoint)."""
+    from matplotlib import rc_context
+
+    with rc_context({"text.usetex": False}):  # the user's strings are escaped for mathtext, not TeX
+        return _sections(fitted, metrics, figure_class, feature_names, checkpoint, inference)
+
+
+def _sections(fitted, metrics, figure_class, feature_names, checkpoint, inference):
     sections = [] if metrics is None else [_metrics_section(metrics)]
     kind = fitted.model.kind
     records = fitted.pass_records_
@@ -432,8 +461,8 @@ def _confusion_section(fitted, confusion, figure_class):
     image = axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axis, label="share of the true class")
     ticks = range(k) if k <= ANNOTATED_CLASSES else []
-    axis.set_xticks(list(ticks), [names[i] for i in ticks])
-    axis.set_yticks(list(ticks), [names[i] for i in ticks])
+    axis.set_xticks(list(ticks), [literal(names[i]) for i in ticks])
+    axis.set_yticks(list(ticks), [literal(names[i]) for i in ticks])
     axis.set(xlabel="predicted class", ylabel="true class", title="confusion matrix")
     if k <= ANNOTATED_CLASSES:
         for i in range(k):
@@ -481,7 +510,7 @@ def _coefficient_section(fitted, figure_class, feature_names):
     positions = np.arange(len(shown))[::-1]
     axis.barh(positions, [value for _, value in shown],
               color=["C0" if value >= 0 else "C3" for _, value in shown])
-    axis.set_yticks(positions, [name for name, _ in shown])
+    axis.set_yticks(positions, [literal(name) for name, _ in shown])
     axis.axvline(0, color="0.3", linewidth=0.8)
     axis.set(xlabel="coefficient", title=f"largest coefficients ({len(shown)} of {values.size})")
     title = "Largest coefficients"
@@ -497,7 +526,7 @@ def _prior_section(fitted, figure_class):
     axis = figure.subplots()
     axis.bar(range(len(names)), priors, color="C0")
     axis.set_xticks(range(len(names)) if len(names) <= ANNOTATED_CLASSES else [],
-                    names if len(names) <= ANNOTATED_CLASSES else [])
+                    [literal(name) for name in names] if len(names) <= ANNOTATED_CLASSES else [])
     axis.set(xlabel="class", ylabel="prior probability", title="class priors")
     title = "Class priors"
     caption = "Naive Bayes is fitted in one pass (no convergence history): the class prior probabilities."

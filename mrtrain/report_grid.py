@@ -11,6 +11,7 @@ import numpy as np
 
 from mrtrain.engine.grid import grid_members
 from mrtrain.grid_training import NOT_SELECTED, member_parameters
+from mrtrain.report_text import literal
 
 #: Coefficients drawn in the path (those of largest magnitude anywhere along it); the table lists them all.
 PATH_LINES = 12
@@ -121,7 +122,7 @@ def _coefficient_path_section(fitted, checkpoint, figure_class, feature_names, s
     canvas = figure(figure_class, 8, 4)
     axis = canvas.subplots()
     for n, j in enumerate(drawn):  # past the 10 colours of the cycle, dashed lines tell them apart
-        axis.plot(x, paths[:, j], marker="o", markersize=2.5, linewidth=1.2, label=labels[j],
+        axis.plot(x, paths[:, j], marker="o", markersize=2.5, linewidth=1.2, label=literal(labels[j]),
                   linestyle="-" if n < 10 else "--")
     selected = next(row for row in table if row["selected"])
     axis.axvline(_penalty(selected), color="C3", linestyle="--", linewidth=1)

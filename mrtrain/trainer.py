@@ -84,6 +84,7 @@ from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.checkpoint_writer import CheckpointWriter
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
+from mrtrain.storage.filesystem import absolute
 from mrtrain.storage.lock import DirectoryLock
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,9 @@ class Trainer:
     conf_path : str, optional
         mrjob config file (otherwise mrjob's own lookup applies), checked by :func:`check_mrjob_conf`.
     checkpoint_dir : str, optional
-        Directory (local or ``hdfs://``) for one checkpoint per pass; a rerun resumes from it.
+        Directory (local or ``hdfs://``) for one checkpoint per pass; a rerun resumes from it. A relative
+        path is made absolute here, against the working directory of the call that makes the trainer
+        (as are ``conf_path`` and an ``init_centers`` file).
     keep_checkpoints : int, optional
         Keep only the newest N checkpoints.
     warm_start : bool
@@ -271,8 +274,8 @@ class Trainer:
         self.tol = tol
         self.gtol = gtol
         self.runner = runner
-        self.conf_path = conf_path
-        self.checkpoint_dir = checkpoint_dir
+        self.conf_path = absolute(conf_path)
+        self.checkpoint_dir = absolute(checkpoint_dir)
         self.keep_checkpoints = keep_checkpoints
         self.warm_start = warm_start
         self.break_lock = break_lock
@@ -289,7 +292,7 @@ class Trainer:
         self.init = init
         self.k = k
         self.seed = seed
-        self.init_centers = init_centers
+        self.init_centers = absolute(init_centers) if isinstance(init_centers, str) else init_centers
         self.init_steps = init_steps
         self.n_init = n_init
         self.layers = layers
@@ -408,14 +411,15 @@ class Trainer:
                                  f"{getattr(self, name)!r} instead.")
 
     def fit(self, data):
-        """Train on the dataset at ``data`` (a directory made by ``mrtrain ingest``).
+        """Train on the dataset at ``data`` (a directory made by ``mrtrain ingest``; a relative path is
+        made absolute first).
 
         Returns
         -------
         FittedModel
         """
         self._validate()
-        dataset = Dataset.open(data)
+        dataset = Dataset.open(absolute(data))
         if self.model in CLUSTERING_MODELS:
             # Imported here: k-means training builds on this module.
             from mrtrain.kmeans_training import fit_kmeans

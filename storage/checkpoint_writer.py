@@ -37,7 +37,9 @@ class CheckpointWriter:
     Parameters
     ----------
     directory : str
-        Checkpoint directory (local or ``hdfs://``); created if missing.
+        Checkpoint directory (local or ``hdfs://``); created if missing. A relative path is made absolute
+        here (:func:`~mrtrain.storage.filesystem.absolute`): the writing thread must not depend on the
+        working directory, which mrjob's inline runner changes while a pass runs.
     keep, validate : optional
         As :func:`~mrtrain.storage.checkpoint.save_checkpoint`'s: a checkpoint ``validate`` rejects is
         refused by :meth:`save` itself, before any write starts.

@@ -52,7 +52,7 @@ import pyarrow.parquet as pq
 
 from mrtrain.storage import encoding as _encoding
 from mrtrain.storage.errors import DataError
-from mrtrain.storage.filesystem import get_filesystem, join, temp_sibling
+from mrtrain.storage.filesystem import absolute, get_filesystem, join, temp_sibling
 
 logger = logging.getLogger(__name__)
 
@@ -267,7 +267,8 @@ class Dataset:
 
     @classmethod
     def open(cls, uri):
-        """Read and validate the manifest of the dataset directory ``uri``.
+        """Read and validate the manifest of the dataset directory ``uri`` (a relative path is made
+        absolute: the dataset's ``uri`` and its partitions' do not depend on the working directory).
 
         Raises
         ------
@@ -279,7 +280,7 @@ class Dataset:
         OSError
             If the manifest is not a regular file (a FIFO, a device).
         """
-        uri = str(uri)
+        uri = absolute(str(uri))
         fs = get_filesystem(uri)
         if not fs.isdir(uri):
             if fs.exists(uri):

@@ -38,18 +38,36 @@ def split_scheme(uri):
     return scheme
 
 
+def absolute(uri):
+    """``uri`` made independent of the working directory: a relative local path is joined to the current
+    one; absolute paths and URIs (``file://``, ``hdfs://``) are returned unchanged, as are None and a blank
+    path (which their callers refuse).
+
+    Every entry point (the CLI, :class:`mrtrain.Trainer`, the estimators, ingest, the report,
+    :class:`mrtrain.FittedModel`) resolves its paths with this once, and so do the objects whose threads
+    outlive a call (:class:`~mrtrain.storage.lock.DirectoryLock`'s lease, the
+    :class:`~mrtrain.storage.checkpoint_writer.CheckpointWriter`): mrjob's inline runner changes the
+    process's working directory while it runs a task, and a thread that used a relative path meanwhile
+    would read and write inside the task's directory.
+
+    ``.`` components and repeated slashes are dropped; ``..`` is kept as given (through a symbolic link it
+    does not mean the lexical parent).
+    """
+    if not isinstance(uri, str | os.PathLike):
+        return uri
+    uri = os.fspath(uri)
+    if not uri.strip() or "://" in uri or os.path.isabs(uri):
+        return uri
+    path = os.path.join(os.getcwd(), uri)
+    return path if ".." in path.split(os.sep) else os.path.normpath(path)
+
+
 def join(uri, *names):
     """Join ``names`` onto the directory ``uri`` (local path or URI) with ``/``."""
     uri = os.fspath(uri)
     if split_scheme(uri) == "":
         return os.path.join(uri, *names)
     return posixpath.join(uri, *names)
-
-
-def absolute(uri):
-    """``uri`` with a relative local path made absolute (``file://`` and ``hdfs://`` URIs unchanged): for a
-    path used from a thread while mrjob's inline runner changes the working directory of the process."""
-    return uri if split_scheme(uri) or os.path.isabs(uri) else os.path.abspath(uri)
 
 
 def parent(uri):

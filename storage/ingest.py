@@ -48,7 +48,7 @@ from mrtrain.storage.dataset import (
     write_dataset,
 )
 from mrtrain.storage.errors import DataError
-from mrtrain.storage.filesystem import get_filesystem
+from mrtrain.storage.filesystem import absolute, get_filesystem
 
 logger = logging.getLogger(__name__)
 
@@ -923,7 +923,7 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
     FileExistsError
         If ``dest`` exists.
     """
-    src, dest = str(src), str(dest)
+    src, dest = absolute(str(src)), absolute(str(dest))
     fmt = infer_format(src, format)
     if not isinstance(dense, bool):
         raise ValueError(f"The 'dense' parameter must be a bool. Got {dense!r} instead.")
@@ -936,7 +936,7 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
     if get_filesystem(dest).exists(dest):
         raise FileExistsError(f"{dest}: destination already exists; choose a new path or "
                               "delete it")
-    like_dataset = None if like is None else Dataset.open(str(like))
+    like_dataset = None if like is None else Dataset.open(absolute(str(like)))
     optional, class_names = (), None
     if like_dataset is not None:
         optional = tuple(role for role, given in (("label", label), ("weight", weight), ("keep", kept))

@@ -119,23 +119,25 @@ class DirectoryLock:
     ----------
     directory : str
         Local path or ``hdfs://`` URI; created if missing (and removed again on release if it was created
-        here and is still empty).
+        here and is still empty). A relative path is made absolute here (:func:`absolute`): the lease
+        thread must not depend on the working directory.
     break_lock : bool
         Take the lock even if another run seems to hold it. Default: False.
-    lease : float
-        Seconds the lease lasts without renewal (see the module docstring). Default: :data:`LEASE_SECONDS`.
+    lease : float, optional
+        Seconds the lease lasts without renewal (see the module docstring). Default: :data:`LEASE_SECONDS`
+        (read when the lock is made).
     """
 
-    def __init__(self, directory, *, break_lock=False, lease=LEASE_SECONDS):
-        self.directory = str(directory)
+    def __init__(self, directory, *, break_lock=False, lease=None):
         # Absolute: the lease thread reads it while the inline runner changes the working directory.
-        self.uri = join(absolute(self.directory), LOCK_NAME)
+        self.directory = absolute(str(directory))
+        self.uri = join(self.directory, LOCK_NAME)
         self.break_lock = bool(break_lock)
         self.fs = get_filesystem(self.uri)
         self.token = uuid.uuid4().hex
         self.created_directory = False
         self.held = False
-        self.lease = float(lease)
+        self.lease = float(LEASE_SECONDS if lease is None else lease)
         self.lost = None
         self._renewed = 0.0  # time.monotonic() of the last check that the lock carries our token
         self._stop_renewing = threading.Event()
