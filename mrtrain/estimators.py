@@ -5,8 +5,10 @@ Linear models (:class:`LogisticRegression`, :class:`LinearRegression`, :class:`P
 in one pass) and :class:`KMeans` (k-means|| or given centres, then Lloyd passes).
 
 ``fit(X, y, sample_weight=None)`` on a numpy array, a pandas DataFrame or a scipy sparse matrix writes the
-data to a temporary dataset (:func:`mrtrain.storage.dataset.write_dataset`, removed afterwards, also on
-error) and trains on it with :class:`mrtrain.Trainer`; ``fit(path_or_uri)`` trains on an existing dataset
+data to a temporary dataset (:func:`mrtrain.storage.dataset.write_dataset` in
+``<tempdir>/mrtrain-estimator-<pid>-<random>``, removed afterwards, also on error; one left by a process
+killed outright is removed by the next fit, as :func:`mrtrain.launcher.remove_dead_staging` says) and
+trains on it with :class:`mrtrain.Trainer`; ``fit(path_or_uri)`` trains on an existing dataset
 directory or ``hdfs://`` URI instead. Prediction is in memory, by :class:`mrtrain.FittedModel`'s
 ``predict`` and ``predict_proba``.
 The estimators fit into ``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` and pass scikit-learn's
@@ -33,7 +35,6 @@ scikit-learn is optional for mrtrain: only the estimator modules import it.
 
 import os
 import shutil
-import tempfile
 import warnings
 
 import numpy as np
@@ -58,6 +59,7 @@ from sklearn.utils.validation import (
 
 from mrtrain.engine.kmeans import nearest_centers
 from mrtrain.engine.params import check_int, check_number
+from mrtrain.launcher import ESTIMATOR_PREFIX, make_local_staging
 from mrtrain.names import dataset_names
 from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.storage.filesystem import absolute, join
@@ -126,9 +128,13 @@ class _Estimator(BaseEstimator):
         X, y = self._validate_fit_data(X, y)
         sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         labels = self._encode_targets(y, sample_weight)
-        with tempfile.TemporaryDirectory(prefix="mrtrain-estimator-") as tmp:
+        # Owned like a launcher's staging directory: a fit killed outright leaves it to the next fit's sweep.
+        tmp = make_local_staging(ESTIMATOR_PREFIX)
+        try:
             # Partitions hold at least one row each: fewer rows than partitions gives one row per partition.
             self._fit_arrays(tmp, X, labels, sample_weight, min(partitions, X.shape[0]))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return self
 
     def _fit_arrays(self, tmp, X, labels, sample_weight, partitions):

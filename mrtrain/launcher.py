@@ -8,10 +8,12 @@ task description and the parameter points, small files mrjob ships to every task
 distributed cache on Hadoop) — never on the command line.
 
 For the inline and local runners the staging directory is a local temporary directory (mode 0700, named
-``mrtrain-job-<pid>-<random>``, with a marker file recording the host and pid). mrjob's own local temporary
-directory is put inside it and removed after failed jobs too, and closing the launcher removes everything,
-on every exit path; what a killed run left is removed by the next launcher on the same host once the
-recorded process no longer exists (:func:`remove_dead_staging`), never a live run's directory. For the hadoop
+``mrtrain-job-<pid>-<random>``, with a marker file recording the host, the pid and its start time). mrjob's
+own local temporary directory is put inside it and removed after failed jobs too, and closing the launcher
+removes everything, on every exit path; what a killed run left is removed by the next launcher on the same
+host once the recorded process no longer exists or its pid names a process started at another time
+(:func:`remove_dead_staging`), never a live run's directory. The estimators' copies of their training data
+(``mrtrain-estimator-<pid>-<random>``) are made and swept the same way. For the hadoop
 runner over an ``hdfs://`` dataset it is a scratch directory on that HDFS, written through WebHDFS: mrjob
 then references these files instead of uploading each with a ``hadoop fs -put`` (one JVM start each), uses
 the same directory for its own files, writes the job output there, and the launcher reads the output and
@@ -111,9 +113,12 @@ _TASK_MODULES = ("_mrjob_compat.py",)
 
 #: Local staging directories: ``<tempdir>/mrtrain-job-<pid>-<random>``.
 STAGING_PREFIX = "mrtrain-job-"
-_STAGING_NAME = re.compile(r"mrtrain-job-([0-9]{1,10})-[A-Za-z0-9_]{1,32}")
-#: The file in a staging directory (local or HDFS) naming its owner: ``{"format", "host", "pid", "pid_ns",
-#: "start"}`` (:func:`staging_marker`).
+#: The estimators' temporary copies of their training data: ``<tempdir>/mrtrain-estimator-<pid>-<random>``.
+ESTIMATOR_PREFIX = "mrtrain-estimator-"
+#: The prefixes of the local directories a process owns and its successors sweep when it died.
+OWNED_PREFIXES = (STAGING_PREFIX, ESTIMATOR_PREFIX)
+#: The file in such a directory, or in an HDFS staging directory, naming its owner: ``{"format", "host",
+#: "pid", "pid_ns", "start"}`` (:func:`staging_marker`).
 STAGING_MARKER = "_owner.json"
 #: HDFS staging directories: ``/user/<user>/tmp/mrtrain/<16 hex digits>`` (:func:`hdfs_staging_dir`).
 _HDFS_STAGING_NAME = re.compile(r"[0-9a-f]{16}")
@@ -186,10 +191,21 @@ def package_zip():
     return buffer.getvalue()
 
 
-def make_local_staging():
-    """A new local staging directory (mode 0700) with its owner marker, after removing dead runs' ones."""
-    remove_dead_staging()
-    path = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-")
+def make_local_staging(prefix=STAGING_PREFIX):
+    """A new local directory ``<tempdir>/<prefix><pid>-<random>`` (mode 0700) with its owner marker, after
+    removing the ones of this prefix that dead runs left (:func:`remove_dead_staging`).
+
+    Parameters
+    ----------
+    prefix : str, one of :data:`OWNED_PREFIXES`
+        :data:`STAGING_PREFIX` (a launcher's staging directory) or :data:`ESTIMATOR_PREFIX` (an
+        estimator's copy of its training data).
+    """
+    if prefix not in OWNED_PREFIXES:
+        raise ValueError(f"The 'prefix' parameter must be one of {list(OWNED_PREFIXES)}. Got {prefix!r} "
+                         "instead.")
+    remove_dead_staging(prefix=prefix)
+    path = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")
     try:
         LOCAL.write_bytes(os.path.join(path, STAGING_MARKER), json.dumps(staging_marker()).encode())
     except BaseException:
@@ -223,18 +239,20 @@ def owner_gone(marker):
     return isinstance(start, int) and not isinstance(start, bool) and process_start(pid) not in (None, start)
 
 
-def remove_dead_staging(root=None):
-    """Remove the local staging directories in ``root`` left by runs on this host that no longer exist.
+def remove_dead_staging(root=None, prefix=STAGING_PREFIX):
+    """Remove the local directories in ``root`` left by runs on this host that no longer exist.
 
-    Only directories named like :data:`STAGING_PREFIX` ``<pid>-...``, owned by this user, not symlinks,
-    whose marker names this host and that pid, and whose process no longer exists (:func:`owner_gone`) are
-    removed: a live run's directory, another host's or user's, or one whose marker is missing or unreadable
-    is kept.
+    Only directories named like ``prefix`` ``<pid>-...``, owned by this user, not symlinks, whose marker
+    names this host and that pid, and whose process no longer exists (:func:`owner_gone`: its pid is free
+    or names a process started at another time) are removed: a live run's directory, another host's or
+    user's, or one whose marker is missing or unreadable is kept.
 
     Parameters
     ----------
     root : str, optional
         Default: :func:`tempfile.gettempdir`.
+    prefix : str
+        :data:`STAGING_PREFIX` or :data:`ESTIMATOR_PREFIX`.
 
     Returns
     -------
@@ -247,8 +265,9 @@ def remove_dead_staging(root=None):
         names = os.listdir(root)
     except OSError:
         return removed
+    pattern = re.compile(re.escape(prefix) + r"([0-9]{1,10})-[A-Za-z0-9_]{1,32}")
     for name in names:
-        match = _STAGING_NAME.fullmatch(name)
+        match = pattern.fullmatch(name)
         if not match:
             continue
         path = os.path.join(root, name)
