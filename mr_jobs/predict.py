@@ -97,21 +97,22 @@ class MRPredict(PartitionJob):
     def mapper_write_predictions(self, _, line):
         partition_id, uri, X, y_raw, _w = self.read_partition_line(line)
         task = self.task
-        with failures_named(partition_id, uri), single_threaded_blas():
-            kept = None
-            if task.get("kept"):
-                entry = task["kept"][partition_id]
-                kept = read_kept(entry["uri"], entry["bytes"], entry["sha256"], task["kept_columns"],
-                                 len(y_raw))
-            offsets = task.get("row_offsets")
-            table = predictions_table(
-                self.model, X, y_raw, self.thetas[0], first_row=offsets[partition_id] if offsets else 0,
-                class_labels=task.get("class_labels"), class_names=task.get("class_names"),
-                has_label=task.get("has_label", True), kept=kept)
-        buffer = io.BytesIO()
-        pq.write_table(table, buffer)
-        destination = join(self.task["output"], f"part-{partition_id:05d}.parquet")
-        get_filesystem(destination).write_bytes(destination, buffer.getvalue())
+        with failures_named(partition_id, uri):
+            with single_threaded_blas():
+                kept = None
+                if task.get("kept"):
+                    entry = task["kept"][partition_id]
+                    kept = read_kept(entry["uri"], entry["bytes"], entry["sha256"], task["kept_columns"],
+                                     len(y_raw))
+                offsets = task.get("row_offsets")
+                table = predictions_table(
+                    self.model, X, y_raw, self.thetas[0], first_row=offsets[partition_id] if offsets else 0,
+                    class_labels=task.get("class_labels"), class_names=task.get("class_names"),
+                    has_label=task.get("has_label", True), kept=kept)
+            buffer = io.BytesIO()
+            pq.write_table(table, buffer)
+            destination = join(self.task["output"], f"part-{partition_id:05d}.parquet")
+            get_filesystem(destination).write_bytes(destination, buffer.getvalue())  # names it on error
         yield partition_id, table.num_rows
 
 

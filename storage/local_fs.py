@@ -62,12 +62,21 @@ def _fsync_directory(path):
         os.close(descriptor)
 
 
-def _write_synced(path, data):
-    """Create the new file ``path`` (it must not exist) holding ``data``, flushed to disk."""
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+def _write_synced(path, data, target):
+    """Create the new file ``path`` (it must not exist) holding ``data``, flushed to disk.
+
+    An error of the write or the flush (a full disk: ``ENOSPC``, a quota: ``EDQUOT``), which Python
+    raises without a file name, is raised again naming ``target``, the file being written.
+    """
+    try:
+        with open(path, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as error:
+        if error.filename is not None or error.errno is None:
+            raise
+        raise type(error)(error.errno, f"{error.strerror} (writing {len(data)} bytes)", target) from None
 
 
 class LocalFileSystem(FileSystem):
@@ -97,7 +106,7 @@ class LocalFileSystem(FileSystem):
             os.makedirs(directory, exist_ok=True)
         tmp = temp_sibling(path)
         try:
-            _write_synced(tmp, data)
+            _write_synced(tmp, data, os.fspath(uri))
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -114,7 +123,7 @@ class LocalFileSystem(FileSystem):
         path = local_path(uri)
         tmp = temp_sibling(path)
         try:
-            _write_synced(tmp, data)
+            _write_synced(tmp, data, os.fspath(uri))
             os.link(tmp, path)
         finally:
             if os.path.exists(tmp):
