@@ -85,6 +85,27 @@ NAIVE_BAYES_REFUSED = ("optimizer", "l1", "l2", "reg", "elastic_net")
 KMEANS_REFUSED = NAIVE_BAYES_REFUSED + ("smoothing",)
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
+#: Train options that only mean something with another option or model: (option, what it needs, whether
+#: the arguments have it). Each is refused when given without it (see :func:`refuse_unpaired_options`).
+DEPENDENT_OPTIONS = (
+    ("allreduce_address", "--allreduce", lambda args: args.allreduce),
+    ("allreduce_tasks", "--allreduce", lambda args: args.allreduce),
+    ("allreduce_timeout", "--allreduce", lambda args: args.allreduce),
+    ("keep_checkpoints", "--checkpoint-dir", lambda args: args.checkpoint_dir is not None),
+    ("break_lock", "--checkpoint-dir", lambda args: args.checkpoint_dir is not None),
+    ("warm_start", "--checkpoint-dir", lambda args: args.checkpoint_dir is not None),
+    ("reg_path_ratio", "--reg-path", lambda args: args.reg_path is not None),
+    ("n_iter_no_change", "--validation-fraction", lambda args: args.validation_fraction is not None),
+    ("fold_seed", "--cv or --validation-fraction",
+     lambda args: args.cv is not None or args.validation_fraction is not None),
+    ("init_steps", "--model kmeans", lambda args: args.model == "kmeans"),
+    ("n_init", "--model kmeans", lambda args: args.model == "kmeans"),
+    ("seed", "--model kmeans or mlp", lambda args: args.model in ("kmeans", "mlp")),
+)
+#: The defaults of the train options of :data:`DEPENDENT_OPTIONS` whose parser default is None (so that
+#: giving one can be told from leaving it out).
+TRAIN_DEFAULTS = {"allreduce_address": "127.0.0.1", "allreduce_timeout": DEFAULT_TIMEOUT,
+                  "n_iter_no_change": 5, "fold_seed": 0, "init_steps": 2, "n_init": 1, "seed": 0}
 
 
 #: Messages of this module's argparse ``type=`` checks; they name the parameter or file themselves.
@@ -293,9 +314,9 @@ def build_parser():
                         "k-means|| then Lloyd passes (labels are ignored); mlp is a multilayer perceptron "
                         "classifier trained by lbfgs (or gd)")
     g.add_argument("--k", type=_int_at_least(1, "k"), help="kmeans: number of centres (at most the rows)")
-    g.add_argument("--seed", type=_int_at_least(0, "seed"), default=0,
+    g.add_argument("--seed", type=_int_at_least(0, "seed"),
                    help="kmeans: seed of the k-means|| initialisation; mlp: seed of the initial weights. "
-                        "Default: %(default)s")
+                        "Default: 0")
     g.add_argument("--layers", type=_layer_sizes, metavar="N[,N...]",
                    help="mlp: hidden layer sizes, e.g. 64,32 (softmax output over the classes). Default: 100")
     g.add_argument("--activation", choices=ACTIVATIONS,
@@ -303,12 +324,11 @@ def build_parser():
     g.add_argument("--init-centers", metavar="FILE",
                    help="kmeans: initial centres instead of k-means||, a .npy array or CSV rows of numbers "
                         "(k x features; --k may be left out)")
-    g.add_argument("--init-steps", type=_int_at_least(1, "init_steps"), default=2,
-                   help="kmeans: k-means|| sampling steps (Spark's initSteps). Default: %(default)s")
-    g.add_argument("--n-init", type=_int_at_least(1, "n_init"), default=1, metavar="N",
+    g.add_argument("--init-steps", type=_int_at_least(1, "init_steps"),
+                   help="kmeans: k-means|| sampling steps (Spark's initSteps). Default: 2")
+    g.add_argument("--n-init", type=_int_at_least(1, "n_init"), metavar="N",
                    help="kmeans: keep the best (lowest inertia) of N k-means|| starts, seeds --seed .. "
-                        "--seed + N - 1, their Lloyd passes shared (one pass serves all). Default: "
-                        "%(default)s")
+                        "--seed + N - 1, their Lloyd passes shared (one pass serves all). Default: 1")
     g.add_argument("--smoothing", type=_argument(check_number, "smoothing", float, minimum=0, strictly=True),
                    metavar="A",
                    help="naive Bayes smoothing > 0: alpha of multinomial-nb and bernoulli-nb (default 1.0), "
@@ -344,12 +364,12 @@ def build_parser():
     g.add_argument("--validation-fraction", type=_float_at_least(0, "validation_fraction"), metavar="F",
                    help="hold out about F of the rows (a stable row hash) to score the models and stop each "
                         "early (--n-iter-no-change); the result is the best iterate of the best penalty")
-    g.add_argument("--n-iter-no-change", type=_int_at_least(1, "n_iter_no_change"), default=5, metavar="N",
+    g.add_argument("--n-iter-no-change", type=_int_at_least(1, "n_iter_no_change"), metavar="N",
                    help="with --validation-fraction: stop after N iterations without a better validation "
-                        "loss. Default: %(default)s")
-    g.add_argument("--fold-seed", type=_int_at_least(0, "fold_seed"), default=0, metavar="S",
-                   help="seed of the row hash that makes the folds or the hold-out part. "
-                        "Default: %(default)s")
+                        "loss. Default: 5")
+    g.add_argument("--fold-seed", type=_int_at_least(0, "fold_seed"), metavar="S",
+                   help="with --cv or --validation-fraction: seed of the row hash that makes the folds or "
+                        "the hold-out part. Default: 0")
     g = p.add_argument_group("optimizer and stopping rule")
     g.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
                    help="Default: owlqn when the l1 penalty is > 0, else lbfgs")
@@ -391,18 +411,19 @@ def build_parser():
                    help="one map-only job for the whole training: its tasks keep their partitions and serve "
                         "every pass over TCP (local and hadoop runners; same bits as one job per pass)")
     g.add_argument("--allreduce-address", type=_argument(_address, "allreduce_address", str),
-                   default="127.0.0.1", metavar="HOST[:PORT]",
+                   metavar="HOST[:PORT]",
                    help="where the driver listens for the allreduce tasks (port 0: any free port); on a "
-                        "cluster an address of this host that the NodeManagers reach. Default: %(default)s")
+                        "cluster an address of this host that the NodeManagers reach. Default: "
+                        f"{TRAIN_DEFAULTS['allreduce_address']}")
     g.add_argument("--allreduce-tasks", type=_int_at_least(1, "allreduce_tasks"), metavar="N",
                    help="allreduce map tasks, all running at once. Default: the local runner's cores; on "
                         "hadoop the free map slots the ResourceManager reports, else 2 (at most one per "
                         "partition)")
     g.add_argument("--allreduce-timeout",
                    type=_argument(check_number, "allreduce_timeout", float, minimum=0, strictly=True),
-                   default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                   metavar="SECONDS",
                    help="seconds for every allreduce task to connect (and a lost one to come back). "
-                        "Default: %(default)s")
+                        f"Default: {DEFAULT_TIMEOUT:g}")
     _runner_args(g, json=False)
 
     p = commands.add_parser("evaluate", parents=[common], help="metrics of a trained model on a dataset")
@@ -693,7 +714,29 @@ def _listed_value(values):
     return values[0] if len(values) == 1 else values
 
 
+def refuse_unpaired_options(args):
+    """Refuse a train option of :data:`DEPENDENT_OPTIONS` given without what it needs (one line), then set
+    the left-out ones of :data:`TRAIN_DEFAULTS` to their defaults.
+
+    Raises
+    ------
+    ValueError
+        Naming the option, its value and what it needs.
+    """
+    for name, needs, has in DEPENDENT_OPTIONS:
+        value = getattr(args, name)
+        if value is not None and value is not False and not has(args):
+            option = f"--{name.replace('_', '-')}"
+            given = option + ("" if value is True else f" {_option_text(value)}")
+            raise ValueError(f"The '{option}' option only applies with {needs}. Got {given} without it "
+                             "instead.")
+    for name, default in TRAIN_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
 def cmd_train(args):
+    refuse_unpaired_options(args)
     if args.model in NAIVE_BAYES_MODELS:
         given = [f"--{name.replace('_', '-')} {_option_text(getattr(args, name))}"
                  for name in NAIVE_BAYES_REFUSED if getattr(args, name) is not None]

@@ -661,6 +661,16 @@ class Trainer:
                 )
             return None, False
         differences = settings_differences(checkpoint.meta["settings"], settings, RESUME_KEYS)
+        grid = checkpoint.meta.get("grid")
+        if grid is not None:  # its state is the grid's (all members), its counts the grid's passes
+            if not self.warm_start:
+                raise SettingsMismatchError(
+                    f"{checkpoint.uri}: cannot resume, the checkpoint was made by a grid of penalties and a "
+                    "single model's training does not continue it; rerun the grid's command to resume the "
+                    "grid, use another --checkpoint-dir, or pass --warm-start to start from the grid's "
+                    "selected model"
+                )
+            differences = differences or ["the checkpoint holds a grid's selected model"]
         if not differences:
             return checkpoint, True
         if not self.warm_start:

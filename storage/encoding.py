@@ -276,6 +276,19 @@ def describe_encoding(encoding):
         f" (drop {encoding['drop']})" if "drop" in encoding else "")
 
 
+#: Levels listed by :func:`encoding_difference` before saying how many more there are.
+LISTED_LEVELS = 3
+
+
+def listed(values, limit=LISTED_LEVELS):
+    """``[a, b, c, … and 5 more]``: the first ``limit`` of ``values`` (repr'd), then how many are left out."""
+    values = list(values)
+    shown = ", ".join(repr(value) for value in values[:limit])
+    if len(values) > limit:
+        shown += f", … and {len(values) - limit} more"
+    return f"[{shown}]"
+
+
 def encoding_difference(expected, found):
     """Name the first difference between two encodings (either may be None), or return None if equal."""
     if encoding_digest(expected) == encoding_digest(found):
@@ -288,9 +301,9 @@ def encoding_difference(expected, found):
     for column in expected["categorical"]:
         a, b = expected["levels"][column], found["levels"][column]
         if a != b:
-            extra, lacking = sorted(set(b) - set(a))[:3], sorted(set(a) - set(b))[:3]
+            extra, lacking = sorted(set(b) - set(a)), sorted(set(a) - set(b))
             return (f"levels of column {column!r}: expected {len(a)} levels, found {len(b)} "
-                    f"(extra {extra}, lacking {lacking})")
+                    f"(extra {listed(extra)}, lacking {listed(lacking)})")
     for key in _SLOT_KEYS:
         if expected.get(key) != found.get(key):
             return f"encoding field {key!r}: expected {expected.get(key)!r}, found {found.get(key)!r}"

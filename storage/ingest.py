@@ -253,6 +253,23 @@ def _longest_line(data, chunk=1 << 26):
     return max(longest, len(view) - start)
 
 
+#: What a missing numeric value's error advises; with ``--like``, which refuses ``--impute``, the second.
+IMPUTE_HINT = " (a missing value: pass --impute zero or mean)"
+LIKE_HINT = (" (a missing value: the --like dataset was ingested without --impute, so every numeric value "
+             "must be given; ingest the training data with --impute zero or mean to fill them)")
+
+
+def _read_like(read, like):
+    """``read()``, a source reader's call; with a ``--like`` dataset its missing-value error advises
+    :data:`LIKE_HINT` instead of :data:`IMPUTE_HINT` (an option ``--like`` refuses)."""
+    try:
+        return read()
+    except DataError as error:
+        if like is None or IMPUTE_HINT not in str(error):
+            raise
+        raise DataError(str(error).replace(IMPUTE_HINT, LIKE_HINT)) from None
+
+
 def _csv_first_error(text, header, src, categorical=(), optional=()):
     """Return a DataError for the first malformed row of a CSV text, or None if none is found.
 
@@ -266,7 +283,7 @@ def _csv_first_error(text, header, src, categorical=(), optional=()):
             if name in categorical or (value == "" and name in optional):
                 continue
             if not _is_number(value):
-                hint = " (a missing value: pass --impute zero or mean)" if value == "" else ""
+                hint = IMPUTE_HINT if value == "" else ""
                 return DataError(f"{src}: line {line}: column {name!r}: expected a number, "
                                  f"found {value!r}{hint}")
     return None
@@ -442,7 +459,7 @@ def _numeric_column(table, name, src, allow_null=False):
         raise DataError(f"{src}: column {name!r}: expected a numeric type, found {column.type}")
     if column.null_count and not allow_null:  # None: a feature, hint at --impute
         row = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0]) + 1
-        hint = " (a missing value: pass --impute zero or mean)" if allow_null is None else ""
+        hint = IMPUTE_HINT if allow_null is None else ""
         raise DataError(f"{src}: row {row}: column {name!r}: expected a number, found null{hint}")
     return column.cast(pa.float64()).to_numpy(zero_copy_only=False)
 
@@ -772,7 +789,7 @@ def _apply_encoding(source, src, *, categorical, hash_bits, min_count, impute, l
     if source.missing is not None and source.missing.any() and encoding["impute"] is None:
         row, j = (int(i) for i in np.argwhere(source.missing)[0])
         raise DataError(f"{src}: {source.locate(row)}: column {source.feature_names[j]!r}: expected a "
-                        "number, found a missing value (the --like dataset has no --impute)")
+                        "number, found a missing value" + LIKE_HINT)
     if encoding["impute"] is not None:
         encoding["means"] = _impute(source, encoding, src)
     source.missing = None
@@ -927,6 +944,12 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
     fmt = infer_format(src, format)
     if not isinstance(dense, bool):
         raise ValueError(f"The 'dense' parameter must be a bool. Got {dense!r} instead.")
+    if dense and fmt != "libsvm":
+        raise ValueError(f"The 'dense' parameter applies to libsvm sources (other formats are dense unless "
+                         f"their columns are categorical). Got dense=True with format {fmt!r} instead.")
+    if weight is not None and fmt == "libsvm":
+        raise ValueError(f"The 'weight' parameter names a csv or parquet column or an npz array; a libsvm "
+                         f"source has none. Got weight={weight!r} with format 'libsvm' instead.")
     check_n_features(n_features, "csr" if fmt in ("libsvm", "npz") and not dense else "dense")
     check_partitioning(partitions, partition_size_mb)
     if dtype is not None:
@@ -956,9 +979,10 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
     elif encoded:
         reader = read_csv if fmt == "csv" else read_parquet
         columns = like_encoding["categorical"] if like_encoding else categorical or ()
-        source = reader(data, src, label=label, weight=weight, categorical=tuple(columns),
-                        impute=like_encoding["impute"] if like_encoding else impute, optional=optional,
-                        class_names=class_names, keep=tuple(kept))
+        source = _read_like(lambda: reader(
+            data, src, label=label, weight=weight, categorical=tuple(columns),
+            impute=like_encoding["impute"] if like_encoding else impute, optional=optional,
+            class_names=class_names, keep=tuple(kept)), like_dataset)
         encoding = _apply_encoding(source, src, categorical=categorical, hash_bits=hash_bits,
                                    min_count=min_count, impute=impute, like=like_encoding, drop=drop)
         if n_features is not None and source.X.shape[1] != n_features:
@@ -968,7 +992,7 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
         reader = {"csv": read_csv, "parquet": read_parquet, "npz": read_npz}[fmt]
         extra = ({} if fmt == "npz" else
                  {"optional": optional, "class_names": class_names, "keep": tuple(kept)})
-        source = reader(data, src, label=label, weight=weight, **extra)
+        source = _read_like(lambda: reader(data, src, label=label, weight=weight, **extra), like_dataset)
         if like_dataset is not None:
             _order_like(source, like_dataset, src)
         if n_features is not None and source.X.shape[1] != n_features:
