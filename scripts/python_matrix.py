@@ -50,12 +50,6 @@ MIN_ACCURACY = {"iris": 0.98, "sparse": 0.95, "categorical": 0.95}
 #: parameter (different numpy builds may add in another order: differences of ~1e-13 of it are seen;
 #: parameters that are 0 in exact arithmetic come out as ~1e-20 either way).
 RTOL = 1e-9
-#: Runners whose checkpoint directory is given as an absolute path, the rest being relative: mrjob's inline
-#: runner changes the working directory while its tasks run, and until issue 26 (item 1: relative paths
-#: with the inline runner) has landed, the checkpoint lock's lease and the checkpoint writer's threads lose
-#: a relative checkpoint directory meanwhile (the run fails: "the lock was broken", "No such file"). Empty
-#: this once it has.
-ABSOLUTE_CHECKPOINTS = ("inline",)
 #: Training options per dataset.
 TRAIN = {
     "iris": ["--model", "softmax", "--optimizer", "newton", "--l2", "0.001"],
@@ -252,7 +246,7 @@ def smoke(venv, scratch, reference):
         seen = {}
         for runner, extra in runs:
             label = f"{name}-{runner}" + ("-allreduce" if "--allreduce" in extra else "")
-            model_dir = str(scratch / label) if runner in ABSOLUTE_CHECKPOINTS else label
+            model_dir = label
             started = time.perf_counter()
             train = ["train", name, *TRAIN[name], "--runner", runner, *extra, "--no-metrics",
                      "--checkpoint-dir", model_dir, "--json"]
