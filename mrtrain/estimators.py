@@ -403,7 +403,36 @@ class _ClassLabels:
         return self.classes_[np.searchsorted(self._fitted.classes_, indices)]
 
 
-class LogisticRegression(_ClassLabels, ClassifierMixin, _MRTrainModel):
+class _ProbabilisticClassifier(_ClassLabels):
+    """A classifier whose fitted model gives class probabilities (logistic, softmax, MLP): probabilities,
+    their logarithm and the most probable label, computed in memory from the fitted parameters."""
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : array_like or sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        X = self._features(X)
+        return self._fitted.predict_proba(X)
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, shape (n_samples, n_classes)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        """Predicted class labels (from ``classes_``), shape (n_samples,)."""
+        X = self._features(X)
+        return self._labels(self._fitted.predict(X))
+
+
+class LogisticRegression(_ProbabilisticClassifier, ClassifierMixin, _MRTrainModel):
     """Logistic regression, binary (mrtrain model ``"logistic"``) or multinomial (``"softmax"``).
 
     Minimises the mean log-loss plus ``(l2/2)‖W‖²`` (intercepts not penalized): scikit-learn's
@@ -451,30 +480,6 @@ class LogisticRegression(_ClassLabels, ClassifierMixin, _MRTrainModel):
         """
         X = self._features(X)
         return self._fitted.model.decision_function(X, self._fitted.theta_)
-
-    def predict_proba(self, X):
-        """Class probabilities, columns in ``classes_`` order.
-
-        Parameters
-        ----------
-        X : array_like or sparse matrix of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-        """
-        X = self._features(X)
-        return self._fitted.predict_proba(X)
-
-    def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`, shape (n_samples, n_classes)."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        """Predicted class labels (from ``classes_``), shape (n_samples,)."""
-        X = self._features(X)
-        return self._labels(self._fitted.predict(X))
 
 
 class LinearSVC(_ClassLabels, ClassifierMixin, _MRTrainModel):

@@ -20,13 +20,13 @@ from sklearn.base import ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from mrtrain.engine.mlp import ACTIVATIONS, DEFAULT_LAYERS
-from mrtrain.estimators import _ClassLabels, _Estimator, random_seed
+from mrtrain.estimators import _Estimator, _ProbabilisticClassifier, random_seed
 from mrtrain.trainer import Trainer
 
 __all__ = ["MLPClassifier"]
 
 
-class MLPClassifier(_ClassLabels, ClassifierMixin, _Estimator):
+class MLPClassifier(_ProbabilisticClassifier, ClassifierMixin, _Estimator):
     """Multilayer perceptron classifier (mrtrain model ``"mlp"``) trained by MapReduce.
 
     Hidden layers of ``tanh`` or ``relu`` units and a softmax output over the classes. Minimises
@@ -133,27 +133,3 @@ class MLPClassifier(_ClassLabels, ClassifierMixin, _Estimator):
         self.n_layers_ = len(self.coefs_) + 1
         self.n_outputs_ = self.coefs_[-1].shape[1]
         self.out_activation_ = "softmax"
-
-    def predict_proba(self, X):
-        """Class probabilities (the softmax of the output layer), columns in ``classes_`` order.
-
-        Parameters
-        ----------
-        X : array_like or sparse matrix of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_classes)
-        """
-        X = self._features(X)
-        return self._fitted.predict_proba(X)
-
-    def predict_log_proba(self, X):
-        """Logarithm of :meth:`predict_proba`, shape (n_samples, n_classes)."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        """Predicted class labels (from ``classes_``): the class of the largest probability, shape (n,)."""
-        X = self._features(X)
-        return self._labels(self._fitted.predict(X))
