@@ -54,8 +54,9 @@ def test_separated_data_are_refused_in_one_line_where_statsmodels_notes_separati
     status, out, err = run(capsys, "train", "data", "--model", "logistic", "--inference", "--runner",
                            "inline", "--checkpoint-dir", "ck")
     assert status == 2 and out == "", err
-    assert len(err) == 1 and err[0].startswith("mrtrain: error: data: The maximum-likelihood estimate does "
-                                               "not exist: the data are quasi-separated"), err
+    assert len(err) == 1 and err[0].startswith(
+        f"mrtrain: error: {tmp_path / 'data'}: The maximum-likelihood estimate does not exist: the data are "
+        "quasi-separated"), err
     assert "feature 0 (" in err[0]
     assert not (tmp_path / "ck" / "_inference.json").exists()
 

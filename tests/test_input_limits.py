@@ -335,8 +335,8 @@ def set_partition(index, **fields):
     (lambda m: m["label"].update(classes="01"), "label.classes: expected null or a list of 1 to 1000 labels, "
                                                 "found '01'"),
     (lambda m: m["label"].update(name=["y"]), "label.name: expected a string, found ['y']"),
-    (lambda m: m["label"].update(extra=1), "label: expected only the keys ['classes', 'name'], found also "
-                                           "['extra']"),
+    (lambda m: m["label"].update(extra=1), "label: expected only the keys ['absent', 'class_names', "
+                                           "'classes', 'name'], found also ['extra']"),
     (lambda m: m.update(n_features="3"), "n_features: expected an int in [1, 1048576] (MAX_FEATURES), "
                                          "found '3'"),
     (lambda m: m.update(n_features=2**40), "n_features: expected an int in [1, 1048576] (MAX_FEATURES), "

@@ -217,7 +217,9 @@ def test_cli_train_evaluate_predict_inspect_with_initial_centres_from_files(tmp_
     assert evaluate_json(capsys, data, model_dir, "--runner", "inline") == metrics
 
     tables = predict_tables(capsys, data, model_dir, tmp_path / "predictions", "--runner", "inline")
-    assert tables[0].column_names == ["label", "prediction", "distance"]
+    assert tables[0].column_names == ["row", "label", "prediction", "distance"]
+    rows = np.concatenate([t.column("row").to_numpy() for t in tables])
+    assert_array_equal(rows, np.arange(len(X)))  # the row index joins the predictions to the input
     predicted = np.concatenate([t.column("prediction").to_numpy() for t in tables])
     distance = np.concatenate([t.column("distance").to_numpy() for t in tables])
     assert_array_equal(predicted, expected.predict(X))
