@@ -108,9 +108,11 @@ def test_label_validation_follows_the_interval():
 @pytest.mark.parametrize(
     ("loss", "encoded", "keys", "extra"),
     [
-        (LogisticLoss(), [1.0, 0.0], ["prediction", "probability"], 2 * AUC_BINS),
+        # Beyond the confusion matrix: the sum of the score (the clipped log loss, or the hinge loss), and
+        # for the binary family the two AUC histograms.
+        (LogisticLoss(), [1.0, 0.0], ["prediction", "probability"], 1 + 2 * AUC_BINS),
         (SquaredHingeLoss(), [1.0, -1.0], ["prediction", "margin"], 1),
-        (MultinomialLoss(2), [1, 0], ["prediction", "probabilities"], 0),
+        (MultinomialLoss(2), [1, 0], ["prediction", "probabilities"], 1),
     ],
     ids=["binary", "margin", "multiclass"],
 )

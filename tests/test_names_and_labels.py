@@ -145,8 +145,9 @@ def test_bad_labels_are_refused_in_one_line(capsys, scratch):
     scratch.iloc[:6].to_csv("odd.csv", index=False)
     status, out, err = run(capsys, "ingest", "odd.csv", "odd", "--like", "ds")
     assert status == 2 and len(err) == 1 and not os.path.exists("odd")
-    assert err[0] == ("mrtrain: error: odd.csv: line 5: column 'species': expected one of the classes of the "
-                      "--like dataset ['Adelie', 'Chinstrap', 'Gentoo'], found 'Emperor'")
+    assert err[0] == (f"mrtrain: error: {os.path.abspath('odd.csv')}: line 5: column 'species': expected one "
+                      "of the classes of the --like dataset ['Adelie', 'Chinstrap', 'Gentoo'], "
+                      "found 'Emperor'")
     # A dataset ingested on its own has its own classes: the model refuses it.
     scratch.to_csv("odd.csv", index=False)
     assert run(capsys, "ingest", "odd.csv", "own", "--categorical", "island,sex", "--drop", "first",

@@ -51,7 +51,8 @@ def test_every_family_refuses_overflow_in_one_line_and_writes_no_checkpoint(tmp_
     monkeypatch.chdir(tmp_path)  # as a user types it: relative paths in a scratch directory
     status, out, err = run(capsys, "train", "data", *options, "--checkpoint-dir", "ck")
     assert status == 2 and out == "", err
-    assert len(err) == 1 and err[0].startswith("mrtrain: error: data") and RESCALE_ADVICE in err[0], err
+    assert len(err) == 1 and err[0].startswith(f"mrtrain: error: {tmp_path / 'data'}"), err
+    assert RESCALE_ADVICE in err[0], err
     assert "not finite" in err[0], err
     assert not [name for name in tree(tmp_path) if "ckpt-" in name]
 
@@ -117,7 +118,8 @@ def test_evaluate_names_the_older_checkpoint_it_falls_back_to(tmp_path, capsys, 
         assert status == 0, err
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
-    assert warnings[0].startswith(f"skipping invalid checkpoint ck/{checkpoint_name(last)}: ")
-    assert warnings[0].endswith(f"; using ck/{checkpoint_name(last - 1)} (iteration {last - 1}) instead, the "
-                                "newest valid checkpoint")
+    ck = tmp_path / "ck"  # named as the paths are used: made absolute where they entered
+    assert warnings[0].startswith(f"skipping invalid checkpoint {ck / checkpoint_name(last)}: ")
+    assert warnings[0].endswith(f"; using {ck / checkpoint_name(last - 1)} (iteration {last - 1}) instead, "
+                                "the newest valid checkpoint")
     assert FittedModel.load("ck").n_iter_ == last - 1
