@@ -295,8 +295,12 @@ def build_parser():
                    help="one-hot: leave each column's first category without a slot (first: R's treatment "
                         "coding, identifiable coefficients with an intercept), only in two-category columns "
                         "(if-binary), or keep every slot (none). Default: none")
-    p.add_argument("--impute", choices=("zero", "mean"),
-                   help="fill a missing numeric value with 0 or the column's mean. Default: an error")
+    missing = p.add_mutually_exclusive_group()
+    missing.add_argument("--impute", choices=("zero", "mean"),
+                         help="fill a missing numeric value with 0 or the column's mean. Default: an error")
+    missing.add_argument("--keep-missing", action="store_true",
+                         help="keep a missing numeric value (empty, null or NaN) as NaN; only the tree "
+                              "models train on such a dataset. Default: an error")
     p.add_argument("--like", metavar="DATASET",
                    help="reuse the recipe of DATASET: label and weight columns, dtype, column order, "
                         "encoding (hashing or levels and slots, imputation) and classes; a source without "
@@ -647,7 +651,7 @@ def cmd_ingest(args):
             partitions=args.partitions, partition_size_mb=args.partition_size, n_features=args.n_features,
             dtype=args.dtype, dense=args.dense, categorical=args.categorical, hash_bits=args.hash_bits,
             min_count=args.min_count, impute=args.impute, drop=args.drop, id=args.id, keep=args.keep,
-            like=args.like, progress=progress,
+            like=args.like, progress=progress, keep_missing=args.keep_missing,
         )
     _print_result(dataset_summary(dataset), args.json, DATASET_NAMES)
 
@@ -666,6 +670,7 @@ def dataset_summary(dataset):
         "partitions": len(dataset.partitions), "label": dataset.label_name if dataset.has_label else None,
         "classes": dataset.class_names or dataset.classes,
         "encoding": None if dataset.encoding is None else dataset.encoding_digest,
+        "missing": "kept as NaN" if dataset.has_missing else None,
         "checksum": dataset.checksum,
     }
 

@@ -82,7 +82,7 @@ from mrtrain.mrjob_conf import check_mrjob_conf
 from mrtrain.names import dataset_names
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.checkpoint_writer import CheckpointWriter
-from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.dataset import Dataset, refuse_missing
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import absolute
 from mrtrain.storage.lock import DirectoryLock
@@ -420,6 +420,7 @@ class Trainer:
         """
         self._validate()
         dataset = Dataset.open(absolute(data))
+        refuse_missing(dataset, self.model)
         if self.model in CLUSTERING_MODELS:
             # Imported here: k-means training builds on this module.
             from mrtrain.kmeans_training import fit_kmeans

@@ -21,7 +21,8 @@ and sha256 of every partition, and a sha256 checksum of its own canonical JSON. 
 only when they are not the default ``f0 ... f{d-1}``, so the manifest's size does not grow with ``d``.
 A dataset ingested with categorical columns (or ``--impute``) records its ``"encoding"`` instead
 (:mod:`mrtrain.storage.encoding`: numeric columns, hashing or one-hot levels, imputation), from which
-its feature names derive.
+its feature names derive. A dataset ingested with ``--keep-missing`` records ``"missing": true``: its
+features may hold NaN, a missing value (never an infinity); labels and weights are always finite.
 
 Nothing read is trusted: every manifest field is checked for its type and range, and a partition
 read is checked against the manifest (bytes, sha256, rows, columns) and for finite values. The
@@ -78,7 +79,7 @@ N_FEATURES_KEY = b"mrtrain.n_features"
 _MANIFEST_KEYS = (
     "format", "version", "n_features", "dtype", "label", "weight", "n_rows", "partitions", "checksum",
 )
-_OPTIONAL_KEYS = ("encoding", "feature_names", "keep", "layout")
+_OPTIONAL_KEYS = ("encoding", "feature_names", "keep", "layout", "missing")
 _KEEP_KEYS = ("columns", "id", "partitions")
 _PARTITION_KEYS = ("bytes", "file", "rows", "sha256")
 _SHA256_DIGITS = frozenset("0123456789abcdef")
@@ -222,6 +223,8 @@ class Dataset:
         :mod:`mrtrain.storage.encoding`); None otherwise.
     encoding_digest : str or None
         16 hex digits identifying ``encoding``; None without one.
+    has_missing : bool
+        Ingested with ``--keep-missing``: NaN in the features marks a missing value.
     """
 
     def __init__(self, uri, manifest):
@@ -245,6 +248,7 @@ class Dataset:
         self.checksum = manifest["checksum"]
         self.encoding = manifest.get("encoding")
         self.encoding_digest = _encoding.encoding_digest(self.encoding)
+        self.has_missing = manifest.get("missing", False)
         self.partitions = [
             PartitionInfo(i, join(uri, p["file"]), p["rows"], p["bytes"], p["sha256"], p.get("nnz"))
             for i, p in enumerate(manifest["partitions"])
@@ -315,7 +319,8 @@ class Dataset:
         part = self.partitions[index]
         return read_partition(part.uri, expected_sha256=part.sha256, n_features=self.n_features,
                               expected_rows=part.rows, expected_bytes=part.bytes,
-                              has_weight=self.has_weight, layout=self.layout, expected_nnz=part.nnz)
+                              has_weight=self.has_weight, layout=self.layout, expected_nnz=part.nnz,
+                              missing=self.has_missing)
 
     def read_kept(self, index):
         """The kept columns of partition ``index`` (a pyarrow Table), checked against the manifest's bytes
@@ -354,6 +359,21 @@ class Dataset:
         y = np.concatenate([p[1] for p in parts])
         w = np.concatenate([p[2] for p in parts]) if self.has_weight else None
         return X, y, w
+
+
+def refuse_missing(dataset, model):
+    """Refuse (DataError, one line) a ``--keep-missing`` dataset for ``model``, which takes no missing value.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    model : str
+        The model's name, for the message.
+    """
+    if dataset.has_missing:
+        raise DataError(f"{dataset.uri}: expected a dataset without missing values for model {model!r}, "
+                        "found one ingested with --keep-missing (NaN features); ingest the source with "
+                        "--impute zero or mean instead")
 
 
 def _short_repr(value, limit=80):
@@ -549,6 +569,8 @@ def validate_manifest(manifest, where):
     if "keep" in manifest:
         parts = manifest["partitions"]
         _validate_keep(manifest["keep"], len(parts) if isinstance(parts, list) else 0, f"{where}: keep")
+    _expect(manifest.get("missing", True) is True, f"{where}: missing", "true (or no key)",
+            manifest.get("missing"))
     if "encoding" in manifest:
         _encoding.validate_encoding(manifest["encoding"], f"{where}: encoding")
         expected_d = _encoding.n_features(manifest["encoding"])
@@ -643,7 +665,7 @@ def _features_type(schema, where, n_features=None):
     return ftype
 
 
-def check_finite(X, y, w, where):
+def check_finite(X, y, w, where, missing=False):
     """Refuse non-finite features, labels or weights, and negative weights.
 
     One vectorised pass per array; the offending row and column are looked up only on failure.
@@ -655,24 +677,29 @@ def check_finite(X, y, w, where):
     w : ndarray, shape (n,), or None
     where : str
         The file, for messages.
+    missing : bool
+        A ``--keep-missing`` dataset: NaN features (missing values) pass; infinities do not.
 
     Raises
     ------
     DataError
         Naming ``where``, the 1-based row, the column (and feature), the expected and found value.
     """
-    if hasattr(X, "indptr") and not np.isfinite(X.data).all():
-        pos = int(np.flatnonzero(~np.isfinite(X.data))[0])
+    expected = "a finite number or NaN (missing)" if missing else "a finite number"
+    if hasattr(X, "indptr") and not _valid_features(X.data, missing).all():
+        pos = int(np.flatnonzero(~_valid_features(X.data, missing))[0])
         row = int(np.searchsorted(X.indptr, pos, side="right"))
-        raise DataError(f"{where}: row {row}: column {VALUES!r}, feature {int(X.indices[pos])}: expected a "
-                        f"finite number, found {float(X.data[pos])!r}")
+        raise DataError(f"{where}: row {row}: column {VALUES!r}, feature {int(X.indices[pos])}: expected "
+                        f"{expected}, found {float(X.data[pos])!r}")
     for name, values in ((FEATURES, X), (LABEL, y), (WEIGHT, w)):
-        if values is None or hasattr(values, "indptr") or np.isfinite(values).all():
+        if values is None or hasattr(values, "indptr"):
             continue
-        bad = first_nonfinite(values)
+        bad = first_nonfinite(values, missing and name == FEATURES)
+        if bad is None:
+            continue
         field = f"column {name!r}" + (f", feature {bad[1]}" if name == FEATURES else "")
-        raise DataError(f"{where}: row {bad[0] + 1}: {field}: expected a finite number, "
-                        f"found {float(values[bad])!r}")
+        what = expected if name == FEATURES else "a finite number"
+        raise DataError(f"{where}: row {bad[0] + 1}: {field}: expected {what}, found {float(values[bad])!r}")
     if w is not None and not (w >= 0).all():
         row = int(np.flatnonzero(w < 0)[0])
         raise DataError(f"{where}: row {row + 1}: column {WEIGHT!r}: expected a weight >= 0, "
@@ -808,7 +835,8 @@ def check_csr_indices(indptr, indices, n_features, where):
                             f"indices (previous {int(indices[pos - 1])}), found {int(indices[pos])}")
 
 
-def decode_partition(table, where, n_features=None, has_weight=None, layout=None, expected_nnz=None):
+def decode_partition(table, where, n_features=None, has_weight=None, layout=None, expected_nnz=None,
+                     missing=False):
     """Decode a partition table into ``(X, y, w)``; see :func:`read_partition`."""
     layout = partition_layout(table.schema, where, layout)
     if layout == "dense":
@@ -830,12 +858,12 @@ def decode_partition(table, where, n_features=None, has_weight=None, layout=None
                             f"found {X.nnz}")
     y = _float64_column(table, LABEL, where)
     w = _float64_column(table, WEIGHT, where) if WEIGHT in table.column_names else None
-    check_finite(X, y, w, where)
+    check_finite(X, y, w, where, missing)
     return X, y, w
 
 
 def read_partition(uri, *, expected_sha256=None, n_features=None, expected_rows=None,
-                   expected_bytes=None, has_weight=None, layout=None, expected_nnz=None):
+                   expected_bytes=None, has_weight=None, layout=None, expected_nnz=None, missing=False):
     """Read one partition file and decode it without copying the feature values.
 
     Only a regular file is read; its row count and dimension are checked from the Parquet metadata
@@ -861,6 +889,8 @@ def read_partition(uri, *, expected_sha256=None, n_features=None, expected_rows=
         The manifest's layout; the file must have it.
     expected_nnz : int, optional
         The manifest's nnz of a csr partition; checked against the decoded values.
+    missing : bool
+        The manifest's ``missing``: NaN features (missing values) are allowed.
 
     Returns
     -------
@@ -903,7 +933,7 @@ def read_partition(uri, *, expected_sha256=None, n_features=None, expected_rows=
         table = read_table(parquet)
     except (pa.ArrowException, OSError) as exc:
         raise DataError(f"{uri}: not a readable Parquet file: {exc}") from exc
-    return decode_partition(table, uri, n_features, has_weight, layout, expected_nnz)
+    return decode_partition(table, uri, n_features, has_weight, layout, expected_nnz, missing)
 
 
 def read_table(parquet):
@@ -987,10 +1017,19 @@ def encode_partition(X, y, w=None):
     return sink.getvalue()
 
 
-def first_nonfinite(values):
-    """Return the index tuple of the first non-finite entry of ``values``, or None."""
-    bad = np.argwhere(~np.isfinite(values))
-    return tuple(int(i) for i in bad[0]) if len(bad) else None
+def _valid_features(values, missing):
+    """Where ``values`` are finite, or NaN (a missing value) when ``missing``."""
+    return np.isfinite(values) | np.isnan(values) if missing else np.isfinite(values)
+
+
+def first_nonfinite(values, missing=False):
+    """Return the index tuple of the first non-finite entry of ``values`` (NaN allowed when ``missing``),
+    or None."""
+    good = _valid_features(values, missing)
+    if good.all():
+        return None
+    bad = np.argwhere(~good)
+    return tuple(int(i) for i in bad[0])
 
 
 def label_classes(y):
@@ -1008,7 +1047,7 @@ def label_classes(y):
     return [float(v) for v in distinct]
 
 
-def _validate_arrays(X, y, w, dtype, where):
+def _validate_arrays(X, y, w, dtype, where, missing=False):
     check_dtype(dtype)
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] < 1:
@@ -1029,17 +1068,18 @@ def _validate_arrays(X, y, w, dtype, where):
     for name, values in (("features", X), ("label", y), ("weight", w)):
         if values is None:
             continue
-        bad = first_nonfinite(values)
+        bad = first_nonfinite(values, missing and name == "features")
         if bad is not None:
             field = f"feature {bad[1]}" if name == "features" else name
-            raise DataError(f"{where}: row {bad[0] + 1}: {field}: expected a finite number, "
+            what = "a finite number or NaN (missing)" if missing and name == "features" else "a finite number"
+            raise DataError(f"{where}: row {bad[0] + 1}: {field}: expected {what}, "
                             f"found {float(values[bad])!r}")
     if w is not None and np.any(w < 0):
         row = int(np.flatnonzero(w < 0)[0])
         raise DataError(f"{where}: row {row + 1}: weight: expected >= 0, found {float(w[row])!r}")
     with np.errstate(over="ignore"):
         stored = np.ascontiguousarray(X, dtype=dtype)
-    bad = first_nonfinite(stored)
+    bad = first_nonfinite(stored, missing)
     if bad is not None:
         raise DataError(f"{where}: row {bad[0] + 1}: feature {bad[1]}: expected a value that "
                         f"fits {dtype}, found {float(X[bad])!r}")
@@ -1057,7 +1097,7 @@ def _validate_labels(y, w, n, where):
     return y, w
 
 
-def _validate_sparse(X, y, w, dtype, where):
+def _validate_sparse(X, y, w, dtype, where, missing=False):
     """Check a scipy sparse ``X`` and return it as a canonical csr_array of ``dtype``, never densified."""
     from scipy import sparse
 
@@ -1079,11 +1119,12 @@ def _validate_sparse(X, y, w, dtype, where):
     y, w = _validate_labels(y, w, n, where)
     with np.errstate(over="ignore"):
         data = np.asarray(X.data, dtype=dtype)
-    bad = np.flatnonzero(~np.isfinite(data))
+    bad = np.flatnonzero(~_valid_features(data, missing))
     if len(bad):
         row = int(np.searchsorted(X.indptr, bad[0], side="right"))
         found = float(X.data[bad[0]])
-        what = "a finite number" if not np.isfinite(found) else f"a value that fits {dtype}"
+        what = ((f"a finite number{' or NaN (missing)' if missing else ''}") if not np.isfinite(found)
+                else f"a value that fits {dtype}")
         raise DataError(f"{where}: row {row}: feature {int(X.indices[bad[0]])}: expected {what}, "
                         f"found {found!r}")
     for name, values in (("label", y), ("weight", w)):
@@ -1213,7 +1254,8 @@ def _write_kept(fs, directory, index, table):
 
 def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", weight_name=None,
                   partitions=None, partition_size_mb=64, dtype="float64", encoding=None, classes=None,
-                  class_names=None, label_absent=False, kept=None, id_column=None, progress=None):
+                  class_names=None, label_absent=False, kept=None, id_column=None, progress=None,
+                  missing=False):
     """Write ``(X, y, w)`` as a dataset directory at ``uri``, atomically.
 
     Everything is written into a temporary sibling directory that is renamed to ``uri`` at the
@@ -1264,6 +1306,9 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
         The id column among ``kept``, its first column.
     progress : callable ``(stage, done, total, unit) -> None``, optional
         Called with ``("write", rows written, n, "rows")`` before the first partition and after each.
+    missing : bool
+        NaN in ``X`` is a missing value (``ingest --keep-missing``), recorded as ``"missing": true``; only
+        the tree models train on such a dataset.
 
     Returns
     -------
@@ -1281,7 +1326,9 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
     """
     uri = str(uri)
     csr = _is_sparse(X)
-    X, y, w = (_validate_sparse if csr else _validate_arrays)(X, y, w, dtype, uri)
+    if not isinstance(missing, bool):
+        raise ValueError(f"The 'missing' parameter must be a bool. Got {missing!r} instead.")
+    X, y, w = (_validate_sparse if csr else _validate_arrays)(X, y, w, dtype, uri, missing)
     n, d = X.shape
     check_partitioning(partitions, partition_size_mb, n)
     if feature_names is not None:
@@ -1352,6 +1399,8 @@ def write_dataset(uri, X, y, w=None, *, feature_names=None, label_name="label", 
             manifest["feature_names"] = feature_names
         if encoding is not None:
             manifest["encoding"] = encoding
+        if missing:
+            manifest["missing"] = True
         manifest["checksum"] = manifest_checksum(manifest)
         text = json.dumps(manifest, indent=1).encode()
         if len(text) > MAX_MANIFEST_BYTES:

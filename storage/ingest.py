@@ -639,29 +639,50 @@ def _read_sparse_npz(data, src, headers, label, weight):
                   (weight or "weight") if w is not None else None, _row_locator)
 
 
-def _check_values(source, src):
+def _check_keep_missing(keep_missing, impute, like):
+    if not isinstance(keep_missing, bool):
+        raise ValueError(f"The 'keep_missing' parameter must be a bool. Got {keep_missing!r} instead.")
+    if keep_missing and impute is not None:
+        raise ValueError("The 'keep_missing' parameter keeps missing values that 'impute' would fill: give "
+                         f"one of them. Got keep_missing=True with impute={impute!r} instead.")
+    if keep_missing and like is not None:
+        raise ValueError("The 'like' parameter takes the missing values' handling of its dataset: it cannot "
+                         "be combined with 'keep_missing'.")
+
+
+def _keep_missing(source, keep_missing):
+    """With ``keep_missing``, write NaN where ``source`` misses a numeric value, and forget the mask."""
+    if keep_missing and source.missing is not None:
+        source.X[source.missing] = np.nan
+        source.missing = None
+
+
+def _check_values(source, src, missing=False):
     if source.X.shape[0] == 0:
         raise DataError(f"{src}: no rows: expected at least one data row, found 0")
     if source.X.shape[1] == 0:
         raise DataError(f"{src}: no features: expected at least one feature, found 0")
     checks = [(source.y[:, None], lambda _: source.label_name)]
+    what = "a finite number or a missing value" if missing else "a finite number"
     if hasattr(source.X, "indptr"):
         data = source.X.data
-        if not np.isfinite(data).all():
-            pos = int(np.flatnonzero(~np.isfinite(data))[0])
+        bad = first_nonfinite(data, missing)
+        if bad is not None:
+            pos = bad[0]
             row = int(np.searchsorted(source.X.indptr, pos, side="right")) - 1
             raise DataError(f"{src}: {source.locate(row)}: column 'feature {int(source.X.indices[pos])}': "
-                            f"expected a finite number, found {float(data[pos])!r}")
+                            f"expected {what}, found {float(data[pos])!r}")
     else:
         names = source.feature_names or [f"feature {j}" for j in range(source.X.shape[1])]
         checks.insert(0, (source.X, lambda j: names[j]))
     if source.w is not None:
         checks.append((source.w[:, None], lambda _: source.weight_name))
-    for values, name_of in checks:
-        bad = first_nonfinite(values)
+    for k, (values, name_of) in enumerate(checks):
+        features = missing and k == 0 and not hasattr(source.X, "indptr")
+        bad = first_nonfinite(values, features)
         if bad is not None:
             raise DataError(f"{src}: {source.locate(bad[0])}: column {name_of(bad[1])!r}: expected "
-                            f"a finite number, found {float(values[bad])!r}")
+                            f"{what if features else 'a finite number'}, found {float(values[bad])!r}")
     if source.w is not None and np.any(source.w < 0):
         row = int(np.flatnonzero(source.w < 0)[0])
         raise DataError(f"{src}: {source.locate(row)}: column {source.weight_name!r}: expected a "
@@ -862,7 +883,8 @@ def _order_like(source, like, src):
 
 def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
            partition_size_mb=64, n_features=None, dtype=None, dense=False, categorical=None,
-           hash_bits=None, min_count=1, impute=None, drop=None, id=None, keep=None, like=None, progress=None):
+           hash_bits=None, min_count=1, impute=None, drop=None, id=None, keep=None, like=None, progress=None,
+           keep_missing=False):
     """Convert a source file into a dataset directory.
 
     Parameters
@@ -916,6 +938,10 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
         order of its feature columns, its encoding (columns, hashing or levels and slots, imputation) and its
         label classes (a class name it lacks is an error). A source without the label column is ingested
         for ``predict`` (``label.absent``), without the weight column too.
+    keep_missing : bool
+        Keep missing numeric features as NaN (an empty csv field, a Parquet null, a NaN) instead of refusing
+        them; recorded as the manifest's ``"missing": true``. Only the tree models train on such a dataset.
+        Not with ``impute``; a ``like`` dataset passes its own on.
     progress : callable ``(stage, done, total, unit) -> None``, optional
         Told where the ingest is: ``("read", size, size, "B")`` and ``("parse", rows, rows, "rows")``
         once the source is read, parsed and checked, then
@@ -955,6 +981,7 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
     if dtype is not None:
         check_dtype(dtype)
     _check_encoding_options(fmt, categorical, hash_bits, min_count, impute, like, drop)
+    _check_keep_missing(keep_missing, impute, like)
     kept = _check_kept(fmt, id, keep)
     if get_filesystem(dest).exists(dest):
         raise FileExistsError(f"{dest}: destination already exists; choose a new path or "
@@ -970,6 +997,7 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
         weight = weight or like_dataset.weight_name
         dtype = dtype or like_dataset.dtype
         class_names = like_dataset.class_names
+        keep_missing = like_dataset.has_missing
     label, dtype = label or "label", dtype or "float64"
     like_encoding = None if like_dataset is None else like_dataset.encoding
     encoded = bool(categorical or impute or like_encoding)
@@ -981,8 +1009,9 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
         columns = like_encoding["categorical"] if like_encoding else categorical or ()
         source = _read_like(lambda: reader(
             data, src, label=label, weight=weight, categorical=tuple(columns),
-            impute=like_encoding["impute"] if like_encoding else impute, optional=optional,
+            impute=(like_encoding["impute"] if like_encoding else impute) or keep_missing, optional=optional,
             class_names=class_names, keep=tuple(kept)), like_dataset)
+        _keep_missing(source, keep_missing)
         encoding = _apply_encoding(source, src, categorical=categorical, hash_bits=hash_bits,
                                    min_count=min_count, impute=impute, like=like_encoding, drop=drop)
         if n_features is not None and source.X.shape[1] != n_features:
@@ -991,8 +1020,10 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
     else:
         reader = {"csv": read_csv, "parquet": read_parquet, "npz": read_npz}[fmt]
         extra = ({} if fmt == "npz" else
-                 {"optional": optional, "class_names": class_names, "keep": tuple(kept)})
+                 {"optional": optional, "class_names": class_names, "keep": tuple(kept),
+                  "impute": keep_missing or None})
         source = _read_like(lambda: reader(data, src, label=label, weight=weight, **extra), like_dataset)
+        _keep_missing(source, keep_missing)
         if like_dataset is not None:
             _order_like(source, like_dataset, src)
         if n_features is not None and source.X.shape[1] != n_features:
@@ -1001,7 +1032,7 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
     if "weight" in optional and source.weight_name is None and weight and not source.label_absent:
         raise DataError(f"{src}: weight column {weight!r} (of the --like dataset) not found: expected it "
                         "beside the label column, or no label column either (a dataset for predict)")
-    _check_values(source, src)
+    _check_values(source, src, keep_missing)
     if progress is not None:  # once the source is known to be good: no progress precedes a data error
         progress("read", len(data), len(data), "B")
         progress("parse", source.X.shape[0], source.X.shape[0], "rows")
@@ -1015,4 +1046,4 @@ def ingest(src, dest, *, format=None, label=None, weight=None, partitions=None,
                          classes=None if like_dataset is None else like_dataset.classes,
                          class_names=source.class_names, label_absent=source.label_absent, kept=source.kept,
                          id_column=id if source.kept is not None and id in source.kept.column_names else None,
-                         progress=progress)
+                         progress=progress, missing=keep_missing)
