@@ -58,8 +58,8 @@ def test_parquet_nulls_and_categorical_columns(scratch):
 
 
 def test_without_keep_missing_nothing_changes(scratch, capsys):
-    assert "(a missing value: pass --impute zero or mean)" in refused(capsys, "ingest", "m.csv", "d", "--keep",
-                                                                       "c")
+    line = refused(capsys, "ingest", "m.csv", "d", "--keep", "c")
+    assert "(a missing value: pass --impute zero or mean)" in line
     assert tree(scratch) == ["m.csv"]
     (scratch / "e.csv").write_text(CSV.replace("nan", ""))
     dataset = ingest("e.csv", "d", keep=["c"], impute="zero")
@@ -113,15 +113,16 @@ def test_models_without_missing_values_refuse_the_dataset(scratch, capsys, model
     line = refused(capsys, "train", "d", "--model", model, "--checkpoint-dir", "ck",
                    *(["--k", "2"] if model == "kmeans" else []))
     assert line == (f"mrtrain: error: {scratch}/d: expected a dataset without missing values for model "
-                    f"{model!r}, found one ingested with --keep-missing (NaN features); ingest the source with "
-                    "--impute zero or mean instead")
+                    f"{model!r}, found one ingested with --keep-missing (NaN features); ingest the source "
+                    "with --impute zero or mean instead")
     assert not (scratch / "ck").exists()
 
 
 def test_evaluate_and_predict_refuse_it_too(scratch, capsys):
     (scratch / "e.csv").write_text(CSV.replace("nan", ""))
     assert run(capsys, "ingest", "e.csv", "full", "--keep", "c", "--impute", "mean")[0] == 0
-    assert run(capsys, "train", "full", "--model", "logistic", "--checkpoint-dir", "ck", "--max-iter", "2")[0] == 0
+    assert run(capsys, "train", "full", "--model", "logistic", "--checkpoint-dir", "ck",
+               "--max-iter", "2")[0] == 0
     assert run(capsys, "ingest", "m.csv", "d", "--keep", "c", "--keep-missing")[0] == 0
     expected = "found one ingested with --keep-missing (NaN features); ingest the source with --impute"
     assert expected in refused(capsys, "evaluate", "d", "--model-dir", "ck")
