@@ -1,0 +1,42 @@
+"""Tree ensembles' math: binning, histograms, split finding, tree arrays, objectives and row sampling.
+
+Pure functions and plain-array state (numpy/scipy only, no I/O), float64 throughout, every sum taken in a
+fixed order (``np.bincount``/``np.cumsum`` are sequential), so the same inputs give the same bits on every
+runner. The MapReduce jobs, the family, the CLI and the checkpoints (``mrtrain.trees_*``/``mr_jobs``) are
+built on these.
+
+One training, and where each piece runs
+---------------------------------------
+1. **Binning** (:mod:`.binning`), one pass. Map: ``summarize(X)`` → a :class:`~.binning.BinSummary` of the
+   partition (exact value counts per feature, made coarser by truncating mantissa bits only when a feature
+   has more than ``capacity`` distinct values, so the merged summary does not depend on how rows fall into
+   partitions). Reduce: ``merge_summaries([s0, s1, ...])`` in partition order. Driver:
+   ``make_bins(summary, max_bins)`` → :class:`~.binning.Bins` (per-feature ascending edges; the value
+   ``x`` falls in bin ``#{edges < x}``; NaN in the feature's last bin, the missing bin). Both serialise to
+   flat numpy arrays (``to_arrays``/``from_arrays``). Map tasks then call ``bins.transform(X)`` → the
+   binned matrix ``(n, F)`` of local bin indices (dense or CSR ``X``; implicit zeros are 0.0).
+2. **Objective** (:mod:`.objectives`): ``make_objective(name, n_classes)`` → an objective with
+   ``base_stats(y, w)`` (a summable vector), ``base_score(stats)`` (initial margin per output) and
+   ``gradients(y, margin)`` → ``(g, h)`` of shape ``(n, n_outputs)``.
+3. **Sampling** (:mod:`.sampling`): ``subsample_mask(seed, tree, partition_id, n_rows, fraction)`` and
+   ``bootstrap_weights(seed, tree, partition_id, n_rows)`` (Poisson(1) by inverse CDF of a SplitMix64 row
+   hash, as :mod:`mrtrain.engine.folds`); ``choose_features(seed, tree, node, n_features, k)``.
+4. **Growing a tree, one pass per level** (:mod:`.histograms`, :mod:`.splits`, :mod:`.grower`).
+   Driver: ``grower = TreeGrower(bins.layout, params, seed, tree_index)``; ``grower.build_nodes`` lists the
+   nodes whose histograms the next pass must compute. Map: ``row_node = route_binned(grower.tree, B)``,
+   then ``build_histograms(B, g, h, w, row_node, grower.build_nodes, layout)`` → one flat float64 vector
+   ``(len(build_nodes), total_bins, 3)`` of Σg, Σh, Σw (vectors of partitions add elementwise in partition
+   order). Driver: ``grower.update(vector)`` recovers the siblings by subtraction
+   (``subtract_histograms``), finds each node's best split (``best_splits``), grows the tree, and sets
+   the next ``build_nodes`` (empty when the tree is finished; ``grower.tree`` is then final).
+5. **Trees and ensembles** (:mod:`.tree`): a tree is flat arrays (``feature``, ``bin``, ``threshold``,
+   ``default_left``, ``left``, ``right``, ``value``, ``gain``, ``hess``, ``weight``);
+   ``route_binned``/``route`` send rows to leaves (binned / raw dense or CSR with NaN);
+   :class:`~.tree.Ensemble` concatenates trees with the output each adds to: ``predict_margin(X)``,
+   ``feature_importance()``, ``to_arrays``/``from_arrays``; :mod:`.export` writes and reads the documented
+   JSON format.
+
+Conventions (XGBoost's and LightGBM's): split gain ``G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)`` (no ½),
+a split is made only when gain > ``min_split_gain`` (γ) and both children have Hessian sum ≥
+``min_child_weight``; leaf value ``−G/(H+λ) · learning_rate``. See :mod:`.splits`.
+"""
