@@ -1,0 +1,78 @@
+"""Gradient histograms: per (node, feature, bin) sums of weighted gradient, Hessian and weight.
+
+A map task routes its rows to the nodes of the tree being grown and calls :func:`build_histograms` for the
+nodes the driver asked for; the result is one flat float64 vector laid out as the C-order array
+``(len(nodes), total_bins, 3)`` whose last axis holds ``Σ w·g``, ``Σ w·h`` and ``Σ w`` over the node's rows
+in that bin (bins laid out as in :mod:`.binning`: feature ``j`` owns ``offsets[j] .. offsets[j+1] − 1``,
+its missing bin last). Vectors of partitions are added elementwise in partition order, like every other
+pass's sums.
+
+Every sum is sequential in row order (``np.bincount`` adds its weights one by one in index order), so a
+partition's vector is the same bits wherever it is computed. Rows of weight 0 add nothing and are skipped.
+
+The sibling subtraction trick: the driver asks only for the smaller child of each split and gets the other
+as ``parent − child`` (:func:`subtract_histograms`), as XGBoost's and LightGBM's ``hist`` methods do.
+"""
+
+import numpy as np
+
+#: Channels of a histogram cell: weighted gradient, weighted Hessian, weight.
+GRAD, HESS, WEIGHT = 0, 1, 2
+N_CHANNELS = 3
+
+
+def build_histograms(binned, grad, hess, weight, row_node, nodes, offsets):
+    """The histograms of ``nodes`` over the rows of one partition, as a flat vector.
+
+    Parameters
+    ----------
+    binned : ndarray of uint8 or uint16, shape (n, F)
+        Local bin of every row and feature (:meth:`.binning.Bins.transform`).
+    grad, hess : ndarray of float64, shape (n,)
+        Gradient and Hessian of the loss at every row's margin (one output).
+    weight : ndarray of float64, shape (n,)
+        Sample weight of every row (user weight × subsample or bootstrap weight).
+    row_node : ndarray of int, shape (n,)
+        The node every row is in (:func:`.tree.route_binned`).
+    nodes : sequence of int
+        The nodes to build, in the order of the vector.
+    offsets : ndarray of int64, shape (F + 1,)
+        :attr:`.binning.Bins.offsets`.
+
+    Returns
+    -------
+    ndarray of float64, shape (len(nodes) * total_bins * 3,)
+    """
+    offsets = np.asarray(offsets, dtype=np.int64)
+    total_bins = int(offsets[-1])
+    nodes = np.asarray(nodes, dtype=np.int64).reshape(-1)
+    out = np.zeros((len(nodes), total_bins, N_CHANNELS))
+    if len(nodes) == 0 or len(row_node) == 0:
+        return out.ravel()
+    row_node = np.asarray(row_node, dtype=np.int64)
+    slot_of = np.full(max(int(nodes.max()), int(row_node.max())) + 1, -1, dtype=np.int64)
+    slot_of[nodes] = np.arange(len(nodes))
+    weight = np.asarray(weight, dtype=np.float64)
+    rows = np.flatnonzero((slot_of[row_node] >= 0) & (weight != 0))
+    w = weight[rows]
+    channels = (w * np.asarray(grad, dtype=np.float64)[rows], w * np.asarray(hess, dtype=np.float64)[rows], w)
+    base = slot_of[row_node[rows]] * total_bins
+    size = len(nodes) * total_bins
+    flat = out.reshape(size, N_CHANNELS)
+    for j in range(binned.shape[1]):
+        index = base + offsets[j] + binned[rows, j].astype(np.int64)
+        for channel, values in enumerate(channels):
+            flat[:, channel] += np.bincount(index, weights=values, minlength=size)
+    return out.ravel()
+
+
+def subtract_histograms(parent, child):
+    """The sibling's histogram: ``parent − child`` (arrays of the same shape)."""
+    return np.asarray(parent, dtype=np.float64) - np.asarray(child, dtype=np.float64)
+
+
+def node_totals(histogram, offsets):
+    """``(Σ w·g, Σ w·h, Σ w)`` of the node of ``histogram`` (shape (total_bins, 3)), read from its first
+    feature's bins (every row is in exactly one bin of each feature), summed in bin order."""
+    first = np.asarray(histogram)[offsets[0]:offsets[1]]
+    return np.cumsum(first, axis=0)[-1] if len(first) else np.zeros(N_CHANNELS)

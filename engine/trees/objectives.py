@@ -1,0 +1,130 @@
+"""Objectives of gradient-boosted trees: base score, per-row gradients and Hessians, and predictions.
+
+Each objective works on margins ``F`` of shape (n, K) and gives ``g = ∂ℓ/∂F`` and ``h = ∂²ℓ/∂F²`` (the
+diagonal for softmax), the per-row quantities :mod:`.histograms` sums with the sample weights. The base
+score (the margin before any tree) comes from summable statistics: :meth:`Objective.base_stats` of each
+partition, added in partition order, then :meth:`Objective.base_score`.
+
+==============  =====  =======================  ==========================  ================================
+name            K      g                        h                           base score
+==============  =====  =======================  ==========================  ================================
+squared_error   1      F − y                    1                           ȳ (weighted mean)
+logistic        1      p − y, p = σ(F)          max(p(1 − p), 1e-16)        log(ȳ/(1 − ȳ)), ȳ clipped
+poisson         1      e^F − y                  e^(F + 0.7)                 log(max(ȳ, 1e-15))
+softmax         K      p_k − [y = k]            K/(K−1) · p_k(1 − p_k)      log(max(ȳ_k, 1e-15))
+==============  =====  =======================  ==========================  ================================
+
+(``ȳ`` clipped to [1e-15, 1 − 1e-15] for the logistic base score.) The Poisson Hessian carries
+``max_delta_step = 0.7`` as XGBoost's ``count:poisson`` and LightGBM's ``poisson`` do (it damps the Newton
+step of the log link); the softmax Hessian carries LightGBM's factor ``K/(K−1)`` (XGBoost uses 2). These
+are the base scores of LightGBM's ``boost_from_average``. Labels: 0/1 for ``logistic``, class indices
+``0 … K−1`` for ``softmax``, counts >= 0 for ``poisson``.
+"""
+
+import numpy as np
+
+#: The objectives' names.
+OBJECTIVES = ("squared_error", "logistic", "poisson", "softmax")
+#: Smallest Hessian of the logistic loss (XGBoost's).
+MIN_HESSIAN = 1e-16
+#: Smallest mean in the base score's logarithms.
+EPSILON = 1e-15
+#: The Poisson objective's ``max_delta_step`` (XGBoost's and LightGBM's default).
+POISSON_MAX_DELTA_STEP = 0.7
+
+
+def _sigmoid(margin):
+    return np.where(margin >= 0, 1.0 / (1.0 + np.exp(-np.abs(margin))),
+                    np.exp(-np.abs(margin)) / (1.0 + np.exp(-np.abs(margin))))
+
+
+def _softmax(margin):
+    shifted = margin - margin.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class Objective:
+    """One objective (see the module docstring).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`OBJECTIVES`.
+    n_classes : int, optional
+        Classes of ``softmax`` (>= 2 there; ignored otherwise).
+    """
+
+    def __init__(self, name, n_classes=None):
+        if name not in OBJECTIVES:
+            raise ValueError(f"The 'objective' parameter must be one of {list(OBJECTIVES)}. Got {name!r} "
+                             "instead.")
+        if name == "softmax" and (isinstance(n_classes, bool) or not isinstance(n_classes, int)
+                                  or n_classes < 2):
+            raise ValueError(f"The softmax objective's 'n_classes' must be an int >= 2. Got {n_classes!r} "
+                             "instead.")
+        self.name = name
+        self.n_outputs = n_classes if name == "softmax" else 1
+
+    def base_stats(self, y, weight):
+        """Summable statistics of labels ``y`` (shape (n,)) with weights: ``[Σw, Σw·y]``, or for softmax
+        ``[Σw, Σw·[y = 0], …, Σw·[y = K−1]]``; summed sequentially (``np.cumsum``)."""
+        y = np.asarray(y, dtype=np.float64)
+        weight = np.asarray(weight, dtype=np.float64)
+        if self.name == "softmax":
+            onehot = y[:, None] == np.arange(self.n_outputs)
+            columns = np.column_stack((weight, weight[:, None] * onehot))
+        else:
+            columns = np.column_stack((weight, weight * y))
+        return np.cumsum(columns, axis=0)[-1] if len(y) else np.zeros(columns.shape[1])
+
+    def base_score(self, stats):
+        """The initial margin of each output, shape (K,), from summed :meth:`base_stats`."""
+        stats = np.asarray(stats, dtype=np.float64)
+        if stats[0] <= 0:
+            raise ValueError(f"A base score needs a positive total sample weight. Got {stats[0]!r} instead.")
+        mean = stats[1:] / stats[0]
+        if self.name == "squared_error":
+            return mean
+        if self.name == "logistic":
+            p = np.clip(mean, EPSILON, 1 - EPSILON)
+            return np.log(p / (1 - p))
+        return np.log(np.maximum(mean, EPSILON))
+
+    def gradients(self, y, margin):
+        """``(g, h)`` of every row and output, each of shape (n, K).
+
+        Parameters
+        ----------
+        y : ndarray of shape (n,)
+        margin : ndarray of float64, shape (n, K)
+        """
+        y = np.asarray(y, dtype=np.float64)
+        margin = np.asarray(margin, dtype=np.float64).reshape(len(y), self.n_outputs)
+        if self.name == "squared_error":
+            return margin - y[:, None], np.ones_like(margin)
+        if self.name == "logistic":
+            p = _sigmoid(margin)
+            return p - y[:, None], np.maximum(p * (1 - p), MIN_HESSIAN)
+        if self.name == "poisson":
+            return np.exp(margin) - y[:, None], np.exp(margin + POISSON_MAX_DELTA_STEP)
+        p = _softmax(margin)
+        factor = self.n_outputs / (self.n_outputs - 1)
+        return p - (y[:, None] == np.arange(self.n_outputs)), factor * p * (1 - p)
+
+    def predict(self, margin):
+        """The prediction of margins (n, K): the mean for regression and Poisson (shape (n,)), P(y = 1) for
+        logistic (shape (n,)), class probabilities (n, K) for softmax."""
+        margin = np.asarray(margin, dtype=np.float64)
+        if self.name == "squared_error":
+            return margin[:, 0]
+        if self.name == "logistic":
+            return _sigmoid(margin[:, 0])
+        if self.name == "poisson":
+            return np.exp(margin[:, 0])
+        return _softmax(margin)
+
+
+def make_objective(name, n_classes=None):
+    """The :class:`Objective` called ``name``."""
+    return Objective(name, n_classes)
