@@ -22,21 +22,37 @@ One training, and where each piece runs
    ``bootstrap_weights(seed, tree, partition_id, n_rows)`` (Poisson(1) by inverse CDF of a SplitMix64 row
    hash, as :mod:`mrtrain.engine.folds`); ``choose_features(seed, tree, node, n_features, k)``.
 4. **Growing a tree, one pass per level** (:mod:`.histograms`, :mod:`.splits`, :mod:`.grower`).
-   Driver: ``grower = TreeGrower(bins.layout, params, seed, tree_index)``; ``grower.build_nodes`` lists the
-   nodes whose histograms the next pass must compute. Map: ``row_node = route_binned(grower.tree, B)``,
-   then ``build_histograms(B, g, h, w, row_node, grower.build_nodes, layout)`` → one flat float64 vector
-   ``(len(build_nodes), total_bins, 3)`` of Σg, Σh, Σw (vectors of partitions add elementwise in partition
-   order). Driver: ``grower.update(vector)`` recovers the siblings by subtraction
-   (``subtract_histograms``), finds each node's best split (``best_splits``), grows the tree, and sets
-   the next ``build_nodes`` (empty when the tree is finished; ``grower.tree`` is then final).
-5. **Trees and ensembles** (:mod:`.tree`): a tree is flat arrays (``feature``, ``bin``, ``threshold``,
-   ``default_left``, ``left``, ``right``, ``value``, ``gain``, ``hess``, ``weight``);
-   ``route_binned``/``route`` send rows to leaves (binned / raw dense or CSR with NaN);
-   :class:`~.tree.Ensemble` concatenates trees with the output each adds to: ``predict_margin(X)``,
-   ``feature_importance()``, ``to_arrays``/``from_arrays``; :mod:`.export` writes and reads the documented
-   JSON format.
+   Driver: ``grower = TreeGrower(bins, GrowParams(...), tree_index)``; ``grower.build_nodes`` lists the
+   nodes whose histograms the next pass must compute. Map: ``row_node = route_binned(grower.tree, B,
+   bins.n_edges + 1)``, then ``build_histograms(B, g, h, w, row_node, grower.build_nodes, bins.offsets)``
+   → one flat float64 vector ``(len(build_nodes), total_bins, 3)`` of Σw·g, Σw·h, Σw (vectors of
+   partitions add elementwise in partition order). Driver: ``grower.update(vector)`` gets the siblings by
+   subtraction (``subtract_histograms``), finds each node's best split (``best_splits``), grows the tree
+   and sets the next ``build_nodes`` (empty when ``grower.finished``; ``grower.tree`` is then final).
+   Depth-wise by default, best-first with ``max_leaves``. ``grower.to_arrays()`` /
+   ``TreeGrower.from_arrays(bins, params, arrays)`` checkpoint it between passes.
+5. **Trees and ensembles** (:mod:`.tree`): a :class:`~.tree.Tree` is flat arrays (``feature``, ``bin``,
+   ``threshold``, ``default_left``, ``left``, ``right``, ``value``, ``gain``, ``hess``, ``weight``);
+   ``route_binned``/``route`` send rows to leaves (binned / raw dense or CSR, NaN by ``default_left``).
+   ``Ensemble.from_trees(trees, tree_output, base_score, n_features)``: ``predict_margin(X)``,
+   ``predict_margin_binned(B, missing_bins)`` (same bits), ``feature_importance()`` → (total gain, split
+   count), ``to_arrays``/``from_arrays``. :mod:`.export`: ``to_json``/``dumps``/``from_json``, the
+   documented JSON format.
 
 Conventions (XGBoost's and LightGBM's): split gain ``G_L²/(H_L+λ) + G_R²/(H_R+λ) − G²/(H+λ)`` (no ½),
 a split is made only when gain > ``min_split_gain`` (γ) and both children have Hessian sum ≥
 ``min_child_weight``; leaf value ``−G/(H+λ) · learning_rate``. See :mod:`.splits`.
 """
+
+from mrtrain.engine.trees.binning import Bins, BinSummary, make_bins, merge_summaries, summarize
+from mrtrain.engine.trees.grower import GrowParams, TreeGrower, check_grow_params
+from mrtrain.engine.trees.histograms import build_histograms, subtract_histograms
+from mrtrain.engine.trees.objectives import OBJECTIVES, Objective, make_objective
+from mrtrain.engine.trees.sampling import bootstrap_weights, choose_features, n_chosen, subsample_mask
+from mrtrain.engine.trees.splits import SplitRule, best_splits, leaf_values
+from mrtrain.engine.trees.tree import Ensemble, Tree, route, route_binned
+
+__all__ = ["BinSummary", "Bins", "Ensemble", "GrowParams", "OBJECTIVES", "Objective", "SplitRule", "Tree",
+           "TreeGrower", "best_splits", "bootstrap_weights", "build_histograms", "check_grow_params",
+           "choose_features", "leaf_values", "make_bins", "make_objective", "merge_summaries", "n_chosen",
+           "route", "route_binned", "subsample_mask", "subtract_histograms", "summarize"]
