@@ -61,9 +61,12 @@ class Splits(NamedTuple):
 
 
 def leaf_values(sums, l2, learning_rate=1.0):
-    """``−G/(H + λ) · learning_rate`` of nodes with sums ``(G, H, W)`` (shape (..., 3))."""
+    """``−G/(H + λ) · learning_rate`` of nodes with sums ``(G, H, W)`` (shape (..., 3)); 0 where
+    ``H + λ`` is 0 (a node without rows)."""
     sums = np.asarray(sums, dtype=np.float64)
-    return -sums[..., GRAD] / (sums[..., HESS] + l2) * learning_rate
+    denominator = sums[..., HESS] + l2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, -sums[..., GRAD] / denominator * learning_rate, 0.0)
 
 
 def _score(grad, hess, l2):
