@@ -16,8 +16,11 @@ into partitions nor on the order of merging (the tests check this bitwise).
 
 Edges (driver side, :func:`make_bins`). For a feature with ``m`` summary values ``v₀ < … < v_{m−1}``:
 ``m <= max_bins`` gives one bin per value, edges at the midpoints ``(vᵢ + vᵢ₊₁)/2`` (LightGBM's choice);
-otherwise equal-count quantile bins: a boundary after the first value whose cumulative count reaches
-``k·N/max_bins`` (``k = 1 … max_bins − 1``), duplicates dropped, so at most ``max_bins`` bins. A value
+otherwise equal-count quantile bins, greedily from the smallest value: a bin's share is the rows not yet
+binned divided by the bins left; it closes before the value that would overfill it when that is nearer
+the share, else after the value that fills it; so at most ``max_bins`` bins,
+and a value heavier than a bin (say the zeros of a sparse column) gets a bin of its own without taking
+the other bins' share (LightGBM's ``GreedyFindBin`` works the same way). A value
 ``x`` is in bin ``#{edges < x}`` (so ``x <= edges[b]`` ⇔ bin ``<= b``), NaN in the feature's *missing bin*,
 the last of its ``n_edges + 2`` bins, present whether or not the training data had NaN.
 
@@ -240,11 +243,21 @@ def _feature_edges(values, counts, max_bins):
     """Ascending bin edges of one feature's summary."""
     if len(values) <= max_bins:
         return _midpoints(values)
-    cumulative = np.cumsum(counts) * max_bins
-    targets = np.arange(1, max_bins, dtype=np.int64) * int(cumulative[-1] // max_bins)
-    after = np.unique(np.searchsorted(cumulative, targets, side="left"))
-    after = after[after < len(values) - 1]
-    return _midpoints(values)[after]
+    after = []
+    rest_count, rest_bins, filled = int(counts.sum()), max_bins, 0
+    for i, count in enumerate(counts[:-1].tolist()):
+        # Close the bin before value i when that is nearer the bin's share than closing after it.
+        if filled and (filled + count) * rest_bins > rest_count and (
+                2 * filled * rest_bins > 2 * rest_count - count * rest_bins):
+            after.append(i - 1)
+            rest_count, rest_bins, filled = rest_count - filled, rest_bins - 1, 0
+        filled += count
+        if rest_bins > 1 and filled * rest_bins >= rest_count:
+            after.append(i)
+            rest_count, rest_bins, filled = rest_count - filled, rest_bins - 1, 0
+        if rest_bins == 1:
+            break
+    return _midpoints(values)[np.asarray(after, dtype=np.int64)]
 
 
 class Bins(NamedTuple):
