@@ -127,6 +127,11 @@ def test_summaries_and_bins_round_trip_through_flat_arrays():
     arrays = summary.to_arrays()
     assert all(isinstance(a, np.ndarray) and a.ndim == 1 for a in arrays.values())
     assert_same_summary(BinSummary.from_arrays(arrays), summary)
+    vector = summary.to_vector()
+    assert vector.dtype == np.float64 and vector.ndim == 1
+    assert_same_summary(BinSummary.from_vector(vector), summary)
+    with pytest.raises(ValueError, match="bin summary vector of 4 features"):
+        BinSummary.from_vector(vector[:-1])
     bins = make_bins(summary, 10)
     again = Bins.from_arrays({name: np.array(a) for name, a in bins.to_arrays().items()})
     np.testing.assert_array_equal(again.edges, bins.edges)

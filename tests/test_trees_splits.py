@@ -11,12 +11,14 @@ from mrtrain.engine.trees import (
     SplitRule,
     TreeGrower,
     best_splits,
+    bootstrap_weights,
     build_histograms,
     make_bins,
     route,
     route_binned,
     subtract_histograms,
     summarize,
+    update_growers,
 )
 from mrtrain.engine.trees.histograms import node_totals
 
@@ -230,3 +232,36 @@ def test_feature_subsets_are_seeded_and_respected():
     tree, _ = grow(X, grad, hess, weight, params, bins)
     first = TreeGrower(bins, params, tree_index=0).tree_features
     assert set(tree.feature[~tree.is_leaf]) <= set(first)
+
+
+def test_a_forest_grown_in_shared_passes_is_its_trees_grown_alone():
+    """Random-forest style: per-tree bootstrap weights from two partitions, all trees in the same passes."""
+    X, grad, hess, _ = small_data(9, n=240, n_features=5, missing=0.05)
+    bins = make_bins(summarize(X), 255)
+    binned = bins.transform(X)
+    parts = [np.arange(0, 100), np.arange(100, 240)]
+    params = GrowParams(max_depth=3, max_features="sqrt", learning_rate=1.0, l2=0.0, seed=4)
+
+    def weights(tree):
+        return np.concatenate([bootstrap_weights(4, tree, p, len(rows)) for p, rows in enumerate(parts)])
+
+    def partition_vector(growers, rows):
+        vectors = []
+        for grower in growers:
+            if not grower.finished:
+                row_node = route_binned(grower.tree, binned[rows], bins.n_edges + 1)
+                w = weights(grower.tree_index)[rows]
+                vectors.append(build_histograms(binned[rows], grad[rows], hess[rows], w,
+                                                row_node, grower.build_nodes, bins.offsets))
+        return np.concatenate(vectors)
+
+    forest = [TreeGrower(bins, params, t) for t in range(3)]
+    while not update_growers(forest, sum(partition_vector(forest, rows) for rows in parts)):
+        pass
+    for t, grower in enumerate(forest):
+        alone = [TreeGrower(bins, params, t)]
+        while not update_growers(alone, sum(partition_vector(alone, rows) for rows in parts)):
+            pass
+        for a, b in zip(grower.tree, alone[0].tree, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert len({tuple(g.tree.feature) for g in forest}) == 3  # different bootstraps, different trees

@@ -13,7 +13,8 @@ One training, and where each piece runs
    partitions). Reduce: ``merge_summaries([s0, s1, ...])`` in partition order. Driver:
    ``make_bins(summary, max_bins)`` → :class:`~.binning.Bins` (per-feature ascending edges; the value
    ``x`` falls in bin ``#{edges < x}``; NaN in the feature's last bin, the missing bin). Both serialise to
-   flat numpy arrays (``to_arrays``/``from_arrays``). Map tasks then call ``bins.transform(X)`` → the
+   flat numpy arrays (``to_arrays``/``from_arrays``); a summary also to one float64 vector
+   (``to_vector``/``from_vector``). Map tasks then call ``bins.transform(X)`` → the
    binned matrix ``(n, F)`` of local bin indices (dense or CSR ``X``; implicit zeros are 0.0).
 2. **Objective** (:mod:`.objectives`): ``make_objective(name, n_classes)`` → an objective with
    ``base_stats(y, w)`` (a summable vector), ``base_score(stats)`` (initial margin per output) and
@@ -30,7 +31,9 @@ One training, and where each piece runs
    subtraction (``subtract_histograms``), finds each node's best split (``best_splits``), grows the tree
    and sets the next ``build_nodes`` (empty when ``grower.finished``; ``grower.tree`` is then final).
    Depth-wise by default, best-first with ``max_leaves``. ``grower.to_arrays()`` /
-   ``TreeGrower.from_arrays(bins, params, arrays)`` checkpoint it between passes.
+   ``TreeGrower.from_arrays(bins, params, arrays)`` checkpoint it between passes. Trees that share passes
+   (a forest, softmax's K trees of a round): concatenate their vectors in grower order,
+   ``update_growers(growers, vector)`` (``pass_sizes`` gives each part's length).
 5. **Trees and ensembles** (:mod:`.tree`): a :class:`~.tree.Tree` is flat arrays (``feature``, ``bin``,
    ``threshold``, ``default_left``, ``left``, ``right``, ``value``, ``gain``, ``hess``, ``weight``);
    ``route_binned``/``route`` send rows to leaves (binned / raw dense or CSR, NaN by ``default_left``).
@@ -45,7 +48,7 @@ a split is made only when gain > ``min_split_gain`` (γ) and both children have 
 """
 
 from mrtrain.engine.trees.binning import Bins, BinSummary, make_bins, merge_summaries, summarize
-from mrtrain.engine.trees.grower import GrowParams, TreeGrower, check_grow_params
+from mrtrain.engine.trees.grower import GrowParams, TreeGrower, check_grow_params, pass_sizes, update_growers
 from mrtrain.engine.trees.histograms import build_histograms, subtract_histograms
 from mrtrain.engine.trees.objectives import OBJECTIVES, Objective, make_objective
 from mrtrain.engine.trees.sampling import bootstrap_weights, choose_features, n_chosen, subsample_mask
@@ -55,4 +58,5 @@ from mrtrain.engine.trees.tree import Ensemble, Tree, route, route_binned
 __all__ = ["BinSummary", "Bins", "Ensemble", "GrowParams", "OBJECTIVES", "Objective", "SplitRule", "Tree",
            "TreeGrower", "best_splits", "bootstrap_weights", "build_histograms", "check_grow_params",
            "choose_features", "leaf_values", "make_bins", "make_objective", "merge_summaries", "n_chosen",
-           "route", "route_binned", "subsample_mask", "subtract_histograms", "summarize"]
+           "pass_sizes", "route", "route_binned", "subsample_mask", "subtract_histograms", "summarize",
+           "update_growers"]

@@ -28,7 +28,8 @@ Layout. Feature ``j`` owns the bins ``offsets[j] .. offsets[j+1] − 1`` of a hi
 ``offsets[j] + b``; the missing bin is ``offsets[j+1] − 1``); ``total_bins = offsets[-1]``.
 
 Both :class:`BinSummary` and :class:`Bins` serialise to a dict of flat numpy arrays (``to_arrays`` /
-``from_arrays``), for checkpoints and task files without pickle.
+``from_arrays``), for checkpoints and task files without pickle; a summary also to one float64 vector
+(``to_vector`` / ``from_vector``), the shape map tasks emit.
 """
 
 from typing import NamedTuple
@@ -136,6 +137,26 @@ class BinSummary(NamedTuple):
         return {"header": np.array([self.n_rows, self.capacity], dtype=np.int64),
                 "precision": self.precision, "sizes": self.sizes, "values": self.values,
                 "counts": self.counts, "missing": self.missing}
+
+    def to_vector(self):
+        """The summary as one float64 vector (every integer is below 2**53, so exact):
+        ``[F, n_rows, capacity, precision (F), sizes (F), missing (F), values, counts]``."""
+        return np.concatenate(([self.n_features, self.n_rows, self.capacity], self.precision, self.sizes,
+                               self.missing, self.values, self.counts)).astype(np.float64)
+
+    @classmethod
+    def from_vector(cls, vector):
+        """The summary :meth:`to_vector` gave."""
+        vector = np.asarray(vector, dtype=np.float64)
+        n_features, n_rows, capacity = (int(x) for x in vector[:3])
+        precision, sizes, missing = (vector[3 + k * n_features:3 + (k + 1) * n_features].astype(np.int64)
+                                     for k in range(3))
+        start, size = 3 + 3 * n_features, int(sizes.sum())
+        if len(vector) != start + 2 * size:
+            raise ValueError(f"A bin summary vector of {n_features} features and {size} values must have "
+                             f"{start + 2 * size} entries. Got {len(vector)} instead.")
+        return cls(n_rows, capacity, precision, sizes, vector[start:start + size].copy(),
+                   vector[start + size:].astype(np.int64), missing)
 
     @classmethod
     def from_arrays(cls, arrays):

@@ -4,7 +4,8 @@ The driver holds a :class:`TreeGrower`. Before each pass, :attr:`TreeGrower.buil
 whose histograms the map tasks must compute (they route their rows with :attr:`TreeGrower.tree` and call
 :func:`.histograms.build_histograms`); :meth:`TreeGrower.update` takes the summed vector and grows the tree.
 The tree is finished when ``build_nodes`` is empty; :attr:`TreeGrower.tree` is then final. Several growers
-(a random forest's trees, softmax's trees of one round) can share passes: their vectors are concatenated.
+(a random forest's trees, softmax's trees of one round) can share passes: their vectors are concatenated
+in grower order (:func:`pass_sizes`, :func:`update_growers`).
 
 Depth-wise growth (``max_leaves=None``, XGBoost's ``depthwise``): each pass splits every node of the
 frontier that has an acceptable split (:mod:`.splits`), until ``max_depth``; one pass per level.
@@ -305,3 +306,24 @@ class TreeGrower:
         grower._candidates = np.asarray(arrays["candidates"], dtype=np.int64).tolist()
         grower.build_nodes = np.asarray(arrays["build_nodes"], dtype=np.int64).tolist()
         return grower
+
+
+def pass_sizes(growers):
+    """The length of each grower's part of a pass's concatenated histogram vector (0 when finished)."""
+    return [len(g.build_nodes) * int(g.offsets[-1]) * N_CHANNELS for g in growers]
+
+
+def update_growers(growers, vector):
+    """Give each of ``growers`` (several trees sharing passes) its part of the concatenated ``vector``
+    (parts in the order of ``growers``, finished growers taking none); returns whether all are finished."""
+    sizes = pass_sizes(growers)
+    vector = np.asarray(vector, dtype=np.float64)
+    if vector.shape != (sum(sizes),):
+        raise ValueError(f"The histogram vector of {len(growers)} trees must have shape ({sum(sizes)},). Got "
+                         f"{vector.shape} instead.")
+    start = 0
+    for grower, size in zip(growers, sizes, strict=True):
+        if size:
+            grower.update(vector[start:start + size])
+        start += size
+    return all(g.finished for g in growers)
