@@ -21,6 +21,7 @@ from mrtrain.engine.trees import (
     export,
     make_bins,
     make_objective,
+    merge_summaries,
     n_chosen,
     route,
     route_binned,
@@ -221,3 +222,34 @@ def test_feature_draws_are_seeded_subsets():
     np.testing.assert_allclose(draws.mean(axis=0), 0.25, atol=0.04)
     with pytest.raises(ValueError, match="'max_features' parameter must be 'sqrt', 'log2' or a number"):
         n_chosen(1.5, 28)
+
+
+def test_an_empty_partition_gives_empty_sums():
+    empty = np.zeros((0, 3))
+    X = np.arange(12.0).reshape(4, 3)
+    summary = summarize(empty)
+    assert summary.n_rows == 0 and summary.sizes.tolist() == [0, 0, 0]
+    for name, value in merge_summaries([summary, summarize(X)]).to_arrays().items():
+        np.testing.assert_array_equal(value, summarize(X).to_arrays()[name])
+    bins = make_bins(summarize(X), 255)
+    binned = bins.transform(empty)
+    assert binned.shape == (0, 3)
+    nothing = np.zeros(0)
+    rows = nothing.astype(np.int64)
+    vector = build_histograms(binned, nothing, nothing, nothing, rows, [0, 3], bins.offsets)
+    np.testing.assert_array_equal(vector, np.zeros(2 * bins.total_bins * 3))
+    assert route_binned(stump_tree(), binned, bins.n_edges + 1).shape == (0,)
+    assert make_objective("logistic").base_stats(np.zeros(0), np.zeros(0)).tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("max_depth", 0, r"an int in \[1, 30\]"), ("max_depth", 31, r"an int in \[1, 30\]"),
+    ("max_leaves", 1, "None or an int >= 2"), ("l2", -1.0, "a number >= 0"),
+    ("learning_rate", 0.0, "a number > 0"), ("colsample", 0.0, r"a number in \(0, 1\]"),
+    ("colsample", 1.5, r"a number in \(0, 1\]"), ("max_features", "auto", "None, 'sqrt', 'log2' or a number"),
+    ("min_child_weight", -0.1, "a number >= 0"), ("min_split_gain", float("nan"), "a number >= 0"),
+    ("seed", -1, r"an int in \[0, 2\*\*63\)")])
+def test_bad_grow_parameters_are_refused_naming_the_parameter(field, value, allowed):
+    message = f"The '{field}' parameter must be {allowed}.* Got {value!r} instead"
+    with pytest.raises(ValueError, match=message):
+        TreeGrower(make_bins(summarize(np.zeros((2, 1))), 255), GrowParams(**{field: value}))
