@@ -59,8 +59,10 @@ def build_histograms(binned, grad, hess, weight, row_node, nodes, offsets):
     base = slot_of[row_node[rows]] * total_bins
     size = len(nodes) * total_bins
     flat = out.reshape(size, N_CHANNELS)
+    # One gather of the rows, column-major, so each feature's bins are contiguous.
+    selected = np.asfortranarray(binned if len(rows) == len(binned) else binned[rows])
     for j in range(binned.shape[1]):
-        index = base + offsets[j] + binned[rows, j].astype(np.int64)
+        index = base + offsets[j] + selected[:, j]
         for channel, values in enumerate(channels):
             flat[:, channel] += np.bincount(index, weights=values, minlength=size)
     return out.ravel()
