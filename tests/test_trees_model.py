@@ -88,6 +88,14 @@ def test_margins_of_raw_sparse_and_binned_rows_are_the_same_bits():
         expected += tree.value[route(tree, X)]
     np.testing.assert_array_equal(margin[:, 0], expected)
     np.testing.assert_array_equal(ensemble.predict_margin(X, n_trees=0)[:, 0], ensemble.base_score[0])
+    # A cached margin of the first trees plus the later ones is the same bits.
+    first = ensemble.predict_margin_binned(bins.transform(X), bins.n_edges + 1, n_trees=2)
+    later = ensemble.predict_margin_binned(bins.transform(X), bins.n_edges + 1, start=2, margin=first)
+    np.testing.assert_array_equal(later, margin)
+    np.testing.assert_array_equal(ensemble.predict_margin(X, start=1, margin=ensemble.predict_margin(X, 1)),
+                                  margin)
+    with pytest.raises(ValueError, match="from tree 2 on need the margin"):
+        ensemble.predict_margin(X, start=2)
 
 
 def test_feature_importance_is_the_total_gain_and_count_of_splits():

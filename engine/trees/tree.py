@@ -199,22 +199,31 @@ class Ensemble(NamedTuple):
         start, stop = int(self.tree_start[t]), int(self.tree_start[t + 1])
         return Tree(*(field[start:stop] for field in self.nodes))
 
-    def _margin(self, n_rows, leaves_of, n_trees):
-        margin = np.empty((n_rows, self.n_outputs))
-        margin[:] = self.base_score
-        for t in range(self.n_trees if n_trees is None else n_trees):
+    def _margin(self, n_rows, leaves_of, n_trees, start, margin):
+        if margin is None:
+            if start:
+                raise ValueError(f"Margins from tree {start} on need the margin of the trees before it.")
+            margin = np.empty((n_rows, self.n_outputs))
+            margin[:] = self.base_score
+        else:
+            margin = np.array(margin, dtype=np.float64).reshape(n_rows, self.n_outputs)
+        for t in range(start, self.n_trees if n_trees is None else n_trees):
             tree = self.tree(t)
             margin[:, self.tree_output[t]] += tree.value[leaves_of(tree)]
         return margin
 
-    def predict_margin(self, X, n_trees=None):
+    def predict_margin(self, X, n_trees=None, start=0, margin=None):
         """The margin of every row of raw data ``X`` (dense or sparse), shape (n, K), using the first
-        ``n_trees`` trees (all by default)."""
-        return self._margin(X.shape[0], lambda tree: route(tree, X), n_trees)
+        ``n_trees`` trees (all by default).
 
-    def predict_margin_binned(self, binned, missing_bins, n_trees=None):
+        Given ``margin``, the margin of the first ``start`` trees (a map task's cache), only trees
+        ``start …`` are added to a copy of it: the same bits as starting from the base score."""
+        return self._margin(X.shape[0], lambda tree: route(tree, X), n_trees, start, margin)
+
+    def predict_margin_binned(self, binned, missing_bins, n_trees=None, start=0, margin=None):
         """:meth:`predict_margin` of binned rows (the same bits when binned by the training bins)."""
-        return self._margin(len(binned), lambda tree: route_binned(tree, binned, missing_bins), n_trees)
+        return self._margin(len(binned), lambda tree: route_binned(tree, binned, missing_bins), n_trees,
+                            start, margin)
 
     def feature_importance(self):
         """``(total gain, split count)`` of every feature over all trees, each of shape (F,)."""
