@@ -149,3 +149,14 @@ def test_more_than_256_bins_use_uint16():
     assert make_bins(summarize(x), 255).dtype == np.uint8
     bins = make_bins(summarize(x), 300)
     assert bins.dtype == np.uint16 and bins.transform(x).max() == 299
+
+
+def test_duplicate_sparse_entries_are_summed_as_scipy_does():
+    # Row 0 stores column 0 twice (1.0 + 2.0): the value is 3.0, as in scipy's toarray().
+    sparse = sp.csr_matrix((np.array([1.0, 2.0, 5.0]), np.array([0, 0, 1]), np.array([0, 2, 3, 3])),
+                           shape=(3, 2))
+    assert not sparse.has_canonical_format
+    dense = sparse.toarray()
+    assert_same_summary(summarize(sparse), summarize(dense))
+    bins = make_bins(summarize(dense), 255)
+    np.testing.assert_array_equal(bins.transform(sparse), bins.transform(dense))

@@ -48,6 +48,10 @@ def test_routing_follows_thresholds_and_sends_missing_values_the_learnt_way():
     sparse.data[sparse.data == 5.0] = np.nan  # explicit NaN in CSR rows
     np.testing.assert_array_equal(route(tree, sparse), expected)
     np.testing.assert_array_equal(route(tree, X[:0]), [])
+    duplicated = sp.csr_matrix((np.array([0.5, 0.75, 2.0]), np.array([0, 0, 0]), np.array([0, 2, 3])),
+                               shape=(2, 2))  # row 0 stores x0 twice: 0.5 + 0.75 > 1
+    np.testing.assert_array_equal(route(tree, duplicated), route(tree, duplicated.toarray()))
+    assert route(tree, duplicated)[0] == 2
 
 
 def grown_ensemble(seed=0, rounds=3, n=300):

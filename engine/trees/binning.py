@@ -211,7 +211,8 @@ def summarize(X, capacity=DEFAULT_CAPACITY):
         raise ValueError(f"The 'capacity' parameter must be an int >= {MIN_CAPACITY}. Got {capacity!r} "
                          "instead.")
     if _is_sparse(X):
-        X = X.tocsc()
+        X = X.tocsc(copy=True)
+        X.sum_duplicates()
         n_rows, n_features = X.shape
         columns = []
         for j in range(n_features):
@@ -343,7 +344,8 @@ class Bins(NamedTuple):
             raise ValueError(f"Binning needs rows of {n_features} features. Got shape {X.shape} instead.")
         binned = np.empty(X.shape, dtype=self.dtype)
         if _is_sparse(X):
-            X = X.tocsc()
+            X = X.tocsc(copy=True)
+            X.sum_duplicates()
             for j in range(n_features):
                 edges = self.feature_edges(j)
                 binned[:, j] = np.searchsorted(edges, 0.0, side="left")

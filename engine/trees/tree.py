@@ -124,7 +124,21 @@ def _csr_lookup(X):
     return lookup
 
 
-def route(tree, X):
+def _lookup(X):
+    """A function ``(rows, columns) -> X[rows, columns]`` for dense or sparse ``X``."""
+    import scipy.sparse as sp
+
+    if sp.issparse(X):
+        return _csr_lookup(X)
+    X = np.asarray(X, dtype=np.float64)
+
+    def lookup(rows, columns):
+        return X[rows, columns]
+
+    return lookup
+
+
+def route(tree, X, lookup=None):
     """The leaf (a node index) of every row of raw data.
 
     Parameters
@@ -132,20 +146,14 @@ def route(tree, X):
     tree : Tree
     X : ndarray of shape (n, F) or scipy.sparse matrix
         NaN is missing; a sparse matrix's implicit entries are 0.0.
+    lookup : callable, optional
+        ``X``'s prepared lookup (ensembles prepare a sparse matrix's once for all their trees).
 
     Returns
     -------
     ndarray of int64, shape (n,)
     """
-    import scipy.sparse as sp
-
-    if sp.issparse(X):
-        lookup = _csr_lookup(X)
-    else:
-        X = np.asarray(X, dtype=np.float64)
-
-        def lookup(rows, columns):
-            return X[rows, columns]
+    lookup = _lookup(X) if lookup is None else lookup
 
     def goes_left(rows, nodes):
         x = lookup(rows, tree.feature[nodes])
@@ -218,7 +226,8 @@ class Ensemble(NamedTuple):
 
         Given ``margin``, the margin of the first ``start`` trees (a map task's cache), only trees
         ``start …`` are added to a copy of it: the same bits as starting from the base score."""
-        return self._margin(X.shape[0], lambda tree: route(tree, X), n_trees, start, margin)
+        lookup = _lookup(X)
+        return self._margin(X.shape[0], lambda tree: route(tree, X, lookup), n_trees, start, margin)
 
     def predict_margin_binned(self, binned, missing_bins, n_trees=None, start=0, margin=None):
         """:meth:`predict_margin` of binned rows (the same bits when binned by the training bins)."""
