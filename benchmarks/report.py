@@ -1,4 +1,4 @@
-"""The benchmark's README-ready Markdown tables, the machine description, and the JSON file."""
+"""The benchmark's Markdown tables (for docs/benchmarks.md), the machine description, and the JSON file."""
 
 import json
 import os

@@ -20,10 +20,10 @@ base. Fitted attributes have scikit-learn's shapes (a binary classifier's ``coef
 Their default runner is ``"inline"``, as :class:`mrtrain.Trainer`'s, where the ``mrtrain`` command's is
 ``"local"``: ``fit(X, y)`` takes arrays already in one process's memory, and model selection fits many
 models, each pass of which the inline runner runs in-process without the local runner's task processes
-(about 17 times less overhead per pass, the README's runner-overhead table); every runner gives the same
-bits. Pass ``runner="local"`` or ``"hadoop"`` to train a large dataset path on many cores.
+(about 17 times less overhead per pass: docs/benchmarks.md, runner overhead per pass); every runner gives
+the same bits. Pass ``runner="local"`` or ``"hadoop"`` to train a large dataset path on many cores.
 
-The objective is mrtrain's (see the README): ``mean_s loss + (l2/2)‖w‖² + l1‖w‖₁``, the intercept not
+The objective is mrtrain's (docs/objective.md): ``mean_s loss + (l2/2)‖w‖² + l1‖w‖₁``, the intercept not
 penalized, so ``l2`` corresponds to scikit-learn's ``C = 1/(n·l2)`` (LogisticRegression), ``alpha = n·l2``
 (Ridge) and ``alpha = l2`` (PoissonRegressor); with ``l1 > 0``, ``LinearRegression(l1=a·r, l2=a·(1-r))`` is
 scikit-learn's ``ElasticNet(alpha=a, l1_ratio=r)`` and ``LogisticRegression(l1=r/(n·C), l2=(1-r)/(n·C))``

@@ -1,8 +1,8 @@
 """The compose cluster of docker-hadoop/, built and run for real: 2 DataNodes, 2 NodeManagers.
 
-Everything goes through ``scripts/docker-cluster`` (the README's commands): ``up`` builds the image and waits
-for the cluster, ``run -- ...`` runs mrtrain in a client container on the compose network, ``down`` removes
-it all. Models trained with ``--runner hadoop`` on the cluster are compared bit for bit with the local
+Everything goes through ``scripts/docker-cluster`` (the commands of docs/hadoop.md): ``up`` builds the image
+and waits for the cluster, ``run -- ...`` runs mrtrain in a client container on the compose network, ``down``
+removes it all. Models trained with ``--runner hadoop`` on the cluster are compared bit for bit with the local
 runner's in the same image (same Python, numpy and BLAS: bitwise equality is a promise on one machine).
 
 Without a Docker engine these tests fail, loudly: ``scripts/test`` starts one (``scripts/docker-cluster
@@ -132,7 +132,7 @@ def binary_reference(binary_data):
 
 @pytest.fixture(scope="module")
 def iris(cluster):
-    """Iris ingested and trained as the README shows, on the cluster and on the local runner."""
+    """Iris ingested and trained as docs/hadoop.md shows, on the cluster and on the local runner."""
     client_json("mrtrain", "ingest", "/work/data/iris.libsvm", f"{HDFS}/iris", "--partitions", "4")
     started = time.time()
     on_cluster = client_json(*IRIS_TRAIN, "--runner", "hadoop", "--checkpoint-dir", f"{HDFS}/iris-ckpt")
