@@ -103,12 +103,12 @@ def assert_same_trees(ensemble, booster, n_trees, X, tolerance=1e-10):
                 assert tree.value[ours] == pytest.approx(theirs["leaf_value"], abs=tolerance, rel=tolerance)
 
 
-def settings(depth, l2=0.0, min_child_weight=0.0, learning_rate=0.5, leaves=None):
+def settings(depth, l2=0.0, min_child_weight=0.0, learning_rate=0.5, leaves=None, min_split_gain=0.0):
     """Our :class:`GrowParams` and LightGBM's parameters for the same trees."""
     ours = GrowParams(max_depth=depth, max_leaves=leaves, l2=l2, min_child_weight=min_child_weight,
-                      learning_rate=learning_rate)
+                      learning_rate=learning_rate, min_split_gain=min_split_gain)
     theirs = dict(num_leaves=leaves or 2**depth, max_depth=depth, lambda_l2=l2, learning_rate=learning_rate,
-                  min_sum_hessian_in_leaf=min_child_weight)
+                  min_sum_hessian_in_leaf=min_child_weight, min_gain_to_split=min_split_gain)
     return ours, theirs
 
 
@@ -120,6 +120,9 @@ CASES = {
                                         settings(3, leaves=3)),
     "regression, min child weight": ("squared_error", "regression", "regression", 1,
                                      settings(2, min_child_weight=20.0)),
+    # The second level's gains are 72 (first round), 32 and 18: γ = 40 keeps only the first round's.
+    "regression, min split gain": ("squared_error", "regression", "regression", 3,
+                                   settings(2, min_split_gain=40.0)),
     "logistic, depth 2, l2 = 1": ("logistic", "binary", "binary", 1, settings(2, l2=1.0, learning_rate=1.0)),
 }
 
