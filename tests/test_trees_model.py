@@ -202,6 +202,18 @@ def test_bad_objectives_are_refused(name, n_classes, message):
         make_objective(name, n_classes)
 
 
+@pytest.mark.parametrize("name, labels, message", [
+    ("logistic", [0.0, 1.0, 2.0], r"logistic objective needs every label to be 0 or 1\. Got 2\.0 in row 2"),
+    ("poisson", [1.0, -1.0], r"a finite count >= 0\. Got -1\.0 in row 1"),
+    ("softmax", [0.0, 2.0, 0.5], r"a class index in 0\.\.2\. Got 0\.5 in row 2"),
+    ("squared_error", [1.0, np.nan], r"a finite number\. Got nan in row 1")])
+def test_labels_an_objective_cannot_take_are_refused_naming_the_row(name, labels, message):
+    loss = make_objective(name, 3 if name == "softmax" else None)
+    with pytest.raises(ValueError, match=message):
+        loss.check_labels(labels)
+    np.testing.assert_array_equal(loss.check_labels(labels[:-1]), labels[:-1])
+
+
 def test_bootstrap_weights_are_poisson_1_and_depend_only_on_seed_tree_and_row():
     weights = bootstrap_weights(seed=3, tree=0, partition_id=2, n_rows=200_000)
     np.testing.assert_array_equal(weights, bootstrap_weights(3, 0, 2, 200_000))

@@ -10,15 +10,15 @@ One training, and where each piece runs
 1. **Binning** (:mod:`.binning`), one pass. Map: ``summarize(X)`` → a :class:`~.binning.BinSummary` of the
    partition (exact value counts per feature, made coarser by truncating mantissa bits only when a feature
    has more than ``capacity`` distinct values, so the merged summary does not depend on how rows fall into
-   partitions). Reduce: ``merge_summaries([s0, s1, ...])`` in partition order. Driver:
+   partitions). Reduce (or driver): ``merge_summaries([s0, s1, ...])`` in partition order. Driver:
    ``make_bins(summary, max_bins)`` → :class:`~.binning.Bins` (per-feature ascending edges; the value
    ``x`` falls in bin ``#{edges < x}``; NaN in the feature's last bin, the missing bin). Both serialise to
    flat numpy arrays (``to_arrays``/``from_arrays``); a summary also to one float64 vector
    (``to_vector``/``from_vector``). Map tasks then call ``bins.transform(X)`` → the
    binned matrix ``(n, F)`` of local bin indices (dense or CSR ``X``; implicit zeros are 0.0).
 2. **Objective** (:mod:`.objectives`): ``make_objective(name, n_classes)`` → an objective with
-   ``base_stats(y, w)`` (a summable vector), ``base_score(stats)`` (initial margin per output) and
-   ``gradients(y, margin)`` → ``(g, h)`` of shape ``(n, n_outputs)``.
+   ``check_labels(y)``, ``base_stats(y, w)`` (a summable vector), ``base_score(stats)`` (initial margin
+   per output) and ``gradients(y, margin)`` → ``(g, h)`` of shape ``(n, n_outputs)``.
 3. **Sampling** (:mod:`.sampling`): ``subsample_mask(seed, tree, partition_id, n_rows, fraction)`` and
    ``bootstrap_weights(seed, tree, partition_id, n_rows)`` (Poisson(1) by inverse CDF of a SplitMix64 row
    hash, as :mod:`mrtrain.engine.folds`); ``choose_features(seed, tree, node, n_features, k)``.
@@ -38,7 +38,8 @@ One training, and where each piece runs
    ``threshold``, ``default_left``, ``left``, ``right``, ``value``, ``gain``, ``hess``, ``weight``);
    ``route_binned``/``route`` send rows to leaves (binned / raw dense or CSR, NaN by ``default_left``).
    ``Ensemble.from_trees(trees, tree_output, base_score, n_features)``: ``predict_margin(X)``,
-   ``predict_margin_binned(B, missing_bins)`` (same bits), ``feature_importance()`` → (total gain, split
+   ``predict_margin_binned(B, missing_bins)`` (same bits; ``start=``/``margin=`` add trees to a cached
+   margin), ``feature_importance()`` → (total gain, split
    count), ``to_arrays``/``from_arrays``. :mod:`.export`: ``to_json``/``dumps``/``from_json``, the
    documented JSON format.
 

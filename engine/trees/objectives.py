@@ -66,6 +66,26 @@ class Objective:
         self.name = name
         self.n_outputs = n_classes if name == "softmax" else 1
 
+    def check_labels(self, y):
+        """Return ``y`` as float64 if every label suits the objective, else raise ValueError naming the first
+        bad row: finite for ``squared_error``, 0 or 1 for ``logistic``, finite and >= 0 for ``poisson``,
+        an integer in ``0 … K−1`` for ``softmax``."""
+        y = np.asarray(y, dtype=np.float64)
+        if self.name == "logistic":
+            bad, allowed = ~np.isin(y, (0.0, 1.0)), "0 or 1"
+        elif self.name == "poisson":
+            bad, allowed = ~(np.isfinite(y) & (y >= 0)), "a finite count >= 0"
+        elif self.name == "softmax":
+            bad = ~(np.isin(y, np.arange(self.n_outputs, dtype=np.float64)))
+            allowed = f"a class index in 0..{self.n_outputs - 1}"
+        else:
+            bad, allowed = ~np.isfinite(y), "a finite number"
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"The {self.name} objective needs every label to be {allowed}. Got "
+                             f"{float(y[row])!r} in row {row} instead.")
+        return y
+
     def base_stats(self, y, weight):
         """Summable statistics of labels ``y`` (shape (n,)) with weights: ``[Σw, Σw·y]``, or for softmax
         ``[Σw, Σw·[y = 0], …, Σw·[y = K−1]]``; summed sequentially (``np.cumsum``)."""
