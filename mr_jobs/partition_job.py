@@ -237,7 +237,7 @@ class PartitionJob(MRJob):
         checks the file against everything the manifest says of it (bytes, sha256, rows, dimension, the
         weight column).
         """
-        uri, sha256, n_features = part.uri, part.sha256, self.model.n_features
+        uri, sha256, n_features = part.uri, part.sha256, self.task["model"]["n_features"]
         if self.cache:
             file_stat = get_filesystem(uri).stat(uri)
             cached = self.cache.get(sha256, uri, file_stat, n_features)
@@ -250,6 +250,7 @@ class PartitionJob(MRJob):
         X, y_raw, w = read_partition(
             uri, expected_sha256=sha256, n_features=n_features, expected_rows=part.rows,
             expected_bytes=part.bytes, has_weight=self.task.get("has_weight"),
+            missing=self.task.get("missing", False),
         )
         if self.cache and self.cache.put(sha256, uri, file_stat, X, y_raw, w):
             self.increment_counter("mrtrain", "partitions cached")

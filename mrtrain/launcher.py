@@ -506,7 +506,7 @@ class JobLauncher:
         reducers = self.reducers if reducers is None else reducers
         task_path = join(job_dir, "task.json")
         spec = {"model": self.model_spec, "shards": self.shards, "partition_cache": self.partition_cache,
-                "has_weight": self.dataset.has_weight,
+                "has_weight": self.dataset.has_weight, "missing": self.dataset.has_missing,
                 **task}
         self.fs.write_bytes(task_path, json.dumps(spec).encode("utf-8"))
         params_path = join(job_dir, "params.npy")

@@ -1,0 +1,257 @@
+"""What one map task computes in a tree ensemble's pass, and the state the driver ships for it.
+
+A tree training (:mod:`mrtrain.tree_training`) runs three kinds of pass over the partitions, each one vector
+per partition, the vectors added (or merged) in partition order:
+
+- ``"bins"``: the partition's :class:`~mrtrain.engine.trees.binning.BinSummary` as one vector
+  (:meth:`~mrtrain.engine.trees.binning.BinSummary.to_vector`); the driver merges them
+  (``merge_summaries``) and makes the bins.
+- ``"base"``: the objective's summable label statistics (``Objective.base_stats``) of the training rows,
+  for the base score.
+- ``"grow"``: the rows are binned with the training bins, routed through the trees being grown to their
+  current nodes, and for every tree the histograms of its ``build_nodes`` are built
+  (:func:`~mrtrain.engine.trees.histograms.build_histograms`), the gradients taken at each row's margin of
+  the finished trees; the trees' vectors are concatenated in tree order. Two more entries end the vector:
+  ``[Σ w·loss, Σ w]`` of the held-out validation rows at the finished trees' margin (zeros without a
+  validation fraction), the early-stopping curve.
+
+Row weights: the user's weight times, per tree, the random forest's Poisson(1) bootstrap count or GBT's
+subsample mask (:mod:`mrtrain.engine.trees.sampling`); validation rows (``validation_fraction``, a seeded row
+hash of its own stream) weigh 0 in every tree. All draws hash ``(seed, tree, partition id, row)``, so they
+are the same on every runner.
+
+The state travels as a JSON header (:meth:`PassState.header`) and one float64 vector
+(:meth:`PassState.vector`: the bins, the finished ensemble and the growing trees' arrays; integers below
+2**53 are exact), the shape of every job's task file and parameter file.
+"""
+
+import numpy as np
+
+from mrtrain.engine.trees.binning import Bins, summarize
+from mrtrain.engine.trees.histograms import build_histograms
+from mrtrain.engine.trees.objectives import EPSILON, make_objective
+from mrtrain.engine.trees.sampling import bootstrap_weights, row_uniform, subsample_mask
+from mrtrain.engine.trees.tree import FIELD_TYPES, Ensemble, Tree, route_binned
+
+PHASES = ("bins", "base", "grow")
+#: Stream tag of the validation rows' hash (the sampling module uses 1..3).
+VALIDATION_STREAM = 7
+#: Entries that end a grow pass's vector: the validation rows' Σ w·loss and Σ w.
+VALIDATION_ENTRIES = 2
+
+
+def pack(arrays):
+    """``(layout, vector)``: named arrays as one float64 vector and ``[[name, length], ...]``."""
+    layout = [[name, int(np.asarray(value).size)] for name, value in arrays.items()]
+    vector = (np.concatenate([np.asarray(v, dtype=np.float64).ravel() for v in arrays.values()])
+              if arrays else np.zeros(0))
+    return layout, vector
+
+
+def unpack(layout, vector):
+    """The named float64 arrays of :func:`pack`'s ``(layout, vector)``."""
+    vector = np.asarray(vector, dtype=np.float64).ravel()
+    total = sum(length for _, length in layout)
+    if vector.size != total:
+        raise ValueError(f"A packed tree state of layout {[n for n, _ in layout]} has {total} values. Got "
+                         f"{vector.size} instead.")
+    arrays, start = {}, 0
+    for name, length in layout:
+        arrays[name] = vector[start:start + length]
+        start += length
+    return arrays
+
+
+def tree_arrays(tree, prefix):
+    """The fields of a :class:`~mrtrain.engine.trees.tree.Tree` as named arrays under ``prefix``."""
+    return {f"{prefix}{name}": getattr(tree, name) for name, _ in FIELD_TYPES}
+
+
+def tree_from_arrays(arrays, prefix):
+    """The :class:`~mrtrain.engine.trees.tree.Tree` of :func:`tree_arrays`."""
+    return Tree(*(np.asarray(arrays[f"{prefix}{name}"]).astype(dtype) for name, dtype in FIELD_TYPES))
+
+
+def ensemble_from_arrays(arrays, prefix="ensemble_"):
+    """The :class:`~mrtrain.engine.trees.tree.Ensemble` stored under ``prefix`` by :func:`ensemble_arrays`."""
+    return Ensemble.from_arrays({name[len(prefix):]: value for name, value in arrays.items()
+                                 if name.startswith(prefix)})
+
+
+def ensemble_arrays(ensemble, prefix="ensemble_"):
+    """An :class:`~mrtrain.engine.trees.tree.Ensemble`'s arrays under ``prefix``."""
+    return {f"{prefix}{name}": value for name, value in ensemble.to_arrays().items()}
+
+
+class PassState:
+    """What a map task needs for one pass (see the module docstring).
+
+    Parameters
+    ----------
+    phase : {"bins", "base", "grow"}
+    objective : str
+        An objective of :mod:`mrtrain.engine.trees.objectives`.
+    n_classes : int or None
+        Softmax's classes.
+    classes : list of float or None
+        The label values of classes ``0 .. K-1`` (classification); None: labels are used as they are.
+    seed : int
+    sampling : {"none", "subsample", "bootstrap"}
+    subsample : float in (0, 1]
+    validation_fraction : float in [0, 1)
+    capacity : int
+        The bin summary's capacity (``"bins"`` pass).
+    bins : Bins or None
+    ensemble : Ensemble or None
+        The finished trees (``"grow"``).
+    growing : list of (tree_index, output, Tree, build_nodes)
+        The trees being grown in this pass.
+    independent : bool
+        The trees do not depend on the finished ones (a random forest): gradients at the base score.
+    """
+
+    def __init__(self, phase, *, objective, n_classes=None, classes=None, seed=0, sampling="none",
+                 subsample=1.0, validation_fraction=0.0, capacity=8192, bins=None, ensemble=None, growing=(),
+                 independent=False):
+        if phase not in PHASES:
+            raise ValueError(f"The 'phase' parameter must be one of {list(PHASES)}. Got {phase!r} instead.")
+        self.phase = phase
+        self.objective_name = objective
+        self.n_classes = n_classes
+        self.objective = make_objective(objective, n_classes)
+        self.classes = None if classes is None else [float(c) for c in classes]
+        self.seed = int(seed)
+        self.sampling = sampling
+        self.subsample = float(subsample)
+        self.validation_fraction = float(validation_fraction)
+        self.capacity = int(capacity)
+        self.bins = bins
+        self.ensemble = ensemble
+        self.growing = [(int(t), int(o), tree, [int(n) for n in nodes]) for t, o, tree, nodes in growing]
+        self.independent = bool(independent)
+
+    # -- the wire -------------------------------------------------------------------------------------------
+    def _arrays(self):
+        arrays = {}
+        if self.bins is not None:
+            arrays.update({f"bins_{k}": v for k, v in self.bins.to_arrays().items()})
+        if self.ensemble is not None:
+            arrays.update(ensemble_arrays(self.ensemble))
+        for k, (_, _, tree, _) in enumerate(self.growing):
+            arrays.update(tree_arrays(tree, f"growing{k}_"))
+        return arrays
+
+    def header(self):
+        """The JSON-able header: everything but the arrays, and their layout."""
+        return {"phase": self.phase, "objective": self.objective_name, "n_classes": self.n_classes,
+                "classes": self.classes, "seed": self.seed, "sampling": self.sampling,
+                "subsample": self.subsample, "validation_fraction": self.validation_fraction,
+                "capacity": self.capacity, "has_bins": self.bins is not None,
+                "has_ensemble": self.ensemble is not None, "independent": self.independent,
+                "growing": [[t, o, nodes] for t, o, _, nodes in self.growing],
+                "layout": pack(self._arrays())[0]}
+
+    def vector(self):
+        """The arrays as one float64 vector (the layout is in :meth:`header`)."""
+        return pack(self._arrays())[1]
+
+    @classmethod
+    def from_wire(cls, header, vector):
+        """The state of :meth:`header` and :meth:`vector`."""
+        arrays = unpack(header["layout"], vector)
+        bins = (Bins.from_arrays({"n_edges": arrays["bins_n_edges"], "edges": arrays["bins_edges"]})
+                if header["has_bins"] else None)
+        ensemble = ensemble_from_arrays(arrays) if header["has_ensemble"] else None
+        growing = [(t, o, tree_from_arrays(arrays, f"growing{k}_"), nodes)
+                   for k, (t, o, nodes) in enumerate(header["growing"])]
+        return cls(header["phase"], objective=header["objective"], n_classes=header["n_classes"],
+                   classes=header["classes"], seed=header["seed"], sampling=header["sampling"],
+                   subsample=header["subsample"], validation_fraction=header["validation_fraction"],
+                   capacity=header["capacity"], bins=bins, ensemble=ensemble, growing=growing,
+                   independent=header["independent"])
+
+    # -- the map side ---------------------------------------------------------------------------------------
+    def labels(self, y):
+        """Labels as the objective takes them: class indices for classification.
+
+        Raises
+        ------
+        ValueError
+            A label that is none of the classes.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        if self.classes is None:
+            return y
+        index = np.searchsorted(self.classes, y)
+        index = np.minimum(index, len(self.classes) - 1)
+        if len(y) and not np.array_equal(np.asarray(self.classes)[index], y):
+            bad = y[np.asarray(self.classes)[index] != y][0]
+            raise ValueError(f"expected one of the training classes {self.classes}, found {float(bad)!r}")
+        return index.astype(np.float64)
+
+    def validation_rows(self, partition_id, n_rows):
+        """Whether each row of the partition is a held-out validation row."""
+        if self.validation_fraction <= 0:
+            return np.zeros(n_rows, dtype=bool)
+        return row_uniform(self.seed, VALIDATION_STREAM, 0, partition_id, n_rows) < self.validation_fraction
+
+    def tree_weights(self, tree_index, partition_id, w, validation):
+        """Every row's weight in tree ``tree_index``: user weight × bootstrap or subsample, 0 if held out."""
+        n = len(validation)
+        weight = np.ones(n) if w is None else np.asarray(w, dtype=np.float64).copy()
+        if self.sampling == "bootstrap":
+            weight = weight * bootstrap_weights(self.seed, tree_index, partition_id, n)
+        elif self.sampling == "subsample":
+            weight = weight * subsample_mask(self.seed, tree_index, partition_id, n, self.subsample)
+        weight[validation] = 0.0
+        return weight
+
+    def partition_vector(self, X, y, w, partition_id):
+        """The vector one partition contributes to this pass (module docstring)."""
+        if self.phase == "bins":
+            return summarize(X, self.capacity).to_vector()
+        labels = self.labels(y)
+        validation = self.validation_rows(partition_id, len(labels))
+        if self.phase == "base":
+            weight = np.ones(len(labels)) if w is None else np.asarray(w, dtype=np.float64).copy()
+            weight[validation] = 0.0
+            return self.objective.base_stats(labels, weight)
+        binned = self.bins.transform(X)
+        missing_bins = self.bins.n_edges + 1
+        if self.independent:
+            margin = np.broadcast_to(self.ensemble.base_score, (len(labels), self.ensemble.n_outputs))
+        else:
+            margin = self.ensemble.predict_margin_binned(binned, missing_bins)
+        grad, hess = self.objective.gradients(labels, margin)
+        parts = []
+        for tree_index, output, tree, nodes in self.growing:
+            row_node = route_binned(tree, binned, missing_bins)
+            weight = self.tree_weights(tree_index, partition_id, w, validation)
+            parts.append(build_histograms(binned, grad[:, output], hess[:, output], weight, row_node, nodes,
+                                          self.bins.offsets))
+        parts.append(self.validation_sums(labels, margin, w, validation))
+        return np.concatenate(parts)
+
+    def validation_sums(self, labels, margin, w, validation):
+        """``[Σ w·loss, Σ w]`` of the validation rows at ``margin``, summed in row order."""
+        if not validation.any():
+            return np.zeros(VALIDATION_ENTRIES)
+        weight = (np.ones(len(labels)) if w is None else np.asarray(w, dtype=np.float64))[validation]
+        loss = pointwise_loss(self.objective_name, labels[validation], margin[validation])
+        return np.cumsum(np.column_stack((weight * loss, weight)), axis=0)[-1]
+
+
+def pointwise_loss(objective, y, margin):
+    """Each row's loss at its margin (n, K): log loss, squared error / 2, Poisson deviance / 2 (up to a
+    term of y alone: ``exp(m) − y·m``), or softmax's cross-entropy."""
+    margin = np.asarray(margin, dtype=np.float64)
+    if objective == "squared_error":
+        return 0.5 * (margin[:, 0] - y) ** 2
+    if objective == "logistic":
+        p = np.clip(1.0 / (1.0 + np.exp(-margin[:, 0])), EPSILON, 1 - EPSILON)
+        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+    if objective == "poisson":
+        return np.exp(margin[:, 0]) - y * margin[:, 0]
+    shifted = margin - margin.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return -log_p[np.arange(len(y)), y.astype(np.int64)]

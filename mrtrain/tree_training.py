@@ -1,0 +1,473 @@
+"""Training a tree ensemble (``gbt``, ``random-forest``) as a series of MapReduce passes, PLANET's way.
+
+1. **Bins** (one map-only pass, :class:`~mrtrain.mr_jobs.tree_bins.MRTreeBins`): every partition's value
+   summary, merged in partition order; ``make_bins`` gives at most ``max_bins`` quantile bins per feature.
+2. **Base score** (GBT only, one pass of :class:`~mrtrain.mr_jobs.tree_histograms.MRTreeHistograms` in its
+   ``"base"`` phase): the objective's label statistics; a forest starts from 0.
+3. **Levels** (one histogram pass each): the map tasks build the histograms of the nodes the growers ask for
+   (:mod:`mrtrain.engine.tree_pass`); the driver's :class:`~mrtrain.engine.trees.grower.TreeGrower` s split
+   them. GBT grows one tree per round (softmax: one per class, sharing the passes); the forest grows
+   :data:`FOREST_TREES_PER_PASS` independent trees in the same passes. A pass after the last tree measures
+   the validation loss (with ``validation_fraction``); early stopping keeps the best round.
+
+A checkpoint is written after every pass (the bins, the finished ensemble, every growing tree's state,
+the validation history), so a run killed at any moment resumes to the same bits; every sum is added in
+partition order, so every runner and any ``reducers`` give the same trees.
+"""
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from mrtrain.engine.tree_pass import VALIDATION_ENTRIES, PassState, ensemble_arrays, ensemble_from_arrays
+from mrtrain.engine.trees.binning import (
+    DEFAULT_CAPACITY,
+    Bins,
+    BinSummary,
+    check_max_bins,
+    make_bins,
+    merge_summaries,
+)
+from mrtrain.engine.trees.grower import GrowParams, TreeGrower, check_grow_params, update_growers
+from mrtrain.engine.trees.objectives import make_objective
+from mrtrain.engine.trees.tree import Ensemble
+from mrtrain.launcher import JobLauncher, effective_reducers
+from mrtrain.mr_jobs.tree_bins import MRTreeBins
+from mrtrain.mr_jobs.tree_histograms import MRTreeHistograms
+from mrtrain.storage.checkpoint import latest_checkpoint, remove_temporaries, save_checkpoint
+from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.errors import CheckpointError, DataError
+from mrtrain.storage.filesystem import absolute
+from mrtrain.storage.lock import DirectoryLock
+
+log = logging.getLogger(__name__)
+
+TREE_MODELS = ("gbt", "random-forest")
+#: Objectives of each tree model (the first is the default for class labels, the second for numbers).
+GBT_OBJECTIVES = ("logistic", "softmax", "squared_error", "poisson")
+FOREST_OBJECTIVES = ("classification", "regression")
+#: Trees of a forest grown in the same passes (their histograms share each pass's vector).
+FOREST_TREES_PER_PASS = 8
+#: Most trees of an ensemble.
+MAX_TREES = 10_000
+
+
+class SettingsMismatch(ValueError):
+    """The checkpoint directory holds a tree training made with other data or settings."""
+
+
+@dataclass(frozen=True)
+class TreeConfig:
+    """A tree ensemble's settings (validated by :meth:`check`); the options of ``mrtrain train``.
+
+    ``objective`` None: ``logistic`` for two classes, ``softmax`` for more, ``squared_error`` for other
+    labels (GBT); ``classification`` or ``regression`` likewise (forest).
+    """
+
+    model: str = "gbt"
+    objective: str | None = None
+    n_trees: int = 100
+    learning_rate: float = 0.1
+    max_depth: int = 6
+    max_leaves: int | None = None
+    max_bins: int = 255
+    l2: float = 1.0
+    min_child_weight: float = 1.0
+    min_split_gain: float = 0.0
+    subsample: float = 1.0
+    colsample: float = 1.0
+    max_features: object = None
+    seed: int = 0
+    validation_fraction: float = 0.0
+    n_iter_no_change: int | None = None
+
+    def check(self):
+        """Return the config if every setting is valid, else raise ValueError naming it."""
+        if self.model not in TREE_MODELS:
+            raise ValueError(f"The 'model' parameter must be one of {list(TREE_MODELS)}. Got {self.model!r} "
+                             "instead.")
+        allowed = GBT_OBJECTIVES if self.model == "gbt" else FOREST_OBJECTIVES
+        if self.objective is not None and self.objective not in allowed:
+            raise ValueError(f"The 'objective' parameter of model {self.model!r} must be one of "
+                             f"{list(allowed)}. Got {self.objective!r} instead.")
+        n_trees = self.n_trees
+        if isinstance(n_trees, bool) or not isinstance(n_trees, int) or not 1 <= n_trees <= MAX_TREES:
+            raise ValueError(f"The 'n_trees' parameter must be an int in [1, {MAX_TREES}]. Got {n_trees!r} "
+                             "instead.")
+        check_max_bins(self.max_bins)
+        check_grow_params(self.grow_params(1))
+        if not (isinstance(self.subsample, int | float) and 0 < self.subsample <= 1):
+            raise ValueError(f"The 'subsample' parameter must be a number in (0, 1]. Got {self.subsample!r} "
+                             "instead.")
+        if not (isinstance(self.validation_fraction, int | float) and 0 <= self.validation_fraction < 1):
+            raise ValueError("The 'validation_fraction' parameter must be a number in [0, 1). Got "
+                             f"{self.validation_fraction!r} instead.")
+        if self.n_iter_no_change is not None and (
+                isinstance(self.n_iter_no_change, bool) or not isinstance(self.n_iter_no_change, int)
+                or self.n_iter_no_change < 1 or self.validation_fraction == 0):
+            raise ValueError("The 'n_iter_no_change' parameter must be an int >= 1, with a "
+                             "'validation_fraction' > 0. Got "
+                             f"n_iter_no_change={self.n_iter_no_change!r} with "
+                             f"validation_fraction={self.validation_fraction!r} instead.")
+        if self.model == "random-forest":
+            for name, default in (("learning_rate", 0.1), ("l2", 1.0), ("subsample", 1.0),
+                                  ("validation_fraction", 0.0), ("min_split_gain", 0.0)):
+                if getattr(self, name) != default:
+                    raise ValueError(f"The {name!r} parameter does not apply to model 'random-forest' "
+                                     "(each tree is grown on a bootstrap sample to the mean of its leaves); "
+                                     f"leave it at {default!r}. Got {getattr(self, name)!r} instead.")
+        elif self.max_features is not None:
+            raise ValueError("The 'max_features' parameter applies to model 'random-forest' (use 'colsample' "
+                             f"for gbt). Got {self.max_features!r} instead.")
+        return self
+
+    def grow_params(self, n_trees):
+        """The growers' :class:`GrowParams`: a forest's leaves hold their mean divided by ``n_trees``, so the
+        margin is the trees' average (λ = 0, the Hessian sum is the bootstrap weight)."""
+        forest = self.model == "random-forest"
+        return GrowParams(max_depth=self.max_depth, max_leaves=self.max_leaves, l2=0.0 if forest else self.l2,
+                          min_child_weight=self.min_child_weight, min_split_gain=self.min_split_gain,
+                          learning_rate=1.0 / n_trees if forest else self.learning_rate,
+                          colsample=self.colsample, max_features=self.max_features, seed=self.seed)
+
+
+def objective_of(config, dataset):
+    """``(objective, n_classes, classes)``: the engine objective, softmax's classes and the label classes
+    (None for regression) of ``config`` on ``dataset``.
+
+    Raises
+    ------
+    DataError
+        A classification objective on labels that are no classes, a regression on class names.
+    """
+    objective = config.objective
+    classifying = objective in (None, "logistic", "softmax", "classification")
+    if objective is None:  # class names or two label values: a classifier; else a regression
+        classifying = dataset.class_names is not None or (
+            dataset.classes is not None and len(dataset.classes) == 2)
+    if classifying:
+        if dataset.classes is None or len(dataset.classes) < 2:
+            found = "non-integer or over 1000 label values" if dataset.classes is None else "one"
+            raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected at least two class "
+                            f"labels for {config.model} classification, found {found}")
+        k = len(dataset.classes)
+        if config.model == "random-forest":
+            if k > 2:
+                raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected two classes for a "
+                                f"random-forest classifier, found {k} (more are not supported yet)")
+            return "squared_error", None, dataset.classes
+        if objective == "logistic" and k != 2:
+            raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected two classes for the "
+                            f"logistic objective, found {k} (use softmax)")
+        return ("logistic" if k == 2 and objective != "softmax" else "softmax", k if k > 2 or objective ==
+                "softmax" else None, dataset.classes)
+    if dataset.class_names is not None:
+        raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected numeric labels for "
+                        f"{config.model} regression, found class names")
+    name = "squared_error" if objective in (None, "regression") else objective
+    return name, None, None
+
+
+class TreeModel:
+    """A fitted tree ensemble: its trees, bins and objective, and what the training recorded.
+
+    Attributes
+    ----------
+    ensemble : Ensemble
+    bins : Bins
+    objective : str
+    classes : list of float or None
+    forest_classes : bool
+        A forest classifier: its margins are class frequencies, not logits.
+    settings, history : dict, list
+    """
+
+    def __init__(self, ensemble, bins, objective, classes, settings, history, forest_classes=False):
+        self.ensemble, self.bins, self.objective = ensemble, bins, objective
+        self.classes, self.settings, self.history = classes, settings, history
+        self.forest_classes = forest_classes
+
+    def predict_margin(self, X):
+        """The margins of rows ``X`` (NaN: missing), shape (n, K)."""
+        return self.ensemble.predict_margin(X)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n, K) (classification only)."""
+        margin = self.predict_margin(X)
+        if self.forest_classes:
+            if margin.shape[1] == 1:
+                p = np.clip(margin[:, 0], 0.0, 1.0)
+                return np.column_stack((1 - p, p))
+            p = np.clip(margin, 0.0, None)
+            return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+        p = make_objective(self.objective, self.ensemble.n_outputs if self.objective == "softmax" else None
+                           ).predict(margin)
+        return np.column_stack((1 - p, p)) if p.ndim == 1 else p
+
+    def predict(self, X):
+        """Predicted class labels (classification) or values (regression), shape (n,)."""
+        if self.classes is not None:
+            return np.asarray(self.classes)[np.argmax(self.predict_proba(X), axis=1)]
+        return make_objective(self.objective).predict(self.predict_margin(X))
+
+    def feature_importance(self):
+        """``(total gain, split count)`` per feature."""
+        return self.ensemble.feature_importance()
+
+
+def _check_resumable(checkpoint, settings):
+    found = checkpoint.meta.get("settings")
+    if found != settings:
+        keys = sorted(k for k in set(settings) | set(found or {}) if (found or {}).get(k) != settings.get(k))
+        raise SettingsMismatch(f"{checkpoint.uri}: cannot resume, the checkpoint was made with other "
+                               f"settings ({', '.join(keys)}); use another --checkpoint-dir")
+
+
+def _validate_tree_checkpoint(checkpoint):
+    if checkpoint.meta.get("family") != "trees":
+        raise CheckpointError(f"{checkpoint.uri}: expected a tree ensemble's checkpoint, found another "
+                              "model's")
+
+
+class _Training:
+    """The state of one tree training between passes (what a checkpoint holds)."""
+
+    def __init__(self, config, dataset, settings, objective, n_classes, classes):
+        self.config, self.dataset, self.settings = config, dataset, settings
+        self.objective, self.n_classes, self.classes = objective, n_classes, classes
+        self.n_outputs = n_classes if objective == "softmax" else 1
+        self.forest = config.model == "random-forest"
+        self.bins = None
+        self.ensemble = None
+        self.growers = []
+        self.round = 0
+        self.passes = 0
+        self.history = []
+        self.done = False
+        self.stop_reason = None
+        self.params = config.grow_params(config.n_trees)
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def arrays(self):
+        arrays = {}
+        if self.bins is not None:
+            arrays.update({f"bins_{k}": v for k, v in self.bins.to_arrays().items()})
+        if self.ensemble is not None:
+            arrays.update(ensemble_arrays(self.ensemble))
+        for k, grower in enumerate(self.growers):
+            arrays.update({f"grower{k}_{name}": v for name, v in grower.to_arrays().items()})
+        return arrays
+
+    def meta(self):
+        return {"family": "trees", "settings": self.settings, "round": self.round, "passes": self.passes,
+                "history": self.history, "done": self.done, "stop_reason": self.stop_reason,
+                "growers": [[g.tree_index, output] for g, output in zip(self.growers, self.outputs,
+                                                                        strict=True)],
+                "has_bins": self.bins is not None, "has_ensemble": self.ensemble is not None}
+
+    def restore(self, checkpoint):
+        meta, arrays = checkpoint.meta, checkpoint.arrays
+        self.round, self.passes, self.history = meta["round"], meta["passes"], list(meta["history"])
+        self.done, self.stop_reason = meta["done"], meta["stop_reason"]
+        if meta["has_bins"]:
+            self.bins = Bins.from_arrays({"n_edges": arrays["bins_n_edges"], "edges": arrays["bins_edges"]})
+        if meta["has_ensemble"]:
+            self.ensemble = ensemble_from_arrays(arrays)
+        self.growers, self.outputs = [], []
+        for k, (_, output) in enumerate(meta["growers"]):
+            prefix = f"grower{k}_"
+            own = {n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)}
+            self.growers.append(TreeGrower.from_arrays(self.bins, self.params, own))
+            self.outputs.append(output)
+
+    outputs = ()
+
+    # -- what the next pass needs ---------------------------------------------------------------------------
+    def state(self, phase):
+        growing = [(g.tree_index, o, g.tree, g.build_nodes) for g, o in zip(self.growers, self.outputs,
+                                                                             strict=True) if not g.finished]
+        sampling = "bootstrap" if self.forest else ("subsample" if self.config.subsample < 1 else "none")
+        return PassState(phase, objective=self.objective, n_classes=self.n_classes, classes=self.classes,
+                         seed=self.config.seed, sampling=sampling, subsample=self.config.subsample,
+                         validation_fraction=self.config.validation_fraction, capacity=DEFAULT_CAPACITY,
+                         bins=self.bins, ensemble=self.ensemble, growing=growing, independent=self.forest)
+
+    def start_round(self):
+        """The growers of the next round: GBT's tree per output, or the forest's next batch of trees."""
+        if self.forest:
+            first = self.round * FOREST_TREES_PER_PASS
+            trees = range(first, min(first + FOREST_TREES_PER_PASS, self.config.n_trees))
+            pairs = [(t * self.n_outputs + o, o) for t in trees for o in range(self.n_outputs)]
+        else:
+            pairs = [(self.round * self.n_outputs + o, o) for o in range(self.n_outputs)]
+        self.growers = [TreeGrower(self.bins, self.params, index) for index, _ in pairs]
+        self.outputs = [o for _, o in pairs]
+
+    @property
+    def n_rounds(self):
+        if self.forest:
+            return -(-self.config.n_trees // FOREST_TREES_PER_PASS)
+        return self.config.n_trees
+
+    def finish_round(self):
+        trees = [self.ensemble.tree(t) for t in range(self.ensemble.n_trees)] + [g.tree for g in self.growers]
+        outputs = list(self.ensemble.tree_output) + list(self.outputs)
+        self.ensemble = Ensemble.from_trees(trees, outputs, self.ensemble.base_score, self.dataset.n_features)
+        self.growers, self.outputs = [], []
+        self.round += 1
+
+
+def _settings(config, dataset, objective, n_classes, classes):
+    return {"family": "trees", **asdict(config), "objective_used": objective, "n_classes": n_classes,
+            "classes": classes, "n_features": dataset.n_features, "data": dataset.uri,
+            "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest,
+            "forest_trees_per_pass": FOREST_TREES_PER_PASS}
+
+
+def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, checkpoint_dir=None,
+              partition_cache=True, break_lock=False, callback=None, max_passes=None):
+    """Train the tree ensemble of ``config`` on the dataset at ``data`` (module docstring).
+
+    Parameters
+    ----------
+    data : str
+        A dataset directory (``mrtrain ingest``; ``--keep-missing`` datasets too).
+    config : TreeConfig
+    runner, conf_path, reducers, partition_cache, break_lock
+        As :class:`mrtrain.trainer.Trainer`'s.
+    checkpoint_dir : str, optional
+        Checkpoint after every pass; a run with the same data and settings resumes the newest checkpoint.
+    callback : callable, optional
+        ``callback(training)`` after every pass.
+    max_passes : int, optional
+        Stop after this many passes of this run (tests of resuming).
+
+    Returns
+    -------
+    TreeModel
+    """
+    config = config.check()
+    dataset = Dataset.open(absolute(data))
+    if not dataset.has_label:
+        raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected labels to train "
+                        f"{config.model}, found a dataset ingested without its label column (for predict "
+                        "only)")
+    objective, n_classes, classes = objective_of(config, dataset)
+    settings = _settings(config, dataset, objective, n_classes, classes)
+    training = _Training(config, dataset, settings, objective, n_classes, classes)
+    spec = {"kind": config.model, "n_features": dataset.n_features, "classes": classes,
+            "fit_intercept": False}
+    lock = DirectoryLock(checkpoint_dir, break_lock=break_lock) if checkpoint_dir else None
+    if lock is not None:
+        lock.__enter__()
+    try:
+        if checkpoint_dir:
+            remove_temporaries(checkpoint_dir)
+            checkpoint = latest_checkpoint(checkpoint_dir, validate=_validate_tree_checkpoint)
+            if checkpoint is not None:
+                _check_resumable(checkpoint, settings)
+                training.restore(checkpoint)
+                log.info("resuming %s after pass %d", checkpoint.uri, training.passes)
+        if not training.done:
+            reducers = effective_reducers(reducers, 2 * VALIDATION_ENTRIES, "histogram")
+            with JobLauncher(dataset, spec, runner=runner, conf_path=conf_path, reducers=reducers,
+                             partition_cache=partition_cache) as launcher:
+                _run(training, launcher, checkpoint_dir, lock, callback, max_passes)
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
+    return TreeModel(training.ensemble, training.bins, objective, classes, settings, training.history,
+                     forest_classes=training.forest and classes is not None)
+
+
+def _pass(launcher, job, state, map_only=False):
+    header, vector = state.header(), state.vector()
+    task = {"trees": header}
+    if map_only:
+        records = launcher.run(job, vector[None, :], {**task, "shards": 1}, ["--map-only"], reducers=0)
+        tagged = sorted((value for _, value in records), key=lambda item: item[0])
+        return [v for _, v in tagged]
+    return launcher.sum_vector(job, vector[None, :], task)
+
+
+def _run(training, launcher, checkpoint_dir, lock, callback, max_passes):
+    config, dataset = training.config, training.dataset
+    ran = 0
+
+    def saved():
+        nonlocal ran
+        training.passes += 1
+        ran += 1
+        if checkpoint_dir:
+            lock.check_held()
+            save_checkpoint(checkpoint_dir, training.passes, training.arrays(), training.meta(),
+                            validate=_validate_tree_checkpoint)
+        if callback is not None:
+            callback(training)
+        return max_passes is not None and ran >= max_passes
+
+    if training.bins is None:
+        vectors = _pass(launcher, MRTreeBins, training.state("bins"), map_only=True)
+        if len(vectors) != len(dataset.partitions):
+            raise RuntimeError(f"MRTreeBins returned {len(vectors)} summaries; expected one per partition "
+                               f"({len(dataset.partitions)})")
+        summary = merge_summaries([BinSummary.from_vector(v) for v in vectors])
+        training.bins = make_bins(summary, config.max_bins)
+        if saved():
+            return
+    if training.ensemble is None:
+        if training.forest:
+            base = np.zeros(training.n_outputs)
+        else:
+            stats = _pass(launcher, MRTreeHistograms, training.state("base"))
+            base = make_objective(training.objective, training.n_classes).base_score(stats)
+        training.ensemble = Ensemble.from_trees([], [], base, dataset.n_features)
+        if saved():
+            return
+    while not training.done:
+        if not training.growers and training.round < training.n_rounds:
+            training.start_round()
+        fresh = all(g.n_nodes == 1 and g.build_nodes == [0] for g in training.growers)
+        vector = _pass(launcher, MRTreeHistograms, training.state("grow"))
+        loss, weight = vector[-VALIDATION_ENTRIES:]
+        if config.validation_fraction and fresh:  # the margin of the rounds so far: one more point
+            training.history.append(float(loss / weight) if weight > 0 else None)
+            if _early_stop(training):
+                if saved():
+                    return
+                continue
+        if not training.growers:
+            training.done, training.stop_reason = True, f"{training.round} rounds"
+        elif update_growers(training.growers, vector[:-VALIDATION_ENTRIES]):
+            training.finish_round()
+            if training.round >= training.n_rounds and not config.validation_fraction:
+                training.done, training.stop_reason = True, f"{training.round} rounds"
+        if saved():
+            return
+
+
+def _early_stop(training):
+    """Whether the validation history says stop (then only the best round's trees are kept)."""
+    history, patience = training.history, training.config.n_iter_no_change
+    if not patience or None in history:
+        return False
+    best = int(np.argmin(history))
+    if len(history) - 1 - best < patience:
+        return False
+    _keep_round(training, best)
+    training.growers, training.outputs = [], []
+    training.done = True
+    training.stop_reason = (f"early stop: the validation loss was best after round {best} of "
+                            f"{len(history) - 1}")
+    return True
+
+
+def _keep_round(training, best):
+    """Keep the first ``best`` rounds' trees."""
+    per_round = training.n_outputs
+    keep = best * per_round
+    trees = [training.ensemble.tree(t) for t in range(keep)]
+    training.ensemble = Ensemble.from_trees(trees, training.ensemble.tree_output[:keep],
+                                            training.ensemble.base_score, training.dataset.n_features)
+    training.round = best
