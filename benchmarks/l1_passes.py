@@ -22,7 +22,7 @@ from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 
-from mrtrain.engine.driver import initial_status, optimize
+from mrtrain.engine.loop import initial_status, optimize
 from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import LBFGS

@@ -18,7 +18,7 @@ gradient job (:mod:`mrtrain.mr_jobs.grouped_gradient`), which returns each group
 member's objective is the sum over the groups it trains on (added in group order, so bitwise the same on
 every runner) and its validation loss the mean loss over its held-out group at the point its optimizer
 accepted. Identical points of several members (the shared starting point) are evaluated once. Each member's
-loop is :func:`mrtrain.engine.driver.optimize`'s, step for step: the same stopping rule, the same rejected-
+loop is :func:`mrtrain.engine.loop.optimize`'s, step for step: the same stopping rule, the same rejected-
 pass and overflow handling.
 
 With ``reg_path = N`` the candidates come from the first pass, glmnet's way: ``λmax`` is the smallest
@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mrtrain.engine.driver import (
+from mrtrain.engine.folds import check_split
+from mrtrain.engine.loop import (
     OVERFLOW_REASON,
     STOPPING_RULE_REASONS,
     LoopStatus,
@@ -45,7 +46,6 @@ from mrtrain.engine.driver import (
     pass_plan,
     stop_reason,
 )
-from mrtrain.engine.folds import check_split
 from mrtrain.engine.models import PartialSums
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers.protocol import Optimizer
@@ -291,7 +291,7 @@ class PointTable:
 def judge_again(runs: Sequence[MemberRun], *, max_iter: int, tol: float, gtol: float,
                 optimizers: Sequence[Optimizer] | None = None) -> list[int]:
     """Judge every member that stopped by the stopping rule again under these limits, as a resumed single
-    model is (:func:`mrtrain.engine.driver.stop_reason` from its status): a member stopped by a lower
+    model is (:func:`mrtrain.engine.loop.stop_reason` from its status): a member stopped by a lower
     ``max_iter`` trains on. Members stopped otherwise (overflow, early stopping, not selected) stay stopped.
     ``optimizers`` (one per member) give the rule its predicted-decrease condition, as in the loop.
 
@@ -338,7 +338,7 @@ def run_grid(
         Updated in place.
     optimizers, objectives : sequences of Optimizer and Objective, one per member
     evaluate_groups : callable ``(points (m, p), hessian: int) -> list of PartialSums`` (one per group)
-    max_iter, tol, gtol : the stopping rule of :func:`mrtrain.engine.driver.stop_reason`
+    max_iter, tol, gtol : the stopping rule of :func:`mrtrain.engine.loop.stop_reason`
     n_iter_no_change : int
         Early stopping of members with a validation group (hold-out grids).
     on_pass : callable ``() -> None``, optional

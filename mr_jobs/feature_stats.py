@@ -4,7 +4,7 @@ Each mapper reads one Parquet partition and computes :func:`mrtrain.engine.stand
 ``[Σs, Σs·x, Σs·x², Σs²]`` (length ``2 + 2d``); the reducer adds the partitions' sums in partition order, so
 the means and variances the driver derives (:meth:`mrtrain.engine.standardization.Standardization.from_sums`)
 are bitwise the same on every runner. The shipped parameters are not used. An AllReduce job's tasks serve
-the same pass (:mod:`mrtrain.mr_jobs.allreduce`).
+the same pass (:mod:`mrtrain.mr_jobs.allreduce_job`).
 """
 
 from mrtrain.engine.standardization import feature_sums

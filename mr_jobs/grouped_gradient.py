@@ -7,7 +7,7 @@ partition in one group by a stable hash of (partition id, row index). Each mappe
 adds the partitions' vectors in partition order, as for :mod:`mrtrain.mr_jobs.gradient`, so the sums of
 every group are bitwise the same on every runner. The driver adds the groups a model trains on and scores
 it on the others (:mod:`mrtrain.engine.grid`), so k-fold cross-validation costs no extra pass. AllReduce
-tasks (:mod:`mrtrain.mr_jobs.allreduce`) serve the same vectors with :func:`grouped_vector`.
+tasks (:mod:`mrtrain.mr_jobs.allreduce_job`) serve the same vectors with :func:`grouped_vector`.
 
 Points are evaluated in chunks so that a chunk's margins hold at most :data:`CHUNK_ELEMENTS` numbers
 (hundreds of trial points of many models share a pass).

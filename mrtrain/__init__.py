@@ -12,7 +12,7 @@ The public API::
 scikit-learn estimators :class:`LogisticRegression`, :class:`LinearRegression`, :class:`PoissonRegressor`,
 :class:`LinearSVC`, :class:`MultinomialNB`, :class:`BernoulliNB`, :class:`GaussianNB`, :class:`KMeans` and
 :class:`MLPClassifier` (these need scikit-learn: ``pip install mrtrain[sklearn]``). Everything lives
-under this one top-level name: ``mrtrain.engine`` (model math, optimizers, the driver loop),
+under this one top-level name: ``mrtrain.engine`` (model math, optimizers, the optimizer loop),
 ``mrtrain.mr_jobs`` (the mrjob jobs), ``mrtrain.storage`` (filesystems, datasets, checkpoints), and beside
 this file the driver application that launches the jobs: ``mrtrain.launcher`` (runs a job on any mrjob
 runner), ``mrtrain.trainer`` and ``mrtrain.fitted`` (training; evaluate and predict), the modules they

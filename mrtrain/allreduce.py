@@ -3,7 +3,7 @@
 Vowpal Wabbit's "Hadoop-compatible AllReduce" (Agarwal et al., JMLR 2014). A job per pass pays the
 framework's fixed costs on every pass (on YARN: a client JVM, an application master, containers); here the
 driver pays them once. :class:`AllReduceSession` opens a TCP server, starts one map-only job
-(:mod:`mrtrain.mr_jobs.allreduce`, through the same :class:`~mrtrain.launcher.JobLauncher` as every
+(:mod:`mrtrain.mr_jobs.allreduce_job`, through the same :class:`~mrtrain.launcher.JobLauncher` as every
 other job) whose map tasks each hold a *group* of partitions, and waits until every group's task has
 connected and proved that it belongs to this run (HMAC-SHA256 over a per-run secret; see
 :mod:`mrtrain.mr_jobs.allreduce_wire`; connections are accepted and their handshakes run by
@@ -56,7 +56,7 @@ from mrtrain.engine.params import check_number
 from mrtrain.engine.standardization import feature_sums_length
 from mrtrain.launcher import make_hdfs_staging, task_uri
 from mrtrain.mr_jobs import allreduce_wire as wire
-from mrtrain.mr_jobs.allreduce import MRAllReduce
+from mrtrain.mr_jobs.allreduce_job import MRAllReduce
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient

@@ -23,7 +23,7 @@ waits in the accept queue behind at most :data:`BACKLOG` others and then has :da
 answer: it gets in after at most ``BACKLOG * PROTECTED_SECONDS / MAX_PENDING_HANDSHAKES`` seconds
 (4 s), and the driver is never held behind an unauthenticated peer for longer than that. A flood larger
 than the table and the accept queue together makes the kernel drop connection attempts, the task's among
-them, as they come; the tasks retry with backoff for the gang timeout (:mod:`mrtrain.mr_jobs.allreduce`),
+them, as they come; the tasks retry with backoff for the gang timeout (:mod:`mrtrain.mr_jobs.allreduce_job`),
 and if one still does not get in, the training's error says how many connections the port refused, and why.
 
 A connection that fails (garbage, a wrong proof, an oversized frame, silence, eviction) is closed without an

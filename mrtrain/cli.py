@@ -27,14 +27,14 @@ from mrjob.step import StepFailedException
 from mrtrain import __version__
 from mrtrain.allreduce import DEFAULT_TIMEOUT, parse_address
 from mrtrain.allreduce_hint import allreduce_hint
+from mrtrain.engine.coefficient_table import check_inference
 from mrtrain.engine.grid import grid_table_lines
-from mrtrain.engine.inference import check_inference
-from mrtrain.engine.initialization import INITS
 from mrtrain.engine.mlp import ACTIVATIONS, check_layers
 from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.params import check_int, check_number
 from mrtrain.engine.standardization import CONVENTIONS, STANDARD_DEVIATIONS
+from mrtrain.engine.start_point import INITS
 from mrtrain.fitted import FittedModel
 from mrtrain.inference import check_identifiable, coefficient_inference, load_inference, save_inference
 from mrtrain.launcher import RUNNERS

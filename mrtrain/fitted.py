@@ -21,7 +21,7 @@ from mrtrain.engine.overflow import RESCALE_ADVICE, OverflowDataError, check_fin
 from mrtrain.engine.standardization import CONVENTIONS, Standardization
 from mrtrain.launcher import JobLauncher, effective_reducers, task_uri
 from mrtrain.mr_jobs.evaluate import MREvaluate
-from mrtrain.mr_jobs.kmeans import MRKMeans
+from mrtrain.mr_jobs.kmeans_job import MRKMeans
 from mrtrain.mr_jobs.kmeans_predict import MRKMeansPredict
 from mrtrain.mr_jobs.predict import MRPredict
 from mrtrain.names import class_labels, feature_names
@@ -363,7 +363,7 @@ def settings_model(settings):
                       activation=settings.get("activation"))
 
 
-#: Optional per-pass records of a training checkpoint's meta (:class:`mrtrain.engine.driver.LoopStatus`):
+#: Optional per-pass records of a training checkpoint's meta (:class:`mrtrain.engine.loop.LoopStatus`):
 #: the objective, gradient max-norm and seconds of each of the run's last passes.
 PASS_RECORDS = ("pass_objectives", "pass_grad_norms", "pass_seconds")
 #: Checkpoint array of a naive Bayes model: its parameter vector (:mod:`mrtrain.engine.naive_bayes`).

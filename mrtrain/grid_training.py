@@ -28,7 +28,6 @@ import math
 import numpy as np
 
 from mrtrain.allreduce import AllReduceSession
-from mrtrain.engine.driver import LoopStatus, NonFiniteObjectiveError, initial_status, stop_reason
 from mrtrain.engine.folds import n_groups
 from mrtrain.engine.grid import (
     CV_METRICS,
@@ -42,6 +41,7 @@ from mrtrain.engine.grid import (
     run_grid,
     split_of,
 )
+from mrtrain.engine.loop import LoopStatus, NonFiniteObjectiveError, initial_status, stop_reason
 from mrtrain.engine.memory import check_training_size, optimizer_training_size
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
 from mrtrain.engine.models import PartialSums

@@ -1,13 +1,14 @@
 """The coefficient table of a fitted GLM at its exact optimum, and its file next to the checkpoints.
 
 :func:`coefficient_inference` (``mrtrain train --inference``) finishes the fit with Newton steps
-(:func:`mrtrain.engine.inference.newton_finish`): one gradient job with a Hessian per step, from the
-fitted coefficients, until the remaining Newton step is at most :data:`INFERENCE_TOL` standard errors.
-The last pass's sums give the table of standard errors, statistics and p-values
-(:func:`mrtrain.engine.inference.inference_table`, where the math and the refusals are described). A fit
-stopped by L-BFGS's tolerances on unscaled data can be a few thousandths of a standard error from the
-optimum, which moves p-values by ~1e-4; the table must be the one statsmodels gives, whatever the
-optimizer, so it is taken at the optimum, which usually costs two or three passes (one from a Newton fit).
+(:func:`mrtrain.engine.coefficient_table.newton_finish`): one gradient job with a Hessian per step, from
+the fitted coefficients, until the remaining Newton step is at most :data:`INFERENCE_TOL` standard
+errors. The last pass's sums give the table of standard errors, statistics and p-values
+(:func:`mrtrain.engine.coefficient_table.inference_table`, where the math and the refusals are
+described). A fit stopped by L-BFGS's tolerances on unscaled data can be a few thousandths of a standard
+error from the optimum, which moves p-values by ~1e-4; the table must be the one statsmodels gives,
+whatever the optimizer, so it is taken at the optimum, which usually costs two or three passes (one from
+a Newton fit).
 
 :func:`check_identifiable` refuses, before any training, a design whose coefficients are not
 identifiable: first from the dataset's encoding alone (one-hot columns that keep every slot add up to the
@@ -24,7 +25,7 @@ import logging
 
 import numpy as np
 
-from mrtrain.engine.inference import (
+from mrtrain.engine.coefficient_table import (
     INFERENCE_TOL,
     MAX_NEWTON_STEPS,
     SEPARABLE_MODELS,
@@ -61,8 +62,8 @@ MAX_INFERENCE_BYTES = 64 * 2**20
 def coefficient_inference(fitted, data, *, runner="inline", conf_path=None, partition_cache=True,
                           tol=INFERENCE_TOL, max_steps=MAX_NEWTON_STEPS):
     """Finish ``fitted``'s optimization with Newton steps over ``data`` (the training dataset) and return
-    :func:`mrtrain.engine.inference.inference_table` at the optimum, with ``newton_steps`` and
-    ``remaining_step`` (:func:`mrtrain.engine.inference.newton_finish`).
+    :func:`mrtrain.engine.coefficient_table.inference_table` at the optimum, with ``newton_steps`` and
+    ``remaining_step`` (:func:`mrtrain.engine.coefficient_table.newton_finish`).
 
     Parameters
     ----------
@@ -71,9 +72,10 @@ def coefficient_inference(fitted, data, *, runner="inline", conf_path=None, part
         The dataset the model was trained on (its checksum is checked against the training settings).
     tol : float
         The remaining Newton step, in standard errors, at which the coefficients count as the optimum.
-        Default: :data:`~mrtrain.engine.inference.INFERENCE_TOL`.
+        Default: :data:`~mrtrain.engine.coefficient_table.INFERENCE_TOL`.
     max_steps : int
-        Most Newton steps (each one pass). Default: :data:`~mrtrain.engine.inference.MAX_NEWTON_STEPS`.
+        Most Newton steps (each one pass).
+        Default: :data:`~mrtrain.engine.coefficient_table.MAX_NEWTON_STEPS`.
     """
     model = fitted.model
     check_inference(model.kind, l1=fitted.l1, standardize=fitted.standardization is not None,
@@ -113,7 +115,7 @@ def check_identifiable(data, kind, *, fit_intercept=True, runner="inline", conf_
     data : str
         The training dataset.
     kind : str
-        The model, one of :data:`mrtrain.engine.inference.INFERENCE_MODELS`.
+        The model, one of :data:`mrtrain.engine.coefficient_table.INFERENCE_MODELS`.
     fit_intercept : bool
 
     Raises
@@ -152,9 +154,10 @@ def check_identifiable(data, kind, *, fit_intercept=True, runner="inline", conf_
 
 
 def check_not_separated(model, launcher, hessian_pass, fitted, dataset):
-    """Refuse a (quasi-)separated fit in one line (:func:`mrtrain.engine.inference.check_identified`): a
-    pass with the Hessian at the fitted coefficients, then one at the Newton-step ladder
-    (:func:`mrtrain.engine.inference.separation_probe`); nothing for a linear model."""
+    """Refuse a (quasi-)separated fit in one line
+    (:func:`mrtrain.engine.coefficient_table.check_identified`): a pass with the Hessian at the fitted
+    coefficients, then one at the Newton-step ladder
+    (:func:`mrtrain.engine.coefficient_table.separation_probe`); nothing for a linear model."""
     if model.kind not in SEPARABLE_MODELS:
         return
     theta = fitted.theta_

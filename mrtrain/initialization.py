@@ -1,12 +1,12 @@
 """The online initialisation pass (``init="online"``): one job, averaged into the optimizer's first point.
 
 The job is :class:`mrtrain.mr_jobs.online_init.MROnlineInit`; the settings it runs with and the averaging
-are :mod:`mrtrain.engine.initialization`'s.
+are :mod:`mrtrain.engine.start_point`'s.
 """
 
 import numpy as np
 
-from mrtrain.engine.initialization import BATCH_ROWS, LEARNING_RATE, averaged_point
+from mrtrain.engine.start_point import BATCH_ROWS, LEARNING_RATE, averaged_point
 from mrtrain.mr_jobs.online_init import MROnlineInit
 
 

@@ -1,7 +1,7 @@
 """Training k-means with MapReduce jobs: k-means|| initialisation, then one Lloyd pass per iteration.
 
 :func:`fit_kmeans` is what :meth:`mrtrain.trainer.Trainer.fit` runs for ``model="kmeans"``. Every
-pass is one :class:`mrtrain.mr_jobs.kmeans.MRKMeans` job (the math: :mod:`mrtrain.engine.kmeans`):
+pass is one :class:`mrtrain.mr_jobs.kmeans_job.MRKMeans` job (the math: :mod:`mrtrain.engine.kmeans`):
 
 1. Initial centres: the given ones (``init_centers=`` an array, or a ``.npy`` / CSV file), or k-means|| with
    ``init_steps`` steps (Spark's default, 2) and oversampling ``l = 2k``: a map-only pass fetches the first
@@ -19,7 +19,7 @@ pass is one :class:`mrtrain.mr_jobs.kmeans.MRKMeans` job (the math: :mod:`mrtrai
 3. With ``n_init = N > 1`` (k-means|| only): N starts, k-means|| with seeds ``seed .. seed + N - 1``
    (their initialisation passes one start after the other), then their Lloyd passes together: one pass
    ships every running start's centres and sums each start's statistics separately
-   (:mod:`mrtrain.mr_jobs.kmeans`'s ``"groups"``), so a pass costs one read of the data whatever N, and
+   (:mod:`mrtrain.mr_jobs.kmeans_job`'s ``"groups"``), so a pass costs one read of the data whatever N, and
    start ``seed`` follows exactly the path of an ``n_init = 1`` run. A start stops on its own rule; one
    more pass computes every start's inertia at its final centres, and the lowest wins (the first on a
    tie), as in scikit-learn's ``n_init``. Only the winner is checkpointed, once all starts have finished
@@ -43,7 +43,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.driver import Progress
 from mrtrain.engine.kmeans import (
     ClusterStatistics,
     first_center_row,
@@ -51,6 +50,7 @@ from mrtrain.engine.kmeans import (
     statistics_length,
     update_centers,
 )
+from mrtrain.engine.loop import Progress
 from mrtrain.engine.memory import check_training_size, clustering_training_size
 from mrtrain.engine.models import make_model
 from mrtrain.engine.overflow import check_finite
@@ -63,7 +63,7 @@ from mrtrain.fitted import (
     validate_new_checkpoint,
 )
 from mrtrain.launcher import JobLauncher, effective_reducers
-from mrtrain.mr_jobs.kmeans import MRKMeans
+from mrtrain.mr_jobs.kmeans_job import MRKMeans
 from mrtrain.names import dataset_names
 from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.filesystem import get_filesystem

@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from mrtrain.local_runner import TaskServer, TaskServerError, WarmLocalRunner
-from mrtrain.mr_jobs.allreduce import FAULT_GROUP_ENV
+from mrtrain.mr_jobs.allreduce_job import FAULT_GROUP_ENV
 from mrtrain.mr_jobs.partition_job import (
     FAULT_PARTITION_ENV,
     MAP_WORK_MS,

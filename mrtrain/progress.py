@@ -44,7 +44,7 @@ class TrainingProgress:
                             desc="train", leave=True)
 
     def __call__(self, progress):
-        """Report one :class:`mrtrain.engine.driver.Progress`."""
+        """Report one :class:`mrtrain.engine.loop.Progress`."""
         if self.bar is None:
             print(plain_line(progress), file=self.stream, flush=True)
             return
@@ -71,7 +71,7 @@ class TrainingProgress:
 
 
 def plain_line(progress):
-    """The one-line form of a :class:`mrtrain.engine.driver.Progress`, led by the model it is about when a
+    """The one-line form of a :class:`mrtrain.engine.loop.Progress`, led by the model it is about when a
     run trains several (a grid: ``model 4 of 8 (l1 0, l2 0.01; fold 2 of 3)  iter ...``)."""
     mark = "" if progress.accepted else "  (no decrease; smaller step next)"
     return (

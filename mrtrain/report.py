@@ -6,7 +6,7 @@ The page holds what applies to the model in its checkpoint directory, in this or
 - convergence (models trained by an optimizer): the objective, its distance to the final objective and the
   gradient max-norm per data pass on log scales (the objective's when it spans more than a factor of 10),
   and the seconds of each pass, from the per-pass records of the newest checkpoint
-  (:class:`mrtrain.engine.driver.LoopStatus`); a checkpoint written before those records existed (or a
+  (:class:`mrtrain.engine.loop.LoopStatus`); a checkpoint written before those records existed (or a
   grid run's) gives the objective per accepted iteration only; k-means: the inertia per Lloyd pass; naive
   Bayes, fitted in one pass, has none;
 - with a dataset: the confusion matrix (classifiers) and the ROC curve (binary logistic models:

@@ -44,11 +44,11 @@ log = logging.getLogger(__name__)
 #: Modules the server imports before serving: everything a task of an mrtrain job imports.
 PRELOAD = (
     "numpy", "pyarrow", "pyarrow.parquet", "scipy.sparse", "threadpoolctl", "mrjob.job", "mrjob.protocol",
-    "mrjob.step", "mrtrain.storage.local_fs", "mrtrain.storage.dataset", "mrtrain.mr_jobs.allreduce",
+    "mrjob.step", "mrtrain.storage.local_fs", "mrtrain.storage.dataset", "mrtrain.mr_jobs.allreduce_job",
     "mrtrain.mr_jobs.evaluate",
     "mrtrain.mr_jobs.feature_stats", "mrtrain.mr_jobs.gradient", "mrtrain.mr_jobs.grouped_evaluate",
-    "mrtrain.mr_jobs.grouped_gradient", "mrtrain.mr_jobs.kmeans", "mrtrain.mr_jobs.kmeans_predict",
-    "mrtrain.mr_jobs.naive_bayes", "mrtrain.mr_jobs.online_init", "mrtrain.mr_jobs.predict",
+    "mrtrain.mr_jobs.grouped_gradient", "mrtrain.mr_jobs.kmeans_job", "mrtrain.mr_jobs.kmeans_predict",
+    "mrtrain.mr_jobs.naive_bayes_job", "mrtrain.mr_jobs.online_init", "mrtrain.mr_jobs.predict",
 )
 #: A request or reply larger than this is refused (a request holds the task's argv and environment).
 MAX_FRAME_BYTES = 4 * 2**20

@@ -3,7 +3,7 @@
 The trainer opens the dataset, builds the model, the objective and the optimizer, locks ``checkpoint_dir``
 (:mod:`mrtrain.storage.lock`), removes what interrupted checkpoint writes left there, resumes from the newest
 valid checkpoint when it was made with the same data and settings (or, with ``warm_start``, starts from its
-parameters with a fresh optimizer), and runs :func:`mrtrain.engine.driver.optimize` with one gradient
+parameters with a fresh optimizer), and runs :func:`mrtrain.engine.loop.optimize` with one gradient
 MapReduce job per iteration (with ``allreduce``, one job for the whole training whose tasks serve the passes
 over TCP: :mod:`mrtrain.allreduce`), writing a checkpoint after every pass. With ``standardize`` a
 feature statistics pass comes first and the loop runs in standardized terms
@@ -16,9 +16,9 @@ A fresh run starts at the model's initial point (unless ``init="online"``): zero
 and ``activation``).
 
 A naive Bayes model takes no loop: one map-only pass of class-wise statistics
-(:mod:`mrtrain.mr_jobs.naive_bayes`), merged in partition order, gives its parameters, saved as checkpoint 1;
-a rerun with the same data and settings returns that checkpoint's model without a pass. k-means takes its
-own loop, k-means|| then Lloyd passes (:mod:`mrtrain.kmeans_training`).
+(:mod:`mrtrain.mr_jobs.naive_bayes_job`), merged in partition order, gives its parameters, saved as
+checkpoint 1; a rerun with the same data and settings returns that checkpoint's model without a pass.
+k-means takes its own loop, k-means|| then Lloyd passes (:mod:`mrtrain.kmeans_training`).
 
 Checkpoint files are numbered ``base + iteration``: ``base`` is 0 for a fresh run and one past the source
 checkpoint for a warm start, so a warm-started run's checkpoints are always newer than the ones it started
@@ -32,7 +32,8 @@ from typing import NamedTuple
 import numpy as np
 
 from mrtrain.allreduce import DEFAULT_TIMEOUT, AllReduceSession, check_settings
-from mrtrain.engine.driver import (
+from mrtrain.engine.grid import grid_spec, is_grid
+from mrtrain.engine.loop import (
     OVERFLOW_REASON,
     LoopStatus,
     NonFiniteObjectiveError,
@@ -40,8 +41,6 @@ from mrtrain.engine.driver import (
     optimize,
     stop_reason,
 )
-from mrtrain.engine.grid import grid_spec, is_grid
-from mrtrain.engine.initialization import INITS
 from mrtrain.engine.memory import check_training_size, optimizer_training_size, statistics_training_size
 from mrtrain.engine.mlp import check_activation, check_layers
 from mrtrain.engine.models import (
@@ -62,6 +61,7 @@ from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.overflow import RESCALE_ADVICE, check_finite
 from mrtrain.engine.params import check_choice, check_int, check_number
 from mrtrain.engine.standardization import Standardization, check_convention
+from mrtrain.engine.start_point import INITS
 from mrtrain.fitted import (
     NAIVE_BAYES_PARAMS,
     PASS_RECORDS,
@@ -76,7 +76,7 @@ from mrtrain.initialization import online_initial_point
 from mrtrain.launcher import RUNNERS, JobLauncher, effective_reducers
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
-from mrtrain.mr_jobs.naive_bayes import MRNaiveBayes
+from mrtrain.mr_jobs.naive_bayes_job import MRNaiveBayes
 from mrtrain.mr_jobs.partition_job import NON_FINITE_COUNTERS
 from mrtrain.mrjob_conf import check_mrjob_conf
 from mrtrain.names import dataset_names
@@ -207,7 +207,7 @@ class Trainer:
         (:mod:`mrtrain.storage.partition_cache`), so that passes after the first skip reading, hashing and
         decoding them. Default: True.
     callback : callable, optional
-        Called with an :class:`mrtrain.engine.driver.Progress` after every pass.
+        Called with an :class:`mrtrain.engine.loop.Progress` after every pass.
     smoothing : float > 0, optional
         Naive Bayes only: scikit-learn's ``alpha`` (multinomial, Bernoulli; default 1.0) or
         ``var_smoothing`` (Gaussian; default 1e-9).
@@ -229,7 +229,7 @@ class Trainer:
     init : {"zeros", "online"}
         The optimizer's starting point: zeros, or (``"online"``) the weighted average of one online epoch
         of AdaGrad per partition, computed by one more job (counted in ``passes``;
-        :mod:`mrtrain.engine.initialization`). Only for a fresh run: a resumed or warm-started one starts
+        :mod:`mrtrain.engine.start_point`). Only for a fresh run: a resumed or warm-started one starts
         from its checkpoint. Default: ``"zeros"``.
     layers : sequence of int, optional
         ``"mlp"`` only: hidden layer sizes, each >= 1. Default: ``(100,)``, as scikit-learn's.

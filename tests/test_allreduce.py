@@ -25,7 +25,7 @@ from mrtrain import allreduce, allreduce_gate
 from mrtrain.allreduce import AllReduceSession, group_partitions, parse_address
 from mrtrain.launcher import BackgroundJob, JobLauncher
 from mrtrain.mr_jobs import allreduce_wire as wire
-from mrtrain.mr_jobs.allreduce import FAULT_GROUP_ENV
+from mrtrain.mr_jobs.allreduce_job import FAULT_GROUP_ENV
 from mrtrain.storage.checkpoint import list_checkpoints
 from mrtrain.trainer import Trainer
 from tests.command import run
@@ -148,7 +148,7 @@ class RetryingLauncher(JobLauncher):
         return BackgroundJob(lambda: self._supervise(input_lines, files))
 
     def _supervise(self, input_lines, files):
-        command = [sys.executable, "-m", "mrtrain.mr_jobs.allreduce", "--mapper", "--step-num=0", *files]
+        command = [sys.executable, "-m", "mrtrain.mr_jobs.allreduce_job", "--mapper", "--step-num=0", *files]
 
         def attempt(group, number):
             env = {**os.environ, "mapreduce_task_attempt_id": f"attempt_1_0001_m_{group:06d}_{number}"}

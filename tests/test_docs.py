@@ -4,7 +4,7 @@
   is missing from the nav, so the pages stay one connected site.
 - The README stays short, its relative links point at files that exist (with their anchors), and its
   quick start is the two commands ``.ci/run`` and the demo rely on.
-- Every file the README and the pages name (``engine/driver.py``, ``tests/test_layering.py``, the file names
+- Every file the README and the pages name (``engine/loop.py``, ``tests/test_layering.py``, the file names
   of the layout tables, ``python3 -m benchmarks.x``, test function names) exists, so a rename that forgets
   the docs fails here.
 """
@@ -102,7 +102,7 @@ def test_the_quick_start_is_the_demo_and_the_test_command_ci_runs():
 
 
 def named_paths(text):
-    """Repository paths written in backticks, e.g. `engine/driver.py` or `tests/test_x.py::test_y`."""
+    """Repository paths written in backticks, e.g. `engine/loop.py` or `tests/test_x.py::test_y`."""
     folders = "|".join(re.escape(folder) for folder in FOLDERS)
     found = set()
     for span in re.findall(r"`([^`\n]+)`", text):

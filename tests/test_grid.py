@@ -308,7 +308,7 @@ def test_bad_grid_settings_are_refused(capsys, tmp_path, cancer, argv, message):
 
 
 def test_single_step_lbfgs_tries_the_full_step_alone_and_backtracks_with_four():
-    from mrtrain.engine.driver import initial_status, optimize
+    from mrtrain.engine.loop import initial_status, optimize
     from mrtrain.engine.optimizers.base import Evaluation
     from mrtrain.engine.optimizers.lbfgs import LBFGS
 

@@ -17,7 +17,7 @@ import pytest
 from scipy.stats import norm, t
 from sklearn.linear_model import LinearRegression, LogisticRegression, PoissonRegressor
 
-from mrtrain.engine.inference import inference_table
+from mrtrain.engine.coefficient_table import inference_table
 from mrtrain.engine.models import PartialSums, make_model
 from mrtrain.fitted import FittedModel
 from mrtrain.inference import coefficient_inference

@@ -1,5 +1,5 @@
 """``--inference`` refuses (quasi-)separated data in one line instead of printing a table of meaningless
-p-values (:func:`mrtrain.engine.inference.check_identified`); statsmodels flags the same data."""
+p-values (:func:`mrtrain.engine.coefficient_table.check_identified`); statsmodels flags the same data."""
 
 import warnings
 

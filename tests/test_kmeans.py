@@ -23,7 +23,7 @@ from sklearn.datasets import load_iris, load_wine
 from mrtrain import FittedModel, Trainer
 from mrtrain.engine.kmeans import cluster_statistics, kmeans_plus_plus, nearest_centers
 from mrtrain.launcher import JobLauncher
-from mrtrain.mr_jobs.kmeans import MRKMeans
+from mrtrain.mr_jobs.kmeans_job import MRKMeans
 from mrtrain.storage.checkpoint import load_checkpoint
 from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.storage.filesystem import get_filesystem, join

@@ -1,6 +1,6 @@
 """The import layers, read from the source: every import statement of every module, function-level ones too.
 
-- ``engine/`` (model math, optimizers, the driver loop) imports ``mrtrain.engine`` and, for the exception
+- ``engine/`` (model math, optimizers, the optimizer loop) imports ``mrtrain.engine`` and, for the exception
   types every layer raises, ``mrtrain.storage.errors`` (which imports nothing); besides the standard
   library only numpy and scipy: no mrjob, no I/O.
 - ``storage/`` (filesystems, datasets, checkpoints) imports only ``mrtrain.storage``.

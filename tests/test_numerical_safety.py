@@ -10,7 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
-from mrtrain.engine.driver import NonFiniteObjectiveError, initial_status, optimize
+from mrtrain.engine.loop import NonFiniteObjectiveError, initial_status, optimize
 from mrtrain.engine.optimizers import make_optimizer
 from mrtrain.engine.optimizers.base import Evaluation, first_armijo
 from mrtrain.engine.optimizers.lbfgs import two_loop_direction

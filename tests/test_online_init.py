@@ -9,8 +9,8 @@ pass; a resumed run does not repeat it.
 import numpy as np
 import pytest
 
-from mrtrain.engine.initialization import BATCH_ROWS, LEARNING_RATE
 from mrtrain.engine.models import make_model
+from mrtrain.engine.start_point import BATCH_ROWS, LEARNING_RATE
 from mrtrain.initialization import online_initial_point
 from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.online_init import EPSILON, online_epoch

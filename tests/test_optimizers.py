@@ -1,10 +1,10 @@
-"""Optimizers and the driver loop on in-memory data (no MapReduce): convergence, exactness, resume."""
+"""Optimizers and the optimizer loop on in-memory data (no MapReduce): convergence, exactness, resume."""
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from mrtrain.engine.driver import finish_pass, initial_status, optimize, pass_plan
+from mrtrain.engine.loop import finish_pass, initial_status, optimize, pass_plan
 from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS, make_optimizer, newton

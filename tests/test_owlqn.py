@@ -21,7 +21,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
-from mrtrain.engine.driver import initial_status, optimize
+from mrtrain.engine.loop import initial_status, optimize
 from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import make_optimizer

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from sklearn.metrics import roc_curve
 
-from mrtrain.engine.driver import LoopStatus
+from mrtrain.engine.loop import LoopStatus
 from mrtrain.engine.losses import sigmoid
 from mrtrain.engine.metrics import AUC_BINS, binned_roc_curve, metric_partials
 from mrtrain.engine.models import make_model

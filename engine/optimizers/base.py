@@ -1,6 +1,6 @@
 """What every optimizer shares: evaluations, a pass's plan, the one-pass line search, state serialization.
 
-The interface the optimizers implement, and what the driver loop does with it, is
+The interface the optimizers implement, and what the optimizer loop does with it, is
 :class:`mrtrain.engine.optimizers.protocol.Optimizer`. The state holds only arrays, floats and ints, so it
 goes into a checkpoint and comes back bit for bit (:func:`state_to_record`, :func:`state_from_record`).
 """

@@ -12,7 +12,7 @@ data pass is a MapReduce job:
 4. ``state, step = opt.update(state, plan, evaluations)`` — one
    :class:`~mrtrain.engine.optimizers.base.Evaluation` per trial point, in ``plan.points``' order.
 
-The driver (:func:`mrtrain.engine.driver.pass_plan` and :func:`mrtrain.engine.driver.finish_pass`, used
+The driver (:func:`mrtrain.engine.loop.pass_plan` and :func:`mrtrain.engine.loop.finish_pass`, used
 by the single-model loop and by the grid) decides between the first pass (2) and the others (3, 4), so
 no optimizer repeats that branch.
 

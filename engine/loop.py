@@ -1,4 +1,4 @@
-"""The driver loop: one data pass per iteration, an optimizer step, a checkpoint, a convergence check.
+"""The optimizer loop: one data pass per iteration, an optimizer step, a checkpoint, a convergence check.
 
 :func:`optimize` knows nothing of MapReduce or storage: it calls ``evaluate(points, hessian)`` for a data
 pass and ``on_iteration(status)`` after each update (the trainer checkpoints there). Everything the loop
