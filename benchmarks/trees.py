@@ -171,7 +171,7 @@ def run_mrtrain(s, model, train, test):
         _mrtrain("predict", test.uri, "--model-dir", checkpoints, "--output", output)
         tables = [pq.read_table(os.path.join(output, name)) for name in sorted(os.listdir(output))
                   if name.startswith("part-")]
-        return np.concatenate([t.column("probability_1.0").to_numpy() for t in tables]), seconds
+        return np.concatenate([t.column("probability_1").to_numpy() for t in tables]), seconds
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -33,7 +33,9 @@ from mrtrain.engine.trees.objectives import EPSILON, make_objective
 from mrtrain.engine.trees.sampling import bootstrap_weights, row_uniform, subsample_mask
 from mrtrain.engine.trees.tree import FIELD_TYPES, Ensemble, Tree, route_binned
 
-PHASES = ("bins", "base", "grow")
+PHASES = ("bins", "base", "grow", "evaluate")
+#: Bins of the predicted probability in an evaluate pass's ROC histograms (positives, negatives).
+ROC_BINS = 1000
 #: Stream tag of the validation rows' hash (the sampling module uses 1..3).
 VALIDATION_STREAM = 7
 #: Entries that end a grow pass's vector: the validation rows' Σ w·loss and Σ w.
@@ -107,7 +109,8 @@ class PassState:
     growing : list of (tree_index, output, Tree, build_nodes)
         The trees being grown in this pass.
     independent : bool
-        The trees do not depend on the finished ones (a random forest): gradients at the base score.
+        The trees do not depend on the finished ones (a random forest): gradients at the base score; its
+        classifier's margin is the class frequency (``"evaluate"``).
     """
 
     def __init__(self, phase, *, objective, n_classes=None, classes=None, seed=0, sampling="none",
@@ -211,6 +214,8 @@ class PassState:
         if self.phase == "bins":
             return summarize(X, self.capacity).to_vector()
         labels = self.labels(y)
+        if self.phase == "evaluate":
+            return self.metric_sums(X, labels, w)
         validation = self.validation_rows(partition_id, len(labels))
         if self.phase == "base":
             weight = np.ones(len(labels)) if w is None else np.asarray(w, dtype=np.float64).copy()
@@ -239,6 +244,78 @@ class PassState:
         weight = (np.ones(len(labels)) if w is None else np.asarray(w, dtype=np.float64))[validation]
         loss = pointwise_loss(self.objective_name, labels[validation], margin[validation])
         return np.cumsum(np.column_stack((weight * loss, weight)), axis=0)[-1]
+
+
+    def outputs(self, X):
+        """``(margin, prediction)`` of rows ``X``: P(class 1) (n,) or class probabilities (n, K) for a
+        classifier, else the predicted mean (n,)."""
+        forest_classes = self.independent and self.classes is not None
+        return ensemble_outputs(self.ensemble, self.objective_name, forest_classes, X)
+
+    def metric_sums(self, X, labels, w):
+        """``[Σw, Σw·loss, Σw·correct, Σw·(ŷ − y)², Σw·y, Σw·y²]`` (+ binary: the ROC histograms of
+        P(class 1), positives then negatives, :data:`ROC_BINS` each), summed in row order."""
+        weight = np.ones(len(labels)) if w is None else np.asarray(w, dtype=np.float64)
+        margin, prediction = self.outputs(X)
+        if self.classes is not None:
+            p = prediction if prediction.ndim == 2 else np.column_stack((1 - prediction, prediction))
+            p = np.clip(p, EPSILON, 1.0)
+            index = labels.astype(np.int64)
+            loss = -np.log(p[np.arange(len(labels)), index])
+            correct = (np.argmax(p, axis=1) == index).astype(np.float64)
+            estimate = np.argmax(p, axis=1).astype(np.float64)
+        else:
+            loss = pointwise_loss(self.objective_name, labels, margin)
+            correct = np.zeros(len(labels))
+            estimate = prediction
+        columns = np.column_stack((weight, weight * loss, weight * correct, weight * (estimate - labels) ** 2,
+                                   weight * labels, weight * labels ** 2))
+        sums = np.cumsum(columns, axis=0)[-1] if len(labels) else np.zeros(columns.shape[1])
+        if self.classes is None or len(self.classes) != 2:
+            return sums
+        slot = np.minimum((np.clip(prediction if prediction.ndim == 1 else prediction[:, 1], 0, 1)
+                           * ROC_BINS).astype(np.int64), ROC_BINS - 1)
+        positive = labels == 1
+        histograms = [np.bincount(slot[rows], weights=weight[rows], minlength=ROC_BINS)
+                      for rows in (positive, ~positive)]
+        return np.concatenate((sums, *histograms))
+
+
+def ensemble_outputs(ensemble, objective, forest_classes, X):
+    """``(margin, prediction)`` of an ensemble on raw rows ``X`` (NaN: missing), as
+    :meth:`PassState.outputs`.
+
+    A forest classifier's margin is its trees' average class frequency (clipped to [0, 1], normalised); a
+    boosted classifier's is a logit (logistic) or a vector of them (softmax)."""
+    margin = ensemble.predict_margin(X)
+    if forest_classes:
+        if margin.shape[1] == 1:
+            return margin, np.clip(margin[:, 0], 0.0, 1.0)
+        p = np.clip(margin, 0.0, None)
+        return margin, p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+    n_classes = margin.shape[1] if margin.shape[1] > 1 else None  # softmax's outputs, one for the others
+    return margin, make_objective(objective, n_classes).predict(margin)
+
+
+def finalize_metrics(vector, classes):
+    """The metrics of a summed evaluate vector: ``n`` (Σw), ``loss`` (mean log loss for classifiers, the
+    objective's mean loss else), ``accuracy`` (classifiers), ``mse`` and ``r2`` (regression), ``roc_auc``
+    (binary, from :data:`ROC_BINS`-bin histograms: exact up to ties within a bin)."""
+    total, loss, correct, squared, sum_y, sum_y2 = (float(v) for v in vector[:6])
+    metrics = {"n": total, "loss": loss / total if total else None}
+    if classes is not None:
+        metrics["accuracy"] = correct / total if total else None
+    else:
+        metrics["mse"] = squared / total if total else None
+        variance = sum_y2 - sum_y * sum_y / total if total else 0.0
+        metrics["r2"] = 1.0 - squared / variance if variance > 0 else None
+    if classes is not None and len(classes) == 2:
+        positives, negatives = vector[6:6 + ROC_BINS], vector[6 + ROC_BINS:]
+        p_total, n_total = positives.sum(), negatives.sum()
+        if p_total > 0 and n_total > 0:
+            below = np.concatenate(([0.0], np.cumsum(negatives)[:-1]))
+            metrics["roc_auc"] = float((positives * (below + 0.5 * negatives)).sum() / (p_total * n_total))
+    return metrics
 
 
 def pointwise_loss(objective, y, margin):

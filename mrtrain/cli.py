@@ -49,6 +49,8 @@ from mrtrain.storage.filesystem import absolute, get_filesystem, join, split_sch
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
 from mrtrain.trainer import Trainer
+from mrtrain.tree_cli import add_tree_options, inspect_trees, refuse_tree_options, train_trees, tree_model_dir
+from mrtrain.tree_training import TREE_MODELS
 
 log = logging.getLogger("mrtrain")
 
@@ -312,11 +314,12 @@ def build_parser():
                                         "optimizer iteration; the options come in groups by family.")
     p.add_argument("data", help="dataset directory made by 'mrtrain ingest' (local or hdfs://)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS, required=True,
+    g.add_argument("--model", choices=MODELS + TREE_MODELS, required=True,
                    help="GLMs and linear-svc are trained by an optimizer; the naive Bayes models (*-nb) are "
                         "fitted in one pass and take no optimizer, penalty or standardization; kmeans runs "
                         "k-means|| then Lloyd passes (labels are ignored); mlp is a multilayer perceptron "
-                        "classifier trained by lbfgs (or gd)")
+                        "classifier trained by lbfgs (or gd); gbt (gradient-boosted trees) and random-forest "
+                        "grow trees one histogram pass per level")
     g.add_argument("--k", type=_int_at_least(1, "k"), help="kmeans: number of centres (at most the rows)")
     g.add_argument("--seed", type=_int_at_least(0, "seed"),
                    help="kmeans: seed of the k-means|| initialisation; mlp: seed of the initial weights. "
@@ -391,6 +394,7 @@ def build_parser():
                         "features' mean variance). Default: %(default)s")
     g.add_argument("--gtol", type=_float_at_least(0, "gtol"), default=1e-6,
                    help="gradient max-norm to stop at. Default: %(default)s")
+    add_tree_options(p)
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
     g.add_argument("--keep-checkpoints", type=_int_at_least(1, "keep_checkpoints"),
@@ -741,6 +745,12 @@ def refuse_unpaired_options(args):
 
 
 def cmd_train(args):
+    if args.model in TREE_MODELS:
+        if args.checkpoint_dir is not None:
+            _check_checkpoint_dir(args.checkpoint_dir, args.data)
+        train_trees(args, _print_result)
+        return
+    refuse_tree_options(args)
     refuse_unpaired_options(args)
     if args.model in NAIVE_BAYES_MODELS:
         given = [f"--{name.replace('_', '-')} {_option_text(getattr(args, name))}"
@@ -815,6 +825,13 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
+    trees = tree_model_dir(args.model_dir)
+    if trees is not None:
+        with job_progress("evaluate", enabled=not args.quiet):
+            metrics = trees.evaluate(args.data, runner=args.runner, conf_path=args.conf_path,
+                                     partition_cache=args.partition_cache)
+        _print_result({"model": trees.model, "classes": trees.classes, "metrics": metrics}, args.json)
+        return
     fitted = FittedModel.load(args.model_dir)
     with job_progress("evaluate", enabled=not args.quiet):
         metrics = fitted.evaluate(args.data, runner=args.runner, conf_path=args.conf_path,
@@ -826,7 +843,7 @@ def cmd_evaluate(args):
 
 def cmd_predict(args):
     check_output_target(args.output, "output", {"dataset": args.data, "model directory": args.model_dir})
-    fitted = FittedModel.load(args.model_dir)
+    fitted = tree_model_dir(args.model_dir) or FittedModel.load(args.model_dir)
     with job_progress("predict", enabled=not args.quiet):
         manifest = fitted.predict_dataset(args.data, args.output, runner=args.runner,
                                           conf_path=args.conf_path, partition_cache=args.partition_cache)
@@ -837,6 +854,11 @@ def cmd_predict(args):
 def cmd_inspect(args):
     if get_filesystem(args.dir).exists(join(args.dir, MANIFEST_NAME)):
         _print_result(dataset_summary(Dataset.open(args.dir)), args.json, DATASET_NAMES)
+        return
+    trees = tree_model_dir(args.dir)
+    if trees is not None:
+        inspect_trees(trees, args.dir, args.json, _print_result,
+                      [iteration for iteration, _ in list_checkpoints(args.dir)])
         return
     fitted = FittedModel.load(args.dir)
     result = fitted.to_dict()

@@ -35,11 +35,13 @@ from mrtrain.engine.trees.tree import Ensemble
 from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.tree_bins import MRTreeBins
 from mrtrain.mr_jobs.tree_histograms import MRTreeHistograms
+from mrtrain.names import dataset_names
 from mrtrain.storage.checkpoint import latest_checkpoint, remove_temporaries, save_checkpoint
 from mrtrain.storage.dataset import Dataset
-from mrtrain.storage.errors import CheckpointError, DataError
+from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import absolute
 from mrtrain.storage.lock import DirectoryLock
+from mrtrain.tree_fitted import TreeFittedModel, validate_tree_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -169,65 +171,12 @@ def objective_of(config, dataset):
     return name, None, None
 
 
-class TreeModel:
-    """A fitted tree ensemble: its trees, bins and objective, and what the training recorded.
-
-    Attributes
-    ----------
-    ensemble : Ensemble
-    bins : Bins
-    objective : str
-    classes : list of float or None
-    forest_classes : bool
-        A forest classifier: its margins are class frequencies, not logits.
-    settings, history : dict, list
-    """
-
-    def __init__(self, ensemble, bins, objective, classes, settings, history, forest_classes=False):
-        self.ensemble, self.bins, self.objective = ensemble, bins, objective
-        self.classes, self.settings, self.history = classes, settings, history
-        self.forest_classes = forest_classes
-
-    def predict_margin(self, X):
-        """The margins of rows ``X`` (NaN: missing), shape (n, K)."""
-        return self.ensemble.predict_margin(X)
-
-    def predict_proba(self, X):
-        """Class probabilities, shape (n, K) (classification only)."""
-        margin = self.predict_margin(X)
-        if self.forest_classes:
-            if margin.shape[1] == 1:
-                p = np.clip(margin[:, 0], 0.0, 1.0)
-                return np.column_stack((1 - p, p))
-            p = np.clip(margin, 0.0, None)
-            return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
-        p = make_objective(self.objective, self.ensemble.n_outputs if self.objective == "softmax" else None
-                           ).predict(margin)
-        return np.column_stack((1 - p, p)) if p.ndim == 1 else p
-
-    def predict(self, X):
-        """Predicted class labels (classification) or values (regression), shape (n,)."""
-        if self.classes is not None:
-            return np.asarray(self.classes)[np.argmax(self.predict_proba(X), axis=1)]
-        return make_objective(self.objective).predict(self.predict_margin(X))
-
-    def feature_importance(self):
-        """``(total gain, split count)`` per feature."""
-        return self.ensemble.feature_importance()
-
-
 def _check_resumable(checkpoint, settings):
     found = checkpoint.meta.get("settings")
     if found != settings:
         keys = sorted(k for k in set(settings) | set(found or {}) if (found or {}).get(k) != settings.get(k))
         raise SettingsMismatch(f"{checkpoint.uri}: cannot resume, the checkpoint was made with other "
                                f"settings ({', '.join(keys)}); use another --checkpoint-dir")
-
-
-def _validate_tree_checkpoint(checkpoint):
-    if checkpoint.meta.get("family") != "trees":
-        raise CheckpointError(f"{checkpoint.uri}: expected a tree ensemble's checkpoint, found another "
-                              "model's")
 
 
 class _Training:
@@ -322,7 +271,7 @@ def _settings(config, dataset, objective, n_classes, classes):
     return {"family": "trees", **asdict(config), "objective_used": objective, "n_classes": n_classes,
             "classes": classes, "n_features": dataset.n_features, "data": dataset.uri,
             "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest,
-            "forest_trees_per_pass": FOREST_TREES_PER_PASS}
+            "forest_trees_per_pass": FOREST_TREES_PER_PASS, **dataset_names(dataset)}
 
 
 def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, checkpoint_dir=None,
@@ -345,7 +294,7 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
 
     Returns
     -------
-    TreeModel
+    TreeFittedModel
     """
     config = config.check()
     dataset = Dataset.open(absolute(data))
@@ -364,7 +313,7 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
     try:
         if checkpoint_dir:
             remove_temporaries(checkpoint_dir)
-            checkpoint = latest_checkpoint(checkpoint_dir, validate=_validate_tree_checkpoint)
+            checkpoint = latest_checkpoint(checkpoint_dir, validate=validate_tree_checkpoint)
             if checkpoint is not None:
                 _check_resumable(checkpoint, settings)
                 training.restore(checkpoint)
@@ -377,8 +326,8 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
     finally:
         if lock is not None:
             lock.__exit__(None, None, None)
-    return TreeModel(training.ensemble, training.bins, objective, classes, settings, training.history,
-                     forest_classes=training.forest and classes is not None)
+    return TreeFittedModel(training.ensemble, training.bins, objective, classes, settings, training.history,
+                           training.stop_reason, training.passes)
 
 
 def _pass(launcher, job, state, map_only=False):
@@ -402,7 +351,7 @@ def _run(training, launcher, checkpoint_dir, lock, callback, max_passes):
         if checkpoint_dir:
             lock.check_held()
             save_checkpoint(checkpoint_dir, training.passes, training.arrays(), training.meta(),
-                            validate=_validate_tree_checkpoint)
+                            validate=validate_tree_checkpoint)
         if callback is not None:
             callback(training)
         return max_passes is not None and ran >= max_passes

@@ -330,8 +330,8 @@ def test_reducers_are_capped_at_the_summed_vector_length(capsys, caplog, monkeyp
 @pytest.mark.parametrize(("argv", "message"), [
     (["train", "d", "--model", "lasso"], "argument --model: invalid choice: 'lasso' (choose from 'linear', "
                                          "'logistic', 'softmax', 'poisson', 'linear-svc', 'multinomial-nb', "
-                                         "'bernoulli-nb', 'gaussian-nb', 'kmeans', 'mlp') (see 'mrtrain "
-                                         "train --help')"),
+                                         "'bernoulli-nb', 'gaussian-nb', 'kmeans', 'mlp', 'gbt', "
+                                         "'random-forest') (see 'mrtrain train --help')"),
     (["predict", "d", "--model-dir", "ck"], "the following arguments are required: --output (see 'mrtrain "
                                             "predict --help')"),
     (["inspect", "ck", "--bogus"], "unrecognized arguments: --bogus (see 'mrtrain --help')"),

@@ -42,7 +42,7 @@ KNOWN_BRANCHES = {
     "mrtrain/inference.py": 2,
     "mrtrain/report.py": 4,
     "mrtrain/trainer.py": 19,
-    "mrtrain/tree_training.py": 6,
+    "mrtrain/tree_training.py": 5,
 }
 
 

@@ -1,0 +1,108 @@
+"""``mrtrain train --model gbt|random-forest`` and ``evaluate``/``predict``/``inspect`` of its directory, as
+a user types them (issue 23, items 4 and 5), and the refusals of bad input (exit 2, one line, nothing
+written)."""
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+from mrtrain.tree_fitted import TreeFittedModel
+from tests.command import predict_tables, probabilities, run, tree
+
+
+def _csv(path, n=240, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    X[rng.random(n) < 0.1, 1] = np.nan
+    y = ((X[:, 0] > 0) | np.isnan(X[:, 1])).astype(int)
+    y[rng.random(n) < 0.1] ^= 1
+    lines = ["a,b,c,label"] + [",".join("" if np.isnan(v) else repr(float(v)) for v in row) + f",{label}"
+                               for row, label in zip(X, y, strict=True)]
+    path.write_text("\n".join(lines) + "\n")
+    return X, y
+
+
+@pytest.fixture
+def scratch(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    X, y = _csv(tmp_path / "train.csv")
+    assert run(capsys, "ingest", "train.csv", "train", "--keep-missing", "--partitions", "2")[0] == 0
+    return tmp_path, X, y
+
+
+def refused(capsys, *argv):
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and len(err) == 1 and out == "", (status, out, err)
+    return err[0]
+
+
+@pytest.mark.parametrize("model, options", [
+    ("gbt", ["--n-trees", "3", "--max-depth", "2", "--learning-rate", "0.5", "--max-bins", "16"]),
+    ("random-forest", ["--n-trees", "3", "--max-depth", "2", "--max-features", "sqrt", "--seed", "4"]),
+])
+def test_train_evaluate_predict_inspect(scratch, capsys, model, options):
+    path, X, y = scratch
+    status, out, err = run(capsys, "train", "train", "--model", model, *options, "--checkpoint-dir", "m",
+                           "--json")
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["model"] == model and result["trees"] == 3 and result["classes"] == [0.0, 1.0]
+    assert "a" in result["feature_importance"]  # the signal column is split on
+    fitted = TreeFittedModel.load("m")
+    p = fitted.predict_proba(X)
+    # The metrics of the evaluate pass against scikit-learn's on the in-memory predictions.
+    assert result["metrics"]["accuracy"] == pytest.approx(accuracy_score(y, fitted.predict(X)), abs=1e-12)
+    assert result["metrics"]["roc_auc"] == pytest.approx(roc_auc_score(y, p[:, 1]), abs=2e-3)
+    status, out, err = run(capsys, "evaluate", "train", "--model-dir", "m", "--json")
+    assert status == 0 and json.loads(out)["metrics"] == result["metrics"], err
+    tables = predict_tables(capsys, "train", "m", path / "out")
+    np.testing.assert_array_equal(probabilities(tables), p)
+    np.testing.assert_array_equal(np.concatenate([t.column("prediction").to_numpy() for t in tables]),
+                                  fitted.predict(X))
+    status, out, _ = run(capsys, "inspect", "m", "--json")
+    inspected = json.loads(out)
+    assert inspected["feature_importance"] == result["feature_importance"]
+    assert inspected["checkpoints"][-1] == result["passes"]
+    status, out, _ = run(capsys, "inspect", "m")
+    assert status == 0 and "importance: total gain, splits" in out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--model", "logistic", "--max-depth", "3"], "The --max-depth option applies to the tree models"),
+    (["--model", "kmeans", "--k", "2", "--n-trees", "3"], "The --n-trees option applies to the tree models"),
+    (["--model", "gbt", "--optimizer", "lbfgs"], "The option --optimizer does not apply to model 'gbt'"),
+    (["--model", "gbt", "--l1", "0.1"], "The option --l1 does not apply to model 'gbt'"),
+    (["--model", "random-forest", "--l2", "1"], "The option --l2 does not apply to model 'random-forest'"),
+    (["--model", "gbt", "--max-bins", "1"], "The 'max_bins' parameter must be an int in [2, 65535]. Got '1'"),
+    (["--model", "gbt", "--max-bins", "65536"], "The 'max_bins' parameter must be an int in [2, 65535]"),
+    (["--model", "gbt", "--max-depth", "0"], "The 'max_depth' parameter must be an int in [1, 30]. Got '0'"),
+    (["--model", "gbt", "--max-depth", "31"], "The 'max_depth' parameter must be an int in [1, 30]"),
+    (["--model", "gbt", "--learning-rate", "0"], "The 'learning_rate' parameter must be a number > 0"),
+    (["--model", "gbt", "--learning-rate", "-1"], "The 'learning_rate' parameter must be a number > 0"),
+    (["--model", "gbt", "--subsample", "0"], "The 'subsample' parameter must be a number in (0, 1]"),
+    (["--model", "gbt", "--subsample", "1.5"], "The 'subsample' parameter must be a number in (0, 1]"),
+    (["--model", "gbt", "--colsample", "0"], "The 'colsample' parameter must be a number in (0, 1]"),
+    (["--model", "gbt", "--max-features", "sqrt"], "The 'max_features' parameter applies to model "
+                                                    "'random-forest'"),
+    (["--model", "random-forest", "--learning-rate", "0.3"],
+     "The 'learning_rate' parameter does not apply to model 'random-forest'"),
+    (["--model", "logistic"], "expected a dataset without missing values for model 'logistic'"),
+])
+def test_bad_options_write_nothing(scratch, capsys, argv, expected):
+    path = scratch[0]
+    before = tree(path)
+    assert expected in refused(capsys, "train", "train", *argv, "--checkpoint-dir", "m")
+    assert tree(path) == before
+
+
+def test_a_categorical_label_for_regression(scratch, capsys):
+    path = scratch[0]
+    (path / "named.csv").write_text("a,label\n1,x\n2,y\n3,x\n4,y\n")
+    assert run(capsys, "ingest", "named.csv", "named")[0] == 0
+    before = tree(path)
+    line = refused(capsys, "train", "named", "--model", "gbt", "--objective", "squared_error",
+                   "--checkpoint-dir", "m")
+    assert "field 'label': expected numeric labels for gbt regression, found class names" in line
+    assert tree(path) == before
