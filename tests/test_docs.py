@@ -6,7 +6,8 @@
   quick start is the two commands ``.ci/run`` and the demo rely on.
 - Every file the README and the pages name (``engine/loop.py``, ``tests/test_layering.py``, the file names
   of the layout tables, ``python3 -m benchmarks.x``, test function names) exists, so a rename that forgets
-  the docs fails here.
+  the docs fails here; and every module of mrtrain/, engine/, mr_jobs/ and storage/ is in the layout of
+  docs/architecture.md, so a new one fails here until it is described.
 """
 
 import re
@@ -144,3 +145,19 @@ def test_the_files_the_docs_name_exist(path):
     missing = sorted(name for name in tests if not re.search(rf"def {name}\b", source)
                      and not (ROOT / "tests" / f"{name}.py").exists())
     assert not missing, f"{path.name} names tests that do not exist: {missing}"
+
+
+def test_the_architecture_layout_names_every_module():
+    """Every module of the four package folders is in docs/architecture.md's layout (a sub-package by its
+    folder, e.g. ``optimizers/``), so a new or renamed module is documented where the layers are."""
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    layout = "\n".join(re.findall(r"```\n(.*?)```", text.split("## Layout", 1)[1], flags=re.S))
+    missing = []
+    for folder in ("mrtrain", "engine", "mr_jobs", "storage"):
+        for path in sorted((ROOT / folder).glob("*.py")):
+            if path.name != "__init__.py" and not re.search(rf"(?<![\w.]){re.escape(path.name)}", layout):
+                missing.append(f"{folder}/{path.name}")
+        for package in sorted(p.parent for p in (ROOT / folder).glob("*/__init__.py")):
+            if f"{package.name}/" not in layout:
+                missing.append(f"{folder}/{package.name}/")
+    assert not missing, f"docs/architecture.md's layout does not name: {missing}"
