@@ -10,8 +10,10 @@ the configuration has a reducer) through :class:`mrtrain.launcher.JobLauncher`, 
 The mini cluster's ResourceManager and JobHistory servers answer no REST calls, so the phases are timed in
 the driver, at the moment each line of the ``hadoop jar`` client arrives (mrjob logs them as they come):
 
-- *submit*: the pass's start to ``Submitted application`` (staging over WebHDFS, the client JVM, mrjob's
-  uploads, the submission);
+- *driver*: the pass's start to mrjob's ``Running step`` (the pass's files staged over WebHDFS, mrjob's
+  uploads of its job script and setup wrapper, the Python side before ``hadoop jar`` starts);
+- *submit*: to ``Submitted application`` (the ``hadoop jar`` client JVM, its uploads of the job's jar,
+  configuration and splits to the YARN staging directory, the submission);
 - *AM start*: to ``running in uber mode`` (the application master's container and JVM, the job's setup);
 - *maps*: to the first ``map 100%`` (map containers, task JVMs, Python, the map work);
 - *to completion*: to ``completed successfully`` (the reduce, the commit, the client noticing);
@@ -52,7 +54,8 @@ CONFIGURATIONS = {
                            "mapreduce.client.progressmonitor.pollinterval": "100"}, 0),
 }
 #: (phase, the client line that ends it).
-MARKS = (("submit", "Submitted application"), ("AM start", "running in uber mode"), ("maps", "map 100%"),
+MARKS = (("driver", "Running step"), ("submit", "Submitted application"),
+         ("AM start", "running in uber mode"), ("maps", "map 100%"),
          ("to completion", "completed successfully"))
 
 
@@ -72,6 +75,8 @@ def breakdown(lines, started, ended, counters=None, maps=1):
     phases, previous = {}, started
     for phase, mark in MARKS:
         at = next((when for when, text in lines if mark in text and when >= previous), None)
+        if at is None and phase == "driver":  # the no-op job has no mrjob driver: the client starts at once
+            at = started
         phases[phase] = (at - previous) if at is not None else float("nan")
         previous = at if at is not None else previous
     phases["after"] = ended - previous

@@ -2,8 +2,9 @@
 
 A :class:`JobLauncher` belongs to one dataset and one model. It owns a *staging directory* holding what the
 jobs read besides the data: the partition list (the job input: one ``ID<TAB>URI<TAB>SHA256`` line per
-partition) and a zip of the ``engine``, ``mr_jobs`` and ``storage`` packages (shipped to Hadoop tasks with
-mrjob's ``py_files``, since cluster nodes do not have mrtrain installed), written once, and per job the
+partition) and, for Hadoop, a zip of the ``engine``, ``mr_jobs`` and ``storage`` packages and of mrjob, with
+their bytecode (:func:`mrtrain.task_zip.task_zip`; shipped to the tasks with mrjob's ``py_files`` and
+``--no-bootstrap-mrjob``, since cluster nodes do not have mrtrain installed), written once, and per job the
 task description and the parameter points, small files mrjob ships to every task (``add_file_arg``: the
 distributed cache on Hadoop) — never on the command line.
 
@@ -40,7 +41,6 @@ Importing this module demotes mrjob's per-job "No configs specified for <runner>
 (:class:`_DefaultSettingsNotice`): mrtrain passes every option a job needs on its command line.
 """
 
-import importlib
 import io
 import json
 import logging
@@ -53,8 +53,6 @@ import tempfile
 import threading
 import time
 import uuid
-import zipfile
-from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -75,6 +73,7 @@ from mrtrain.storage.filesystem import absolute, get_filesystem, join, split_sch
 from mrtrain.storage.hdfs_fs import hdfs_path, hdfs_user
 from mrtrain.storage.local_fs import LOCAL
 from mrtrain.storage.lock import pid_alive, pid_namespace, process_start
+from mrtrain.task_zip import task_zip
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +105,6 @@ TASK_ENVIRONMENT = (
     partition_cache.ROOT_ENV, partition_cache.MAX_BYTES_ENV, FAULT_PARTITION_ENV, FAULT_GROUP_ENV,
 )
 
-#: The subpackages of ``mrtrain`` that tasks import (the driver modules of ``mrtrain/`` stay on the driver).
-_TASK_PACKAGES = ("engine", "mr_jobs", "storage")
-#: The modules beside ``mrtrain/__init__.py`` that it imports, so tasks do too.
-_TASK_MODULES = ("_mrjob_compat.py",)
-
 #: Local staging directories: ``<tempdir>/mrtrain-job-<pid>-<random>``.
 STAGING_PREFIX = "mrtrain-job-"
 #: The estimators' temporary copies of their training data: ``<tempdir>/mrtrain-estimator-<pid>-<random>``.
@@ -130,6 +124,12 @@ _STAGING_FORMAT = "mrtrain-staging"
 #: which mrjob imports (from Python 3.12 on, :mod:`mrtrain._mrjob_compat`'s stand-in), instead of
 #: setuptools' shim where setuptools is installed (about 0.12 s of imports per task).
 _LOCAL_TASK_ARGS = ["--no-bootstrap-mrjob", "--cmdenv", "SETUPTOOLS_USE_DISTUTILS=stdlib"]
+
+#: Hadoop tasks import mrjob from the launcher's code zip (:func:`mrtrain.task_zip.task_zip`, written once
+#: per training, with bytecode) instead of a zip mrjob would make and upload for every job, and take the
+#: standard library's distutils (from Python 3.12 on, :mod:`mrtrain._mrjob_compat`'s stand-in) instead of
+#: setuptools' shim where the nodes have setuptools (about 0.4 s of imports per task: ``pkg_resources``).
+_HADOOP_TASK_ARGS = ["--no-bootstrap-mrjob", "--cmdenv", "SETUPTOOLS_USE_DISTUTILS=stdlib"]
 
 #: Task processes of the local and hadoop runners run their math on one BLAS thread (see
 #: :func:`mrtrain.mr_jobs.partition_job.single_threaded_blas`); saying so before numpy loads also spares
@@ -167,28 +167,9 @@ def task_uri(uri):
 
 
 def package_zip():
-    """A zip of the ``mrtrain`` package as tasks import it (``.py`` files only), as bytes.
-
-    ``mrtrain/__init__.py``, the :data:`_TASK_MODULES` beside it and the subpackages tasks need, under the
-    names they have when installed (``mrtrain/engine/...``), wherever they live in a source checkout; not
-    the driver modules beside ``__init__.py`` (this one, the trainer, the CLI), which no task imports. The
-    archive is byte-for-byte reproducible: sorted entries with a fixed timestamp.
-    """
-    import mrtrain
-
-    top = Path(mrtrain.__file__).parent
-    files = [(top / name, f"mrtrain/{name}") for name in ("__init__.py", *_TASK_MODULES)]
-    for name in _TASK_PACKAGES:
-        root = Path(importlib.import_module(f"mrtrain.{name}").__file__).parent
-        files += [(source, f"mrtrain/{name}/{source.relative_to(root).as_posix()}")
-                  for source in root.rglob("*.py")]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source, name in sorted(files, key=lambda pair: pair[1]):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, source.read_bytes())
-    return buffer.getvalue()
+    """A zip of the ``mrtrain`` modules tasks import (``.py`` files only), as bytes: the task packages under
+    their installed names, no driver module (:func:`mrtrain.task_zip.task_zip`)."""
+    return task_zip()
 
 
 def make_local_staging(prefix=STAGING_PREFIX):
@@ -468,7 +449,7 @@ class JobLauncher:
             self.code_zip = None
             if runner == "hadoop":
                 self.code_zip = join(self.staging, "mrtrain-code.zip")
-                self.fs.write_bytes(self.code_zip, package_zip())
+                self.fs.write_bytes(self.code_zip, task_zip(with_mrjob=True, bytecode=True))
         except BaseException:
             self.close()
             raise
@@ -524,7 +505,7 @@ class JobLauncher:
             args += _LOCAL_TASK_ARGS + _TASK_THREAD_ARGS
             preload_mrtrain_in_forkserver()
         elif self.runner == "hadoop":
-            args += ["--py-files", self.code_zip] + _TASK_THREAD_ARGS
+            args += ["--py-files", self.code_zip] + _HADOOP_TASK_ARGS + _TASK_THREAD_ARGS
         if self.on_hdfs:
             args += [
                 "--hadoop-tmp-dir", join(self.staging, "mrjob"), "--output-dir", join(job_dir, "output"),

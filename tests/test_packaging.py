@@ -15,6 +15,7 @@ import pytest
 
 import mrtrain
 from mrtrain.launcher import package_zip
+from mrtrain.task_zip import task_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERIC_NAMES = ("engine", "storage", "scripts", "mr_jobs")
@@ -102,3 +103,49 @@ def test_hadoop_task_zip_holds_the_package_under_its_installed_names():
     assert "mrtrain/mr_jobs/gradient.py" in names and "mrtrain/engine/optimizers/lbfgs.py" in names
     assert all(name.startswith("mrtrain/") for name in names)
     assert package_zip() == package_zip()  # reproducible
+
+
+TASK_IMPORT = """
+import json, sys
+import mrtrain.mr_jobs.gradient, mrjob.job
+print(json.dumps([mrtrain.mr_jobs.gradient.__file__, mrjob.job.__file__, sys.dont_write_bytecode]))
+"""
+
+
+def _import_from(archive, tmp_path):
+    path = tmp_path / "mrtrain-code.zip"
+    path.write_bytes(archive)
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(path), "SETUPTOOLS_USE_DISTUTILS": "stdlib"}
+    # PYTHONPATH comes before site-packages, as in a Hadoop task: the zip's mrtrain and mrjob win
+    output = subprocess.run([sys.executable, "-c", TASK_IMPORT], check=True, capture_output=True,
+                            text=True, env=env, cwd=tmp_path).stdout
+    return json.loads(output)
+
+
+def test_hadoop_task_zip_holds_mrjob_and_bytecode_the_tasks_load(tmp_path):
+    """Tasks import mrtrain and mrjob from the launcher's zip without compiling: every ``.py`` has its
+    ``.pyc`` beside it, and zipimport loads that (``__file__`` names it); reproducible byte for byte."""
+    archive = task_zip(with_mrjob=True, bytecode=True)
+    names = zipfile.ZipFile(io.BytesIO(archive)).namelist()
+    sources = [name for name in names if name.endswith(".py")]
+    assert "mrjob/job.py" in sources and "mrtrain/mr_jobs/gradient.py" in sources
+    assert sorted(names) == sorted(sources + [f"{name}c" for name in sources])
+    assert {name.split("/")[0] for name in names} == {"mrtrain", "mrjob"}
+    assert archive == task_zip(with_mrjob=True, bytecode=True)
+    gradient, job, _ = _import_from(archive, tmp_path)
+    assert gradient == str(tmp_path / "mrtrain-code.zip" / "mrtrain/mr_jobs/gradient.pyc")
+    assert job == str(tmp_path / "mrtrain-code.zip" / "mrjob/job.pyc")
+
+
+def test_a_task_python_of_another_version_compiles_the_sources_beside_the_bytecode(tmp_path):
+    """A ``.pyc`` with another Python's magic number is passed over for its ``.py``: the zip serves tasks
+    whatever Python the nodes run."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(task_zip(with_mrjob=True, bytecode=True))) as source, \
+            zipfile.ZipFile(buffer, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            target.writestr(info, b"\x00\x00\r\n" + data[4:] if info.filename.endswith(".pyc") else data)
+    gradient, job, _ = _import_from(buffer.getvalue(), tmp_path)
+    assert gradient.endswith("mrtrain-code.zip/mrtrain/mr_jobs/gradient.py")
+    assert job.endswith("mrtrain-code.zip/mrjob/job.py")
