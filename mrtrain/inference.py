@@ -37,8 +37,9 @@ from mrtrain.engine.coefficient_table import (
     separation_probe,
     singular,
 )
-from mrtrain.engine.models import PartialSums, make_model
+from mrtrain.engine.models import GLM_LOSSES, PartialSums, make_model
 from mrtrain.engine.objective import Objective
+from mrtrain.families.checks import check_trainable
 from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.names import dataset_names, feature_names
@@ -46,7 +47,6 @@ from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.encoding import column_levels, full_rank_columns
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import absolute, get_filesystem, join
-from mrtrain.trainer import check_trainable
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def check_identifiable(data, kind, *, fit_intercept=True, runner="inline", conf_
         raise DataError(f"{dataset.uri}: expected identifiable coefficients for --inference, found the "
                         f"one-hot slots of column {column!r} ({listed}) adding up to {against} in every row: "
                         "ingest with --drop first (a reference level)")
-    check_trainable(dataset, kind)
+    check_trainable(dataset, kind, classifier=GLM_LOSSES[kind].is_classifier)
     model = make_model(kind, dataset.n_features, classes=dataset.classes if kind == "logistic" else None,
                        fit_intercept=fit_intercept)
     with JobLauncher(dataset, model.spec(), runner=runner, conf_path=conf_path,

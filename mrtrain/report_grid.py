@@ -10,7 +10,7 @@ candidates its grid scored (:func:`mrtrain.grid_training.GridRun.score`) and eve
 import numpy as np
 
 from mrtrain.engine.grid import grid_members
-from mrtrain.grid_training import NOT_SELECTED, member_parameters
+from mrtrain.families.glm_grid import NOT_SELECTED, member_parameters
 from mrtrain.report_text import literal
 
 #: Coefficients drawn in the path (those of largest magnitude anywhere along it); the table lists them all.

@@ -177,7 +177,7 @@ class RetryingLauncher(JobLauncher):
 def test_a_task_attempt_that_dies_is_retried_and_the_model_is_bitwise_unchanged(
     cancer, monkeypatch, caplog, reference
 ):
-    monkeypatch.setattr("mrtrain.trainer.JobLauncher", RetryingLauncher)
+    monkeypatch.setattr("mrtrain.training.run.JobLauncher", RetryingLauncher)
     RetryingLauncher.attempts = []
     monkeypatch.setenv(FAULT_GROUP_ENV, "1")  # group 1's attempt 0 fails after answering pass 1
     with caplog.at_level("INFO", logger="mrtrain.allreduce"):

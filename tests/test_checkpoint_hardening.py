@@ -239,7 +239,7 @@ def test_bad_parameter_arrays_fall_back_naming_the_file(ck, change, reason, capl
 
 def test_trainer_resumes_from_the_newest_valid_checkpoint(ck, trained, caplog):
     resave(newest(ck), meta=_set("history", [{}]))
-    with caplog.at_level(logging.INFO, logger="mrtrain.trainer"):
+    with caplog.at_level(logging.INFO, logger="mrtrain"):
         model = Trainer("poisson", optimizer="lbfgs", max_iter=ITERATIONS + 1, tol=0, gtol=0,
                         checkpoint_dir=str(ck)).fit(trained[0])
     assert model.n_iter_ == ITERATIONS + 1

@@ -16,8 +16,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from mrtrain.engine.folds import row_groups, row_hash
+from mrtrain.families.glm_grid import member_parameters
 from mrtrain.fitted import FittedModel
-from mrtrain.grid_training import member_parameters
 from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.dataset import Dataset
 from mrtrain.trainer import Trainer

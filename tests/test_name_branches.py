@@ -26,22 +26,23 @@ FOLDERS = ("engine", "mr_jobs", "mrtrain", "storage")
 #: lookup.
 REGISTRIES = frozenset({"MODELS", "OPTIMIZERS", "OBJECTIVES"})
 #: Files (relative to the repository) that define a family and may compare its names.
-FAMILY_MODULES = frozenset()
+FAMILY_MODULES = frozenset({
+    "mrtrain/families/glm_family.py", "mrtrain/families/glm_grid.py", "mrtrain/families/mlp_family.py",
+    "mrtrain/families/naive_bayes_family.py", "mrtrain/families/kmeans_family.py",
+})
 #: ``{file: number of name branches}`` the tree still has.
 KNOWN_BRANCHES = {
     "engine/coefficient_table.py": 5,
     "engine/grid.py": 1,
     "engine/models.py": 6,
     "engine/naive_bayes.py": 12,
-    "engine/optimizers/__init__.py": 1,
     "engine/tree_pass.py": 2,
     "engine/trees/objectives.py": 11,
     "mrtrain/cli.py": 7,
-    "mrtrain/fitted.py": 9,
-    "mrtrain/grid_training.py": 2,
+    "mrtrain/fitted.py": 4,
     "mrtrain/inference.py": 2,
     "mrtrain/report.py": 4,
-    "mrtrain/trainer.py": 19,
+    "mrtrain/training/checkpoint_schema.py": 5,
     "mrtrain/tree_training.py": 5,
 }
 

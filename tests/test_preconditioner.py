@@ -122,7 +122,7 @@ def test_a_grid_runs_each_member_in_the_coordinates_of_its_own_l2(tmp_path):
     from sklearn.linear_model import LogisticRegression
 
     from mrtrain.engine.folds import row_groups
-    from mrtrain.grid_training import member_parameters
+    from mrtrain.families.glm_grid import member_parameters
     from mrtrain.storage.checkpoint import latest_checkpoint
     from mrtrain.storage.dataset import Dataset
 

@@ -12,7 +12,7 @@ from mrtrain.engine.optimizers.owlqn import OWLQN
 OPTIMIZERS = {"gd": GradientDescent, "lbfgs": LBFGS, "newton": Newton, "owlqn": OWLQN}
 
 #: The optimizers that minimize an objective with an l1 term.
-L1_OPTIMIZERS = ("owlqn",)
+L1_OPTIMIZERS = tuple(name for name, optimizer in OPTIMIZERS.items() if optimizer.handles_l1)
 
 
 def make_optimizer(name, **options):
@@ -28,6 +28,19 @@ def make_optimizer(name, **options):
 def default_optimizer(l1):
     """The optimizer used when none is named: ``"owlqn"`` when ``l1 > 0``, else ``"lbfgs"``."""
     return "owlqn" if l1 > 0 else "lbfgs"
+
+
+def check_size(name, n_params):
+    """Refuse optimizer ``name`` for a model of more parameters than it takes (its ``max_params``; Newton:
+    :func:`~mrtrain.engine.optimizers.newton.check_model_size`).
+
+    Raises
+    ------
+    ValueError
+        Naming the optimizer, the limit and the optimizers without one.
+    """
+    if OPTIMIZERS[name].max_params is not None:
+        OPTIMIZERS[name].check_size(n_params)
 
 
 def check_l1(name, l1):

@@ -34,6 +34,10 @@ class GradientDescent:
 
     name = "gd"
     hessian_points = 0
+    handles_l1 = False
+    affine_invariant = False
+    max_params = None
+    offers_single_step = False
     State = GradientDescentState
 
     def __init__(self, initial_step=1.0):

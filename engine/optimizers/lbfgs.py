@@ -70,12 +70,16 @@ class LBFGS:
         Evaluate the quasi-Newton step (``α = 1``) alone once curvature pairs exist and the last pass
         accepted a point; the four step sizes come back after a rejection and for the first direction. A
         pass then ships and evaluates one point instead of four; a rejection costs one pass. The trainer
-        sets it for linear models and grids (:meth:`mrtrain.trainer.Trainer._optimizer_options`).
+        sets it for linear models and grids (:func:`mrtrain.training.optimizer_fit.optimizer_options`).
         Default: False.
     """
 
     name = "lbfgs"
     hessian_points = 0
+    handles_l1 = False
+    affine_invariant = False
+    max_params = None
+    offers_single_step = True
     State = LBFGSState
 
     def __init__(self, memory=10, single_step=False):

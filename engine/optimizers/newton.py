@@ -90,6 +90,11 @@ class Newton:
 
     name = "newton"
     hessian_points = 1
+    handles_l1 = False
+    affine_invariant = True
+    max_params = MAX_PARAMS
+    offers_single_step = False
+    check_size = staticmethod(check_model_size)
     State = NewtonState
 
     def state_floats(self, n_params):

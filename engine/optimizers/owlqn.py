@@ -167,6 +167,10 @@ class OWLQN:
 
     name = "owlqn"
     hessian_points = 0
+    handles_l1 = True
+    affine_invariant = False
+    max_params = None
+    offers_single_step = False
     State = OWLQNState
 
     def __init__(self, l1=0.0, memory=10):

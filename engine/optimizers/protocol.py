@@ -68,12 +68,26 @@ class Optimizer(Protocol[S]):
         Its name in :data:`mrtrain.engine.optimizers.OPTIMIZERS`.
     hessian_points : int
         How many leading trial points of a pass need a Hessian (0 or 1).
+    handles_l1 : bool
+        Whether it minimizes an objective with an l1 term (it is built with the per-parameter strengths,
+        ``l1=``); the others need the objective differentiable everywhere.
+    affine_invariant : bool
+        Whether its steps are the same in any affine coordinates (Newton's), so that running it in
+        standardized coordinates (the preconditioner) gains nothing.
+    max_params : int or None
+        The largest parameter count it takes (Newton's ``p x p`` Hessian), or None.
+    offers_single_step : bool
+        Whether it takes ``single_step=True`` (L-BFGS: the quasi-Newton step alone after an accepted pass).
     State : type
         The ``NamedTuple`` class of its state (checkpoints are read back into it).
     """
 
     name: str
     hessian_points: int
+    handles_l1: bool
+    affine_invariant: bool
+    max_params: int | None
+    offers_single_step: bool
     State: type[S]
 
     def state_floats(self, n_params: int) -> int:

@@ -1,6 +1,6 @@
-"""Training k-means with MapReduce jobs: k-means|| initialisation, then one Lloyd pass per iteration.
+"""The k-means family: k-means|| initialisation, then one Lloyd pass per iteration.
 
-:func:`fit_kmeans` is what :meth:`mrtrain.trainer.Trainer.fit` runs for ``model="kmeans"``. Every
+:class:`KMeansFamily` is what :meth:`mrtrain.trainer.Trainer.fit` runs for ``model="kmeans"``. Every
 pass is one :class:`mrtrain.mr_jobs.kmeans_job.MRKMeans` job (the math: :mod:`mrtrain.engine.kmeans`):
 
 1. Initial centres: the given ones (``init_centers=`` an array, or a ``.npy`` / CSV file), or k-means|| with
@@ -34,7 +34,6 @@ centres before the last update; ``evaluate`` gives that of the final ones. The p
 column shows the largest squared centre move.
 """
 
-import contextlib
 import hashlib
 import io
 import logging
@@ -54,21 +53,14 @@ from mrtrain.engine.loop import Progress
 from mrtrain.engine.memory import check_training_size, clustering_training_size
 from mrtrain.engine.models import make_model
 from mrtrain.engine.overflow import check_finite
-from mrtrain.engine.params import check_int
-from mrtrain.fitted import (
-    KMEANS_CENTERS,
-    KMEANS_SIZES,
-    FittedModel,
-    latest_training_checkpoint,
-    validate_new_checkpoint,
-)
-from mrtrain.launcher import JobLauncher, effective_reducers
+from mrtrain.engine.params import check_int, check_number
+from mrtrain.families.family import Config, Family
+from mrtrain.fitted import FittedModel
 from mrtrain.mr_jobs.kmeans_job import MRKMeans
 from mrtrain.names import dataset_names
-from mrtrain.storage.checkpoint import remove_temporaries, save_checkpoint
 from mrtrain.storage.filesystem import get_filesystem
-from mrtrain.storage.lock import DirectoryLock
-from mrtrain.trainer import SettingsMismatchError, non_finite_partitions, settings_differences
+from mrtrain.training.checkpoint_schema import KMEANS_CENTERS, KMEANS_SIZES, training_meta
+from mrtrain.training.partitions import non_finite_partitions
 
 log = logging.getLogger(__name__)
 
@@ -173,67 +165,95 @@ def initial_centers(init, k, n_features):
     return centers, len(centers), f"sha256:{digest}"
 
 
-def fit_kmeans(trainer, dataset):
-    """Train k-means on ``dataset`` with ``trainer``'s settings (see the module docstring).
+#: What k-means (Lloyd passes, no objective gradient) leaves at its default: (parameter, default, why).
+KMEANS_FIXED = (
+    ("optimizer", None, "Lloyd passes, no optimizer"), ("l2", 0.0, "no penalty"), ("l1", 0.0, "no penalty"),
+    ("standardize", False, "no penalty to standardize for"), ("fit_intercept", True, "centres, no intercept"),
+    ("warm_start", False, "init_centers gives the starting centres"),
+    ("smoothing", None, "not naive Bayes"), ("init", "zeros", "init_centers gives the starting centres"),
+)
+#: k-means' own parameters with their defaults.
+KMEANS_PARAMETERS = {"k": None, "seed": 0, "init_centers": None, "init_steps": 2, "n_init": 1}
 
-    Returns
-    -------
-    FittedModel
-    """
-    d = dataset.n_features
-    given, k, init = initial_centers(trainer.init_centers, trainer.k, d)
-    if k > dataset.n_rows:
-        raise ValueError(f"The 'k' parameter must be an int <= the number of rows ({dataset.n_rows}) of "
-                         f"{dataset.uri}. Got {k} instead.")
-    steps = trainer.init_steps if given is None else None
-    check_training_size(clustering_training_size(k, d, init_steps=steps, starts=trainer.n_init))
-    model = make_model("kmeans", d)
-    settings = {
-        "model": "kmeans", "optimizer": None, "l2": 0.0, "l1": 0.0, "standardize": False,
-        "fit_intercept": True, "n_features": d, "classes": None, "data": dataset.uri,
-        "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "k": k, "seed": trainer.seed,
-        "init_centers": init, "init_steps": trainer.init_steps, **dataset_names(dataset),
-    }
-    if trainer.n_init > 1:
-        settings["n_init"] = trainer.n_init
-    reducers = effective_reducers(trainer.reducers, statistics_length(1, d), "k-means statistics")
-    directory = trainer.checkpoint_dir
-    lock = DirectoryLock(directory, break_lock=trainer.break_lock) if directory else contextlib.nullcontext()
 
-    def save(status):
-        if not directory:
-            return
-        lock.check_held()
-        verdict = kmeans_stop_reason(status, trainer.max_iter)
-        meta = {
-            "settings": settings, "iteration": status.iteration, "passes": status.passes,
-            "history": list(status.history), "rejected": 0, "state_scalars": {},
-            "stop_reason": verdict[0] if verdict else None, "converged": bool(verdict and verdict[1]),
-            "checkpoint_base": 0, "warm_start": None,
-            "kmeans": {"shift": status.shift, "threshold": status.threshold},
+class KMeansFamily(Family):
+    """k-means: k-means|| (or given centres), then Lloyd passes (see the module docstring)."""
+
+    models = ("kmeans",)
+    parameters = {**KMEANS_PARAMETERS, "max_iter": 100, "tol": 1e-8,
+                  # Ignored (no gradient, no optimizer's coordinates), as they always were.
+                  "gtol": 1e-6, "precondition": True}
+    allreduce_refused = "one job per pass"
+    paths = ("init_centers",)
+
+    def config(self, model, values):
+        for name, default, reason in KMEANS_FIXED:
+            value = values[name]
+            if value != default:
+                raise ValueError(f"The {name!r} parameter does not apply to model {model!r} ({reason}); "
+                                 f"leave it at {default!r}. Got {value!r} instead.")
+        if values["k"] is not None or values["init_centers"] is None:
+            check_int("k", values["k"], minimum=1)
+        check_int("seed", values["seed"], minimum=0)
+        check_int("init_steps", values["init_steps"], minimum=1)
+        check_int("n_init", values["n_init"], minimum=1)
+        if values["n_init"] > 1 and values["init_centers"] is not None:
+            raise ValueError(f"The 'n_init' parameter needs k-means|| starts: with 'init_centers' there is "
+                             f"one start. Got n_init={values['n_init']!r} instead.")
+        check_int("max_iter", values["max_iter"], minimum=1)
+        check_number("tol", values["tol"], minimum=0)
+        check_number("gtol", values["gtol"], minimum=0)
+        return Config(model, **{name: values[name] for name in self.parameters})
+
+    def fit(self, run, config):
+        """Train k-means on ``run.dataset`` (see the module docstring).
+
+        Returns
+        -------
+        FittedModel
+        """
+        dataset = run.dataset
+        d = dataset.n_features
+        given, k, init = initial_centers(config.init_centers, config.k, d)
+        if k > dataset.n_rows:
+            raise ValueError(f"The 'k' parameter must be an int <= the number of rows ({dataset.n_rows}) of "
+                             f"{dataset.uri}. Got {k} instead.")
+        steps = config.init_steps if given is None else None
+        check_training_size(clustering_training_size(k, d, init_steps=steps, starts=config.n_init))
+        model = make_model("kmeans", d)
+        settings = {
+            "model": "kmeans", "optimizer": None, "l2": 0.0, "l1": 0.0, "standardize": False,
+            "fit_intercept": True, "n_features": d, "classes": None, "data": dataset.uri,
+            "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "k": k,
+            "seed": config.seed, "init_centers": init, "init_steps": config.init_steps,
+            **dataset_names(dataset),
         }
-        arrays = {KMEANS_CENTERS: status.centers, KMEANS_SIZES: status.sizes}
-        save_checkpoint(directory, status.iteration, arrays, meta, keep=trainer.keep_checkpoints,
-                        validate=validate_new_checkpoint)
+        if config.n_init > 1:
+            settings["n_init"] = config.n_init
 
-    with lock:
-        status = resumed_status(directory, settings) if directory else None
-        with JobLauncher(dataset, model.spec(), runner=trainer.runner, conf_path=trainer.conf_path,
-                         reducers=reducers, partition_cache=trainer.partition_cache) as launcher:
-            if status is None and trainer.n_init > 1:
-                status, best, inertias = best_of_starts(launcher, dataset, k, trainer)
-                settings.update(best_seed=trainer.seed + best, start_inertias=inertias)
+        def save(status):
+            verdict = kmeans_stop_reason(status, config.max_iter)
+            meta = training_meta(settings, status.iteration, status.passes, status.history, verdict=verdict,
+                                 kmeans={"shift": status.shift, "threshold": status.threshold})
+            run.save(status.iteration, {KMEANS_CENTERS: status.centers, KMEANS_SIZES: status.sizes}, meta)
+
+        with run.open(model.spec(), reducers=run.reducers(statistics_length(1, d), "k-means statistics")):
+            status = resumed_status(run, settings)
+            launcher = run.launcher
+            if status is None and config.n_init > 1:
+                status, best, inertias = best_of_starts(launcher, dataset, k, config, run.callback)
+                settings.update(best_seed=config.seed + best, start_inertias=inertias)
                 save(status)
             if status is None:
                 if given is None:
-                    centers, passes = kmeans_parallel(launcher, dataset, k, trainer.seed, trainer.init_steps)
+                    centers, passes = kmeans_parallel(launcher, dataset, k, config.seed, config.init_steps)
                 else:
                     centers, passes = given, 0
                 status = KMeansStatus(centers, 0, passes, (), np.zeros(k), None, None)
                 save(status)
-            while (verdict := kmeans_stop_reason(status, trainer.max_iter)) is None:
+            while (verdict := kmeans_stop_reason(status, config.max_iter)) is None:
                 started = time.perf_counter()
-                status = lloyd_step(status, cluster_pass(launcher, status.centers), trainer.tol,
+                status = lloyd_step(status, cluster_pass(launcher, status.centers), config.tol,
                                     status.passes + 1, dataset.uri)
                 shift = status.shift
                 save(status)
@@ -241,34 +261,29 @@ def fit_kmeans(trainer, dataset):
                                     time.perf_counter() - started, status.passes, True)
                 log.info("iteration %d  inertia %.12g  largest squared centre move %.3e  %.2fs",
                          progress.iteration, progress.objective, shift, progress.seconds)
-                if trainer.callback is not None:
-                    trainer.callback(progress)
-    reason, converged = verdict
-    if not converged:
-        log.warning("k-means stopped before converging (%s) after %d Lloyd passes; raise max_iter or loosen "
-                    "tol.", reason, status.iteration)
-    return FittedModel(model, status.centers.ravel(), l2=0.0, iterations=status.iteration,
-                       passes=status.passes, history=status.history, converged=converged, stop_reason=reason,
-                       settings=settings, cluster_sizes=status.sizes)
+                if run.callback is not None:
+                    run.callback(progress)
+        reason, converged = verdict
+        if not converged:
+            log.warning("k-means stopped before converging (%s) after %d Lloyd passes; raise max_iter or "
+                        "loosen tol.", reason, status.iteration)
+        return FittedModel(model, status.centers.ravel(), l2=0.0, iterations=status.iteration,
+                           passes=status.passes, history=status.history, converged=converged,
+                           stop_reason=reason, settings=settings, cluster_sizes=status.sizes)
 
 
-def resumed_status(directory, settings):
-    """The :class:`KMeansStatus` of the newest valid checkpoint in ``directory``, or None (directory locked).
+def resumed_status(run, settings):
+    """The :class:`KMeansStatus` of the newest valid checkpoint of ``run``, or None (run open).
 
     Raises
     ------
     SettingsMismatchError
         If that checkpoint was made with other data or settings.
     """
-    remove_temporaries(directory)
-    checkpoint = latest_training_checkpoint(directory)
+    checkpoint, _ = run.resume(settings, KMEANS_RESUME_KEYS)
     if checkpoint is None:
         return None
     meta = checkpoint.meta
-    differences = settings_differences(meta["settings"], settings, KMEANS_RESUME_KEYS)
-    if differences:
-        raise SettingsMismatchError(f"{checkpoint.uri}: cannot resume, the checkpoint was made with other "
-                                    "settings (" + "; ".join(differences) + "); use another --checkpoint-dir")
     log.info("resuming from %s (iteration %d)", checkpoint.uri, meta["iteration"])
     return KMeansStatus(checkpoint.arrays[KMEANS_CENTERS], meta["iteration"], meta["passes"],
                         tuple(meta["history"]), checkpoint.arrays[KMEANS_SIZES], meta["kmeans"]["shift"],
@@ -318,35 +333,35 @@ def lloyd_step(status, statistics, tol, passes, uri):
                         statistics.rows.copy(), shift, threshold)
 
 
-def best_of_starts(launcher, dataset, k, trainer):
+def best_of_starts(launcher, dataset, k, config, callback):
     """``n_init`` k-means|| starts run to their stopping rule with shared Lloyd passes (module docstring,
     3.): ``(the best start's final status, its index, every start's final inertia)``."""
     starts, passes = [], 0
-    for i in range(trainer.n_init):
-        centers, used = kmeans_parallel(launcher, dataset, k, trainer.seed + i, trainer.init_steps)
+    for i in range(config.n_init):
+        centers, used = kmeans_parallel(launcher, dataset, k, config.seed + i, config.init_steps)
         passes += used
         starts.append(KMeansStatus(centers, 0, 0, (), np.zeros(k), None, None))
     while active := [i for i, start in enumerate(starts)
-                     if kmeans_stop_reason(start, trainer.max_iter) is None]:
+                     if kmeans_stop_reason(start, config.max_iter) is None]:
         started = time.perf_counter()
         passes += 1
         for i, statistics in zip(active, grouped_cluster_pass(launcher, [starts[i].centers for i in active]),
                                  strict=True):
-            starts[i] = lloyd_step(starts[i], statistics, trainer.tol, passes, dataset.uri)
+            starts[i] = lloyd_step(starts[i], statistics, config.tol, passes, dataset.uri)
         lowest = min(starts[i].history[-1] for i in active)
         shift = max(starts[i].shift for i in active)
         log.info("Lloyd pass %d of %d running starts: lowest inertia %.12g, largest squared centre move "
                  "%.3e  %.2fs", max(starts[i].iteration for i in active), len(active), lowest, shift,
                  time.perf_counter() - started)
-        if trainer.callback is not None:
-            trainer.callback(Progress(max(starts[i].iteration for i in active), lowest, shift, shift,
+        if callback is not None:
+            callback(Progress(max(starts[i].iteration for i in active), lowest, shift, shift,
                                       time.perf_counter() - started, passes, True))
     inertias = [float(statistics.inertia.sum())
                 for statistics in grouped_cluster_pass(launcher, [start.centers for start in starts])]
     passes += 1
     best = int(np.argmin(inertias))
-    log.info("best of %d k-means|| starts: seed %d, inertia %.12g (starts: %s)", trainer.n_init,
-             trainer.seed + best, inertias[best], ", ".join(f"{value:.6g}" for value in inertias))
+    log.info("best of %d k-means|| starts: seed %d, inertia %.12g (starts: %s)", config.n_init,
+             config.seed + best, inertias[best], ", ".join(f"{value:.6g}" for value in inertias))
     return starts[best]._replace(passes=passes), best, inertias
 
 

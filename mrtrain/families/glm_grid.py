@@ -1,4 +1,4 @@
-"""Training a grid of penalized models in shared passes (:func:`fit_grid`; its loop: :mod:`.grid`).
+"""Training a grid of penalized GLMs in shared passes (:func:`fit_grid`; its loop: :mod:`.grid`).
 
 :meth:`mrtrain.trainer.Trainer.fit` runs this when ``l1`` or ``l2`` is a list, or ``reg_path``, ``cv``
 or ``validation_fraction`` is set. Each pass is one grouped gradient job over the row split
@@ -21,13 +21,11 @@ checkpoints keep (``grid.statistics``): a resume makes the same coordinates from
 :func:`member_parameters` maps the members' points back to the model's parameters.
 """
 
-import contextlib
 import logging
 import math
 
 import numpy as np
 
-from mrtrain.allreduce import AllReduceSession
 from mrtrain.engine.folds import n_groups
 from mrtrain.engine.grid import (
     CV_METRICS,
@@ -46,37 +44,30 @@ from mrtrain.engine.memory import check_training_size, optimizer_training_size
 from mrtrain.engine.metrics import finalize_metrics, metric_vector_length
 from mrtrain.engine.models import PartialSums
 from mrtrain.engine.objective import Objective
-from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, default_optimizer, make_optimizer
+from mrtrain.engine.optimizers import OPTIMIZERS, check_l1, check_size, default_optimizer, make_optimizer
 from mrtrain.engine.optimizers.base import state_from_record, state_to_record
-from mrtrain.engine.optimizers.newton import check_model_size
 from mrtrain.engine.standardization import Standardization, check_convention, feature_sums_length
-from mrtrain.fitted import (
-    FittedModel,
-    checkpoint_coordinates,
-    latest_training_checkpoint,
-    settings_model,
-    standardization_arrays,
-    validate_new_checkpoint,
-)
-from mrtrain.launcher import JobLauncher, effective_reducers
+from mrtrain.fitted import FittedModel
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_evaluate import MRGroupedEvaluate
 from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
 from mrtrain.names import dataset_names
-from mrtrain.storage.checkpoint import remove_temporaries
-from mrtrain.storage.checkpoint_writer import CheckpointWriter
 from mrtrain.storage.errors import CheckpointError
-from mrtrain.storage.lock import DirectoryLock
-from mrtrain.trainer import (
+from mrtrain.training.checkpoint_schema import (
+    checkpoint_coordinates,
+    settings_model,
+    standardization_arrays,
+    training_meta,
+)
+from mrtrain.training.optimizer_fit import (
     RESUME_KEYS,
-    SettingsMismatchError,
     feature_statistics,
-    non_finite_partitions,
     optimizer_options,
-    settings_differences,
+    runs_preconditioned,
     standardization_from_sums,
     standardize_setting,
 )
+from mrtrain.training.partitions import non_finite_partitions
 
 log = logging.getLogger(__name__)
 
@@ -85,67 +76,67 @@ log = logging.getLogger(__name__)
 GRID_STATISTICS = "grid.statistics"
 #: Settings of a grid run that must match to resume it (its penalties are in ``grid``).
 GRID_RESUME_KEYS = tuple(key for key in RESUME_KEYS if key not in ("l1", "l2")) + ("grid",)
-def fit_grid(trainer, dataset, model, classes):
-    """Train the grid ``trainer`` asks for on ``dataset`` and return the selected model.
+def fit_grid(run, config, model, classes):
+    """Train the grid ``config`` asks for on ``run.dataset`` (``run`` not yet open) and return the selected
+    model.
 
     Returns
     -------
     FittedModel
         The result (see :mod:`mrtrain.engine.grid`), with ``cv_results_`` the table of candidates.
     """
-    spec = grid_spec(trainer)
+    dataset = run.dataset
+    spec = grid_spec(config)
     split = split_of(spec)
     if spec["cv"] and spec["cv"] > dataset.n_rows:
         raise ValueError(f"The 'cv' parameter must be at most the dataset's {dataset.n_rows} rows. Got "
                          f"cv={spec['cv']} instead.")
     largest_l1 = spec["elastic_net"] if spec["reg_path"] else max(spec["l1"])
-    optimizer_name = trainer.optimizer or default_optimizer(float(largest_l1))
+    optimizer_name = config.optimizer or default_optimizer(float(largest_l1))
     check_l1(optimizer_name, float(largest_l1))
-    if optimizer_name == "newton":
-        check_model_size(model.n_params)
+    check_size(optimizer_name, model.n_params)
     for name, default in (("warm_start", False), ("init", "zeros")):
-        if getattr(trainer, name) != default:
+        if getattr(config, name) != default:
             raise ValueError(f"The {name!r} parameter does not apply to a grid of models (penalty lists, a "
-                             f"path, cv or a validation fraction). Got {name}={getattr(trainer, name)!r}.")
+                             f"path, cv or a validation fraction). Got {name}={getattr(config, name)!r}.")
     groups = n_groups(split)
     check_training_size(optimizer_training_size(
         *grid_size_option(spec), model.n_params, OPTIMIZERS[optimizer_name](),
-        models=member_count(spec), groups=groups, checkpoint=bool(trainer.checkpoint_dir),
+        models=member_count(spec), groups=groups, checkpoint=run.saving,
     ))
     vector_length = groups * PartialSums.zeros(1, model.n_params, 0).to_vector().size
-    reducers = effective_reducers(trainer.reducers, vector_length, "gradient")
+    reducers = run.reducers(vector_length, "gradient")
     settings = {
         "model": model.kind, "optimizer": optimizer_name, "l2": 0.0, "l1": 0.0,
-        "standardize": standardize_setting(trainer.standardize), "init": "zeros",
+        "standardize": standardize_setting(config.standardize), "init": "zeros",
         "fit_intercept": bool(model.fit_intercept),
-        "precondition": trainer.runs_preconditioned(optimizer_name),
+        "precondition": runs_preconditioned(config.precondition, optimizer_name),
         "n_features": dataset.n_features, "classes": classes, "data": dataset.uri,
         "data_checksum": dataset.checksum, "encoding": dataset.encoding_digest, "grid": spec,
         **dataset_names(dataset),
     }
-    limits = {"max_iter": trainer.max_iter, "tol": trainer.tol, "gtol": trainer.gtol}
-    lock = (DirectoryLock(trainer.checkpoint_dir, break_lock=trainer.break_lock) if trainer.checkpoint_dir
-            else contextlib.nullcontext())
-    # Left before the lock is released: every checkpoint saved is on disk first.
-    writer = (CheckpointWriter(trainer.checkpoint_dir, keep=trainer.keep_checkpoints,
-                               validate=validate_new_checkpoint)
-              if trainer.checkpoint_dir else None)
-    with lock, JobLauncher(dataset, model.spec(), runner=trainer.runner, conf_path=trainer.conf_path,
-                           reducers=reducers, partition_cache=trainer.partition_cache) as launcher, \
-            writer or contextlib.nullcontext():
+    limits = {"max_iter": config.max_iter, "tol": config.tol, "gtol": config.gtol}
+    with run.open(model.spec(), reducers=reducers):
+        grid = GridRun(model, spec, split, settings, optimizer_name, run, config)
         # The AllReduce job ends with the training passes, before the scoring pass (another job whose
         # files share the launcher's staging directory) starts.
-        with _allreduce_session(trainer, launcher, split) as session:
-            grid = GridRun(model, spec, split, settings, optimizer_name, launcher, trainer, session, writer)
+        with run.allreduce(split):
             try:
                 grid.start()
-                grid.train(limits, lock)
+                grid.train(limits)
             except NonFiniteObjectiveError as error:
-                where = non_finite_partitions(session or launcher, dataset)
+                where = non_finite_partitions(run.passes, dataset)
                 raise NonFiniteObjectiveError(f"{dataset.uri}: {error}{where}") from None
         grid.score()
-        grid.save(lock)
+        grid.save()
     return grid.fitted()
+
+
+def _precondition_hint(differences):
+    """What to add to the error of a grid checkpoint made with another ``precondition``."""
+    if any(d.startswith("precondition:") for d in differences):
+        return ", or pass --no-precondition to resume a grid made without the preconditioner"
+    return ""
 
 
 def grid_size_option(spec):
@@ -156,28 +147,16 @@ def grid_size_option(spec):
     return ("l1", spec["l1"]) if len(set(spec["l1"])) > len(set(spec["l2"])) else ("l2", spec["l2"])
 
 
-def _allreduce_session(trainer, launcher, split):
-    """With ``trainer.allreduce``, the session whose tasks serve the grid's passes (per-group sums with a
-    split); else a context giving None (one job per pass)."""
-    if not trainer.allreduce:
-        return contextlib.nullcontext()
-    return AllReduceSession(launcher, address=trainer.allreduce_address, tasks=trainer.allreduce_tasks,
-                            timeout=trainer.allreduce_timeout, split=split)
-
-
 class GridRun:
     """One grid training: its candidates, members and their runs, its passes and checkpoints."""
 
-    def __init__(self, model, spec, split, settings, optimizer_name, launcher, trainer, session=None,
-                 writer=None):
+    def __init__(self, model, spec, split, settings, optimizer_name, run, config):
         self.model, self.spec, self.split, self.settings = model, spec, split, settings
-        self.optimizer_name, self.launcher, self.trainer = optimizer_name, launcher, trainer
-        self.writer = writer  # a CheckpointWriter of trainer.checkpoint_dir, or None
-        self.passes_by = session or launcher  # what serves the training passes
+        self.optimizer_name, self.run, self.config = optimizer_name, run, config
         self.scaling = None  # standardize's coordinates, shared by every member (the penalty is in them)
         # With the preconditioner (and no standardize), each member's optimizer runs in the coordinates of
         # its candidate's l2, made from the statistics pass's sums (:meth:`_build`).
-        self.preconditioned = settings["precondition"] and not trainer.standardize
+        self.preconditioned = settings["precondition"] and not config.standardize
         self.statistics = None
         self.coordinates = None
         self.feature_means = None
@@ -198,10 +177,10 @@ class GridRun:
         originals = points if self.scaling is None else self.scaling.to_original(points)
         m, p = points.shape
         if self.split is None:
-            vector = self.passes_by.sum_vector(MRGradient, originals, {"hessian": hessian})
+            vector = self.run.passes.sum_vector(MRGradient, originals, {"hessian": hessian})
             pieces = [vector]
         else:
-            vector = self.passes_by.sum_vector(MRGroupedGradient, originals,
+            vector = self.run.passes.sum_vector(MRGroupedGradient, originals,
                                                {"hessian": hessian, "split": self.split})
             pieces = np.split(vector, n_groups(self.split))
         sums = [PartialSums.from_vector(piece, m, p, hessian) for piece in pieces]
@@ -215,7 +194,7 @@ class GridRun:
         means: from the checkpoint resumed (``grid.statistics``, the sums the run started with), else one
         statistics pass."""
         needs_means = self.spec["reg_path"] and self.model.fit_intercept
-        if not (self.trainer.standardize or self.preconditioned or needs_means):
+        if not (self.config.standardize or self.preconditioned or needs_means):
             return
         vector = None if checkpoint is None else checkpoint.arrays.get(GRID_STATISTICS)
         if vector is not None:
@@ -228,14 +207,14 @@ class GridRun:
                                                       f"of a positive total weight, found {vector[0]!r} "
                                                       "as the total or non-finite sums")
         else:
-            vector = feature_statistics(self.passes_by, self.model, self.launcher.dataset,
+            vector = feature_statistics(self.run.passes, self.model, self.run.dataset,
                                         precondition=self.preconditioned)
         self.statistics = vector
         d = self.model.n_features
         means = vector[1:1 + d] / vector[0]
-        if self.trainer.standardize:
+        if self.config.standardize:
             self.scaling = standardization_from_sums(vector, self.model,
-                                                     check_convention(self.trainer.standardize))
+                                                     check_convention(self.config.standardize))
             means = (means - self.scaling.shift) / self.scaling.scale
         self.feature_means = means
 
@@ -244,26 +223,14 @@ class GridRun:
     def start(self):
         """Resume from the newest checkpoint, or start fresh (with a path: its first pass makes the
         candidates)."""
-        checkpoint = None
-        if self.trainer.checkpoint_dir:
-            remove_temporaries(self.trainer.checkpoint_dir)
-            checkpoint = latest_training_checkpoint(self.trainer.checkpoint_dir)
-        if checkpoint is not None:
-            differences = settings_differences(checkpoint.meta["settings"], self.settings, GRID_RESUME_KEYS)
-            if differences:
-                hint = (", or pass --no-precondition to resume a grid made without the preconditioner"
-                        if any(d.startswith("precondition:") for d in differences) else "")
-                raise SettingsMismatchError(
-                    f"{checkpoint.uri}: cannot resume, the checkpoint was made with other settings ("
-                    + "; ".join(differences) + "); use another --checkpoint-dir" + hint
-                )
+        checkpoint, _ = self.run.resume(self.settings, GRID_RESUME_KEYS, hint=_precondition_hint)
         self._statistics(checkpoint)
         if checkpoint is not None:
             self._restore(checkpoint)
             return
         if self.spec["reg_path"]:
             zero = np.zeros((1, self.model.n_params))
-            hessian = 1 if self.optimizer_name == "newton" else 0
+            hessian = OPTIMIZERS[self.optimizer_name].hessian_points
             groups = self.evaluate_groups(zero, hessian)
             total = groups[0]
             for more in groups[1:]:
@@ -288,8 +255,8 @@ class GridRun:
             self.coordinates = member_coordinates(self.statistics, self.model, self.candidates, self.members)
         self.optimizers = [
             make_optimizer(self.optimizer_name, **optimizer_options(
-                self.optimizer_name, objective, self.member_scaling(i), self.trainer.standardize,
-                self.model.kind))
+                self.optimizer_name, objective, self.member_scaling(i), self.config.standardize,
+                True))
             for i, objective in enumerate(self.objectives)
         ]
         log.info("training %d models (%d penalties%s) in shared passes", len(self.members),
@@ -337,16 +304,16 @@ class GridRun:
 
     # --- training -----------------------------------------------------------------------------------------
 
-    def train(self, limits, lock):
+    def train(self, limits):
         def on_pass():
             self.passes += 1
             self._prune()
-            self.save(lock)
+            self.save()
 
         callback = None
-        if self.trainer.callback is not None:
+        if self.run.callback is not None:
             def callback(progress):
-                self.trainer.callback(progress._replace(model=self.describe(self.result_member())))
+                self.run.callback(progress._replace(model=self.describe(self.result_member())))
 
         self._train_on(limits)
         self._prune()
@@ -452,7 +419,7 @@ class GridRun:
             return
         scored = [i for i, m in enumerate(self.members) if m.valid_group is not None]
         originals = np.stack([self.to_model(i, self._result_state(i).x) for i in scored])
-        vector = self.launcher.sum_vector(MRGroupedEvaluate, originals, {
+        vector = self.run.launcher.sum_vector(MRGroupedEvaluate, originals, {
             "split": self.split, "point_groups": [self.members[i].valid_group for i in scored]})
         self.passes += 1
         length = metric_vector_length(self.model)
@@ -483,11 +450,10 @@ class GridRun:
 
     # --- checkpoints and result ---------------------------------------------------------------------------
 
-    def save(self, lock):
+    def save(self):
         """Write the checkpoint of the current pass (every member, the current result as ``state.*``)."""
-        if self.writer is None:
+        if not self.run.saving:
             return
-        lock.check_held()
         result = self.result_member()
         arrays, records = {}, []
         for i, run in enumerate(self.runs):
@@ -515,18 +481,17 @@ class GridRun:
         run = self.runs[result]
         iteration, history = self._result_progress(result)
         l1, l2 = self.candidates[self.members[result].candidate]
-        meta = {
-            "settings": {**self.settings, "l1": l1, "l2": l2}, "iteration": self.passes,
-            "passes": self.passes, "history": list(history), "rejected": run.status.rejected,
-            "state_scalars": scalars, "stop_reason": run.reason if run.done else None,
-            "converged": bool(run.done and run.converged), "checkpoint_base": 0, "warm_start": None,
-            "grid": {
+        meta = training_meta(
+            {**self.settings, "l1": l1, "l2": l2}, self.passes, self.passes, history,
+            rejected=run.status.rejected, state_scalars=scalars,
+            verdict=(run.reason, run.converged) if run.done else None,
+            grid={
                 "candidates": [list(pair) for pair in self.candidates], "lambda_max": self.lambda_max,
                 "passes": self.passes, "members": records, "table": self.table,
                 "result": {"member": result, "iteration": iteration},
             },
-        }
-        self.writer.save(self.passes, arrays, meta)
+        )
+        self.run.save(self.passes, arrays, meta)
 
     def fitted(self):
         result = self.result_member()

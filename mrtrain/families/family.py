@@ -1,0 +1,109 @@
+"""The model-family interface: what a family of models defines to be trained by :class:`mrtrain.Trainer`.
+
+A family is the models that train the same way: the GLMs (one optimizer loop over a convex objective),
+the MLP (the same loop on a network), naive Bayes (one statistics pass), k-means (k-means|| then Lloyd
+passes). Everything that differs between families lives in the family's own module; nothing outside it
+compares a model name.
+
+Adding a family
+---------------
+1. Write ``mrtrain/families/<name>_family.py`` (the suffix keeps file names unique across the layers) with
+   a subclass of :class:`Family`:
+
+   - ``models``: the ``model=`` names it trains (``Trainer("my-model")``, ``mrtrain train --model
+     my-model``); the model math and its jobs live in ``engine/`` and ``mr_jobs/`` as for any model.
+   - ``parameters``: ``{name: default}`` of the Python API's keyword arguments it reads (besides the run's:
+     :class:`~mrtrain.training.run.RunOptions`). A name may be shared with other families, with the same
+     default. ``Trainer(model, **parameters)`` accepts every registered family's names.
+   - :meth:`Family.config`: validate the values (ValueError naming the parameter, what is allowed and
+     what was given) and return the family's :class:`Config`. ``values`` holds every registered parameter
+     with the defaults filled in; afterwards the trainer refuses any parameter the family does not list
+     that was given a value other than its default (:func:`mrtrain.families.registry.check_applies`:
+     "The 'k' parameter applies to model 'kmeans' only. ..."). The CLI and the Python API both build the
+     config through this one method.
+   - :meth:`Family.fit`: train and return a :class:`mrtrain.fitted.FittedModel`.
+   - Optionally ``allreduce_refused`` (why ``allreduce=True`` does not apply), ``paths`` (parameters that
+     may name a file: made absolute when the trainer is made), ``title`` (what messages call several of
+     its models).
+
+2. Add one line to the registry, :data:`mrtrain.families.registry.FAMILIES`.
+
+``tests/test_families.py`` has a complete small family (the weighted mean of the labels as an intercept-only
+model) written only as a test.
+
+What ``fit(run, config)`` gets
+------------------------------
+``run`` is a :class:`~mrtrain.training.run.TrainingRun`, not yet open, over the opened dataset
+(``run.dataset``). Check everything you can first (the dataset's labels:
+:func:`mrtrain.families.checks.check_labels`; the training's size: :mod:`mrtrain.engine.memory`): nothing is
+locked, launched or written yet. Then::
+
+    with run.open(model.spec(), reducers=run.reducers(vector_length, "statistics")):
+        checkpoint, resumed = run.resume(settings, RESUME_KEYS)   # the settings check
+        with run.allreduce() as session:                        # None without allreduce=True
+            vector = run.passes.sum_vector(MRMyJob, thetas, task)  # one pass: a job, or the session
+            ...
+            run.save(number, arrays, training_meta(settings, iteration, passes, history, ...))
+            if run.callback is not None:
+                run.callback(progress)                          # a mrtrain.engine.loop.Progress
+
+- ``run.open`` takes the checkpoint directory's lock and starts the background checkpoint writer; leaving
+  it waits for the last write, closes the launcher and releases the lock. ``run.launcher`` (made on first
+  use) runs any other job (``run.launcher.run(job, thetas, task, ["--map-only"])`` for per-partition
+  records).
+- ``run.resume(settings, keys, warm_start=None|bool, layout_keys=(), single=False, hint=None)``: the newest
+  valid checkpoint and whether this run continues it; a checkpoint of other ``keys`` raises
+  :class:`~mrtrain.training.resume.SettingsMismatchError` (or, with ``warm_start=True``, is started from).
+- ``run.save(number, arrays, meta)`` checks the lock is still held and writes ``ckpt-<number>`` in the
+  background (nothing without a checkpoint directory; ``run.saving`` says which).
+- ``settings`` is the JSON dict recorded in every checkpoint (``model``, ``n_features``, ``classes``,
+  ``data``, ``data_checksum``, ... and the family's own); the meta and arrays follow the checkpoint schema,
+  :mod:`mrtrain.training.checkpoint_schema` (``training_meta`` builds the meta), which
+  :meth:`mrtrain.fitted.FittedModel.load` reads back for ``evaluate``, ``predict`` and ``inspect``.
+- An optimizer family calls :func:`mrtrain.training.optimizer_fit.fit_with_optimizer` instead (the GLMs,
+  the MLP: what differs between optimizers is a property of the optimizer class: ``handles_l1``,
+  ``affine_invariant``, ``max_params``, ``offers_single_step``, ``hessian_points``).
+"""
+
+
+class Config:
+    """A family's validated configuration: ``model`` and one attribute per parameter the family reads."""
+
+    def __init__(self, model, **values):
+        self.model = model
+        self.__dict__.update(values)
+
+    def __repr__(self):
+        items = ", ".join(f"{key}={value!r}" for key, value in self.__dict__.items())
+        return f"Config({items})"
+
+
+class Family:
+    """One family of models (see the module docstring for how to add one)."""
+
+    #: The ``model=`` names this family trains.
+    models = ()
+    #: ``{name: default}`` of the keyword arguments of :class:`mrtrain.Trainer` this family reads.
+    parameters = {}
+    #: What messages call several models of the family (``"the naive Bayes models [...]"``).
+    title = ""
+    #: The parameters that may name a file (the trainer makes a relative one absolute when it is made).
+    paths = ()
+    #: Why the family cannot train with ``allreduce=True`` (e.g. ``"one pass"``), or None if it can.
+    allreduce_refused = None
+
+    def config(self, model, values):
+        """Validate ``values`` (every registered parameter, defaults filled in) for ``model`` and return the
+        family's :class:`Config`.
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter, what is allowed and what was given.
+        """
+        return Config(model, **{name: values[name] for name in self.parameters})
+
+    def fit(self, run, config):
+        """Train on ``run.dataset`` inside ``run`` (a :class:`~mrtrain.training.run.TrainingRun`, not yet
+        open) and return the :class:`~mrtrain.fitted.FittedModel`."""
+        raise NotImplementedError
