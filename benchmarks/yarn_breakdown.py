@@ -4,8 +4,10 @@
 its environment loaded: ``eval "$(scripts/hadoop-cluster env)"``) writes a 20k x 28 logistic dataset
 (2 partitions) to HDFS and runs L-BFGS-sized gradient passes (4 points; map-only as ``--reducers 0`` unless
 the configuration has a reducer) through :class:`mrtrain.launcher.JobLauncher`, each configuration's extra
-``jobconf`` given in an mrjob config (:data:`CONFIGURATIONS`), then the floor: a no-op streaming job
-(``/bin/cat`` over the same partition list, same input format and map count) through ``hadoop jar``.
+``jobconf`` given in an mrjob config (:data:`CONFIGURATIONS`; the baseline is mrtrain's defaults, which ask
+for uber mode for a pass this small, :mod:`mrtrain.uber`; ``containers (no uber)`` turns it off), then the
+floor: a no-op streaming job (``/bin/cat`` over the same partition list, same input format and map count)
+through ``hadoop jar``, in containers.
 
 The mini cluster's ResourceManager and JobHistory servers answer no REST calls, so the phases are timed in
 the driver, at the moment each line of the ``hadoop jar`` client arrives (mrjob logs them as they come):
@@ -47,6 +49,7 @@ from mrtrain.storage.filesystem import get_filesystem
 #: name -> (extra jobconf, reducers of the pass).
 CONFIGURATIONS = {
     "baseline (map-only)": ({}, 0),
+    "containers (no uber)": ({"mapreduce.job.ubertask.enable": "false"}, 0),
     "one reducer": ({}, 1),
     "poll 100 ms": ({"mapreduce.client.progressmonitor.pollinterval": "100"}, 0),
     "uber": ({"mapreduce.job.ubertask.enable": "true", "mapreduce.job.ubertask.maxmaps": "16"}, 0),

@@ -25,7 +25,10 @@ script) goes over WebHDFS as well (:mod:`mrtrain.mrjob_fs`), so a job runs one `
 With ``reducers=0`` a partition-sum job is map-only: its output is one ``(partition id, vector)`` record per
 partition, which :meth:`JobLauncher.sum_vector` adds in partition order with the reducer's own function.
 That saves the reduce task (a process on the local runner, a container on YARN) and is bitwise the same.
-After every job the launcher adds up the map tasks' ``shuffle bytes`` counter (the size of the records
+On Hadoop a small pass over the partition list asks YARN for uber mode (:mod:`mrtrain.uber`: its map tasks
+run inside the application master's JVM, without a container each), unless the user's mrjob config sets
+``mapreduce.job.ubertask.enable``; the AllReduce job never does. After every job the launcher adds up the
+map tasks' ``shuffle bytes`` counter (the size of the records
 they emitted) into ``last_shuffle_bytes`` and logs it, and appends the job's wall time and its map tasks'
 reported work to ``job_times`` (:class:`JobTime`, for :mod:`mrtrain.allreduce_hint`).
 
@@ -74,6 +77,9 @@ from mrtrain.storage.hdfs_fs import hdfs_path, hdfs_user
 from mrtrain.storage.local_fs import LOCAL
 from mrtrain.storage.lock import pid_alive, pid_namespace, process_start
 from mrtrain.task_zip import task_zip
+from mrtrain.uber import ENABLE as UBER_ENABLE
+from mrtrain.uber import configured as configured_uber
+from mrtrain.uber import uber_pass
 
 log = logging.getLogger(__name__)
 
@@ -458,6 +464,7 @@ class JobLauncher:
         self.last_shuffle_bytes = 0
         self.job_times = []
         self.hadoop_fs = None
+        self.user_uber = None
 
     @property
     def shards(self):
@@ -483,7 +490,22 @@ class JobLauncher:
     def __exit__(self, *exc_info):
         self.close()
 
-    def _args(self, task, thetas, job_dir, reducers=None, input_path=None):
+    def _uber_args(self, reducers, input_path, uber):
+        """``--jobconf`` for YARN's uber mode (:mod:`mrtrain.uber`): ``uber`` False turns it off; None asks
+        for it for a small pass over the partition list, unless the user's mrjob config sets it."""
+        if self.runner != "hadoop":
+            return []
+        if uber is False:
+            return ["--jobconf", f"{UBER_ENABLE}=false"]
+        if self.user_uber is None:
+            self.user_uber = str(configured_uber(self.conf_path)).lower()
+        if (input_path is None and self.user_uber == "none"
+                and uber_pass(len(self.dataset.partitions), sum(p.bytes for p in self.dataset.partitions),
+                              reducers)):
+            return ["--jobconf", f"{UBER_ENABLE}=true"]
+        return []
+
+    def _args(self, task, thetas, job_dir, reducers=None, input_path=None, uber=None):
         reducers = self.reducers if reducers is None else reducers
         task_path = join(job_dir, "task.json")
         spec = {"model": self.model_spec, "shards": self.shards, "partition_cache": self.partition_cache,
@@ -514,10 +536,11 @@ class JobLauncher:
         for name in TASK_ENVIRONMENT:
             if os.environ.get(name):
                 args += ["--cmdenv", f"{name}={os.environ[name]}"]
+        args += self._uber_args(reducers, input_path, uber)
         args += ["--jobconf", f"mapreduce.job.reduces={reducers}", input_path or self.partition_list]
         return args
 
-    def run(self, job_class, thetas, task, job_args=(), *, input_lines=None, reducers=None):
+    def run(self, job_class, thetas, task, job_args=(), *, input_lines=None, reducers=None, uber=None):
         """Run one job and return its parsed output records.
 
         Parameters
@@ -533,6 +556,10 @@ class JobLauncher:
             The job's input, one line each, instead of the partition list.
         reducers : int, optional
             Reduce tasks of this job instead of the launcher's (0 for a map-only job).
+        uber : bool, optional
+            Hadoop: False runs the job without YARN's uber mode whatever the configuration says; None asks
+            for it where :func:`mrtrain.uber.uber_pass` says the pass is small (partition-list input only)
+            and the user's mrjob config does not set it.
 
         Returns
         -------
@@ -547,7 +574,7 @@ class JobLauncher:
         if input_lines is not None:
             input_path = join(job_dir, "input.txt")
             self.fs.write_bytes(input_path, "".join(f"{line}\n" for line in input_lines).encode("utf-8"))
-        job = job_class(args=[*self._args(task, thetas, job_dir, reducers, input_path), *job_args])
+        job = job_class(args=[*self._args(task, thetas, job_dir, reducers, input_path, uber), *job_args])
         started = time.perf_counter()
         with self._make_runner(job) as runner:
             if self.on_hdfs:
@@ -586,9 +613,11 @@ class JobLauncher:
     def start(self, job_class, thetas, task, input_lines):
         """Start a map-only job in a background thread (see :meth:`run`); returns its :class:`BackgroundJob`.
 
-        The AllReduce job (:mod:`mrtrain.allreduce`) runs this way for a whole training.
+        The AllReduce job (:mod:`mrtrain.allreduce`) runs this way for a whole training; its tasks must all
+        run at once, so never in YARN's uber mode (which runs them one after another).
         """
-        return BackgroundJob(lambda: self.run(job_class, thetas, task, input_lines=input_lines, reducers=0))
+        return BackgroundJob(lambda: self.run(job_class, thetas, task, input_lines=input_lines, reducers=0,
+                                              uber=False))
 
     def _use_webhdfs(self, runner):
         """Give a hadoop runner the filesystem of :func:`mrtrain.mrjob_fs.webhdfs_first`.

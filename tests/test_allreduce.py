@@ -672,7 +672,9 @@ def test_on_yarn_allreduce_is_one_job_and_equals_one_job_per_pass_bitwise(
                   checkpoint_dir=f"{hdfs_base}/{name}-ck")
     assert jobs_run == ["MRAllReduce"]
     with open(calls) as log:
-        assert [line.split()[0] for line in log] == ["version", "jar"]
+        lines = log.readlines()
+    assert [line.split()[0] for line in lines] == ["version", "jar"]
+    assert "mapreduce.job.ubertask.enable=false" in lines[1]  # its tasks must run at once, never uber
     per_pass = fit(local, settings, reducers=0)
     assert on_yarn.theta_.tobytes() == per_pass.theta_.tobytes()
     assert on_yarn.history_ == per_pass.history_ and on_yarn.n_passes_ == per_pass.n_passes_

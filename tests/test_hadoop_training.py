@@ -160,6 +160,8 @@ def test_passes_on_yarn_use_the_partition_cache_map_only_and_no_hadoop_fs_comman
     assert commands == ["version", "jar", "jar", "version", "jar"], log
     # mrjob and mrtrain come from the launcher's one code zip (with bytecode), not a zip mrjob uploads per job
     assert "mrjob.zip" not in log and log.count("/mrtrain-code.zip#mrtrain-code.zip") == 3, log
+    # three small partitions: every pass asks YARN for uber mode (the maps in the application master's JVM)
+    assert log.count("mapreduce.job.ubertask.enable=true") == 3, log
 
 
 def test_sparse_model_of_2_to_the_20_features_on_yarn_equals_local_runner_bitwise(hdfs_base, tmp_path):
