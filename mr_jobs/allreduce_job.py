@@ -212,9 +212,8 @@ class MRAllReduce(MRGradient):
                 log.warning("allreduce group %d: no message from the driver for %.0f s; exiting", group, idle)
                 return "idle"
             self.set_status(f"allreduce group {group}: {passes} passes served, waiting for the driver")
-        p = self.model.n_params
         try:
-            return wire.receive_message(sock, min(wire.MAX_POINTS_BYTES, MAX_POINTS * p * 8))
+            return wire.receive_message(sock, self.max_payload_bytes())
         except (TimeoutError, EOFError, ConnectionError) as error:
             log.warning("allreduce group %d: the connection to the driver broke (%s)", group, error)
             return "lost"
@@ -230,7 +229,6 @@ class MRAllReduce(MRGradient):
             True after ``stop`` or ``idle_timeout``; False if the connection broke (the task reconnects:
             a driver that is gone refuses it, a live one sends it the current pass again).
         """
-        p = self.model.n_params
         passes = 0
         while True:
             message = self.next_message(sock, settings, group, passes)
@@ -241,19 +239,10 @@ class MRAllReduce(MRGradient):
             if header["type"] == "stop":
                 return passes, True
             wire.expect(header, "pass")
-            points, hessian = header.get("points"), header.get("hessian")
-            if not (isinstance(points, int) and 1 <= points <= MAX_POINTS and payload.size == points * p
-                    and isinstance(hessian, int) and 0 <= hessian <= points):
-                raise wire.ProtocolError(
-                    f"expected a pass of 1..{MAX_POINTS} points of {p} parameters and 0..points Hessians, "
-                    f"found points={points!r:.20}, hessian={hessian!r:.20}, {payload.size} values"
-                )
-            # A statistics pass (the driver's first, when the optimizer runs in standardized coordinates)
-            # returns the feature statistics job's vector instead of the gradient job's.
-            statistics = header.get("statistics") is True
-            self.task["hessian"] = hessian
             try:
-                self.answer_pass(sock, header, payload.reshape(points, p), partitions, statistics)
+                statistics = self.answer_request(sock, header, payload, partitions)
+            except wire.ProtocolError:
+                raise  # a bad request, not a broken connection
             except OSError as error:
                 log.warning("allreduce group %d: the connection to the driver broke (%s)", group, error)
                 return passes, False
@@ -263,6 +252,35 @@ class MRAllReduce(MRGradient):
                 raise RuntimeError(
                     f"failing the first attempt after its first gradient pass on purpose ({FAULT_GROUP_ENV})"
                 )
+
+    def max_payload_bytes(self):
+        """The largest pass payload this task reads: :data:`MAX_POINTS` parameter points."""
+        return min(wire.MAX_POINTS_BYTES, MAX_POINTS * self.model.n_params * 8)
+
+    def answer_request(self, sock, header, payload, partitions):
+        """Check a ``pass`` request and answer it (:meth:`answer_pass`); whether it was a statistics pass.
+
+        Raises
+        ------
+        mrtrain.mr_jobs.allreduce_wire.ProtocolError
+            A request that is no pass of 1..:data:`MAX_POINTS` points and 0..points Hessians.
+        OSError
+            The connection broke.
+        """
+        p = self.model.n_params
+        points, hessian = header.get("points"), header.get("hessian")
+        if not (isinstance(points, int) and 1 <= points <= MAX_POINTS and payload.size == points * p
+                and isinstance(hessian, int) and 0 <= hessian <= points):
+            raise wire.ProtocolError(
+                f"expected a pass of 1..{MAX_POINTS} points of {p} parameters and 0..points Hessians, "
+                f"found points={points!r:.20}, hessian={hessian!r:.20}, {payload.size} values"
+            )
+        # A statistics pass (the driver's first, when the optimizer runs in standardized coordinates)
+        # returns the feature statistics job's vector instead of the gradient job's.
+        statistics = header.get("statistics") is True
+        self.task["hessian"] = hessian
+        self.answer_pass(sock, header, payload.reshape(points, p), partitions, statistics)
+        return statistics
 
     def answer_pass(self, sock, header, thetas, partitions, statistics):
         """Compute every partition's vector at ``thetas`` (m, p) and send them as one ``result`` message.

@@ -13,8 +13,9 @@ from mrtrain.mr_jobs.partition_job import PartitionSumJob, failures_named
 from mrtrain.storage.errors import DataError
 
 
-class TreePassJob(PartitionSumJob):
-    """A partition-sum job over a tree pass's state (module docstring)."""
+class TreeTask:
+    """What a tree job's task does differently from a model's: its state, labels and vector (a mixin of
+    :class:`~mrtrain.mr_jobs.partition_job.PartitionJob` subclasses)."""
 
     def mapper_init_load_task(self):
         import json
@@ -52,3 +53,7 @@ def _refused(state, y):
     except ValueError:
         return True
     return False
+
+
+class TreePassJob(TreeTask, PartitionSumJob):
+    """A partition-sum job over a tree pass's state (module docstring)."""

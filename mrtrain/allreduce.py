@@ -214,9 +214,7 @@ class AllReduceSession:
         slots = tasks or (local_map_slots(launcher.conf_path) if launcher.runner == "local"
                           else hadoop_tasks(launcher.conf_path, len(ids)))
         self.groups = group_partitions(ids, max(1, min(slots, len(ids))))
-        spec = launcher.model_spec
-        model = model_from_spec(spec)
-        self.n_params, self.n_features = model.n_params, model.n_features
+        self.n_params, self.n_features = self._model_sizes(launcher.model_spec)
         self.secret = wire.new_secret()
         self.secret_uri = None
         self.private_dir = None
@@ -232,6 +230,17 @@ class AllReduceSession:
         self._closed = False
         self._gate = None
         self._cond = threading.Condition()
+
+    def _model_sizes(self, spec):
+        """``(n_params, n_features)`` of the model the passes are for."""
+        model = model_from_spec(spec)
+        return model.n_params, model.n_features
+
+    def _job(self, settings):
+        """``(job class, points, task)`` of the job that serves the passes (its task file's ``allreduce``
+        object is ``settings``)."""
+        return (MRAllReduce, np.zeros((0, self.n_params)),
+                {"hessian": 0, "allreduce": settings, **({"split": self.split} if self.split else {})})
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -268,11 +277,7 @@ class AllReduceSession:
         }
         log.info("allreduce: %d map tasks (partition groups %s) connect to %s:%d", len(self.groups),
                  self.groups, connect_host, port)
-        self.job = self.launcher.start(
-            MRAllReduce, np.zeros((0, self.n_params)),
-            {"hessian": 0, "allreduce": settings, **({"split": self.split} if self.split else {})},
-            [f"{g:06d}" for g in range(len(self.groups))],
-        )
+        self.job = self.launcher.start(*self._job(settings), [f"{g:06d}" for g in range(len(self.groups))])
         self._wait_for_gang()
 
     def _write_secret(self):
@@ -445,19 +450,26 @@ class AllReduceSession:
         if job_class not in (served, MRFeatureStats):
             raise ValueError(f"This AllReduce session serves {served.__name__} and MRFeatureStats passes. "
                              f"Got {job_class.__name__}.")
-        if self.server is None:
-            self.open()
         points = np.ascontiguousarray(thetas, dtype=np.float64)
-        self.passes += 1
         if job_class is MRFeatureStats:
-            request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": 0,
+            request = {"type": "pass", "points": len(points), "hessian": 0,
                        "statistics": True}
             length = feature_sums_length(self.n_features)
         else:
             hessian = int(task["hessian"])
-            request = {"type": "pass", "pass": self.passes, "points": len(points), "hessian": hessian}
+            request = {"type": "pass", "points": len(points), "hessian": hessian}
             one_group = PartialSums.zeros(len(points), self.n_params, hessian).to_vector().size
             length = n_groups(self.split) * one_group
+        return self.serve_pass(request, points, length)
+
+    def serve_pass(self, request, points, length):
+        """Send the ``request`` (its ``"pass"`` set here) and ``points`` to every group; return every
+        partition's answer (``length`` values each) added in partition order. Opens the session first if
+        needed."""
+        if self.server is None:
+            self.open()
+        self.passes += 1
+        request = {**request, "pass": self.passes}
         answers = {}
         sent = {}
         lost_since = {}

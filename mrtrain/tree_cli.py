@@ -7,6 +7,7 @@ a tree ensemble, is refused in one line (exit 2) before anything is read or writ
 
 import argparse
 
+from mrtrain.allreduce import DEFAULT_TIMEOUT
 from mrtrain.engine.trees.binning import MAX_MAX_BINS, MIN_MAX_BINS
 from mrtrain.engine.trees.grower import MAX_DEPTH
 from mrtrain.tree_fitted import TreeFittedModel, holds_trees, tree_summary
@@ -20,7 +21,7 @@ OTHER_OPTIONS = {"optimizer": None, "l1": None, "reg": None, "elastic_net": None
                  "reg_path": None, "reg_path_ratio": None, "cv": None, "fold_seed": None, "init": "zeros",
                  "precondition": True, "no_intercept": False, "warm_start": False, "inference": False,
                  "smoothing": None, "k": None, "init_centers": None, "init_steps": None, "n_init": None,
-                 "layers": None, "activation": None, "keep_checkpoints": None, "allreduce": False}
+                 "layers": None, "activation": None, "keep_checkpoints": None}
 
 
 def _bounded(name, kind, low, high, low_open=False):
@@ -95,8 +96,7 @@ def _tree_config(args):
         given.append("--l2")
     if given:
         verb = "do" if len(given) > 1 else "does"
-        advice = ("; --allreduce is not served for trees yet: use one job per pass" if "--allreduce" in given
-                  else "")
+        advice = ""
         raise ValueError(f"The option{'s' if len(given) > 1 else ''} {', '.join(given)} {verb} not apply to "
                          f"model {args.model!r} (a tree ensemble){advice}.")
     values = {name: getattr(args, name) for name in TREE_OPTIONS if getattr(args, name) is not None}
@@ -113,7 +113,10 @@ def train_trees(args, print_result):
     config = _tree_config(args)
     fitted = fit_trees(args.data, config, runner=args.runner, conf_path=args.conf_path,
                        reducers=args.reducers, checkpoint_dir=args.checkpoint_dir,
-                       partition_cache=args.partition_cache, break_lock=args.break_lock)
+                       partition_cache=args.partition_cache, break_lock=args.break_lock,
+                       allreduce=args.allreduce, allreduce_address=args.allreduce_address or "127.0.0.1",
+                       allreduce_tasks=args.allreduce_tasks,
+                       allreduce_timeout=args.allreduce_timeout or DEFAULT_TIMEOUT)
     result = fitted.to_dict()
     result["metrics"] = None if args.no_metrics else fitted.evaluate(
         args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache,

@@ -15,11 +15,13 @@ the validation history), so a run killed at any moment resumes to the same bits;
 partition order, so every runner and any ``reducers`` give the same trees.
 """
 
+import contextlib
 import logging
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from mrtrain.allreduce import DEFAULT_TIMEOUT, check_settings
 from mrtrain.engine.tree_pass import VALIDATION_ENTRIES, PassState, ensemble_arrays, ensemble_from_arrays
 from mrtrain.engine.trees.binning import (
     DEFAULT_CAPACITY,
@@ -29,7 +31,7 @@ from mrtrain.engine.trees.binning import (
     make_bins,
     merge_summaries,
 )
-from mrtrain.engine.trees.grower import GrowParams, TreeGrower, check_grow_params, update_growers
+from mrtrain.engine.trees.grower import GrowParams, TreeGrower, check_grow_params, pass_sizes, update_growers
 from mrtrain.engine.trees.objectives import make_objective
 from mrtrain.engine.trees.tree import Ensemble
 from mrtrain.launcher import JobLauncher, effective_reducers
@@ -41,6 +43,7 @@ from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import absolute
 from mrtrain.storage.lock import DirectoryLock
+from mrtrain.tree_allreduce import TreeAllReduceSession
 from mrtrain.tree_fitted import TreeFittedModel, validate_tree_checkpoint
 
 log = logging.getLogger(__name__)
@@ -275,7 +278,8 @@ def _settings(config, dataset, objective, n_classes, classes):
 
 
 def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, checkpoint_dir=None,
-              partition_cache=True, break_lock=False, callback=None, max_passes=None):
+              partition_cache=True, break_lock=False, callback=None, max_passes=None, allreduce=False,
+              allreduce_address="127.0.0.1", allreduce_tasks=None, allreduce_timeout=DEFAULT_TIMEOUT):
     """Train the tree ensemble of ``config`` on the dataset at ``data`` (module docstring).
 
     Parameters
@@ -285,6 +289,9 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
     config : TreeConfig
     runner, conf_path, reducers, partition_cache, break_lock
         As :class:`mrtrain.trainer.Trainer`'s.
+    allreduce, allreduce_address, allreduce_tasks, allreduce_timeout
+        Serve the histogram passes by one AllReduce job (:mod:`mrtrain.tree_allreduce`; the bins and base
+        score passes stay jobs): the same trees.
     checkpoint_dir : str, optional
         Checkpoint after every pass; a run with the same data and settings resumes the newest checkpoint.
     callback : callable, optional
@@ -297,6 +304,9 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
     TreeFittedModel
     """
     config = config.check()
+    if allreduce:
+        check_settings(runner=runner, address=allreduce_address, tasks=allreduce_tasks,
+                       timeout=allreduce_timeout)
     dataset = Dataset.open(absolute(data))
     if not dataset.has_label:
         raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected labels to train "
@@ -322,7 +332,13 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
             reducers = effective_reducers(reducers, 2 * VALIDATION_ENTRIES, "histogram")
             with JobLauncher(dataset, spec, runner=runner, conf_path=conf_path, reducers=reducers,
                              partition_cache=partition_cache) as launcher:
-                _run(training, launcher, checkpoint_dir, lock, callback, max_passes)
+                session = None
+                if allreduce:
+                    session = TreeAllReduceSession(launcher, training.state("bins"),
+                                                   address=allreduce_address, tasks=allreduce_tasks,
+                                                   timeout=allreduce_timeout)
+                with session or contextlib.nullcontext():
+                    _run(training, launcher, session or launcher, checkpoint_dir, lock, callback, max_passes)
     finally:
         if lock is not None:
             lock.__exit__(None, None, None)
@@ -330,9 +346,9 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
                            training.stop_reason, training.passes)
 
 
-def _pass(launcher, job, state, map_only=False):
+def _pass(launcher, job, state, map_only=False, length=None):
     header, vector = state.header(), state.vector()
-    task = {"trees": header}
+    task = {"trees": header, **({} if length is None else {"length": length})}
     if map_only:
         records = launcher.run(job, vector[None, :], {**task, "shards": 1}, ["--map-only"], reducers=0)
         tagged = sorted((value for _, value in records), key=lambda item: item[0])
@@ -340,7 +356,7 @@ def _pass(launcher, job, state, map_only=False):
     return launcher.sum_vector(job, vector[None, :], task)
 
 
-def _run(training, launcher, checkpoint_dir, lock, callback, max_passes):
+def _run(training, launcher, passes, checkpoint_dir, lock, callback, max_passes):
     config, dataset = training.config, training.dataset
     ran = 0
 
@@ -378,7 +394,8 @@ def _run(training, launcher, checkpoint_dir, lock, callback, max_passes):
         if not training.growers and training.round < training.n_rounds:
             training.start_round()
         fresh = all(g.n_nodes == 1 and g.build_nodes == [0] for g in training.growers)
-        vector = _pass(launcher, MRTreeHistograms, training.state("grow"))
+        length = sum(pass_sizes(training.growers)) + VALIDATION_ENTRIES
+        vector = _pass(passes, MRTreeHistograms, training.state("grow"), length=length)
         loss, weight = vector[-VALIDATION_ENTRIES:]
         if config.validation_fraction and fresh:  # the margin of the rounds so far: one more point
             training.history.append(float(loss / weight) if weight > 0 else None)

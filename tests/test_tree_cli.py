@@ -40,7 +40,8 @@ def refused(capsys, *argv):
 
 @pytest.mark.parametrize("model, options", [
     ("gbt", ["--n-trees", "3", "--max-depth", "2", "--learning-rate", "0.5", "--max-bins", "16"]),
-    ("random-forest", ["--n-trees", "3", "--max-depth", "2", "--max-features", "sqrt", "--seed", "4"]),
+    ("random-forest", ["--n-trees", "3", "--max-depth", "2", "--max-features", "sqrt", "--seed", "4",
+                       "--runner", "local", "--allreduce"]),
 ])
 def test_train_evaluate_predict_inspect(scratch, capsys, model, options):
     path, X, y = scratch

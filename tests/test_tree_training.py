@@ -80,6 +80,7 @@ def test_same_bits_on_every_runner_and_reducers(dataset):
     expected = _bits(fit_trees(uri, CONFIG))
     assert _bits(fit_trees(uri, CONFIG, reducers=0)) == expected
     assert _bits(fit_trees(uri, CONFIG, runner="local", reducers=2)) == expected
+    assert _bits(fit_trees(uri, CONFIG, runner="local", allreduce=True, allreduce_tasks=2)) == expected
 
 
 def test_random_forest_same_bits_and_averages_its_trees(dataset):
@@ -88,6 +89,7 @@ def test_random_forest_same_bits_and_averages_its_trees(dataset):
                         min_child_weight=0.0)
     model = fit_trees(uri, config)
     assert _bits(fit_trees(uri, config, runner="local", reducers=0)) == _bits(model)
+    assert _bits(fit_trees(uri, config, runner="local", allreduce=True)) == _bits(model)
     p = model.predict_proba(X)[:, 1]
     assert ((p >= 0) & (p <= 1)).all() and np.corrcoef(p, y)[0, 1] > 0.3
     # Each tree's root value is its bootstrap sample's mean label over the number of trees.
