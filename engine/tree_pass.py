@@ -211,8 +211,8 @@ class PassState:
 
     def partition_vector(self, X, y, w, partition_id):
         """The vector one partition contributes to this pass (module docstring)."""
-        if self.phase == "bins":
-            return summarize(X, self.capacity).to_vector()
+        if self.phase == "bins":  # rows of weight 0 are no data: their values make no bins
+            return summarize(X if w is None else X[np.asarray(w) > 0], self.capacity).to_vector()
         labels = self.labels(y)
         if self.phase == "evaluate":
             return self.metric_sums(X, labels, w)

@@ -11,7 +11,9 @@ The public API::
 ``ingest``, :class:`Dataset`, :class:`Trainer`, :class:`FittedModel`, ``__version__``, and the
 scikit-learn estimators :class:`LogisticRegression`, :class:`LinearRegression`, :class:`PoissonRegressor`,
 :class:`LinearSVC`, :class:`MultinomialNB`, :class:`BernoulliNB`, :class:`GaussianNB`, :class:`KMeans` and
-:class:`MLPClassifier` (these need scikit-learn: ``pip install mrtrain[sklearn]``). Everything lives
+:class:`MLPClassifier`, and the tree ensembles' :class:`GradientBoostingClassifier`,
+:class:`GradientBoostingRegressor`, :class:`RandomForestClassifier` and :class:`RandomForestRegressor`
+(these need scikit-learn: ``pip install mrtrain[sklearn]``). Everything lives
 under this one top-level name: ``mrtrain.engine`` (model math, optimizers, the optimizer loop),
 ``mrtrain.mr_jobs`` (the mrjob jobs), ``mrtrain.storage`` (filesystems, datasets, checkpoints), and beside
 this file the driver application that launches the jobs: ``mrtrain.launcher`` (runs a job on any mrjob
@@ -49,6 +51,10 @@ _EXPORTS = {
     "GaussianNB": "mrtrain.estimators",
     "KMeans": "mrtrain.estimators",
     "MLPClassifier": "mrtrain.mlp_estimator",
+    "GradientBoostingClassifier": "mrtrain.tree_estimators",
+    "GradientBoostingRegressor": "mrtrain.tree_estimators",
+    "RandomForestClassifier": "mrtrain.tree_estimators",
+    "RandomForestRegressor": "mrtrain.tree_estimators",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -75,6 +75,7 @@ class TreeFittedModel:
     def __init__(self, ensemble, bins, objective, classes, settings, history, stop_reason=None, passes=0):
         self.ensemble, self.bins, self.objective = ensemble, bins, objective
         self.classes, self.settings, self.history = classes, settings, list(history)
+        self.classes_ = None if classes is None else np.asarray(classes)  # as FittedModel's, for estimators
         self.stop_reason, self.passes = stop_reason, passes
         self.model = settings["model"]
         self.forest_classes = self.model == "random-forest" and classes is not None
