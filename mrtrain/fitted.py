@@ -20,7 +20,7 @@ from mrtrain.mr_jobs.kmeans_job import MRKMeans
 from mrtrain.mr_jobs.kmeans_predict import MRKMeansPredict
 from mrtrain.mr_jobs.predict import MRPredict
 from mrtrain.names import class_labels, feature_names
-from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.dataset import Dataset, refuse_missing
 from mrtrain.storage.encoding import encoding_difference
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import absolute, get_filesystem, join, temp_sibling
@@ -213,6 +213,7 @@ class FittedModel:
 
     def _open_matching(self, data):
         dataset = Dataset.open(absolute(data))
+        refuse_missing(dataset, self.model.kind)
         if self.model.dense_only and dataset.layout != "dense":
             raise DataError(f"{dataset.uri}: expected a dense dataset for model {self.model.kind!r}, found "
                             f"layout {dataset.layout!r}")

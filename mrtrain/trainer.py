@@ -17,7 +17,7 @@ from mrtrain.engine.params import check_choice, check_int
 from mrtrain.families.registry import check_applies, family_of, parameter_defaults, path_parameters
 from mrtrain.launcher import RUNNERS
 from mrtrain.mrjob_conf import check_mrjob_conf
-from mrtrain.storage.dataset import Dataset
+from mrtrain.storage.dataset import Dataset, refuse_missing
 from mrtrain.storage.filesystem import absolute
 from mrtrain.training.resume import SettingsMismatchError
 from mrtrain.training.run import RunOptions, TrainingRun
@@ -232,6 +232,8 @@ class Trainer:
         family, config = self.family_config()
         self._validate_run(family, config)
         dataset = Dataset.open(absolute(data))
+        if not family.takes_missing:
+            refuse_missing(dataset, config.model)
         run = TrainingRun(dataset, self.options)
         try:
             return family.fit(run, config)

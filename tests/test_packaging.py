@@ -72,9 +72,12 @@ def test_installed_package_trains_and_shadows_nothing(installed, tmp_path, runne
     result = json.loads(output.strip().splitlines()[-1])
     assert Path(result["file"]).is_relative_to(site)
     assert result["version"] == mrtrain.__version__
-    assert result["all"] == ["BernoulliNB", "Dataset", "FittedModel", "GaussianNB", "KMeans",
-                             "LinearRegression", "LinearSVC", "LogisticRegression", "MLPClassifier",
-                             "MultinomialNB", "PoissonRegressor", "Trainer", "__version__", "ingest"]
+    assert result["all"] == ["BernoulliNB", "Dataset", "FittedModel", "GaussianNB",
+                             "GradientBoostingClassifier", "GradientBoostingRegressor", "KMeans",
+                             "LinearRegression", "LinearSVC",
+                             "LogisticRegression", "MLPClassifier", "MultinomialNB", "PoissonRegressor",
+                             "RandomForestClassifier", "RandomForestRegressor", "Trainer", "__version__",
+                             "ingest"]
     assert result["generic"] == dict.fromkeys(GENERIC_NAMES, False)
     assert result["accuracy"] >= 0.95
 

@@ -91,6 +91,9 @@ class Family:
     paths = ()
     #: Why the family cannot train with ``allreduce=True`` (e.g. ``"one pass"``), or None if it can.
     allreduce_refused = None
+    #: Whether the family trains on a dataset with missing values (``ingest --keep-missing``); one that does
+    #: not refuses it in one line naming ``--impute`` (:func:`mrtrain.storage.dataset.refuse_missing`).
+    takes_missing = False
 
     def config(self, model, values):
         """Validate ``values`` (every registered parameter, defaults filled in) for ``model`` and return the
