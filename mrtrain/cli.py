@@ -25,21 +25,30 @@ import numpy as np
 from mrjob.step import StepFailedException
 
 from mrtrain import __version__
-from mrtrain.allreduce import DEFAULT_TIMEOUT, parse_address
+from mrtrain.allreduce import DEFAULT_TIMEOUT
 from mrtrain.allreduce_hint import allreduce_hint
+from mrtrain.cli_types import (
+    CHECK_MESSAGES,
+    OptionGroups,
+    address,
+    argument,
+    column_list,
+    conf_path,
+    int_at_least,
+    partition_size,
+)
 from mrtrain.engine.coefficient_table import check_inference
 from mrtrain.engine.grid import grid_table_lines
-from mrtrain.engine.mlp import ACTIVATIONS, check_layers
-from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
-from mrtrain.engine.optimizers import OPTIMIZERS
-from mrtrain.engine.params import check_int, check_number
-from mrtrain.engine.standardization import CONVENTIONS, STANDARD_DEVIATIONS
-from mrtrain.engine.start_point import INITS
+from mrtrain.engine.params import check_number
+from mrtrain.engine.standardization import STANDARD_DEVIATIONS
+from mrtrain.families import registry
+from mrtrain.families.options import GRID, MODEL, OPTIMIZER, PENALTY
+from mrtrain.families.registry import family_of, models, models_taking, parameter_defaults
 from mrtrain.fitted import FittedModel
 from mrtrain.inference import check_identifiable, coefficient_inference, load_inference, save_inference
 from mrtrain.launcher import RUNNERS
 from mrtrain.mr_jobs.partition_job import PartitionError
-from mrtrain.mrjob_conf import check_mrjob_conf
+from mrtrain.names import class_texts
 from mrtrain.progress import StageProgress, TrainingProgress, job_progress
 from mrtrain.report import MissingDependencyError, require_matplotlib, write_report
 from mrtrain.storage.checkpoint import list_checkpoints
@@ -79,12 +88,6 @@ class TaskErrorLog(logging.Handler):
 
 TASK_ERRORS = TaskErrorLog()
 
-#: Largest ``--partition-size`` in MiB (1 TiB: one map task reads a whole partition).
-MAX_PARTITION_MIB = 2**20
-#: Train options that a naive Bayes model refuses (it has no optimizer or penalty).
-NAIVE_BAYES_REFUSED = ("optimizer", "l1", "l2", "reg", "elastic_net")
-#: Train options that k-means refuses (Lloyd passes: no optimizer, penalty or smoothing).
-KMEANS_REFUSED = NAIVE_BAYES_REFUSED + ("smoothing",)
 #: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
 INTERRUPTED = 130
 #: Train options that only mean something with another option or model: (option, what it needs, whether
@@ -100,18 +103,16 @@ DEPENDENT_OPTIONS = (
     ("n_iter_no_change", "--validation-fraction", lambda args: args.validation_fraction is not None),
     ("fold_seed", "--cv or --validation-fraction",
      lambda args: args.cv is not None or args.validation_fraction is not None),
-    ("init_steps", "--model kmeans", lambda args: args.model == "kmeans"),
-    ("n_init", "--model kmeans", lambda args: args.model == "kmeans"),
-    ("seed", "--model kmeans or mlp", lambda args: args.model in ("kmeans", "mlp")),
+    # The model options that default to None on the command line: refused for a model that does not take
+    # them (the others are refused by the trainer, naming the parameter).
+    *((name, "--model " + " or ".join(models_taking(name)),
+       lambda args, name=name: args.model in models_taking(name))
+      for name in ("init_steps", "n_init", "seed")),
 )
 #: The defaults of the train options of :data:`DEPENDENT_OPTIONS` whose parser default is None (so that
 #: giving one can be told from leaving it out).
 TRAIN_DEFAULTS = {"allreduce_address": "127.0.0.1", "allreduce_timeout": DEFAULT_TIMEOUT,
                   "n_iter_no_change": 5, "fold_seed": 0, "init_steps": 2, "n_init": 1, "seed": 0}
-
-
-#: Messages of this module's argparse ``type=`` checks; they name the parameter or file themselves.
-_CHECK_MESSAGES = set()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -120,106 +121,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         prefix, _, rest = message.partition(": ")
-        if prefix.startswith("argument ") and rest in _CHECK_MESSAGES:
+        if prefix.startswith("argument ") and rest in CHECK_MESSAGES:
             message = rest
         else:
             message += f" (see '{self.prog} --help')"
         self.exit(2, f"mrtrain: error: {_one_line(message)}\n")
-
-
-def _type_error(error):
-    """The ValueError of a check as argparse's ``type=`` error, printed as it is (see :class:`_Parser`)."""
-    _CHECK_MESSAGES.add(str(error))
-    return argparse.ArgumentTypeError(str(error))
-
-
-def _argument(check, name, convert, **limits):
-    """An argparse ``type=`` function: ``convert`` the text, then ``check(name, value, **limits)``; its
-    ValueError (scikit-learn style, naming the parameter) becomes argparse's one-line error, exit 2."""
-
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = text
-        try:
-            return check(name, value, **limits)
-        except ValueError as error:
-            raise _type_error(error) from None
-
-    parse.__name__ = name
-    return parse
-
-
-def _number_list(check, name, **limits):
-    """An argparse ``type=`` function for ``V[,V...]``: a list of floats, each passing ``check``."""
-
-    def parse(text):
-        values = []
-        for item in text.split(","):
-            try:
-                value = float(item)
-            except ValueError:
-                value = item
-            try:
-                values.append(check(name, value, **limits))
-            except ValueError as error:
-                raise _type_error(error) from None
-        return values
-
-    return parse
-
-
-def _float_at_least(minimum, name):
-    return _argument(check_number, name, float, minimum=minimum)
-
-
-def _int_at_least(minimum, name):
-    return _argument(check_int, name, int, minimum=minimum)
-
-
-def _layer_sizes(text):
-    """``--layers 64,32`` -> ``[64, 32]``; anything but a comma-separated list of ints >= 1 is an error."""
-    try:
-        sizes = [int(size) for size in text.split(",")]
-    except ValueError:
-        sizes = text
-    try:
-        return list(check_layers(sizes))
-    except ValueError as error:
-        raise _type_error(error) from None
-
-
-def _column_list(text):
-    """``--categorical a,b`` -> ``["a", "b"]``; ingest checks the names."""
-    return text.split(",")
-
-
-def _partition_size(name, value):
-    number = check_number(name, value, minimum=0, strictly=True)
-    if number > MAX_PARTITION_MIB:
-        raise ValueError(f"The {name!r} parameter must be a finite float in (0, {MAX_PARTITION_MIB}] (MiB). "
-                         f"Got {value!r} instead.")
-    return number
-
-
-def _fraction(name, value):
-    number = check_number(name, value)
-    if not 0 <= number <= 1:
-        raise ValueError(f"The {name!r} parameter must be a finite float in [0, 1]. Got {value!r} instead.")
-    return number
-
-
-def _address(name, value):
-    parse_address(value)
-    return value
-
-
-def _conf_path(text):
-    try:
-        return check_mrjob_conf(text)
-    except ValueError as error:
-        raise _type_error(error) from None
 
 
 def _runner_args(parser, json=True):
@@ -227,7 +133,7 @@ def _runner_args(parser, json=True):
     (a parser or an argument group)."""
     parser.add_argument("--runner", choices=RUNNERS, default="local",
                              help="mrjob runner. Default: %(default)s")
-    parser.add_argument("--conf-path", type=_conf_path,
+    parser.add_argument("--conf-path", type=conf_path,
                              help="mrjob config file (default: mrjob's own lookup)")
     parser.add_argument("--no-partition-cache", dest="partition_cache", action="store_false",
                              help="map tasks read, hash and decode every partition on every pass instead of "
@@ -271,26 +177,26 @@ def build_parser():
     p.add_argument("--weight", help="sample-weight column. Default: none, or the --like dataset's")
     p.add_argument("--id", metavar="COLUMN",
                    help="csv/parquet: a row id column, no feature, passed through to predictions")
-    p.add_argument("--keep", type=_column_list, metavar="COL[,COL...]",
+    p.add_argument("--keep", type=column_list, metavar="COL[,COL...]",
                    help="csv/parquet: more columns that are no features, passed through to predictions")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--partitions", type=_int_at_least(1, "partitions"), help="number of partitions")
-    size.add_argument("--partition-size", type=_argument(_partition_size, "partition_size", float),
+    size.add_argument("--partitions", type=int_at_least(1, "partitions"), help="number of partitions")
+    size.add_argument("--partition-size", type=argument(partition_size, "partition_size", float),
                       default=64.0, help="target partition size in MiB. Default: %(default)s")
-    p.add_argument("--n-features", type=_int_at_least(1, "n_features"),
+    p.add_argument("--n-features", type=int_at_least(1, "n_features"),
                    help="number of features: libsvm rows get it (an index beyond it is an error), other "
                         "sources must have it. Default: libsvm's largest index")
     p.add_argument("--dense", action="store_true",
                    help="libsvm: write a dense dataset instead of a sparse (csr) one")
     p.add_argument("--dtype", choices=("float64", "float32"),
                    help="stored feature type. Default: float64, or the --like dataset's")
-    p.add_argument("--categorical", type=_column_list, metavar="COL[,COL...]",
+    p.add_argument("--categorical", type=column_list, metavar="COL[,COL...]",
                    help="csv/parquet: categorical (string or integer) columns, encoded after the numeric "
                         "ones into a sparse (csr) dataset")
     p.add_argument("--hash-bits", type=int, metavar="B",
                    help="hash categorical values (MurmurHash3 of 'column=value') into 2^B slots, B in 1..30. "
                         "Default: one-hot")
-    p.add_argument("--min-count", type=_int_at_least(1, "min_count"), default=1, metavar="N",
+    p.add_argument("--min-count", type=int_at_least(1, "min_count"), default=1, metavar="N",
                    help="one-hot: values seen fewer than N times go to the column's <other> slot. "
                         "Default: %(default)s")
     p.add_argument("--drop", choices=DROPS,
@@ -314,90 +220,20 @@ def build_parser():
                                         "optimizer iteration; the options come in groups by family.")
     p.add_argument("data", help="dataset directory made by 'mrtrain ingest' (local or hdfs://)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=MODELS + TREE_MODELS, required=True,
+    g.add_argument("--model", choices=models() + TREE_MODELS, required=True,
                    help="GLMs and linear-svc are trained by an optimizer; the naive Bayes models (*-nb) are "
                         "fitted in one pass and take no optimizer, penalty or standardization; kmeans runs "
                         "k-means|| then Lloyd passes (labels are ignored); mlp is a multilayer perceptron "
                         "classifier trained by lbfgs (or gd); gbt (gradient-boosted trees) and random-forest "
                         "grow trees one histogram pass per level")
-    g.add_argument("--k", type=_int_at_least(1, "k"), help="kmeans: number of centres (at most the rows)")
-    g.add_argument("--seed", type=_int_at_least(0, "seed"),
-                   help="kmeans: seed of the k-means|| initialisation; mlp: seed of the initial weights. "
-                        "Default: 0")
-    g.add_argument("--layers", type=_layer_sizes, metavar="N[,N...]",
-                   help="mlp: hidden layer sizes, e.g. 64,32 (softmax output over the classes). Default: 100")
-    g.add_argument("--activation", choices=ACTIVATIONS,
-                   help="mlp: activation of the hidden layers. Default: tanh")
-    g.add_argument("--init-centers", metavar="FILE",
-                   help="kmeans: initial centres instead of k-means||, a .npy array or CSV rows of numbers "
-                        "(k x features; --k may be left out)")
-    g.add_argument("--init-steps", type=_int_at_least(1, "init_steps"),
-                   help="kmeans: k-means|| sampling steps (Spark's initSteps). Default: 2")
-    g.add_argument("--n-init", type=_int_at_least(1, "n_init"), metavar="N",
-                   help="kmeans: keep the best (lowest inertia) of N k-means|| starts, seeds --seed .. "
-                        "--seed + N - 1, their Lloyd passes shared (one pass serves all). Default: 1")
-    g.add_argument("--smoothing", type=_argument(check_number, "smoothing", float, minimum=0, strictly=True),
-                   metavar="A",
-                   help="naive Bayes smoothing > 0: alpha of multinomial-nb and bernoulli-nb (default 1.0), "
-                        "var_smoothing of gaussian-nb (default 1e-9), as in scikit-learn")
-    g.add_argument("--no-intercept", action="store_true", help="fit no intercept")
-    g = p.add_argument_group("penalty")
-    g.add_argument("--l2", type=_number_list(check_number, "l2", minimum=0), metavar="L2[,L2...]",
-                   help="strength of the (l2/2)||w||^2 penalty; a list trains one model per value in the "
-                        "same passes (with --cv or --validation-fraction to choose). Default: 0")
-    g.add_argument("--l1", type=_number_list(check_number, "l1", minimum=0), metavar="L1[,L1...]",
-                   help="strength of the l1*||w||_1 penalty (needs owlqn); lists as for --l2, paired with "
-                        "an --l2 list of the same length. Default: 0")
-    g.add_argument("--reg", type=_number_list(check_number, "reg", minimum=0), metavar="LAMBDA[,LAMBDA...]",
-                   help="Spark's regParam, instead of --l1/--l2: l1 = ALPHA*LAMBDA, l2 = (1-ALPHA)*LAMBDA")
-    g.add_argument("--elastic-net", type=_number_list(_fraction, "elastic_net"), metavar="ALPHA[,ALPHA...]",
-                   help="Spark's elasticNetParam in [0, 1], with --reg (default 0, pure l2) or --reg-path "
-                        "(default 1, the lasso, as glmnet)")
-    g.add_argument("--standardize", nargs="?", const="spark", default=False, choices=CONVENTIONS,
-                   metavar="spark|glmnet",
-                   help="fit in terms of standardized features (one statistics pass first; penalties apply "
-                        "there; centred through the intercept and scaled) and report coefficients for "
-                        "the features as stored. The standard deviation is Spark MLlib's (n - 1, the "
-                        "default) or, with --standardize glmnet, glmnet's and scikit-learn's (n)")
-    g = p.add_argument_group("penalty lists, paths and model selection")
-    g.add_argument("--reg-path", type=_int_at_least(1, "reg_path"), metavar="N",
-                   help="train N penalties log-spaced from the smallest that keeps every coefficient 0 "
-                        "(glmnet's lambda max) down to that times --reg-path-ratio, in the same passes")
-    g.add_argument("--reg-path-ratio", type=_float_at_least(0, "reg_path_ratio"), metavar="R",
-                   help="smallest / largest penalty of --reg-path, in (0, 1). Default: 1e-4")
-    g.add_argument("--cv", type=_int_at_least(2, "cv"), metavar="K",
-                   help="k-fold cross-validation of every penalty in the same passes; the best one's model "
-                        "refitted on all rows is the result")
-    g.add_argument("--validation-fraction", type=_float_at_least(0, "validation_fraction"), metavar="F",
-                   help="hold out about F of the rows (a stable row hash) to score the models and stop each "
-                        "early (--n-iter-no-change); the result is the best iterate of the best penalty")
-    g.add_argument("--n-iter-no-change", type=_int_at_least(1, "n_iter_no_change"), metavar="N",
-                   help="with --validation-fraction: stop after N iterations without a better validation "
-                        "loss. Default: 5")
-    g.add_argument("--fold-seed", type=_int_at_least(0, "fold_seed"), metavar="S",
-                   help="with --cv or --validation-fraction: seed of the row hash that makes the folds or "
-                        "the hold-out part. Default: 0")
-    g = p.add_argument_group("optimizer and stopping rule")
-    g.add_argument("--optimizer", choices=sorted(OPTIMIZERS),
-                   help="Default: owlqn when the l1 penalty is > 0, else lbfgs")
-    g.add_argument("--init", choices=INITS, default="zeros",
-                   help="starting point: zeros, or one online epoch (AdaGrad) per partition averaged by "
-                        "weight, one more pass (Vowpal Wabbit's recipe). Default: %(default)s")
-    g.add_argument("--no-precondition", dest="precondition", action="store_false",
-                   help="run gd, lbfgs and owlqn on the coordinates as stored instead of standardized ones "
-                        "(by default one statistics pass comes first and the optimizer works on centred, "
-                        "scaled coordinates; the objective and its optimum are the same either way)")
-    g.add_argument("--max-iter", type=_int_at_least(1, "max_iter"), default=100,
-                   help="optimizer iterations (kmeans: Lloyd passes). Default: %(default)s")
-    g.add_argument("--tol", type=_float_at_least(0, "tol"), default=1e-8,
-                   help="relative objective change to stop at (kmeans: largest squared centre move over the "
-                        "features' mean variance). Default: %(default)s")
-    g.add_argument("--gtol", type=_float_at_least(0, "gtol"), default=1e-6,
-                   help="gradient max-norm to stop at. Default: %(default)s")
+    groups = OptionGroups({title: g if title == MODEL else p.add_argument_group(title)
+                           for title in (MODEL, PENALTY, GRID, OPTIMIZER)})
+    for family in registry.FAMILIES:
+        family.add_options(groups)
     add_tree_options(p)
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint-dir", help="checkpoint directory; a rerun resumes from it")
-    g.add_argument("--keep-checkpoints", type=_int_at_least(1, "keep_checkpoints"),
+    g.add_argument("--keep-checkpoints", type=int_at_least(1, "keep_checkpoints"),
                    help="keep only the newest N checkpoints")
     g.add_argument("--warm-start", action="store_true",
                    help="if the newest checkpoint was made with other data, optimizer or penalty, start from "
@@ -411,24 +247,24 @@ def build_parser():
                         "(linear, logistic, poisson; no l1, no --standardize); kept with the checkpoints")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     g = p.add_argument_group("execution")
-    g.add_argument("--reducers", type=_int_at_least(0, "reducers"), default=1,
+    g.add_argument("--reducers", type=int_at_least(0, "reducers"), default=1,
                    help="reduce tasks adding the summed vector in parallel pieces, at most one per element; "
                         "0: map-only jobs, the driver adds the partitions' vectors (same bits). "
                         "Default: %(default)s")
     g.add_argument("--allreduce", action="store_true",
                    help="one map-only job for the whole training: its tasks keep their partitions and serve "
                         "every pass over TCP (local and hadoop runners; same bits as one job per pass)")
-    g.add_argument("--allreduce-address", type=_argument(_address, "allreduce_address", str),
+    g.add_argument("--allreduce-address", type=argument(address, "allreduce_address", str),
                    metavar="HOST[:PORT]",
                    help="where the driver listens for the allreduce tasks (port 0: any free port); on a "
                         "cluster an address of this host that the NodeManagers reach. Default: "
                         f"{TRAIN_DEFAULTS['allreduce_address']}")
-    g.add_argument("--allreduce-tasks", type=_int_at_least(1, "allreduce_tasks"), metavar="N",
+    g.add_argument("--allreduce-tasks", type=int_at_least(1, "allreduce_tasks"), metavar="N",
                    help="allreduce map tasks, all running at once. Default: the local runner's cores; on "
                         "hadoop the free map slots the ResourceManager reports, else 2 (at most one per "
                         "partition)")
     g.add_argument("--allreduce-timeout",
-                   type=_argument(check_number, "allreduce_timeout", float, minimum=0, strictly=True),
+                   type=argument(check_number, "allreduce_timeout", float, minimum=0, strictly=True),
                    metavar="SECONDS",
                    help="seconds for every allreduce task to connect (and a lost one to come back). "
                         f"Default: {DEFAULT_TIMEOUT:g}")
@@ -483,20 +319,12 @@ def _clean(value):
     return value
 
 
-def _class_texts(result):
-    """The classes of a ``to_dict`` result as outputs show them: their names, else their labels as ``%g``."""
-    classes = result.get("classes")
-    if classes is None:
-        return None
-    return list(result.get("class_names") or [c if isinstance(c, str) else f"{c:g}" for c in classes])
-
-
 def coefficient_lines(result):
     """A linear model's coefficients as aligned ``name  value`` lines (a column per class for several)."""
     rows = np.atleast_2d(np.asarray(result["coefficients"], dtype=float))
     names = result["feature_names"]
     header = [] if rows.shape[0] == 1 else [f"  {'':<{max(map(len, names))}}  "
-                                             + "  ".join(f"{c:>13}" for c in _class_texts(result))]
+                                             + "  ".join(f"{c:>13}" for c in class_texts(result))]
     width = max(len(name) for name in names)
     return header + [f"  {name:<{width}}  " + "  ".join(f"{value:>+13.6g}" for value in rows[:, j])
                      for j, name in enumerate(names)]
@@ -530,7 +358,7 @@ def _print_result(result, as_json, names=None):
         if key in ("settings", "feature_names", "class_names") or value is None:
             continue
         if key == "classes" and (result.get("class_names") or any(isinstance(c, str) for c in value)):
-            print(f"{(names or {}).get(key, key):>16}: {', '.join(_class_texts(result))}")
+            print(f"{(names or {}).get(key, key):>16}: {', '.join(class_texts(result))}")
             continue
         if key == "coefficients" and _has_named_coefficients(result):
             print(f"{key:>16}:")
@@ -546,9 +374,9 @@ def _print_result(result, as_json, names=None):
         if isinstance(value, dict):
             print(f"{key}:")
             for name, item in value.items():
-                if name == "confusion_matrix" and _class_texts(result) and item is not None:
+                if name == "confusion_matrix" and class_texts(result) and item is not None:
                     print(f"{name:>20}: (rows: true class, columns: predicted class)")
-                    print("\n".join(confusion_lines(item, _class_texts(result))))
+                    print("\n".join(confusion_lines(item, class_texts(result))))
                     continue
                 print(f"{name:>20}: {item}")
         else:
@@ -752,18 +580,13 @@ def cmd_train(args):
         return
     refuse_tree_options(args)
     refuse_unpaired_options(args)
-    if args.model in NAIVE_BAYES_MODELS:
+    family = family_of(args.model)
+    if family.cli_refused is not None:
+        refused, lacks = family.cli_refused
         given = [f"--{name.replace('_', '-')} {_option_text(getattr(args, name))}"
-                 for name in NAIVE_BAYES_REFUSED if getattr(args, name) is not None]
+                 for name in refused if getattr(args, name) is not None]
         if given:
-            raise ValueError(f"The 'model' parameter {args.model!r} is fitted in one pass and has no "
-                             f"optimizer or penalty. Got {', '.join(given)} instead.")
-    if args.model == "kmeans":
-        given = [f"--{name.replace('_', '-')} {_option_text(getattr(args, name))}" for name in KMEANS_REFUSED
-                 if getattr(args, name) is not None]
-        if given:
-            raise ValueError(f"The 'model' parameter 'kmeans' is trained by Lloyd passes and has no "
-                             f"optimizer, penalty or smoothing. Got {', '.join(given)} instead.")
+            raise ValueError(f"The 'model' parameter {args.model!r} {lacks}. Got {', '.join(given)} instead.")
     l1, l2 = penalties(args)
     alpha = None
     if args.reg_path is not None and args.elastic_net is not None:
@@ -786,22 +609,16 @@ def cmd_train(args):
                                conf_path=args.conf_path, partition_cache=args.partition_cache)
     with contextlib.ExitStack() as stack:
         progress = None if args.quiet else stack.enter_context(TrainingProgress(args.max_iter))
+        # Every family parameter the options set (the families' options: dest = parameter), the penalties
+        # as --l1/--l2 or --reg/--elastic-net give them.
+        parameters = {name: getattr(args, name) for name in parameter_defaults() if hasattr(args, name)}
+        parameters.update(l2=l2, l1=l1, fit_intercept=not args.no_intercept, elastic_net=alpha)
         trainer = Trainer(
-            args.model, optimizer=args.optimizer, l2=l2, l1=l1, standardize=args.standardize,
-            precondition=args.precondition, fit_intercept=not args.no_intercept,
-            max_iter=args.max_iter, tol=args.tol, gtol=args.gtol, runner=args.runner,
-            conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
-            keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, warm_start=args.warm_start,
-            break_lock=args.break_lock, partition_cache=args.partition_cache, callback=progress,
-            allreduce=args.allreduce, allreduce_address=args.allreduce_address,
-            allreduce_tasks=args.allreduce_tasks, allreduce_timeout=args.allreduce_timeout,
-            smoothing=args.smoothing, init=args.init, k=args.k, seed=args.seed,
-            init_centers=args.init_centers, init_steps=args.init_steps, n_init=args.n_init,
-            reg_path=args.reg_path,
-            reg_path_ratio=args.reg_path_ratio, elastic_net=alpha, cv=args.cv,
-            validation_fraction=args.validation_fraction, n_iter_no_change=args.n_iter_no_change,
-            fold_seed=args.fold_seed, layers=args.layers,
-            activation=args.activation,
+            args.model, runner=args.runner, conf_path=args.conf_path, checkpoint_dir=args.checkpoint_dir,
+            keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, break_lock=args.break_lock,
+            partition_cache=args.partition_cache, callback=progress, allreduce=args.allreduce,
+            allreduce_address=args.allreduce_address, allreduce_tasks=args.allreduce_tasks,
+            allreduce_timeout=args.allreduce_timeout, **parameters,
         )
         fitted = trainer.fit(args.data)
     hint = None if args.quiet or args.allreduce or args.runner == "inline" else allreduce_hint(
@@ -877,66 +694,13 @@ def cmd_inspect(args):
 SUMMARY_COEFFICIENTS = 10
 
 
-def kmeans_summary(result):
-    """A k-means model directory's ``inspect`` result: k, the initialisation, the centres and their sizes."""
-    settings = result["settings"]
-    checkpoints = result["checkpoints"]
-    status = "converged" if result["converged"] else "stopped before converging"
-    init = settings["init_centers"]
-    lines = [
-        f"model        kmeans, k {settings['k']}, {settings['n_features']} features",
-        f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
-        "init         " + (f"k-means|| (seed {settings['seed']}, {settings['init_steps']} steps)"
-                            if init == "k-means||" else f"given centres ({init[:19]})")
-        + (f"; best of {settings['n_init']} starts: seed {settings['best_seed']}"
-           if settings.get("n_init", 1) > 1 and "best_seed" in settings else ""),
-        f"result       {status} after {result['iterations']} Lloyd passes ({result['passes']} passes): "
-        f"{result['stop_reason']}",
-        f"inertia      {result['objective']:.12g} (last pass)",
-        f"checkpoints  {len(checkpoints)}" + (f" (iterations {checkpoints[0]}-{checkpoints[-1]})"
-                                             if checkpoints else ""),
-        "centres (rows nearest each in the last pass, then the centre):",
-    ]
-    pairs = zip(result["cluster_sizes"], result["centers"], strict=True)
-    lines += [f"  {index:>4}  {size:>10}  " + " ".join(f"{value:.6g}" for value in center)
-              for index, (size, center) in enumerate(pairs)]
-    return "\n".join(lines)
-
-
-def mlp_summary(result):
-    """An MLP's ``inspect`` result: its layers, training and each layer's weight and bias sizes."""
-    settings = result["settings"]
-    checkpoints = result["checkpoints"]
-    history = result["history"]
-    status = "converged" if result["converged"] else "stopped before converging"
-    sizes = [settings["n_features"], *settings["layers"], len(result["classes"])]
-    lines = [
-        f"model        mlp, layers {' -> '.join(map(str, sizes))} ({settings['activation']} hidden, softmax "
-        f"output over classes {', '.join(_class_texts(result))}), seed {settings['seed']}",
-        f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
-        f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}",
-        f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
-        f"{result['stop_reason']}",
-        f"objective    {result['objective']:.12g}" + (f" (start {history[0]:.12g})" if history else ""),
-        f"checkpoints  {len(checkpoints)}" + (f" (iterations {checkpoints[0]}-{checkpoints[-1]})"
-                                             if checkpoints else ""),
-        "layers (weights in x out, largest |weight|, largest |bias|):",
-    ]
-    for index, (weights, biases) in enumerate(zip(result["coefficients"], result["intercept"], strict=True)):
-        weights = np.asarray(weights, dtype=float)
-        lines.append(f"  {index + 1}  {weights.shape[0]} x {weights.shape[1]}  {np.abs(weights).max():.6g}  "
-                     f"{np.abs(np.asarray(biases, dtype=float)).max():.6g}")
-    return "\n".join(lines)
-
-
 def model_summary(result):
     """A model directory's ``inspect`` result as a few readable lines."""
-    if result["model"] == "kmeans":
-        return kmeans_summary(result)
-    if result["model"] == "mlp":
-        return mlp_summary(result)
+    summary = family_of(result["model"]).summary(result)
+    if summary is not None:
+        return summary
     settings = result["settings"]
-    classes = _class_texts(result)
+    classes = class_texts(result)
     kind = result["model"]
     if classes:
         kind += f" ({len(classes)} classes: {', '.join(classes)})"

@@ -40,3 +40,11 @@ def class_labels(settings, classes):
     if names is not None and len(names) == len(classes):
         return [names[int(c)] for c in classes]
     return [f"{c:g}" for c in classes]
+
+
+def class_texts(result):
+    """The classes of a ``to_dict`` result as outputs show them: their names, else their labels as ``%g``."""
+    classes = result.get("classes")
+    if classes is None:
+        return None
+    return list(result.get("class_names") or [c if isinstance(c, str) else f"{c:g}" for c in classes])

@@ -40,8 +40,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.models import NAIVE_BAYES_MODELS
 from mrtrain.engine.standardization import STANDARD_DEVIATIONS
+from mrtrain.families.registry import family_of
 from mrtrain.fitted import FittedModel, latest_training_checkpoint
 from mrtrain.inference import load_inference
 from mrtrain.report_grid import grid_sections
@@ -191,14 +191,19 @@ def report_sections(fitted, metrics, figure_class, feature_names=None, checkpoin
         return _sections(fitted, metrics, figure_class, feature_names, checkpoint, inference)
 
 
+def _style(fitted):
+    """How the report shows ``fitted``'s model: its family's ``report_style``."""
+    return family_of(fitted.model.kind).report_style
+
+
 def _sections(fitted, metrics, figure_class, feature_names, checkpoint, inference):
     sections = [] if metrics is None else [_metrics_section(metrics)]
-    kind = fitted.model.kind
+    style = _style(fitted)
     records = fitted.pass_records_
     if records["pass_objectives"]:
         sections.append(_convergence_section(fitted, figure_class))
         sections.append(_seconds_section(fitted, figure_class))
-    elif fitted.history_ and kind not in NAIVE_BAYES_MODELS:
+    elif fitted.history_ and style != "statistics":
         sections.append(_history_section(fitted, figure_class))
     if metrics is not None and metrics.get("confusion_matrix") is not None:
         sections.append(_confusion_section(fitted, metrics["confusion_matrix"], figure_class))
@@ -207,7 +212,7 @@ def _sections(fitted, metrics, figure_class, feature_names, checkpoint, inferenc
     sections += grid_sections(fitted, checkpoint, figure_class, feature_names, Section, _png, _figure)
     if fitted.cluster_sizes_ is not None:
         sections.append(_cluster_section(fitted, figure_class))
-    elif kind in NAIVE_BAYES_MODELS:
+    elif style == "statistics":
         sections.append(_prior_section(fitted, figure_class))
     else:
         coefficients = _coefficient_section(fitted, figure_class, feature_names)
@@ -312,7 +317,7 @@ def _run_section(fitted):
     rows = [
         ("iterations", fitted.n_iter_),
         ("passes", fitted.n_passes_),
-        ("objective" if fitted.model.kind != "kmeans" else "inertia (last pass)", fitted.objective_),
+        ("objective" if _style(fitted) != "clusters" else "inertia (last pass)", fitted.objective_),
         ("converged", _setting_text(fitted.converged_)),
         ("stop reason", fitted.stop_reason_),
     ]
@@ -430,7 +435,7 @@ def _seconds_section(fitted, figure_class):
 
 def _history_section(fitted, figure_class):
     history = fitted.history_
-    kmeans = fitted.model.kind == "kmeans"
+    kmeans = _style(fitted) == "clusters"
     label = "inertia" if kmeans else "objective"
     steps = list(range(1, len(history) + 1)) if kmeans else list(range(len(history)))
     figure = _figure(figure_class, 7, 3)

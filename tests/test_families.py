@@ -1,14 +1,18 @@
 """The model-family interface: a family written only here trains through the registry and a TrainingRun;
 the registry covers every model once; the optimizers' properties say what the names used to."""
 
+import json
+
 import numpy as np
 import pytest
 
+from mrtrain import cli
 from mrtrain.engine.models import MODELS, PartialSums, make_model
 from mrtrain.engine.optimizers import L1_OPTIMIZERS, OPTIMIZERS, make_optimizer
 from mrtrain.engine.optimizers.base import state_to_record
 from mrtrain.families import registry
 from mrtrain.families.family import Config, Family
+from mrtrain.families.options import MODEL
 from mrtrain.fitted import FittedModel
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.storage.checkpoint import list_checkpoints
@@ -28,6 +32,9 @@ class InterceptOnlyFamily(Family):
         if not np.isfinite(values["shift"]):
             raise ValueError(f"The 'shift' parameter must be finite. Got {values['shift']!r} instead.")
         return Config(model, shift=float(values["shift"]))
+
+    def add_options(self, groups):
+        groups.add(MODEL, "--shift", type=float, default=0.0, help="intercept-only: added to the mean")
 
     def fit(self, run, config):
         dataset = run.dataset
@@ -94,6 +101,18 @@ def test_the_family_validates_its_own_parameters_and_others_refuse_them(with_tes
         Trainer("intercept-only", l2=1.0).fit(uri)
     with pytest.raises(TypeError, match="unexpected keyword argument 'shfit'"):
         Trainer("intercept-only", shfit=1.0)
+
+
+def test_the_command_line_takes_the_family_and_its_options(with_test_family, data, capsys):
+    uri, y, w = data
+    assert "--shift SHIFT" in cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert cli.main(["train", uri, "--model", "intercept-only", "--shift", "0.25", "--runner", "inline",
+                     "--json", "--no-metrics", "-q"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["intercept"] == pytest.approx(np.average(y, weights=w) + 0.25, rel=1e-13)
+    assert cli.main(["train", uri, "--model", "linear", "--shift", "1", "--runner", "inline", "-q"]) == 2
+    assert capsys.readouterr().err == ("mrtrain: error: The 'shift' parameter applies to model "
+                                       "'intercept-only' only. Got shift=1.0 for model 'linear' instead.\n")
 
 
 def test_every_model_has_one_family_and_shared_parameters_one_default():

@@ -38,10 +38,8 @@ KNOWN_BRANCHES = {
     "engine/naive_bayes.py": 12,
     "engine/tree_pass.py": 2,
     "engine/trees/objectives.py": 11,
-    "mrtrain/cli.py": 7,
     "mrtrain/fitted.py": 4,
     "mrtrain/inference.py": 2,
-    "mrtrain/report.py": 4,
     "mrtrain/training/checkpoint_schema.py": 5,
     "mrtrain/tree_training.py": 5,
 }

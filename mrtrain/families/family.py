@@ -22,9 +22,13 @@ Adding a family
      "The 'k' parameter applies to model 'kmeans' only. ..."). The CLI and the Python API both build the
      config through this one method.
    - :meth:`Family.fit`: train and return a :class:`mrtrain.fitted.FittedModel`.
-   - Optionally ``allreduce_refused`` (why ``allreduce=True`` does not apply), ``paths`` (parameters that
-     may name a file: made absolute when the trainer is made), ``title`` (what messages call several of
-     its models).
+   - :meth:`Family.add_options`: its ``mrtrain train`` options (the CLI builds its parser from them; an
+     option's ``dest`` is the parameter's name, and ``mrtrain train`` passes every parameter it parsed).
+   - :meth:`Family.summary`: the ``mrtrain inspect`` lines of its models (None: the generic table).
+   - Optionally ``cli_refused`` (``train`` options refused when given at all), ``allreduce_refused`` (why
+     ``allreduce=True`` does not apply), ``report_style`` (how ``mrtrain report`` shows its models),
+     ``paths`` (parameters that may name a file: made absolute when the trainer is made), ``title`` (what
+     messages call several of its models).
 
 2. Add one line to the registry, :data:`mrtrain.families.registry.FAMILIES`.
 
@@ -85,8 +89,15 @@ class Family:
     models = ()
     #: ``{name: default}`` of the keyword arguments of :class:`mrtrain.Trainer` this family reads.
     parameters = {}
+    #: ``(options, what the family lacks)``: ``train`` options (dests) the family refuses when given at all
+    #: ("The 'model' parameter 'kmeans' is trained by Lloyd passes and has no ..."), or None.
+    cli_refused = None
     #: What messages call several models of the family (``"the naive Bayes models [...]"``).
     title = ""
+    #: How ``mrtrain report`` shows the family's models: ``"optimizer"`` (the objective per iteration, the
+    #: coefficients), ``"statistics"`` (no iterations; the class priors) or ``"clusters"`` (the inertia per
+    #: Lloyd pass; the centres).
+    report_style = "optimizer"
     #: The parameters that may name a file (the trainer makes a relative one absolute when it is made).
     paths = ()
     #: Why the family cannot train with ``allreduce=True`` (e.g. ``"one pass"``), or None if it can.
@@ -105,6 +116,15 @@ class Family:
             Naming the parameter, what is allowed and what was given.
         """
         return Config(model, **{name: values[name] for name in self.parameters})
+
+    def add_options(self, groups):
+        """Add the family's ``mrtrain train`` options (``dest`` the parameter's name) to ``groups``, a
+        :class:`mrtrain.cli_types.OptionGroups` (titles: :mod:`mrtrain.families.options`)."""
+
+    def summary(self, result):
+        """The few lines ``mrtrain inspect`` prints for a model directory's ``to_dict`` result, or None for
+        the generic ones (coefficients and intercepts)."""
+        return None
 
     def fit(self, run, config):
         """Train on ``run.dataset`` inside ``run`` (a :class:`~mrtrain.training.run.TrainingRun`, not yet

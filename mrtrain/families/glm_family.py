@@ -10,6 +10,7 @@ from mrtrain.families.checks import check_labels
 from mrtrain.families.family import Config, Family
 from mrtrain.families.glm_grid import fit_grid
 from mrtrain.families.optimizing import OPTIMIZER_PARAMETERS, check_optimizer_values
+from mrtrain.families.options import add_grid_options, add_optimizer_options
 from mrtrain.training.optimizer_fit import LoopOptions, fit_with_optimizer
 
 #: The parameters of a grid of penalties (:mod:`mrtrain.families.glm_grid`) with their defaults.
@@ -30,6 +31,10 @@ class GLMFamily(Family):
             grid_spec(SimpleNamespace(**own))
         check_optimizer_values(own, grid=grid)
         return Config(model, **own)
+
+    def add_options(self, groups):
+        add_optimizer_options(groups)
+        add_grid_options(groups)
 
     def fit(self, run, config):
         dataset = run.dataset

@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mrtrain.cli_types import int_at_least
 from mrtrain.engine.kmeans import (
     ClusterStatistics,
     first_center_row,
@@ -55,6 +56,7 @@ from mrtrain.engine.models import make_model
 from mrtrain.engine.overflow import check_finite
 from mrtrain.engine.params import check_int, check_number
 from mrtrain.families.family import Config, Family
+from mrtrain.families.options import MODEL, add_seed_option, add_stopping_options
 from mrtrain.fitted import FittedModel
 from mrtrain.mr_jobs.kmeans_job import MRKMeans
 from mrtrain.names import dataset_names
@@ -184,6 +186,9 @@ class KMeansFamily(Family):
                   # Ignored (no gradient, no optimizer's coordinates), as they always were.
                   "gtol": 1e-6, "precondition": True}
     allreduce_refused = "one job per pass"
+    report_style = "clusters"
+    cli_refused = (("optimizer", "l1", "l2", "reg", "elastic_net", "smoothing"),
+                   "is trained by Lloyd passes and has no optimizer, penalty or smoothing")
     paths = ("init_centers",)
 
     def config(self, model, values):
@@ -204,6 +209,46 @@ class KMeansFamily(Family):
         check_number("tol", values["tol"], minimum=0)
         check_number("gtol", values["gtol"], minimum=0)
         return Config(model, **{name: values[name] for name in self.parameters})
+
+    def add_options(self, groups):
+        groups.add(MODEL, "--k", type=int_at_least(1, "k"),
+                   help="kmeans: number of centres (at most the rows)")
+        add_seed_option(groups)
+        groups.add(MODEL, "--init-centers", metavar="FILE",
+                   help="kmeans: initial centres instead of k-means||, a .npy array or CSV rows of numbers "
+                        "(k x features; --k may be left out)")
+        groups.add(MODEL, "--init-steps", type=int_at_least(1, "init_steps"),
+                   help="kmeans: k-means|| sampling steps (Spark's initSteps). Default: 2")
+        groups.add(MODEL, "--n-init", type=int_at_least(1, "n_init"), metavar="N",
+                   help="kmeans: keep the best (lowest inertia) of N k-means|| starts, seeds --seed .. "
+                        "--seed + N - 1, their Lloyd passes shared (one pass serves all). Default: 1")
+        add_stopping_options(groups)
+
+    def summary(self, result):
+        """A k-means model directory's ``inspect`` result: k, the initialisation, the centres and their
+        sizes."""
+        settings = result["settings"]
+        checkpoints = result["checkpoints"]
+        status = "converged" if result["converged"] else "stopped before converging"
+        init = settings["init_centers"]
+        lines = [
+            f"model        kmeans, k {settings['k']}, {settings['n_features']} features",
+            f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
+            "init         " + (f"k-means|| (seed {settings['seed']}, {settings['init_steps']} steps)"
+                                if init == "k-means||" else f"given centres ({init[:19]})")
+            + (f"; best of {settings['n_init']} starts: seed {settings['best_seed']}"
+               if settings.get("n_init", 1) > 1 and "best_seed" in settings else ""),
+            f"result       {status} after {result['iterations']} Lloyd passes ({result['passes']} passes): "
+            f"{result['stop_reason']}",
+            f"inertia      {result['objective']:.12g} (last pass)",
+            f"checkpoints  {len(checkpoints)}" + (f" (iterations {checkpoints[0]}-{checkpoints[-1]})"
+                                                 if checkpoints else ""),
+            "centres (rows nearest each in the last pass, then the centre):",
+        ]
+        pairs = zip(result["cluster_sizes"], result["centers"], strict=True)
+        lines += [f"  {index:>4}  {size:>10}  " + " ".join(f"{value:.6g}" for value in center)
+                  for index, (size, center) in enumerate(pairs)]
+        return "\n".join(lines)
 
     def fit(self, run, config):
         """Train k-means on ``run.dataset`` (see the module docstring).

@@ -4,13 +4,18 @@ run."""
 
 from types import SimpleNamespace
 
+import numpy as np
+
+from mrtrain.cli_types import layer_sizes
 from mrtrain.engine.grid import is_grid
-from mrtrain.engine.mlp import check_activation, check_layers
+from mrtrain.engine.mlp import ACTIVATIONS, check_activation, check_layers
 from mrtrain.engine.models import NETWORK_MODELS, make_model
 from mrtrain.engine.params import check_int
 from mrtrain.families.checks import check_labels
 from mrtrain.families.family import Config, Family
 from mrtrain.families.optimizing import OPTIMIZER_PARAMETERS, check_optimizer_values
+from mrtrain.families.options import MODEL, add_optimizer_options, add_seed_option
+from mrtrain.names import class_texts
 from mrtrain.training.optimizer_fit import LoopOptions, fit_with_optimizer
 
 
@@ -45,6 +50,40 @@ class MLPFamily(Family):
                                  f"weights, a bias in every unit); leave it at {default!r}. Got "
                                  f"{own[name]!r} instead.")
         return Config(model, **own)
+
+    def add_options(self, groups):
+        add_seed_option(groups)
+        groups.add(MODEL, "--layers", type=layer_sizes, metavar="N[,N...]",
+                   help="mlp: hidden layer sizes, e.g. 64,32 (softmax output over the classes). Default: 100")
+        groups.add(MODEL, "--activation", choices=ACTIVATIONS,
+                   help="mlp: activation of the hidden layers. Default: tanh")
+        add_optimizer_options(groups)
+
+    def summary(self, result):
+        """An MLP's ``inspect`` result: its layers, training and each layer's weight and bias sizes."""
+        settings = result["settings"]
+        checkpoints = result["checkpoints"]
+        history = result["history"]
+        status = "converged" if result["converged"] else "stopped before converging"
+        sizes = [settings["n_features"], *settings["layers"], len(result["classes"])]
+        lines = [
+            f"model        mlp, layers {' -> '.join(map(str, sizes))} ({settings['activation']} hidden, "
+            f"softmax output over classes {', '.join(class_texts(result))}), seed {settings['seed']}",
+            f"trained on   {settings['data']} (dataset checksum {settings['data_checksum'][:12]})",
+            f"optimizer    {settings['optimizer']}, l2 {settings['l2']:g}",
+            f"result       {status} after {result['iterations']} iterations ({result['passes']} passes): "
+            f"{result['stop_reason']}",
+            f"objective    {result['objective']:.12g}" + (f" (start {history[0]:.12g})" if history else ""),
+            f"checkpoints  {len(checkpoints)}" + (f" (iterations {checkpoints[0]}-{checkpoints[-1]})"
+                                                 if checkpoints else ""),
+            "layers (weights in x out, largest |weight|, largest |bias|):",
+        ]
+        layers = zip(result["coefficients"], result["intercept"], strict=True)
+        for index, (weights, biases) in enumerate(layers):
+            weights = np.asarray(weights, dtype=float)
+            lines.append(f"  {index + 1}  {weights.shape[0]} x {weights.shape[1]}  "
+                         f"{np.abs(weights).max():.6g}  {np.abs(np.asarray(biases, dtype=float)).max():.6g}")
+        return "\n".join(lines)
 
     def fit(self, run, config):
         dataset = run.dataset

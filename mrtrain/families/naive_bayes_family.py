@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 
+from mrtrain.cli_types import argument
 from mrtrain.engine.memory import check_training_size, statistics_training_size
 from mrtrain.engine.models import NAIVE_BAYES_MODELS, make_model
 from mrtrain.engine.naive_bayes import (
@@ -18,8 +19,10 @@ from mrtrain.engine.naive_bayes import (
     statistics_length,
 )
 from mrtrain.engine.overflow import check_finite
+from mrtrain.engine.params import check_number
 from mrtrain.families.checks import check_labels
 from mrtrain.families.family import Config, Family
+from mrtrain.families.options import MODEL
 from mrtrain.fitted import FittedModel
 from mrtrain.mr_jobs.naive_bayes_job import MRNaiveBayes
 from mrtrain.names import dataset_names
@@ -51,6 +54,9 @@ class NaiveBayesFamily(Family):
                   # Ignored (no loop, no optimizer's coordinates), as they always were.
                   "max_iter": 100, "tol": 1e-8, "gtol": 1e-6, "precondition": True}
     allreduce_refused = "naive Bayes is fitted in one pass: one pass"
+    report_style = "statistics"
+    cli_refused = (("optimizer", "l1", "l2", "reg", "elastic_net"),
+                   "is fitted in one pass and has no optimizer or penalty")
 
     def config(self, model, values):
         for name, default, reason in NAIVE_BAYES_FIXED:
@@ -62,6 +68,12 @@ class NaiveBayesFamily(Family):
                 )
         smoothing = check_smoothing(model, values["smoothing"])
         return Config(model, **{**{name: values[name] for name in self.parameters}, "smoothing": smoothing})
+
+    def add_options(self, groups):
+        groups.add(MODEL, "--smoothing",
+                   type=argument(check_number, "smoothing", float, minimum=0, strictly=True), metavar="A",
+                   help="naive Bayes smoothing > 0: alpha of multinomial-nb and bernoulli-nb (default 1.0), "
+                        "var_smoothing of gaussian-nb (default 1e-9), as in scikit-learn")
 
     def fit(self, run, config):
         """Fit in one map-only pass and save it as checkpoint 1 (a rerun with the same data and settings

@@ -51,6 +51,11 @@ def path_parameters():
     return {name for family in FAMILIES for name in family.paths}
 
 
+def models_taking(name):
+    """The models whose family takes parameter ``name``, in the registry's order."""
+    return [model for family in FAMILIES if name in family.parameters for model in family.models]
+
+
 def owners(name):
     """The models that take parameter ``name``, as a message says them: ``"model 'kmeans'"``, ``"the naive
     Bayes models [...]"``, joined by ``" and "``."""
