@@ -3,8 +3,8 @@
 A job-per-pass pass over a small dataset is almost all YARN starting JVMs: the client, the application
 master, then one container and JVM per map task. With ``mapreduce.job.ubertask.enable=true`` the
 application master runs the map tasks (and at most one reducer) one after another in its own JVM instead
-of asking for containers. On the 2-core benchmark machine (mini cluster, load 7–9, 20k x 28, 2 partitions)
-that took a pass from 34.8 s to 28.2 s and from 24.5 s to 20.4 s, back to back (docs/benchmarks.md). It gives
+of asking for containers. On the 2-core benchmark machine (mini cluster, load 6–9, 20k x 28, 2 partitions)
+that cut the map phase of a pass by 3–7 s in four back-to-back comparisons (docs/benchmarks.md). It gives
 up running the maps in parallel, so :func:`uber_pass` asks for it only for small passes: at most
 :data:`MAX_MAPS` partitions (Hadoop's own ``mapreduce.job.ubertask.maxmaps`` default) of at most
 :data:`MAX_BYTES` together, and at most one reducer. YARN still decides: a job whose map memory exceeds the
