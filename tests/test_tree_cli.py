@@ -107,3 +107,17 @@ def test_a_categorical_label_for_regression(scratch, capsys):
                    "--checkpoint-dir", "m")
     assert "field 'label': expected numeric labels for gbt regression, found class names" in line
     assert tree(path) == before
+
+
+def test_report_draws_importance_and_the_validation_loss(scratch, capsys):
+    path = scratch[0]
+    options = ["--n-trees", "8", "--max-depth", "3", "--learning-rate", "0.9", "--l2", "0",
+               "--min-child-weight", "0", "--validation-fraction", "0.3", "--n-iter-no-change", "2"]
+    status = run(capsys, "train", "train", "--model", "gbt", *options, "--checkpoint-dir", "m", "--no-metrics")[0]
+    assert status == 0
+    status, out, err = run(capsys, "report", "m", "--data", "train", "--output", "r.html", "--json")
+    assert status == 0, err
+    assert json.loads(out)["sections"] == ["Metrics", "Feature importance", "Validation loss per round",
+                                           "Training"]
+    page = (path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "gbt model" in page
