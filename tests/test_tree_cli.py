@@ -113,8 +113,9 @@ def test_report_draws_importance_and_the_validation_loss(scratch, capsys):
     path = scratch[0]
     options = ["--n-trees", "8", "--max-depth", "3", "--learning-rate", "0.9", "--l2", "0",
                "--min-child-weight", "0", "--validation-fraction", "0.3", "--n-iter-no-change", "2"]
-    status = run(capsys, "train", "train", "--model", "gbt", *options, "--checkpoint-dir", "m", "--no-metrics")[0]
-    assert status == 0
+    trained = run(capsys, "train", "train", "--model", "gbt", *options, "--checkpoint-dir", "m",
+                  "--no-metrics")
+    assert trained[0] == 0, trained[2]
     status, out, err = run(capsys, "report", "m", "--data", "train", "--output", "r.html", "--json")
     assert status == 0, err
     assert json.loads(out)["sections"] == ["Metrics", "Feature importance", "Validation loss per round",
