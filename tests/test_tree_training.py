@@ -178,3 +178,31 @@ def test_labels_that_do_not_fit_the_objective(tmp_path):
         fit_trees(str(tmp_path / "names"), TreeConfig(objective="squared_error"))
     with pytest.raises(DataError, match="expected two classes for the logistic objective, found 3"):
         fit_trees(str(tmp_path / "names"), TreeConfig(objective="logistic"))
+
+
+def test_sparse_partitions_grow_the_dense_partitions_trees(tmp_path):
+    from scipy import sparse
+
+    X, y = _data(200, seed=4)
+    X = np.where(np.abs(X) < 0.7, 0.0, X)  # zeros the CSR layout leaves implicit
+    write_dataset(str(tmp_path / "dense"), X, y, partitions=2, missing=True)
+    write_dataset(str(tmp_path / "csr"), sparse.csr_array(X), y, partitions=2, missing=True)
+    dense = fit_trees(str(tmp_path / "dense"), CONFIG)
+    assert _bits(fit_trees(str(tmp_path / "csr"), CONFIG)) == _bits(dense)
+
+
+@pytest.mark.parametrize("objective, labels", [
+    ("softmax", lambda X: (X[:, 0] > 0).astype(float) + (np.nan_to_num(X[:, 2]) > 0.5)),
+    ("poisson", lambda X: np.floor(np.exp(0.5 * X[:, 0] + 0.3 * X[:, 1]))),
+])
+def test_softmax_and_poisson_reduce_their_loss(tmp_path, objective, labels):
+    X, _ = _data(300, seed=5)
+    y = labels(X)
+    write_dataset(str(tmp_path / "d"), X, y, partitions=3, missing=True)
+    config = TreeConfig(objective=objective, n_trees=4, max_depth=3, max_bins=16, learning_rate=0.5,
+                        validation_fraction=0.2)
+    model = fit_trees(str(tmp_path / "d"), config)
+    outputs = 3 if objective == "softmax" else 1
+    assert model.ensemble.n_trees == 4 * outputs and model.ensemble.n_outputs == outputs
+    assert model.history[-1] < model.history[0]  # held-out loss falls from the base score's
+    assert _bits(fit_trees(str(tmp_path / "d"), config, reducers=3)) == _bits(model)
