@@ -134,8 +134,9 @@ def check_identifiable(data, kind, *, fit_intercept=True, runner="inline", conf_
         raise DataError(f"{dataset.uri}: expected identifiable coefficients for --inference, found the "
                         f"one-hot slots of column {column!r} ({listed}) adding up to {against} in every row: "
                         "ingest with --drop first (a reference level)")
-    check_trainable(dataset, kind, classifier=GLM_LOSSES[kind].is_classifier)
-    model = make_model(kind, dataset.n_features, classes=dataset.classes if kind == "logistic" else None,
+    classifier = GLM_LOSSES[kind].is_classifier
+    check_trainable(dataset, kind, classifier=classifier)
+    model = make_model(kind, dataset.n_features, classes=dataset.classes if classifier else None,
                        fit_intercept=fit_intercept)
     with JobLauncher(dataset, model.spec(), runner=runner, conf_path=conf_path,
                      partition_cache=partition_cache) as launcher:

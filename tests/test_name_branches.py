@@ -39,7 +39,7 @@ KNOWN_BRANCHES = {
     "engine/tree_pass.py": 2,
     "engine/trees/objectives.py": 11,
     "mrtrain/fitted.py": 4,
-    "mrtrain/inference.py": 2,
+    "mrtrain/inference.py": 1,
     "mrtrain/training/checkpoint_schema.py": 5,
     "mrtrain/tree_training.py": 5,
 }
