@@ -32,7 +32,7 @@ from benchmarks import data, report
 from benchmarks.objective import Scorer, sklearn_reference
 from benchmarks.systems import Spark, run_mrtrain, spark_unavailable_reason
 from mrtrain.allreduce import AllReduceSession
-from mrtrain.engine.models import make_model
+from mrtrain.engine.registry import make_model
 from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.partition_job import single_threaded_blas
 

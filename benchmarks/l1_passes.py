@@ -23,10 +23,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import ElasticNet, Lasso, LogisticRegression, Ridge
 
 from mrtrain.engine.loop import initial_status, optimize
-from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import LBFGS
 from mrtrain.engine.optimizers.base import Evaluation
+from mrtrain.engine.registry import make_model
 from mrtrain.storage.dataset import write_dataset
 from mrtrain.trainer import Trainer
 

@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _task(uri, sha256, kind, n_features, classes, m, hessian, cache_root=None):
     started = time.perf_counter()
     import mrtrain.mr_jobs.gradient  # noqa: F401  (what the task imports)
-    from mrtrain.engine.models import make_model
+    from mrtrain.engine.registry import make_model
     from mrtrain.mr_jobs.partition_job import single_threaded_blas
     from mrtrain.storage.filesystem import get_filesystem
     from mrtrain.storage.partition_cache import PartitionCache

@@ -5,8 +5,8 @@ import time
 
 import numpy as np
 
-from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
+from mrtrain.engine.registry import make_model
 
 #: A system reaches the target when its objective is within this relative distance of the optimum.
 TARGET_RTOL = 1e-6

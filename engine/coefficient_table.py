@@ -46,12 +46,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-#: Models whose coefficients get a table.
-INFERENCE_MODELS = ("linear", "logistic", "poisson")
+from mrtrain.engine.models import GLM_LOSSES
+
+#: Models whose coefficients get a table: those whose loss has a Wald table.
+INFERENCE_MODELS = tuple(kind for kind, loss in GLM_LOSSES.items() if loss.wald_table)
 #: Largest parameter count (the p x p Hessian is summed by the passes and inverted on the driver).
 MAX_PARAMS = 4096
 #: Models whose maximum-likelihood estimate can fail to exist by (quasi-)separation: checked by a probe pass.
-SEPARABLE_MODELS = ("logistic", "poisson")
+SEPARABLE_MODELS = tuple(kind for kind in INFERENCE_MODELS if GLM_LOSSES[kind].separable)
 #: A coefficient is named as affected by separation when its part of the Newton step is at least this
 #: fraction of the largest part.
 AFFECTED_SHARE = 0.1
@@ -65,7 +67,8 @@ MAX_NEWTON_STEPS = 20
 
 def check_inference(kind, *, l1, standardize, n_params):
     """Raise ValueError (one line) if a coefficient table of this training would be meaningless."""
-    if kind not in INFERENCE_MODELS:
+    loss = GLM_LOSSES.get(kind)
+    if loss is None or not loss.wald_table:
         raise ValueError(f"The 'inference' parameter needs a model among {list(INFERENCE_MODELS)}. Got model "
                          f"{kind!r} instead.")
     if l1 > 0:
@@ -118,7 +121,7 @@ def separation_probe(model, theta, evaluation):
     """The :class:`SeparationProbe` of a fit of ``model`` at ``theta`` from the objective's
     :class:`~mrtrain.engine.optimizers.base.Evaluation` there (with its Hessian), or None for a model whose
     objective is quadratic (linear: the estimate always exists)."""
-    if model.kind not in SEPARABLE_MODELS:
+    if not model.loss.separable:
         return None
     theta = np.asarray(theta, dtype=np.float64)
     step = -np.linalg.solve(evaluation.hess, evaluation.grad)
@@ -137,7 +140,7 @@ def check_identified(model, theta, probe, values):
     affected = [j for j in np.argsort(-share, kind="stable") if share[j] >= AFFECTED_SHARE * share.max()]
     shown = ", ".join(f"{names[j]} ({theta[j]:+.4g})" for j in affected[:5])
     more = f" and {len(affected) - 5} more" if len(affected) > 5 else ""
-    labels = "classes" if model.kind == "logistic" else "zero counts from the others"
+    labels = "classes" if model.loss.is_classifier else "zero counts from the others"
     raise ValueError(
         f"The maximum-likelihood estimate does not exist: the data are quasi-separated (a hyperplane "
         f"splits the {labels}, ties allowed on it): the objective keeps falling, from {probe.value:.10g} "
@@ -170,7 +173,7 @@ def inference_table(model, sums, theta, *, l2, feature_names=None):
     p = theta.size
     weight = float(sums.weight)
     hessian = sums.hess[0] + weight * l2 * np.diag(model.penalty_mask())
-    if model.kind == "linear":
+    if model.loss.estimated_dispersion:
         df = weight - p
         if not df > 0:
             raise ValueError(f"Standard errors of a linear model need more total sample weight than "
@@ -219,7 +222,7 @@ def newton_step(model, sums, theta, *, l2):
     grad = sums.grad[0] / weight + l2 * mask * theta
     step = -np.linalg.solve(hessian, grad)
     dispersion = 1.0
-    if model.kind == "linear":
+    if model.loss.estimated_dispersion:
         dispersion = 2.0 * float(sums.loss[0]) / max(weight - theta.size, np.finfo(np.float64).tiny)
     quadratic = max(float(step @ hessian @ step), 0.0)
     return step, math.sqrt(weight * quadratic / dispersion) if dispersion > 0 else 0.0, math.sqrt(quadratic)

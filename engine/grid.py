@@ -242,7 +242,7 @@ def regularization_path(zero_sums, model, *, n_values, ratio, alpha, feature_mea
     k, d = model.n_outputs, model.n_features
     rows = grad.reshape(k, d + int(model.fit_intercept))
     coefficient_grad = rows[:, :d].copy()
-    if model.fit_intercept and feature_means is not None and model.kind != "linear-svc":
+    if model.fit_intercept and feature_means is not None and model.loss.canonical_link:
         # For a canonical-link GLM with w = 0 the coefficient gradient is mean(x (mu(b) - y)), affine in
         # mu(b); at the intercept-only optimum mu(b*) = mean(y) = mu(0) - (intercept gradient at 0).
         coefficient_grad -= rows[:, d:] * feature_means[None, :]

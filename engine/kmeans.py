@@ -46,7 +46,7 @@ FIRST_CENTER, SAMPLING, PLUS_PLUS = 1, 2, 3
 
 class KMeansModel:
     """k-means over ``d`` features; see the module docstring. Build it with
-    :func:`mrtrain.engine.models.make_model` (``"kmeans"``).
+    :func:`mrtrain.engine.registry.make_model` (``"kmeans"``).
 
     Attributes
     ----------
@@ -75,7 +75,7 @@ class KMeansModel:
         self.n_params = n_features
 
     def spec(self):
-        """What rebuilds the model (:func:`mrtrain.engine.models.model_from_spec`)."""
+        """What rebuilds the model (:func:`mrtrain.engine.registry.model_from_spec`)."""
         return {"kind": self.kind, "n_features": self.n_features, "classes": None, "fit_intercept": False}
 
     def __repr__(self):

@@ -22,6 +22,13 @@ scikit-learn's ``sklearn/_loss/loss.py`` does), so that they never ask for the m
 - ``inverse_link``: margins to the mean prediction (regression) or the class probabilities, or None for a
   margin classifier, which gives no probabilities;
 - ``metrics``: the metric family of :mod:`mrtrain.engine.metrics` it reports.
+- ``canonical_link``: ``inverse_link`` is the canonical link's inverse, so at zero coefficients the
+  coefficients' gradient is affine in the intercept's (the penalty path's ``λmax`` uses it);
+- ``wald_table``: the loss is a one-margin negative log-likelihood (up to a constant), so the inverse
+  Hessian of the summed loss is the coefficients' covariance (:mod:`mrtrain.engine.coefficient_table`);
+- ``estimated_dispersion``: that likelihood's dispersion is estimated from the residuals (t statistics)
+  rather than 1 (z statistics);
+- ``separable``: the maximum-likelihood estimate can fail to exist by (quasi-)separation of the labels.
 """
 
 from dataclasses import dataclass
@@ -166,6 +173,10 @@ class SquaredLoss(RegressionLoss):
     interval_y = REAL_LINE
     inverse_link = staticmethod(identity)
     metrics = "regression"
+    canonical_link = True
+    wald_table = True
+    estimated_dispersion = True
+    separable = False
 
     def value(self, y, eta):
         """Pointwise loss, shape of `eta` (``(m, n)`` or ``(n,)``)."""
@@ -201,6 +212,10 @@ class LogisticLoss(ClassificationLoss):
     is_multiclass = False
     inverse_link = staticmethod(sigmoid)
     metrics = "binary"
+    canonical_link = True
+    wald_table = True
+    estimated_dispersion = False
+    separable = True
 
     @staticmethod
     def encode_classes(index):
@@ -263,6 +278,10 @@ class PoissonLoss(RegressionLoss):
     interval_y = NON_NEGATIVE
     inverse_link = staticmethod(exp_mean)
     metrics = "count"
+    canonical_link = True
+    wald_table = True
+    estimated_dispersion = False
+    separable = True
 
     def value(self, y, eta):
         """Pointwise loss, shape of `eta` (``(m, n)`` or ``(n,)``)."""
@@ -299,6 +318,10 @@ class MultinomialLoss(ClassificationLoss):
     is_multiclass = True
     inverse_link = staticmethod(softmax)
     metrics = "multiclass"
+    canonical_link = True
+    wald_table = False  # K margins: no one-coefficient-per-feature table
+    estimated_dispersion = False
+    separable = True
 
     def __init__(self, n_classes):
         self.n_outputs = n_classes
@@ -347,6 +370,10 @@ class SquaredHingeLoss(ClassificationLoss):
     is_multiclass = False
     inverse_link = None
     metrics = "margin"
+    canonical_link = False
+    wald_table = False  # not a likelihood
+    estimated_dispersion = False
+    separable = False
 
     @staticmethod
     def encode_classes(index):

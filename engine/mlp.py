@@ -31,7 +31,7 @@ from itertools import pairwise
 import numpy as np
 
 from mrtrain.engine.losses import MultinomialLoss
-from mrtrain.engine.models import Model, PartialSums, hessian_count, is_sparse, sample_weights
+from mrtrain.engine.models import DifferentiableModel, PartialSums, hessian_count, is_sparse, sample_weights
 
 #: Hidden-layer activations: tanh (default; smooth, which suits L-BFGS's line search) or relu.
 ACTIVATIONS = ("tanh", "relu")
@@ -39,10 +39,10 @@ ACTIVATIONS = ("tanh", "relu")
 DEFAULT_LAYERS = (100,)
 
 
-class MLPModel(Model):
+class MLPModel(DifferentiableModel):
     """A multilayer perceptron over ``d`` features and ``K`` classes; see the module docstring.
 
-    Build it with :func:`mrtrain.engine.models.make_model` (``kind="mlp"``). It shares :class:`Model`'s
+    Build it with :func:`mrtrain.engine.registry.make_model` (``kind="mlp"``). It shares :class:`Model`'s
     label encoding (class indices), predictions (class and ``probabilities``, the softmax of the logits) and
     metrics: :meth:`decision_function` gives the ``K`` output logits.
 
@@ -70,7 +70,7 @@ class MLPModel(Model):
                 f"activation={self.activation!r})")
 
     def spec(self):
-        """What rebuilds the model: the keyword arguments of :func:`mrtrain.engine.models.make_model`."""
+        """What rebuilds the model: the keyword arguments of :func:`mrtrain.engine.registry.make_model`."""
         return {"kind": self.kind, "n_features": self.n_features, "classes": self.classes,
                 "fit_intercept": True, "layers": list(self.layers), "activation": self.activation}
 
@@ -238,7 +238,7 @@ def check_activation(activation):
 
 
 def make_mlp(n_features, *, classes, fit_intercept=True, layers=DEFAULT_LAYERS, activation="tanh"):
-    """Build an :class:`MLPModel` (called by :func:`mrtrain.engine.models.make_model`).
+    """Build an :class:`MLPModel` (called by :func:`mrtrain.engine.registry.make_model`).
 
     ``classes`` are checked by the caller; ``fit_intercept`` must be True (every unit has a bias).
     """

@@ -15,11 +15,17 @@ where ``k`` is the ``hessian`` argument: Newton asks for ``k = 1``, the first-or
 Each linear model is its loss (:data:`GLM_LOSSES`); what the model does with labels and margins (label
 validation and encoding, predictions, the metrics of :mod:`mrtrain.engine.metrics`) follows from the
 loss's properties, never from the model's name. ``linear-svc`` is a linear SVM: the squared hinge loss on
-labels encoded as -1 and +1 (:class:`mrtrain.engine.losses.SquaredHingeLoss`). The naive Bayes models are
-built here too but are not linear predictors of this kind: see :mod:`mrtrain.engine.naive_bayes`; nor is
-``kmeans`` (:mod:`mrtrain.engine.kmeans`). ``mlp``, a multilayer perceptron (:mod:`mrtrain.engine.mlp`),
-returns the same partial sums (no Hessian) over its own flat parameter vector. The naive Bayes models and
-``mlp`` have the multinomial loss, so they share :class:`Model`'s label encoding, predictions and metrics.
+labels encoded as -1 and +1 (:class:`mrtrain.engine.losses.SquaredHingeLoss`).
+
+The classes: :class:`Model` is what every model with a loss shares (label encoding, predictions);
+:class:`DifferentiableModel` adds what the optimizer loop needs (:meth:`DifferentiableModel.partial_sums`,
+a starting point); :class:`LinearModel` is the linear models'. ``mlp``, a multilayer perceptron
+(:class:`mrtrain.engine.mlp.MLPModel`), is a differentiable model with the same partial sums (no Hessian)
+over its own flat parameter vector; the naive Bayes models (:mod:`mrtrain.engine.naive_bayes`) are models
+fitted from class statistics in one pass, with no partial sums. Both have the multinomial loss, so they
+share :class:`Model`'s label encoding, predictions and metrics. ``kmeans`` (:mod:`mrtrain.engine.kmeans`)
+has no loss. This module knows none of the models built on it: :mod:`mrtrain.engine.registry` builds every
+kind (:func:`mrtrain.engine.registry.make_model`).
 
 Parameter layout (intercept last, as in scikit-learn): for ``linear``, ``logistic``, ``linear-svc`` and
 ``poisson``, ``theta = [w_1, ..., w_d, b]`` (or ``[w_1, ..., w_d]`` without intercept); for
@@ -57,7 +63,7 @@ NAIVE_BAYES_MODELS = ("multinomial-nb", "bernoulli-nb", "gaussian-nb")
 CLUSTERING_MODELS = ("kmeans",)
 #: Neural networks: the multilayer perceptron (:mod:`mrtrain.engine.mlp`), trained by the optimizer loop.
 NETWORK_MODELS = ("mlp",)
-#: Every model kind :func:`make_model` builds.
+#: Every model kind :func:`mrtrain.engine.registry.make_model` builds.
 MODELS = GLM_MODELS + NAIVE_BAYES_MODELS + CLUSTERING_MODELS + NETWORK_MODELS
 #: Binary classifiers: one margin, exactly two classes.
 BINARY_MODELS = tuple(kind for kind, loss in GLM_LOSSES.items()
@@ -169,9 +175,14 @@ def _vector_length(m, p, k):
 
 
 class Model:
-    """A linear predictor ``eta = X @ W.T + b`` combined with a pointwise loss.
+    """What every model with a loss shares: label encoding, predictions, coefficients, the penalty's mask.
 
-    Build it with :func:`make_model`. The model stores settings only, never data.
+    A subclass gives the margins (:meth:`decision_function`), the parameter layout (:meth:`coefficients`,
+    :meth:`penalty_mask`) and how it is fitted: :class:`DifferentiableModel` (the linear models,
+    :class:`LinearModel`, and the MLP) by the optimizer loop from :meth:`DifferentiableModel.partial_sums`;
+    the naive Bayes models (:class:`mrtrain.engine.naive_bayes.NaiveBayesModel`) from class statistics in
+    one pass. Build one with :func:`mrtrain.engine.registry.make_model`. A model stores settings only,
+    never data.
 
     Attributes
     ----------
@@ -188,7 +199,7 @@ class Model:
     n_outputs : int
         Margins per row: ``K`` for a multiclass loss (``softmax``), 1 otherwise.
     n_params : int
-        Length ``p`` of the parameter vector: ``n_outputs * (d + fit_intercept)``.
+        Length ``p`` of the parameter vector (a linear model's: ``n_outputs * (d + fit_intercept)``).
     loss : object
         The pointwise loss from :mod:`mrtrain.engine.losses`, with the properties listed there.
     dense_only : bool
@@ -251,77 +262,9 @@ class Model:
             )
         return self.loss.encode_classes(index) if self.loss.is_classifier else y
 
-    def partial_sums(self, X, y, w, thetas, *, hessian=0):
-        """Weighted sums of loss and gradient at m points, and of the Hessian at the first k, over a block.
-
-        Parameters
-        ----------
-        X : ndarray or scipy.sparse CSR matrix of shape (n, d), float64 or float32
-            Features; computations are in float64. A sparse ``X`` stays sparse.
-        y : ndarray of shape (n,)
-            Labels encoded by :meth:`encode_labels`.
-        w : ndarray of shape (n,) or None
-            Non-negative sample weights; None means all ones.
-        thetas : ndarray of shape (m, p)
-            Parameter points, e.g. the trial points of a line search, evaluated in one pass.
-        hessian : int, default 0
-            ``k``: also return Hessian sums (p x p per point; meant for small p) at ``thetas[:k]``,
-            ``0 <= k <= m``. For given ``thetas``, ``k`` changes none of the other sums, bit for bit.
-
-        Returns
-        -------
-        PartialSums
-            With ``loss`` (m,), ``grad`` (m, p) and ``hess`` (k, p, p), or None for ``k = 0``.
-        """
-        X = self._features(X)
-        n = X.shape[0]
-        thetas = self._check_thetas(thetas)
-        s = sample_weights(w, n)
-        y = np.asarray(y)
-        if y.shape != (n,):
-            raise ValueError(f"Labels must have shape ({n},) to match X. Got {y.shape} instead.")
-        m = thetas.shape[0]
-        n_hessians = hessian_count(hessian, m)
-        if n == 0:
-            return PartialSums.zeros(m, self.n_params, n_hessians)
-        value, g, h = self.loss.derivatives(y, self._margins(X, thetas), n_hessians > 0)
-        loss = value @ s
-        k = self.n_outputs
-        # Rows (m * k, n) of weighted first derivatives: one per point and output.
-        if k == 1:
-            gs = (g * s).reshape(m, n)
-        else:
-            # Always laid out row-major (n, m, k), whatever the layout of g (softmax's changes when
-            # Hessians are asked for), so that asking for Hessians leaves the gradient sums' bits alone.
-            rows = np.empty((n, m, k))
-            np.multiply(g.transpose(1, 0, 2), s[:, None, None], out=rows)
-            gs = rows.transpose(1, 2, 0).reshape(m * k, n)
-        grad = self._gradient_rows(X, gs).reshape(m, self.n_params)
-        hess = None
-        if n_hessians:
-            hess = np.stack([self._hessian_sum(X, s, h_j) for h_j in h[:n_hessians]])
-        return PartialSums(float(s.sum()), loss, grad, hess)
-
     def decision_function(self, X, theta):
-        """Margins ``eta`` at one parameter point.
-
-        Parameters
-        ----------
-        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
-            Features.
-        theta : ndarray of shape (p,)
-            Parameters.
-
-        Returns
-        -------
-        ndarray of shape (n,), or (n, K) for ``softmax``
-        """
-        theta = np.asarray(theta, dtype=np.float64)
-        if theta.shape != (self.n_params,):
-            raise ValueError(
-                f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
-            )
-        return self._margins(self._features(X), theta[None, :])[0]
+        """Margins at one parameter point: ``(n,)``, or ``(n, K)`` for a multiclass loss (the subclass's)."""
+        raise NotImplementedError
 
     def predict(self, X, theta):
         """Predictions at one parameter point.
@@ -372,45 +315,18 @@ class Model:
         return (eta > 0).astype(np.intp)
 
     def coefficients(self, theta):
-        """Coefficients and intercepts of a parameter vector, in scikit-learn's shapes.
-
-        Parameters
-        ----------
-        theta : ndarray of shape (p,)
-
-        Returns
-        -------
-        coef : ndarray of shape (d,), or (K, d) for ``softmax``
-        intercept : float, or ndarray of shape (K,) for ``softmax`` (zeros without an intercept)
-        """
-        rows = np.asarray(theta, dtype=np.float64).reshape(self.n_outputs, -1)
-        coef = rows[:, : self.n_features].copy()
-        intercept = rows[:, -1].copy() if self.fit_intercept else np.zeros(self.n_outputs)
-        if self.n_outputs > 1:
-            return coef, intercept
-        return coef[0], float(intercept[0])
+        """The parameter vector ``theta`` (p,) in scikit-learn's shapes (the subclass's layout)."""
+        raise NotImplementedError
 
     def spec(self):
-        """What rebuilds the model (:func:`model_from_spec`): the keyword arguments of :func:`make_model`."""
+        """What rebuilds the model (:func:`mrtrain.engine.registry.model_from_spec`): the keyword arguments of
+        :func:`mrtrain.engine.registry.make_model`."""
         return {"kind": self.kind, "n_features": self.n_features, "classes": self.classes,
                 "fit_intercept": self.fit_intercept}
 
-    def initial_point(self, seed):
-        """Where a fresh optimizer run starts: zeros, shape (p,) (``seed`` is unused; the MLP draws)."""
-        return np.zeros(self.n_params)
-
     def penalty_mask(self):
-        """Which parameters the l2 term penalises.
-
-        Returns
-        -------
-        ndarray of shape (p,), float64
-            1.0 for coefficients, 0.0 for intercepts.
-        """
-        mask = np.ones((self.n_outputs, self.n_features + int(self.fit_intercept)))
-        if self.fit_intercept:
-            mask[:, -1] = 0.0
-        return mask.ravel()
+        """Which parameters the l2 term penalises: ndarray of shape (p,), 1.0 or 0.0 each (the subclass's)."""
+        raise NotImplementedError
 
     def _features(self, X):
         """Features as float64 (n, d): a view when they already are, else one converted copy.
@@ -439,6 +355,138 @@ class Model:
         data = X.data.astype(np.float64, copy=False)
         return sparse.csr_array((data, X.indices, X.indptr), shape=X.shape)
 
+
+class DifferentiableModel(Model):
+    """A model fitted by the optimizer loop: the data part of its objective is a sum over rows, given with
+    its gradient (and, for some, Hessian) by :meth:`partial_sums` at any parameter points."""
+
+    def partial_sums(self, X, y, w, thetas, *, hessian=0):
+        """Weighted sums of loss and gradient at m points, and of the Hessian at the first k, over a block.
+
+        Parameters
+        ----------
+        X : ndarray or scipy.sparse CSR matrix of shape (n, d), float64 or float32
+            Features; computations are in float64. A sparse ``X`` stays sparse.
+        y : ndarray of shape (n,)
+            Labels encoded by :meth:`encode_labels`.
+        w : ndarray of shape (n,) or None
+            Non-negative sample weights; None means all ones.
+        thetas : ndarray of shape (m, p)
+            Parameter points, e.g. the trial points of a line search, evaluated in one pass.
+        hessian : int, default 0
+            ``k``: also return Hessian sums (p x p per point; meant for small p) at ``thetas[:k]``,
+            ``0 <= k <= m``. For given ``thetas``, ``k`` changes none of the other sums, bit for bit.
+
+        Returns
+        -------
+        PartialSums
+            With ``loss`` (m,), ``grad`` (m, p) and ``hess`` (k, p, p), or None for ``k = 0``.
+        """
+        raise NotImplementedError
+
+    def initial_point(self, seed):
+        """Where a fresh optimizer run starts: zeros, shape (p,) (``seed`` is unused; the MLP draws)."""
+        return np.zeros(self.n_params)
+
+    def _check_thetas(self, thetas):
+        thetas = np.asarray(thetas, dtype=np.float64)
+        if thetas.ndim != 2 or thetas.shape[1] != self.n_params:
+            raise ValueError(
+                f"thetas must have shape (m, {self.n_params}) for {self!r}. "
+                f"Got {thetas.shape} instead."
+            )
+        return thetas
+
+
+class LinearModel(DifferentiableModel):
+    """A linear predictor ``eta = X @ W.T + b`` combined with a pointwise loss: the models of
+    :data:`GLM_LOSSES`."""
+
+    def partial_sums(self, X, y, w, thetas, *, hessian=0):
+        """:meth:`DifferentiableModel.partial_sums` of the linear predictor: margins ``X @ W.T + b``, the
+        loss's derivatives, and the chain rule through the linear map."""
+        X = self._features(X)
+        n = X.shape[0]
+        thetas = self._check_thetas(thetas)
+        s = sample_weights(w, n)
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"Labels must have shape ({n},) to match X. Got {y.shape} instead.")
+        m = thetas.shape[0]
+        n_hessians = hessian_count(hessian, m)
+        if n == 0:
+            return PartialSums.zeros(m, self.n_params, n_hessians)
+        value, g, h = self.loss.derivatives(y, self._margins(X, thetas), n_hessians > 0)
+        loss = value @ s
+        k = self.n_outputs
+        # Rows (m * k, n) of weighted first derivatives: one per point and output.
+        if k == 1:
+            gs = (g * s).reshape(m, n)
+        else:
+            # Always laid out row-major (n, m, k), whatever the layout of g (softmax's changes when
+            # Hessians are asked for), so that asking for Hessians leaves the gradient sums' bits alone.
+            rows = np.empty((n, m, k))
+            np.multiply(g.transpose(1, 0, 2), s[:, None, None], out=rows)
+            gs = rows.transpose(1, 2, 0).reshape(m * k, n)
+        grad = self._gradient_rows(X, gs).reshape(m, self.n_params)
+        hess = None
+        if n_hessians:
+            hess = np.stack([self._hessian_sum(X, s, h_j) for h_j in h[:n_hessians]])
+        return PartialSums(float(s.sum()), loss, grad, hess)
+
+    def decision_function(self, X, theta):
+        """Margins ``eta`` at one parameter point.
+
+        Parameters
+        ----------
+        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
+            Features.
+        theta : ndarray of shape (p,)
+            Parameters.
+
+        Returns
+        -------
+        ndarray of shape (n,), or (n, K) for ``softmax``
+        """
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape != (self.n_params,):
+            raise ValueError(
+                f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
+            )
+        return self._margins(self._features(X), theta[None, :])[0]
+
+    def coefficients(self, theta):
+        """Coefficients and intercepts of a parameter vector, in scikit-learn's shapes.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (p,)
+
+        Returns
+        -------
+        coef : ndarray of shape (d,), or (K, d) for ``softmax``
+        intercept : float, or ndarray of shape (K,) for ``softmax`` (zeros without an intercept)
+        """
+        rows = np.asarray(theta, dtype=np.float64).reshape(self.n_outputs, -1)
+        coef = rows[:, : self.n_features].copy()
+        intercept = rows[:, -1].copy() if self.fit_intercept else np.zeros(self.n_outputs)
+        if self.n_outputs > 1:
+            return coef, intercept
+        return coef[0], float(intercept[0])
+
+    def penalty_mask(self):
+        """Which parameters the l2 term penalises.
+
+        Returns
+        -------
+        ndarray of shape (p,), float64
+            1.0 for coefficients, 0.0 for intercepts.
+        """
+        mask = np.ones((self.n_outputs, self.n_features + int(self.fit_intercept)))
+        if self.fit_intercept:
+            mask[:, -1] = 0.0
+        return mask.ravel()
+
     def _gradient_rows(self, X, gs):
         """Rows ``[gs @ X | gs.sum(axis=1)]`` (or ``gs @ X`` alone without intercept): C-ordered (r, q).
 
@@ -458,15 +506,6 @@ class Model:
         if not self.fit_intercept:
             return coef
         return np.concatenate([coef, intercept[:, None]], axis=1)
-
-    def _check_thetas(self, thetas):
-        thetas = np.asarray(thetas, dtype=np.float64)
-        if thetas.ndim != 2 or thetas.shape[1] != self.n_params:
-            raise ValueError(
-                f"thetas must have shape (m, {self.n_params}) for {self!r}. "
-                f"Got {thetas.shape} instead."
-            )
-        return thetas
 
     def _margins(self, X, thetas):
         """Margins at m points: (m, n), or (m, n, K) for multi-output models.
@@ -605,96 +644,14 @@ def sample_weights(w, n):
     return s
 
 
-def make_model(kind, n_features, *, classes=None, fit_intercept=True, layers=None, activation=None):
-    """Build a :class:`Model`.
-
-    Parameters
-    ----------
-    kind : str, one of :data:`MODELS`
-        Model family: ``linear`` (squared loss), ``logistic`` (binary), ``softmax`` (multinomial
-        logistic), ``poisson`` (log link), ``linear-svc`` (squared hinge), a naive Bayes model
-        (:func:`mrtrain.engine.naive_bayes.make_naive_bayes`, which takes the same arguments), or
-        ``kmeans`` (:class:`mrtrain.engine.kmeans.KMeansModel`; no classes, ``fit_intercept`` ignored).
-    n_features : int
-        Number of features ``d`` (>= 1).
-    classes : list of float or None
-        Class labels; required for ``logistic`` and ``linear-svc`` (exactly 2) and ``softmax`` and the
-        naive Bayes models (at least 2), must be None for ``linear`` and ``poisson``. Stored sorted,
-        like scikit-learn's ``classes_``.
-    fit_intercept : bool, default True
-        Whether to fit an intercept per output (must be True for ``mlp``).
-    layers : sequence of int, optional
-        ``mlp`` only: hidden layer sizes, each >= 1 (default ``(100,)``, as scikit-learn's).
-    activation : {"tanh", "relu"}, optional
-        ``mlp`` only: the hidden layers' activation (default ``"tanh"``).
-
-    Returns
-    -------
-    Model, or mrtrain.engine.naive_bayes.NaiveBayesModel for a naive Bayes kind,
-    mrtrain.engine.kmeans.KMeansModel for ``kmeans``, mrtrain.engine.mlp.MLPModel for ``mlp``
-
-    Raises
-    ------
-    ValueError
-        For an unknown kind, a bad feature count, or classes that do not fit the kind.
-    """
-    if kind not in MODELS:
-        raise ValueError(f"The 'kind' parameter must be one of {MODELS}. Got {kind!r} instead.")
-    if isinstance(n_features, bool) or not isinstance(n_features, int | np.integer) or (
-        n_features < 1
-    ):
-        raise ValueError(f"The 'n_features' parameter must be an int >= 1. Got {n_features!r}.")
-    if kind in NETWORK_MODELS:
-        # Imported here: the MLP module builds on this one.
-        from mrtrain.engine.mlp import DEFAULT_LAYERS, make_mlp
-
-        return make_mlp(int(n_features), classes=_check_classes(kind, classes), fit_intercept=fit_intercept,
-                        layers=DEFAULT_LAYERS if layers is None else layers,
-                        activation="tanh" if activation is None else activation)
-    for name, value in (("layers", layers), ("activation", activation)):
-        if value is not None:
-            raise ValueError(f"The {name!r} parameter applies to model 'mlp' only. Got {name}={value!r} for "
-                             f"model {kind!r} instead.")
-    if kind in CLUSTERING_MODELS:
-        if classes is not None:
-            raise ValueError(f"Model {kind!r} takes no classes (classes=None). Got classes={classes!r}.")
-        # Imported here: the k-means module builds on this one.
-        from mrtrain.engine.kmeans import KMeansModel
-
-        return KMeansModel(int(n_features))
-    if kind in NAIVE_BAYES_MODELS:
-        # Imported here: the naive Bayes module builds on this one.
-        from mrtrain.engine.naive_bayes import make_naive_bayes
-
-        return make_naive_bayes(kind, int(n_features), classes=_check_classes(kind, classes),
-                                fit_intercept=fit_intercept)
-    loss = GLM_LOSSES[kind]
-    if not loss.is_classifier:
-        if classes is not None:
-            raise ValueError(
-                f"Model {kind!r} takes no classes (classes=None). Got classes={classes!r}."
-            )
-        return Model(kind, int(n_features), loss(), None, bool(fit_intercept))
-    found = _check_classes(kind, classes)
-    loss = loss(len(found)) if loss.is_multiclass else loss()
-    return Model(kind, int(n_features), loss, found, bool(fit_intercept))
-
-
-def model_from_spec(spec):
-    """The model a spec describes: a dict with ``kind``, ``n_features``, ``classes``, ``fit_intercept`` and,
-    for ``mlp``, ``layers`` and ``activation`` (what :meth:`Model.spec` returns; a task's model)."""
-    return make_model(spec["kind"], spec["n_features"], classes=spec["classes"],
-                      fit_intercept=spec["fit_intercept"], layers=spec.get("layers"),
-                      activation=spec.get("activation"))
-
-
-def _check_classes(kind, classes):
-    """Sorted distinct finite classes with the count `kind` needs, else ValueError."""
+def check_classes(kind, classes, *, binary):
+    """Sorted distinct finite classes of model ``kind``, exactly 2 if ``binary`` (a loss with one margin)
+    else at least 2, else ValueError."""
     found = [] if classes is None else [float(c) for c in classes]
-    count_ok = len(found) == 2 if kind in BINARY_MODELS else len(found) >= 2
+    count_ok = len(found) == 2 if binary else len(found) >= 2
     if not count_ok:
-        allowed = "exactly 2" if kind in BINARY_MODELS else "at least 2"
-        advice = " (for more classes use model 'softmax')" if kind in BINARY_MODELS and len(found) > 2 else ""
+        allowed = "exactly 2" if binary else "at least 2"
+        advice = " (for more classes use model 'softmax')" if binary and len(found) > 2 else ""
         raise ValueError(
             f"Model {kind!r} needs {allowed} classes{advice}. Got {len(found)} classes: {classes!r}."
         )

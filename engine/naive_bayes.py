@@ -35,34 +35,41 @@ scikit-learn does.
 import numpy as np
 
 from mrtrain.engine.losses import MultinomialLoss
-from mrtrain.engine.models import NAIVE_BAYES_MODELS, Model, is_sparse, sample_weights
+from mrtrain.engine.models import Model, is_sparse, sample_weights
 from mrtrain.engine.params import check_number
 from mrtrain.storage.errors import DataError
-
-#: Smoothing when none is given: scikit-learn's ``alpha`` and ``var_smoothing`` defaults.
-DEFAULT_SMOOTHING = {"multinomial-nb": 1.0, "bernoulli-nb": 1.0, "gaussian-nb": 1e-9}
 
 
 class NaiveBayesModel(Model):
     """A naive Bayes classifier over ``d`` features and ``K`` classes; see the module docstring.
 
-    Build it with :func:`mrtrain.engine.models.make_model`. It shares :class:`Model`'s label encoding (class
-    indices), predictions (class and ``probabilities``, the softmax of the joint log-likelihoods), coefficient
-    split and metrics (``loss`` is the multinomial cross-entropy of the joint log-likelihoods, i.e. the log
-    loss), but it is fitted from statistics, not by an optimizer: it has no :meth:`partial_sums` and no
-    penalty.
+    Build it with :func:`mrtrain.engine.registry.make_model`. It shares :class:`Model`'s label encoding
+    (class indices), predictions (class and ``probabilities``, the softmax of the joint log-likelihoods) and
+    metrics (``loss`` is the multinomial cross-entropy of the joint log-likelihoods, i.e. the log loss), but
+    it is fitted from statistics in one pass, not by an optimizer: :meth:`class_statistics` of every block,
+    :meth:`merge` of the blocks' vectors in partition order, :meth:`parameters` of the total. It has no
+    penalty. A subclass is one event model: :class:`MultinomialNaiveBayes`, :class:`BernoulliNaiveBayes`,
+    :class:`GaussianNaiveBayes`.
+
+    Attributes
+    ----------
+    kind : str
+        The event model's name (a class attribute).
+    default_smoothing : float
+        scikit-learn's ``alpha`` or ``var_smoothing`` default (a class attribute).
+    width : int
+        Parameters per class: ``d + 1``, or ``2d + 1`` for the Gaussian model.
     """
 
-    def __init__(self, kind, n_features, classes):
-        super().__init__(kind, n_features, MultinomialLoss(len(classes)), classes, True)
-        self.dense_only = kind == "gaussian-nb"
-        self.width = (2 if self.dense_only else 1) * n_features + 1
-        self.n_params = self.n_outputs * self.width
+    kind = None
+    default_smoothing = None
+    #: Parameters per feature and class: 1, or 2 (mean and variance) for the Gaussian model.
+    per_feature = 1
 
-    def partial_sums(self, X, y, w, thetas, *, hessian=0):
-        """Not defined: naive Bayes is fitted from :func:`class_statistics` in one pass."""
-        raise TypeError(f"Model {self.kind!r} is fitted from class statistics in one pass, not by an "
-                        "optimizer.")
+    def __init__(self, n_features, classes):
+        super().__init__(self.kind, n_features, MultinomialLoss(len(classes)), classes, True)
+        self.width = self.per_feature * n_features + 1
+        self.n_params = self.n_outputs * self.width
 
     def penalty_mask(self):
         """All zeros, shape (p,): nothing is penalized."""
@@ -89,26 +96,31 @@ class NaiveBayesModel(Model):
             raise ValueError(
                 f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
             )
-        rows = theta.reshape(self.n_outputs, self.width)
-        d = self.n_features
-        log_prior = rows[:, -1]
-        if self.kind == "gaussian-nb":
-            X = self._dense_features(X)
-            mean, var = rows[:, :d], rows[:, d : 2 * d]
-            jll = np.empty((X.shape[0], self.n_outputs))
-            for c in range(self.n_outputs):
-                n_ij = -0.5 * np.sum(np.log(2.0 * np.pi * var[c]))
-                n_ij -= 0.5 * np.sum((X - mean[c]) ** 2 / var[c], axis=1)
-                jll[:, c] = log_prior[c] + n_ij
-            return jll
-        X = self._features(X)
-        feature_log_prob = rows[:, :d]
-        if self.kind == "multinomial-nb":
-            return np.asarray(X @ feature_log_prob.T) + log_prior
-        neg_prob = np.log(1.0 - np.exp(feature_log_prob))
-        jll = np.asarray(binarized(X) @ (feature_log_prob - neg_prob).T)
-        jll += log_prior + neg_prob.sum(axis=1)
-        return jll
+        return self._joint_log_likelihood(X, theta.reshape(self.n_outputs, self.width))
+
+    def statistics_length(self):
+        """Length of the vector :meth:`class_statistics` returns."""
+        raise NotImplementedError
+
+    def class_statistics(self, X, y, w):
+        """Class-wise statistics of one block of rows: see :func:`class_statistics`."""
+        raise NotImplementedError
+
+    def merge(self, total, vector):
+        """``total`` (a float64 copy, which may be updated in place) merged with the next block's
+        ``vector``: the sum for the discrete models."""
+        total += vector
+        return total
+
+    def parameters(self, statistics, smoothing):
+        """The parameter vector from merged statistics: see :func:`naive_bayes_parameters`."""
+        class_count = self._class_count(statistics)
+        empty = np.flatnonzero(~(class_count > 0))
+        if empty.size:
+            raise DataError(f"column 'label': expected every class to have a total sample weight > 0, found "
+                            f"0 for class {self.classes[empty[0]]!r}")
+        log_prior = np.log(class_count) - np.log(class_count.sum())
+        return self._parameters(statistics, class_count, log_prior, smoothing)
 
     def _dense_features(self, X):
         if is_sparse(X):
@@ -116,17 +128,144 @@ class NaiveBayesModel(Model):
         return self._features(X)
 
 
+class _DiscreteNaiveBayes(NaiveBayesModel):
+    """The event models of counts: statistics ``[N_c (K), N_cj (K * d)]``, summed across blocks."""
+
+    default_smoothing = 1.0
+
+    def statistics_length(self):
+        return self.n_outputs * (1 + self.n_features)
+
+    def class_statistics(self, X, y, w):
+        k = self.n_outputs
+        X = self._features(X)
+        n = X.shape[0]
+        s = sample_weights(w, n)
+        y = np.asarray(y, dtype=np.intp)
+        X = self._events(X)
+        onehot = np.zeros((n, k))
+        onehot[np.arange(n), y] = s
+        feature_count = np.asarray(X.T @ onehot).T
+        return np.concatenate([onehot.sum(axis=0), feature_count.ravel()])
+
+    def _class_count(self, statistics):
+        return statistics[: self.n_outputs]
+
+    def _parameters(self, statistics, class_count, log_prior, smoothing):
+        k, d = self.n_outputs, self.n_features
+        feature_count = statistics[k:].reshape(k, d)
+        smoothed = feature_count + smoothing
+        denominator = self._denominator(smoothed, class_count, smoothing)
+        feature_log_prob = np.log(smoothed) - np.log(denominator.reshape(-1, 1))
+        return np.column_stack([feature_log_prob, log_prior]).ravel()
+
+
+class MultinomialNaiveBayes(_DiscreteNaiveBayes):
+    """``multinomial-nb``: features are counts (>= 0, dense or sparse)."""
+
+    kind = "multinomial-nb"
+
+    def _events(self, X):
+        _check_counts(X)
+        return X
+
+    def _denominator(self, smoothed, class_count, smoothing):
+        return smoothed.sum(axis=1)
+
+    def _joint_log_likelihood(self, X, rows):
+        X = self._features(X)
+        return np.asarray(X @ rows[:, : self.n_features].T) + rows[:, -1]
+
+
+class BernoulliNaiveBayes(_DiscreteNaiveBayes):
+    """``bernoulli-nb``: features binarized, ``x > 0`` (dense or sparse)."""
+
+    kind = "bernoulli-nb"
+
+    def _events(self, X):
+        return binarized(X)
+
+    def _denominator(self, smoothed, class_count, smoothing):
+        return class_count + 2.0 * smoothing
+
+    def _joint_log_likelihood(self, X, rows):
+        X = self._features(X)
+        feature_log_prob = rows[:, : self.n_features]
+        neg_prob = np.log(1.0 - np.exp(feature_log_prob))
+        jll = np.asarray(binarized(X) @ (feature_log_prob - neg_prob).T)
+        jll += rows[:, -1] + neg_prob.sum(axis=1)
+        return jll
+
+
+class GaussianNaiveBayes(NaiveBayesModel):
+    """``gaussian-nb``: dense features; per class ``(count, mean, M2)``, and the same for all rows with unit
+    weights, merged by Chan et al.'s pairwise update."""
+
+    kind = "gaussian-nb"
+    default_smoothing = 1e-9
+    per_feature = 2
+    dense_only = True
+
+    def statistics_length(self):
+        return (self.n_outputs + 1) * (1 + 2 * self.n_features)
+
+    def class_statistics(self, X, y, w):
+        k = self.n_outputs
+        X = self._dense_features(X)
+        n = X.shape[0]
+        s = sample_weights(w, n)
+        y = np.asarray(y, dtype=np.intp)
+        groups = [(y == c, s) for c in range(k)] + [(np.ones(n, dtype=bool), np.ones(n))]
+        return np.concatenate([_moments(X[rows], weights[rows]) for rows, weights in groups])
+
+    def merge(self, total, vector):
+        return _merge_moments(total, vector, self.n_outputs + 1, self.n_features)
+
+    def _class_count(self, statistics):
+        k, d = self.n_outputs, self.n_features
+        return statistics.reshape(k + 1, 1 + 2 * d)[:k, 0]
+
+    def _parameters(self, statistics, class_count, log_prior, smoothing):
+        k, d = self.n_outputs, self.n_features
+        groups = statistics.reshape(k + 1, 1 + 2 * d)
+        mean = groups[:k, 1 : 1 + d]
+        epsilon = smoothing * np.max(groups[k, 1 + d :] / groups[k, 0])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = groups[:k, 1 + d :] / class_count[:, None] + epsilon
+        return np.column_stack([mean, var, log_prior]).ravel()
+
+    def _joint_log_likelihood(self, X, rows):
+        X = self._dense_features(X)
+        d = self.n_features
+        mean, var = rows[:, :d], rows[:, d : 2 * d]
+        log_prior = rows[:, -1]
+        jll = np.empty((X.shape[0], self.n_outputs))
+        for c in range(self.n_outputs):
+            n_ij = -0.5 * np.sum(np.log(2.0 * np.pi * var[c]))
+            n_ij -= 0.5 * np.sum((X - mean[c]) ** 2 / var[c], axis=1)
+            jll[:, c] = log_prior[c] + n_ij
+        return jll
+
+
+#: The event models by name, in :data:`mrtrain.engine.models.NAIVE_BAYES_MODELS`' order.
+NAIVE_BAYES_CLASSES = {cls.kind: cls
+                       for cls in (MultinomialNaiveBayes, BernoulliNaiveBayes, GaussianNaiveBayes)}
+#: Smoothing when none is given: scikit-learn's ``alpha`` and ``var_smoothing`` defaults.
+DEFAULT_SMOOTHING = {kind: cls.default_smoothing for kind, cls in NAIVE_BAYES_CLASSES.items()}
+
+
 def make_naive_bayes(kind, n_features, *, classes, fit_intercept=True):
-    """Build a :class:`NaiveBayesModel` (called by :func:`mrtrain.engine.models.make_model`).
+    """Build the :class:`NaiveBayesModel` of ``kind`` (called by :func:`mrtrain.engine.registry.make_model`).
 
     ``fit_intercept`` must be True: the class log priors take the intercepts' place.
     """
-    if kind not in NAIVE_BAYES_MODELS:
-        raise ValueError(f"The 'kind' parameter must be one of {NAIVE_BAYES_MODELS}. Got {kind!r} instead.")
+    if kind not in NAIVE_BAYES_CLASSES:
+        raise ValueError(f"The 'kind' parameter must be one of {tuple(NAIVE_BAYES_CLASSES)}. Got {kind!r} "
+                         "instead.")
     if not fit_intercept:
         raise ValueError(f"The 'fit_intercept' parameter of model {kind!r} must be True (the class log "
                          f"priors are its intercepts). Got {fit_intercept!r} instead.")
-    return NaiveBayesModel(kind, n_features, classes)
+    return NAIVE_BAYES_CLASSES[kind](n_features, classes)
 
 
 def check_smoothing(kind, smoothing):
@@ -154,8 +293,7 @@ def binarized(X):
 
 def statistics_length(model):
     """Length of the vector :func:`class_statistics` returns for ``model``."""
-    k, d = model.n_outputs, model.n_features
-    return (k + 1) * (1 + 2 * d) if model.kind == "gaussian-nb" else k * (1 + d)
+    return model.statistics_length()
 
 
 def class_statistics(model, X, y, w):
@@ -183,26 +321,7 @@ def class_statistics(model, X, y, w):
         For sparse features of ``gaussian-nb``.
     """
     with np.errstate(over="ignore", invalid="ignore"):  # overflowed sums are refused by the driver
-        return _class_statistics(model, X, y, w)
-
-
-def _class_statistics(model, X, y, w):
-    k = model.n_outputs
-    X = model._dense_features(X) if model.kind == "gaussian-nb" else model._features(X)
-    n = X.shape[0]
-    s = sample_weights(w, n)
-    y = np.asarray(y, dtype=np.intp)
-    if model.kind == "gaussian-nb":
-        groups = [(y == c, s) for c in range(k)] + [(np.ones(n, dtype=bool), np.ones(n))]
-        return np.concatenate([_moments(X[rows], weights[rows]) for rows, weights in groups])
-    if model.kind == "multinomial-nb":
-        _check_counts(X)
-    else:
-        X = binarized(X)
-    onehot = np.zeros((n, k))
-    onehot[np.arange(n), y] = s
-    feature_count = np.asarray(X.T @ onehot).T
-    return np.concatenate([onehot.sum(axis=0), feature_count.ravel()])
+        return model.class_statistics(X, y, w)
 
 
 def _moments(X, s):
@@ -243,10 +362,7 @@ def merge_statistics(model, vectors):
     """
     total = np.array(vectors[0], dtype=np.float64)
     for vector in vectors[1:]:
-        if model.kind == "gaussian-nb":
-            total = _merge_moments(total, vector, model.n_outputs + 1, model.n_features)
-        else:
-            total += vector
+        total = model.merge(total, vector)
     return total
 
 
@@ -286,27 +402,4 @@ def naive_bayes_parameters(model, statistics, smoothing):
     mrtrain.storage.errors.DataError
         If a class has total sample weight 0 (its prior would be 0).
     """
-    k, d = model.n_outputs, model.n_features
-    if model.kind == "gaussian-nb":
-        groups = statistics.reshape(k + 1, 1 + 2 * d)
-        class_count, mean = groups[:k, 0], groups[:k, 1 : 1 + d]
-        epsilon = smoothing * np.max(groups[k, 1 + d :] / groups[k, 0])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            var = groups[:k, 1 + d :] / class_count[:, None] + epsilon
-    else:
-        class_count = statistics[:k]
-        feature_count = statistics[k:].reshape(k, d)
-    empty = np.flatnonzero(~(class_count > 0))
-    if empty.size:
-        raise DataError(f"column 'label': expected every class to have a total sample weight > 0, found 0 "
-                        f"for class {model.classes[empty[0]]!r}")
-    log_prior = np.log(class_count) - np.log(class_count.sum())
-    if model.kind == "gaussian-nb":
-        return np.column_stack([mean, var, log_prior]).ravel()
-    smoothed = feature_count + smoothing
-    if model.kind == "multinomial-nb":
-        denominator = smoothed.sum(axis=1)
-    else:
-        denominator = class_count + 2.0 * smoothing
-    feature_log_prob = np.log(smoothed) - np.log(denominator.reshape(-1, 1))
-    return np.column_stack([feature_log_prob, log_prior]).ravel()
+    return model.parameters(statistics, smoothing)

@@ -32,7 +32,7 @@ from mrjob.protocol import RawValueProtocol
 from mrjob.step import MRStep
 from threadpoolctl import threadpool_limits
 
-from mrtrain.engine.models import model_from_spec
+from mrtrain.engine.registry import model_from_spec
 from mrtrain.mr_jobs.protocols import TaggedVectorProtocol
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import get_filesystem

@@ -51,8 +51,9 @@ import numpy as np
 
 from mrtrain.allreduce_gate import BACKLOG, Gate
 from mrtrain.engine.folds import n_groups
-from mrtrain.engine.models import PartialSums, model_from_spec
+from mrtrain.engine.models import PartialSums
 from mrtrain.engine.params import check_number
+from mrtrain.engine.registry import model_from_spec
 from mrtrain.engine.standardization import feature_sums_length
 from mrtrain.launcher import make_hdfs_staging, task_uri
 from mrtrain.mr_jobs import allreduce_wire as wire

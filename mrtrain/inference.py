@@ -37,8 +37,9 @@ from mrtrain.engine.coefficient_table import (
     separation_probe,
     singular,
 )
-from mrtrain.engine.models import GLM_LOSSES, PartialSums, make_model
+from mrtrain.engine.models import GLM_LOSSES, PartialSums
 from mrtrain.engine.objective import Objective
+from mrtrain.engine.registry import make_model
 from mrtrain.families.checks import check_trainable
 from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.gradient import MRGradient

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlsplit
 import hdfs
 import requests
 
-from mrtrain.storage.filesystem import FileStat, FileSystem, check_max_bytes, temp_sibling, too_large
+from mrtrain.storage.base_fs import FileStat, FileSystem, check_max_bytes, temp_sibling, too_large
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import shutil
 import stat
 from urllib.parse import unquote, urlsplit
 
-from mrtrain.storage.filesystem import FileStat, FileSystem, check_max_bytes, temp_sibling, too_large
+from mrtrain.storage.base_fs import FileStat, FileSystem, check_max_bytes, temp_sibling, too_large
 
 logger = logging.getLogger(__name__)
 

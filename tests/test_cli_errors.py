@@ -13,7 +13,7 @@ import pytest
 from mrtrain import cli
 from mrtrain.cli import main
 from mrtrain.engine.metrics import metric_vector_length
-from mrtrain.engine.models import make_model
+from mrtrain.engine.registry import make_model
 from mrtrain.launcher import JobLauncher
 from mrtrain.mrjob_conf import check_mrjob_conf
 from mrtrain.storage.checkpoint import latest_checkpoint, list_checkpoints

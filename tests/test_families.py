@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from mrtrain import cli
-from mrtrain.engine.models import MODELS, PartialSums, make_model
+from mrtrain.engine.models import MODELS, PartialSums
 from mrtrain.engine.optimizers import L1_OPTIMIZERS, OPTIMIZERS, make_optimizer
 from mrtrain.engine.optimizers.base import state_to_record
+from mrtrain.engine.registry import make_model
 from mrtrain.families import registry
 from mrtrain.families.family import Config, Family
 from mrtrain.families.options import MODEL

@@ -18,7 +18,8 @@ from scipy.stats import norm, t
 from sklearn.linear_model import LinearRegression, LogisticRegression, PoissonRegressor
 
 from mrtrain.engine.coefficient_table import inference_table
-from mrtrain.engine.models import PartialSums, make_model
+from mrtrain.engine.models import PartialSums
+from mrtrain.engine.registry import make_model
 from mrtrain.fitted import FittedModel
 from mrtrain.inference import coefficient_inference
 from mrtrain.trainer import Trainer

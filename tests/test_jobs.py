@@ -12,7 +12,8 @@ from numpy.testing import assert_allclose
 
 from mrtrain.cli import main
 from mrtrain.engine.metrics import finalize_metrics, metric_partials
-from mrtrain.engine.models import PartialSums, make_model
+from mrtrain.engine.models import PartialSums
+from mrtrain.engine.registry import make_model
 from mrtrain.launcher import JobLauncher
 from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.gradient import MRGradient

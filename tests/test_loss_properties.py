@@ -24,7 +24,8 @@ from mrtrain.engine.metrics import (
     metric_partials,
     metric_vector_length,
 )
-from mrtrain.engine.models import BINARY_MODELS, CLASSIFIERS, GLM_LOSSES, Model, make_model
+from mrtrain.engine.models import BINARY_MODELS, CLASSIFIERS, GLM_LOSSES, LinearModel
+from mrtrain.engine.registry import make_model
 
 LOSSES = [SquaredLoss(), PoissonLoss(), LogisticLoss(), SquaredHingeLoss(), MultinomialLoss(3)]
 
@@ -94,7 +95,7 @@ def test_kind_lists_follow_the_losses():
 
 def renamed(loss, classes=None):
     """A model of ``loss`` under a name no code knows."""
-    return Model("renamed", 2, loss, classes, True)
+    return LinearModel("renamed", 2, loss, classes, True)
 
 
 def test_label_validation_follows_the_interval():
@@ -143,3 +144,66 @@ def test_regression_behaviour_follows_the_loss(loss, names):
                                                       theta))
     assert list(metrics) == ["n", "loss", *names]
     assert not has_roc_curve(model)
+
+
+def test_the_inference_and_path_lists_follow_the_losses():
+    from mrtrain.engine.coefficient_table import INFERENCE_MODELS, SEPARABLE_MODELS
+
+    assert INFERENCE_MODELS == ("linear", "logistic", "poisson")
+    assert SEPARABLE_MODELS == ("logistic", "poisson")
+    assert [kind for kind, loss in GLM_LOSSES.items() if not loss.canonical_link] == ["linear-svc"]
+    assert [kind for kind, loss in GLM_LOSSES.items() if loss.estimated_dispersion] == ["linear"]
+
+
+def renamed_fit(loss, classes=None):
+    """A renamed model of ``loss`` and the sums of one pass with a Hessian at a point near its optimum."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(60, 2))
+    eta = X @ [0.8, -0.5] + 0.3
+    y = {SquaredLoss: eta + rng.normal(scale=0.5, size=60), PoissonLoss: rng.poisson(np.exp(eta)) * 1.0,
+         LogisticLoss: (rng.random(60) < expit(eta)) * 1.0}[type(loss)]
+    model = renamed(loss, classes)
+    theta = np.array([0.8, -0.5, 0.3])
+    return model, model.partial_sums(X, model.encode_labels(y), None, theta[None, :], hessian=1), theta
+
+
+def mean_evaluation(sums):
+    from mrtrain.engine.optimizers.base import Evaluation
+
+    return Evaluation(sums.loss[0] / sums.weight, sums.grad[0] / sums.weight, sums.hess[0] / sums.weight)
+
+
+def test_the_coefficient_table_follows_the_loss_not_the_name():
+    """A squared-loss model of any name gets t statistics with the dispersion estimated from its residuals,
+    as statsmodels' OLS; a Poisson one z statistics with dispersion 1; only separable losses get a probe."""
+    from mrtrain.engine.coefficient_table import inference_table, separation_probe
+
+    model, sums, theta = renamed_fit(SquaredLoss())
+    table = inference_table(model, sums, theta, l2=0.0)
+    assert table["statistic_name"] == "t" and table["df"] == 57.0
+    assert table["dispersion"] == 2.0 * sums.loss[0] / 57.0
+    assert separation_probe(model, theta, mean_evaluation(sums)) is None
+    model, sums, theta = renamed_fit(PoissonLoss())
+    table = inference_table(model, sums, theta, l2=0.0)
+    assert table["statistic_name"] == "z" and table["dispersion"] == 1.0 and table["df"] is None
+    assert separation_probe(model, theta, mean_evaluation(sums)) is not None
+
+
+def test_the_penalty_path_moves_to_the_intercept_optimum_for_canonical_links_only():
+    """λmax: for a canonical link the gradient at zero coefficients is taken at the intercept-only optimum
+    (the feature means times the intercept's gradient are removed); the squared hinge has no such link."""
+    from mrtrain.engine.grid import regularization_path
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(loc=2.0, size=(50, 3))
+    y = (X[:, 0] + rng.normal(size=50) > 2.0) * 1.0
+    means = X.mean(axis=0)
+    lambdas = {}
+    for loss in (LogisticLoss(), SquaredHingeLoss()):
+        model = LinearModel("renamed", 3, loss, [0.0, 1.0], True)
+        zero = model.partial_sums(X, model.encode_labels(y), None, np.zeros((1, 4)))
+        lambdas[loss.metrics], _ = regularization_path(zero, model, n_values=1, ratio=0.1, alpha=1.0,
+                                                       feature_means=means)
+        rows = zero.grad[0] / zero.weight
+        expected = rows[:3] - rows[3] * means if loss.canonical_link else rows[:3]
+        assert lambdas[loss.metrics] == np.max(np.abs(expected))

@@ -10,7 +10,8 @@ from sklearn.linear_model import LogisticRegression, PoissonRegressor, Ridge
 from sklearn.preprocessing import StandardScaler
 
 from mrtrain.engine.losses import LogisticLoss, MultinomialLoss, PoissonLoss, SquaredLoss
-from mrtrain.engine.models import GLM_MODELS, PartialSums, make_model
+from mrtrain.engine.models import GLM_MODELS, PartialSums
+from mrtrain.engine.registry import make_model
 
 CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None,
            "linear-svc": [-1.0, 2.0]}

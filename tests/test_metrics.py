@@ -15,7 +15,8 @@ from sklearn.metrics import (
 )
 
 from mrtrain.engine.metrics import AUC_BINS, finalize_metrics, metric_partials, metric_vector_length
-from mrtrain.engine.models import GLM_MODELS, make_model
+from mrtrain.engine.models import GLM_MODELS
+from mrtrain.engine.registry import make_model
 
 CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None,
            "linear-svc": [-1.0, 2.0]}

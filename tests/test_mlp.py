@@ -25,8 +25,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 
-from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
+from mrtrain.engine.registry import make_model
 from mrtrain.fitted import FittedModel
 from mrtrain.storage.filesystem import get_filesystem, join
 from mrtrain.trainer import SettingsMismatchError, Trainer

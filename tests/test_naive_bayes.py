@@ -16,8 +16,8 @@ from sklearn.naive_bayes import BernoulliNB, GaussianNB, MultinomialNB
 
 from mrtrain import FittedModel, Trainer
 from mrtrain.cli import model_summary
-from mrtrain.engine.models import make_model
 from mrtrain.engine.naive_bayes import class_statistics, merge_statistics
+from mrtrain.engine.registry import make_model
 from mrtrain.launcher import JobLauncher
 from mrtrain.trainer import SettingsMismatchError
 from tests.command import evaluate_json, predict_tables, run

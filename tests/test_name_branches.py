@@ -32,10 +32,6 @@ FAMILY_MODULES = frozenset({
 })
 #: ``{file: number of name branches}`` the tree still has.
 KNOWN_BRANCHES = {
-    "engine/coefficient_table.py": 5,
-    "engine/grid.py": 1,
-    "engine/models.py": 6,
-    "engine/naive_bayes.py": 12,
     "engine/tree_pass.py": 2,
     "engine/trees/objectives.py": 11,
     "mrtrain/fitted.py": 4,

@@ -9,7 +9,7 @@ pass; a resumed run does not repeat it.
 import numpy as np
 import pytest
 
-from mrtrain.engine.models import make_model
+from mrtrain.engine.registry import make_model
 from mrtrain.engine.start_point import BATCH_ROWS, LEARNING_RATE
 from mrtrain.initialization import online_initial_point
 from mrtrain.launcher import JobLauncher

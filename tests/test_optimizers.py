@@ -5,7 +5,6 @@ import pytest
 from numpy.testing import assert_allclose
 
 from mrtrain.engine.loop import finish_pass, initial_status, optimize, pass_plan
-from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import OPTIMIZERS, make_optimizer, newton
 from mrtrain.engine.optimizers.base import Evaluation, state_from_record, state_to_record
@@ -13,6 +12,7 @@ from mrtrain.engine.optimizers.lbfgs import LBFGS, two_loop_direction
 from mrtrain.engine.optimizers.newton import STEP_FACTORS, NewtonState
 from mrtrain.engine.optimizers.owlqn import OWLQN
 from mrtrain.engine.optimizers.protocol import Optimizer
+from mrtrain.engine.registry import make_model
 from tests.datasets import poisson_data, reference_data
 
 

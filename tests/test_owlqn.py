@@ -22,12 +22,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
 from mrtrain.engine.loop import initial_status, optimize
-from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.optimizers import make_optimizer
 from mrtrain.engine.optimizers.base import Evaluation
 from mrtrain.engine.optimizers.lbfgs import LBFGS
 from mrtrain.engine.optimizers.owlqn import OWLQN, STEP_FACTORS, line_search_point, pseudo_gradient
+from mrtrain.engine.registry import make_model
 from mrtrain.estimators import LinearRegression
 from mrtrain.trainer import SettingsMismatchError, Trainer
 from tests.command import run, tree

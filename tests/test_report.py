@@ -19,7 +19,7 @@ from sklearn.metrics import roc_curve
 from mrtrain.engine.loop import LoopStatus
 from mrtrain.engine.losses import sigmoid
 from mrtrain.engine.metrics import AUC_BINS, binned_roc_curve, metric_partials
-from mrtrain.engine.models import make_model
+from mrtrain.engine.registry import make_model
 from mrtrain.fitted import PASS_RECORDS, FittedModel, latest_training_checkpoint, validate_checkpoint
 from mrtrain.storage.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from mrtrain.storage.errors import CheckpointError

@@ -13,8 +13,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from mrtrain.cli import main
 from mrtrain.engine.metrics import metric_partials
-from mrtrain.engine.models import GLM_MODELS, make_model
+from mrtrain.engine.models import GLM_MODELS
 from mrtrain.engine.optimizers.newton import MAX_PARAMS, Newton, check_model_size
+from mrtrain.engine.registry import make_model
 from tests.datasets import write
 
 CLASSES = {"linear": None, "logistic": [-1.0, 2.0], "softmax": [0.0, 1.5, 3.0], "poisson": None,
@@ -141,7 +142,8 @@ NO_DENSIFY_SCRIPT = textwrap.dedent("""
     import numpy as np
     import scipy.sparse as sp
     from mrtrain.engine.metrics import metric_partials
-    from mrtrain.engine.models import GLM_MODELS, make_model
+    from mrtrain.engine.models import GLM_MODELS
+    from mrtrain.engine.registry import make_model
 
     n, d, per_row = 1000, 2**22, 5
     rng = np.random.default_rng(0)

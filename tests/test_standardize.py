@@ -20,8 +20,8 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_breast_cancer, load_diabetes
 
-from mrtrain.engine.models import make_model
 from mrtrain.engine.objective import Objective
+from mrtrain.engine.registry import make_model
 from mrtrain.engine.standardization import Standardization, feature_sums
 from mrtrain.fitted import FittedModel
 from mrtrain.trainer import SettingsMismatchError, Trainer

@@ -5,7 +5,8 @@ penalties in shared passes (:mod:`mrtrain.families.glm_grid`)."""
 from types import SimpleNamespace
 
 from mrtrain.engine.grid import grid_spec, is_grid
-from mrtrain.engine.models import GLM_LOSSES, GLM_MODELS, make_model
+from mrtrain.engine.models import GLM_LOSSES, GLM_MODELS
+from mrtrain.engine.registry import make_model
 from mrtrain.families.checks import check_labels
 from mrtrain.families.family import Config, Family
 from mrtrain.families.glm_grid import fit_grid

@@ -52,9 +52,9 @@ from mrtrain.engine.kmeans import (
 )
 from mrtrain.engine.loop import Progress
 from mrtrain.engine.memory import check_training_size, clustering_training_size
-from mrtrain.engine.models import make_model
 from mrtrain.engine.overflow import check_finite
 from mrtrain.engine.params import check_int, check_number
+from mrtrain.engine.registry import make_model
 from mrtrain.families.family import Config, Family
 from mrtrain.families.options import MODEL, add_seed_option, add_stopping_options
 from mrtrain.fitted import FittedModel

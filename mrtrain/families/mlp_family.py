@@ -9,8 +9,9 @@ import numpy as np
 from mrtrain.cli_types import layer_sizes
 from mrtrain.engine.grid import is_grid
 from mrtrain.engine.mlp import ACTIVATIONS, check_activation, check_layers
-from mrtrain.engine.models import NETWORK_MODELS, make_model
+from mrtrain.engine.models import NETWORK_MODELS
 from mrtrain.engine.params import check_int
+from mrtrain.engine.registry import make_model
 from mrtrain.families.checks import check_labels
 from mrtrain.families.family import Config, Family
 from mrtrain.families.optimizing import OPTIMIZER_PARAMETERS, check_optimizer_values

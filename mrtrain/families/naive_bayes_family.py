@@ -11,7 +11,7 @@ import numpy as np
 
 from mrtrain.cli_types import argument
 from mrtrain.engine.memory import check_training_size, statistics_training_size
-from mrtrain.engine.models import NAIVE_BAYES_MODELS, make_model
+from mrtrain.engine.models import NAIVE_BAYES_MODELS
 from mrtrain.engine.naive_bayes import (
     check_smoothing,
     merge_statistics,
@@ -20,6 +20,7 @@ from mrtrain.engine.naive_bayes import (
 )
 from mrtrain.engine.overflow import check_finite
 from mrtrain.engine.params import check_number
+from mrtrain.engine.registry import make_model
 from mrtrain.families.checks import check_labels
 from mrtrain.families.family import Config, Family
 from mrtrain.families.options import MODEL

@@ -19,10 +19,11 @@ import math
 import numpy as np
 
 from mrtrain.engine.kmeans import KMEANS
-from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS, make_model
+from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
 from mrtrain.engine.overflow import RESCALE_ADVICE, OverflowDataError
+from mrtrain.engine.registry import make_model
 from mrtrain.engine.standardization import CONVENTIONS, Standardization
 from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.errors import CheckpointError
