@@ -16,6 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from mrtrain.storage import dataset as dataset_module
+from mrtrain.storage import manifest as manifest_module
+from mrtrain.storage import partition_read, partition_write
 from mrtrain.storage.dataset import (
     MAX_MANIFEST_BYTES,
     Dataset,
@@ -227,9 +229,17 @@ def small_limits(monkeypatch):
     """Lower MAX_DENSE_CELLS to 11 and MAX_FEATURES to 5 wherever they are read."""
     from mrtrain.storage import ingest as ingest_module
 
-    for module in (dataset_module, ingest_module):
-        monkeypatch.setattr(module, "MAX_DENSE_CELLS", 11)
-        monkeypatch.setattr(module, "MAX_FEATURES", 5)
+    set_limit(monkeypatch, "MAX_DENSE_CELLS", 11, ingest_module)
+    set_limit(monkeypatch, "MAX_FEATURES", 5, ingest_module)
+
+
+def set_limit(monkeypatch, name, value, *more_modules):
+    """Set the dataset limit ``name`` to ``value`` in every storage module that reads it."""
+    modules = [module for module in (dataset_module, manifest_module, partition_read, partition_write,
+                                     *more_modules) if hasattr(module, name)]
+    assert manifest_module in modules
+    for module in modules:
+        monkeypatch.setattr(module, name, value)
 
 
 def write_source(path, fmt, n, d):
@@ -476,7 +486,7 @@ def test_ingest_parameters_are_checked_before_the_source_is_read(tmp_path, optio
 
 
 def test_a_partition_size_that_gives_too_many_partitions(tmp_path, monkeypatch):
-    monkeypatch.setattr(dataset_module, "MAX_PARTITIONS", 4)
+    set_limit(monkeypatch, "MAX_PARTITIONS", 4)
     (tmp_path / "s.csv").write_text("a,label\n" + "1,0\n" * 10)
     with pytest.raises(ValueError, match=r"The 'partition_size_mb' parameter must be at least 4.57764e-05 "
                                          r"for 10 rows of 16 bytes, so that there are at most 4 partitions "

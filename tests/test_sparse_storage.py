@@ -12,6 +12,8 @@ from scipy import sparse
 
 from mrtrain.cli import main
 from mrtrain.storage import dataset as dataset_module
+from mrtrain.storage import manifest as manifest_module
+from mrtrain.storage import partition_read, partition_write
 from mrtrain.storage.dataset import Dataset, encode_partition, read_partition, write_dataset
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.ingest import ingest
@@ -145,7 +147,8 @@ def test_csr_partitions_are_balanced_by_bytes(tmp_path):
 
 
 def test_partition_nnz_is_bounded(tmp_path, monkeypatch):
-    monkeypatch.setattr(dataset_module, "MAX_PARTITION_NNZ", 10)
+    for module in (dataset_module, manifest_module, partition_read, partition_write):
+        monkeypatch.setattr(module, "MAX_PARTITION_NNZ", 10)
     X = sparse.csr_array(np.ones((6, 4)))
     with pytest.raises(ValueError, match=r"The 'partitions' parameter must be at least 3 for 6 rows and 24 "
                                          r"stored values, so that a partition holds at most 10 "
