@@ -220,7 +220,7 @@ def build_parser():
                                         "optimizer iteration; the options come in groups by family.")
     p.add_argument("data", help="dataset directory made by 'mrtrain ingest' (local or hdfs://)")
     g = p.add_argument_group("model")
-    g.add_argument("--model", choices=models() + TREE_MODELS, required=True,
+    g.add_argument("--model", choices=models(), required=True,
                    help="GLMs and linear-svc are trained by an optimizer; the naive Bayes models (*-nb) are "
                         "fitted in one pass and take no optimizer, penalty or standardization; kmeans runs "
                         "k-means|| then Lloyd passes (labels are ignored); mlp is a multilayer perceptron "

@@ -105,6 +105,8 @@ def _tree_config(args):
     for name in ("seed", "validation_fraction", "n_iter_no_change"):
         if getattr(args, name) is not None:
             values[name] = getattr(args, name)
+    if args.validation_fraction is not None and args.n_iter_no_change is None:
+        values["n_iter_no_change"] = 5  # as for the GLMs
     return TreeConfig(model=args.model, **values).check()
 
 

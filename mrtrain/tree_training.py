@@ -77,7 +77,7 @@ class TreeConfig:
     max_depth: int = 6
     max_leaves: int | None = None
     max_bins: int = 255
-    l2: float = 1.0
+    l2: float = 0.0
     min_child_weight: float = 1.0
     min_split_gain: float = 0.0
     subsample: float = 1.0
@@ -116,7 +116,7 @@ class TreeConfig:
                              f"n_iter_no_change={self.n_iter_no_change!r} with "
                              f"validation_fraction={self.validation_fraction!r} instead.")
         if self.model == "random-forest":
-            for name, default in (("learning_rate", 0.1), ("l2", 1.0), ("subsample", 1.0),
+            for name, default in (("learning_rate", 0.1), ("l2", 0.0), ("subsample", 1.0),
                                   ("validation_fraction", 0.0), ("min_split_gain", 0.0)):
                 if getattr(self, name) != default:
                     raise ValueError(f"The {name!r} parameter does not apply to model 'random-forest' "

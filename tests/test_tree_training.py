@@ -206,3 +206,17 @@ def test_softmax_and_poisson_reduce_their_loss(tmp_path, objective, labels):
     assert model.ensemble.n_trees == 4 * outputs and model.ensemble.n_outputs == outputs
     assert model.history[-1] < model.history[0]  # held-out loss falls from the base score's
     assert _bits(fit_trees(str(tmp_path / "d"), config, reducers=3)) == _bits(model)
+
+
+def test_the_trees_are_a_family_of_the_trainer(dataset):
+    """``Trainer("gbt", ...)``: the registry's tree family builds the same config and grows the same trees;
+    another family's parameter is refused, and a tree parameter on another model."""
+    from mrtrain import Trainer
+
+    uri, _, _ = dataset
+    fitted = Trainer("gbt", n_trees=3, max_depth=3, max_bins=16, learning_rate=0.3).fit(uri)
+    assert _bits(fitted) == _bits(fit_trees(uri, CONFIG))
+    with pytest.raises(ValueError, match="The 'k' parameter applies to model 'kmeans' only"):
+        Trainer("gbt", k=3).fit(uri)
+    with pytest.raises(ValueError, match="The 'n_trees' parameter applies to the tree ensemble models"):
+        Trainer("logistic", n_trees=3).fit(uri)

@@ -9,6 +9,7 @@ from mrtrain.families.glm_family import GLMFamily
 from mrtrain.families.kmeans_family import KMeansFamily
 from mrtrain.families.mlp_family import MLPFamily
 from mrtrain.families.naive_bayes_family import NaiveBayesFamily
+from mrtrain.families.tree_family import TreeFamily
 
 #: Every family, one line each.
 FAMILIES = (
@@ -16,6 +17,7 @@ FAMILIES = (
     NaiveBayesFamily(),
     KMeansFamily(),
     MLPFamily(),
+    TreeFamily(),
 )
 
 
