@@ -60,6 +60,7 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import numpy as np
+from mrjob.step import StepFailedException
 
 from mrtrain.local_runner import TaskServer, TaskServerError, WarmLocalRunner
 from mrtrain.mr_jobs.allreduce_job import FAULT_GROUP_ENV
@@ -559,7 +560,8 @@ class JobLauncher:
         uber : bool, optional
             Hadoop: False runs the job without YARN's uber mode whatever the configuration says; None asks
             for it where :func:`mrtrain.uber.uber_pass` says the pass is small (partition-list input only)
-            and the user's mrjob config does not set it.
+            and the user's mrjob config does not set it. A job that fails in uber mode (where YARN gives
+            each task one attempt) runs once more in containers, where Hadoop retries task attempts.
 
         Returns
         -------
@@ -574,12 +576,23 @@ class JobLauncher:
         if input_lines is not None:
             input_path = join(job_dir, "input.txt")
             self.fs.write_bytes(input_path, "".join(f"{line}\n" for line in input_lines).encode("utf-8"))
-        job = job_class(args=[*self._args(task, thetas, job_dir, reducers, input_path, uber), *job_args])
+        args = [*self._args(task, thetas, job_dir, reducers, input_path, uber), *job_args]
+        job = job_class(args=args)
         started = time.perf_counter()
         with self._make_runner(job) as runner:
             if self.on_hdfs:
                 self._use_webhdfs(runner)
-            runner.run()
+            try:
+                runner.run()
+            except StepFailedException:
+                if f"{UBER_ENABLE}=true" not in args:
+                    raise
+                # YARN runs an uber job's tasks with one attempt each: run the pass again in containers,
+                # where Hadoop retries a failed task attempt as it always did.
+                log.warning("%s failed in YARN's uber mode, which does not retry tasks; running it again "
+                            "in containers", job_class.__name__)
+                return self.run(job_class, thetas, task, job_args, input_lines=input_lines,
+                                reducers=reducers, uber=False)
             self.last_counters = runner.counters()
             self.job_times.append(JobTime(time.perf_counter() - started, map_work_seconds(self.last_counters),
                                           len(input_lines) if input_lines is not None

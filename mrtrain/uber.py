@@ -10,6 +10,9 @@ up running the maps in parallel, so :func:`uber_pass` asks for it only for small
 :data:`MAX_BYTES` together, and at most one reducer. YARN still decides: a job whose map memory exceeds the
 application master's, for one, runs as usual.
 
+YARN gives the tasks of an uber job one attempt each: :meth:`mrtrain.launcher.JobLauncher.run` runs a pass
+that failed in uber mode once more in containers, where Hadoop retries task attempts.
+
 Never for the AllReduce job, whose tasks must all run at once (:meth:`mrtrain.launcher.JobLauncher.start`
 turns it off). A ``mapreduce.job.ubertask.enable`` in the hadoop runner's ``jobconf`` of the user's mrjob
 config wins (:func:`configured`): ``false`` there turns this off.

@@ -110,7 +110,9 @@ def test_logistic_on_yarn_equals_local_runner_bitwise(hdfs_base, tmp_path):
     assert on_yarn.n_passes_ == 3
 
 
-def test_a_failed_map_attempt_is_retried_and_changes_nothing(iris_pair, monkeypatch):
+def test_a_failed_map_attempt_is_retried_and_changes_nothing(iris_pair, monkeypatch, caplog):
+    """The pass runs in uber mode (small), where YARN gives a task one attempt: the launcher runs it again
+    in containers, where Hadoop retries the failed attempt."""
     remote, _ = iris_pair
     dataset = Dataset.open(remote)
     spec = {"kind": "softmax", "n_features": 4, "classes": dataset.classes, "fit_intercept": True}
@@ -123,6 +125,7 @@ def test_a_failed_map_attempt_is_retried_and_changes_nothing(iris_pair, monkeypa
     assert retried.tobytes() == clean.tobytes()
     failed = sum(group.get("Failed map tasks", 0) for step in counters for group in step.values())
     assert failed == 1, counters
+    assert "MRGradient failed in YARN's uber mode" in caplog.text
 
 
 def test_checkpoint_directory_lock_on_hdfs(iris_pair, hdfs_base):
