@@ -62,6 +62,8 @@ class KMeansModel:
         False: centres have no intercept.
     dense_only : bool
         False: dense and CSR features.
+    clusters : bool
+        True: it clusters rows (no labels needed to evaluate; its parameters are centres).
     """
 
     kind = KMEANS
@@ -69,6 +71,7 @@ class KMeansModel:
     n_classes = None
     fit_intercept = False
     dense_only = False
+    clusters = True
 
     def __init__(self, n_features):
         self.n_features = n_features

@@ -204,9 +204,13 @@ class Model:
         The pointwise loss from :mod:`mrtrain.engine.losses`, with the properties listed there.
     dense_only : bool
         Whether the model refuses sparse features (only ``gaussian-nb`` does).
+    clusters : bool
+        Whether the model clusters rows (k-means: :class:`mrtrain.engine.kmeans.KMeansModel`) instead of
+        predicting labels: it needs no labels to evaluate, and its parameters are centres.
     """
 
     dense_only = False
+    clusters = False
 
     def __init__(self, kind, n_features, loss, classes, fit_intercept):
         self.kind = kind

@@ -9,7 +9,7 @@ import logging
 
 import numpy as np
 
-from mrtrain.engine.kmeans import KMEANS, ClusterStatistics, kmeans_metrics, statistics_length
+from mrtrain.engine.kmeans import ClusterStatistics, kmeans_metrics, statistics_length
 from mrtrain.engine.metrics import binned_roc_curve, finalize_metrics, has_roc_curve, metric_vector_length
 from mrtrain.engine.models import Model, is_sparse
 from mrtrain.engine.objective import Objective
@@ -146,7 +146,7 @@ class FittedModel:
             standardization=checkpoint_standardization(checkpoint, model), iterations=iterations,
             passes=meta["passes"], history=meta["history"], converged=meta["converged"],
             stop_reason=meta["stop_reason"], settings=settings,
-            cluster_sizes=checkpoint.arrays[KMEANS_SIZES] if model.kind == KMEANS else None,
+            cluster_sizes=checkpoint.arrays[KMEANS_SIZES] if model.clusters else None,
             pass_records={name: meta[name] for name in PASS_RECORDS if name in meta},
         )
         fitted.cv_results_ = grid.get("table") if isinstance(grid, dict) else None
@@ -263,10 +263,10 @@ class FittedModel:
             :func:`mrtrain.engine.metrics.finalize_metrics` plus ``"objective"`` (mean loss + penalty).
         """
         dataset = self._open_matching(data)
-        if not dataset.has_label and self.model.kind != KMEANS:
+        if not dataset.has_label and not self.model.clusters:
             raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected labels to evaluate on, "
                             "found a dataset ingested without its label column (for predict only)")
-        if self.model.kind == KMEANS:
+        if self.model.clusters:
             return self._evaluate_kmeans(dataset, runner, conf_path, partition_cache, reducers)
         reducers = effective_reducers(reducers, metric_vector_length(self.model), "evaluate")
         with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
@@ -331,7 +331,7 @@ class FittedModel:
             with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
                              partition_cache=partition_cache) as launcher:
                 job, points = (MRPredict, self.theta_[None, :])
-                if self.model.kind == KMEANS:
+                if self.model.clusters:
                     job, points = (MRKMeansPredict, self.model.centers(self.theta_))
                 task = {"output": task_uri(staging), **self._predict_task(dataset)}
                 records = launcher.run(job, points, task)

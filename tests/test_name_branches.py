@@ -31,14 +31,14 @@ REGISTRIES = frozenset({"MODELS", "OPTIMIZERS", "TREE_MODELS", "OBJECTIVES"})
 FAMILY_MODULES = frozenset({
     "mrtrain/families/glm_family.py", "mrtrain/families/glm_grid.py", "mrtrain/families/mlp_family.py",
     "mrtrain/families/naive_bayes_family.py", "mrtrain/families/kmeans_family.py",
+    "mrtrain/families/tree_family.py",
 })
 #: ``{file: number of name branches}`` the tree still has.
 KNOWN_BRANCHES = {
     "engine/tree_pass.py": 2,
     "engine/trees/objectives.py": 11,
-    "mrtrain/fitted.py": 4,
     "mrtrain/inference.py": 1,
-    "mrtrain/training/checkpoint_schema.py": 5,
+    "mrtrain/training/checkpoint_schema.py": 4,
     "mrtrain/tree_cli.py": 1,
     "mrtrain/tree_estimators.py": 1,
     "mrtrain/tree_fitted.py": 2,

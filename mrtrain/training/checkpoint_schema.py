@@ -94,9 +94,10 @@ def checkpoint_theta(checkpoint):
     standardized terms when the run standardized)."""
     if checkpoint.meta["settings"]["model"] in NAIVE_BAYES_MODELS:
         return checkpoint.arrays[NAIVE_BAYES_PARAMS]
-    if checkpoint.meta["settings"]["model"] == KMEANS:
+    model = settings_model(checkpoint.meta["settings"])
+    if model.clusters:
         return checkpoint.arrays[KMEANS_CENTERS].ravel()
-    scaling = checkpoint_coordinates(checkpoint, settings_model(checkpoint.meta["settings"]))
+    scaling = checkpoint_coordinates(checkpoint, model)
     x = checkpoint.arrays["state.x"]
     return x if scaling is None else scaling.to_original(x)
 
