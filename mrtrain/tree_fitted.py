@@ -47,7 +47,8 @@ def validate_tree_checkpoint(checkpoint):
 def holds_trees(directory):
     """Whether the checkpoint directory's newest checkpoint is a tree ensemble's (False without one)."""
     try:
-        checkpoint = latest_checkpoint(directory)
+        # Quietly: the reader that follows (this module's or FittedModel.load) names what it skips.
+        checkpoint = latest_checkpoint(directory, quiet=True)
     except OSError:
         return False
     return checkpoint is not None and is_tree_checkpoint(checkpoint)

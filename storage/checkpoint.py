@@ -424,7 +424,7 @@ def remove_temporaries(directory):
     return removed
 
 
-def latest_checkpoint(directory, validate=None):
+def latest_checkpoint(directory, validate=None, *, quiet=False):
     """Return the newest valid checkpoint in ``directory``, or None if there is none.
 
     An invalid newer checkpoint is skipped with one warning naming the file and the reason; the last of
@@ -437,6 +437,9 @@ def latest_checkpoint(directory, validate=None):
     validate : callable, optional
         ``validate(checkpoint)`` raises :class:`CheckpointError` if the loaded checkpoint's meta or arrays
         are not what the caller needs; such a checkpoint is skipped like a corrupt one.
+    quiet : bool
+        Skip without the warnings (a caller that only peeks at the newest checkpoint, before the reader
+        that warns).
     """
     skipped = []
     for _, uri in reversed(list_checkpoints(directory)):
@@ -450,10 +453,12 @@ def latest_checkpoint(directory, validate=None):
         except FileNotFoundError:
             skipped.append(f"skipping checkpoint {uri}: deleted while reading")
             continue
-        _warn_skipped(skipped, f"; using {checkpoint.uri} (iteration {checkpoint.iteration}) instead, the "
-                               "newest valid checkpoint")
+        if not quiet:
+            _warn_skipped(skipped, f"; using {checkpoint.uri} (iteration {checkpoint.iteration}) instead, "
+                                   "the newest valid checkpoint")
         return checkpoint
-    _warn_skipped(skipped, "")
+    if not quiet:
+        _warn_skipped(skipped, "")
     return None
 
 
