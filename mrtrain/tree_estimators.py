@@ -81,7 +81,7 @@ class _TreeEstimator(_Estimator):
 
 
 class _GBT(_TreeEstimator):
-    def __init__(self, *, n_estimators=100, learning_rate=0.1, max_depth=3, max_bins=255, l2=1.0,
+    def __init__(self, *, n_estimators=100, learning_rate=0.1, max_depth=3, max_bins=255, l2=0.0,
                  min_child_weight=1.0, min_split_gain=0.0, subsample=1.0, colsample=1.0, random_state=None,
                  runner="inline", partitions=1, checkpoint_dir=None, conf_path=None):
         self.n_estimators = n_estimators
