@@ -64,6 +64,8 @@ class KMeansModel:
         False: dense and CSR features.
     clusters : bool
         True: it clusters rows (no labels needed to evaluate; its parameters are centres).
+    statistics_only : bool
+        False: Lloyd passes, not one statistics pass.
     """
 
     kind = KMEANS
@@ -72,6 +74,7 @@ class KMeansModel:
     fit_intercept = False
     dense_only = False
     clusters = True
+    statistics_only = False
 
     def __init__(self, n_features):
         self.n_features = n_features

@@ -207,10 +207,14 @@ class Model:
     clusters : bool
         Whether the model clusters rows (k-means: :class:`mrtrain.engine.kmeans.KMeansModel`) instead of
         predicting labels: it needs no labels to evaluate, and its parameters are centres.
+    statistics_only : bool
+        Whether its parameters come from one pass of statistics (naive Bayes:
+        :class:`mrtrain.engine.naive_bayes.NaiveBayesModel`), with no optimizer and no optimizer state.
     """
 
     dense_only = False
     clusters = False
+    statistics_only = False
 
     def __init__(self, kind, n_features, loss, classes, fit_intercept):
         self.kind = kind

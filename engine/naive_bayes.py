@@ -63,6 +63,7 @@ class NaiveBayesModel(Model):
 
     kind = None
     default_smoothing = None
+    statistics_only = True
     #: Parameters per feature and class: 1, or 2 (mean and variance) for the Gaussian model.
     per_feature = 1
 

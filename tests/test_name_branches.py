@@ -38,7 +38,6 @@ KNOWN_BRANCHES = {
     "engine/tree_pass.py": 2,
     "engine/trees/objectives.py": 11,
     "mrtrain/inference.py": 1,
-    "mrtrain/training/checkpoint_schema.py": 4,
     "mrtrain/tree_cli.py": 1,
     "mrtrain/tree_estimators.py": 1,
     "mrtrain/tree_fitted.py": 2,

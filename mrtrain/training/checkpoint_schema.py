@@ -18,8 +18,7 @@ import math
 
 import numpy as np
 
-from mrtrain.engine.kmeans import KMEANS
-from mrtrain.engine.models import MODELS, NAIVE_BAYES_MODELS
+from mrtrain.engine.models import MODELS
 from mrtrain.engine.optimizers import OPTIMIZERS
 from mrtrain.engine.optimizers.base import state_to_record
 from mrtrain.engine.overflow import RESCALE_ADVICE, OverflowDataError
@@ -92,9 +91,9 @@ def checkpoint_coordinates(checkpoint, model):
 def checkpoint_theta(checkpoint):
     """The parameters of a checkpoint's model for the features as stored (``state.x`` mapped back from
     standardized terms when the run standardized)."""
-    if checkpoint.meta["settings"]["model"] in NAIVE_BAYES_MODELS:
-        return checkpoint.arrays[NAIVE_BAYES_PARAMS]
     model = settings_model(checkpoint.meta["settings"])
+    if model.statistics_only:
+        return checkpoint.arrays[NAIVE_BAYES_PARAMS]
     if model.clusters:
         return checkpoint.arrays[KMEANS_CENTERS].ravel()
     scaling = checkpoint_coordinates(checkpoint, model)
@@ -178,12 +177,7 @@ def validate_checkpoint(checkpoint):
         return _expect(uri, prefix + key, mapping.get(key, _MISSING), **expected)
 
     settings = field(meta, "settings", kind="dict")
-    kind = field(settings, "model", "settings.", kind="str", choices=MODELS)
-    naive_bayes = kind in NAIVE_BAYES_MODELS
-    if naive_bayes:
-        field(settings, "smoothing", "settings.", kind="float", minimum=0)
-    optimizer = field(settings, "optimizer", "settings.", kind="str", choices=set(OPTIMIZERS),
-                      nullable=naive_bayes or kind == KMEANS)
+    field(settings, "model", "settings.", kind="str", choices=MODELS)
     field(settings, "l2", "settings.", kind="float", minimum=0)
     if "l1" in settings:  # written since l1 penalties exist
         field(settings, "l1", "settings.", kind="float", minimum=0)
@@ -236,10 +230,14 @@ def validate_checkpoint(checkpoint):
                            activation=settings.get("activation"))
     except ValueError as exc:
         raise CheckpointError(uri, f"meta field 'settings' does not describe a model: {exc}") from None
-    if naive_bayes:
+    if model.statistics_only:
+        field(settings, "smoothing", "settings.", kind="float", minimum=0)
+    optimizer = field(settings, "optimizer", "settings.", kind="str", choices=set(OPTIMIZERS),
+                      nullable=model.statistics_only or model.clusters)
+    if model.statistics_only:
         _validate_naive_bayes(checkpoint, model.n_params)
         return
-    if kind == KMEANS:
+    if model.clusters:
         _validate_kmeans(checkpoint, model.n_features)
         return
     _validate_state(checkpoint, OPTIMIZERS[optimizer](), model.n_params)
