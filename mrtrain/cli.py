@@ -44,9 +44,9 @@ from mrtrain.engine.standardization import STANDARD_DEVIATIONS
 from mrtrain.families import registry
 from mrtrain.families.options import GRID, MODEL, OPTIMIZER, PENALTY
 from mrtrain.families.registry import family_of, models, models_taking, parameter_defaults
-from mrtrain.fitted import FittedModel
-from mrtrain.inference import check_identifiable, coefficient_inference, load_inference, save_inference
+from mrtrain.inference import check_identifiable, coefficient_inference, save_inference
 from mrtrain.launcher import RUNNERS
+from mrtrain.model_dir import read_model
 from mrtrain.mr_jobs.partition_job import PartitionError
 from mrtrain.names import class_texts
 from mrtrain.progress import StageProgress, TrainingProgress, job_progress
@@ -58,7 +58,7 @@ from mrtrain.storage.filesystem import absolute, get_filesystem, join, split_sch
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
 from mrtrain.trainer import Trainer
-from mrtrain.tree_cli import add_tree_options, inspect_trees, refuse_tree_options, train_trees, tree_model_dir
+from mrtrain.tree_cli import add_tree_options, refuse_tree_options, train_trees
 from mrtrain.tree_training import TREE_MODELS
 
 log = logging.getLogger("mrtrain")
@@ -642,25 +642,16 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    trees = tree_model_dir(args.model_dir)
-    if trees is not None:
-        with job_progress("evaluate", enabled=not args.quiet):
-            metrics = trees.evaluate(args.data, runner=args.runner, conf_path=args.conf_path,
-                                     partition_cache=args.partition_cache)
-        _print_result({"model": trees.model, "classes": trees.classes, "metrics": metrics}, args.json)
-        return
-    fitted = FittedModel.load(args.model_dir)
+    family, _, fitted = read_model(args.model_dir)
     with job_progress("evaluate", enabled=not args.quiet):
         metrics = fitted.evaluate(args.data, runner=args.runner, conf_path=args.conf_path,
                                   partition_cache=args.partition_cache)
-    _print_result({"model": fitted.model.kind, "classes": fitted.classes_,
-                   **({} if fitted.class_names_ is None else {"class_names": fitted.class_names_}),
-                   "metrics": metrics}, args.json)
+    _print_result(family.evaluate_result(fitted, metrics), args.json)
 
 
 def cmd_predict(args):
     check_output_target(args.output, "output", {"dataset": args.data, "model directory": args.model_dir})
-    fitted = tree_model_dir(args.model_dir) or FittedModel.load(args.model_dir)
+    _, _, fitted = read_model(args.model_dir)
     with job_progress("predict", enabled=not args.quiet):
         manifest = fitted.predict_dataset(args.data, args.output, runner=args.runner,
                                           conf_path=args.conf_path, partition_cache=args.partition_cache)
@@ -672,18 +663,9 @@ def cmd_inspect(args):
     if get_filesystem(args.dir).exists(join(args.dir, MANIFEST_NAME)):
         _print_result(dataset_summary(Dataset.open(args.dir)), args.json, DATASET_NAMES)
         return
-    trees = tree_model_dir(args.dir)
-    if trees is not None:
-        inspect_trees(trees, args.dir, args.json, _print_result,
-                      [iteration for iteration, _ in list_checkpoints(args.dir)])
-        return
-    fitted = FittedModel.load(args.dir)
-    result = fitted.to_dict()
-    result["checkpoints"] = [iteration for iteration, _ in list_checkpoints(args.dir)]
-    result["history"] = fitted.history_
-    table = load_inference(args.dir, result["checkpoints"][-1]) if result["checkpoints"] else None
-    if table is not None:
-        result["inference"] = table
+    family, _, fitted = read_model(args.dir)
+    checkpoints = [iteration for iteration, _ in list_checkpoints(args.dir)]
+    result = family.inspect_result(fitted, args.dir, checkpoints)
     if args.json:
         _print_result(result, True)
     else:

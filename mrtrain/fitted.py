@@ -136,6 +136,11 @@ class FittedModel:
         checkpoint = latest_training_checkpoint(checkpoint_dir)
         if checkpoint is None:
             raise FileNotFoundError(f"{checkpoint_dir}: no valid checkpoint found")
+        return cls.from_checkpoint(checkpoint)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint):
+        """The model in ``checkpoint``, a checkpoint that passed :func:`validate_checkpoint`."""
         meta = checkpoint.meta
         settings = meta["settings"]
         model = settings_model(settings)

@@ -42,14 +42,13 @@ import numpy as np
 
 from mrtrain.engine.standardization import STANDARD_DEVIATIONS
 from mrtrain.families.registry import family_of
-from mrtrain.fitted import FittedModel, latest_training_checkpoint
 from mrtrain.inference import load_inference
+from mrtrain.model_dir import read_model
 from mrtrain.report_grid import grid_sections
 from mrtrain.report_text import literal
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import absolute, get_filesystem, parent
-from mrtrain.tree_cli import tree_model_dir
 from mrtrain.tree_report import page_header, tree_sections
 
 log = logging.getLogger(__name__)
@@ -140,15 +139,13 @@ def build_report(model_dir, *, data=None, runner="inline", conf_path=None, parti
     """
     figure_class = require_matplotlib()
     model_dir, data = absolute(model_dir), absolute(data)
-    trees = tree_model_dir(model_dir)
-    if trees is not None:
-        metrics = None if data is None else trees.evaluate(data, runner=runner, conf_path=conf_path,
-                                                           partition_cache=partition_cache)
-        sections = tree_sections(trees, metrics, figure_class, Section, _png, _figure)
-        return render_html(page_header(trees), model_dir, data, sections), sections
-    checkpoint = latest_training_checkpoint(model_dir)
-    fitted = FittedModel.load(model_dir)
-    inference = load_inference(model_dir, checkpoint.iteration) if checkpoint is not None else None
+    family, checkpoint, fitted = read_model(model_dir)
+    if family.report_style == "trees":
+        metrics = None if data is None else fitted.evaluate(data, runner=runner, conf_path=conf_path,
+                                                            partition_cache=partition_cache)
+        sections = tree_sections(fitted, metrics, figure_class, Section, _png, _figure)
+        return render_html(page_header(fitted), model_dir, data, sections), sections
+    inference = load_inference(model_dir, checkpoint.iteration)
     metrics = None
     if data is not None:
         metrics = fitted.evaluate(data, runner=runner, conf_path=conf_path, partition_cache=partition_cache,

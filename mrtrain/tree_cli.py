@@ -10,7 +10,7 @@ import argparse
 from mrtrain.allreduce import DEFAULT_TIMEOUT
 from mrtrain.engine.trees.binning import MAX_MAX_BINS, MIN_MAX_BINS
 from mrtrain.engine.trees.grower import MAX_DEPTH
-from mrtrain.tree_fitted import TreeFittedModel, holds_trees, tree_summary
+from mrtrain.tree_fitted import tree_summary
 from mrtrain.tree_training import FOREST_OBJECTIVES, GBT_OBJECTIVES, TREE_MODELS, TreeConfig, fit_trees
 
 #: The options only the tree ensembles take: (dest, TreeConfig field).
@@ -130,18 +130,3 @@ def train_trees(args, print_result):
         if result["metrics"]:
             print(f"{'metrics':>16}: " + ", ".join(f"{k} {v:.6g}" for k, v in result["metrics"].items()
                                                     if isinstance(v, float)))
-
-
-def tree_model_dir(directory):
-    """The :class:`TreeFittedModel` of ``directory`` if it holds a tree ensemble, else None."""
-    return TreeFittedModel.load(directory) if holds_trees(directory) else None
-
-
-def inspect_trees(fitted, directory, as_json, print_result, checkpoints):
-    """``mrtrain inspect`` of a tree ensemble's directory."""
-    result = fitted.to_dict()
-    result["checkpoints"] = checkpoints
-    if as_json:
-        print_result(result, True)
-    else:
-        print(tree_summary(result))

@@ -40,18 +40,7 @@ def is_tree_checkpoint(checkpoint):
 def validate_tree_checkpoint(checkpoint):
     """Refuse (CheckpointError) a checkpoint that is not a tree ensemble's."""
     if not is_tree_checkpoint(checkpoint):
-        raise CheckpointError(f"{checkpoint.uri}: expected a tree ensemble's checkpoint, found another "
-                              "model's")
-
-
-def holds_trees(directory):
-    """Whether the checkpoint directory's newest checkpoint is a tree ensemble's (False without one)."""
-    try:
-        # Quietly: the reader that follows (this module's or FittedModel.load) names what it skips.
-        checkpoint = latest_checkpoint(directory, quiet=True)
-    except OSError:
-        return False
-    return checkpoint is not None and is_tree_checkpoint(checkpoint)
+        raise CheckpointError(checkpoint.uri, "expected a tree ensemble's checkpoint, found another model's")
 
 
 class TreeFittedModel:
@@ -97,9 +86,20 @@ class TreeFittedModel:
         checkpoint = latest_checkpoint(absolute(directory), validate=validate_tree_checkpoint)
         if checkpoint is None:
             raise FileNotFoundError(f"{directory}: no valid checkpoint of a tree ensemble")
+        return cls.from_checkpoint(checkpoint)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint):
+        """The model in ``checkpoint``, a tree ensemble's (:func:`validate_tree_checkpoint`).
+
+        Raises
+        ------
+        CheckpointError
+            The training has not finished (rerun ``train`` to resume it).
+        """
         meta = checkpoint.meta
         if not meta["done"]:
-            raise CheckpointError(f"{checkpoint.uri}: expected a finished training, found one stopped after "
+            raise CheckpointError(checkpoint.uri, "expected a finished training, found one stopped after "
                                   f"pass {meta['passes']}; rerun the same train command to resume it")
         arrays = checkpoint.arrays
         settings = meta["settings"]

@@ -25,6 +25,12 @@ Adding a family
    - :meth:`Family.add_options`: its ``mrtrain train`` options (the CLI builds its parser from them; an
      option's ``dest`` is the parameter's name, and ``mrtrain train`` passes every parameter it parsed).
    - :meth:`Family.summary`: the ``mrtrain inspect`` lines of its models (None: the generic table).
+   - A family whose checkpoints follow their own schema overrides :meth:`Family.validate_checkpoint` and
+     :meth:`Family.load` (reading a model directory back), and :meth:`Family.inspect_result` and
+     :meth:`Family.evaluate_result` if its fitted model is not a :class:`mrtrain.fitted.FittedModel`
+     (the tree ensembles: :mod:`mrtrain.families.tree_family`). :func:`mrtrain.model_dir.read_model`
+     reads a directory's newest valid checkpoint once and hands it to the family its settings' model
+     names.
    - Optionally ``cli_refused`` (``train`` options refused when given at all), ``allreduce_refused`` (why
      ``allreduce=True`` does not apply), ``report_style`` (how ``mrtrain report`` shows its models),
      ``paths`` (parameters that may name a file: made absolute when the trainer is made), ``title`` (what
@@ -69,6 +75,10 @@ locked, launched or written yet. Then::
   ``affine_invariant``, ``max_params``, ``offers_single_step``, ``hessian_points``).
 """
 
+from mrtrain.fitted import FittedModel
+from mrtrain.inference import load_inference
+from mrtrain.training.checkpoint_schema import validate_checkpoint
+
 
 class Config:
     """A family's validated configuration: ``model`` and one attribute per parameter the family reads."""
@@ -96,7 +106,8 @@ class Family:
     title = ""
     #: How ``mrtrain report`` shows the family's models: ``"optimizer"`` (the objective per iteration, the
     #: coefficients), ``"statistics"`` (no iterations; the class priors) or ``"clusters"`` (the inertia per
-    #: Lloyd pass; the centres).
+    #: Lloyd pass; the centres) or ``"trees"`` (:mod:`mrtrain.tree_report`: feature importance, the
+    #: validation loss per round).
     report_style = "optimizer"
     #: The parameters that may name a file (the trainer makes a relative one absolute when it is made).
     paths = ()
@@ -125,6 +136,34 @@ class Family:
         """The few lines ``mrtrain inspect`` prints for a model directory's ``to_dict`` result, or None for
         the generic ones (coefficients and intercepts)."""
         return None
+
+    def validate_checkpoint(self, checkpoint):
+        """Refuse (:class:`~mrtrain.storage.errors.CheckpointError`, naming the file and field) a checkpoint
+        of this family's model that its :meth:`load` cannot read: the checkpoint schema,
+        :func:`mrtrain.training.checkpoint_schema.validate_checkpoint`."""
+        validate_checkpoint(checkpoint)
+
+    def load(self, checkpoint):
+        """The fitted model in ``checkpoint`` (one that passed :meth:`validate_checkpoint`)."""
+        return FittedModel.from_checkpoint(checkpoint)
+
+    def evaluate_result(self, fitted, metrics):
+        """``mrtrain evaluate``'s result for ``fitted``'s ``metrics``."""
+        return {"model": fitted.model.kind, "classes": fitted.classes_,
+                **({} if fitted.class_names_ is None else {"class_names": fitted.class_names_}),
+                "metrics": metrics}
+
+    def inspect_result(self, fitted, directory, checkpoints):
+        """``mrtrain inspect``'s result for ``fitted``, loaded from ``directory`` whose checkpoints are
+        numbered ``checkpoints``: the model, the checkpoints, the objective's history and any coefficient
+        inference saved with the newest checkpoint."""
+        result = fitted.to_dict()
+        result["checkpoints"] = checkpoints
+        result["history"] = fitted.history_
+        table = load_inference(directory, checkpoints[-1]) if checkpoints else None
+        if table is not None:
+            result["inference"] = table
+        return result
 
     def fit(self, run, config):
         """Train on ``run.dataset`` inside ``run`` (a :class:`~mrtrain.training.run.TrainingRun`, not yet

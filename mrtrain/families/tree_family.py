@@ -5,8 +5,9 @@ alike); its fit loop is :func:`mrtrain.tree_training.fit_trees` (a bins pass, a 
 pass per level, a checkpoint after each), which returns a :class:`mrtrain.tree_fitted.TreeFittedModel`.
 The loop holds its own lock, launcher and AllReduce session, with the run's options: its checkpoints follow
 their own schema (bins, trees, growers), which :meth:`TrainingRun.resume` does not read. The family takes
-datasets with missing values (``ingest --keep-missing``). Its ``mrtrain train`` options are
-:func:`mrtrain.tree_cli.add_tree_options`'s.
+datasets with missing values (``ingest --keep-missing``). Its checkpoints are validated and read back by
+:meth:`TreeFamily.validate_checkpoint` and :meth:`TreeFamily.load` (:mod:`mrtrain.tree_fitted`). Its
+``mrtrain train`` options are :func:`mrtrain.tree_cli.add_tree_options`'s.
 
 Shared parameters keep the other families' defaults: ``l2`` 0 (LightGBM's ``lambda_l2``; XGBoost's is 1),
 ``seed`` 0, ``validation_fraction`` None (no early stopping) and ``n_iter_no_change`` 5 (with a
@@ -14,6 +15,7 @@ validation fraction).
 """
 
 from mrtrain.families.family import Config, Family
+from mrtrain.tree_fitted import TreeFittedModel, tree_summary, validate_tree_checkpoint
 from mrtrain.tree_training import TREE_MODELS, TreeConfig, fit_trees
 
 #: The tree parameters of :class:`mrtrain.Trainer` beyond the shared ones; None: :class:`TreeConfig`'s
@@ -45,12 +47,28 @@ class TreeFamily(Family):
     title = "tree ensemble"
     parameters = {**TREE_PARAMETERS, "l2": 0.0, "seed": 0, "validation_fraction": None, "n_iter_no_change": 5}
     takes_missing = True
+    report_style = "trees"
 
     def config(self, model, values):
         if model == "random-forest" and values.get("l2"):
             raise ValueError("The 'l2' parameter does not apply to model 'random-forest' (its leaves hold "
                              f"means). Got l2={values['l2']!r} instead.")
         return Config(model, tree=tree_config(model, values))
+
+    def validate_checkpoint(self, checkpoint):
+        validate_tree_checkpoint(checkpoint)
+
+    def load(self, checkpoint):
+        return TreeFittedModel.from_checkpoint(checkpoint)
+
+    def evaluate_result(self, fitted, metrics):
+        return {"model": fitted.model, "classes": fitted.classes, "metrics": metrics}
+
+    def inspect_result(self, fitted, directory, checkpoints):
+        return {**fitted.to_dict(), "checkpoints": checkpoints}
+
+    def summary(self, result):
+        return tree_summary(result)
 
     def fit(self, run, config):
         options = run.options
