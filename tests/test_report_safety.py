@@ -17,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
+import mrtrain.report as report_module
 from mrtrain import FittedModel, Trainer
 from mrtrain.report import report_sections, write_report
 from tests.command import run
@@ -122,13 +123,13 @@ def test_two_concurrent_reports_never_overwrite(plain, output):
 
 def test_write_report_refuses_a_file_that_appears_meanwhile(plain, monkeypatch):
     """The Python API: the exclusive final step refuses, nothing of the other file is changed."""
-    original = FittedModel.load
+    original = report_module.read_model
 
     def load_then_race(directory):  # the other writer finishes while this report is being built
         (plain / "taken.html").write_text("someone else's page")
         return original(directory)
 
-    monkeypatch.setattr(FittedModel, "load", load_then_race)
+    monkeypatch.setattr(report_module, "read_model", load_then_race)
     with pytest.raises(FileExistsError, match="taken.html: destination already exists .*appeared"):
         write_report("mk", "taken.html")
     assert (plain / "taken.html").read_text() == "someone else's page"
