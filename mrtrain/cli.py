@@ -58,7 +58,7 @@ from mrtrain.storage.filesystem import absolute, get_filesystem, join, split_sch
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
 from mrtrain.trainer import Trainer
-from mrtrain.tree_cli import add_tree_options, refuse_tree_options, train_trees
+from mrtrain.tree_cli import add_tree_options, refuse_tree_options, train_trees, write_trees_json
 from mrtrain.tree_training import TREE_MODELS
 
 log = logging.getLogger("mrtrain")
@@ -286,6 +286,9 @@ def build_parser():
                             help="summarize a model (checkpoint) directory or a dataset")
     p.add_argument("dir")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--trees-json", metavar="FILE",
+                   help="gbt or random-forest: also write the trees' JSON export (docs/trees.md) to this new "
+                        "file (local or hdfs://; must not exist)")
 
     p = commands.add_parser("report", parents=[common],
                             help="an HTML page with plots about a trained model (needs matplotlib)")
@@ -660,16 +663,27 @@ def cmd_predict(args):
 
 
 def cmd_inspect(args):
+    if args.trees_json is not None:
+        check_output_target(args.trees_json, "--trees-json", {"model directory": args.dir})
     if get_filesystem(args.dir).exists(join(args.dir, MANIFEST_NAME)):
+        _refuse_trees_json(args, "a dataset")
         _print_result(dataset_summary(Dataset.open(args.dir)), args.json, DATASET_NAMES)
         return
     family, _, fitted = read_model(args.dir)
+    if args.trees_json is not None:
+        write_trees_json(args.dir, fitted, args.trees_json)
     checkpoints = [iteration for iteration, _ in list_checkpoints(args.dir)]
     result = family.inspect_result(fitted, args.dir, checkpoints)
     if args.json:
         _print_result(result, True)
     else:
         print(model_summary(result))
+
+
+def _refuse_trees_json(args, found):
+    if args.trees_json is not None:
+        raise ValueError(f"{args.dir}: --trees-json expects the checkpoint directory of a tree ensemble (gbt "
+                         f"or random-forest), found {found}")
 
 
 #: Coefficients listed by ``inspect`` (largest magnitude first).

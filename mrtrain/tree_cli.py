@@ -6,12 +6,17 @@ a tree ensemble, is refused in one line (exit 2) before anything is read or writ
 """
 
 import argparse
+import json
+import logging
 
 from mrtrain.allreduce import DEFAULT_TIMEOUT
 from mrtrain.engine.trees.binning import MAX_MAX_BINS, MIN_MAX_BINS
 from mrtrain.engine.trees.grower import MAX_DEPTH
-from mrtrain.tree_fitted import tree_summary
+from mrtrain.storage.filesystem import absolute, get_filesystem, parent
+from mrtrain.tree_fitted import TreeFittedModel, tree_summary
 from mrtrain.tree_training import FOREST_OBJECTIVES, GBT_OBJECTIVES, TREE_MODELS, TreeConfig, fit_trees
+
+log = logging.getLogger(__name__)
 
 #: The options only the tree ensembles take: (dest, TreeConfig field).
 TREE_OPTIONS = ("objective", "n_trees", "learning_rate", "max_depth", "max_leaves", "max_bins",
@@ -130,3 +135,29 @@ def train_trees(args, print_result):
         if result["metrics"]:
             print(f"{'metrics':>16}: " + ", ".join(f"{k} {v:.6g}" for k, v in result["metrics"].items()
                                                     if isinstance(v, float)))
+
+
+def write_trees_json(directory, fitted, output):
+    """Write ``fitted``'s trees in the documented JSON format (:mod:`mrtrain.engine.trees.export`) to the new
+    file ``output`` (local or ``hdfs://``), complete or not at all: created exclusively, never replacing.
+
+    Raises
+    ------
+    ValueError
+        If ``fitted`` (read from ``directory``) is no tree ensemble.
+    FileExistsError
+        If ``output`` exists (or appeared while the export was built).
+    """
+    if not isinstance(fitted, TreeFittedModel):
+        raise ValueError(f"{directory}: --trees-json expects the checkpoint directory of a tree ensemble (gbt "
+                         f"or random-forest), found a {getattr(fitted.model, 'kind', fitted.model)} model")
+    output = absolute(output)
+    fs = get_filesystem(output)
+    text = json.dumps(fitted.to_json(), indent=1) + "\n"
+    fs.makedirs(parent(output))
+    try:
+        fs.create_exclusive(output, text.encode("utf-8"))
+    except FileExistsError:
+        raise FileExistsError(f"{output}: destination already exists; nothing was overwritten: choose a new "
+                              "path or delete it") from None
+    log.info("wrote the %d trees of the %s model to %s", fitted.ensemble.n_trees, fitted.model, output)

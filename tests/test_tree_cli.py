@@ -122,3 +122,37 @@ def test_report_draws_importance_and_the_validation_loss(scratch, capsys):
                                            "Training"]
     page = (path / "r.html").read_text()
     assert page.count("data:image/png;base64,") == 2 and "gbt model" in page
+
+
+def _margin_of_export(export, X):
+    """The margins of ``X`` by the export's documented rules (docs/trees.md), walked node by node."""
+    margin = np.tile(np.asarray(export["base_score"], dtype=np.float64), (len(X), 1))
+    for exported in export["trees"]:
+        nodes = exported["nodes"]
+        for i, row in enumerate(X):
+            node = nodes[0]
+            while "leaf" not in node:
+                value = row[node["feature"]]
+                left = node["default_left"] if np.isnan(value) else value <= node["threshold"]
+                node = nodes[node["left"] if left else node["right"]]
+            margin[i, exported["output"]] += node["leaf"]
+    return margin
+
+
+def test_inspect_writes_the_trees_json_export(scratch, capsys):
+    path, X, y = scratch
+    assert run(capsys, "train", "train", "--model", "gbt", "--n-trees", "2", "--max-depth", "2",
+               "--checkpoint-dir", "m")[0] == 0
+    status, out, err = run(capsys, "inspect", "m", "--trees-json", "out/trees.json")
+    assert status == 0 and "gbt" in out, err
+    export = json.loads((path / "out" / "trees.json").read_text())
+    assert export["format"] == "mrtrain-trees" and export["feature_names"] == ["a", "b", "c"]
+    assert len(export["trees"]) == 2
+    p = 1.0 / (1.0 + np.exp(-_margin_of_export(export, X)[:, 0]))
+    np.testing.assert_allclose(p, TreeFittedModel.load("m").predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    # An existing file is left as it was; a directory with no trees writes nothing.
+    before = (path / "out" / "trees.json").read_bytes()
+    assert "already exists" in refused(capsys, "inspect", "m", "--trees-json", "out/trees.json")
+    assert (path / "out" / "trees.json").read_bytes() == before
+    assert "found a dataset" in refused(capsys, "inspect", "train", "--trees-json", "other.json")
+    assert not (path / "other.json").exists()
