@@ -149,8 +149,9 @@ def write_trees_json(directory, fitted, output):
         If ``output`` exists (or appeared while the export was built).
     """
     if not isinstance(fitted, TreeFittedModel):
-        raise ValueError(f"{directory}: --trees-json expects the checkpoint directory of a tree ensemble (gbt "
-                         f"or random-forest), found a {getattr(fitted.model, 'kind', fitted.model)} model")
+        kind = getattr(fitted.model, "kind", fitted.model)
+        raise ValueError(f"{directory}: --trees-json expects the checkpoint directory of a tree ensemble "
+                         f"(gbt or random-forest), found a {kind} model")
     output = absolute(output)
     fs = get_filesystem(output)
     text = json.dumps(fitted.to_json(), indent=1) + "\n"
