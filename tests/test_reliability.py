@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import hdfs
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -276,7 +277,7 @@ def test_hdfs_lock_uses_create_without_overwrite():
         def write(self, path, data, overwrite):
             assert overwrite is False
             if path in self.files:
-                raise hdfs_fs.hdfs.HdfsError("already exists", exception="FileAlreadyExistsException")
+                raise hdfs.HdfsError("already exists", exception="FileAlreadyExistsException")
             self.files[path] = data
 
     fs = hdfs_fs.HdfsFileSystem(Client, "http://nn:9870")

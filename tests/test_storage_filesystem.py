@@ -1,6 +1,8 @@
 """Tests for mrtrain.storage.filesystem, mrtrain.storage.local_fs and mrtrain.storage.hdfs_fs."""
 
 import os
+import subprocess
+import sys
 
 import hdfs
 import pytest
@@ -196,6 +198,18 @@ def test_client_is_cached_per_url_and_user(hadoop_env):
     assert get_filesystem("hdfs://nn/y") is first
     hadoop_env.setenv("MRTRAIN_HDFS_USER", "b")
     assert get_filesystem("hdfs://nn/x") is not first
+    client = first.client
+    assert isinstance(client, hdfs.InsecureClient)
+    assert (client.url, client._session.params["user.name"]) == ("http://cache-test:9870", "a")
+
+
+def test_the_cli_imports_no_webhdfs_client_until_hdfs_is_used():
+    """The ``hdfs`` package and ``requests`` (about 0.2 s of imports) load only when HDFS is used, not with
+    the CLI that every local command starts."""
+    code = ("import sys, mrtrain.cli, mrtrain.allreduce, mrtrain.launcher; "
+            "print(sorted({'hdfs', 'requests'} & set(sys.modules)))")
+    found = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert found.strip() == "[]"
 
 
 class FlakyClient:
