@@ -10,12 +10,14 @@
    :data:`FOREST_TREES_PER_PASS` independent trees in the same passes. A pass after the last tree measures
    the validation loss (with ``validation_fraction``); early stopping keeps the best round.
 
-A checkpoint is written after every pass (the bins, the finished ensemble, every growing tree's state,
-the validation history), so a run killed at any moment resumes to the same bits; every sum is added in
-partition order, so every runner and any ``reducers`` give the same trees.
+The loop runs in a :class:`~mrtrain.training.run.TrainingRun` (:func:`fit_in_run`; :func:`fit_trees` makes
+one for the Python API): its lock, background checkpoint writer, launcher or the trees' AllReduce session
+(:class:`~mrtrain.tree_allreduce.TreeAllReduceSession`), and resume with the settings check. A checkpoint
+is written after every pass (the bins, the finished ensemble, every growing tree's state, the validation
+history; :data:`TREE_CHECKPOINTS`), so a run killed at any moment resumes to the same bits; every sum is
+added in partition order, so every runner and any ``reducers`` give the same trees.
 """
 
-import contextlib
 import logging
 from dataclasses import asdict, dataclass
 
@@ -34,15 +36,14 @@ from mrtrain.engine.trees.binning import (
 from mrtrain.engine.trees.grower import GrowParams, TreeGrower, check_grow_params, pass_sizes, update_growers
 from mrtrain.engine.trees.objectives import make_objective
 from mrtrain.engine.trees.tree import Ensemble
-from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.tree_bins import MRTreeBins
 from mrtrain.mr_jobs.tree_histograms import MRTreeHistograms
 from mrtrain.names import dataset_names
-from mrtrain.storage.checkpoint import latest_checkpoint, remove_temporaries, save_checkpoint
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import absolute
-from mrtrain.storage.lock import DirectoryLock
+from mrtrain.training.resume import SettingsMismatchError
+from mrtrain.training.run import CheckpointFormat, RunOptions, TrainingRun
 from mrtrain.tree_allreduce import TreeAllReduceSession
 from mrtrain.tree_fitted import TreeFittedModel, validate_tree_checkpoint
 
@@ -58,8 +59,8 @@ FOREST_TREES_PER_PASS = 8
 MAX_TREES = 10_000
 
 
-class SettingsMismatch(ValueError):
-    """The checkpoint directory holds a tree training made with other data or settings."""
+#: The error of a checkpoint directory holding a tree training made with other data or settings.
+SettingsMismatch = SettingsMismatchError
 
 
 @dataclass(frozen=True)
@@ -174,14 +175,6 @@ def objective_of(config, dataset):
     return name, None, None
 
 
-def _check_resumable(checkpoint, settings):
-    found = checkpoint.meta.get("settings")
-    if found != settings:
-        keys = sorted(k for k in set(settings) | set(found or {}) if (found or {}).get(k) != settings.get(k))
-        raise SettingsMismatch(f"{checkpoint.uri}: cannot resume, the checkpoint was made with other "
-                               f"settings ({', '.join(keys)}); use another --checkpoint-dir")
-
-
 class _Training:
     """The state of one tree training between passes (what a checkpoint holds)."""
 
@@ -277,6 +270,11 @@ def _settings(config, dataset, objective, n_classes, classes):
             "forest_trees_per_pass": FOREST_TREES_PER_PASS, **dataset_names(dataset)}
 
 
+#: How :class:`~mrtrain.training.run.TrainingRun` checks a tree training's checkpoints (their own schema:
+#: bins, trees, growers), read back for resume and before every write.
+TREE_CHECKPOINTS = CheckpointFormat(read=validate_tree_checkpoint, write=validate_tree_checkpoint)
+
+
 def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, checkpoint_dir=None,
               partition_cache=True, break_lock=False, callback=None, max_passes=None, allreduce=False,
               allreduce_address="127.0.0.1", allreduce_tasks=None, allreduce_timeout=DEFAULT_TIMEOUT):
@@ -295,7 +293,7 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
     checkpoint_dir : str, optional
         Checkpoint after every pass; a run with the same data and settings resumes the newest checkpoint.
     callback : callable, optional
-        ``callback(training)`` after every pass.
+        ``callback(training)`` after every pass (its checkpoint is being written in the background).
     max_passes : int, optional
         Stop after this many passes of this run (tests of resuming).
 
@@ -307,7 +305,20 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
     if allreduce:
         check_settings(runner=runner, address=allreduce_address, tasks=allreduce_tasks,
                        timeout=allreduce_timeout)
-    dataset = Dataset.open(absolute(data))
+    options = RunOptions(runner=runner, conf_path=conf_path, checkpoint_dir=checkpoint_dir,
+                         break_lock=break_lock, reducers=reducers, partition_cache=partition_cache,
+                         allreduce=allreduce, allreduce_address=allreduce_address,
+                         allreduce_tasks=allreduce_tasks, allreduce_timeout=allreduce_timeout)
+    return fit_in_run(TrainingRun(Dataset.open(absolute(data)), options), config, callback=callback,
+                      max_passes=max_passes)
+
+
+def fit_in_run(run, config, *, callback=None, max_passes=None):
+    """Train the tree ensemble of ``config`` (checked) inside ``run``, a
+    :class:`~mrtrain.training.run.TrainingRun` not yet open: its lock, checkpoint writer (the tree schema,
+    :data:`TREE_CHECKPOINTS`), launcher or AllReduce session, and its resume with the settings check (every
+    setting must match). ``callback`` and ``max_passes``: :func:`fit_trees`'s."""
+    dataset = run.dataset
     if not dataset.has_label:
         raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected labels to train "
                         f"{config.model}, found a dataset ingested without its label column (for predict "
@@ -317,31 +328,15 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
     training = _Training(config, dataset, settings, objective, n_classes, classes)
     spec = {"kind": config.model, "n_features": dataset.n_features, "classes": classes,
             "fit_intercept": False}
-    lock = DirectoryLock(checkpoint_dir, break_lock=break_lock) if checkpoint_dir else None
-    if lock is not None:
-        lock.__enter__()
-    try:
-        if checkpoint_dir:
-            remove_temporaries(checkpoint_dir)
-            checkpoint = latest_checkpoint(checkpoint_dir, validate=validate_tree_checkpoint)
-            if checkpoint is not None:
-                _check_resumable(checkpoint, settings)
-                training.restore(checkpoint)
-                log.info("resuming %s after pass %d", checkpoint.uri, training.passes)
+    with run.open(spec, reducers=run.reducers(2 * VALIDATION_ENTRIES, "histogram"),
+                  checkpoints=TREE_CHECKPOINTS):
+        checkpoint, _ = run.resume(settings, tuple(settings))
+        if checkpoint is not None:
+            training.restore(checkpoint)
+            log.info("resuming %s after pass %d", checkpoint.uri, training.passes)
         if not training.done:
-            reducers = effective_reducers(reducers, 2 * VALIDATION_ENTRIES, "histogram")
-            with JobLauncher(dataset, spec, runner=runner, conf_path=conf_path, reducers=reducers,
-                             partition_cache=partition_cache) as launcher:
-                session = None
-                if allreduce:
-                    session = TreeAllReduceSession(launcher, training.state("bins"),
-                                                   address=allreduce_address, tasks=allreduce_tasks,
-                                                   timeout=allreduce_timeout)
-                with session or contextlib.nullcontext():
-                    _run(training, launcher, session or launcher, checkpoint_dir, lock, callback, max_passes)
-    finally:
-        if lock is not None:
-            lock.__exit__(None, None, None)
+            with run.allreduce(session=TreeAllReduceSession, state=training.state("bins")):
+                _run(training, run, callback, max_passes)
     return TreeFittedModel(training.ensemble, training.bins, objective, classes, settings, training.history,
                            training.stop_reason, training.passes)
 
@@ -356,18 +351,16 @@ def _pass(launcher, job, state, map_only=False, length=None):
     return launcher.sum_vector(job, vector[None, :], task)
 
 
-def _run(training, launcher, passes, checkpoint_dir, lock, callback, max_passes):
+def _run(training, run, callback, max_passes):
     config, dataset = training.config, training.dataset
+    launcher, passes = run.launcher, run.passes
     ran = 0
 
     def saved():
         nonlocal ran
         training.passes += 1
         ran += 1
-        if checkpoint_dir:
-            lock.check_held()
-            save_checkpoint(checkpoint_dir, training.passes, training.arrays(), training.meta(),
-                            validate=validate_tree_checkpoint)
+        run.save(training.passes, training.arrays(), training.meta())
         if callback is not None:
             callback(training)
         return max_passes is not None and ran >= max_passes

@@ -1,10 +1,12 @@
 """The tree ensembles' family: ``gbt`` (gradient-boosted trees) and ``random-forest``.
 
 Its config is :class:`mrtrain.tree_training.TreeConfig` (validated there, for the CLI and the Python API
-alike); its fit loop is :func:`mrtrain.tree_training.fit_trees` (a bins pass, a base-score pass, one histogram
-pass per level, a checkpoint after each), which returns a :class:`mrtrain.tree_fitted.TreeFittedModel`.
-The loop holds its own lock, launcher and AllReduce session, with the run's options: its checkpoints follow
-their own schema (bins, trees, growers), which :meth:`TrainingRun.resume` does not read. The family takes
+alike); its fit loop is :func:`mrtrain.tree_training.fit_in_run` (a bins pass, a base-score pass, one
+histogram pass per level, a checkpoint after each), which returns a
+:class:`mrtrain.tree_fitted.TreeFittedModel`. The loop runs in the trainer's
+:class:`~mrtrain.training.run.TrainingRun` (its lock, checkpoint writer, launcher or the trees' AllReduce
+session, resume with the settings check); its checkpoints follow their own schema (bins, trees, growers),
+which the run reads and writes through :data:`mrtrain.tree_training.TREE_CHECKPOINTS`. The family takes
 datasets with missing values (``ingest --keep-missing``). Its checkpoints are validated and read back by
 :meth:`TreeFamily.validate_checkpoint` and :meth:`TreeFamily.load` (:mod:`mrtrain.tree_fitted`). Its
 ``mrtrain train`` options are :func:`mrtrain.tree_cli.add_tree_options`'s.
@@ -16,7 +18,7 @@ validation fraction).
 
 from mrtrain.families.family import Config, Family
 from mrtrain.tree_fitted import TreeFittedModel, tree_summary, validate_tree_checkpoint
-from mrtrain.tree_training import TREE_MODELS, TreeConfig, fit_trees
+from mrtrain.tree_training import TREE_MODELS, TreeConfig, fit_in_run
 
 #: The tree parameters of :class:`mrtrain.Trainer` beyond the shared ones; None: :class:`TreeConfig`'s
 #: default (``n_trees`` 100, ``learning_rate`` 0.1, ``max_depth`` 6, ``max_bins`` 255, ...), so that the CLI,
@@ -71,9 +73,4 @@ class TreeFamily(Family):
         return tree_summary(result)
 
     def fit(self, run, config):
-        options = run.options
-        return fit_trees(run.dataset.uri, config.tree, runner=options.runner, conf_path=options.conf_path,
-                         reducers=options.reducers, checkpoint_dir=options.checkpoint_dir,
-                         partition_cache=options.partition_cache, break_lock=options.break_lock,
-                         allreduce=options.allreduce, allreduce_address=options.allreduce_address,
-                         allreduce_tasks=options.allreduce_tasks, allreduce_timeout=options.allreduce_timeout)
+        return fit_in_run(run, config.tree)

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 from mrtrain.allreduce import DEFAULT_TIMEOUT, AllReduceSession
 from mrtrain.launcher import JobLauncher, effective_reducers
-from mrtrain.storage.checkpoint import remove_temporaries
+from mrtrain.storage.checkpoint import latest_checkpoint, remove_temporaries
 from mrtrain.storage.checkpoint_writer import CheckpointWriter
 from mrtrain.storage.lock import DirectoryLock
-from mrtrain.training.checkpoint_schema import latest_training_checkpoint, validate_new_checkpoint
+from mrtrain.training.checkpoint_schema import validate_checkpoint, validate_new_checkpoint
 from mrtrain.training.resume import SettingsMismatchError, settings_differences
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,21 @@ class RunOptions:
     allreduce_timeout: float = DEFAULT_TIMEOUT
 
 
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """How a family's checkpoints are checked: ``read(checkpoint)`` refuses
+    (:class:`~mrtrain.storage.errors.CheckpointError`) one its resume cannot read, so that it is skipped;
+    ``write(checkpoint)`` refuses one about to be written that a reader would skip."""
+
+    read: object
+    write: object
+
+
+#: The checkpoint schema of the optimizer, statistics and Lloyd families
+#: (:mod:`mrtrain.training.checkpoint_schema`).
+TRAINING_CHECKPOINTS = CheckpointFormat(read=validate_checkpoint, write=validate_new_checkpoint)
+
+
 class TrainingRun:
     """The lock, checkpoint writer, launcher or AllReduce session, resume and save of one training.
 
@@ -75,6 +90,7 @@ class TrainingRun:
         self._writer = None
         self._launcher = None
         self._session = None
+        self._format = TRAINING_CHECKPOINTS
 
     # --- what the run is ------------------------------------------------------------------------------------
 
@@ -96,10 +112,12 @@ class TrainingRun:
     # --- opening --------------------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def open(self, spec, *, reducers):
+    def open(self, spec, *, reducers, checkpoints=TRAINING_CHECKPOINTS):
         """Take the lock and start the checkpoint writer; the launcher of jobs for the model ``spec`` with
-        ``reducers`` reduce tasks is made on first use. Yields the run."""
-        self._spec, self._reducers = spec, reducers
+        ``reducers`` reduce tasks is made on first use. ``checkpoints`` (a :class:`CheckpointFormat`): how
+        the family's checkpoints are checked when :meth:`resume` reads them and :meth:`save` writes them.
+        Yields the run."""
+        self._spec, self._reducers, self._format = spec, reducers, checkpoints
         with contextlib.ExitStack() as stack:
             if self.directory:
                 self._lock = stack.enter_context(
@@ -109,7 +127,7 @@ class TrainingRun:
             if self.directory:
                 # Left before the lock is released: every checkpoint saved is on disk first.
                 self._writer = stack.enter_context(CheckpointWriter(
-                    self.directory, keep=self.options.keep_checkpoints, validate=validate_new_checkpoint
+                    self.directory, keep=self.options.keep_checkpoints, validate=checkpoints.write
                 ))
             yield self
 
@@ -130,15 +148,17 @@ class TrainingRun:
         if self._launcher is not None:
             self._launcher.close()
 
-    def allreduce(self, split=None):
+    def allreduce(self, split=None, session=AllReduceSession, **arguments):
         """A context giving the :class:`~mrtrain.allreduce.AllReduceSession` that serves the passes while it
         is open (its job starts at the first pass; ``split``: per-group sums of a grid), or None without
-        ``allreduce``: one job per pass. :attr:`passes` is the session while it is open."""
+        ``allreduce``: one job per pass. :attr:`passes` is the session while it is open. A family whose
+        passes are served by another session passes its class as ``session`` and its own ``arguments``
+        (the tree ensembles': :class:`mrtrain.tree_allreduce.TreeAllReduceSession`, ``state=``)."""
         if not self.options.allreduce:
             return contextlib.nullcontext()
-        return self._serving(AllReduceSession(
+        return self._serving(session(
             self.launcher, address=self.options.allreduce_address, tasks=self.options.allreduce_tasks,
-            timeout=self.options.allreduce_timeout, split=split,
+            timeout=self.options.allreduce_timeout, split=split, **arguments,
         ))
 
     @contextlib.contextmanager
@@ -169,7 +189,7 @@ class TrainingRun:
         if not self.directory:
             return None
         remove_temporaries(self.directory)
-        return latest_training_checkpoint(self.directory)
+        return latest_checkpoint(self.directory, validate=self._format.read)
 
     def resume(self, settings, keys, *, warm_start=None, layout_keys=(), single=False, hint=None):
         """The newest valid checkpoint and whether this run continues it: ``(checkpoint, resumed)``.
