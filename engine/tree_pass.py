@@ -29,7 +29,7 @@ import numpy as np
 
 from mrtrain.engine.trees.binning import Bins, summarize
 from mrtrain.engine.trees.histograms import build_histograms
-from mrtrain.engine.trees.objectives import EPSILON, make_objective
+from mrtrain.engine.trees.objectives import EPSILON, OBJECTIVES, make_objective
 from mrtrain.engine.trees.sampling import bootstrap_weights, row_uniform, subsample_mask
 from mrtrain.engine.trees.tree import FIELD_TYPES, Ensemble, Tree, route_binned
 
@@ -319,16 +319,6 @@ def finalize_metrics(vector, classes):
 
 
 def pointwise_loss(objective, y, margin):
-    """Each row's loss at its margin (n, K): log loss, squared error / 2, Poisson deviance / 2 (up to a
-    term of y alone: ``exp(m) − y·m``), or softmax's cross-entropy."""
-    margin = np.asarray(margin, dtype=np.float64)
-    if objective == "squared_error":
-        return 0.5 * (margin[:, 0] - y) ** 2
-    if objective == "logistic":
-        p = np.clip(1.0 / (1.0 + np.exp(-margin[:, 0])), EPSILON, 1 - EPSILON)
-        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
-    if objective == "poisson":
-        return np.exp(margin[:, 0]) - y * margin[:, 0]
-    shifted = margin - margin.max(axis=1, keepdims=True)
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return -log_p[np.arange(len(y)), y.astype(np.int64)]
+    """Each row's loss at its margin (n, K): :meth:`Objective.pointwise_loss` of ``objective`` (a name of
+    :data:`~mrtrain.engine.trees.objectives.OBJECTIVES`)."""
+    return OBJECTIVES[objective].pointwise_loss(y, np.asarray(margin, dtype=np.float64))

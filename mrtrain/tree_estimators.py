@@ -60,12 +60,11 @@ class _TreeEstimator(_Estimator):
                   "max_depth": self.max_depth, "max_bins": self.max_bins,
                   "min_child_weight": self.min_child_weight, "seed": random_seed(type(self).__name__,
                                                                                   self.random_state)}
-        if self._model == "gbt":
-            values.update(learning_rate=self.learning_rate, l2=self.l2, min_split_gain=self.min_split_gain,
-                          subsample=self.subsample, colsample=self.colsample)
-        else:
-            values.update(max_features=self.max_features)
-        return TreeConfig(**values)
+        return TreeConfig(**values, **self._own_values())
+
+    def _own_values(self):
+        """The :class:`TreeConfig` values of the parameters only this estimator's model has."""
+        return {}
 
     def _train(self, data):
         self._fitted = fit_trees(data, self._config(), runner=self.runner, conf_path=self.conf_path,
@@ -99,6 +98,10 @@ class _GBT(_TreeEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.conf_path = conf_path
 
+    def _own_values(self):
+        return {"learning_rate": self.learning_rate, "l2": self.l2, "min_split_gain": self.min_split_gain,
+                "subsample": self.subsample, "colsample": self.colsample}
+
 
 class _Forest(_TreeEstimator):
     _model = "random-forest"
@@ -116,6 +119,9 @@ class _Forest(_TreeEstimator):
         self.partitions = partitions
         self.checkpoint_dir = checkpoint_dir
         self.conf_path = conf_path
+
+    def _own_values(self):
+        return {"max_features": self.max_features}
 
 
 class _TreeClassifier(_ClassLabels, ClassifierMixin):

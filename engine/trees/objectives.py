@@ -23,8 +23,6 @@ are the base scores of LightGBM's ``boost_from_average``. Labels: 0/1 for ``logi
 
 import numpy as np
 
-#: The objectives' names.
-OBJECTIVES = ("squared_error", "logistic", "poisson", "softmax")
 #: Smallest Hessian of the logistic loss (XGBoost's).
 MIN_HESSIAN = 1e-16
 #: Smallest mean in the base score's logarithms.
@@ -45,57 +43,47 @@ def _softmax(margin):
 
 
 class Objective:
-    """One objective (see the module docstring).
+    """One objective (see the module docstring): a subclass per objective, registered by name in
+    :data:`OBJECTIVES`; :func:`make_objective` makes one.
 
     Parameters
     ----------
-    name : str
-        One of :data:`OBJECTIVES`.
     n_classes : int, optional
         Classes of ``softmax`` (>= 2 there; ignored otherwise).
     """
 
-    def __init__(self, name, n_classes=None):
-        if name not in OBJECTIVES:
-            raise ValueError(f"The 'objective' parameter must be one of {list(OBJECTIVES)}. Got {name!r} "
-                             "instead.")
-        if name == "softmax" and (isinstance(n_classes, bool) or not isinstance(n_classes, int)
-                                  or n_classes < 2):
-            raise ValueError(f"The softmax objective's 'n_classes' must be an int >= 2. Got {n_classes!r} "
-                             "instead.")
-        self.name = name
-        self.n_outputs = n_classes if name == "softmax" else 1
+    #: The objective's name (:data:`OBJECTIVES`' key).
+    name = None
+    #: What :meth:`check_labels` asks of every label.
+    allowed = "a finite number"
+
+    def __init__(self, n_classes=None):
+        self.n_outputs = 1
+
+    def _bad_labels(self, y):
+        return ~np.isfinite(y)
 
     def check_labels(self, y):
         """Return ``y`` as float64 if every label suits the objective, else raise ValueError naming the first
         bad row: finite for ``squared_error``, 0 or 1 for ``logistic``, finite and >= 0 for ``poisson``,
         an integer in ``0 … K−1`` for ``softmax``."""
         y = np.asarray(y, dtype=np.float64)
-        if self.name == "logistic":
-            bad, allowed = ~np.isin(y, (0.0, 1.0)), "0 or 1"
-        elif self.name == "poisson":
-            bad, allowed = ~(np.isfinite(y) & (y >= 0)), "a finite count >= 0"
-        elif self.name == "softmax":
-            bad = ~(np.isin(y, np.arange(self.n_outputs, dtype=np.float64)))
-            allowed = f"a class index in 0..{self.n_outputs - 1}"
-        else:
-            bad, allowed = ~np.isfinite(y), "a finite number"
+        bad = self._bad_labels(y)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"The {self.name} objective needs every label to be {allowed}. Got "
+            raise ValueError(f"The {self.name} objective needs every label to be {self.allowed}. Got "
                              f"{float(y[row])!r} in row {row} instead.")
         return y
+
+    def _label_columns(self, y, weight):
+        return np.column_stack((weight, weight * y))
 
     def base_stats(self, y, weight):
         """Summable statistics of labels ``y`` (shape (n,)) with weights: ``[Σw, Σw·y]``, or for softmax
         ``[Σw, Σw·[y = 0], …, Σw·[y = K−1]]``; summed sequentially (``np.cumsum``)."""
         y = np.asarray(y, dtype=np.float64)
         weight = np.asarray(weight, dtype=np.float64)
-        if self.name == "softmax":
-            onehot = y[:, None] == np.arange(self.n_outputs)
-            columns = np.column_stack((weight, weight[:, None] * onehot))
-        else:
-            columns = np.column_stack((weight, weight * y))
+        columns = self._label_columns(y, weight)
         return np.cumsum(columns, axis=0)[-1] if len(y) else np.zeros(columns.shape[1])
 
     def base_score(self, stats):
@@ -103,12 +91,9 @@ class Objective:
         stats = np.asarray(stats, dtype=np.float64)
         if stats[0] <= 0:
             raise ValueError(f"A base score needs a positive total sample weight. Got {stats[0]!r} instead.")
-        mean = stats[1:] / stats[0]
-        if self.name == "squared_error":
-            return mean
-        if self.name == "logistic":
-            p = np.clip(mean, EPSILON, 1 - EPSILON)
-            return np.log(p / (1 - p))
+        return self._link(stats[1:] / stats[0])
+
+    def _link(self, mean):
         return np.log(np.maximum(mean, EPSILON))
 
     def gradients(self, y, margin):
@@ -120,31 +105,124 @@ class Objective:
         margin : ndarray of float64, shape (n, K)
         """
         y = np.asarray(y, dtype=np.float64)
-        margin = np.asarray(margin, dtype=np.float64).reshape(len(y), self.n_outputs)
-        if self.name == "squared_error":
-            return margin - y[:, None], np.ones_like(margin)
-        if self.name == "logistic":
-            p = _sigmoid(margin)
-            return p - y[:, None], np.maximum(p * (1 - p), MIN_HESSIAN)
-        if self.name == "poisson":
-            return np.exp(margin) - y[:, None], np.exp(margin + POISSON_MAX_DELTA_STEP)
-        p = _softmax(margin)
-        factor = self.n_outputs / (self.n_outputs - 1)
-        return p - (y[:, None] == np.arange(self.n_outputs)), factor * p * (1 - p)
+        return self._gradients(y, np.asarray(margin, dtype=np.float64).reshape(len(y), self.n_outputs))
 
     def predict(self, margin):
         """The prediction of margins (n, K): the mean for regression and Poisson (shape (n,)), P(y = 1) for
         logistic (shape (n,)), class probabilities (n, K) for softmax."""
-        margin = np.asarray(margin, dtype=np.float64)
-        if self.name == "squared_error":
-            return margin[:, 0]
-        if self.name == "logistic":
-            return _sigmoid(margin[:, 0])
-        if self.name == "poisson":
-            return np.exp(margin[:, 0])
+        return self._predict(np.asarray(margin, dtype=np.float64))
+
+    @staticmethod
+    def pointwise_loss(y, margin):
+        """Each row's loss at its margin (n, K), float64: log loss, squared error / 2, Poisson deviance / 2
+        (up to a term of y alone: ``exp(m) − y·m``), or softmax's cross-entropy."""
+        raise NotImplementedError
+
+
+class SquaredError(Objective):
+    name = "squared_error"
+
+    def _link(self, mean):
+        return mean
+
+    def _gradients(self, y, margin):
+        return margin - y[:, None], np.ones_like(margin)
+
+    def _predict(self, margin):
+        return margin[:, 0]
+
+    @staticmethod
+    def pointwise_loss(y, margin):
+        return 0.5 * (margin[:, 0] - y) ** 2
+
+
+class Logistic(Objective):
+    name = "logistic"
+    allowed = "0 or 1"
+
+    def _bad_labels(self, y):
+        return ~np.isin(y, (0.0, 1.0))
+
+    def _link(self, mean):
+        p = np.clip(mean, EPSILON, 1 - EPSILON)
+        return np.log(p / (1 - p))
+
+    def _gradients(self, y, margin):
+        p = _sigmoid(margin)
+        return p - y[:, None], np.maximum(p * (1 - p), MIN_HESSIAN)
+
+    def _predict(self, margin):
+        return _sigmoid(margin[:, 0])
+
+    @staticmethod
+    def pointwise_loss(y, margin):
+        p = np.clip(1.0 / (1.0 + np.exp(-margin[:, 0])), EPSILON, 1 - EPSILON)
+        return -(y * np.log(p) + (1 - y) * np.log1p(-p))
+
+
+class Poisson(Objective):
+    name = "poisson"
+    allowed = "a finite count >= 0"
+
+    def _bad_labels(self, y):
+        return ~(np.isfinite(y) & (y >= 0))
+
+    def _gradients(self, y, margin):
+        return np.exp(margin) - y[:, None], np.exp(margin + POISSON_MAX_DELTA_STEP)
+
+    def _predict(self, margin):
+        return np.exp(margin[:, 0])
+
+    @staticmethod
+    def pointwise_loss(y, margin):
+        return np.exp(margin[:, 0]) - y * margin[:, 0]
+
+
+class Softmax(Objective):
+    name = "softmax"
+
+    def __init__(self, n_classes=None):
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"The softmax objective's 'n_classes' must be an int >= 2. Got {n_classes!r} "
+                             "instead.")
+        self.n_outputs = n_classes
+        self.allowed = f"a class index in 0..{self.n_outputs - 1}"
+
+    def _bad_labels(self, y):
+        return ~(np.isin(y, np.arange(self.n_outputs, dtype=np.float64)))
+
+    def _label_columns(self, y, weight):
+        onehot = y[:, None] == np.arange(self.n_outputs)
+        return np.column_stack((weight, weight[:, None] * onehot))
+
+    def _gradients(self, y, margin):
+        p = _softmax(margin)
+        factor = self.n_outputs / (self.n_outputs - 1)
+        return p - (y[:, None] == np.arange(self.n_outputs)), factor * p * (1 - p)
+
+    def _predict(self, margin):
         return _softmax(margin)
+
+    @staticmethod
+    def pointwise_loss(y, margin):
+        shifted = margin - margin.max(axis=1, keepdims=True)
+        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return -log_p[np.arange(len(y)), y.astype(np.int64)]
+
+
+#: The objectives by name, in the order of the module docstring's table.
+OBJECTIVES = {objective.name: objective for objective in (SquaredError, Logistic, Poisson, Softmax)}
 
 
 def make_objective(name, n_classes=None):
-    """The :class:`Objective` called ``name``."""
-    return Objective(name, n_classes)
+    """The :class:`Objective` called ``name`` (``n_classes``: softmax's classes).
+
+    Raises
+    ------
+    ValueError
+        For a name not in :data:`OBJECTIVES`, or softmax's ``n_classes`` not an int >= 2.
+    """
+    if name not in OBJECTIVES:
+        raise ValueError(f"The 'objective' parameter must be one of {list(OBJECTIVES)}. Got {name!r} "
+                         "instead.")
+    return OBJECTIVES[name](n_classes)
