@@ -59,7 +59,7 @@ from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
 from mrtrain.trainer import Trainer
 from mrtrain.tree_cli import add_tree_options, refuse_tree_options, train_trees, write_trees_json
-from mrtrain.tree_training import TREE_MODELS
+from mrtrain.tree_models import TREE_MODELS
 
 log = logging.getLogger("mrtrain")
 

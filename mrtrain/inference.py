@@ -28,7 +28,6 @@ import numpy as np
 from mrtrain.engine.coefficient_table import (
     INFERENCE_TOL,
     MAX_NEWTON_STEPS,
-    SEPARABLE_MODELS,
     check_identified,
     check_inference,
     inference_table,
@@ -160,7 +159,7 @@ def check_not_separated(model, launcher, hessian_pass, fitted, dataset):
     (:func:`mrtrain.engine.coefficient_table.check_identified`): a pass with the Hessian at the fitted
     coefficients, then one at the Newton-step ladder
     (:func:`mrtrain.engine.coefficient_table.separation_probe`); nothing for a linear model."""
-    if model.kind not in SEPARABLE_MODELS:
+    if not model.loss.separable:
         return
     theta = fitted.theta_
     objective = Objective(model, fitted.l2)

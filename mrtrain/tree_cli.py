@@ -14,7 +14,8 @@ from mrtrain.engine.trees.binning import MAX_MAX_BINS, MIN_MAX_BINS
 from mrtrain.engine.trees.grower import MAX_DEPTH
 from mrtrain.storage.filesystem import absolute, get_filesystem, parent
 from mrtrain.tree_fitted import TreeFittedModel, tree_summary
-from mrtrain.tree_training import FOREST_OBJECTIVES, GBT_OBJECTIVES, TREE_MODELS, TreeConfig, fit_trees
+from mrtrain.tree_models import FOREST_OBJECTIVES, GBT_OBJECTIVES, TREE_MODELS, takes_l2
+from mrtrain.tree_training import TreeConfig, fit_trees
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _tree_config(args):
              if getattr(args, name, unset) != unset]
     if args.l2 is not None and len(args.l2) > 1:
         given.append("--l2 with a list")
-    if args.model == "random-forest" and args.l2 is not None:
+    if args.l2 is not None and not takes_l2(args.model):
         given.append("--l2")
     if given:
         verb = "do" if len(given) > 1 else "does"

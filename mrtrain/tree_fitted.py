@@ -24,6 +24,7 @@ from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.encoding import encoding_difference
 from mrtrain.storage.errors import CheckpointError, DataError
 from mrtrain.storage.filesystem import absolute, get_filesystem, join, temp_sibling
+from mrtrain.tree_models import grows_forest
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class TreeFittedModel:
         self.classes_ = None if classes is None else np.asarray(classes)  # as FittedModel's, for estimators
         self.stop_reason, self.passes = stop_reason, passes
         self.model = settings["model"]
-        self.forest_classes = self.model == "random-forest" and classes is not None
+        self.forest_classes = grows_forest(self.model) and classes is not None
         self.class_names = settings.get("class_names")
         self.class_labels = class_labels(settings, classes)
 
@@ -155,7 +156,7 @@ class TreeFittedModel:
     def _state(self, phase):
         return PassState(phase, objective=self.objective, n_classes=self.settings["n_classes"],
                          classes=self.classes, seed=self.settings["seed"], bins=self.bins,
-                         ensemble=self.ensemble, independent=self.model == "random-forest")
+                         ensemble=self.ensemble, independent=grows_forest(self.model))
 
     def _spec(self, dataset):
         return {"kind": self.model, "n_features": dataset.n_features, "classes": self.classes,

@@ -46,13 +46,10 @@ from mrtrain.training.resume import SettingsMismatchError
 from mrtrain.training.run import CheckpointFormat, RunOptions, TrainingRun
 from mrtrain.tree_allreduce import TreeAllReduceSession
 from mrtrain.tree_fitted import TreeFittedModel, validate_tree_checkpoint
+from mrtrain.tree_models import FOREST_OBJECTIVES, GBT_OBJECTIVES, TREE_MODELS, grows_forest  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-TREE_MODELS = ("gbt", "random-forest")
-#: Objectives of each tree model (the first is the default for class labels, the second for numbers).
-GBT_OBJECTIVES = ("logistic", "softmax", "squared_error", "poisson")
-FOREST_OBJECTIVES = ("classification", "regression")
 #: Trees of a forest grown in the same passes (their histograms share each pass's vector).
 FOREST_TREES_PER_PASS = 8
 #: Most trees of an ensemble.
@@ -116,7 +113,7 @@ class TreeConfig:
                              "'validation_fraction' > 0. Got "
                              f"n_iter_no_change={self.n_iter_no_change!r} with "
                              f"validation_fraction={self.validation_fraction!r} instead.")
-        if self.model == "random-forest":
+        if grows_forest(self.model):
             for name, default in (("learning_rate", 0.1), ("l2", 0.0), ("subsample", 1.0),
                                   ("validation_fraction", 0.0), ("min_split_gain", 0.0)):
                 if getattr(self, name) != default:
@@ -131,7 +128,7 @@ class TreeConfig:
     def grow_params(self, n_trees):
         """The growers' :class:`GrowParams`: a forest's leaves hold their mean divided by ``n_trees``, so the
         margin is the trees' average (λ = 0, the Hessian sum is the bootstrap weight)."""
-        forest = self.model == "random-forest"
+        forest = grows_forest(self.model)
         return GrowParams(max_depth=self.max_depth, max_leaves=self.max_leaves, l2=0.0 if forest else self.l2,
                           min_child_weight=self.min_child_weight, min_split_gain=self.min_split_gain,
                           learning_rate=1.0 / n_trees if forest else self.learning_rate,
@@ -158,7 +155,7 @@ def objective_of(config, dataset):
             raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected at least two class "
                             f"labels for {config.model} classification, found {found}")
         k = len(dataset.classes)
-        if config.model == "random-forest":
+        if grows_forest(config.model):
             if k > 2:
                 raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected two classes for a "
                                 f"random-forest classifier, found {k} (more are not supported yet)")
@@ -182,7 +179,7 @@ class _Training:
         self.config, self.dataset, self.settings = config, dataset, settings
         self.objective, self.n_classes, self.classes = objective, n_classes, classes
         self.n_outputs = n_classes if objective == "softmax" else 1
-        self.forest = config.model == "random-forest"
+        self.forest = grows_forest(config.model)
         self.bins = None
         self.ensemble = None
         self.growers = []

@@ -31,17 +31,13 @@ REGISTRIES = frozenset({"MODELS", "OPTIMIZERS", "TREE_MODELS", "OBJECTIVES"})
 FAMILY_MODULES = frozenset({
     "mrtrain/families/glm_family.py", "mrtrain/families/glm_grid.py", "mrtrain/families/mlp_family.py",
     "mrtrain/families/naive_bayes_family.py", "mrtrain/families/kmeans_family.py",
-    "mrtrain/families/tree_family.py",
+    "mrtrain/families/tree_family.py", "mrtrain/tree_models.py",
     # The tree ensembles' config (TreeConfig, their objectives per model) and fit loop: their family's
     # definition, which tree_family.py registers.
     "mrtrain/tree_training.py",
 })
 #: ``{file: number of name branches}`` the tree still has.
-KNOWN_BRANCHES = {
-    "mrtrain/inference.py": 1,
-    "mrtrain/tree_cli.py": 1,
-    "mrtrain/tree_fitted.py": 2,
-}
+KNOWN_BRANCHES = {}
 
 
 def sources(root):

@@ -18,7 +18,8 @@ validation fraction).
 
 from mrtrain.families.family import Config, Family
 from mrtrain.tree_fitted import TreeFittedModel, tree_summary, validate_tree_checkpoint
-from mrtrain.tree_training import TREE_MODELS, TreeConfig, fit_in_run
+from mrtrain.tree_models import TREE_MODELS
+from mrtrain.tree_training import TreeConfig, fit_in_run
 
 #: The tree parameters of :class:`mrtrain.Trainer` beyond the shared ones; None: :class:`TreeConfig`'s
 #: default (``n_trees`` 100, ``learning_rate`` 0.1, ``max_depth`` 6, ``max_bins`` 255, ...), so that the CLI,
