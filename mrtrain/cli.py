@@ -58,8 +58,7 @@ from mrtrain.storage.filesystem import absolute, get_filesystem, join, split_sch
 from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
 from mrtrain.trainer import Trainer
-from mrtrain.tree_cli import add_tree_options, refuse_tree_options, train_trees, write_trees_json
-from mrtrain.tree_models import TREE_MODELS
+from mrtrain.tree_cli import add_tree_options, refuse_tree_options, write_trees_json
 
 log = logging.getLogger("mrtrain")
 
@@ -576,14 +575,14 @@ def refuse_unpaired_options(args):
 
 
 def cmd_train(args):
-    if args.model in TREE_MODELS:
+    family = family_of(args.model)
+    if family.train_command is not None:
         if args.checkpoint_dir is not None:
             _check_checkpoint_dir(args.checkpoint_dir, args.data)
-        train_trees(args, _print_result)
+        family.train_command(args, _print_result)
         return
     refuse_tree_options(args)
     refuse_unpaired_options(args)
-    family = family_of(args.model)
     if family.cli_refused is not None:
         refused, lacks = family.cli_refused
         given = [f"--{name.replace('_', '-')} {_option_text(getattr(args, name))}"

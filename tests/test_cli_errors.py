@@ -163,7 +163,7 @@ def test_a_file_too_deep_or_too_large_to_parse_is_bad_input(capsys, monkeypatch,
     def load(directory):
         raise error
 
-    monkeypatch.setattr(cli.FittedModel, "load", load)
+    monkeypatch.setattr(cli, "read_model", load)  # what every command reading a model directory calls
     status, out, err = run(capsys, "inspect", trained[2])
     assert (status, out, err) == (2, "", [f"mrtrain: error: {trained[2]}: {found}"])
 

@@ -84,7 +84,7 @@ TRAIN = ("train", "ds", "--model", "softmax", "--runner", "inline", "--no-metric
     (("--fold-seed", "2"), "--cv or --validation-fraction"),
     (("--init-steps", "2"), "--model kmeans"),
     (("--n-init", "3"), "--model kmeans"),
-    (("--seed", "0"), "--model kmeans or mlp"),
+    (("--seed", "0"), "--model kmeans or mlp or gbt or random-forest"),
 ])
 def test_options_that_need_another_are_refused(scratch, capsys, options, needs):
     rng = np.random.default_rng(0)

@@ -28,7 +28,8 @@ Adding a family
    - A family whose checkpoints follow their own schema overrides :meth:`Family.validate_checkpoint` and
      :meth:`Family.load` (reading a model directory back), and :meth:`Family.inspect_result` and
      :meth:`Family.evaluate_result` if its fitted model is not a :class:`mrtrain.fitted.FittedModel`
-     (the tree ensembles: :mod:`mrtrain.families.tree_family`). :func:`mrtrain.model_dir.read_model`
+     (the tree ensembles: :mod:`mrtrain.families.tree_family`, which also trains from the command line by
+     its own ``train_command``). :func:`mrtrain.model_dir.read_model`
      reads a directory's newest valid checkpoint once and hands it to the family its settings' model
      names.
    - Optionally ``cli_refused`` (``train`` options refused when given at all), ``allreduce_refused`` (why
@@ -116,6 +117,9 @@ class Family:
     #: Whether the family trains on a dataset with missing values (``ingest --keep-missing``); one that does
     #: not refuses it in one line naming ``--impute`` (:func:`mrtrain.storage.dataset.refuse_missing`).
     takes_missing = False
+    #: ``mrtrain train`` of a family whose command line does not go through :class:`mrtrain.Trainer`'s
+    #: generic options: ``train_command(args, print_result)`` trains and shows the result, or None.
+    train_command = None
 
     def config(self, model, values):
         """Validate ``values`` (every registered parameter, defaults filled in) for ``model`` and return the

@@ -17,6 +17,7 @@ validation fraction).
 """
 
 from mrtrain.families.family import Config, Family
+from mrtrain.tree_cli import train_trees
 from mrtrain.tree_fitted import TreeFittedModel, tree_summary, validate_tree_checkpoint
 from mrtrain.tree_models import TREE_MODELS
 from mrtrain.tree_training import TreeConfig, fit_in_run
@@ -51,6 +52,7 @@ class TreeFamily(Family):
     parameters = {**TREE_PARAMETERS, "l2": 0.0, "seed": 0, "validation_fraction": None, "n_iter_no_change": 5}
     takes_missing = True
     report_style = "trees"
+    train_command = staticmethod(train_trees)
 
     def config(self, model, values):
         if model == "random-forest" and values.get("l2"):
