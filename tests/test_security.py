@@ -23,6 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mrtrain", "engine", "mr_jobs", "storage", "scripts")
 UNSAFE_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 UNSAFE_CALLS = {"eval", "exec", "compile", "__import__"}
+#: ``(file, construct)`` allowed where it never touches data, with why.
+TRUSTED = {
+    ("mrtrain/task_zip.py", "compile()"):
+        "compiles the installed mrtrain and mrjob .py files into the Hadoop tasks' bytecode zip; no data",
+}
 
 
 def our_modules():
@@ -66,7 +71,11 @@ def findings(path, root=ROOT):
 def test_no_module_of_ours_unpickles_or_evaluates_code():
     modules = our_modules()
     assert len(modules) > 20
-    assert [finding for path in modules for finding in findings(path)] == []
+    found = [finding for path in modules for finding in findings(path)]
+    untrusted = [f for f in found if (f.split(":")[0], f.rpartition(": ")[2]) not in TRUSTED]
+    assert untrusted == []
+    # Each trusted use is still there (a stale entry would hide a new use in the same file).
+    assert {(f.split(":")[0], f.rpartition(": ")[2]) for f in found} == set(TRUSTED)
 
 
 @pytest.mark.parametrize(
