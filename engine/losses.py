@@ -37,34 +37,14 @@ import numpy as np
 
 
 def log1pexp(eta):
-    """Return ``log(1 + exp(eta))`` without overflow or loss of precision.
-
-    Parameters
-    ----------
-    eta : ndarray of any shape
-        Margins.
-
-    Returns
-    -------
-    ndarray of the same shape as `eta`
-        ``max(eta, 0) + log1p(exp(-|eta|))``.
-    """
+    """Return ``log(1 + exp(eta))`` elementwise, shape of `eta`, without overflow or loss of precision:
+    ``max(eta, 0) + log1p(exp(-|eta|))``."""
     return np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta)))
 
 
 def sigmoid(eta):
-    """Return the logistic function ``1 / (1 + exp(-eta))``, accurate in both tails.
-
-    Parameters
-    ----------
-    eta : ndarray of any shape
-        Margins.
-
-    Returns
-    -------
-    ndarray of the same shape as `eta`
-        ``exp(-log1pexp(-eta))``, in [0, 1].
-    """
+    """Return the logistic function ``1 / (1 + exp(-eta))`` elementwise, shape of `eta`, in [0, 1], accurate
+    in both tails: ``exp(-log1pexp(-eta))``."""
     return np.exp(-log1pexp(-eta))
 
 

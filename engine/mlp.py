@@ -117,31 +117,9 @@ class MLPModel(DifferentiableModel):
         return [W.T.copy() for W, _ in params], [b.copy() for _, b in params]
 
     def partial_sums(self, X, y, w, thetas, *, hessian=0):
-        """Weighted sums of the cross-entropy and its gradient (backpropagation) at ``m`` points.
-
-        Parameters
-        ----------
-        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
-            Features; computations are in float64. A sparse ``X`` stays sparse.
-        y : ndarray of shape (n,)
-            Class indices from :meth:`encode_labels`.
-        w : ndarray of shape (n,) or None
-            Non-negative sample weights; None means all ones.
-        thetas : ndarray of shape (m, p)
-            Parameter points.
-        hessian : int, default 0
-            Must be 0: the MLP has no Hessian sums.
-
-        Returns
-        -------
-        PartialSums
-            ``loss`` (m,), ``grad`` (m, p), ``hess`` None.
-
-        Raises
-        ------
-        ValueError
-            For ``hessian > 0`` (Newton's method), or data of the wrong shape.
-        """
+        """:meth:`DifferentiableModel.partial_sums` of the MLP: the cross-entropy and its gradient
+        (backpropagation) at ``m`` points; ``hess`` is None. ValueError for ``hessian > 0`` (no Hessian sums,
+        so no Newton's method) or data of the wrong shape."""
         X = self._features(X)
         n = X.shape[0]
         thetas = self._check_thetas(thetas)
@@ -162,21 +140,8 @@ class MLPModel(DifferentiableModel):
         return PartialSums(float(s.sum()), loss, grad, None)
 
     def decision_function(self, X, theta):
-        """The output layer's ``K`` logits, shape (n, K).
-
-        Parameters
-        ----------
-        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
-        theta : ndarray of shape (p,)
-        """
+        """The output layer's ``K`` logits, shape (n, K) (:meth:`Model.decision_function`)."""
         return self._forward(self._features(X), self.unpack(self._check_theta(theta)))[-1]
-
-    def _check_theta(self, theta):
-        theta = np.asarray(theta, dtype=np.float64)
-        if theta.shape != (self.n_params,):
-            raise ValueError(f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} "
-                             "instead.")
-        return theta
 
     def _forward(self, X, params):
         """``[X, A_1, ..., A_{L-1}, logits]``: the hidden activations (n, n_l) and the logits (n, K)."""

@@ -271,7 +271,8 @@ class Model:
         return self.loss.encode_classes(index) if self.loss.is_classifier else y
 
     def decision_function(self, X, theta):
-        """Margins at one parameter point: ``(n,)``, or ``(n, K)`` for a multiclass loss (the subclass's)."""
+        """Margins at one parameter point, ``X`` and ``theta`` as for :meth:`predict`: ``(n,)``, or ``(n, K)``
+        for a multiclass loss (the subclass's)."""
         raise NotImplementedError
 
     def predict(self, X, theta):
@@ -350,6 +351,15 @@ class Model:
                 f"X must have shape (n, {self.n_features}) for {self!r}. Got {X.shape} instead."
             )
         return X.astype(np.float64, copy=False)
+
+    def _check_theta(self, theta):
+        """One parameter point as float64 of shape (p,), else ValueError naming the shape given."""
+        theta = np.asarray(theta, dtype=np.float64)
+        if theta.shape != (self.n_params,):
+            raise ValueError(
+                f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
+            )
+        return theta
 
     def _sparse_features(self, X):
         from scipy import sparse
@@ -443,25 +453,9 @@ class LinearModel(DifferentiableModel):
         return PartialSums(float(s.sum()), loss, grad, hess)
 
     def decision_function(self, X, theta):
-        """Margins ``eta`` at one parameter point.
-
-        Parameters
-        ----------
-        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
-            Features.
-        theta : ndarray of shape (p,)
-            Parameters.
-
-        Returns
-        -------
-        ndarray of shape (n,), or (n, K) for ``softmax``
-        """
-        theta = np.asarray(theta, dtype=np.float64)
-        if theta.shape != (self.n_params,):
-            raise ValueError(
-                f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
-            )
-        return self._margins(self._features(X), theta[None, :])[0]
+        """:meth:`Model.decision_function` of the linear predictor: the margins ``eta = X @ W.T + b``,
+        shape (n,), or (n, K) for ``softmax``."""
+        return self._margins(self._features(X), self._check_theta(theta)[None, :])[0]
 
     def coefficients(self, theta):
         """Coefficients and intercepts of a parameter vector, in scikit-learn's shapes.

@@ -83,28 +83,27 @@ class NaiveBayesModel(Model):
         return rows[:, :-1].copy(), rows[:, -1].copy()
 
     def decision_function(self, X, theta):
-        """Joint log-likelihoods ``log P(c) + log P(x | c)``, shape (n, K).
-
-        Parameters
-        ----------
-        X : ndarray or scipy.sparse CSR matrix of shape (n, d)
-            Features (dense only for ``gaussian-nb``).
-        theta : ndarray of shape (p,)
-            Parameters.
-        """
-        theta = np.asarray(theta, dtype=np.float64)
-        if theta.shape != (self.n_params,):
-            raise ValueError(
-                f"theta must have shape ({self.n_params},) for {self!r}. Got {theta.shape} instead."
-            )
-        return self._joint_log_likelihood(X, theta.reshape(self.n_outputs, self.width))
+        """Joint log-likelihoods ``log P(c) + log P(x | c)``, shape (n, K) (:meth:`Model.decision_function`;
+        ``X`` dense only for ``gaussian-nb``)."""
+        return self._joint_log_likelihood(X, self._check_theta(theta).reshape(self.n_outputs, self.width))
 
     def statistics_length(self):
         """Length of the vector :meth:`class_statistics` returns."""
         raise NotImplementedError
 
     def class_statistics(self, X, y, w):
-        """Class-wise statistics of one block of rows: see :func:`class_statistics`."""
+        """Class-wise statistics of one block of rows: see :func:`class_statistics`.
+
+        Checks the block (dense features for a :attr:`dense_only` model; sample weights, all ones for
+        None; class indices as ``intp``) and hands it to the event model's :meth:`_block_statistics`.
+        """
+        X = self._dense_features(X) if self.dense_only else self._features(X)
+        s = sample_weights(w, X.shape[0])
+        return self._block_statistics(X, np.asarray(y, dtype=np.intp), s)
+
+    def _block_statistics(self, X, y, s):
+        """The statistics vector of a checked block: features ``X`` (n, d), class indices ``y`` (n,),
+        sample weights ``s`` (n,)."""
         raise NotImplementedError
 
     def merge(self, total, vector):
@@ -137,12 +136,9 @@ class _DiscreteNaiveBayes(NaiveBayesModel):
     def statistics_length(self):
         return self.n_outputs * (1 + self.n_features)
 
-    def class_statistics(self, X, y, w):
+    def _block_statistics(self, X, y, s):
         k = self.n_outputs
-        X = self._features(X)
         n = X.shape[0]
-        s = sample_weights(w, n)
-        y = np.asarray(y, dtype=np.intp)
         X = self._events(X)
         onehot = np.zeros((n, k))
         onehot[np.arange(n), y] = s
@@ -210,12 +206,9 @@ class GaussianNaiveBayes(NaiveBayesModel):
     def statistics_length(self):
         return (self.n_outputs + 1) * (1 + 2 * self.n_features)
 
-    def class_statistics(self, X, y, w):
+    def _block_statistics(self, X, y, s):
         k = self.n_outputs
-        X = self._dense_features(X)
         n = X.shape[0]
-        s = sample_weights(w, n)
-        y = np.asarray(y, dtype=np.intp)
         groups = [(y == c, s) for c in range(k)] + [(np.ones(n, dtype=bool), np.ones(n))]
         return np.concatenate([_moments(X[rows], weights[rows]) for rows, weights in groups])
 

@@ -66,23 +66,31 @@ def add_optimizer_options(groups):
                help="gradient max-norm to stop at. Default: %(default)s")
 
 
-def add_grid_options(groups):
-    """The options of a grid of penalties (the GLMs)."""
-    groups.add(GRID, "--reg-path", type=int_at_least(1, "reg_path"), metavar="N",
-               help="train N penalties log-spaced from the smallest that keeps every coefficient 0 "
-                    "(glmnet's lambda max) down to that times --reg-path-ratio, in the same passes")
-    groups.add(GRID, "--reg-path-ratio", type=float_at_least(0, "reg_path_ratio"), metavar="R",
-               help="smallest / largest penalty of --reg-path, in (0, 1). Default: 1e-4")
-    groups.add(GRID, "--cv", type=int_at_least(2, "cv"), metavar="K",
-               help="k-fold cross-validation of every penalty in the same passes; the best one's model "
-                    "refitted on all rows is the result")
-    groups.add(GRID, "--validation-fraction", type=float_at_least(0, "validation_fraction"), metavar="F",
-               help="hold out about F of the rows (a stable row hash) to score the models and stop each "
-                    "early (--n-iter-no-change); the result is the best iterate of the best penalty")
-    groups.add(GRID, "--n-iter-no-change", type=int_at_least(1, "n_iter_no_change"), metavar="N",
-               help="with --validation-fraction: stop after N iterations without a better validation "
-                    "loss. Default: 5")
-    groups.add(GRID, "--fold-seed", type=int_at_least(0, "fold_seed"), metavar="S",
-               help="with --cv or --validation-fraction: seed of the row hash that makes the folds or "
-                    "the hold-out part. Default: 0")
+#: The help of each option of a grid of penalties.
+GRID_HELP = {
+    "--reg-path": "train N penalties log-spaced from the smallest that keeps every coefficient 0 (glmnet's "
+                  "lambda max) down to that times --reg-path-ratio, in the same passes",
+    "--reg-path-ratio": "smallest / largest penalty of --reg-path, in (0, 1). Default: 1e-4",
+    "--cv": "k-fold cross-validation of every penalty in the same passes; the best one's model refitted on "
+            "all rows is the result",
+    "--validation-fraction": "hold out about F of the rows (a stable row hash) to score the models and stop "
+                             "each early (--n-iter-no-change); the result is the best iterate of the best "
+                             "penalty",
+    "--n-iter-no-change": "with --validation-fraction: stop after N iterations without a better validation "
+                          "loss. Default: 5",
+    "--fold-seed": "with --cv or --validation-fraction: seed of the row hash that makes the folds or the "
+                   "hold-out part. Default: 0",
+}
+#: The argparse type and metavar of each option of a grid of penalties, in ``--help`` order.
+GRID_TYPES = {"--reg-path": (int_at_least(1, "reg_path"), "N"),
+              "--reg-path-ratio": (float_at_least(0, "reg_path_ratio"), "R"),
+              "--cv": (int_at_least(2, "cv"), "K"),
+              "--validation-fraction": (float_at_least(0, "validation_fraction"), "F"),
+              "--n-iter-no-change": (int_at_least(1, "n_iter_no_change"), "N"),
+              "--fold-seed": (int_at_least(0, "fold_seed"), "S")}
 
+
+def add_grid_options(groups):
+    """The options of a grid of penalties (the GLMs): :data:`GRID_TYPES`, :data:`GRID_HELP`."""
+    for flag, (parse, metavar) in GRID_TYPES.items():
+        groups.add(GRID, flag, type=parse, metavar=metavar, help=GRID_HELP[flag])
