@@ -13,7 +13,9 @@ per partition, the vectors added (or merged) in partition order:
   (:func:`~mrtrain.engine.trees.histograms.build_histograms`), the gradients taken at each row's margin of
   the finished trees; the trees' vectors are concatenated in tree order. Two more entries end the vector:
   ``[Σ w·loss, Σ w]`` of the held-out validation rows at the finished trees' margin (zeros without a
-  validation fraction), the early-stopping curve.
+  validation fraction), the early-stopping curve. A tree of vector leaves (output
+  :data:`~mrtrain.engine.trees.tree.ALL_OUTPUTS`, a K-class forest's) takes all ``K`` gradients
+  (``K + 2`` channels per cell).
 
 Row weights: the user's weight times, per tree, the random forest's Poisson(1) bootstrap count or GBT's
 subsample mask (:mod:`mrtrain.engine.trees.sampling`); validation rows (``validation_fraction``, a seeded row
@@ -31,7 +33,7 @@ from mrtrain.engine.trees.binning import Bins, summarize
 from mrtrain.engine.trees.histograms import build_histograms
 from mrtrain.engine.trees.objectives import EPSILON, OBJECTIVES, make_objective
 from mrtrain.engine.trees.sampling import bootstrap_weights, row_uniform, subsample_mask
-from mrtrain.engine.trees.tree import FIELD_TYPES, Ensemble, Tree, route_binned
+from mrtrain.engine.trees.tree import ALL_OUTPUTS, FIELD_TYPES, Ensemble, Tree, node_values, route_binned
 
 PHASES = ("bins", "base", "grow", "evaluate")
 #: Bins of the predicted probability in an evaluate pass's ROC histograms (positives, negatives).
@@ -71,7 +73,9 @@ def tree_arrays(tree, prefix):
 
 def tree_from_arrays(arrays, prefix):
     """The :class:`~mrtrain.engine.trees.tree.Tree` of :func:`tree_arrays`."""
-    return Tree(*(np.asarray(arrays[f"{prefix}{name}"]).astype(dtype) for name, dtype in FIELD_TYPES))
+    n_nodes = np.asarray(arrays[f"{prefix}feature"]).size
+    return Tree(*(node_values(arrays[f"{prefix}{name}"], n_nodes) if name == "value"
+                  else np.asarray(arrays[f"{prefix}{name}"]).astype(dtype) for name, dtype in FIELD_TYPES))
 
 
 def ensemble_from_arrays(arrays, prefix="ensemble_"):
@@ -94,7 +98,7 @@ class PassState:
     objective : str
         An objective of :mod:`mrtrain.engine.trees.objectives`.
     n_classes : int or None
-        Softmax's classes.
+        Softmax's (and ``onehot_squared_error``'s) classes.
     classes : list of float or None
         The label values of classes ``0 .. K-1`` (classification); None: labels are used as they are.
     seed : int
@@ -107,7 +111,7 @@ class PassState:
     ensemble : Ensemble or None
         The finished trees (``"grow"``).
     growing : list of (tree_index, output, Tree, build_nodes)
-        The trees being grown in this pass.
+        The trees being grown in this pass (``output`` −1: vector leaves, all outputs).
     independent : bool
         The trees do not depend on the finished ones (a random forest): gradients at the base score; its
         classifier's margin is the class frequency (``"evaluate"``).
@@ -232,7 +236,9 @@ class PassState:
         for tree_index, output, tree, nodes in self.growing:
             row_node = route_binned(tree, binned, missing_bins)
             weight = self.tree_weights(tree_index, partition_id, w, validation)
-            parts.append(build_histograms(binned, grad[:, output], hess[:, output], weight, row_node, nodes,
+            vector_leaves = output == ALL_OUTPUTS
+            parts.append(build_histograms(binned, grad if vector_leaves else grad[:, output],
+                                          hess[:, 0 if vector_leaves else output], weight, row_node, nodes,
                                           self.bins.offsets))
         parts.append(self.validation_sums(labels, margin, w, validation))
         return np.concatenate(parts)

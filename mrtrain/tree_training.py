@@ -7,8 +7,10 @@
 3. **Levels** (one histogram pass each): the map tasks build the histograms of the nodes the growers ask for
    (:mod:`mrtrain.engine.tree_pass`); the driver's :class:`~mrtrain.engine.trees.grower.TreeGrower` s split
    them. GBT grows one tree per round (softmax: one per class, sharing the passes); the forest grows
-   :data:`FOREST_TREES_PER_PASS` independent trees in the same passes. A pass after the last tree measures
-   the validation loss (with ``validation_fraction``); early stopping keeps the best round.
+   :data:`FOREST_TREES_PER_PASS` independent trees in the same passes (K > 2 classes: trees of vector
+   leaves, the class frequencies, split by the Gini criterion: objective ``onehot_squared_error``). A pass
+   after the last tree measures the validation loss (with ``validation_fraction``); early stopping keeps the
+   best round.
 
 The loop runs in a :class:`~mrtrain.training.run.TrainingRun` (:func:`fit_in_run`; :func:`fit_trees` makes
 one for the Python API): its lock, background checkpoint writer, launcher or the trees' AllReduce session
@@ -35,7 +37,7 @@ from mrtrain.engine.trees.binning import (
 )
 from mrtrain.engine.trees.grower import GrowParams, TreeGrower, check_grow_params, pass_sizes, update_growers
 from mrtrain.engine.trees.objectives import make_objective
-from mrtrain.engine.trees.tree import Ensemble
+from mrtrain.engine.trees.tree import ALL_OUTPUTS, Ensemble
 from mrtrain.mr_jobs.tree_bins import MRTreeBins
 from mrtrain.mr_jobs.tree_histograms import MRTreeHistograms
 from mrtrain.names import dataset_names
@@ -155,11 +157,9 @@ def objective_of(config, dataset):
             raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected at least two class "
                             f"labels for {config.model} classification, found {found}")
         k = len(dataset.classes)
-        if grows_forest(config.model):
-            if k > 2:
-                raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected two classes for a "
-                                f"random-forest classifier, found {k} (more are not supported yet)")
-            return "squared_error", None, dataset.classes
+        if grows_forest(config.model):  # leaves of class frequencies: one, or a vector of K for K > 2
+            return ("squared_error", None, dataset.classes) if k == 2 else (
+                "onehot_squared_error", k, dataset.classes)
         if objective == "logistic" and k != 2:
             raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected two classes for the "
                             f"logistic objective, found {k} (use softmax)")
@@ -178,7 +178,10 @@ class _Training:
     def __init__(self, config, dataset, settings, objective, n_classes, classes):
         self.config, self.dataset, self.settings = config, dataset, settings
         self.objective, self.n_classes, self.classes = objective, n_classes, classes
-        self.n_outputs = n_classes if objective == "softmax" else 1
+        engine_objective = make_objective(objective, n_classes)
+        self.n_outputs = engine_objective.n_outputs
+        #: The width of every tree's leaves: K for vector leaves (a K-class forest), else 1.
+        self.leaf_width = self.n_outputs if engine_objective.vector_leaves else 1
         self.forest = grows_forest(config.model)
         self.bins = None
         self.ensemble = None
@@ -220,7 +223,7 @@ class _Training:
         for k, (_, output) in enumerate(meta["growers"]):
             prefix = f"grower{k}_"
             own = {n[len(prefix):]: v for n, v in arrays.items() if n.startswith(prefix)}
-            self.growers.append(TreeGrower.from_arrays(self.bins, self.params, own))
+            self.growers.append(TreeGrower.from_arrays(self.bins, self.params, own, self.leaf_width))
             self.outputs.append(output)
 
     outputs = ()
@@ -236,14 +239,18 @@ class _Training:
                          bins=self.bins, ensemble=self.ensemble, growing=growing, independent=self.forest)
 
     def start_round(self):
-        """The growers of the next round: GBT's tree per output, or the forest's next batch of trees."""
+        """The growers of the next round: GBT's tree per output, or the forest's next batch of trees (a
+        K-class forest's trees have vector leaves and add to all outputs)."""
         if self.forest:
             first = self.round * FOREST_TREES_PER_PASS
             trees = range(first, min(first + FOREST_TREES_PER_PASS, self.config.n_trees))
-            pairs = [(t * self.n_outputs + o, o) for t in trees for o in range(self.n_outputs)]
+            if self.leaf_width > 1:
+                pairs = [(t, ALL_OUTPUTS) for t in trees]
+            else:
+                pairs = [(t * self.n_outputs + o, o) for t in trees for o in range(self.n_outputs)]
         else:
             pairs = [(self.round * self.n_outputs + o, o) for o in range(self.n_outputs)]
-        self.growers = [TreeGrower(self.bins, self.params, index) for index, _ in pairs]
+        self.growers = [TreeGrower(self.bins, self.params, index, self.leaf_width) for index, _ in pairs]
         self.outputs = [o for _, o in pairs]
 
     @property

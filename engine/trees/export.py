@@ -22,7 +22,13 @@ Format (version 1)::
 A row goes to ``left`` when its value of ``feature`` is ``<= threshold``, to ``right`` when it is greater,
 and to ``left`` if ``default_left`` else ``right`` when it is missing (NaN); ``bin`` is the same test on
 the training bins (local bin ``<= bin``). A leaf's ``leaf`` is added to the margin of output ``output``;
-the margin of a row is ``base_score`` plus the leaves it reaches, tree after tree. ``gain`` is the split's
+the margin of a row is ``base_score`` plus the leaves it reaches, tree after tree.
+
+Vector leaves (a random forest of K > 2 classes, objective ``onehot_squared_error``): every tree has
+``"output": -1`` (all outputs), and its nodes' ``leaf`` and ``value`` are lists of K numbers, the class
+frequencies of the node's bootstrap rows divided by the number of trees, added to outputs ``0 … K−1``: the
+margin of a row is then its class probabilities (before normalising to sum 1, which only rounding needs).
+Files of one-number leaves are unchanged, so the version stays 1. ``gain`` is the split's
 gain (:mod:`.splits`), ``hess``/``weight`` the node's Hessian and weight sums, an inner node's ``value`` the
 value it had as a leaf. Numbers are written with Python's shortest round-trip ``repr``, so reading the
 file gives back the same bits (infinite thresholds, possible only when the data has infinities, are
@@ -33,19 +39,25 @@ import json
 
 import numpy as np
 
-from mrtrain.engine.trees.tree import LEAF, Ensemble, Tree
+from mrtrain.engine.trees.tree import ALL_OUTPUTS, LEAF, Ensemble, Tree
 
 #: The ``format`` and ``version`` fields.
 FORMAT, VERSION = "mrtrain-trees", 1
 
 
+def _value(value):
+    """A node's value as JSON: a number, or a list of K numbers (vector leaves)."""
+    return float(value) if np.ndim(value) == 0 else [float(v) for v in value]
+
+
 def _node(tree, i):
     common = {"hess": float(tree.hess[i]), "weight": float(tree.weight[i])}
     if tree.feature[i] == LEAF:
-        return {"node": i, "leaf": float(tree.value[i]), **common}
+        return {"node": i, "leaf": _value(tree.value[i]), **common}
     return {"node": i, "feature": int(tree.feature[i]), "threshold": float(tree.threshold[i]),
             "bin": int(tree.bin[i]), "default_left": bool(tree.default_left[i]), "left": int(tree.left[i]),
-            "right": int(tree.right[i]), "gain": float(tree.gain[i]), "value": float(tree.value[i]), **common}
+            "right": int(tree.right[i]), "gain": float(tree.gain[i]), "value": _value(tree.value[i]),
+            **common}
 
 
 def to_json(ensemble, objective=None, feature_names=None):
@@ -94,6 +106,12 @@ def from_json(document):
     try:
         trees = [_tree(tree["nodes"], f"tree {t}") for t, tree in enumerate(document["trees"])]
         outputs = [tree["output"] for tree in document["trees"]]
+        width = len(document["base_score"])
+        for t, (tree, output) in enumerate(zip(trees, outputs, strict=True)):
+            expected = (tree.n_nodes, width) if output == ALL_OUTPUTS else (tree.n_nodes,)
+            if tree.value.shape != expected:
+                what = f"lists of {width} numbers" if output == ALL_OUTPUTS else "numbers"
+                raise ValueError(f"Tree {t} of output {output} must have leaf values that are {what}.")
         return Ensemble.from_trees(trees, np.asarray(outputs, dtype=np.int64), document["base_score"],
                                    document["n_features"])
     except KeyError as missing:

@@ -23,13 +23,17 @@ Features: the tree may use :func:`.sampling.choose_features` ``(seed, tree_index
 
 The state is plain arrays (:meth:`TreeGrower.to_arrays` / :meth:`TreeGrower.from_arrays`) so a checkpoint
 after any pass resumes exactly.
+
+Vector leaves (``n_outputs = K > 1``, a K-class random forest): the histograms have ``K + 2`` channels
+(:mod:`.histograms`), the gain sums over the outputs and every node's value is a vector of ``K``
+(:mod:`.splits`); the tree's ``value`` is then of shape (n_nodes, K).
 """
 
 from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.trees.histograms import N_CHANNELS, WEIGHT, node_totals, subtract_histograms
+from mrtrain.engine.trees.histograms import HESS, WEIGHT, n_channels, node_totals, subtract_histograms
 from mrtrain.engine.trees.sampling import choose_features, n_chosen
 from mrtrain.engine.trees.splits import SplitRule, best_splits, leaf_values
 from mrtrain.engine.trees.tree import LEAF, Tree
@@ -119,12 +123,16 @@ class TreeGrower:
     params : GrowParams
     tree_index : int
         The tree's index in the ensemble (seeds its feature draws).
+    n_outputs : int
+        The width of the leaves: 1 (a number per leaf), or ``K > 1`` (vector leaves: a K-class forest).
     """
 
-    def __init__(self, bins, params, tree_index=0):
+    def __init__(self, bins, params, tree_index=0, n_outputs=1):
         self.bins = bins
         self.params = check_grow_params(params)
         self.tree_index = int(tree_index)
+        self.n_outputs = int(n_outputs)
+        self.n_channels = n_channels(self.n_outputs)
         self.offsets = bins.offsets
         n_features = bins.n_features
         self.tree_features = choose_features(params.seed, self.tree_index, -1, n_features,
@@ -132,7 +140,7 @@ class TreeGrower:
         self._nodes = {name: [] for name in ("feature", "bin", "threshold", "default_left", "left", "right",
                                              "value", "gain", "depth")}
         self._sums = []
-        self._new_node(np.zeros(N_CHANNELS), 0)
+        self._new_node(np.zeros(self.n_channels), 0)
         #: Histograms kept between passes: node -> (total_bins, 3).
         self._histograms = {}
         #: (parent, built child, derived child) awaiting the next pass.
@@ -146,9 +154,13 @@ class TreeGrower:
         for name, value in (("feature", LEAF), ("bin", -1), ("threshold", 0.0), ("default_left", False),
                             ("left", LEAF), ("right", LEAF), ("gain", 0.0), ("depth", depth)):
             self._nodes[name].append(value)
-        self._nodes["value"].append(float(leaf_values(sums, self.params.l2, self.params.learning_rate)))
+        self._nodes["value"].append(self._leaf_value(sums))
         self._sums.append(np.asarray(sums, dtype=np.float64))
         return len(self._sums) - 1
+
+    def _leaf_value(self, sums):
+        value = leaf_values(sums, self.params.l2, self.params.learning_rate)
+        return float(value) if self.n_outputs == 1 else [float(v) for v in value]
 
     @property
     def n_nodes(self):
@@ -165,10 +177,10 @@ class TreeGrower:
     @property
     def tree(self):
         """The tree as it stands (its frontier nodes are leaves): a :class:`.tree.Tree`."""
-        sums = np.array(self._sums).reshape(-1, N_CHANNELS)
+        sums = np.array(self._sums).reshape(-1, self.n_channels)
         return Tree.from_lists(**{name: self._nodes[name] for name in (
             "feature", "bin", "threshold", "default_left", "left", "right", "value", "gain")},
-            hess=sums[:, 1], weight=sums[:, WEIGHT])
+            hess=sums[:, HESS], weight=sums[:, WEIGHT])
 
     def _expandable(self, node):
         return self._nodes["depth"][node] < self.params.max_depth
@@ -205,7 +217,8 @@ class TreeGrower:
 
         Parameters
         ----------
-        vector : ndarray of float64, shape (len(build_nodes) * total_bins * 3,)
+        vector : ndarray of float64, shape (len(build_nodes) * total_bins * channels,)
+            ``channels`` is 3, or ``K + 2`` for vector leaves.
 
         Returns
         -------
@@ -215,20 +228,19 @@ class TreeGrower:
         if self.finished:
             raise ValueError("This tree is finished; it takes no more histograms.")
         total_bins = int(self.offsets[-1])
-        expected = len(self.build_nodes) * total_bins * N_CHANNELS
+        expected = len(self.build_nodes) * total_bins * self.n_channels
         vector = np.asarray(vector, dtype=np.float64)
         if vector.shape != (expected,):
             raise ValueError(f"The histogram vector of nodes {self.build_nodes} must have shape "
                              f"({expected},). Got {vector.shape} instead.")
-        built = vector.reshape(len(self.build_nodes), total_bins, N_CHANNELS)
+        built = vector.reshape(len(self.build_nodes), total_bins, self.n_channels)
         fresh = []
         for node, histogram in zip(self.build_nodes, built, strict=True):
             self._histograms[node] = histogram
             fresh.append(node)
         if self.build_nodes == [0] and self.n_nodes == 1:
             self._sums[0] = node_totals(built[0], self.offsets)
-            self._nodes["value"][0] = float(leaf_values(self._sums[0], self.params.l2,
-                                                        self.params.learning_rate))
+            self._nodes["value"][0] = self._leaf_value(self._sums[0])
         for parent, small, large in self._pending:
             parent_histogram = self._histograms.pop(parent)
             self._histograms[large] = subtract_histograms(parent_histogram, self._histograms[small])
@@ -281,10 +293,10 @@ class TreeGrower:
                 ("left", np.int64), ("right", np.int64), ("value", np.float64), ("gain", np.float64),
                 ("depth", np.int64)))}
         arrays.update({
-            "node_sums": np.array(self._sums).reshape(-1, N_CHANNELS),
+            "node_sums": np.array(self._sums).reshape(-1, self.n_channels),
             "histogram_nodes": np.asarray(stored, dtype=np.int64),
             "histograms": (np.array([self._histograms[n] for n in stored]) if stored
-                           else np.zeros((0, total_bins, N_CHANNELS))).ravel(),
+                           else np.zeros((0, total_bins, self.n_channels))).ravel(),
             "pending": np.asarray(self._pending, dtype=np.int64).reshape(-1, 3),
             "candidates": np.asarray(self._candidates, dtype=np.int64),
             "build_nodes": np.asarray(self.build_nodes, dtype=np.int64),
@@ -293,14 +305,18 @@ class TreeGrower:
         return arrays
 
     @classmethod
-    def from_arrays(cls, bins, params, arrays):
-        """The grower whose :meth:`to_arrays` gave ``arrays``, with the same ``bins`` and ``params``."""
-        grower = cls(bins, params, int(arrays["tree_index"][0]))
+    def from_arrays(cls, bins, params, arrays, n_outputs=1):
+        """The grower whose :meth:`to_arrays` gave ``arrays``, with the same ``bins``, ``params`` and
+        ``n_outputs``."""
+        grower = cls(bins, params, int(arrays["tree_index"][0]), n_outputs)
         grower._nodes = {name: np.asarray(arrays[f"node_{name}"]).tolist() for name in grower._nodes}
-        grower._sums = list(np.asarray(arrays["node_sums"], dtype=np.float64).reshape(-1, N_CHANNELS))
+        if grower.n_outputs > 1:
+            grower._nodes["value"] = np.asarray(arrays["node_value"], dtype=np.float64).reshape(
+                -1, grower.n_outputs).tolist()
+        grower._sums = list(np.asarray(arrays["node_sums"], dtype=np.float64).reshape(-1, grower.n_channels))
         stored = np.asarray(arrays["histogram_nodes"], dtype=np.int64).tolist()
         histograms = np.asarray(arrays["histograms"], dtype=np.float64).reshape(
-            len(stored), int(grower.offsets[-1]), N_CHANNELS)
+            len(stored), int(grower.offsets[-1]), grower.n_channels)
         grower._histograms = dict(zip(stored, histograms, strict=True))
         grower._pending = [tuple(row) for row in np.asarray(arrays["pending"], dtype=np.int64).tolist()]
         grower._candidates = np.asarray(arrays["candidates"], dtype=np.int64).tolist()
@@ -310,7 +326,7 @@ class TreeGrower:
 
 def pass_sizes(growers):
     """The length of each grower's part of a pass's concatenated histogram vector (0 when finished)."""
-    return [len(g.build_nodes) * int(g.offsets[-1]) * N_CHANNELS for g in growers]
+    return [len(g.build_nodes) * int(g.offsets[-1]) * g.n_channels for g in growers]
 
 
 def update_growers(growers, vector):

@@ -4,8 +4,14 @@ A map task routes its rows to the nodes of the tree being grown and calls :func:
 nodes the driver asked for; the result is one flat float64 vector laid out as the C-order array
 ``(len(nodes), total_bins, 3)`` whose last axis holds ``Σ w·g``, ``Σ w·h`` and ``Σ w`` over the node's rows
 in that bin (bins laid out as in :mod:`.binning`: feature ``j`` owns ``offsets[j] .. offsets[j+1] − 1``,
-its missing bin last). Vectors of partitions are added elementwise in partition order, like every other
-pass's sums.
+its missing bin last).
+
+A tree of vector leaves (a K-class random forest: one gradient per class, one Hessian) has ``K + 2``
+channels: ``Σ w·g_0 … Σ w·g_{K−1}``, ``Σ w·h``, ``Σ w``, so the cells are ``(len(nodes), total_bins, K + 2)``;
+the gradient channels come first and the Hessian and weight are always the last two (:data:`HESS`,
+:data:`WEIGHT`), so a one-gradient tree's layout, and its bits, are the three channels above.
+
+Vectors of partitions are added elementwise in partition order, like every other pass's sums.
 
 Every sum is sequential in row order (``np.bincount`` adds its weights one by one in index order), so a
 partition's vector is the same bits wherever it is computed. Rows of weight 0 add nothing and are skipped.
@@ -16,9 +22,15 @@ as ``parent − child`` (:func:`subtract_histograms`), as XGBoost's and LightGBM
 
 import numpy as np
 
-#: Channels of a histogram cell: weighted gradient, weighted Hessian, weight.
-GRAD, HESS, WEIGHT = 0, 1, 2
+#: Channels of a one-gradient histogram cell: weighted gradient, weighted Hessian, weight. Of a cell of
+#: ``K + 2`` channels, the Hessian and the weight are the last two (``HESS``, ``WEIGHT`` count from the end).
+GRAD, HESS, WEIGHT = 0, -2, -1
 N_CHANNELS = 3
+
+
+def n_channels(n_gradients=1):
+    """Channels of a histogram cell of a tree with ``n_gradients`` gradients per row (its leaves' width)."""
+    return int(n_gradients) + 2
 
 
 def build_histograms(binned, grad, hess, weight, row_node, nodes, offsets):
@@ -28,8 +40,10 @@ def build_histograms(binned, grad, hess, weight, row_node, nodes, offsets):
     ----------
     binned : ndarray of uint8 or uint16, shape (n, F)
         Local bin of every row and feature (:meth:`.binning.Bins.transform`).
-    grad, hess : ndarray of float64, shape (n,)
-        Gradient and Hessian of the loss at every row's margin (one output).
+    grad : ndarray of float64, shape (n,) or (n, K)
+        Gradient of the loss at every row's margin: one output, or ``K`` of a tree of vector leaves.
+    hess : ndarray of float64, shape (n,)
+        Hessian of the loss at every row's margin.
     weight : ndarray of float64, shape (n,)
         Sample weight of every row (user weight × subsample or bootstrap weight).
     row_node : ndarray of int, shape (n,)
@@ -41,12 +55,14 @@ def build_histograms(binned, grad, hess, weight, row_node, nodes, offsets):
 
     Returns
     -------
-    ndarray of float64, shape (len(nodes) * total_bins * 3,)
+    ndarray of float64, shape (len(nodes) * total_bins * (K + 2),)
     """
     offsets = np.asarray(offsets, dtype=np.int64)
     total_bins = int(offsets[-1])
     nodes = np.asarray(nodes, dtype=np.int64).reshape(-1)
-    out = np.zeros((len(nodes), total_bins, N_CHANNELS))
+    grad = np.asarray(grad, dtype=np.float64)
+    channel_count = n_channels(1 if grad.ndim == 1 else grad.shape[1])
+    out = np.zeros((len(nodes), total_bins, channel_count))
     if len(nodes) == 0 or len(row_node) == 0:
         return out.ravel()
     row_node = np.asarray(row_node, dtype=np.int64)
@@ -55,10 +71,11 @@ def build_histograms(binned, grad, hess, weight, row_node, nodes, offsets):
     weight = np.asarray(weight, dtype=np.float64)
     rows = np.flatnonzero((slot_of[row_node] >= 0) & (weight != 0))
     w = weight[rows]
-    channels = (w * np.asarray(grad, dtype=np.float64)[rows], w * np.asarray(hess, dtype=np.float64)[rows], w)
+    gradients = (grad[rows],) if grad.ndim == 1 else tuple(grad[rows, k] for k in range(grad.shape[1]))
+    channels = (*(w * g for g in gradients), w * np.asarray(hess, dtype=np.float64)[rows], w)
     base = slot_of[row_node[rows]] * total_bins
     size = len(nodes) * total_bins
-    flat = out.reshape(size, N_CHANNELS)
+    flat = out.reshape(size, channel_count)
     # One gather of the rows, column-major, so each feature's bins are contiguous.
     selected = np.asfortranarray(binned if len(rows) == len(binned) else binned[rows])
     for j in range(binned.shape[1]):
@@ -74,7 +91,9 @@ def subtract_histograms(parent, child):
 
 
 def node_totals(histogram, offsets):
-    """``(Σ w·g, Σ w·h, Σ w)`` of the node of ``histogram`` (shape (total_bins, 3)), read from its first
-    feature's bins (every row is in exactly one bin of each feature), summed in bin order."""
-    first = np.asarray(histogram)[offsets[0]:offsets[1]]
-    return np.cumsum(first, axis=0)[-1] if len(first) else np.zeros(N_CHANNELS)
+    """``(Σ w·g, Σ w·h, Σ w)`` (or ``K + 2`` channels) of the node of ``histogram`` (shape
+    (total_bins, channels)), read from its first feature's bins (every row is in exactly one bin of each
+    feature), summed in bin order."""
+    histogram = np.asarray(histogram)
+    first = histogram[offsets[0]:offsets[1]]
+    return np.cumsum(first, axis=0)[-1] if len(first) else np.zeros(histogram.shape[-1])

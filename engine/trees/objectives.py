@@ -12,7 +12,13 @@ squared_error   1      F − y                    1                           ȳ
 logistic        1      p − y, p = σ(F)          max(p(1 − p), 1e-16)        log(ȳ/(1 − ȳ)), ȳ clipped
 poisson         1      e^F − y                  e^(F + 0.7)                 log(max(ȳ, 1e-15))
 softmax         K      p_k − [y = k]            K/(K−1) · p_k(1 − p_k)      log(max(ȳ_k, 1e-15))
+onehot_sq…      K      F_k − [y = k]            1                           ȳ_k (class frequencies)
 ==============  =====  =======================  ==========================  ================================
+
+``onehot_squared_error`` is the squared error on one-hot class indicators, the K-class random forest's
+criterion: its trees have vector leaves (one Hessian for all outputs, :mod:`.histograms`), and with λ = 0
+their gain is the Gini impurity decrease (:mod:`.splits`); a leaf's value is the class frequencies of its
+rows (at margin 0).
 
 (``ȳ`` clipped to [1e-15, 1 − 1e-15] for the logistic base score.) The Poisson Hessian carries
 ``max_delta_step = 0.7`` as XGBoost's ``count:poisson`` and LightGBM's ``poisson`` do (it damps the Newton
@@ -49,13 +55,15 @@ class Objective:
     Parameters
     ----------
     n_classes : int, optional
-        Classes of ``softmax`` (>= 2 there; ignored otherwise).
+        Classes of ``softmax`` and ``onehot_squared_error`` (>= 2 there; ignored otherwise).
     """
 
     #: The objective's name (:data:`OBJECTIVES`' key).
     name = None
     #: What :meth:`check_labels` asks of every label.
     allowed = "a finite number"
+    #: Whether one tree serves all outputs with vector leaves (else a tree per output).
+    vector_leaves = False
 
     def __init__(self, n_classes=None):
         self.n_outputs = 1
@@ -183,8 +191,8 @@ class Softmax(Objective):
 
     def __init__(self, n_classes=None):
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-            raise ValueError(f"The softmax objective's 'n_classes' must be an int >= 2. Got {n_classes!r} "
-                             "instead.")
+            raise ValueError(f"The {self.name} objective's 'n_classes' must be an int >= 2. Got "
+                             f"{n_classes!r} instead.")
         self.n_outputs = n_classes
         self.allowed = f"a class index in 0..{self.n_outputs - 1}"
 
@@ -210,8 +218,31 @@ class Softmax(Objective):
         return -log_p[np.arange(len(y)), y.astype(np.int64)]
 
 
+class OnehotSquaredError(Softmax):
+    """Squared error on one-hot class indicators (a K-class random forest's trees; module docstring)."""
+
+    name = "onehot_squared_error"
+    vector_leaves = True
+
+    def _link(self, mean):
+        return mean
+
+    def _gradients(self, y, margin):
+        return margin - (y[:, None] == np.arange(self.n_outputs)), np.ones_like(margin)
+
+    def _predict(self, margin):
+        p = np.clip(margin, 0.0, None)
+        return p / np.maximum(p.sum(axis=1, keepdims=True), 1e-300)
+
+    @staticmethod
+    def pointwise_loss(y, margin):
+        onehot = y.astype(np.int64)[:, None] == np.arange(margin.shape[1])
+        return 0.5 * ((margin - onehot) ** 2).sum(axis=1)
+
+
 #: The objectives by name, in the order of the module docstring's table.
-OBJECTIVES = {objective.name: objective for objective in (SquaredError, Logistic, Poisson, Softmax)}
+OBJECTIVES = {objective.name: objective for objective in (SquaredError, Logistic, Poisson, Softmax,
+                                                          OnehotSquaredError)}
 
 
 def make_objective(name, n_classes=None):

@@ -14,6 +14,14 @@ reduction, which is ``gain / 2``, and compare the gain itself with ``γ``). A sp
 
 A leaf's value is ``−G/(H + λ) · learning_rate`` (:func:`leaf_values`).
 
+Trees of vector leaves (a K-class random forest) have ``K`` gradient sums ``G_k`` and one Hessian sum per
+node (:mod:`.histograms`' ``K + 2`` channels); their gain is the sum over the outputs,
+``Σ_k [G_Lk²/(H_L + λ) + G_Rk²/(H_R + λ) − G_k²/(H + λ)]``, and a leaf holds the vector
+``−G_k/(H + λ) · learning_rate``. With the forest's one-hot targets at margin 0 (``g_k = −[y = k]``,
+``h = 1``) and λ = 0, ``−G_k/H`` is the weighted frequency of class ``k`` among the node's rows and the gain
+is ``Σ_k N_Lk²/H_L + Σ_k N_Rk²/H_R − Σ_k N_k²/H``, which is ``H·gini(parent) − H_L·gini(L) − H_R·gini(R)``
+(``gini = 1 − Σ_k p_k²``): scikit-learn's Gini impurity decrease times the node's weight.
+
 Candidates: feature ``j`` with ``k`` value bins splits "local bin ``<= b``" left for ``b = 0 … k − 2``; its
 missing bin goes right (``default_left`` false) or left (true), whichever gains more: the default
 direction is learnt per split as XGBoost and LightGBM do. Ties are broken deterministically: the first
@@ -26,7 +34,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from mrtrain.engine.trees.histograms import GRAD, HESS, WEIGHT
+from mrtrain.engine.trees.histograms import GRAD, HESS, N_CHANNELS, WEIGHT
 
 
 class SplitRule(NamedTuple):
@@ -48,8 +56,8 @@ class Splits(NamedTuple):
         Whether the missing bin goes left.
     gain : ndarray of float64, shape (m,)
         The split's gain (``-inf`` where there is none).
-    left, right : ndarray of float64, shape (m, 3)
-        ``(Σ w·g, Σ w·h, Σ w)`` of each child.
+    left, right : ndarray of float64, shape (m, 3) or (m, K + 2)
+        ``(Σ w·g, Σ w·h, Σ w)`` of each child (``K`` gradient sums for vector leaves).
     """
 
     feature: np.ndarray
@@ -62,15 +70,24 @@ class Splits(NamedTuple):
 
 def leaf_values(sums, l2, learning_rate=1.0):
     """``−G/(H + λ) · learning_rate`` of nodes with sums ``(G, H, W)`` (shape (..., 3)); 0 where
-    ``H + λ`` is 0 (a node without rows)."""
+    ``H + λ`` is 0 (a node without rows). Sums of ``K + 2`` channels (vector leaves) give shape (..., K)."""
     sums = np.asarray(sums, dtype=np.float64)
     denominator = sums[..., HESS] + l2
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, -sums[..., GRAD] / denominator * learning_rate, 0.0)
+        if sums.shape[-1] == N_CHANNELS:
+            return np.where(denominator > 0, -sums[..., GRAD] / denominator * learning_rate, 0.0)
+        denominator = denominator[..., None]
+        # + 0.0: a class without rows has frequency 0.0, not −0.0
+        return np.where(denominator > 0, -sums[..., :HESS] / denominator * learning_rate + 0.0, 0.0)
 
 
-def _score(grad, hess, l2):
-    return grad * grad / (hess + l2)
+def _score(sums, l2):
+    """``G²/(H + λ)`` of sums (..., 3), or ``Σ_k G_k²/(H + λ)`` of sums (..., K + 2)."""
+    if sums.shape[-1] == N_CHANNELS:
+        grad = sums[..., GRAD]
+        return grad * grad / (sums[..., HESS] + l2)
+    grad = sums[..., :HESS]
+    return (grad * grad / (sums[..., HESS, None] + l2)).sum(axis=-1)
 
 
 def best_splits(histograms, totals, offsets, rule, allowed=None):
@@ -78,10 +95,10 @@ def best_splits(histograms, totals, offsets, rule, allowed=None):
 
     Parameters
     ----------
-    histograms : ndarray of float64, shape (m, total_bins, 3)
-        The nodes' histograms (:mod:`.histograms`).
-    totals : ndarray of float64, shape (m, 3)
-        The nodes' ``(G, H, W)``.
+    histograms : ndarray of float64, shape (m, total_bins, C)
+        The nodes' histograms (:mod:`.histograms`; ``C`` is 3, or ``K + 2`` for vector leaves).
+    totals : ndarray of float64, shape (m, C)
+        The nodes' ``(G, H, W)`` (``K`` gradient sums for vector leaves).
     offsets : ndarray of int64, shape (F + 1,)
         :attr:`.binning.Bins.offsets`.
     rule : SplitRule
@@ -95,12 +112,13 @@ def best_splits(histograms, totals, offsets, rule, allowed=None):
     histograms = np.asarray(histograms, dtype=np.float64)
     totals = np.asarray(totals, dtype=np.float64)
     m, n_features = len(histograms), len(offsets) - 1
+    channels = totals.shape[-1] if totals.ndim == 2 else N_CHANNELS
     best = Splits(np.full(m, -1, dtype=np.int64), np.full(m, -1, dtype=np.int64), np.zeros(m, dtype=bool),
-                  np.full(m, -np.inf), np.zeros((m, 3)), np.zeros((m, 3)))
+                  np.full(m, -np.inf), np.zeros((m, channels)), np.zeros((m, channels)))
     if m == 0:
         return best
     with np.errstate(divide="ignore", invalid="ignore"):
-        parent = _score(totals[:, GRAD], totals[:, HESS], rule.l2)
+        parent = _score(totals, rule.l2)
     rows = np.arange(m)
     for j in range(n_features):
         k = int(offsets[j + 1] - offsets[j]) - 1
@@ -113,8 +131,7 @@ def best_splits(histograms, totals, offsets, rule, allowed=None):
         left = np.stack((prefix, prefix + missing[:, None, :]), axis=2)
         right = totals[:, None, None, :] - left
         with np.errstate(divide="ignore", invalid="ignore"):
-            gain = (_score(left[..., GRAD], left[..., HESS], rule.l2)
-                    + _score(right[..., GRAD], right[..., HESS], rule.l2) - parent[:, None, None])
+            gain = _score(left, rule.l2) + _score(right, rule.l2) - parent[:, None, None]
         valid = ((left[..., WEIGHT] > 0) & (right[..., WEIGHT] > 0)
                  & (left[..., HESS] >= rule.min_child_weight) & (right[..., HESS] >= rule.min_child_weight)
                  & (gain > rule.min_split_gain))

@@ -8,7 +8,12 @@ every node holds the gain of its split (0 for leaves) and its Hessian and weight
 
 An :class:`Ensemble` is trees added to a base score: tree ``t`` adds its leaf values to output
 ``tree_output[t]`` of the margin (one output for binary, regression and Poisson objectives; one per class
-for softmax, whose round ``r`` has trees ``r·K … r·K + K − 1``). Margins are summed tree after tree, so the
+for softmax, whose round ``r`` has trees ``r·K … r·K + K − 1``).
+
+Vector leaves (a K-class random forest): ``value`` has shape (n_nodes, K), every tree's ``tree_output`` is
+:data:`ALL_OUTPUTS` (−1) and adds its leaf's vector to all ``K`` outputs. An ensemble's trees are all of one
+kind. Flat arrays (a checkpoint, a pass's state) hold ``value`` raveled; :func:`node_values` shapes it back
+by the node count. Margins are summed tree after tree, so the
 bits are the same for raw and binned rows and on every runner.
 """
 
@@ -18,6 +23,17 @@ import numpy as np
 
 #: ``feature`` (and ``left``/``right``) of a leaf.
 LEAF = -1
+#: ``tree_output`` of a tree of vector leaves: it adds to every output.
+ALL_OUTPUTS = -1
+
+
+def node_values(value, n_nodes):
+    """``value`` of ``n_nodes`` nodes as a tree holds it: shape (n_nodes,), or (n_nodes, K) when it has
+    ``K > 1`` entries per node (vector leaves, possibly raveled)."""
+    value = np.asarray(value, dtype=np.float64)
+    if n_nodes and value.size != n_nodes:
+        return value.reshape(n_nodes, -1)
+    return value.reshape(-1) if value.ndim != 2 or value.shape[1] == 1 else value
 
 
 class Tree(NamedTuple):
@@ -34,7 +50,8 @@ class Tree(NamedTuple):
     left, right : int64
         Children (``-1`` at leaves).
     value : float64
-        Leaf value (learning rate included); at inner nodes the value the node had as a leaf.
+        Leaf value (learning rate included); at inner nodes the value the node had as a leaf. Shape
+        (n_nodes, K) for vector leaves.
     gain : float64
         The split's gain (0 at leaves).
     hess, weight : float64
@@ -62,8 +79,10 @@ class Tree(NamedTuple):
 
     @classmethod
     def from_lists(cls, **columns):
-        """A tree from sequences of the fields' values."""
-        return cls(*(np.asarray(columns[name], dtype=dtype).reshape(-1) for name, dtype in FIELD_TYPES))
+        """A tree from sequences of the fields' values (``value``: numbers, or vectors of K)."""
+        n_nodes = len(columns["feature"])
+        return cls(*(node_values(columns[name], n_nodes) if name == "value"
+                     else np.asarray(columns[name], dtype=dtype).reshape(-1) for name, dtype in FIELD_TYPES))
 
 
 #: Every field of :class:`Tree` with its dtype.
@@ -217,7 +236,10 @@ class Ensemble(NamedTuple):
             margin = np.array(margin, dtype=np.float64).reshape(n_rows, self.n_outputs)
         for t in range(start, self.n_trees if n_trees is None else n_trees):
             tree = self.tree(t)
-            margin[:, self.tree_output[t]] += tree.value[leaves_of(tree)]
+            if self.tree_output[t] == ALL_OUTPUTS:
+                margin += tree.value[leaves_of(tree)]
+            else:
+                margin[:, self.tree_output[t]] += tree.value[leaves_of(tree)]
         return margin
 
     def predict_margin(self, X, n_trees=None, start=0, margin=None):
@@ -250,7 +272,10 @@ class Ensemble(NamedTuple):
 
     @classmethod
     def from_arrays(cls, arrays):
+        n_nodes = np.asarray(arrays["node_feature"]).size
         return cls(int(arrays["n_features"][0]), np.asarray(arrays["base_score"], dtype=np.float64),
                    np.asarray(arrays["tree_start"], dtype=np.int64),
                    np.asarray(arrays["tree_output"], dtype=np.int64),
-                   Tree(*(np.asarray(arrays[f"node_{name}"], dtype=dtype) for name, dtype in FIELD_TYPES)))
+                   Tree(*(node_values(arrays["node_value"], n_nodes) if name == "value"
+                          else np.asarray(arrays[f"node_{name}"], dtype=dtype)
+                          for name, dtype in FIELD_TYPES)))

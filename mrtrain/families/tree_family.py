@@ -67,7 +67,9 @@ class TreeFamily(Family):
         return TreeFittedModel.from_checkpoint(checkpoint)
 
     def evaluate_result(self, fitted, metrics):
-        return {"model": fitted.model, "classes": fitted.classes, "metrics": metrics}
+        return {"model": fitted.model, "classes": fitted.classes,
+                **({} if fitted.class_names is None else {"class_names": fitted.class_names}),
+                "metrics": metrics}
 
     def inspect_result(self, fitted, directory, checkpoints):
         return {**fitted.to_dict(), "checkpoints": checkpoints}
