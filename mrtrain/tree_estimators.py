@@ -9,7 +9,9 @@ feature normalised to sum 1 (all zeros for trees without a split), as scikit-lea
 importances are normalised. The parameter names are scikit-learn's where it has them (``n_estimators``,
 ``learning_rate``, ``max_depth``, ``subsample``, ``max_features``, ``random_state``) and mrtrain's otherwise
 (``max_bins``, ``l2``, ``min_child_weight``, ``min_split_gain``, ``colsample``). The random forest's
-classifier takes two classes (more are not supported yet).
+classifier takes any number of classes: as scikit-learn's, each leaf holds the class distribution of its
+bootstrap rows and ``predict_proba`` averages them over the trees (more than two classes: trees of vector
+leaves grown by the Gini criterion, :mod:`mrtrain.engine.trees.splits`).
 """
 
 import os
@@ -162,7 +164,15 @@ class GradientBoostingRegressor(_TreeRegressor, _GBT):
 
 
 class RandomForestClassifier(_TreeClassifier, _Forest):
-    """A random forest of two classes: bootstrap trees of leaf class frequencies, averaged."""
+    """A random forest classifier, as scikit-learn's ``RandomForestClassifier``: each tree is grown on a
+    Poisson(1) bootstrap of the rows, by the Gini criterion, to leaves holding the class distribution of
+    their bootstrap rows; ``predict_proba`` is the average over the trees of the leaves' distributions.
+
+    Two classes or more (labels of any type: ``classes_`` is their sorted set). Parameters as
+    :class:`RandomForestRegressor`'s: ``n_estimators``, ``max_depth`` (8), ``max_bins``,
+    ``min_child_weight`` (least bootstrap weight of a child), ``max_features`` (``"sqrt"``),
+    ``random_state``, and the run's ``runner``, ``partitions``, ``checkpoint_dir``, ``conf_path``.
+    """
 
     def _objective(self):
         return "classification"

@@ -156,3 +156,40 @@ def test_inspect_writes_the_trees_json_export(scratch, capsys):
     assert (path / "out" / "trees.json").read_bytes() == before
     assert "found a dataset" in refused(capsys, "inspect", "train", "--trees-json", "other.json")
     assert not (path / "other.json").exists()
+
+
+def test_a_forest_of_three_named_classes(tmp_path, monkeypatch, capsys):
+    """A random forest of three string classes through every command, as a user types them: the leaves hold
+    class frequencies; predict writes a probability column per class name, the export lists of three."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(150, 2))
+    names = np.array(["setosa", "versicolor", "virginica"])
+    y = np.where(X[:, 0] < -0.4, 0, np.where(X[:, 1] < 0, 1, 2))
+    (tmp_path / "iris.csv").write_text("a,b,species\n" + "".join(
+        f"{float(row[0])!r},{float(row[1])!r},{names[label]}\n" for row, label in zip(X, y, strict=True)))
+    assert run(capsys, "ingest", "iris.csv", "data", "--label", "species", "--partitions", "2")[0] == 0
+    inline = ("--runner", "inline")  # the runners' bits are test_trees_forest_classes.py's
+    status, out, err = run(capsys, "train", "data", "--model", "random-forest", "--n-trees", "3",
+                           "--max-depth", "3", "--checkpoint-dir", "rf", "--json", *inline)
+    assert status == 0, err
+    result = json.loads(out)
+    assert result["class_names"] == list(names) and result["objective"] == "onehot_squared_error"
+    assert result["metrics"]["accuracy"] > 0.8 and "roc_auc" not in result["metrics"]
+    fitted = TreeFittedModel.load("rf")
+    assert result["metrics"]["accuracy"] == pytest.approx(accuracy_score(y, fitted.predict(X)), abs=1e-12)
+    status, out, err = run(capsys, "evaluate", "data", "--model-dir", "rf", "--json", *inline)
+    assert status == 0 and json.loads(out)["metrics"] == result["metrics"], err
+    tables = predict_tables(capsys, "data", "rf", tmp_path / "out", *inline)
+    assert [n for n in tables[0].column_names if n.startswith("probability_")] == [
+        f"probability_{name}" for name in names]
+    np.testing.assert_array_equal(probabilities(tables), fitted.predict_proba(X))
+    predicted = np.concatenate([t.column("prediction").to_numpy(zero_copy_only=False) for t in tables])
+    np.testing.assert_array_equal(predicted, names[fitted.predict(X).astype(int)])
+    status, out, _ = run(capsys, "inspect", "rf", "--trees-json", "trees.json")
+    assert status == 0 and "classes: setosa, versicolor, virginica" in out
+    export = json.loads((tmp_path / "trees.json").read_text())
+    assert {tree["output"] for tree in export["trees"]} == {-1}
+    assert all(len(node["leaf"]) == 3 for tree in export["trees"] for node in tree["nodes"] if "leaf" in node)
+    status, out, err = run(capsys, "report", "rf", "--data", "data", "--output", "r.html", "--json", *inline)
+    assert status == 0 and json.loads(out)["sections"] == ["Metrics", "Feature importance", "Training"], err

@@ -40,14 +40,18 @@ def test_regressors(estimator, minimum):
     assert estimator.fit(X, y).score(X, y) > minimum
 
 
-def test_forest_classifier_and_its_limits():
+def test_forest_classifier_of_two_and_three_classes():
     X, y = make_classification(200, 4, random_state=0)
     forest = RandomForestClassifier(n_estimators=4, max_depth=3).fit(X, y)
     p = forest.predict_proba(X)
     assert p.shape == (200, 2) and np.allclose(p.sum(axis=1), 1) and forest.score(X, y) > 0.8
     X3, y3 = make_classification(60, 5, n_informative=3, n_classes=3, random_state=0)
-    with pytest.raises(Exception, match="expected two classes for a random-forest classifier, found 3"):
-        RandomForestClassifier(n_estimators=2).fit(X3, y3)
+    labels = np.array(["a", "b", "c"])[y3]  # string labels: classes_ in sorted order, predict gives them back
+    forest = RandomForestClassifier(n_estimators=2, max_depth=3).fit(X3, labels)
+    p = forest.predict_proba(X3)
+    assert p.shape == (60, 3) and np.allclose(p.sum(axis=1), 1) and list(forest.classes_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(forest.predict(X3), forest.classes_[np.argmax(p, axis=1)])
+    assert forest.score(X3, labels) > 0.7
     assert GradientBoostingClassifier(n_estimators=3).fit(X3, y3).predict_proba(X3).shape == (60, 3)
 
 

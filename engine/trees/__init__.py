@@ -27,7 +27,9 @@ One training, and where each piece runs
    nodes whose histograms the next pass must compute. Map: ``row_node = route_binned(grower.tree, B,
    bins.n_edges + 1)``, then ``build_histograms(B, g, h, w, row_node, grower.build_nodes, bins.offsets)``
    → one flat float64 vector ``(len(build_nodes), total_bins, 3)`` of Σw·g, Σw·h, Σw (vectors of
-   partitions add elementwise in partition order). Driver: ``grower.update(vector)`` gets the siblings by
+   partitions add elementwise in partition order; a tree of vector leaves, ``TreeGrower(..., n_outputs=K)``
+   for a K-class forest, takes ``g`` of shape (n, K) and has ``K + 2`` channels). Driver:
+   ``grower.update(vector)`` gets the siblings by
    subtraction (``subtract_histograms``), finds each node's best split (``best_splits``), grows the tree
    and sets the next ``build_nodes`` (empty when ``grower.finished``; ``grower.tree`` is then final).
    Depth-wise by default, best-first with ``max_leaves``. ``grower.to_arrays()`` /

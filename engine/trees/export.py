@@ -104,14 +104,17 @@ def from_json(document):
         raise ValueError(f"A tree export must have format {FORMAT!r} and version {VERSION}. Got "
                          f"{document.get('format')!r} version {document.get('version')!r} instead.")
     try:
-        trees = [_tree(tree["nodes"], f"tree {t}") for t, tree in enumerate(document["trees"])]
         outputs = [tree["output"] for tree in document["trees"]]
         width = len(document["base_score"])
-        for t, (tree, output) in enumerate(zip(trees, outputs, strict=True)):
-            expected = (tree.n_nodes, width) if output == ALL_OUTPUTS else (tree.n_nodes,)
-            if tree.value.shape != expected:
-                what = f"lists of {width} numbers" if output == ALL_OUTPUTS else "numbers"
-                raise ValueError(f"Tree {t} of output {output} must have leaf values that are {what}.")
+        for t, (tree, output) in enumerate(zip(document["trees"], outputs, strict=True)):
+            vector = output == ALL_OUTPUTS
+            for node in tree["nodes"]:
+                value = node["leaf"] if "leaf" in node else node["value"]
+                if not ((isinstance(value, list) and len(value) == width) if vector
+                        else not isinstance(value, list)):
+                    what = f"lists of {width} numbers" if vector else "numbers"
+                    raise ValueError(f"Tree {t} of output {output} must have leaf values that are {what}.")
+        trees = [_tree(tree["nodes"], f"tree {t}") for t, tree in enumerate(document["trees"])]
         return Ensemble.from_trees(trees, np.asarray(outputs, dtype=np.int64), document["base_score"],
                                    document["n_features"])
     except KeyError as missing:

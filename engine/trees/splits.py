@@ -20,7 +20,9 @@ node (:mod:`.histograms`' ``K + 2`` channels); their gain is the sum over the ou
 ``−G_k/(H + λ) · learning_rate``. With the forest's one-hot targets at margin 0 (``g_k = −[y = k]``,
 ``h = 1``) and λ = 0, ``−G_k/H`` is the weighted frequency of class ``k`` among the node's rows and the gain
 is ``Σ_k N_Lk²/H_L + Σ_k N_Rk²/H_R − Σ_k N_k²/H``, which is ``H·gini(parent) − H_L·gini(L) − H_R·gini(R)``
-(``gini = 1 − Σ_k p_k²``): scikit-learn's Gini impurity decrease times the node's weight.
+(``gini = 1 − Σ_k p_k²``): scikit-learn's Gini impurity decrease times the node's weight. A vector-leaf
+split also needs a gain above :data:`ROUNDING` times the sum of its three scores, so that the rounding of a
+pure node's zero gain does not split it (scikit-learn does not split a pure node either).
 
 Candidates: feature ``j`` with ``k`` value bins splits "local bin ``<= b``" left for ``b = 0 … k − 2``; its
 missing bin goes right (``default_left`` false) or left (true), whichever gains more: the default
@@ -35,6 +37,10 @@ from typing import NamedTuple
 import numpy as np
 
 from mrtrain.engine.trees.histograms import GRAD, HESS, N_CHANNELS, WEIGHT
+
+#: Vector leaves: a gain must exceed this fraction of the sum of the three scores it is the difference of,
+#: the rounding of that difference (so a pure node, whose gain is 0 but rounds to ±1e-14, is not split).
+ROUNDING = 1e-12
 
 
 class SplitRule(NamedTuple):
@@ -135,6 +141,10 @@ def best_splits(histograms, totals, offsets, rule, allowed=None):
         valid = ((left[..., WEIGHT] > 0) & (right[..., WEIGHT] > 0)
                  & (left[..., HESS] >= rule.min_child_weight) & (right[..., HESS] >= rule.min_child_weight)
                  & (gain > rule.min_split_gain))
+        if channels != N_CHANNELS:  # vector leaves: a gain within rounding of 0 (a pure node's) is none
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scale = _score(left, rule.l2) + _score(right, rule.l2) + parent[:, None, None]
+            valid &= gain > ROUNDING * scale
         if allowed is not None:
             valid &= np.asarray(allowed, dtype=bool)[:, j, None, None]
         gain = np.where(valid, gain, -np.inf).reshape(m, -1)
