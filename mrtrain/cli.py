@@ -45,7 +45,7 @@ from mrtrain.families import registry
 from mrtrain.families.options import GRID, MODEL, OPTIMIZER, PENALTY
 from mrtrain.families.registry import family_of, models, models_taking, parameter_defaults
 from mrtrain.inference import check_identifiable, coefficient_inference, save_inference
-from mrtrain.launcher import RUNNERS
+from mrtrain.launcher import RUNNERS, one_task_server
 from mrtrain.model_dir import read_model
 from mrtrain.mr_jobs.partition_job import PartitionError
 from mrtrain.names import class_texts
@@ -835,7 +835,8 @@ def main(argv=None):
     _configure_logging(args.verbose, args.quiet)
     absolute_paths(args)
     try:
-        COMMANDS[args.command](args)
+        with one_task_server():  # the command's jobs on the local runner share one task server
+            COMMANDS[args.command](args)
         sys.stdout.flush()
     except BrokenPipeError:
         return _closed_stdout()

@@ -32,10 +32,13 @@ map tasks' ``shuffle bytes`` counter (the size of the records
 they emitted) into ``last_shuffle_bytes`` and logs it, and appends the job's wall time and its map tasks'
 reported work to ``job_times`` (:class:`JobTime`, for :mod:`mrtrain.allreduce_hint`).
 
-On the local runner the launcher starts a :class:`mrtrain.local_runner.TaskServer` with its staging
-directory (its imports overlap the driver's work) and runs every job with a
-:class:`~mrtrain.local_runner.WarmLocalRunner`, whose tasks are forked by that server instead of each
-starting a Python; closing the launcher stops the server (``warm_tasks=False``: mrjob's local runner as is).
+On the local runner the launcher runs every job with a :class:`~mrtrain.local_runner.WarmLocalRunner`, whose
+tasks are forked by a :class:`mrtrain.local_runner.TaskServer` instead of each starting a Python
+(``warm_tasks=False``: mrjob's local runner as is). Inside :func:`one_task_server` (the ``mrtrain`` command
+runs every command in one) all launchers share one server, started by the first that needs it and stopped
+when the block ends, however it ends: a command's training, metrics pass and inference start it once.
+Outside, each launcher starts its own with its staging directory (its imports overlap the driver's work)
+and stops it when it closes.
 
 :meth:`JobLauncher.start` runs a map-only job in a background thread (a :class:`BackgroundJob`): the
 AllReduce job of :mod:`mrtrain.allreduce`, whose tasks serve a whole training's passes.
@@ -44,6 +47,7 @@ Importing this module demotes mrjob's per-job "No configs specified for <runner>
 (:class:`_DefaultSettingsNotice`): mrtrain passes every option a job needs on its command line.
 """
 
+import contextlib
 import io
 import json
 import logging
@@ -399,6 +403,83 @@ def effective_reducers(reducers, vector_length, job):
     return vector_length
 
 
+class _SharedTaskServer:
+    """The task server of the open :func:`one_task_server` block (module state: launchers are made by the
+    driver's main thread; a lock guards the rare other caller)."""
+
+    lock = threading.Lock()
+    depth = 0
+    server = None
+    directory = None
+    gave_up = False
+    #: Servers started by :func:`one_task_server` blocks in this process (what the tests count).
+    started = 0
+
+    @classmethod
+    def get(cls):
+        """The block's server, started on first use; None outside a block or once it failed to start."""
+        with cls.lock:
+            if cls.depth == 0 or cls.gave_up:
+                return None
+            if cls.server is None:
+                cls.directory = make_local_staging()
+                try:
+                    cls.server = TaskServer(cls.directory)
+                except BaseException:
+                    shutil.rmtree(cls.directory, ignore_errors=True)
+                    cls.directory = None
+                    raise
+                cls.started += 1
+            return cls.server
+
+    @classmethod
+    def failed(cls):
+        """The block's server did not start: the block's later launchers start a Python per task too."""
+        with cls.lock:
+            if cls.depth:
+                cls.gave_up = True
+
+    @classmethod
+    def enter(cls):
+        with cls.lock:
+            cls.depth += 1
+
+    @classmethod
+    def exit(cls):
+        with cls.lock:
+            cls.depth -= 1
+            if cls.depth:
+                return
+            server, directory = cls.server, cls.directory
+            cls.server = cls.directory = None
+            cls.gave_up = False
+        try:
+            if server is not None:
+                server.close()
+        finally:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def one_task_server():
+    """A block whose local-runner launchers share one :class:`~mrtrain.local_runner.TaskServer`.
+
+    The first launcher of the local runner (with ``warm_tasks``) made inside it starts the server, in a
+    private staging directory of its own (:func:`make_local_staging`, swept like a launcher's if the
+    process dies), and every later one uses it; leaving the block stops the server and removes that
+    directory, whether it ends normally, by an exception or by Ctrl-C (``KeyboardInterrupt``). A killed
+    driver's server ends by itself (its pipe closes). The server and its tasks do not depend on the
+    working directory: it runs in its own directory, and each task in the one its job gives it. Blocks
+    nest: the outermost one owns the server.
+    """
+    _SharedTaskServer.enter()
+    try:
+        yield
+    finally:
+        _SharedTaskServer.exit()
+
+
 class JobLauncher:
     """Runs partition jobs over one dataset with one mrjob runner.
 
@@ -446,9 +527,13 @@ class JobLauncher:
             raise
         self.fs = get_filesystem(self.staging)
         self.task_server = None
+        self._owns_task_server = False
         try:
             if runner == "local" and warm_tasks:
-                self.task_server = TaskServer(self.local_staging)
+                self.task_server = _SharedTaskServer.get()
+                if self.task_server is None:
+                    self.task_server = TaskServer(self.local_staging)
+                    self._owns_task_server = True
             self.partition_list = join(self.staging, "partitions.txt")
             lines = [format_partition_line(p.index, task_uri(p.uri), p.sha256, p.rows, p.bytes) + "\n"
                      for p in dataset.partitions]
@@ -476,7 +561,7 @@ class JobLauncher:
         """Stop the task server; remove the staging directories (the local one also when removing the HDFS
         one fails)."""
         try:
-            if self.task_server is not None:
+            if self.task_server is not None and self._owns_task_server:
                 self.task_server.close()
             if self.on_hdfs:
                 self.fs.delete(self.staging, recursive=True)
@@ -618,6 +703,7 @@ class JobLauncher:
                 log.warning("%s; starting a Python per task instead", error)
                 self.task_server.close()
                 self.task_server = None
+                _SharedTaskServer.failed()
         if self.task_server is None:
             return job.make_runner()
         # What MRJob.make_runner() does (mrjob 0.7.4), with the runner class that forks tasks from the server.

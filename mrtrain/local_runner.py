@@ -2,8 +2,10 @@
 
 :class:`TaskServer` is the driver's handle on one server process: started by a
 :class:`~mrtrain.launcher.JobLauncher` of the local runner (its imports overlap the driver's own work), its
-socket in the launcher's staging directory, stopped when the launcher closes (and by itself when the driver
-dies). :class:`WarmLocalRunner` is mrjob's :class:`~mrjob.local.LocalMRJobRunner` with two methods changed:
+socket in the launcher's staging directory, stopped when the launcher closes; or, inside
+:func:`mrtrain.launcher.one_task_server` (every ``mrtrain`` command), one per block, shared by its
+launchers; in any case it ends by itself when the driver dies.
+:class:`WarmLocalRunner` is mrjob's :class:`~mrjob.local.LocalMRJobRunner` with two methods changed:
 
 - ``_invoke_task_func``: a task whose command is ``<task python> <job script> ARGS`` runs in a child of the
   server (:func:`run_task`) instead of ``subprocess.check_call`` of that command; the same files, working
@@ -60,7 +62,9 @@ class TaskServer:
     Parameters
     ----------
     directory : str
-        A private (0700) directory for the server's socket; the caller removes it.
+        A private (0700) directory for the server's socket, and its working directory (so that ``python -m``
+        imports nothing from the driver's: a ``numpy.py`` there is no concern of the server's); the
+        caller removes it.
     """
 
     def __init__(self, directory):
@@ -70,7 +74,7 @@ class TaskServer:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "mrtrain.task_server", self.address, str(alive_r)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, pass_fds=(alive_r,),
-                env={**os.environ, **SERVER_ENVIRONMENT},
+                env={**os.environ, **SERVER_ENVIRONMENT}, cwd=directory,
             )
         except BaseException:
             os.close(self._alive_w)
@@ -130,13 +134,17 @@ class TaskServer:
         return reply["returncode"]
 
     def close(self):
-        """Stop the server (closing its pipe ends it; killed after :data:`STOP_TIMEOUT` seconds)."""
+        """Stop the server (closing its pipe ends it; killed after :data:`STOP_TIMEOUT` seconds, or at once if
+        it has run no task)."""
         if self._alive_w is None:
             return
         os.close(self._alive_w)
         self._alive_w = None
         if self._ready is None:
+            # Never asked to run a task (tasks wait for it to be ready): killed rather than waited for
+            # through its imports, which may take seconds (a command that failed early).
             self.process.stdout.close()
+            self.process.kill()
         try:
             self.process.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:

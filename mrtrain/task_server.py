@@ -320,7 +320,12 @@ def main(argv=None):
     listener.bind(socket_path)
     listener.listen(64)
     listener.setblocking(False)
-    os.write(1, READY)
+    try:
+        os.write(1, READY)
+    except BrokenPipeError:  # the driver stopped the server before it was ready: nothing to serve
+        listener.close()
+        os.unlink(socket_path)
+        return 0
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 1)
     os.close(devnull)

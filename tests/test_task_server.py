@@ -8,16 +8,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
 import numpy as np
 import pytest
 
-from mrtrain.launcher import JobLauncher
+from mrtrain import launcher as launcher_module
+from mrtrain.cli import main
+from mrtrain.launcher import STAGING_PREFIX, JobLauncher, one_task_server
 from mrtrain.local_runner import TaskServer
 from mrtrain.mr_jobs.gradient import MRGradient
-from mrtrain.storage.dataset import write_dataset
+from mrtrain.storage.dataset import Dataset, write_dataset
 from mrtrain.task_server import send_frame
 
 PROBE = textwrap.dedent("""
@@ -235,3 +238,74 @@ def test_a_server_whose_imports_left_a_thread_running_refuses_to_serve(tmp_path)
     assert done.returncode == 1
     assert done.stdout == ""
     assert "jemalloc_bg_thd" in done.stderr and "forks only from one thread" in done.stderr
+
+
+class CountingTaskServer(TaskServer):
+    """The real server, counted: every one started in this process is kept in :attr:`started`."""
+
+    started = []
+
+    def __init__(self, directory):
+        super().__init__(directory)
+        CountingTaskServer.started.append(self)
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    CountingTaskServer.started = []
+    monkeypatch.setattr(launcher_module, "TaskServer", CountingTaskServer)
+    return CountingTaskServer.started
+
+
+@pytest.fixture(scope="module")
+def binary_data(tmp_path_factory):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 3))
+    y = (X @ [1.0, -1.0, 0.5] + rng.normal(size=300) > 0).astype(float)
+    return write_dataset(str(tmp_path_factory.mktemp("one-server") / "data"), X, y, partitions=3).uri
+
+
+def own_staging():
+    """This process's local staging directories (launchers' and task servers')."""
+    prefix = f"{STAGING_PREFIX}{os.getpid()}-"
+    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith(prefix)]
+
+
+@pytest.mark.parametrize("extra", [[], ["--allreduce"], ["--inference"]])
+def test_a_command_starts_one_task_server_and_stops_it(binary_data, counted, capsys, extra):
+    """Training, the metrics pass after it (and --inference's pass) share one server, stopped at the end."""
+    status = main(["train", binary_data, "--model", "logistic", "--optimizer", "newton", "--max-iter", "3",
+                   "--runner", "local", "--json", *extra])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert json.loads(out)["metrics"]["n"] == 300
+    assert len(counted) == 1
+    assert counted[0].process.returncode == 0
+    assert own_staging() == []
+
+
+def test_a_failing_command_stops_its_task_server(tmp_path, counted, capsys):
+    """A task that finds bad data (its Hessian sums overflow float64) fails the command (status 2); the
+    server is stopped all the same."""
+    dataset = write_dataset(str(tmp_path / "data"), np.full((6, 2), 1e200), np.array([0, 1, 0, 1, 0, 1.0]),
+                            partitions=2)
+    assert main(["train", dataset.uri, "--model", "logistic", "--optimizer", "newton",
+                 "--runner", "local"]) == 2
+    assert "overflow" in capsys.readouterr().err
+    assert len(counted) == 1 and counted[0].process.returncode == 0
+    assert own_staging() == []
+
+
+def test_the_server_imports_nothing_from_the_working_directory(binary_data, tmp_path, monkeypatch, counted,
+                                                                caplog):
+    """A module in the user's directory named like one the server imports is not the server's."""
+    (tmp_path / "threadpoolctl.py").write_text("raise ImportError('the working directory was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    with one_task_server():
+        with JobLauncher(Dataset.open(binary_data), {"kind": "logistic", "n_features": 3,
+                                                     "classes": [0.0, 1.0], "fit_intercept": True},
+                         runner="local") as launcher:
+            launcher.sum_vector(MRGradient, np.zeros((1, 4)), {"hessian": 0})
+            assert launcher.task_server is counted[0]
+    assert "starting a Python per task instead" not in caplog.text
+    assert counted[0].process.returncode == 0
