@@ -84,6 +84,10 @@ def test_each_tree_is_scikit_learns_gini_tree_on_its_bootstrap_weights(tmp_path)
         assert _same_tree(ours, reference.tree_, config.n_trees) == reference.tree_.node_count > 7
         np.testing.assert_allclose(ours.value[route(ours, X[kept])] * config.n_trees,
                                    reference.predict_proba(X[kept]), rtol=0, atol=1e-12)
+        # The total gain is scikit-learn's impurity-based importance before it normalises it.
+        inner = ours.feature != LEAF
+        gain = np.bincount(ours.feature[inner], weights=ours.gain[inner], minlength=X.shape[1])
+        np.testing.assert_allclose(gain / gain.sum(), reference.feature_importances_, rtol=0, atol=1e-12)
     # The probability is the trees' average leaf distribution.
     average = sum(model.ensemble.tree(t).value[route(model.ensemble.tree(t), X)] for t in range(2))
     np.testing.assert_allclose(model.predict_proba(X), average, rtol=0, atol=1e-14)  # normalised: ulps
