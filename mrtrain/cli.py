@@ -10,6 +10,9 @@ its type (the traceback is logged at debug level, shown with ``-vv``); Ctrl-C ex
 ``mrtrain: interrupted``, leaving the checkpoints already written intact.
 """
 
+import mrtrain._command_distutils  # noqa: F401  (first: before mrjob loads distutils)
+
+# isort: split
 import argparse
 import contextlib
 import json
@@ -55,7 +58,6 @@ from mrtrain.storage.checkpoint import list_checkpoints
 from mrtrain.storage.dataset import MANIFEST_NAME, Dataset
 from mrtrain.storage.encoding import DROPS
 from mrtrain.storage.filesystem import absolute, get_filesystem, join, split_scheme
-from mrtrain.storage.ingest import ingest
 from mrtrain.storage.local_fs import local_path
 from mrtrain.trainer import Trainer
 from mrtrain.tree_cli import add_tree_options, refuse_tree_options, write_trees_json
@@ -477,6 +479,8 @@ def _check_checkpoint_dir(checkpoint_dir, data):
 
 
 def cmd_ingest(args):
+    from mrtrain.storage.ingest import ingest  # pyarrow.compute and csv: for this command only
+
     check_output_target(args.dest, "dest", {"source": args.src})
     with contextlib.ExitStack() as stack:
         progress = None if args.quiet else stack.enter_context(StageProgress("ingest"))

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -238,3 +239,29 @@ def test_the_local_runner_has_the_fork_server_preload_mrtrain():
             "print(fs._forkserver._preload_modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "['__main__', 'mine', 'mrtrain']"
+
+
+def test_the_command_loads_no_setuptools_distutils_and_no_ingest_modules_for_training():
+    """The ``mrtrain`` command's imports (those of every command: training's too) take mrjob's distutils
+    from the standard library (3.11) or the stand-in (3.12+), not setuptools' copy with its
+    ``pkg_resources``, and leave ``ingest``'s pyarrow.compute for ``mrtrain ingest``; ``import mrtrain``
+    (the Python API) leaves setuptools' finder where it was."""
+    code = textwrap.dedent("""
+        import json, sys
+        import mrtrain.cli, mrtrain.trainer, mrtrain.fitted, distutils.spawn
+        hack = sys.modules.get("_distutils_hack")
+        print(json.dumps({"loaded": sorted({"pkg_resources", "setuptools", "pyarrow.compute",
+                                            "mrtrain.storage.ingest"} & set(sys.modules)),
+                          "distutils": str(getattr(distutils, "__file__", None)),
+                          "finder": hack is not None and hack.DISTUTILS_FINDER in sys.meta_path}))
+    """)
+    env = {name: value for name, value in os.environ.items() if name != "SETUPTOOLS_USE_DISTUTILS"}
+    found = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                      text=True, env=env).stdout)
+    assert found["loaded"] == []
+    assert "setuptools" not in found["distutils"]
+    assert found["finder"] is False
+    api = "import sys, mrtrain.trainer; h = sys.modules.get('_distutils_hack'); " \
+          "print(h is None or h.DISTUTILS_FINDER in sys.meta_path)"
+    assert subprocess.run([sys.executable, "-c", api], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip() == "True"
