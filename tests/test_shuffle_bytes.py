@@ -123,3 +123,33 @@ def test_shuffle_bytes_adds_the_steps_and_ignores_other_counters():
                 {}, {"mrtrain": {SHUFFLE_BYTES: 5}}]
     assert shuffle_bytes(counters) == 15
     assert shuffle_bytes([]) == 0
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_tree_benchmarks_dense_size_is_the_protocols_size_of_dense_records(shards):
+    from benchmarks.tree_yarn import dense_record_bytes
+
+    vector = np.random.default_rng(4).normal(size=1001)  # no zero: every record is dense
+    expected = _record_bytes((str(shard), (partition_id, piece)) for partition_id in range(3)
+                             for shard, piece in enumerate(split_shards(vector, shards)))
+    assert dense_record_bytes(len(vector), 3, shards) == expected
+
+
+def test_tree_histogram_passes_go_sparse_where_the_nodes_leave_bins_empty(tmp_path):
+    """Deep nodes hold few rows, so most of their histogram bins are empty: those passes' records take the
+    protocol's sparse form (fewer bytes than dense), the root's full histograms stay dense."""
+    from benchmarks.tree_yarn import PassRecorder
+    from mrtrain.training.run import RunOptions, TrainingRun
+    from mrtrain.tree_training import TreeConfig, fit_in_run
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 3))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(float)
+    dataset = Dataset.open(write(tmp_path / "d", X, y, partitions=2))
+    config = TreeConfig(n_trees=1, max_depth=4, max_bins=64, min_child_weight=0.0)
+    with PassRecorder(2) as recorder:
+        fit_in_run(TrainingRun(dataset, RunOptions(runner="inline")), config)
+    levels = [row for row in recorder.rows[2:] if row["length"] > 2]
+    assert levels[0]["shuffle bytes"] == levels[0]["dense bytes"]
+    assert levels[-1]["shuffle bytes"] < levels[-1]["dense bytes"] / 2
+    assert all(row["shuffle bytes"] <= row["dense bytes"] for row in levels)
