@@ -8,13 +8,15 @@ partitions) to HDFS and trains it with ``mrtrain train --model logistic --optimi
 --no-metrics`` once per mode (:data:`MODES`), printing the trainer's own seconds of each pass (its
 ``iter`` lines): the first pass (for ``--allreduce``: starting the job and waiting for its tasks), the
 median of the later ones, and the command's wall time. The modes run one after another; the load average
-is printed before and after each.
+is printed before and after each. On the compose cluster give ``--allreduce-address auto`` (the tasks
+run on other containers than the driver and cannot reach its 127.0.0.1).
 """
 
 import argparse
 import json
 import os
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,10 +31,9 @@ from mrtrain.storage.filesystem import get_filesystem
 
 #: name -> (extra ``mrtrain train`` arguments, extra hadoop-runner jobconf of the mrjob config).
 MODES = {
-    "job per pass (default: uber for small passes)": ([], {}),
-    "job per pass, uber off (mapreduce.job.ubertask.enable=false)": (
-        [], {"mapreduce.job.ubertask.enable": "false"}),
-    "--allreduce": (["--allreduce"], {}),
+    "job per pass, uber": ([], {}),  # the default: uber mode for small passes (mrtrain.uber)
+    "job per pass, no uber": ([], {"mapreduce.job.ubertask.enable": "false"}),
+    "allreduce": (["--allreduce"], {}),
 }
 ITER_SECONDS = re.compile(r"^iter\s+\d+\s.*\s(\d+(?:\.\d+)?)s$")
 
@@ -50,12 +51,14 @@ def conf_with(jobconf, directory):
     return path
 
 
-def train(uri, max_iter, extra, conf):
+def train(uri, max_iter, extra, conf, allreduce_address=None):
     """``(seconds of each pass, wall seconds)`` of one ``mrtrain train``."""
     command = ["mrtrain", "train", uri, "--model", "logistic", "--optimizer", "lbfgs", "--max-iter",
                str(max_iter), "--runner", "hadoop", "--no-metrics", *extra]
     if conf:
         command += ["--conf-path", conf]
+    if "--allreduce" in extra and allreduce_address:
+        command += ["--allreduce-address", allreduce_address]
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     wall = time.monotonic() - started
@@ -71,12 +74,18 @@ def main(argv=None):
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-iter", type=int, default=6)
     parser.add_argument("--mode", action="append", choices=sorted(MODES), help="repeatable; default: all")
+    parser.add_argument("--allreduce-address", default=None,
+                        help="mrtrain's --allreduce-address; 'auto': this host's address (what the compose "
+                        "cluster's NodeManagers reach the client container by). Default: mrtrain's")
     args = parser.parse_args(argv)
     base = f"{os.environ['MRTRAIN_HDFS_URL']}/user/{os.environ['MRTRAIN_HDFS_USER']}/tmp/" \
            f"mrtrain-lbfgs-passes-{uuid.uuid4().hex[:8]}"
     rng = np.random.default_rng(0)  # yarn_breakdown's data
     X = rng.normal(size=(20_000, 28))
     y = (X @ rng.normal(size=28) + rng.normal(size=20_000) > 0).astype(float)
+    address = args.allreduce_address
+    if address == "auto":
+        address = socket.gethostbyname(socket.gethostname())
     rows = {}
     try:
         write_dataset(base, X, y, partitions=2)
@@ -84,7 +93,7 @@ def main(argv=None):
             for name in args.mode or list(MODES):
                 extra, jobconf = MODES[name]
                 load = os.getloadavg()[0]
-                seconds, wall = train(base, args.max_iter, extra, conf_with(jobconf, tmp))
+                seconds, wall = train(base, args.max_iter, extra, conf_with(jobconf, tmp), address)
                 rows[name] = {"load before": load, "load after": os.getloadavg()[0], "passes": len(seconds),
                               "first pass s": seconds[0],
                               "later passes s (median)": statistics.median(seconds[1:]),
