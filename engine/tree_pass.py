@@ -213,11 +213,15 @@ class PassState:
         weight[validation] = 0.0
         return weight
 
-    def partition_vector(self, X, y, w, partition_id):
-        """The vector one partition contributes to this pass (module docstring)."""
+    def partition_vector(self, X, y, w, partition_id, memory=None):
+        """The vector one partition contributes to this pass (module docstring).
+
+        ``memory``: the partition's :class:`~mrtrain.engine.tree_memory.PartitionMemory` (an AllReduce task
+        keeps one per partition across passes): the same vector, without binning the rows and routing them
+        through every tree again each pass."""
         if self.phase == "bins":  # rows of weight 0 are no data: their values make no bins
             return summarize(X if w is None else X[np.asarray(w) > 0], self.capacity).to_vector()
-        labels = self.labels(y)
+        labels = self.labels(y) if memory is None else memory.labels(self, y)
         if self.phase == "evaluate":
             return self.metric_sums(X, labels, w)
         validation = self.validation_rows(partition_id, len(labels))
@@ -225,16 +229,23 @@ class PassState:
             weight = np.ones(len(labels)) if w is None else np.asarray(w, dtype=np.float64).copy()
             weight[validation] = 0.0
             return self.objective.base_stats(labels, weight)
-        binned = self.bins.transform(X)
+        binned = self.bins.transform(X) if memory is None else memory.binned(self.bins, X)
         missing_bins = self.bins.n_edges + 1
         if self.independent:
             margin = np.broadcast_to(self.ensemble.base_score, (len(labels), self.ensemble.n_outputs))
-        else:
+        elif memory is None:
             margin = self.ensemble.predict_margin_binned(binned, missing_bins)
-        grad, hess = self.objective.gradients(labels, margin)
+        else:
+            margin = memory.margin(self.ensemble, binned, missing_bins)
+        if memory is None:
+            grad, hess = self.objective.gradients(labels, margin)
+        else:
+            grad, hess = memory.gradients(self.objective, labels, margin)
+            memory.forget_routes([tree_index for tree_index, _, _, _ in self.growing])
         parts = []
         for tree_index, output, tree, nodes in self.growing:
-            row_node = route_binned(tree, binned, missing_bins)
+            row_node = (route_binned(tree, binned, missing_bins) if memory is None
+                        else memory.route(tree_index, tree, binned, missing_bins))
             weight = self.tree_weights(tree_index, partition_id, w, validation)
             vector_leaves = output == ALL_OUTPUTS
             parts.append(build_histograms(binned, grad if vector_leaves else grad[:, output],

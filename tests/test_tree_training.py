@@ -1,6 +1,7 @@
 """Tree ensembles trained as MapReduce passes (issue 23, items 1 and 3): the bin-edges and histogram jobs, the
 driver's loop, checkpoints and resume, early stopping, and the same bits on every runner."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -222,3 +223,31 @@ def test_the_trees_are_a_family_of_the_trainer(dataset):
         Trainer("gbt", k=3).fit(uri)
     with pytest.raises(ValueError, match="The 'n_trees' parameter applies to the tree ensemble models"):
         Trainer("logistic", n_trees=3).fit(uri)
+
+
+@pytest.mark.parametrize("config", [
+    TreeConfig(n_trees=4, max_depth=3, max_bins=16, learning_rate=0.5, subsample=0.8, validation_fraction=0.2,
+               n_iter_no_change=1, l2=0.0, min_child_weight=0.0),
+    TreeConfig(model="random-forest", n_trees=3, max_depth=2, max_bins=16, max_features="sqrt")])
+def test_an_allreduce_tasks_memory_gives_the_vectors_computed_afresh(dataset, config):
+    """What an --allreduce task remembers of a partition between passes (binned rows, the finished trees'
+    margin, the growing trees' routes) gives every pass's vector bit for bit, in the training's order and in
+    any other (a resumed driver, an ensemble cut back by early stopping: nothing remembered applies)."""
+    from mrtrain.engine.tree_memory import PartitionMemory
+    from mrtrain.storage.dataset import Dataset
+
+    uri, _, _ = dataset
+
+    def states(seed):
+        kept = []
+        fit_trees(uri, dataclasses.replace(config, seed=seed),
+                  callback=lambda training: kept.append(training.state("grow")))
+        return [s for s in kept if s.ensemble is not None]
+
+    first, other = states(0), states(1)  # another seed: other trees of the same sizes
+    assert len(first) >= 3
+    X, y, w = Dataset.open(uri).read_partition(1)
+    memory = PartitionMemory()
+    for state in first + first[::-1] + other + first[::3]:
+        fresh = state.partition_vector(X, y, w, 1)
+        assert state.partition_vector(X, y, w, 1, memory).tobytes() == fresh.tobytes()

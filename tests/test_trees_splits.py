@@ -78,6 +78,10 @@ def test_histograms_are_the_per_node_feature_bin_sums(seed):
     vector = build_histograms(binned, grad, hess, weight, row_node, [5, 1], bins.offsets)
     reference = brute_force_histogram(binned, grad, hess, weight, row_node, [5, 1], bins)
     np.testing.assert_allclose(vector, reference, rtol=1e-13, atol=1e-13)
+    ones = np.ones(len(X))  # rows all weighing 1: the weight channel is a count
+    np.testing.assert_allclose(build_histograms(binned, grad, hess, ones, row_node, [5, 1], bins.offsets),
+                               brute_force_histogram(binned, grad, hess, ones, row_node, [5, 1], bins),
+                               rtol=1e-13, atol=1e-13)
     # Sibling subtraction: the parent (both nodes) minus one child is the other.
     parent = build_histograms(binned, grad, hess, weight, np.where(row_node == 2, 9, 0), [0], bins.offsets)
     one, other = vector.reshape(2, -1)

@@ -38,7 +38,8 @@ One training, and where each piece runs
    ``update_growers(growers, vector)`` (``pass_sizes`` gives each part's length).
 5. **Trees and ensembles** (:mod:`.tree`): a :class:`~.tree.Tree` is flat arrays (``feature``, ``bin``,
    ``threshold``, ``default_left``, ``left``, ``right``, ``value``, ``gain``, ``hess``, ``weight``);
-   ``route_binned``/``route`` send rows to leaves (binned / raw dense or CSR, NaN by ``default_left``).
+   ``route_binned``/``route`` send rows to leaves (binned / raw dense or CSR, NaN by ``default_left``;
+   ``route_binned(..., start=)`` goes on from the nodes rows reached in a tree that ``extends`` checks).
    ``Ensemble.from_trees(trees, tree_output, base_score, n_features)``: ``predict_margin(X)``,
    ``predict_margin_binned(B, missing_bins)`` (same bits; ``start=``/``margin=`` add trees to a cached
    margin), ``feature_importance()`` → (total gain, split

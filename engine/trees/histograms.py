@@ -13,8 +13,10 @@ the gradient channels come first and the Hessian and weight are always the last 
 
 Vectors of partitions are added elementwise in partition order, like every other pass's sums.
 
-Every sum is sequential in row order (``np.bincount`` adds its weights one by one in index order), so a
+Every sum is sequential in row order (``np.bincount`` adds its weights one by one in input order), so a
 partition's vector is the same bits wherever it is computed. Rows of weight 0 add nothing and are skipped.
+Each feature takes one ``np.bincount`` per channel over its own (bin, node) cells only; the weight channel
+of rows all weighing 1 is a count (exact), without adding weights.
 
 The sibling subtraction trick: the driver asks only for the smaller child of each split and gets the other
 as ``parent − child`` (:func:`subtract_histograms`), as XGBoost's and LightGBM's ``hist`` methods do.
@@ -70,18 +72,25 @@ def build_histograms(binned, grad, hess, weight, row_node, nodes, offsets):
     slot_of[nodes] = np.arange(len(nodes))
     weight = np.asarray(weight, dtype=np.float64)
     rows = np.flatnonzero((slot_of[row_node] >= 0) & (weight != 0))
+    if len(rows) == 0:
+        return out.ravel()
     w = weight[rows]
     gradients = (grad[rows],) if grad.ndim == 1 else tuple(grad[rows, k] for k in range(grad.shape[1]))
     channels = (*(w * g for g in gradients), w * np.asarray(hess, dtype=np.float64)[rows], w)
-    base = slot_of[row_node[rows]] * total_bins
-    size = len(nodes) * total_bins
-    flat = out.reshape(size, channel_count)
-    # One gather of the rows, column-major, so each feature's bins are contiguous.
-    selected = np.asfortranarray(binned if len(rows) == len(binned) else binned[rows])
-    for j in range(binned.shape[1]):
-        index = base + offsets[j] + selected[:, j]
+    counted = bool((w == 1.0).all())  # Σw of ones is the count (exact below 2**53): no weights to add
+    slot = slot_of[row_node[rows]]
+    selected = binned if len(rows) == len(binned) else binned[rows]
+    n_nodes = len(nodes)
+    for j in range(binned.shape[1]):  # each feature's cells: one bincount per channel, bin-major
+        low, width = int(offsets[j]), int(offsets[j + 1] - offsets[j])
+        index = selected[:, j] * np.int64(n_nodes) + slot
+        cells = out[:, low:low + width]
         for channel, values in enumerate(channels):
-            flat[:, channel] += np.bincount(index, weights=values, minlength=size)
+            if channel == channel_count - 1 and counted:  # the weight channel
+                sums = np.bincount(index, minlength=n_nodes * width).astype(np.float64)
+            else:
+                sums = np.bincount(index, weights=values, minlength=n_nodes * width)
+            cells[:, :, channel] = sums.reshape(width, n_nodes).T
     return out.ravel()
 
 

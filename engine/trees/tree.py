@@ -91,9 +91,10 @@ FIELD_TYPES = (("feature", np.int64), ("bin", np.int64), ("threshold", np.float6
                ("hess", np.float64), ("weight", np.float64))
 
 
-def _route(tree, n_rows, goes_left):
-    """The leaf of every row; ``goes_left(rows, nodes)`` says which ``rows`` (at inner ``nodes``) go left."""
-    node = np.zeros(n_rows, dtype=np.int64)
+def _route(tree, n_rows, goes_left, start=None):
+    """The leaf of every row; ``goes_left(rows, nodes)`` says which ``rows`` (at inner ``nodes``) go left.
+    ``start``: the node every row has reached already (the root by default)."""
+    node = np.zeros(n_rows, dtype=np.int64) if start is None else np.array(start, dtype=np.int64)
     active = np.flatnonzero(tree.feature[node] != LEAF) if n_rows else node
     while len(active):
         at = node[active]
@@ -102,7 +103,7 @@ def _route(tree, n_rows, goes_left):
     return node
 
 
-def route_binned(tree, binned, missing_bins):
+def route_binned(tree, binned, missing_bins, start=None):
     """The leaf (a node index) of every row of a binned matrix.
 
     Parameters
@@ -111,6 +112,9 @@ def route_binned(tree, binned, missing_bins):
     binned : ndarray of uint8 or uint16, shape (n, F)
     missing_bins : ndarray of int64, shape (F,)
         Each feature's missing bin (``bins.n_edges + 1``).
+    start : ndarray of int, shape (n,), optional
+        The node each row reached in a smaller version of ``tree`` (:func:`extends`): routing goes on from
+        there, to the same leaves as from the root.
 
     Returns
     -------
@@ -123,7 +127,23 @@ def route_binned(tree, binned, missing_bins):
         local = binned[rows, feature].astype(np.int64)
         return np.where(local == missing_bins[feature], tree.default_left[nodes], local <= tree.bin[nodes])
 
-    return _route(tree, len(binned), goes_left)
+    return _route(tree, len(binned), goes_left, start)
+
+
+#: The fields that say where a row goes at an inner node.
+ROUTING_FIELDS = ("feature", "bin", "default_left", "left", "right")
+
+
+def extends(tree, earlier):
+    """Whether ``tree`` is ``earlier`` grown further: every inner node of ``earlier`` is the same inner
+    node of ``tree`` (its leaves may have been split since), so a row's node in ``earlier`` lies on its
+    path in ``tree``."""
+    n = earlier.n_nodes
+    if n > tree.n_nodes:
+        return False
+    inner = earlier.feature != LEAF
+    return all(np.array_equal(getattr(tree, name)[:n][inner], getattr(earlier, name)[inner])
+               for name in ROUTING_FIELDS)
 
 
 def _csr_lookup(X):
@@ -227,6 +247,7 @@ class Ensemble(NamedTuple):
         return Tree(*(field[start:stop] for field in self.nodes))
 
     def _margin(self, n_rows, leaves_of, n_trees, start, margin):
+        """The margin; ``leaves_of(t, tree)`` is the leaf of every row in tree ``t``."""
         if margin is None:
             if start:
                 raise ValueError(f"Margins from tree {start} on need the margin of the trees before it.")
@@ -237,9 +258,9 @@ class Ensemble(NamedTuple):
         for t in range(start, self.n_trees if n_trees is None else n_trees):
             tree = self.tree(t)
             if self.tree_output[t] == ALL_OUTPUTS:
-                margin += tree.value[leaves_of(tree)]
+                margin += tree.value[leaves_of(t, tree)]
             else:
-                margin[:, self.tree_output[t]] += tree.value[leaves_of(tree)]
+                margin[:, self.tree_output[t]] += tree.value[leaves_of(t, tree)]
         return margin
 
     def predict_margin(self, X, n_trees=None, start=0, margin=None):
@@ -249,12 +270,17 @@ class Ensemble(NamedTuple):
         Given ``margin``, the margin of the first ``start`` trees (a map task's cache), only trees
         ``start …`` are added to a copy of it: the same bits as starting from the base score."""
         lookup = _lookup(X)
-        return self._margin(X.shape[0], lambda tree: route(tree, X, lookup), n_trees, start, margin)
+        return self._margin(X.shape[0], lambda _, tree: route(tree, X, lookup), n_trees, start, margin)
 
-    def predict_margin_binned(self, binned, missing_bins, n_trees=None, start=0, margin=None):
-        """:meth:`predict_margin` of binned rows (the same bits when binned by the training bins)."""
-        return self._margin(len(binned), lambda tree: route_binned(tree, binned, missing_bins), n_trees,
-                            start, margin)
+    def predict_margin_binned(self, binned, missing_bins, n_trees=None, start=0, margin=None, leaves=None):
+        """:meth:`predict_margin` of binned rows (the same bits when binned by the training bins).
+
+        ``leaves(t, tree)``, when given, routes the rows through tree ``t`` instead of
+        :func:`route_binned` (an AllReduce task's remembered routes, :mod:`mrtrain.engine.tree_memory`)."""
+        if leaves is None:
+            def leaves(_, tree):
+                return route_binned(tree, binned, missing_bins)
+        return self._margin(len(binned), leaves, n_trees, start, margin)
 
     def feature_importance(self):
         """``(total gain, split count)`` of every feature over all trees, each of shape (F,)."""
