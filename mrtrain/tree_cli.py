@@ -61,7 +61,8 @@ def add_tree_options(parser):
     g = parser.add_argument_group("tree ensembles (--model gbt or random-forest)")
     g.add_argument("--objective", choices=sorted(set(GBT_OBJECTIVES + FOREST_OBJECTIVES)),
                    help=f"gbt: {', '.join(GBT_OBJECTIVES)}; random-forest: {', '.join(FOREST_OBJECTIVES)}. "
-                        "Default: a classifier for class names or two label values, else a regression")
+                        "Default: a classifier for class names or two label values, else a regression "
+                        "(with a warning for more than two integer values)")
     g.add_argument("--n-trees", type=_bounded("n_trees", int, 1, 10_000),
                    help="boosting rounds (softmax: one tree per class each) or forest trees. Default: 100")
     g.add_argument("--learning-rate", type=_bounded("learning_rate", float, 0, float("inf"), low_open=True),

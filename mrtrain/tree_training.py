@@ -172,6 +172,32 @@ def objective_of(config, dataset):
     return name, None, None
 
 
+#: Label values a warning lists before it leaves the rest out.
+LISTED_LABELS = 10
+
+
+def warn_integer_labels(config, dataset):
+    """Log a warning when the default objective makes a regression of numeric labels that may be classes.
+
+    ``ingest`` records the values of a numeric label that takes at most 1000 integer values as the dataset's
+    classes; with no ``objective`` two of them make a classifier, more a regression (the documented default:
+    a count may be such a label too). So more than two, without an objective, are a regression the user may
+    not have meant: the warning names the label's values, the objective chosen and the objectives to pass,
+    for a classifier or to keep the regression.
+    """
+    if config.objective is not None or dataset.class_names is not None or dataset.classes is None or len(
+            dataset.classes) <= 2:
+        return
+    values = [f"{value:g}" for value in dataset.classes]
+    shown = ", ".join(values[:LISTED_LABELS]) + (", ..." if len(values) > LISTED_LABELS else "")
+    classify, regress = ("classification", "regression") if grows_forest(config.model) else (
+        "softmax", "squared_error")
+    log.warning("%s: field '%s': the label takes %d integer values [%s], so %s trains a regression "
+                "(objective %s) by default; pass --objective %s for a classifier of these classes, or "
+                "--objective %s to keep the regression", dataset.uri, dataset.label_name, len(values), shown,
+                config.model, regress, classify, regress)
+
+
 class _Training:
     """The state of one tree training between passes (what a checkpoint holds)."""
 
@@ -328,6 +354,7 @@ def fit_in_run(run, config, *, callback=None, max_passes=None):
                         f"{config.model}, found a dataset ingested without its label column (for predict "
                         "only)")
     objective, n_classes, classes = objective_of(config, dataset)
+    warn_integer_labels(config, dataset)
     settings = _settings(config, dataset, objective, n_classes, classes)
     training = _Training(config, dataset, settings, objective, n_classes, classes)
     spec = {"kind": config.model, "n_features": dataset.n_features, "classes": classes,

@@ -3,6 +3,7 @@ a user types them (issue 23, items 4 and 5), and the refusals of bad input (exit
 written)."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -193,3 +194,34 @@ def test_a_forest_of_three_named_classes(tmp_path, monkeypatch, capsys):
     assert all(len(node["leaf"]) == 3 for tree in export["trees"] for node in tree["nodes"] if "leaf" in node)
     status, out, err = run(capsys, "report", "rf", "--data", "data", "--output", "r.html", "--json", *inline)
     assert status == 0 and json.loads(out)["sections"] == ["Metrics", "Feature importance", "Training"], err
+
+
+@pytest.mark.parametrize("model, classify, regress", [("gbt", "softmax", "squared_error"),
+                                                      ("random-forest", "classification", "regression")])
+def test_integer_labels_trained_as_a_regression_are_warned_of(tmp_path, monkeypatch, capsys, caplog, model,
+                                                               classify, regress):
+    # Iris's species as the numbers 0, 1, 2: by default (documented) a regression, with a warning that names
+    # the values and the objectives to pass; none once an objective is given.
+    monkeypatch.chdir(tmp_path)
+    rows = [f"{x:.1f},{k}" for k in range(3) for x in (k, k + 0.5, k + 0.2, k + 0.7)]
+    (tmp_path / "codes.csv").write_text("x,label\n" + "\n".join(rows) + "\n")
+    assert run(capsys, "ingest", "codes.csv", "codes")[0] == 0
+    options = ["--model", model, "--n-trees", "1", "--max-depth", "1", "--runner", "inline", "--no-metrics",
+               "--json"]
+    with caplog.at_level(logging.WARNING, logger="mrtrain"):
+        status, out, err = run(capsys, "train", "codes", *options, "--checkpoint-dir", "m")
+    assert status == 0, err
+    assert json.loads(out)["objective"] == "squared_error" and json.loads(out)["classes"] is None
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warned == [f"{tmp_path / 'codes'}: field 'label': the label takes 3 integer values [0, 1, 2], so "
+                      f"{model} trains a regression (objective {regress}) by default; pass --objective "
+                      f"{classify} for a classifier of these classes, or --objective {regress} to keep the "
+                      "regression"]
+    for objective in (regress, "softmax") if model == "gbt" else (regress,):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="mrtrain"):
+            status, out, err = run(capsys, "train", "codes", *options, "--objective", objective,
+                                   "--checkpoint-dir", f"m-{objective}")
+        assert status == 0, err
+        assert json.loads(out)["classes"] == (None if objective == regress else [0.0, 1.0, 2.0])
+        assert [r for r in caplog.records if r.levelno == logging.WARNING] == []
