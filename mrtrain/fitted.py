@@ -4,7 +4,6 @@
 :mod:`mrtrain.training.checkpoint_schema` (its names used here are importable from this module too).
 """
 
-import json
 import logging
 
 import numpy as np
@@ -14,16 +13,16 @@ from mrtrain.engine.metrics import binned_roc_curve, finalize_metrics, has_roc_c
 from mrtrain.engine.models import Model, is_sparse
 from mrtrain.engine.objective import Objective
 from mrtrain.engine.overflow import check_finite
-from mrtrain.launcher import JobLauncher, effective_reducers, task_uri
+from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.kmeans_job import MRKMeans
 from mrtrain.mr_jobs.kmeans_predict import MRKMeansPredict
 from mrtrain.mr_jobs.predict import MRPredict
 from mrtrain.names import class_labels, feature_names
+from mrtrain.predictions import check_like_training, predict_task, write_predictions
 from mrtrain.storage.dataset import Dataset, refuse_missing
-from mrtrain.storage.encoding import encoding_difference
 from mrtrain.storage.errors import DataError
-from mrtrain.storage.filesystem import absolute, get_filesystem, join, temp_sibling
+from mrtrain.storage.filesystem import absolute
 from mrtrain.training.checkpoint_schema import (
     KMEANS_CENTERS,
     KMEANS_SIZES,
@@ -48,8 +47,6 @@ __all__ = ["FittedModel", "KMEANS_CENTERS", "KMEANS_SIZES", "NAIVE_BAYES_PARAMS"
            "latest_training_checkpoint", "settings_model", "standardization_arrays", "validate_checkpoint",
            "validate_new_checkpoint"]
 
-#: Name of the small manifest written next to prediction partitions.
-PREDICTIONS_MANIFEST = "_predictions.json"
 
 
 class FittedModel:
@@ -222,37 +219,10 @@ class FittedModel:
         if self.model.dense_only and dataset.layout != "dense":
             raise DataError(f"{dataset.uri}: expected a dense dataset for model {self.model.kind!r}, found "
                             f"layout {dataset.layout!r}")
-        if dataset.n_features != self.model.n_features:
-            raise DataError(
-                f"{dataset.uri}: expected {self.model.n_features} features (as in training), "
-                f"found {dataset.n_features}"
-            )
-        difference = self._encoding_difference(dataset)
-        if difference is not None:
-            raise DataError(f"{dataset.uri}: expected the categorical encoding of the training data "
-                            f"(ingest it with --like TRAINING_DATASET): {difference}")
-        if dataset.has_label and self.class_names_ != dataset.class_names and self.model.classes is not None:
-            raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected the classes of the "
-                            f"training data {self.class_labels_} (ingest it with --like TRAINING_DATASET), "
-                            f"found {dataset.class_names or dataset.classes}")
+        check_like_training(dataset, self.settings, n_features=self.model.n_features,
+                            class_names=self.class_names_, class_labels=self.class_labels_,
+                            has_classes=self.model.classes is not None)
         return dataset
-
-    def _encoding_difference(self, dataset):
-        """The difference between ``dataset``'s encoding and the training data's, or None.
-
-        The training dataset (``settings["data"]``, if it is still there with the recorded checksum) names
-        the difference; else the encoding digest the trainer recorded (``settings["encoding"]``), if any.
-        """
-        training = None
-        try:
-            training = Dataset.open(self.settings["data"])
-        except (KeyError, OSError, DataError):
-            pass
-        if training is not None and training.checksum == self.settings.get("data_checksum"):
-            return encoding_difference(training.encoding, dataset.encoding)
-        if "encoding" in self.settings and self.settings["encoding"] != dataset.encoding_digest:
-            return f"encoding digest: expected {self.settings['encoding']}, found {dataset.encoding_digest}"
-        return None
 
     def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True, reducers=1,
                  roc_curve=False):
@@ -298,17 +268,6 @@ class FittedModel:
         check_finite(f"{dataset.uri}: the k-means statistics at the model's {len(centers)} centres", vector)
         return kmeans_metrics(ClusterStatistics(vector, *centers.shape))
 
-    def _predict_task(self, dataset):
-        """What the predict tasks need beyond the model: row offsets, class names, the kept columns' files."""
-        offsets = np.concatenate([[0], np.cumsum([part.rows for part in dataset.partitions])[:-1]])
-        task = {"row_offsets": [int(v) for v in offsets], "class_labels": self.class_labels_,
-                "class_names": self.class_names_, "has_label": dataset.has_label}
-        if dataset.kept_columns:
-            files = [dataset.kept_file(part.index) for part in dataset.partitions]
-            task.update(kept_columns=dataset.kept_columns,
-                        kept=[{**entry, "uri": task_uri(entry["uri"])} for entry in files])
-        return task
-
     def predict_dataset(self, data, output, *, runner="inline", conf_path=None, partition_cache=True):
         """Write predictions for dataset ``data`` to the directory ``output``, by a MapReduce job.
 
@@ -326,40 +285,19 @@ class FittedModel:
             The written ``_predictions.json`` content.
         """
         dataset = self._open_matching(data)
-        output = absolute(output)
-        fs = get_filesystem(output)
-        if fs.exists(output):
-            raise FileExistsError(f"{output}: output already exists; choose a new path")
-        staging = temp_sibling(output)
-        fs.makedirs(staging)
-        try:
+        job, points = (MRPredict, self.theta_[None, :])
+        if self.model.clusters:
+            job, points = (MRKMeansPredict, self.model.centers(self.theta_))
+
+        def run_job(staging):
             with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
                              partition_cache=partition_cache) as launcher:
-                job, points = (MRPredict, self.theta_[None, :])
-                if self.model.clusters:
-                    job, points = (MRKMeansPredict, self.model.centers(self.theta_))
-                task = {"output": task_uri(staging), **self._predict_task(dataset)}
-                records = launcher.run(job, points, task)
-            rows = dict(records)
-            expected = [part.index for part in dataset.partitions]
-            if sorted(rows) != expected:
-                raise RuntimeError(f"Predictions written for partitions {sorted(rows)}; expected {expected}.")
-            manifest = {
-                "format": "mrtrain-predictions", "version": 1, "source": dataset.uri,
-                "source_checksum": dataset.checksum, "model": self.model.kind,
-                "partitions": [
-                    {"file": f"part-{index:05d}.parquet", "rows": rows[index]} for index in expected
-                ],
-                "n_rows": sum(rows.values()),
-                **({} if self.class_labels_ is None else {"classes": self.class_labels_}),
-            }
-            fs.write_bytes(join(staging, PREDICTIONS_MANIFEST), json.dumps(manifest, indent=1).encode())
-            fs.rename(staging, output)
-        except BaseException:
-            fs.delete(staging, recursive=True)
-            raise
-        log.info("wrote predictions for %d rows to %s", manifest["n_rows"], output)
-        return manifest
+                task = predict_task(dataset, staging, class_labels=self.class_labels_,
+                                    class_names=self.class_names_)
+                return launcher.run(job, points, task)
+
+        return write_predictions(dataset, output, run_job, model=self.model.kind,
+                                 class_labels=self.class_labels_)
 
 
 def _listed(value):

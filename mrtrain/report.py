@@ -48,7 +48,7 @@ from mrtrain.report_grid import grid_sections
 from mrtrain.report_text import literal
 from mrtrain.storage.dataset import Dataset
 from mrtrain.storage.errors import DataError
-from mrtrain.storage.filesystem import absolute, get_filesystem, parent
+from mrtrain.storage.filesystem import absolute, write_new_file
 from mrtrain.tree_report import page_header, tree_sections
 
 log = logging.getLogger(__name__)
@@ -158,9 +158,9 @@ def build_report(model_dir, *, data=None, runner="inline", conf_path=None, parti
 def write_report(model_dir, output, **options):
     """Write :func:`build_report`'s page to the new file ``output`` (local or ``hdfs://``).
 
-    The page appears complete and never replaces anything: a temporary sibling is linked to ``output``
-    (HDFS: created without overwrite), which fails if anything appeared at ``output`` while the report
-    was built, say another report to the same path.
+    The page appears complete and never replaces anything (:func:`mrtrain.storage.filesystem.write_new_file`:
+    refused before the report is built if ``output`` exists, then created exclusively, which fails if anything
+    appeared at ``output`` while the report was built, say another report to the same path).
 
     Returns
     -------
@@ -171,19 +171,15 @@ def write_report(model_dir, output, **options):
     FileExistsError
         If ``output`` exists (checked again by the final, exclusive step).
     """
-    output = absolute(output)
-    fs = get_filesystem(output)
-    if fs.exists(output):
-        raise FileExistsError(f"{output}: destination already exists; choose a new path or delete it")
-    page, sections = build_report(model_dir, **options)
-    fs.makedirs(parent(output))
-    try:
-        fs.create_exclusive(output, page.encode("utf-8"))
-    except FileExistsError:
-        raise FileExistsError(f"{output}: destination already exists (it appeared while the report was "
-                              "built); nothing was overwritten: choose a new path or delete it") from None
-    log.info("wrote the report of %s to %s (%d sections)", model_dir, output, len(sections))
-    return sections
+    built = {}
+
+    def page():
+        built["page"], built["sections"] = build_report(model_dir, **options)
+        return built["page"].encode("utf-8")
+
+    output = write_new_file(output, page, "the report")
+    log.info("wrote the report of %s to %s (%d sections)", model_dir, output, len(built["sections"]))
+    return built["sections"]
 
 
 def report_sections(fitted, metrics, figure_class, feature_names=None, checkpoint=None, inference=None):

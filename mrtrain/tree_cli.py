@@ -12,7 +12,7 @@ import logging
 from mrtrain.allreduce import DEFAULT_TIMEOUT
 from mrtrain.engine.trees.binning import MAX_MAX_BINS, MIN_MAX_BINS
 from mrtrain.engine.trees.grower import MAX_DEPTH
-from mrtrain.storage.filesystem import absolute, get_filesystem, parent
+from mrtrain.storage.filesystem import write_new_file
 from mrtrain.tree_fitted import TreeFittedModel, tree_summary
 from mrtrain.tree_models import FOREST_OBJECTIVES, GBT_OBJECTIVES, TREE_MODELS, takes_l2
 from mrtrain.tree_training import TreeConfig, fit_trees
@@ -154,13 +154,6 @@ def write_trees_json(directory, fitted, output):
         kind = getattr(fitted.model, "kind", fitted.model)
         raise ValueError(f"{directory}: --trees-json expects the checkpoint directory of a tree ensemble "
                          f"(gbt or random-forest), found a {kind} model")
-    output = absolute(output)
-    fs = get_filesystem(output)
-    text = json.dumps(fitted.to_json(), indent=1) + "\n"
-    fs.makedirs(parent(output))
-    try:
-        fs.create_exclusive(output, text.encode("utf-8"))
-    except FileExistsError:
-        raise FileExistsError(f"{output}: destination already exists; nothing was overwritten: choose a new "
-                              "path or delete it") from None
+    output = write_new_file(output, lambda: (json.dumps(fitted.to_json(), indent=1) + "\n").encode("utf-8"),
+                            "the export")
     log.info("wrote the %d trees of the %s model to %s", fitted.ensemble.n_trees, fitted.model, output)

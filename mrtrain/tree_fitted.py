@@ -7,7 +7,6 @@ newest valid checkpoint of a finished training). Evaluation is one pass of
 :class:`~mrtrain.mr_jobs.tree_predict.MRTreePredict`, the columns of every model's predictions.
 """
 
-import json
 import logging
 
 import numpy as np
@@ -15,20 +14,19 @@ import numpy as np
 from mrtrain.engine.tree_pass import PassState, ensemble_from_arrays, ensemble_outputs, finalize_metrics
 from mrtrain.engine.trees.binning import Bins
 from mrtrain.engine.trees.export import to_json
-from mrtrain.launcher import JobLauncher, effective_reducers, task_uri
+from mrtrain.launcher import JobLauncher, effective_reducers
 from mrtrain.mr_jobs.tree_histograms import MRTreeHistograms
 from mrtrain.mr_jobs.tree_predict import MRTreePredict
 from mrtrain.names import class_labels, feature_names
+from mrtrain.predictions import check_like_training, predict_task, write_predictions
 from mrtrain.storage.checkpoint import latest_checkpoint
 from mrtrain.storage.dataset import Dataset
-from mrtrain.storage.encoding import encoding_difference
 from mrtrain.storage.errors import CheckpointError, DataError
-from mrtrain.storage.filesystem import absolute, get_filesystem, join, temp_sibling
+from mrtrain.storage.filesystem import absolute
 from mrtrain.tree_models import grows_forest
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS_MANIFEST = "_predictions.json"
 #: Features listed by ``inspect`` (largest total gain first).
 SUMMARY_FEATURES = 10
 
@@ -164,28 +162,9 @@ class TreeFittedModel:
 
     def _open_matching(self, data):
         dataset = Dataset.open(absolute(data))
-        if dataset.n_features != self.ensemble.n_features:
-            raise DataError(f"{dataset.uri}: expected {self.ensemble.n_features} features (as in training), "
-                            f"found {dataset.n_features}")
-        training = None
-        try:
-            training = Dataset.open(self.settings["data"])
-        except (OSError, DataError):
-            pass
-        if training is not None and training.checksum == self.settings["data_checksum"]:
-            difference = encoding_difference(training.encoding, dataset.encoding)
-        elif self.settings.get("encoding") != dataset.encoding_digest:
-            difference = (f"encoding digest: expected {self.settings['encoding']}, found "
-                          f"{dataset.encoding_digest}")
-        else:
-            difference = None
-        if difference is not None:
-            raise DataError(f"{dataset.uri}: expected the categorical encoding of the training data (ingest "
-                            f"it with --like TRAINING_DATASET): {difference}")
-        if dataset.has_label and self.classes is not None and dataset.class_names != self.class_names:
-            raise DataError(f"{dataset.uri}: field '{dataset.label_name}': expected the classes of the "
-                            f"training data {self.class_labels} (ingest it with --like TRAINING_DATASET), "
-                            f"found {dataset.class_names or dataset.classes}")
+        check_like_training(dataset, self.settings, n_features=self.ensemble.n_features,
+                            class_names=self.class_names, class_labels=self.class_labels,
+                            has_classes=self.classes is not None)
         return dataset
 
     def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True, reducers=1):
@@ -205,43 +184,16 @@ class TreeFittedModel:
         """Write predictions for dataset ``data`` into the new directory ``output`` (as every model's:
         ``part-NNNNN.parquet`` and ``_predictions.json``, renamed into place when all partitions are done)."""
         dataset = self._open_matching(data)
-        output = absolute(output)
-        fs = get_filesystem(output)
-        if fs.exists(output):
-            raise FileExistsError(f"{output}: output already exists; choose a new path")
         state = self._state("evaluate")
-        offsets = np.concatenate([[0], np.cumsum([part.rows for part in dataset.partitions])[:-1]])
-        staging = temp_sibling(output)
-        fs.makedirs(staging)
-        try:
-            task = {"trees": state.header(), "output": task_uri(staging),
-                    "row_offsets": [int(v) for v in offsets], "class_labels": self.class_labels,
-                    "class_names": self.class_names, "has_label": dataset.has_label}
-            if dataset.kept_columns:
-                files = [dataset.kept_file(part.index) for part in dataset.partitions]
-                task.update(kept_columns=dataset.kept_columns,
-                            kept=[{**entry, "uri": task_uri(entry["uri"])} for entry in files])
+
+        def run_job(staging):
+            task = {"trees": state.header(), **predict_task(dataset, staging, class_labels=self.class_labels,
+                                                            class_names=self.class_names)}
             with JobLauncher(dataset, self._spec(dataset), runner=runner, conf_path=conf_path,
                              partition_cache=partition_cache) as launcher:
-                records = launcher.run(MRTreePredict, state.vector()[None, :], task)
-            rows = dict(records)
-            expected = [part.index for part in dataset.partitions]
-            if sorted(rows) != expected:
-                raise RuntimeError(f"Predictions written for partitions {sorted(rows)}; expected {expected}.")
-            manifest = {
-                "format": "mrtrain-predictions", "version": 1, "source": dataset.uri,
-                "source_checksum": dataset.checksum, "model": self.model,
-                "partitions": [{"file": f"part-{index:05d}.parquet", "rows": rows[index]}
-                               for index in expected],
-                "n_rows": sum(rows.values()),
-                **({} if self.class_labels is None else {"classes": self.class_labels}),
-            }
-            fs.write_bytes(join(staging, PREDICTIONS_MANIFEST), json.dumps(manifest, indent=1).encode())
-            fs.rename(staging, output)
-        except BaseException:
-            fs.delete(staging, recursive=True)
-            raise
-        return manifest
+                return launcher.run(MRTreePredict, state.vector()[None, :], task)
+
+        return write_predictions(dataset, output, run_job, model=self.model, class_labels=self.class_labels)
 
 
 def tree_summary(result):

@@ -27,7 +27,8 @@ from mrtrain.storage.base_fs import (
 )
 
 __all__ = ["SCHEMES", "FileStat", "FileSystem", "FileTooLargeError", "absolute", "basename",
-           "check_max_bytes", "get_filesystem", "join", "parent", "split_scheme", "temp_sibling", "too_large"]
+           "check_max_bytes", "get_filesystem", "join", "parent", "split_scheme", "temp_sibling", "too_large",
+           "write_new_file"]
 
 
 def get_filesystem(uri):
@@ -50,3 +51,43 @@ def get_filesystem(uri):
     from mrtrain.storage.local_fs import LOCAL
 
     return LOCAL
+
+
+def write_new_file(uri, build, what):
+    """Write the bytes ``build()`` returns to the new file ``uri``, complete or not at all, never replacing.
+
+    ``build`` is called only when nothing is at ``uri``; the file is then created exclusively (HDFS: without
+    overwrite, after its parent directories), so one that appeared while ``build`` ran, say another command
+    writing the same path, is left as it is.
+
+    Parameters
+    ----------
+    uri : str
+        A local path or URI.
+    build : callable
+        Returns the bytes to write.
+    what : str
+        What ``build`` makes, for the message (``"the report"``).
+
+    Returns
+    -------
+    str
+        The absolute ``uri`` written.
+
+    Raises
+    ------
+    FileExistsError
+        One line naming ``uri``: it exists, or it appeared while ``build`` ran.
+    """
+    uri = absolute(uri)
+    fs = get_filesystem(uri)
+    if fs.exists(uri):
+        raise FileExistsError(f"{uri}: destination already exists; choose a new path or delete it")
+    data = build()
+    fs.makedirs(parent(uri))
+    try:
+        fs.create_exclusive(uri, data)
+    except FileExistsError:
+        raise FileExistsError(f"{uri}: destination already exists (it appeared while {what} was built); "
+                              "nothing was overwritten: choose a new path or delete it") from None
+    return uri
