@@ -94,13 +94,21 @@ class _Estimator(BaseEstimator):
     Subclasses define ``_train(data)`` (train on a dataset directory and set the fitted attributes) and may
     override ``_check_params``, ``_validate_fit_data``, ``_encode_targets``, ``_set_dataset_targets``,
     ``_fit_arrays`` and ``_after_dataset_fit``. They keep ``runner``, ``partitions``, ``checkpoint_dir``
-    and ``conf_path`` among their parameters.
+    and ``conf_path`` among their parameters. A subclass that sets ``_allow_nan`` takes NaN in ``X`` as a
+    missing value (the temporary dataset keeps it, as ``ingest --keep-missing`` does); the others refuse it.
     """
+
+    _allow_nan = False
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.input_tags.allow_nan = self._allow_nan
         return tags
+
+    def _finite(self):
+        """``validate_data``'s ``ensure_all_finite``: NaN allowed or not (infinity never)."""
+        return "allow-nan" if self._allow_nan else True
 
     def fit(self, X, y=None, sample_weight=None):
         """Train the model.
@@ -140,7 +148,7 @@ class _Estimator(BaseEstimator):
     def _fit_arrays(self, tmp, X, labels, sample_weight, partitions):
         """Write the rows as one dataset under ``tmp`` and train on it."""
         data = os.path.join(tmp, "data")
-        write_dataset(data, X, labels, sample_weight, partitions=partitions)
+        write_dataset(data, X, labels, sample_weight, partitions=partitions, missing=self._allow_nan)
         self._train(data)
 
     def _fit_dataset(self, data, y, sample_weight):
@@ -169,6 +177,7 @@ class _Estimator(BaseEstimator):
 
     def _validate_fit_data(self, X, y):
         return validate_data(self, X, y, accept_sparse="csr", dtype=np.float64,
+                             ensure_all_finite=self._finite(),
                              y_numeric=not isinstance(self, ClassifierMixin))
 
     def _encode_targets(self, y, sample_weight):
@@ -182,7 +191,8 @@ class _Estimator(BaseEstimator):
 
     def _features(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False)
+        return validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False,
+                             ensure_all_finite=self._finite())
 
 
 class _MRTrainModel(_Estimator):
@@ -243,7 +253,8 @@ class _MRTrainModel(_Estimator):
         return self._kind
 
 
-class _Regressor(RegressorMixin, _MRTrainModel):
+class _PredictingRegressor(RegressorMixin):
+    """A regressor whose fitted model predicts in memory (the linear models, the tree ensembles)."""
 
     def predict(self, X):
         """Predicted means.
@@ -258,6 +269,10 @@ class _Regressor(RegressorMixin, _MRTrainModel):
         """
         X = self._features(X)
         return self._fitted.predict(X)
+
+
+class _Regressor(_PredictingRegressor, _MRTrainModel):
+    """A linear model of a real target."""
 
 
 class LinearRegression(_Regressor):
@@ -404,8 +419,9 @@ class _ClassLabels:
 
 
 class _ProbabilisticClassifier(_ClassLabels):
-    """A classifier whose fitted model gives class probabilities (logistic, softmax, MLP): probabilities,
-    their logarithm and the most probable label, computed in memory from the fitted parameters."""
+    """A classifier whose fitted model gives class probabilities (logistic, softmax, MLP, the tree
+    ensembles): probabilities, their logarithm and the most probable label, computed in memory from the
+    fitted parameters."""
 
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order.

@@ -14,14 +14,10 @@ bootstrap rows and ``predict_proba`` averages them over the trees (more than two
 leaves grown by the Gini criterion, :mod:`mrtrain.engine.trees.splits`).
 """
 
-import os
-
 import numpy as np
-from sklearn.base import ClassifierMixin, RegressorMixin
-from sklearn.utils.validation import validate_data
+from sklearn.base import ClassifierMixin
 
-from mrtrain.estimators import _ClassLabels, _Estimator, random_seed
-from mrtrain.storage.dataset import write_dataset
+from mrtrain.estimators import _Estimator, _PredictingRegressor, _ProbabilisticClassifier, random_seed
 from mrtrain.tree_training import TreeConfig, fit_trees
 
 __all__ = ["GradientBoostingClassifier", "GradientBoostingRegressor", "RandomForestClassifier",
@@ -29,30 +25,23 @@ __all__ = ["GradientBoostingClassifier", "GradientBoostingRegressor", "RandomFor
 
 
 class _TreeEstimator(_Estimator):
-    """What the tree estimators share: NaN allowed, training by :func:`fit_trees`, importances."""
+    """What the tree estimators share: their common parameters, NaN allowed, training by :func:`fit_trees`,
+    importances."""
 
     _model = "gbt"
+    _allow_nan = True
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = True
-        return tags
-
-    def _validate_fit_data(self, X, y):
-        return validate_data(self, X, y, accept_sparse="csr", dtype=np.float64, ensure_all_finite="allow-nan",
-                             y_numeric=not isinstance(self, ClassifierMixin))
-
-    def _features(self, X):
-        from sklearn.utils.validation import check_is_fitted
-
-        check_is_fitted(self)
-        return validate_data(self, X, accept_sparse="csr", dtype=np.float64, reset=False,
-                             ensure_all_finite="allow-nan")
-
-    def _fit_arrays(self, tmp, X, labels, sample_weight, partitions):
-        data = os.path.join(tmp, "data")
-        write_dataset(data, X, labels, sample_weight, partitions=partitions, missing=True)
-        self._train(data)
+    def __init__(self, *, n_estimators, max_depth, max_bins, min_child_weight, random_state, runner,
+                 partitions, checkpoint_dir, conf_path):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.max_bins = max_bins
+        self.min_child_weight = min_child_weight
+        self.random_state = random_state
+        self.runner = runner
+        self.partitions = partitions
+        self.checkpoint_dir = checkpoint_dir
+        self.conf_path = conf_path
 
     def _objective(self):
         return None
@@ -85,20 +74,14 @@ class _GBT(_TreeEstimator):
     def __init__(self, *, n_estimators=100, learning_rate=0.1, max_depth=3, max_bins=255, l2=0.0,
                  min_child_weight=1.0, min_split_gain=0.0, subsample=1.0, colsample=1.0, random_state=None,
                  runner="inline", partitions=1, checkpoint_dir=None, conf_path=None):
-        self.n_estimators = n_estimators
+        super().__init__(n_estimators=n_estimators, max_depth=max_depth, max_bins=max_bins,
+                         min_child_weight=min_child_weight, random_state=random_state, runner=runner,
+                         partitions=partitions, checkpoint_dir=checkpoint_dir, conf_path=conf_path)
         self.learning_rate = learning_rate
-        self.max_depth = max_depth
-        self.max_bins = max_bins
         self.l2 = l2
-        self.min_child_weight = min_child_weight
         self.min_split_gain = min_split_gain
         self.subsample = subsample
         self.colsample = colsample
-        self.random_state = random_state
-        self.runner = runner
-        self.partitions = partitions
-        self.checkpoint_dir = checkpoint_dir
-        self.conf_path = conf_path
 
     def _own_values(self):
         return {"learning_rate": self.learning_rate, "l2": self.l2, "min_split_gain": self.min_split_gain,
@@ -111,59 +94,30 @@ class _Forest(_TreeEstimator):
     def __init__(self, *, n_estimators=100, max_depth=8, max_bins=255, min_child_weight=1.0,
                  max_features="sqrt", random_state=None, runner="inline", partitions=1, checkpoint_dir=None,
                  conf_path=None):
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.max_bins = max_bins
-        self.min_child_weight = min_child_weight
+        super().__init__(n_estimators=n_estimators, max_depth=max_depth, max_bins=max_bins,
+                         min_child_weight=min_child_weight, random_state=random_state, runner=runner,
+                         partitions=partitions, checkpoint_dir=checkpoint_dir, conf_path=conf_path)
         self.max_features = max_features
-        self.random_state = random_state
-        self.runner = runner
-        self.partitions = partitions
-        self.checkpoint_dir = checkpoint_dir
-        self.conf_path = conf_path
 
     def _own_values(self):
         return {"max_features": self.max_features}
 
 
-class _TreeClassifier(_ClassLabels, ClassifierMixin):
-    def predict_proba(self, X):
-        """Class probabilities, columns in ``classes_`` order, shape (n_samples, n_classes)."""
-        X = self._features(X)
-        return self._fitted.predict_proba(X)
-
-    def predict_log_proba(self, X):
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
-
-    def predict(self, X):
-        """Predicted class labels (from ``classes_``)."""
-        X = self._features(X)
-        return self._labels(self._fitted.predict(X))
-
-
-class _TreeRegressor(RegressorMixin):
-    def predict(self, X):
-        """Predicted values, shape (n_samples,)."""
-        X = self._features(X)
-        return self._fitted.predict(X)
-
-
-class GradientBoostingClassifier(_TreeClassifier, _GBT):
+class GradientBoostingClassifier(_ProbabilisticClassifier, ClassifierMixin, _GBT):
     """Gradient-boosted trees for classes: logistic for two, softmax (a tree per class per round) for more."""
 
     def _objective(self):
         return "logistic" if len(self.classes_) == 2 else "softmax"
 
 
-class GradientBoostingRegressor(_TreeRegressor, _GBT):
+class GradientBoostingRegressor(_PredictingRegressor, _GBT):
     """Gradient-boosted trees for a real target (squared error)."""
 
     def _objective(self):
         return "squared_error"
 
 
-class RandomForestClassifier(_TreeClassifier, _Forest):
+class RandomForestClassifier(_ProbabilisticClassifier, ClassifierMixin, _Forest):
     """A random forest classifier, as scikit-learn's ``RandomForestClassifier``: each tree is grown on a
     Poisson(1) bootstrap of the rows, by the Gini criterion, to leaves holding the class distribution of
     their bootstrap rows; ``predict_proba`` is the average over the trees of the leaves' distributions.
@@ -178,8 +132,16 @@ class RandomForestClassifier(_TreeClassifier, _Forest):
         return "classification"
 
 
-class RandomForestRegressor(_TreeRegressor, _Forest):
-    """A random forest for a real target: bootstrap trees of leaf means, averaged."""
+class RandomForestRegressor(_PredictingRegressor, _Forest):
+    """A random forest for a real target: bootstrap trees of leaf means, averaged. Each node draws from all
+    features by default (``max_features=1.0``), as scikit-learn's ``RandomForestRegressor``."""
+
+    def __init__(self, *, n_estimators=100, max_depth=8, max_bins=255, min_child_weight=1.0, max_features=1.0,
+                 random_state=None, runner="inline", partitions=1, checkpoint_dir=None, conf_path=None):
+        super().__init__(n_estimators=n_estimators, max_depth=max_depth, max_bins=max_bins,
+                         min_child_weight=min_child_weight, max_features=max_features,
+                         random_state=random_state, runner=runner, partitions=partitions,
+                         checkpoint_dir=checkpoint_dir, conf_path=conf_path)
 
     def _objective(self):
         return "regression"
