@@ -89,7 +89,7 @@ def test_the_estimators_grow_the_trees_of_fit_trees(tmp_path):
 
 
 @pytest.mark.parametrize("estimator, minimum", [
-    (GradientBoostingRegressor(n_estimators=20, learning_rate=0.3), 0.8),
+    (GradientBoostingRegressor(n_estimators=5, learning_rate=0.7), 0.9),
     (RandomForestRegressor(n_estimators=5, max_depth=6), 0.6),
 ])
 def test_regressors(estimator, minimum):
