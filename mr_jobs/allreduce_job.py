@@ -8,7 +8,8 @@ task reads its group's partitions once (through the same reading, checking and p
 belongs to this run (:mod:`mrtrain.mr_jobs.allreduce_wire`), then serves passes: it receives the parameter
 points and the Hessian count, computes every partition's vector with :meth:`MRGradient.partial_vector`
 (the job-per-pass code, on one BLAS thread; with the task's row ``split``, a grid's per-group sums:
-:func:`mrtrain.mr_jobs.grouped_gradient.grouped_vector`) and sends back the partition ids and their
+:func:`mrtrain.mr_jobs.grouped_gradient.grouped_vector`; a statistics pass: the feature statistics job's
+vector; a metrics pass at the trained model: the evaluate job's) and sends back the partition ids and their
 vectors, which the driver adds in partition order. ``stop`` ends the task, and so does no message for the task
 file's ``idle_timeout`` seconds. A task whose connection breaks connects again: a live driver sends it the
 current pass again; a driver that is gone refuses the connection, and the task ends. A task never outlives its
@@ -39,7 +40,9 @@ import time
 
 from mrjob.step import MRStep
 
+from mrtrain.engine.metrics import metric_partials
 from mrtrain.mr_jobs import allreduce_wire as wire
+from mrtrain.mr_jobs.evaluate import checked_finite
 from mrtrain.mr_jobs.feature_stats import feature_sums_vector
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_gradient import grouped_vector
@@ -240,7 +243,7 @@ class MRAllReduce(MRGradient):
                 return passes, True
             wire.expect(header, "pass")
             try:
-                statistics = self.answer_request(sock, header, payload, partitions)
+                other = self.answer_request(sock, header, payload, partitions)
             except wire.ProtocolError:
                 raise  # a bad request, not a broken connection
             except OSError as error:
@@ -248,7 +251,7 @@ class MRAllReduce(MRGradient):
                 return passes, False
             del payload  # nothing of a pass is held while waiting for the next one
             passes += 1
-            if os.environ.get(FAULT_GROUP_ENV) == str(group) and _attempt_number() == 0 and not statistics:
+            if os.environ.get(FAULT_GROUP_ENV) == str(group) and _attempt_number() == 0 and not other:
                 raise RuntimeError(
                     f"failing the first attempt after its first gradient pass on purpose ({FAULT_GROUP_ENV})"
                 )
@@ -258,7 +261,8 @@ class MRAllReduce(MRGradient):
         return min(wire.MAX_POINTS_BYTES, MAX_POINTS * self.model.n_params * 8)
 
     def answer_request(self, sock, header, payload, partitions):
-        """Check a ``pass`` request and answer it (:meth:`answer_pass`); whether it was a statistics pass.
+        """Check a ``pass`` request and answer it (:meth:`answer_pass`); whether it was a statistics or
+        metrics pass (not a gradient pass).
 
         Raises
         ------
@@ -276,20 +280,31 @@ class MRAllReduce(MRGradient):
                 f"found points={points!r:.20}, hessian={hessian!r:.20}, {payload.size} values"
             )
         # A statistics pass (the driver's first, when the optimizer runs in standardized coordinates)
-        # returns the feature statistics job's vector instead of the gradient job's.
+        # returns the feature statistics job's vector instead of the gradient job's; a metrics pass (the
+        # driver's last, at the trained model) the evaluate job's.
         statistics = header.get("statistics") is True
+        metrics = header.get("metrics") is True
+        if metrics and (points != 1 or hessian != 0 or statistics):
+            raise wire.ProtocolError(f"expected a metrics pass of 1 point and no Hessian, found "
+                                     f"points={points!r:.20}, hessian={hessian!r:.20}")
         self.task["hessian"] = hessian
-        self.answer_pass(sock, header, payload.reshape(points, p), partitions, statistics)
-        return statistics
+        partial = (feature_sums_vector if statistics else self.metric_vector if metrics
+                   else self.partial_vector)
+        self.answer_pass(sock, header, payload.reshape(points, p), partitions, partial)
+        return statistics or metrics
 
-    def answer_pass(self, sock, header, thetas, partitions, statistics):
-        """Compute every partition's vector at ``thetas`` (m, p) and send them as one ``result`` message.
+    def metric_vector(self, X, y, w):
+        """The evaluate job's vector (:class:`~mrtrain.mr_jobs.evaluate.MREvaluate`) at the one point."""
+        return checked_finite(metric_partials(self.model, X, y, w, self.thetas[0]))
+
+    def answer_pass(self, sock, header, thetas, partitions, partial):
+        """Compute every partition's vector ``partial(X, y, w)`` at ``thetas`` (m, p) and send them as one
+        ``result`` message.
 
         The vectors go to the socket one after another (:func:`wire.send_message`), never copied into one
         array; the points are dropped once the answer is sent. Raises OSError if the connection broke.
         """
         self.thetas = thetas
-        partial = feature_sums_vector if statistics else self.partial_vector
         vectors = []
         try:
             for partition_id, uri, X, y, w in partitions:

@@ -11,7 +11,9 @@ connected and proved that it belongs to this run (HMAC-SHA256 over a per-run sec
 then sends the parameter points to every task, receives every partition's vector, computed by the
 job-per-pass code, and adds them in partition order with the reducer's own function
 (:func:`~mrtrain.mr_jobs.partition_job.sum_in_partition_order`): the model is bitwise the one job-per-pass
-training gives, on every runner. Evaluate and predict stay jobs.
+training gives, on every runner. The training's metrics pass on its own data is one more pass of the session
+(the evaluate job's vectors, :class:`~mrtrain.mr_jobs.evaluate.MREvaluate`); evaluate on other data and
+predict stay jobs.
 
 Gang scheduling: every task must run at the same time, so the partitions are cut into as many contiguous
 groups as there are map slots, at most one per partition: on the local runner mrjob's ``num_cores``
@@ -51,6 +53,7 @@ import numpy as np
 
 from mrtrain.allreduce_gate import BACKLOG, Gate
 from mrtrain.engine.folds import n_groups
+from mrtrain.engine.metrics import metric_vector_length
 from mrtrain.engine.models import PartialSums
 from mrtrain.engine.params import check_number
 from mrtrain.engine.registry import model_from_spec
@@ -58,6 +61,7 @@ from mrtrain.engine.standardization import feature_sums_length
 from mrtrain.launcher import make_hdfs_staging, task_uri
 from mrtrain.mr_jobs import allreduce_wire as wire
 from mrtrain.mr_jobs.allreduce_job import MRAllReduce
+from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.mr_jobs.grouped_gradient import MRGroupedGradient
@@ -433,26 +437,33 @@ class AllReduceSession:
     def sum_vector(self, job_class, thetas, task):
         """One pass: the gradient job's total vector at ``thetas``, as ``JobLauncher.sum_vector`` gives it,
         or the feature statistics job's (:class:`MRFeatureStats`, ``thetas`` unused) that the optimizer's
-        coordinates come from.
+        coordinates come from, or the evaluate job's (:class:`MREvaluate`, one point: the trained model's
+        metric sums, without a job of its own).
 
         Parameters
         ----------
-        job_class : MRGradient (MRGroupedGradient for a grid's session) or MRFeatureStats
+        job_class : MRGradient (MRGroupedGradient for a grid's session), MRFeatureStats or MREvaluate
         thetas : ndarray, shape (m, p)
         task : dict
-            ``{"hessian": k}``.
+            ``{"hessian": k}`` (a gradient pass).
 
         Returns
         -------
         ndarray
             Every partition's vector added in partition order, bitwise as the reducer adds them.
         """
-        served = MRGradient if self.split is None else MRGroupedGradient
-        if job_class not in (served, MRFeatureStats):
-            raise ValueError(f"This AllReduce session serves {served.__name__} and MRFeatureStats passes. "
-                             f"Got {job_class.__name__}.")
+        served = (MRGradient, MRFeatureStats, MREvaluate) if self.split is None else (MRGroupedGradient,
+                                                                                      MRFeatureStats)
+        if job_class not in served:
+            raise ValueError(f"This AllReduce session serves {', '.join(job.__name__ for job in served)} "
+                             f"passes. Got {job_class.__name__}.")
         points = np.ascontiguousarray(thetas, dtype=np.float64)
-        if job_class is MRFeatureStats:
+        if job_class is MREvaluate:
+            if len(points) != 1:
+                raise ValueError(f"A metrics pass takes one parameter point. Got {len(points)}.")
+            request = {"type": "pass", "points": 1, "hessian": 0, "metrics": True}
+            length = metric_vector_length(model_from_spec(self.launcher.model_spec))
+        elif job_class is MRFeatureStats:
             request = {"type": "pass", "points": len(points), "hessian": 0,
                        "statistics": True}
             length = feature_sums_length(self.n_features)

@@ -624,7 +624,7 @@ def cmd_train(args):
             keep_checkpoints=args.keep_checkpoints, reducers=args.reducers, break_lock=args.break_lock,
             partition_cache=args.partition_cache, callback=progress, allreduce=args.allreduce,
             allreduce_address=args.allreduce_address, allreduce_tasks=args.allreduce_tasks,
-            allreduce_timeout=args.allreduce_timeout, **parameters,
+            allreduce_timeout=args.allreduce_timeout, training_metrics=not args.no_metrics, **parameters,
         )
         fitted = trainer.fit(args.data)
     hint = None if args.quiet or args.allreduce or args.runner == "inline" else allreduce_hint(

@@ -119,6 +119,13 @@ class FittedModel:
         self.cv_results_ = None
         self.pass_records_ = {name: [float(v) for v in (pass_records or {}).get(name, ())]
                               for name in PASS_RECORDS}
+        self._metric_sums = None
+
+    def keep_metric_sums(self, dataset, vector):
+        """Keep the evaluate job's total ``vector`` at this model on ``dataset`` (computed by the training's
+        AllReduce job): :meth:`evaluate` of that dataset, unchanged (same URI and checksum), uses it instead
+        of running the job."""
+        self._metric_sums = (dataset.uri, dataset.checksum, np.asarray(vector, dtype=np.float64))
 
     @classmethod
     def load(cls, checkpoint_dir):
@@ -226,7 +233,9 @@ class FittedModel:
 
     def evaluate(self, data, *, runner="inline", conf_path=None, partition_cache=True, reducers=1,
                  roc_curve=False):
-        """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job.
+        """Metrics of the model on dataset ``data``, computed by the evaluate MapReduce job (or, for the
+        training dataset of a model trained with ``allreduce`` and ``training_metrics``, from the sums its
+        AllReduce job computed: :meth:`keep_metric_sums`).
 
         ``partition_cache`` and ``reducers`` are those of :class:`mrtrain.trainer.Trainer`; with
         ``roc_curve`` the metrics of a binary classifier with probabilities (``logistic``) add
@@ -243,10 +252,13 @@ class FittedModel:
                             "found a dataset ingested without its label column (for predict only)")
         if self.model.clusters:
             return self._evaluate_kmeans(dataset, runner, conf_path, partition_cache, reducers)
-        reducers = effective_reducers(reducers, metric_vector_length(self.model), "evaluate")
-        with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
-                         partition_cache=partition_cache, reducers=reducers) as launcher:
-            vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
+        if self._metric_sums is not None and self._metric_sums[:2] == (dataset.uri, dataset.checksum):
+            vector = self._metric_sums[2]  # the training's AllReduce job summed it: the same bits
+        else:
+            reducers = effective_reducers(reducers, metric_vector_length(self.model), "evaluate")
+            with JobLauncher(dataset, self._model_spec(), runner=runner, conf_path=conf_path,
+                             partition_cache=partition_cache, reducers=reducers) as launcher:
+                vector = launcher.sum_vector(MREvaluate, self.theta_[None, :], {})
         metrics = finalize_metrics(self.model, vector)
         if roc_curve and has_roc_curve(self.model):
             metrics["roc_curve"] = binned_roc_curve(self.model, vector)

@@ -123,6 +123,12 @@ class Trainer:
     allreduce_timeout : float > 0
         Seconds for every task to connect, and for a lost task's retry to reconnect, before the training
         stops. Default: 120.
+    training_metrics : bool
+        With ``allreduce``: after training, the AllReduce job's tasks, which hold the partitions, also
+        compute the evaluate job's metric sums at the trained model, so that the returned model's
+        ``evaluate`` on the training dataset needs no job of its own (the same numbers, bitwise). The
+        ``mrtrain train`` command sets it unless ``--no-metrics``. Models trained by an optimizer only
+        (not a grid, k-means, naive Bayes or trees); elsewhere ignored. Default: False.
     init : {"zeros", "online"}
         The optimizer's starting point: zeros, or (``"online"``) the weighted average of one online epoch
         of AdaGrad per partition, computed by one more job (counted in ``passes``;
@@ -156,7 +162,7 @@ class Trainer:
     def __init__(self, model, *, config=None, runner="inline", conf_path=None, checkpoint_dir=None,
                  keep_checkpoints=None, break_lock=False, reducers=1, partition_cache=True, callback=None,
                  allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
-                 allreduce_timeout=DEFAULT_TIMEOUT, **parameters):
+                 allreduce_timeout=DEFAULT_TIMEOUT, training_metrics=False, **parameters):
         defaults = parameter_defaults()
         unknown = sorted(set(parameters) - set(defaults))
         if unknown:
@@ -176,7 +182,7 @@ class Trainer:
             keep_checkpoints=keep_checkpoints, break_lock=break_lock, reducers=reducers,
             partition_cache=partition_cache, callback=callback, allreduce=allreduce,
             allreduce_address=allreduce_address, allreduce_tasks=allreduce_tasks,
-            allreduce_timeout=allreduce_timeout,
+            allreduce_timeout=allreduce_timeout, training_metrics=training_metrics,
         )
         #: The jobs of the last :meth:`fit` (:class:`mrtrain.launcher.JobTime`).
         self.job_times = []
@@ -210,7 +216,7 @@ class Trainer:
         check_int("reducers", options.reducers, minimum=0)
         if options.conf_path is not None:
             check_mrjob_conf(options.conf_path)
-        for name in ("break_lock", "partition_cache", "allreduce"):
+        for name in ("break_lock", "partition_cache", "allreduce", "training_metrics"):
             value = getattr(options, name)
             if not isinstance(value, bool):
                 raise ValueError(f"The {name!r} parameter must be a bool. Got {value!r} instead.")

@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -88,12 +89,17 @@ def test_allreduce_equals_one_job_per_pass_bitwise_with_one_job(settings, datase
     statistics = ["MRFeatureStats"] if settings["optimizer"] != "newton" else []
     assert jobs_run == statistics + ["MRGradient"] * per_pass.n_passes_
     jobs_run.clear()
-    # Two tasks (partition groups [0, 1] and [2]) whatever the machine's cores.
-    together = fit(data, settings, allreduce=True, allreduce_tasks=2)
+    # Two tasks (partition groups [0, 1] and [2]) whatever the machine's cores; the metrics pass on the
+    # training data is served by the same job.
+    together = fit(data, settings, allreduce=True, allreduce_tasks=2, training_metrics=True)
+    metrics = together.evaluate(data, runner="local")
     assert jobs_run == ["MRAllReduce"]
     assert together.theta_.tobytes() == per_pass.theta_.tobytes()
     assert together.history_ == per_pass.history_
     assert together.n_passes_ == per_pass.n_passes_ > 2
+    exact = partial(json.dumps, default=lambda value: value.tolist())
+    assert exact(metrics) == exact(per_pass.evaluate(data, runner="local"))
+    assert jobs_run == ["MRAllReduce", "MREvaluate"]
 
 
 def test_the_online_start_runs_its_job_before_the_allreduce_job_and_gives_the_same_bits(cancer, jobs_run):

@@ -34,6 +34,7 @@ from mrtrain.engine.overflow import RESCALE_ADVICE
 from mrtrain.engine.standardization import Standardization, check_convention
 from mrtrain.fitted import FittedModel
 from mrtrain.initialization import online_initial_point
+from mrtrain.mr_jobs.evaluate import MREvaluate
 from mrtrain.mr_jobs.feature_stats import MRFeatureStats
 from mrtrain.mr_jobs.gradient import MRGradient
 from mrtrain.names import dataset_names
@@ -170,15 +171,22 @@ def fit_with_optimizer(run, config, model, classes, loop):
             raise NonFiniteObjectiveError(
                 f"{dataset.uri}: {error}{non_finite_partitions(passes, dataset)}"
             ) from None
+        theta = status.state.x if scaling is None else scaling.to_original(status.state.x)
+        # The metrics pass on the training data, served by the AllReduce job's tasks while they hold the
+        # partitions: the evaluate job's vectors, added in partition order as its reducer adds them.
+        metric_sums = (session.sum_vector(MREvaluate, theta[None, :], {})
+                       if session is not None and run.options.training_metrics else None)
     if not converged:
         log.warning("Training stopped before converging (%s) after %d iterations; %s.", reason,
                     status.iteration, STOP_ADVICE.get(reason, "raise max_iter or loosen tol/gtol"))
-    theta = status.state.x if scaling is None else scaling.to_original(status.state.x)
-    return FittedModel(
+    fitted = FittedModel(
         model, theta, l2=config.l2, l1=config.l1, iterations=status.iteration, passes=status.passes,
         history=status.history, converged=converged, stop_reason=reason, settings=settings,
         standardization=reported, pass_records={name: getattr(status, name) for name in PASS_RECORDS},
     )
+    if metric_sums is not None:
+        fitted.keep_metric_sums(dataset, metric_sums)
+    return fitted
 
 
 def size_option(loop, optimizer_name):

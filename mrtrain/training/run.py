@@ -51,6 +51,7 @@ class RunOptions:
     allreduce_address: str = "127.0.0.1"
     allreduce_tasks: int | None = None
     allreduce_timeout: float = DEFAULT_TIMEOUT
+    training_metrics: bool = False
 
 
 @dataclass(frozen=True)
