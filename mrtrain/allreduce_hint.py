@@ -8,6 +8,7 @@ minus its map work (the tasks' own ``map work ms`` counter over the tasks that r
 own cost; AllReduce would have paid about one of them.
 """
 
+import os
 import statistics
 
 #: Jobs a run must have made (more than this) before the hint is shown.
@@ -41,3 +42,23 @@ def allreduce_hint(job_times, slots):
     return (f"note: {len(job_times)} jobs, one per pass, spent about {sum(overheads):.1f} s "
             f"({statistics.median(overheads):.2f} s each) beyond their map work; --allreduce runs one job "
             f"for all passes (the same model, bitwise) and would have saved about {saved:.1f} s")
+
+
+def command_hint(args, job_times):
+    """The hint line ``mrtrain train`` prints after a training run with the parsed ``args`` that made the jobs
+    ``job_times`` (every family's command line), or None: none with ``-q``, ``--allreduce`` or the inline
+    runner (which runs no job of its own); the local runner runs as many map tasks at once as it has cores.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        ``quiet``, ``allreduce`` and ``runner`` of ``mrtrain train``.
+    job_times : list of mrtrain.launcher.JobTime
+
+    Returns
+    -------
+    str or None
+    """
+    if args.quiet or args.allreduce or args.runner == "inline":
+        return None
+    return allreduce_hint(job_times, os.cpu_count() if args.runner == "local" else None)

@@ -29,7 +29,7 @@ from mrjob.step import StepFailedException
 
 from mrtrain import __version__
 from mrtrain.allreduce import DEFAULT_TIMEOUT
-from mrtrain.allreduce_hint import allreduce_hint
+from mrtrain.allreduce_hint import command_hint
 from mrtrain.cli_types import (
     CHECK_MESSAGES,
     OptionGroups,
@@ -627,9 +627,7 @@ def cmd_train(args):
             allreduce_timeout=args.allreduce_timeout, training_metrics=not args.no_metrics, **parameters,
         )
         fitted = trainer.fit(args.data)
-    hint = None if args.quiet or args.allreduce or args.runner == "inline" else allreduce_hint(
-        trainer.job_times, os.cpu_count() if args.runner == "local" else None
-    )
+    hint = command_hint(args, trainer.job_times)
     if hint:
         print(f"mrtrain: {hint}", file=sys.stderr)
     result = fitted.to_dict()

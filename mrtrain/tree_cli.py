@@ -8,8 +8,10 @@ a tree ensemble, is refused in one line (exit 2) before anything is read or writ
 import argparse
 import json
 import logging
+import sys
 
 from mrtrain.allreduce import DEFAULT_TIMEOUT
+from mrtrain.allreduce_hint import command_hint
 from mrtrain.engine.trees.binning import MAX_MAX_BINS, MIN_MAX_BINS
 from mrtrain.engine.trees.grower import MAX_DEPTH
 from mrtrain.storage.filesystem import write_new_file
@@ -120,12 +122,16 @@ def _tree_config(args):
 def train_trees(args, print_result):
     """``mrtrain train`` of a tree ensemble; ``print_result(result, as_json)`` shows the result."""
     config = _tree_config(args)
+    job_times = []
     fitted = fit_trees(args.data, config, runner=args.runner, conf_path=args.conf_path,
                        reducers=args.reducers, checkpoint_dir=args.checkpoint_dir,
                        partition_cache=args.partition_cache, break_lock=args.break_lock,
                        allreduce=args.allreduce, allreduce_address=args.allreduce_address or "127.0.0.1",
                        allreduce_tasks=args.allreduce_tasks,
-                       allreduce_timeout=args.allreduce_timeout or DEFAULT_TIMEOUT)
+                       allreduce_timeout=args.allreduce_timeout or DEFAULT_TIMEOUT, job_times=job_times)
+    hint = command_hint(args, job_times)
+    if hint:
+        print(f"mrtrain: {hint}", file=sys.stderr)
     result = fitted.to_dict()
     result["metrics"] = None if args.no_metrics else fitted.evaluate(
         args.data, runner=args.runner, conf_path=args.conf_path, partition_cache=args.partition_cache,

@@ -307,7 +307,8 @@ TREE_CHECKPOINTS = CheckpointFormat(read=validate_tree_checkpoint, write=validat
 
 def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, checkpoint_dir=None,
               partition_cache=True, break_lock=False, callback=None, max_passes=None, allreduce=False,
-              allreduce_address="127.0.0.1", allreduce_tasks=None, allreduce_timeout=DEFAULT_TIMEOUT):
+              allreduce_address="127.0.0.1", allreduce_tasks=None, allreduce_timeout=DEFAULT_TIMEOUT,
+              job_times=None):
     """Train the tree ensemble of ``config`` on the dataset at ``data`` (module docstring).
 
     Parameters
@@ -326,6 +327,9 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
         ``callback(training)`` after every pass (its checkpoint is being written in the background).
     max_passes : int, optional
         Stop after this many passes of this run (tests of resuming).
+    job_times : list, optional
+        Receives the :class:`mrtrain.launcher.JobTime` of every job the training ran (for the CLI's
+        ``--allreduce`` hint, :mod:`mrtrain.allreduce_hint`), also when it fails.
 
     Returns
     -------
@@ -339,8 +343,12 @@ def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, chec
                          break_lock=break_lock, reducers=reducers, partition_cache=partition_cache,
                          allreduce=allreduce, allreduce_address=allreduce_address,
                          allreduce_tasks=allreduce_tasks, allreduce_timeout=allreduce_timeout)
-    return fit_in_run(TrainingRun(Dataset.open(absolute(data)), options), config, callback=callback,
-                      max_passes=max_passes)
+    run = TrainingRun(Dataset.open(absolute(data)), options)
+    try:
+        return fit_in_run(run, config, callback=callback, max_passes=max_passes)
+    finally:
+        if job_times is not None:
+            job_times.extend(run.job_times)
 
 
 def fit_in_run(run, config, *, callback=None, max_passes=None):

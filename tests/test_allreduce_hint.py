@@ -66,3 +66,13 @@ def test_no_hint_on_the_inline_runner_or_for_a_short_run(data, capsys):
                  "--runner", "inline", "--no-metrics")[0] == []
     assert train(capsys, data, "--model", "logistic", "--optimizer", "newton", "--max-iter", "2",
                  "--runner", "local", "--no-metrics")[0] == []
+
+
+def test_a_tree_ensembles_long_local_run_prints_the_hint_too(data, capsys):
+    # bins, base score, 2 trees x 2 levels: 6 jobs, one per pass
+    hints, seconds = train(capsys, data, "--model", "gbt", "--n-trees", "2", "--max-depth", "2", "--max-bins",
+                           "16", "--runner", "local", "--no-metrics")
+    assert len(hints) == 1, hints
+    jobs, spent = re.match(r"mrtrain: note: (\d+) jobs, one per pass, spent about ([0-9.]+) s",
+                           hints[0]).groups()
+    assert int(jobs) == 6 and 0 < float(spent) < seconds
