@@ -627,7 +627,7 @@ def cmd_train(args):
             allreduce_timeout=args.allreduce_timeout, training_metrics=not args.no_metrics, **parameters,
         )
         fitted = trainer.fit(args.data)
-    hint = command_hint(args, trainer.job_times)
+    hint = None if family.allreduce_refused is not None else command_hint(args, trainer.job_times)
     if hint:
         print(f"mrtrain: {hint}", file=sys.stderr)
     result = fitted.to_dict()

@@ -273,7 +273,8 @@ def _read_like(read, like):
 def _csv_first_error(text, header, src, categorical=(), optional=()):
     """Return a DataError for the first malformed row of a CSV text, or None if none is found.
 
-    ``categorical`` columns may hold any text; ``optional`` (imputed) columns may also be empty.
+    ``categorical`` (text: categorical, kept, or a label of class names) columns may hold any text;
+    ``optional`` (imputed) columns may also be empty.
     """
     for line, row in _csv_rows(text, src):
         if len(row) != len(header):
@@ -318,13 +319,14 @@ def read_csv(data, src, *, label, weight, categorical=(), impute=None, optional=
                                    null_values=[""] if impute else [], strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
     optional_numbers = numeric if impute else ()
+    text_columns = (*categorical, *keep, label)  # read as strings: the parser's error is in another column
     try:
         table = pacsv.read_csv(pa.BufferReader(encoded), read_options=read_options,
                                convert_options=convert)
-        error = next((_csv_first_error(text, header, src, categorical, optional_numbers)
+        error = next((_csv_first_error(text, header, src, text_columns, optional_numbers)
                       for c in (weight,) if c and table.column(c).null_count), None)
     except pa.ArrowInvalid as exc:
-        error = _csv_first_error(text, header, src, categorical, optional_numbers)
+        error = _csv_first_error(text, header, src, text_columns, optional_numbers)
         if error is None:
             raise DataError(f"{src}: cannot parse CSV: {str(exc).splitlines()[0]}") from exc
         raise error from exc
@@ -346,7 +348,7 @@ def read_csv(data, src, *, label, weight, categorical=(), impute=None, optional=
         try:
             y = pc.cast(pc.utf8_trim_whitespace(table.column(label)), pa.float64()).to_numpy()
         except pa.ArrowInvalid as exc:
-            error = _csv_first_error(text, header, src, categorical, optional_numbers)
+            error = _csv_first_error(text, header, src, (*categorical, *keep), optional_numbers)
             raise (error or DataError(f"{src}: column {label!r}: expected numbers or class names, found "
                                       f"neither: {str(exc).splitlines()[0]}")) from exc
     X = np.column_stack([table.column(c).to_numpy() for c in numeric]) if len(table) and numeric else (

@@ -76,3 +76,10 @@ def test_a_tree_ensembles_long_local_run_prints_the_hint_too(data, capsys):
     jobs, spent = re.match(r"mrtrain: note: (\d+) jobs, one per pass, spent about ([0-9.]+) s",
                            hints[0]).groups()
     assert int(jobs) == 6 and 0 < float(spent) < seconds
+
+
+def test_no_hint_for_a_model_that_cannot_take_allreduce(data, capsys):
+    """k-means refuses --allreduce, so a long k-means run must not advise it (it did: 'would have saved')."""
+    hints, _ = train(capsys, data, "--model", "kmeans", "--k", "2", "--max-iter", "8", "--tol", "0",
+                     "--runner", "local", "--no-metrics")
+    assert hints == []

@@ -54,7 +54,7 @@ class NaiveBayesFamily(Family):
     parameters = {"smoothing": None,
                   # Ignored (no loop, no optimizer's coordinates), as they always were.
                   "max_iter": 100, "tol": 1e-8, "gtol": 1e-6, "precondition": True}
-    allreduce_refused = "naive Bayes is fitted in one pass: one pass"
+    allreduce_refused = "naive Bayes is fitted in one pass"
     report_style = "statistics"
     cli_refused = (("optimizer", "l1", "l2", "reg", "elastic_net"),
                    "is fitted in one pass and has no optimizer or penalty")
