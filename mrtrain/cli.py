@@ -821,6 +821,16 @@ def _closed_stdout():
     return BROKEN_PIPE
 
 
+def _os_error_text(error):
+    """An OSError raised by the system (``[Errno 2] No such file or directory: 'x.csv'``) as
+    ``x.csv: No such file or directory``, the path first as in every other error; any other error as is."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror and str(error).startswith(
+            "[Errno"):
+        also = f" (and {error.filename2})" if error.filename2 is not None else ""
+        return f"{error.filename}{also}: {error.strerror}"
+    return error
+
+
 def main(argv=None):
     """Entry point of the ``mrtrain`` console script; returns the exit status.
 
@@ -856,7 +866,7 @@ def main(argv=None):
     except MissingDependencyError as error:
         return _fail(error, 2)
     except (ValueError, OSError) as error:
-        return _fail(error, 2)
+        return _fail(_os_error_text(error), 2)
     except RecursionError as error:
         log.debug("traceback:", exc_info=True)
         return _fail(f"{_inputs(args)}: expected readable input, found values nested too deeply to parse "

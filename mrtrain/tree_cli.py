@@ -6,6 +6,7 @@ a tree ensemble, is refused in one line (exit 2) before anything is read or writ
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -14,6 +15,7 @@ from mrtrain.allreduce import DEFAULT_TIMEOUT
 from mrtrain.allreduce_hint import command_hint
 from mrtrain.engine.trees.binning import MAX_MAX_BINS, MIN_MAX_BINS
 from mrtrain.engine.trees.grower import MAX_DEPTH
+from mrtrain.progress import StageProgress
 from mrtrain.storage.filesystem import write_new_file
 from mrtrain.tree_fitted import TreeFittedModel, tree_summary
 from mrtrain.tree_models import FOREST_OBJECTIVES, GBT_OBJECTIVES, TREE_MODELS, takes_l2
@@ -123,12 +125,16 @@ def train_trees(args, print_result):
     """``mrtrain train`` of a tree ensemble; ``print_result(result, as_json)`` shows the result."""
     config = _tree_config(args)
     job_times = []
-    fitted = fit_trees(args.data, config, runner=args.runner, conf_path=args.conf_path,
-                       reducers=args.reducers, checkpoint_dir=args.checkpoint_dir,
-                       partition_cache=args.partition_cache, break_lock=args.break_lock,
-                       allreduce=args.allreduce, allreduce_address=args.allreduce_address or "127.0.0.1",
-                       allreduce_tasks=args.allreduce_tasks,
-                       allreduce_timeout=args.allreduce_timeout or DEFAULT_TIMEOUT, job_times=job_times)
+    with contextlib.ExitStack() as stack:  # progress: a line (or a bar's step) per round of trees
+        progress = None if args.quiet else stack.enter_context(StageProgress("train"))
+        fitted = fit_trees(args.data, config, runner=args.runner, conf_path=args.conf_path,
+                           reducers=args.reducers, checkpoint_dir=args.checkpoint_dir,
+                           partition_cache=args.partition_cache, break_lock=args.break_lock,
+                           allreduce=args.allreduce, allreduce_address=args.allreduce_address or "127.0.0.1",
+                           allreduce_tasks=args.allreduce_tasks,
+                           allreduce_timeout=args.allreduce_timeout or DEFAULT_TIMEOUT, job_times=job_times,
+                           callback=None if progress is None else lambda training: progress(
+                               args.model, training.round, training.n_rounds, "rounds"))
     hint = command_hint(args, job_times)
     if hint:
         print(f"mrtrain: {hint}", file=sys.stderr)

@@ -2,10 +2,14 @@
 each test is one finding of that trial (the message, exit status or output that was wrong before)."""
 
 import os
+import re
 
+import numpy as np
 import pytest
 
+from mrtrain.cli import main
 from tests.command import run
+from tests.datasets import write
 
 
 @pytest.fixture
@@ -24,3 +28,27 @@ def test_a_bad_number_beside_text_columns_is_named_by_its_own_column_and_line(ca
         status, out, err = run(capsys, "ingest", "f.csv", "ds", "--label", "species", *options)
         assert (status, out, err) == (2, "", [expected]), options
         assert not os.path.exists("ds")
+
+
+def test_a_missing_source_file_is_named_first_without_errno(capsys, scratch):
+    """It was ``[Errno 2] No such file or directory: '/abs/nosuch.csv'``: Python's, not mrtrain's, form."""
+    for argv in (["ingest", "nosuch.csv", "ds"], ["ingest", "nosuch.libsvm", "ds"]):
+        status, out, err = run(capsys, *argv)
+        expected = f"mrtrain: error: {scratch / argv[1]}: No such file or directory"
+        assert (status, out, err) == (2, "", [expected])
+        assert not os.path.exists("ds")
+
+
+def test_tree_training_shows_a_line_per_round_and_nothing_with_q(capsys, scratch):
+    """A gbt training printed nothing on stderr until its end (two minutes of silence on 300 rows at the
+    defaults), where every other model shows a line per pass."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    data = write(scratch / "d", X, (X[:, 0] > 0).astype(float))
+    argv = ["train", data, "--model", "gbt", "--n-trees", "3", "--max-depth", "1", "--runner", "inline",
+            "--no-metrics"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [re.sub(r"\s+[0-9.]+s$", "", line) for line in lines] == [
+        f"train gbt: {k} of 3 rounds ({100 * k / 3:.0f}%)" for k in (1, 2, 3)], lines
+    assert main(["-q", *argv]) == 0 and capsys.readouterr().err == ""

@@ -241,7 +241,9 @@ def test_cli_train_evaluate_predict_inspect_with_initial_centres_from_files(tmp_
         (["--model", "kmeans", "--k", "0"], "The 'k' parameter must be an int >= 1. Got 0 instead."),
         (["--model", "kmeans", "--k", "31"],
          "The 'k' parameter must be an int <= the number of rows (30) of {data}. Got 31 instead."),
-        (["--model", "kmeans"], "The 'k' parameter must be an int >= 1. Got None instead."),
+        (["--model", "kmeans"], "The 'k' parameter (--k) is required for model 'kmeans': the number of "
+                                "centres, an int >= 1 (or give 'init_centers', --init-centers FILE). "
+                                "Got neither."),
         (["--model", "kmeans", "--k", "2", "--optimizer", "lbfgs"],
          "The 'model' parameter 'kmeans' is trained by Lloyd passes and has no optimizer, penalty or "
          "smoothing. Got --optimizer lbfgs instead."),

@@ -197,7 +197,11 @@ class KMeansFamily(Family):
             if value != default:
                 raise ValueError(f"The {name!r} parameter does not apply to model {model!r} ({reason}); "
                                  f"leave it at {default!r}. Got {value!r} instead.")
-        if values["k"] is not None or values["init_centers"] is None:
+        if values["k"] is None and values["init_centers"] is None:
+            raise ValueError(f"The 'k' parameter (--k) is required for model {model!r}: the number of "
+                             "centres, an int >= 1 (or give 'init_centers', --init-centers FILE). "
+                             "Got neither.")
+        if values["k"] is not None:
             check_int("k", values["k"], minimum=1)
         check_int("seed", values["seed"], minimum=0)
         check_int("init_steps", values["init_steps"], minimum=1)
