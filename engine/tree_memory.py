@@ -91,9 +91,7 @@ class PartitionMemory:
         """``state.labels(y)``, remembered for the same classes."""
         key = (state.classes,)
         if self._labels is None or self._labels[0] != key:
-            labels = state.labels(y)
-            labels.flags.writeable = False
-            self._labels = (key, labels)
+            self._labels = (key, state.labels(y))
         return self._labels[1]
 
     def gradients(self, objective, labels, margin):
