@@ -31,7 +31,10 @@ OTHER_OPTIONS = {"optimizer": None, "l1": None, "reg": None, "elastic_net": None
                  "reg_path": None, "reg_path_ratio": None, "cv": None, "fold_seed": None, "init": "zeros",
                  "precondition": True, "no_intercept": False, "warm_start": False, "inference": False,
                  "smoothing": None, "k": None, "init_centers": None, "init_steps": None, "n_init": None,
-                 "layers": None, "activation": None, "keep_checkpoints": None}
+                 "layers": None, "activation": None, "keep_checkpoints": None,
+                 # The optimizer loop's stopping rule (parser defaults of mrtrain/families/options.py): a
+                 # tree ensemble stops by --n-trees and --validation-fraction, never by these.
+                 "max_iter": 100, "tol": 1e-8, "gtol": 1e-6}
 
 
 def _bounded(name, kind, low, high, low_open=False):
@@ -107,9 +110,8 @@ def _tree_config(args):
         given.append("--l2")
     if given:
         verb = "do" if len(given) > 1 else "does"
-        advice = ""
         raise ValueError(f"The option{'s' if len(given) > 1 else ''} {', '.join(given)} {verb} not apply to "
-                         f"model {args.model!r} (a tree ensemble){advice}.")
+                         f"model {args.model!r} (a tree ensemble).")
     values = {name: getattr(args, name) for name in TREE_OPTIONS if getattr(args, name) is not None}
     if args.l2 is not None:
         values["l2"] = float(args.l2[0])

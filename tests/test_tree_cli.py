@@ -86,6 +86,13 @@ def test_train_evaluate_predict_inspect(scratch, capsys, model, options):
     (["--model", "gbt", "--subsample", "0"], "The 'subsample' parameter must be a number in (0, 1]"),
     (["--model", "gbt", "--subsample", "1.5"], "The 'subsample' parameter must be a number in (0, 1]"),
     (["--model", "gbt", "--colsample", "0"], "The 'colsample' parameter must be a number in (0, 1]"),
+    (["--model", "random-forest", "--colsample", "1.5"], "The 'colsample' parameter must be a number in "
+                                                          "(0, 1]. Got '1.5'"),
+    # The optimizer's stopping rule: a tree ensemble stops by --n-trees (and --validation-fraction).
+    (["--model", "gbt", "--max-iter", "5"], "The option --max-iter does not apply to model 'gbt'"),
+    (["--model", "random-forest", "--tol", "1e-3"], "The option --tol does not apply to model "
+                                                     "'random-forest'"),
+    (["--model", "gbt", "--gtol", "1e-3"], "The option --gtol does not apply to model 'gbt'"),
     (["--model", "gbt", "--max-features", "sqrt"], "The 'max_features' parameter applies to model "
                                                     "'random-forest'"),
     (["--model", "random-forest", "--learning-rate", "0.3"],

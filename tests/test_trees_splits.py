@@ -269,3 +269,30 @@ def test_a_forest_grown_in_shared_passes_is_its_trees_grown_alone():
         for a, b in zip(grower.tree, alone[0].tree, strict=True):
             np.testing.assert_array_equal(a, b)
     assert len({tuple(g.tree.feature) for g in forest}) == 3  # different bootstraps, different trees
+
+
+def test_only_the_lighter_child_of_each_split_is_built():
+    """Sibling subtraction asks the next pass for the child of smaller weight only (ties: the left one), and
+    for no child at ``max_depth``: the histogram pass builds half the nodes of a level or fewer."""
+    X, grad, hess, weight = small_data(1, n=300)
+    params = GrowParams(max_depth=3, l2=0.5, min_child_weight=0.0)
+    bins = make_bins(summarize(X), 255)
+    binned = bins.transform(X)
+    grower = TreeGrower(bins, params)
+    depth, lighter_right = 0, 0
+    while not grower.finished:
+        before, depth = grower.n_nodes, depth + 1
+        row_node = route_binned(grower.tree, binned, bins.n_edges + 1)
+        grower.update(build_histograms(binned, grad, hess, weight, row_node, grower.build_nodes,
+                                       bins.offsets))
+        tree = grower.tree
+        split = [node for node in range(before) if tree.feature[node] >= 0 and tree.left[node] >= before]
+        assert split, depth  # the level was split, so the check below is not vacuous
+        expected = []
+        for node in split:
+            left, right = tree.left[node], tree.right[node]
+            lighter_right += tree.weight[right] < tree.weight[left]
+            if depth < params.max_depth:
+                expected.append(left if tree.weight[left] <= tree.weight[right] else right)
+        assert grower.build_nodes == expected, depth
+    assert depth == params.max_depth and lighter_right > 0

@@ -14,10 +14,11 @@ MODEL, PENALTY, GRID, OPTIMIZER = ("model", "penalty", "penalty lists, paths and
 
 
 def add_seed_option(groups):
-    """``--seed`` (k-means and the MLP)."""
+    """``--seed`` (k-means, the MLP and the tree ensembles)."""
     groups.add(MODEL, "--seed", type=int_at_least(0, "seed"),
-               help="kmeans: seed of the k-means|| initialisation; mlp: seed of the initial weights. "
-                    "Default: 0")
+               help="kmeans: seed of the k-means|| initialisation; mlp: seed of the initial weights; gbt "
+                    "and random-forest: seed of every draw (subsample, bootstrap, features, validation "
+                    "rows). Default: 0")
 
 
 def add_stopping_options(groups):
