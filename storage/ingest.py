@@ -770,8 +770,8 @@ def _encode_columns(source, encoding, src):
                               if i < 0 and c != reference})
             if unknown:
                 logger.warning("%s: column %r: %d value(s) without a slot in the --like encoding (first %r) "
-                               "have no entry, like the reference level", src, column, len(unknown),
-                               unknown[0])
+                               "have no entry (all the column's slots 0%s)", src, column, len(unknown),
+                               unknown[0], ", as the reference level" if reference is not None else "")
         columns.append((at, codes))
     if build:
         encoding["levels"] = levels_out

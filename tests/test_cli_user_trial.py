@@ -52,3 +52,21 @@ def test_tree_training_shows_a_line_per_round_and_nothing_with_q(capsys, scratch
     assert [re.sub(r"\s+[0-9.]+s$", "", line) for line in lines] == [
         f"train gbt: {k} of 3 rounds ({100 * k / 3:.0f}%)" for k in (1, 2, 3)], lines
     assert main(["-q", *argv]) == 0 and capsys.readouterr().err == ""
+
+
+def test_an_unseen_category_warning_names_a_reference_level_only_when_there_is_one(capsys, caplog, scratch):
+    """``--like`` a dataset one-hot encoded with every slot (``--drop none``, the default) warned that an
+    unseen value has no entry "like the reference level", a level such a dataset does not have."""
+    with open("train.csv", "w") as f:
+        f.write("x,city,label\n1,paris,0\n2,rome,1\n3,paris,1\n")
+    with open("new.csv", "w") as f:
+        f.write("x,city,label\n1,oslo,0\n")
+    for drop, reference in (("none", ""), ("first", ", as the reference level")):
+        status, _, err = run(capsys, "ingest", "train.csv", f"t-{drop}", "--categorical", "city",
+                             "--drop", drop)
+        assert status == 0, err
+        caplog.clear()
+        assert run(capsys, "ingest", "new.csv", f"n-{drop}", "--like", f"t-{drop}")[0] == 0
+        assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+            f"{scratch / 'new.csv'}: column 'city': 1 value(s) without a slot in the --like encoding (first "
+            f"'oslo') have no entry (all the column's slots 0{reference})"]
