@@ -70,3 +70,18 @@ def test_an_unseen_category_warning_names_a_reference_level_only_when_there_is_o
         assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
             f"{scratch / 'new.csv'}: column 'city': 1 value(s) without a slot in the --like encoding (first "
             f"'oslo') have no entry (all the column's slots 0{reference})"]
+
+
+def test_a_binary_model_on_three_string_classes_names_the_dataset_and_the_classes(capsys, scratch):
+    """It said only 'Got 3 classes: [0.0, 1.0, 2.0]', the codes of class names the user never saw."""
+    with open("f.csv", "w") as f:
+        f.write("x,species\n1,setosa\n2,versicolor\n3,virginica\n4,setosa\n")
+    assert run(capsys, "ingest", "f.csv", "ds", "--label", "species")[0] == 0
+    for model in ("logistic", "linear-svc"):
+        status, out, err = run(capsys, "train", "ds", "--model", model, "--runner", "inline",
+                               "--checkpoint-dir", "ck")
+        assert (status, out, err) == (2, "", [
+            f"mrtrain: error: {scratch / 'ds'}: Model {model!r} needs exactly 2 classes (for more classes "
+            "use model 'softmax'). Got 3 classes: [0.0, 1.0, 2.0] (the class names ['setosa', 'versicolor', "
+            "'virginica'])."])
+        assert not os.path.exists("ck")

@@ -40,8 +40,14 @@ class GLMFamily(Family):
     def fit(self, run, config):
         dataset = run.dataset
         classes = check_labels(dataset, config.model, classifier=GLM_LOSSES[config.model].is_classifier)
-        model = make_model(config.model, dataset.n_features, classes=classes,
-                           fit_intercept=config.fit_intercept)
+        try:
+            model = make_model(config.model, dataset.n_features, classes=classes,
+                               fit_intercept=config.fit_intercept)
+        except ValueError as error:  # a binary model given string labels: name them, not their codes
+            if dataset.class_names is None:
+                raise
+            raise ValueError(f"{dataset.uri}: {str(error).rstrip('.')} (the class names "
+                             f"{dataset.class_names}).") from None
         if is_grid(config):
             return fit_grid(run, config, model, classes)
         return fit_with_optimizer(run, config, model, classes, LoopOptions(("model", config.model)))
