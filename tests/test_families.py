@@ -101,6 +101,9 @@ def test_the_family_validates_its_own_parameters_and_others_refuse_them(with_tes
     with pytest.raises(ValueError, match=r"The 'l2' parameter applies to .* Got l2=1\.0 for model "
                                          r"'intercept-only' instead\."):
         Trainer("intercept-only", l2=1.0).fit(uri)
+    # A family of several models without a title is "the models [...]" (was "the  models", two spaces).
+    with pytest.raises(ValueError, match=r"The 'max_iter' parameter applies to the models \['linear', "):
+        Trainer("gbt", max_iter=5).fit(uri)
     with pytest.raises(TypeError, match="unexpected keyword argument 'shfit'"):
         Trainer("intercept-only", shfit=1.0)
 

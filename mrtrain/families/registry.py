@@ -67,7 +67,7 @@ def owners(name):
             if len(family.models) == 1:
                 said.append(f"model {family.models[0]!r}")
             else:
-                said.append(f"the {family.title} models {list(family.models)}")
+                said.append(f"the {family.title + ' ' if family.title else ''}models {list(family.models)}")
     return " and ".join(said)
 
 
