@@ -8,15 +8,14 @@ partitions) to HDFS and trains it with ``mrtrain train --model logistic --optimi
 --no-metrics`` once per mode (:data:`MODES`), printing the trainer's own seconds of each pass (its
 ``iter`` lines): the first pass (for ``--allreduce``: starting the job and waiting for its tasks), the
 median of the later ones, and the command's wall time. The modes run one after another; the load average
-is printed before and after each. On the compose cluster give ``--allreduce-address auto`` (the tasks
-run on other containers than the driver and cannot reach its 127.0.0.1).
+is printed before and after each. ``--allreduce-address`` is passed on to mrtrain (its default, this host's
+address toward the ResourceManager, also works on the compose cluster).
 """
 
 import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -75,8 +74,7 @@ def main(argv=None):
     parser.add_argument("--max-iter", type=int, default=6)
     parser.add_argument("--mode", action="append", choices=sorted(MODES), help="repeatable; default: all")
     parser.add_argument("--allreduce-address", default=None,
-                        help="mrtrain's --allreduce-address; 'auto': this host's address (what the compose "
-                        "cluster's NodeManagers reach the client container by). Default: mrtrain's")
+                        help="mrtrain's --allreduce-address for the --allreduce mode. Default: mrtrain's")
     args = parser.parse_args(argv)
     base = f"{os.environ['MRTRAIN_HDFS_URL']}/user/{os.environ['MRTRAIN_HDFS_USER']}/tmp/" \
            f"mrtrain-lbfgs-passes-{uuid.uuid4().hex[:8]}"
@@ -84,8 +82,6 @@ def main(argv=None):
     X = rng.normal(size=(20_000, 28))
     y = (X @ rng.normal(size=28) + rng.normal(size=20_000) > 0).astype(float)
     address = args.allreduce_address
-    if address == "auto":
-        address = socket.gethostbyname(socket.gethostname())
     rows = {}
     try:
         write_dataset(base, X, y, partitions=2)

@@ -51,6 +51,7 @@ import time
 
 import numpy as np
 
+from mrtrain.allreduce_address import default_address
 from mrtrain.allreduce_gate import BACKLOG, Gate
 from mrtrain.engine.folds import n_groups
 from mrtrain.engine.metrics import metric_vector_length
@@ -199,9 +200,10 @@ class AllReduceSession:
     ----------
     launcher : JobLauncher
         Its runner must be ``"local"`` or ``"hadoop"``.
-    address : str
+    address : str, optional
         ``HOST[:PORT]`` the server binds; tasks connect to it (to this machine's name if HOST is a
         wildcard address). On a cluster: an address of the driver host the NodeManagers can reach.
+        Default: :func:`mrtrain.allreduce_address.default_address` of the runner.
     tasks : int >= 1, optional
         Map tasks (groups of partitions), at most one per partition. Default: the local runner's cores, or
         on Hadoop the cluster's free map capacity (:func:`hadoop_tasks`).
@@ -209,11 +211,11 @@ class AllReduceSession:
         Seconds for every group to connect, and for a lost group to reconnect.
     """
 
-    def __init__(self, launcher, *, address="127.0.0.1", tasks=None, timeout=DEFAULT_TIMEOUT, split=None):
+    def __init__(self, launcher, *, address=None, tasks=None, timeout=DEFAULT_TIMEOUT, split=None):
         check_settings(runner=launcher.runner, address=address, tasks=tasks, timeout=timeout)
         self.launcher = launcher
         self.split = split
-        self.bind_address = parse_address(address)
+        self.bind_address = parse_address(default_address(launcher.runner) if address is None else address)
         self.timeout = timeout
         ids = [part.index for part in launcher.dataset.partitions]
         slots = tasks or (local_map_slots(launcher.conf_path) if launcher.runner == "local"
@@ -233,6 +235,10 @@ class AllReduceSession:
         #: Connections replaced by a newer one of their group, for the main thread to stop and close.
         self._superseded = []
         self._closed = False
+        #: Connections admitted so far (0: no task ever reached the driver).
+        self._admitted = 0
+        #: ``HOST:PORT`` the tasks were told to connect to.
+        self._connect_to = None
         self._gate = None
         self._cond = threading.Condition()
 
@@ -266,6 +272,7 @@ class AllReduceSession:
                 from None
         connect_host = host if host not in ("0.0.0.0", "::", "") else socket.getfqdn()
         port = self.port = self.server.getsockname()[1]
+        self._connect_to = f"[{connect_host}]:{port}" if ":" in connect_host else f"{connect_host}:{port}"
         self._gate = Gate(self.server, self.secret, len(self.groups), self._admit, max(self.timeout, 60.0))
         self._gate.start()
         self.secret_uri = self._write_secret()
@@ -344,6 +351,13 @@ class AllReduceSession:
             log.info("allreduce: all %d map tasks connected", connected)
             return
         self._raise_if_job_ended()
+        if self._admitted == 0:
+            raise TimeoutError(
+                f"--allreduce: no map task reached {self._connect_to} within {self.timeout:g} s: pass "
+                f"--allreduce-address with an address of this host that the NodeManagers reach (or, if the "
+                f"tasks were still starting or waiting for map slots, a longer --allreduce-timeout, or train "
+                f"without --allreduce){self._refusals()}"
+            )
         raise TimeoutError(
             f"--allreduce: {connected} of {len(self.groups)} map tasks connected within {self.timeout:g} s "
             "(every task needs a map slot for the whole training); train without --allreduce (one job per "
@@ -401,6 +415,7 @@ class AllReduceSession:
             if group in self._connections:
                 self._superseded.append(self._connections[group])
             self._connections[group] = _Connection(sock, group, attempt)
+            self._admitted += 1
             if job.startswith("job_"):
                 self.job_id = job
             self._cond.notify_all()
@@ -428,6 +443,12 @@ class AllReduceSession:
             return
         if self.job.error is not None:
             raise self.job.error
+        if self._admitted == 0:
+            raise RuntimeError(
+                f"--allreduce: the job ended and no map task reached {self._connect_to}: pass "
+                "--allreduce-address with an address of this host that the NodeManagers reach"
+                f"{self._refusals()}"
+            )
         raise RuntimeError(
             f"--allreduce: the job ended while the training still needed its map tasks{self._refusals()}"
         )
@@ -566,7 +587,8 @@ def check_settings(*, runner, address, tasks, timeout):
             "The 'allreduce' parameter needs the 'local' or 'hadoop' runner (the inline runner runs map "
             f"tasks one after another: a gang of tasks cannot run). Got runner={runner!r} instead."
         )
-    parse_address(address)
+    if address is not None:
+        parse_address(address)
     if tasks is not None and (isinstance(tasks, bool) or not isinstance(tasks, int) or tasks < 1):
         raise ValueError(
             f"The 'allreduce_tasks' parameter must be an int >= 1 or None. Got {tasks!r} instead."

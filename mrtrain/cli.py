@@ -112,7 +112,7 @@ DEPENDENT_OPTIONS = (
 )
 #: The defaults of the train options of :data:`DEPENDENT_OPTIONS` whose parser default is None (so that
 #: giving one can be told from leaving it out).
-TRAIN_DEFAULTS = {"allreduce_address": "127.0.0.1", "allreduce_timeout": DEFAULT_TIMEOUT,
+TRAIN_DEFAULTS = {"allreduce_timeout": DEFAULT_TIMEOUT,
                   "n_iter_no_change": 5, "fold_seed": 0, "init_steps": 2, "n_init": 1, "seed": 0}
 
 
@@ -258,8 +258,8 @@ def build_parser():
     g.add_argument("--allreduce-address", type=argument(address, "allreduce_address", str),
                    metavar="HOST[:PORT]",
                    help="where the driver listens for the allreduce tasks (port 0: any free port); on a "
-                        "cluster an address of this host that the NodeManagers reach. Default: "
-                        f"{TRAIN_DEFAULTS['allreduce_address']}")
+                        "cluster an address of this host that the NodeManagers reach. Default: 127.0.0.1 on "
+                        "the local runner; on hadoop this host's address toward the ResourceManager")
     g.add_argument("--allreduce-tasks", type=int_at_least(1, "allreduce_tasks"), metavar="N",
                    help="allreduce map tasks, all running at once. Default: the local runner's cores; on "
                         "hadoop the free map slots the ResourceManager reports, else 2 (at most one per "

@@ -112,9 +112,11 @@ class Trainer:
         Run one map-only job for the whole training whose map tasks keep their partitions and serve every
         pass over TCP (:mod:`mrtrain.allreduce`) instead of one job per pass; bitwise the same
         model. Needs the ``"local"`` or ``"hadoop"`` runner. Default: False.
-    allreduce_address : str
+    allreduce_address : str, optional
         ``HOST[:PORT]`` the driver listens on for the tasks (port 0: any free port); on a cluster, an
-        address of the driver's host that the NodeManagers reach. Default: ``"127.0.0.1"``.
+        address of the driver's host that the NodeManagers reach. Default: ``"127.0.0.1"`` on the local
+        runner; on the hadoop runner this host's address toward the ResourceManager
+        (:func:`mrtrain.allreduce_address.default_address`).
     allreduce_tasks : int >= 1, optional
         Map tasks of the AllReduce job, each holding a group of partitions; all must run at once.
         Default: mrjob's ``num_cores`` (else the machine's cores) on the local runner; on Hadoop the map
@@ -161,7 +163,7 @@ class Trainer:
 
     def __init__(self, model, *, config=None, runner="inline", conf_path=None, checkpoint_dir=None,
                  keep_checkpoints=None, break_lock=False, reducers=1, partition_cache=True, callback=None,
-                 allreduce=False, allreduce_address="127.0.0.1", allreduce_tasks=None,
+                 allreduce=False, allreduce_address=None, allreduce_tasks=None,
                  allreduce_timeout=DEFAULT_TIMEOUT, training_metrics=False, **parameters):
         defaults = parameter_defaults()
         unknown = sorted(set(parameters) - set(defaults))

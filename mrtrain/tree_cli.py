@@ -132,7 +132,7 @@ def train_trees(args, print_result):
         fitted = fit_trees(args.data, config, runner=args.runner, conf_path=args.conf_path,
                            reducers=args.reducers, checkpoint_dir=args.checkpoint_dir,
                            partition_cache=args.partition_cache, break_lock=args.break_lock,
-                           allreduce=args.allreduce, allreduce_address=args.allreduce_address or "127.0.0.1",
+                           allreduce=args.allreduce, allreduce_address=args.allreduce_address,
                            allreduce_tasks=args.allreduce_tasks,
                            allreduce_timeout=args.allreduce_timeout or DEFAULT_TIMEOUT, job_times=job_times,
                            callback=None if progress is None else lambda training: progress(

@@ -307,7 +307,7 @@ TREE_CHECKPOINTS = CheckpointFormat(read=validate_tree_checkpoint, write=validat
 
 def fit_trees(data, config, *, runner="inline", conf_path=None, reducers=1, checkpoint_dir=None,
               partition_cache=True, break_lock=False, callback=None, max_passes=None, allreduce=False,
-              allreduce_address="127.0.0.1", allreduce_tasks=None, allreduce_timeout=DEFAULT_TIMEOUT,
+              allreduce_address=None, allreduce_tasks=None, allreduce_timeout=DEFAULT_TIMEOUT,
               job_times=None):
     """Train the tree ensemble of ``config`` on the dataset at ``data`` (module docstring).
 

@@ -342,6 +342,21 @@ def test_tasks_exit_when_the_driver_is_killed_and_a_rerun_resumes_to_the_same_bi
     assert resumed.theta_.tobytes() == reference.theta_.tobytes()
 
 
+def test_no_task_connecting_names_the_address_and_the_option_to_pass(cancer):
+    # Local tasks take longer than 0.3 s to start (a Python process importing mrjob and numpy): none can
+    # connect in time; their short connect timeout then ends them, and with them the job.
+    started = time.monotonic()
+    with pytest.raises(TimeoutError) as raised:
+        fit(cancer, LOGISTIC, allreduce=True, allreduce_tasks=2, allreduce_timeout=0.3)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert re.match(r"--allreduce: no map task reached 127\.0\.0\.1:\d+ within 0\.3 s: pass "
+                    r"--allreduce-address with an address of this host that the NodeManagers reach \(",
+                    message), message
+    assert time.monotonic() - started < 60
+    assert [t for t in threading.enumerate() if t.name == "mrtrain-job"] == []
+
+
 def test_too_few_map_slots_stop_with_one_line_and_end_the_job(cancer, tmp_path):
     conf = tmp_path / "mrjob.conf"
     conf.write_text(json.dumps({"runners": {"local": {"num_cores": 1}}}))
@@ -525,7 +540,9 @@ def test_session_defaults(cancer, tmp_path, hadoop_conf, caplog):
         assert AllReduceSession(launcher).groups == [[0, 1], [2]]
     hadoop_conf(f"127.0.0.1:{free_port()}")  # nothing listens there
     with JobLauncher(dataset, spec, runner="hadoop") as launcher, caplog.at_level("INFO"):
-        assert AllReduceSession(launcher).groups == [[0, 1], [2]]
+        session = AllReduceSession(launcher)
+        assert session.groups == [[0, 1], [2]]
+        assert session.bind_address == ("127.0.0.1", 0)  # this host's address toward the ResourceManager
         assert allreduce.DEFAULT_HADOOP_TASKS == 2
     lines = [r.getMessage() for r in caplog.records if r.name == "mrtrain.allreduce"]
     assert len(lines) == 1 and re.fullmatch(
@@ -710,7 +727,9 @@ def test_on_yarn_tasks_that_do_not_all_connect_in_time_stop_with_one_line_and_th
     remote = write(f"{hdfs_base}/cancer-gang", X, y, partitions=3)
     # Starting a YARN job takes longer than 2 s: no task can be there in time. The tasks then find nothing
     # listening and end, and with them the job, before the training returns.
-    with pytest.raises(TimeoutError, match=r"^--allreduce: 0 of 2 map tasks connected within 2 s "):
+    with pytest.raises(TimeoutError, match=r"^--allreduce: no map task reached 127\.0\.0\.1:\d+ within 2 s: "
+                                           r"pass --allreduce-address with an address of this host that the "
+                                           r"NodeManagers reach"):
         fit(remote, LOGISTIC, runner="hadoop", allreduce=True, allreduce_tasks=2, allreduce_timeout=2)
     assert [t for t in threading.enumerate() if t.name == "mrtrain-job"] == []
 

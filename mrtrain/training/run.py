@@ -48,7 +48,7 @@ class RunOptions:
     partition_cache: bool = True
     callback: object = None
     allreduce: bool = False
-    allreduce_address: str = "127.0.0.1"
+    allreduce_address: str | None = None
     allreduce_tasks: int | None = None
     allreduce_timeout: float = DEFAULT_TIMEOUT
     training_metrics: bool = False
