@@ -789,7 +789,7 @@ def _fail(message, status):
 
 #: Arguments that are local paths or URIs: a relative path is made absolute once, before the command runs.
 PATH_ARGUMENTS = ("src", "dest", "data", "model_dir", "dir", "checkpoint_dir", "output", "like",
-                  "init_centers", "conf_path")
+                  "init_centers", "conf_path", "trees_json")
 
 
 def absolute_paths(args):

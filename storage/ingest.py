@@ -196,6 +196,9 @@ def _split_columns(columns, label, weight, src, keep=()):
 def _check_categorical(columns, features, categorical, src):
     """Return the numeric feature columns; every categorical column must be a feature column."""
     for name in categorical:
+        if name in columns and name not in features:
+            raise DataError(f"{src}: categorical column {name!r}: expected a feature column, found the "
+                            "label, weight, id or a kept column")
         if name not in features:
             raise DataError(f"{src}: categorical column {name!r} not found among the feature columns; "
                             f"columns found: {columns}")

@@ -85,3 +85,29 @@ def test_a_binary_model_on_three_string_classes_names_the_dataset_and_the_classe
             "use model 'softmax'). Got 3 classes: [0.0, 1.0, 2.0] (the class names ['setosa', 'versicolor', "
             "'virginica'])."])
         assert not os.path.exists("ck")
+
+
+def test_the_label_named_categorical_is_refused_as_the_label_not_as_missing(capsys, scratch):
+    """``--categorical species`` with ``--label species`` said the column was 'not found', then listed it."""
+    with open("f.csv", "w") as f:
+        f.write("id,x,species\n1,0.5,a\n2,1.5,b\n")
+    for options in (["--categorical", "species"], ["--categorical", "id", "--id", "id"]):
+        status, out, err = run(capsys, "ingest", "f.csv", "ds", "--label", "species", *options)
+        assert (status, out, err) == (2, "", [
+            f"mrtrain: error: {scratch / 'f.csv'}: categorical column {options[1]!r}: expected a feature "
+            "column, found the label, weight, id or a kept column"]), options
+        assert not os.path.exists("ds")
+
+
+def test_an_existing_trees_json_is_named_by_its_absolute_path(capsys, scratch):
+    """Every other output is named absolute in messages (docs/cli.md, Paths); --trees-json FILE was not."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 2))
+    write(scratch / "d", X, X[:, 0], partitions=1)
+    assert run(capsys, "train", "d", "--model", "gbt", "--n-trees", "1", "--max-depth", "1", "--runner",
+               "inline", "--no-metrics", "--checkpoint-dir", "ck")[0] == 0
+    with open("t.json", "w") as f:
+        f.write("mine")
+    assert run(capsys, "inspect", "ck", "--trees-json", "t.json") == (2, "", [
+        f"mrtrain: error: {scratch / 't.json'}: destination already exists; choose a new path or delete it"])
+    assert open("t.json").read() == "mine"
