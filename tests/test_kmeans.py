@@ -253,6 +253,9 @@ def test_cli_train_evaluate_predict_inspect_with_initial_centres_from_files(tmp_
         (["--model", "kmeans", "--k", "2", "--standardize"],
          "The 'standardize' parameter does not apply to model 'kmeans' (no penalty to standardize for); "
          "leave it at False. Got 'spark' instead."),
+        (["--model", "kmeans", "--k", "2", "--gtol", "1e-3"],
+         "The 'gtol' parameter does not apply to model 'kmeans' (no gradient: tol stops the Lloyd passes); "
+         "leave it at 1e-06. Got 0.001 instead."),
         (["--model", "logistic", "--k", "2"],
          "The 'k' parameter applies to model 'kmeans' only. Got k=2 for model 'logistic' instead."),
         (["--model", "kmeans", "--k", "3", "--init-centers", "{init}"],

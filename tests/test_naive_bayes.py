@@ -209,6 +209,9 @@ def test_negative_count_is_refused_naming_partition_row_and_feature(tmp_path, ca
         (["--model", "gaussian-nb", "--standardize"],
          "The 'standardize' parameter does not apply to model 'gaussian-nb' (naive Bayes is fitted in one "
          "pass: no penalty to standardize for); leave it at False. Got 'spark' instead."),
+        (["--model", "multinomial-nb", "--max-iter", "5"],
+         "The 'max_iter' parameter does not apply to model 'multinomial-nb' (naive Bayes is fitted in one "
+         "pass: no iterations); leave it at 100. Got 5 instead."),
     ],
 )
 def test_bad_settings_are_refused_in_one_line(tmp_path, capsys, options, message):

@@ -173,6 +173,7 @@ KMEANS_FIXED = (
     ("standardize", False, "no penalty to standardize for"), ("fit_intercept", True, "centres, no intercept"),
     ("warm_start", False, "init_centers gives the starting centres"),
     ("smoothing", None, "not naive Bayes"), ("init", "zeros", "init_centers gives the starting centres"),
+    ("gtol", 1e-6, "no gradient: tol stops the Lloyd passes"), ("precondition", True, "no optimizer"),
 )
 #: k-means' own parameters with their defaults.
 KMEANS_PARAMETERS = {"k": None, "seed": 0, "init_centers": None, "init_steps": 2, "n_init": 1}
@@ -183,7 +184,7 @@ class KMeansFamily(Family):
 
     models = ("kmeans",)
     parameters = {**KMEANS_PARAMETERS, "max_iter": 100, "tol": 1e-8,
-                  # Ignored (no gradient, no optimizer's coordinates), as they always were.
+                  # Fixed at their defaults (KMEANS_FIXED): no gradient, no optimizer.
                   "gtol": 1e-6, "precondition": True}
     allreduce_refused = "one job per pass"
     report_style = "clusters"
@@ -211,7 +212,6 @@ class KMeansFamily(Family):
                              f"one start. Got n_init={values['n_init']!r} instead.")
         check_int("max_iter", values["max_iter"], minimum=1)
         check_number("tol", values["tol"], minimum=0)
-        check_number("gtol", values["gtol"], minimum=0)
         return Config(model, **{name: values[name] for name in self.parameters})
 
     def add_options(self, groups):

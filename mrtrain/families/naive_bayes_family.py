@@ -43,6 +43,8 @@ NAIVE_BAYES_FIXED = (
     ("standardize", False, "no penalty to standardize for"), ("fit_intercept", True, "class log priors"),
     ("warm_start", False, "no iterations to start from"),
     ("init", "zeros", "no optimizer to start"),
+    ("max_iter", 100, "no iterations"), ("tol", 1e-8, "no stopping rule"), ("gtol", 1e-6, "no gradient"),
+    ("precondition", True, "no optimizer"),
 )
 
 
@@ -52,7 +54,7 @@ class NaiveBayesFamily(Family):
     models = NAIVE_BAYES_MODELS
     title = "naive Bayes"
     parameters = {"smoothing": None,
-                  # Ignored (no loop, no optimizer's coordinates), as they always were.
+                  # Fixed at their defaults (NAIVE_BAYES_FIXED): no loop, no optimizer.
                   "max_iter": 100, "tol": 1e-8, "gtol": 1e-6, "precondition": True}
     allreduce_refused = "naive Bayes is fitted in one pass"
     report_style = "statistics"
