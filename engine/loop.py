@@ -99,6 +99,8 @@ class Progress(NamedTuple):
     """One line of progress, handed to the callback after every pass.
 
     ``model`` names the model the line is about when a run trains several (a grid's member), else "".
+    ``labels`` name what ``objective``, ``grad_norm`` and ``step`` hold for the family that made the line
+    (k-means: the inertia and the largest squared centre move, and no step: ``step`` label None).
     """
 
     iteration: int
@@ -109,6 +111,7 @@ class Progress(NamedTuple):
     passes: int
     accepted: bool
     model: str = ""
+    labels: tuple = ("objective", "|grad|", "step")
 
 
 def grad_norm(status):

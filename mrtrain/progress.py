@@ -51,8 +51,9 @@ class TrainingProgress:
         self.bar.n = progress.iteration
         if progress.model:
             self.bar.set_description_str(f"train {progress.model}", refresh=False)
+        objective, grad, _ = progress.labels
         self.bar.set_postfix_str(
-            f"objective {progress.objective:.10g}, |grad| {progress.grad_norm:.2e}, "
+            f"{objective} {progress.objective:.10g}, {grad} {progress.grad_norm:.2e}, "
             f"{progress.seconds:.2f} s/pass, pass {progress.passes}"
             + ("" if progress.accepted else ", no decrease"),
             refresh=True,
@@ -74,10 +75,12 @@ def plain_line(progress):
     """The one-line form of a :class:`mrtrain.engine.loop.Progress`, led by the model it is about when a
     run trains several (a grid: ``model 4 of 8 (l1 0, l2 0.01; fold 2 of 3)  iter ...``)."""
     mark = "" if progress.accepted else "  (no decrease; smaller step next)"
+    objective, grad, step = progress.labels
     return (
         (f"{progress.model}  " if progress.model else "")
-        + f"iter {progress.iteration:4d}  objective {progress.objective:.12g}  "
-        f"|grad| {progress.grad_norm:.3e}  step {progress.step:.3e}  {progress.seconds:6.2f}s{mark}"
+        + f"iter {progress.iteration:4d}  {objective} {progress.objective:.12g}  "
+        f"{grad} {progress.grad_norm:.3e}  " + (f"{step} {progress.step:.3e}  " if step else "")
+        + f"{progress.seconds:6.2f}s{mark}"
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from tqdm import tqdm
 
+from mrtrain.cli import main
 from mrtrain.progress import MRJOB_STEP_LOGGER, StageProgress, hadoop_job_progress
 from tests.datasets import reference_data, write
 
@@ -76,6 +77,19 @@ def test_a_pipe_gets_one_plain_line_per_pass_and_quiet_gets_none(tmp_path):
                            capture_output=True, text=True, check=True)
     assert quiet.stderr == ""
     assert json.loads(quiet.stdout)["coefficients"] == result["coefficients"]
+
+
+def test_a_kmeans_line_names_what_it_shows(tmp_path, capsys):
+    """k-means has no gradient and no step: its line says inertia and the largest squared centre move, whose
+    value is the checkpointed shift of that pass."""
+    data = dataset(tmp_path)
+    assert main(["train", data, "--model", "kmeans", "--k", "2", "--max-iter", "2", "--runner", "inline",
+                 "--no-metrics", "--json"]) == 0
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.startswith("iter ")]
+    assert len(lines) == 2 and all("|grad|" not in line and "step" not in line for line in lines)
+    objective = float(re.search(r"inertia (\S+)  max centre shift² \S+ ", lines[-1]).group(1))
+    assert objective == pytest.approx(json.loads(out)["objective"], rel=1e-11)
 
 
 def mrtrain(*args):

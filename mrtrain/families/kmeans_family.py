@@ -30,8 +30,8 @@ A checkpoint holds the centres, the rows nearest each centre in the last pass, a
 that pass's largest squared move (``shift``) and its stopping threshold; a rerun with the same data and
 settings resumes from the newest one and ends with bitwise the same centres. ``history`` is the inertia of
 every Lloyd pass's assignment (at the centres before its update), so ``objective`` is the inertia of the
-centres before the last update; ``evaluate`` gives that of the final ones. The progress line's gradient
-column shows the largest squared centre move.
+centres before the last update; ``evaluate`` gives that of the final ones. The progress line shows the
+inertia and the largest squared centre move (:data:`PROGRESS_LABELS`).
 """
 
 import hashlib
@@ -175,6 +175,8 @@ KMEANS_FIXED = (
     ("smoothing", None, "not naive Bayes"), ("init", "zeros", "init_centers gives the starting centres"),
     ("gtol", 1e-6, "no gradient: tol stops the Lloyd passes"), ("precondition", True, "no optimizer"),
 )
+#: What a k-means progress line shows (:class:`mrtrain.engine.loop.Progress` ``labels``): no step.
+PROGRESS_LABELS = ("inertia", "max centre shift²", None)
 #: k-means' own parameters with their defaults.
 KMEANS_PARAMETERS = {"k": None, "seed": 0, "init_centers": None, "init_steps": 2, "n_init": 1}
 
@@ -307,7 +309,8 @@ class KMeansFamily(Family):
                 shift = status.shift
                 save(status)
                 progress = Progress(status.iteration, status.history[-1], shift, shift,
-                                    time.perf_counter() - started, status.passes, True)
+                                    time.perf_counter() - started, status.passes, True,
+                                    labels=PROGRESS_LABELS)
                 log.info("iteration %d  inertia %.12g  largest squared centre move %.3e  %.2fs",
                          progress.iteration, progress.objective, shift, progress.seconds)
                 if run.callback is not None:
@@ -404,7 +407,7 @@ def best_of_starts(launcher, dataset, k, config, callback):
                  time.perf_counter() - started)
         if callback is not None:
             callback(Progress(max(starts[i].iteration for i in active), lowest, shift, shift,
-                                      time.perf_counter() - started, passes, True))
+                              time.perf_counter() - started, passes, True, labels=PROGRESS_LABELS))
     inertias = [float(statistics.inertia.sum())
                 for statistics in grouped_cluster_pass(launcher, [start.centers for start in starts])]
     passes += 1
