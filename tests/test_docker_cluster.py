@@ -10,6 +10,7 @@ engine start``), installing Debian's docker.io as root where it is missing.
 """
 
 import json
+import re
 import subprocess
 import time
 import urllib.request
@@ -173,6 +174,18 @@ def test_softmax_newton_on_the_cluster_is_the_local_model_and_uses_both_nodemana
     assert result.returncode == 0, result.stderr
     nodes = json.loads(result.stdout)
     assert set(nodes) == {"nodemanager1", "nodemanager2"}, nodes
+
+
+def test_allreduce_without_an_address_reaches_the_nodemanagers_and_is_the_local_model(binary_reference):
+    # No --allreduce-address: the driver listens on the client container's address toward the
+    # ResourceManager, which the NodeManagers' tasks reach (127.0.0.1 would be their own container).
+    result = client("mrtrain", "-v", *BINARY_TRAIN[1:], "--runner", "hadoop", "--allreduce", "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    listening = re.search(r"allreduce: listening on (\S+), this host's address toward the ResourceManager",
+                          result.stderr)
+    assert listening and not listening.group(1).startswith("127."), result.stderr[-3000:]
+    assert re.search(r"allreduce: all \d+ map tasks connected", result.stderr), result.stderr[-3000:]
+    assert model_of(json.loads(result.stdout.strip().splitlines()[-1])) == binary_reference
 
 
 def test_a_killed_nodemanager_mid_training_leaves_the_model_unchanged(binary_data, binary_reference):
