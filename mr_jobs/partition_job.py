@@ -27,12 +27,12 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from mrjob.job import MRJob
 from mrjob.protocol import RawValueProtocol
 from mrjob.step import MRStep
 from threadpoolctl import threadpool_limits
 
 from mrtrain.engine.registry import model_from_spec
+from mrtrain.mr_jobs.job_args import CachedArgsJob
 from mrtrain.mr_jobs.protocols import TaggedVectorProtocol
 from mrtrain.storage.errors import DataError
 from mrtrain.storage.filesystem import get_filesystem
@@ -176,8 +176,9 @@ def _attempt_number():
     return int(tail) if tail.isdigit() else 0
 
 
-class PartitionJob(MRJob):
-    """Base job: the input is a partition list; each mapper reads the partitions on its lines."""
+class PartitionJob(CachedArgsJob):
+    """Base job: the input is a partition list; each mapper reads the partitions on its lines. Its argument
+    parser is built once per job class (:mod:`mrtrain.mr_jobs.job_args`)."""
 
     INPUT_PROTOCOL = RawValueProtocol
     HADOOP_INPUT_FORMAT = "org.apache.hadoop.mapred.lib.NLineInputFormat"

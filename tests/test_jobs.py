@@ -236,3 +236,44 @@ def test_map_tasks_check_the_manifest_facts_of_their_partition(tmp_path, capsys,
     assert main(["-q", "train", data, "--model", "softmax", "--max-iter", "2", "--no-metrics"]) == 2
     error = capsys.readouterr().err
     assert "part-0000" in error and ("rows" in error if fact == "rows" else "weight" in error), error
+
+
+_ARGS_OF_RUNNER = {
+    "inline": ["-r", "inline", "--task", "t.json", "--params", "p.npy", "--local-tmp-dir", "/tmp/s",
+               "--cleanup-on-failure", "ALL", "--jobconf", "mapreduce.job.reduces=1", "parts.txt"],
+    "local": ["-r", "local", "--task", "t.json", "--params", "p.npy", "--no-bootstrap-mrjob",
+              "--cmdenv", "SETUPTOOLS_USE_DISTUTILS=stdlib", "--cmdenv", "OMP_NUM_THREADS=1",
+              "--jobconf", "mapreduce.job.reduces=0", "parts.txt", "--map-only"],
+    "hadoop": ["-r", "hadoop", "--task", "hdfs:///s/t.json#task.json", "--params", "p.npy", "--py-files",
+               "code.zip", "--hadoop-tmp-dir", "hdfs:///s/mrjob", "--output-dir", "hdfs:///s/out",
+               "--no-check-input-paths", "--cleanup", "LOCAL_TMP", "--jobconf", "mapreduce.job.reduces=2",
+               "--jobconf", "mapreduce.job.ubertask.enable=true", "hdfs:///s/parts.txt"],
+}
+
+
+@pytest.mark.parametrize("runner", sorted(_ARGS_OF_RUNNER))
+def test_jobs_see_the_options_and_runner_arguments_of_mrjobs_own_parser(runner):
+    """A job's parser is built once per class (mrtrain.mr_jobs.job_args) and reused; the options it parses
+    and the runner's keyword arguments (what the tasks are passed) are mrjob's own, whatever was parsed
+    before."""
+    from mrjob.job import MRJob
+
+    from mrtrain.mr_jobs.allreduce_job import MRAllReduce
+    from mrtrain.mr_jobs.tree_histograms import MRTreeHistograms
+
+    for job_class in (MRGradient, MRPredict, MRAllReduce, MRTreeHistograms):
+        args = _ARGS_OF_RUNNER[runner]
+        if job_class is MRPredict:
+            args = [arg for arg in args if arg != "--map-only"]
+        for other in _ARGS_OF_RUNNER.values():  # another job's arguments parsed first must not leak
+            if job_class is not MRPredict or "--map-only" not in other:
+                job_class(args=other)
+        job, again = job_class(args=args), job_class(args=list(args))
+        reference = job_class.__new__(job_class)
+        MRJob.__init__(reference, args)  # mrjob 0.7.4's own: a new parser of its own
+        assert job.arg_parser is again.arg_parser and job.arg_parser is not reference.arg_parser
+        assert vars(job.options) == vars(reference.options)
+        assert job._runner_kwargs() == MRJob._runner_kwargs(reference)
+        assert job._non_option_kwargs()["extra_args"] == MRJob._non_option_kwargs(reference)["extra_args"]
+        with pytest.raises(ValueError, match="unrecognized arguments: --no-such-option"):
+            job_class(args=[*args, "--no-such-option"])
