@@ -25,6 +25,7 @@ import uuid
 
 import numpy as np
 
+from benchmarks import yarn_breakdown
 from mrtrain.storage.dataset import write_dataset
 from mrtrain.storage.filesystem import get_filesystem
 
@@ -39,15 +40,7 @@ ITER_SECONDS = re.compile(r"^iter\s+\d+\s.*\s(\d+(?:\.\d+)?)s$")
 
 def conf_with(jobconf, directory):
     """A copy of ``$MRJOB_CONF`` with ``jobconf`` added to the hadoop runner's (None: no change)."""
-    if not jobconf:
-        return None
-    with open(os.environ["MRJOB_CONF"], encoding="utf-8") as handle:
-        conf = json.load(handle)
-    conf["runners"]["hadoop"].setdefault("jobconf", {}).update(jobconf)
-    path = os.path.join(directory, f"mrjob-{uuid.uuid4().hex[:6]}.conf")
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(conf, handle)
-    return path
+    return yarn_breakdown.conf_with(jobconf, directory) if jobconf else None
 
 
 def train(uri, max_iter, extra, conf, allreduce_address=None):
